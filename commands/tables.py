@@ -1,0 +1,82 @@
+"""Tables the write side owns, plus the projection checkpoints (SQLAlchemy Core).
+
+The Alembic migrations in ``migrations/`` are the source of truth for DDL;
+these definitions are what the code queries with and must match them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+ledger_events = Table(
+    "ledger_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    # xid8 in the database; read as text and converted (see ledger.py).
+    Column("tx_id", BigInteger, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("stream_type", String(64), nullable=False),
+    Column("stream_id", String(200), nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("stream_id", "stream_version", name="ledger_events_stream_version_key"),
+)
+
+projection_checkpoints = Table(
+    "projection_checkpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("tx_id", BigInteger, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_applied_at", DateTime(timezone=True)),
+)
+
+catalog_products = Table(
+    "catalog_products",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("handle", String(120), nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("brand", Text),
+    Column("categories", ARRAY(Text), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+catalog_variants = Table(
+    "catalog_variants",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("product_id", UUID(as_uuid=True), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("price", Numeric(18, 4), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # 'active' or 'withdrawn': a variant removed from its product stays for history.
+    Column("status", String(16), nullable=False),
+    Column("sort_order", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

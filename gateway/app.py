@@ -1,0 +1,43 @@
+"""The HTTP application: GraphQL, health, metrics and (later) webhooks."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from gateway.bootstrap import Container
+from gateway.graphql_view import GatewaySchema, GraphQLView
+from gateway.health import healthz, readyz
+from gateway.middleware import RequestIdMiddleware
+from gateway.schema.root import Mutation, Query, Subscription, extra_types
+from gateway.settings import Settings
+
+
+def build_schema() -> GatewaySchema:
+    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, types=extra_types())
+
+
+async def metrics(_request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
+    view = GraphQLView(build_schema(), graphql_ide=None if settings.production else "graphiql")
+    return [
+        Route("/graphql", view, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+
+
+def build_app(container: Container) -> Starlette:
+    """An app over an already built container (tests, and processes that manage it themselves)."""
+    app = Starlette(routes=_routes(container.settings))
+    app.state.container = container
+    app.add_middleware(RequestIdMiddleware)
+    return app

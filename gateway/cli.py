@@ -1,0 +1,154 @@
+"""``commerce-gateway``: serve, migrate, token, project."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+from gateway.logging_setup import configure_logging
+from gateway.settings import ConfigurationError, Settings
+
+log = logging.getLogger("gateway.cli")
+
+
+class PortInUse(ConfigurationError):
+    pass
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use; pass --port to pick another"
+                ) from None
+            raise
+
+
+async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> None:
+    import uvicorn
+
+    from gateway.app import build_app
+    from gateway.bootstrap import build_container
+    from gateway.wiring import seed_demo_data, wire
+
+    _check_port(host, port)
+    container = await build_container(settings, ephemeral=ephemeral)
+    try:
+        wire(container)
+        if settings.run_projectors:
+            await container.start_projectors()
+        if not settings.production:
+            await seed_demo_data(container)
+        app = build_app(container)
+        config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        where = f"http://{host}:{port}/graphql"
+        log.info("gateway listening", extra={"url": where, "env": settings.env})
+        print(f"commerce gateway ready on {where}", file=sys.stderr, flush=True)
+        await server.serve()
+    finally:
+        await container.close()
+
+
+async def _project(settings: Settings) -> None:
+    from gateway.bootstrap import build_container
+    from gateway.wiring import wire
+
+    container = await build_container(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        wire(container)
+        await container.start_projectors()
+        log.info("projectors running", extra={"projections": [r.name for r in container.runners]})
+        await stop.wait()
+    finally:
+        await container.close()
+
+
+async def _migrate(settings: Settings) -> str | None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from commands.migrate import current_revision, migrate
+    from gateway.embedded import EmbeddedStores
+
+    embedded = None
+    if settings.database_url is None:
+        embedded, settings = await EmbeddedStores.start(
+            settings.with_overrides(redis_url="unused", elasticsearch_url="unused", mongodb_url="unused")
+        )
+    assert settings.database_url is not None
+    engine = create_async_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            await embedded.close()
+
+
+def _token(settings: Settings, subject: str, roles: list[str], ttl: int) -> str:
+    from gateway.auth import JwtAuthenticator
+
+    if settings.production:
+        raise ConfigurationError("development tokens cannot be minted in production")
+    return JwtAuthenticator(settings.jwt_secret).mint(subject, roles, ttl)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="commerce-gateway", description="Commerce GraphQL gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (embedded stores when URLs are unset)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--ephemeral", action="store_true", help="fresh temporary data directory, removed at exit"
+    )
+    sub.add_parser("migrate", help="apply database migrations")
+    token = sub.add_parser("token", help="print a development JWT")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--role", action="append", required=True, choices=["customer", "support", "admin"])
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
+    sub.add_parser("project", help="run the projector workers alone")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        if args.command == "serve":
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_serve(settings, args.host, args.port, args.ephemeral))
+        elif args.command == "migrate":
+            print(f"database at revision {asyncio.run(_migrate(settings))}")
+        elif args.command == "token":
+            print(_token(settings, args.sub, args.role, args.ttl))
+        elif args.command == "project":
+            asyncio.run(_project(settings))
+    except ConfigurationError as exc:
+        print(f"commerce-gateway: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"commerce-gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

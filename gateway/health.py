@@ -1,0 +1,67 @@
+"""Liveness and readiness: /readyz names each store and whether it answered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from commands.migrate import current_revision, head_revision
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    container = request.app.state.container
+
+    async def postgres() -> str:
+        async with container.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current, head = await current_revision(container.engine), head_revision()
+        if current != head:
+            raise RuntimeError(f"migrations not current: database at {current}, code at {head}")
+        return f"revision {current}"
+
+    async def redis() -> str:
+        await container.redis.ping()
+        return "pong"
+
+    async def search() -> str:
+        info = await container.search.info()
+        return str(info["version"]["number"])
+
+    async def mongodb() -> str:
+        await container.mongo.command("ping")
+        return "pong"
+
+    checks: dict[str, Callable[[], Awaitable[str]]] = {
+        "postgres": postgres,
+        "redis": redis,
+        "search": search,
+        "mongodb": mongodb,
+    }
+    results = await asyncio.gather(*(_run(check) for check in checks.values()))
+    body = dict(zip(checks, results, strict=True))
+    ready = all(r["ok"] for r in results)
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": body}, 200 if ready else 503
+    )
+
+
+async def _run(check: Callable[[], Awaitable[str]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        ok = True
+    except Exception as exc:
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    return {"ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}

@@ -1,0 +1,89 @@
+"""Types shared by every domain: Node, paging, money, freshness, user errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+from commands.errors import DomainError, ValidationErrors
+from gateway.schema.scalars import Position
+from queries.freshness import Freshness as FreshnessModel
+
+
+@strawberry.interface
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None = None
+    end_cursor: str | None = None
+
+
+@strawberry.type
+class Money:
+    amount: Decimal
+    currency_code: str
+
+
+@strawberry.type(description="How current the answering read model was. Computed at read time.")
+class Freshness:
+    projection: str
+    position: Position  # type: ignore[valid-type]
+    head_position: Position  # type: ignore[valid-type]
+    lag_events: int
+    lag_seconds: float
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, model: FreshnessModel) -> Freshness:
+        return cls(
+            projection=model.projection,
+            position=model.position,
+            head_position=model.head_position,
+            lag_events=model.lag_events,
+            lag_seconds=round(model.lag_seconds, 3),
+            updated_at=model.updated_at,
+        )
+
+
+@strawberry.enum
+class UserErrorCode(Enum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    CART_EMPTY = "CART_EMPTY"
+    CART_NOT_ACTIVE = "CART_NOT_ACTIVE"
+    PRICE_CHANGED = "PRICE_CHANGED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_KEY_IN_PROGRESS = "IDEMPOTENCY_KEY_IN_PROGRESS"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
+    FORBIDDEN = "FORBIDDEN"
+
+
+@strawberry.type
+class UserError:
+    field: list[str] | None
+    message: str
+    code: UserErrorCode
+
+    @classmethod
+    def from_domain(cls, error: DomainError, prefix: list[str] | None = None) -> list[UserError]:
+        """One entry per field error; ``prefix`` roots field paths at the argument name."""
+        errors = error.errors if isinstance(error, ValidationErrors) else [error]
+        return [
+            cls(
+                field=None if e.field is None else [*(prefix or []), *e.field],
+                message=e.message,
+                code=UserErrorCode(e.code),
+            )
+            for e in errors
+        ]

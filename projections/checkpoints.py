@@ -1,0 +1,113 @@
+"""Checkpoint rows: where each projector is in the gap-safe ledger order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.ledger import Checkpoint
+
+CHECKPOINT_CHANNEL = "projection_checkpoint"
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    name: str
+    checkpoint: Checkpoint
+    state: str
+    last_error: str | None
+    failures: int
+    updated_at: datetime
+    last_applied_at: datetime | None
+
+
+_SELECT = (
+    "SELECT name, tx_id, position, state, last_error, failures, updated_at, last_applied_at "
+    "FROM projection_checkpoints"
+)
+
+
+def _row(r: Row[Any]) -> CheckpointRow:
+    return CheckpointRow(
+        name=r.name,
+        checkpoint=Checkpoint(r.tx_id, r.position),
+        state=r.state,
+        last_error=r.last_error,
+        failures=r.failures,
+        updated_at=r.updated_at,
+        last_applied_at=r.last_applied_at,
+    )
+
+
+async def ensure(conn: AsyncConnection, name: str) -> CheckpointRow:
+    await conn.execute(
+        text("INSERT INTO projection_checkpoints (name) VALUES (:n) ON CONFLICT (name) DO NOTHING"),
+        {"n": name},
+    )
+    row = await load(conn, name)
+    assert row is not None
+    return row
+
+
+async def load(conn: AsyncConnection, name: str) -> CheckpointRow | None:
+    result = await conn.execute(text(f"{_SELECT} WHERE name = :n"), {"n": name})
+    r = result.first()
+    return None if r is None else _row(r)
+
+
+async def load_all(conn: AsyncConnection) -> list[CheckpointRow]:
+    result = await conn.execute(text(f"{_SELECT} ORDER BY name"))
+    return [_row(r) for r in result]
+
+
+async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint) -> None:
+    """Move the checkpoint (inside the batch's transaction) and announce it at commit."""
+    await conn.execute(
+        text(
+            "UPDATE projection_checkpoints SET tx_id = :tx, position = :pos, state = 'RUNNING', "
+            "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() WHERE name = :n"
+        ),
+        {"n": name, "tx": checkpoint.tx_id, "pos": checkpoint.position},
+    )
+    await conn.execute(
+        text("SELECT pg_notify(:ch, :payload)"),
+        {"ch": CHECKPOINT_CHANNEL, "payload": f"{name}:{checkpoint.tx_id}:{checkpoint.position}"},
+    )
+
+
+async def record_failure(conn: AsyncConnection, name: str, error: str, failed_after: int) -> int:
+    """Count a failed batch; the state turns FAILED once failures reach ``failed_after``."""
+    result = await conn.execute(
+        text(
+            "UPDATE projection_checkpoints SET failures = failures + 1, last_error = :err, "
+            "state = CASE WHEN failures + 1 >= :limit THEN 'FAILED' ELSE state END, updated_at = now() "
+            "WHERE name = :n RETURNING failures"
+        ),
+        {"n": name, "err": error[:4000], "limit": failed_after},
+    )
+    return int(result.scalar_one())
+
+
+async def reset(conn: AsyncConnection, name: str) -> None:
+    """Start over from the beginning of the ledger (used when a read model is rebuilt)."""
+    await conn.execute(
+        text(
+            "INSERT INTO projection_checkpoints (name) VALUES (:n) ON CONFLICT (name) DO UPDATE SET "
+            "tx_id = 0, position = 0, state = 'RUNNING', last_error = NULL, failures = 0, "
+            "updated_at = now(), last_applied_at = NULL"
+        ),
+        {"n": name},
+    )
+
+
+def parse_announcement(payload: str) -> tuple[str, Checkpoint] | None:
+    try:
+        name, tx_id, position = payload.rsplit(":", 2)
+        return name, Checkpoint(int(tx_id), int(position))
+    except ValueError:
+        return None

@@ -1,0 +1,174 @@
+"""Freshness of a read model, and read-your-writes waits.
+
+A read model "covers" position P when the projector's checkpoint has passed
+the event at P in the gap-safe (tx_id, position) order. Waiting is driven by
+checkpoint announcements (CheckpointWatcher.observe), never by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# (tx_id, position): ordered the way projectors read the ledger.
+TxPosition = tuple[int, int]
+
+DEFAULT_WAIT_SECONDS = 2.0
+MAX_WAIT_SECONDS = 10.0
+# Pending events scanned to find the covered position; beyond this the lag is
+# reported from the scanned part only, which keeps reads cheap during rebuilds.
+PENDING_SCAN_LIMIT = 10_000
+
+
+class StaleRead(Exception):
+    """The read model did not reach the requested position within the wait bound."""
+
+    code = "STALE_READ"
+
+    def __init__(self, message: str, projection: str, position: int) -> None:
+        super().__init__(message)
+        self.projection = projection
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Freshness:
+    projection: str
+    position: int
+    head_position: int
+    lag_events: int
+    lag_seconds: float
+    updated_at: datetime | None
+
+
+class CheckpointWatcher:
+    """Latest announced checkpoint per projection; wakes whoever waits on it."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, TxPosition] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    def observe(self, projection: str, checkpoint: TxPosition) -> None:
+        if checkpoint > self._latest.get(projection, (0, 0)):
+            self._latest[projection] = checkpoint
+            self._notify(projection)
+
+    def reset(self, projection: str) -> None:
+        """Forget what was announced (a rebuild moved the checkpoint backwards)."""
+        self._latest.pop(projection, None)
+        self._notify(projection)
+
+    def _notify(self, projection: str) -> None:
+        event = self._changed.pop(projection, None)
+        if event is not None:
+            event.set()
+
+    def latest(self, projection: str) -> TxPosition:
+        return self._latest.get(projection, (0, 0))
+
+    def changed(self, projection: str) -> asyncio.Event:
+        return self._changed.setdefault(projection, asyncio.Event())
+
+
+_FRESHNESS_SQL = text(
+    """
+    WITH ck AS (
+        SELECT tx_id, position, last_applied_at FROM projection_checkpoints WHERE name = :name
+    ), pending AS (
+        SELECT e.position, e.recorded_at
+        FROM ledger_events e
+        WHERE (e.tx_id, e.position) > (
+            SELECT (CAST(CAST(coalesce(max(ck.tx_id), 0) AS text) AS xid8), coalesce(max(ck.position), 0))
+            FROM ck)
+        ORDER BY e.tx_id, e.position
+        LIMIT :scan
+    )
+    SELECT (SELECT coalesce(max(position), 0) FROM ledger_events) AS head,
+           (SELECT min(position) FROM pending) AS first_pending,
+           (SELECT min(recorded_at) FROM pending) AS oldest_pending,
+           (SELECT last_applied_at FROM ck) AS last_applied_at,
+           clock_timestamp() AS now
+    """
+)
+
+
+class FreshnessService:
+    def __init__(self, engine: AsyncEngine, watcher: CheckpointWatcher) -> None:
+        self._engine = engine
+        self._watcher = watcher
+
+    async def freshness(self, projection: str) -> Freshness:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_FRESHNESS_SQL, {"name": projection, "scan": PENDING_SCAN_LIMIT})).one()
+        head = int(row.head)
+        covered = head if row.first_pending is None else int(row.first_pending) - 1
+        lag_seconds = 0.0
+        if row.oldest_pending is not None:
+            lag_seconds = max(0.0, (row.now - row.oldest_pending).total_seconds())
+        return Freshness(
+            projection=projection,
+            position=covered,
+            head_position=head,
+            lag_events=max(0, head - covered),
+            lag_seconds=lag_seconds,
+            updated_at=row.last_applied_at,
+        )
+
+    async def wait_for(self, projection: str, position: int, timeout: float | None = None) -> None:
+        """Return once ``projection`` has applied the event at ``position``; else StaleRead."""
+        bound = DEFAULT_WAIT_SECONDS if timeout is None else min(max(timeout, 0.0), MAX_WAIT_SECONDS)
+        deadline = time.monotonic() + bound
+        target: TxPosition | None = None
+        first_pass = True
+        while True:
+            # Subscribe before checking, so an announcement in between is not lost.
+            changed = self._watcher.changed(projection)
+            if target is None:
+                target = await self._target(position)
+            if target is not None:
+                current = self._watcher.latest(projection)
+                if current < target and first_pass:
+                    current = max(current, await self._stored(projection))
+                if current >= target:
+                    return
+            first_pass = False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._stale(projection, position, target is None)
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                raise self._stale(projection, position, target is None) from None
+
+    async def _target(self, position: int) -> TxPosition | None:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT tx_id::text::bigint FROM ledger_events WHERE position = :p"), {"p": position}
+            )
+            tx_id = result.scalar_one_or_none()
+        return None if tx_id is None else (int(tx_id), position)
+
+    async def _stored(self, projection: str) -> TxPosition:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT tx_id, position FROM projection_checkpoints WHERE name = :n"), {"n": projection}
+            )
+            row = result.first()
+        if row is None:
+            return (0, 0)
+        stored = (int(row.tx_id), int(row.position))
+        self._watcher.observe(projection, stored)
+        return stored
+
+    @staticmethod
+    def _stale(projection: str, position: int, unknown: bool) -> StaleRead:
+        if unknown:
+            message = f"position {position} is not in the ledger (ahead of the head)"
+        else:
+            message = f"the {projection} read model has not reached position {position} yet"
+        return StaleRead(message, projection, position)
