@@ -1,21 +1,26 @@
-"""Registers each domain's command handlers and projections on a container.
+"""Registers each domain's command handlers, projections and services on a container.
 
-Both process roots (``serve`` and ``project``) and the tests call this, so
+Both process roots (``serve`` and ``project``) and the tests call ``wire``, so
 they all run the same handlers and read models.
 """
 
 from __future__ import annotations
 
 from gateway.bootstrap import Container
+from gateway.wiring_carts import wire_carts
+from gateway.wiring_catalog import wire_catalog
+from gateway.wiring_orders import wire_orders
 from projections.runner import RunnerConfig
 
 
 def wire(container: Container, runner_config: RunnerConfig | None = None) -> None:
-    """Register every domain. Each domain adds itself here as it is built."""
-    del runner_config  # used once the first read model is registered
+    wire_catalog(container, runner_config)
+    wire_carts(container, runner_config)
+    wire_orders(container, runner_config)
 
 
 async def seed_demo_data(container: Container) -> bool:
-    """Load the demo catalog on first start; False when there is nothing to seed yet."""
-    del container
-    return False
+    """Load the demo catalog on first start; False when there is nothing to seed (yet)."""
+    from gateway import seed
+
+    return await seed.seed_if_empty(container)
