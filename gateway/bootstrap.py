@@ -30,6 +30,7 @@ from gateway.notifications import RECONNECTED, NotificationHub
 from gateway.settings import Settings
 from projections import checkpoints
 from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
+from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 from queries.freshness import CheckpointWatcher, FreshnessService
 
@@ -50,6 +51,7 @@ class Container:
     freshness: FreshnessService
     authenticator: JwtAuthenticator
     hub: NotificationHub
+    rebuilder: Rebuilder
     embedded: EmbeddedStores | None = None
     runners: list[ProjectionRunner] = field(default_factory=list)
     # Read models whose store lost everything at restart (in-memory stand-ins).
@@ -108,6 +110,9 @@ class Container:
             runner.start()
 
     async def stop_projectors(self) -> None:
+        for task in list(self.rebuilder.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True)
         await asyncio.gather(*(runner.stop() for runner in self.runners))
 
     async def close(self) -> None:
@@ -167,6 +172,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         freshness=FreshnessService(engine, watcher),
         authenticator=JwtAuthenticator(settings.jwt_secret),
         hub=NotificationHub(settings.database_url),
+        rebuilder=Rebuilder(engine),
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
     )

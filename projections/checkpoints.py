@@ -69,7 +69,9 @@ async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint) -> N
     """Move the checkpoint (inside the batch's transaction) and announce it at commit."""
     await conn.execute(
         text(
-            "UPDATE projection_checkpoints SET tx_id = :tx, position = :pos, state = 'RUNNING', "
+            # A REBUILDING model keeps serving and advancing; the rebuild ends that state.
+            "UPDATE projection_checkpoints SET tx_id = :tx, position = :pos, "
+            "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
             "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() WHERE name = :n"
         ),
         {"n": name, "tx": checkpoint.tx_id, "pos": checkpoint.position},

@@ -71,6 +71,10 @@ class ProjectionRunner:
     def name(self) -> str:
         return self.projection.name
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         self._wake.set()
 
