@@ -33,6 +33,7 @@ from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 from queries.freshness import CheckpointWatcher, FreshnessService
+from queries.projection_status import ProjectionStatusService
 
 log = logging.getLogger(__name__)
 ServiceT = TypeVar("ServiceT")
@@ -176,6 +177,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
     )
+    container.provide(ProjectionStatusService(engine, container.freshness))
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
     await container.hub.start()

@@ -48,8 +48,10 @@ async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> N
         wire(container)
         if settings.run_projectors:
             await container.start_projectors()
-        if not settings.production:
-            await seed_demo_data(container)
+        if settings.seed_demo:
+            # In the background: the gateway answers (with honest freshness) while the catalog loads.
+            seeding = asyncio.create_task(seed_demo_data(container), name="seed-demo")
+            seeding.add_done_callback(_report_seeding)
         app = build_app(container)
         config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None, access_log=False)
         server = uvicorn.Server(config)
@@ -59,6 +61,16 @@ async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> N
         await server.serve()
     finally:
         await container.close()
+
+
+def _report_seeding(task: asyncio.Task[bool]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("demo data seeding failed", exc_info=error)
+    elif task.result():
+        log.info("demo data seeded")
 
 
 async def _project(settings: Settings) -> None:

@@ -38,6 +38,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     read_wait_seconds: float = 2.0
     run_projectors: bool = True
+    seed_demo: bool = True
     migrate_on_start: bool = True
     log_level: str = "INFO"
 
@@ -91,6 +92,7 @@ class Settings:
             data_dir=Path(env.get("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=float(env.get("READ_WAIT_SECONDS", "2.0")),
             run_projectors=env.get("RUN_PROJECTORS", "1") not in {"0", "false", "no"},
+            seed_demo=mode == "development" and env.get("SEED_DEMO_DATA", "1") not in {"0", "false", "no"},
             migrate_on_start=env.get("MIGRATE_ON_START", "1" if mode == "development" else "0")
             not in {"0", "false", "no"},
             log_level=env.get("LOG_LEVEL", "INFO").upper(),

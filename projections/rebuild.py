@@ -118,9 +118,8 @@ class Rebuilder:
                 await checkpoints.reset(conn, copy.name)
                 await _set_state(conn, runner.name, "REBUILDING")
                 progress.head_position = await ledger.head_position(conn)
-            await copy.setup()
             while True:
-                progressed, _held_back = await copy_runner.step()
+                progressed, _held_back = await copy_runner.catch_up_once()
                 progress.copy_position = copy_runner.checkpoint.position
                 if not progressed:
                     break

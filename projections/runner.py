@@ -66,6 +66,7 @@ class ProjectionRunner:
         self._task: asyncio.Task[None] | None = None
         self.checkpoint = Checkpoint()
         self.consecutive_failures = 0
+        self._prepared = False
 
     @property
     def name(self) -> str:
@@ -99,10 +100,14 @@ class ProjectionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def run(self) -> None:
+    async def _prepare(self) -> None:
         await self.projection.setup()
         async with self._engine.begin() as conn:
             self.checkpoint = (await checkpoints.ensure(conn, self.name)).checkpoint
+        self._prepared = True
+
+    async def run(self) -> None:
+        await self._prepare()
         while not self._stopping:
             try:
                 progressed, held_back = await self.step()
@@ -134,11 +139,14 @@ class ProjectionRunner:
 
     async def catch_up_once(self) -> tuple[bool, bool]:
         """One step, for callers that drive the projector by hand (tests, rebuilds)."""
+        if not self._prepared:
+            await self._prepare()
         return await self.step()
 
     async def catch_up(self) -> int:
         """Apply batches until nothing is left below the horizon; returns batches applied."""
-        await self.projection.setup()
+        if not self._prepared:
+            await self._prepare()
         applied = 0
         while True:
             progressed, held_back = await self.step()

@@ -79,12 +79,14 @@ _FRESHNESS_SQL = text(
     """
     WITH ck AS (
         SELECT tx_id, position, last_applied_at FROM projection_checkpoints WHERE name = :name
+    ), start AS (
+        SELECT CAST(CAST(coalesce(max(tx_id), 0) AS text) AS xid8) AS tx_id,
+               coalesce(max(position), 0) AS position
+        FROM ck
     ), pending AS (
         SELECT e.position, e.recorded_at
-        FROM ledger_events e
-        WHERE (e.tx_id, e.position) > (
-            SELECT (CAST(CAST(coalesce(max(ck.tx_id), 0) AS text) AS xid8), coalesce(max(ck.position), 0))
-            FROM ck)
+        FROM ledger_events e, start
+        WHERE (e.tx_id, e.position) > (start.tx_id, start.position)
         ORDER BY e.tx_id, e.position
         LIMIT :scan
     )

@@ -12,6 +12,7 @@ from gateway.context import Info
 from gateway.errors import not_implemented
 from gateway.schema.common import Freshness, PageInfo, UserError
 from gateway.schema.scalars import Position
+from queries.projection_status import ProjectionStatusService, ProjectionStatusView
 
 
 @strawberry.enum
@@ -66,6 +67,20 @@ class ProjectionStatus:
     state: ProjectionState
     freshness: Freshness
     last_error: str | None
+    rebuild_progress: float | None = strawberry.field(
+        default=None, description="Share of the ledger a running rebuild has replayed (0..1)."
+    )
+
+    @classmethod
+    def of(cls, view: ProjectionStatusView) -> ProjectionStatus:
+        return cls(
+            name=view.name,
+            store=view.store,
+            state=ProjectionState(view.state),
+            freshness=Freshness.of(view.freshness),
+            last_error=view.last_error,
+            rebuild_progress=view.rebuild_progress,
+        )
 
 
 @strawberry.type
@@ -86,7 +101,16 @@ async def resolve_customer_timeline(
 
 
 async def resolve_projections(info: Info) -> list[ProjectionStatus]:
-    raise not_implemented("projections")
+    info.context.principal.require("support", "admin")
+    container = info.context.container
+    service = container.get(ProjectionStatusService)
+    statuses = []
+    for runner in container.runners:
+        progress = container.rebuilder.progress(runner.name)
+        fraction = progress.fraction if progress is not None and not progress.done else None
+        view = await service.status(runner.name, runner.projection.store, fraction)
+        statuses.append(ProjectionStatus.of(view))
+    return statuses
 
 
 async def resolve_projection_rebuild(info: Info, name: str) -> ProjectionRebuildPayload:

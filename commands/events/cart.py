@@ -1,0 +1,102 @@
+"""Cart events (stream ``cart-<cart id>``). One event per accepted cart command,
+so a cart's version is its stream version.
+
+Each event carries everything the read model needs (SKU, resulting quantity,
+captured unit price), so projections fold carts without the catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
+
+from commands.events.base import Event
+
+
+@dataclass(frozen=True)
+class CartLineSnapshot:
+    """A line as it stands after the event: ``quantity`` is the resulting total."""
+
+    line_id: str
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class CartCreated(Event):
+    stream_type: ClassVar[str] = "cart"
+    cart_id: str
+    currency_code: str
+    customer_id: str | None = None
+    lines: tuple[CartLineSnapshot, ...] = ()
+
+
+@dataclass(frozen=True)
+class CartLinesAdded(Event):
+    """New lines, or more of a SKU already in the cart (same line id, higher quantity)."""
+
+    stream_type: ClassVar[str] = "cart"
+    lines: tuple[CartLineSnapshot, ...]
+
+
+@dataclass(frozen=True)
+class CartLineQuantitiesChanged(Event):
+    """Quantities set by the buyer; a quantity of 0 removed the line (listed in ``removed_line_ids``)."""
+
+    stream_type: ClassVar[str] = "cart"
+    lines: tuple[CartLineSnapshot, ...]
+    removed_line_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CartLinesRemoved(Event):
+    stream_type: ClassVar[str] = "cart"
+    line_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CartCustomerAttached(Event):
+    stream_type: ClassVar[str] = "cart"
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class CartMerged(Event):
+    """This (guest) cart was merged into ``into_cart_id`` and now belongs to ``customer_id``."""
+
+    stream_type: ClassVar[str] = "cart"
+    into_cart_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class CartLinesMergedIn(Event):
+    """The surviving cart took over the lines of ``from_cart_id``.
+
+    ``dropped_skus`` did not fit (line limit) and were left behind in the merged cart.
+    """
+
+    stream_type: ClassVar[str] = "cart"
+    from_cart_id: str
+    lines: tuple[CartLineSnapshot, ...]
+    dropped_skus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CartCheckedOut(Event):
+    stream_type: ClassVar[str] = "cart"
+    order_id: str
+
+
+CART_EVENTS: tuple[type[Event], ...] = (
+    CartCreated,
+    CartLinesAdded,
+    CartLineQuantitiesChanged,
+    CartLinesRemoved,
+    CartCustomerAttached,
+    CartMerged,
+    CartLinesMergedIn,
+    CartCheckedOut,
+)

@@ -1,0 +1,129 @@
+"""The real CLI: a gateway process on embedded stores from a clean directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
+    env.update(
+        COMMERCE_DATA_DIR=str(data_dir), COMMERCE_ENV="development", LOG_LEVEL="WARNING", SEED_DEMO_DATA="0"
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    data_dir = tmp_path_factory.mktemp("clean") / "data"
+    port = _free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise AssertionError("gateway did not become ready")
+        yield base, data_dir
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serves_graphql_with_embedded_stores_from_a_clean_directory(served: tuple[str, Path]) -> None:
+    base, data_dir = served
+    ready = httpx.get(f"{base}/readyz").json()
+    assert {name for name, check in ready["checks"].items() if check["ok"]} == {
+        "postgres",
+        "redis",
+        "search",
+        "mongodb",
+    }
+    assert (data_dir / "pg").is_dir(), "embedded PostgreSQL keeps its data in COMMERCE_DATA_DIR"
+    answer = httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}).json()
+    assert answer == {"data": {"__typename": "Query"}}
+    graphiql = httpx.get(f"{base}/graphql", headers={"accept": "text/html"})
+    assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+
+
+def test_second_gateway_on_the_same_data_directory_fails_clearly(served: tuple[str, Path]) -> None:
+    _, data_dir = served
+    result = subprocess.run(
+        [*CLI, "serve", "--port", str(_free_port())],
+        env=_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "already in use by another gateway" in result.stderr
+
+
+def test_port_in_use_fails_clearly(served: tuple[str, Path], tmp_path: Path) -> None:
+    base, _ = served
+    port = base.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [*CLI, "serve", "--port", port],
+        env=_env(tmp_path / "other"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "already in use" in result.stderr
+
+
+def test_token_command_mints_a_verifiable_development_token(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "token", "--sub", "cust-9", "--role", "customer", "--ttl", "120"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
+    assert claims["sub"] == "cust-9" and claims["roles"] == ["customer"]
+    assert 100 <= claims["exp"] - claims["iat"] <= 120
+
+
+def test_token_command_is_refused_in_production(tmp_path: Path) -> None:
+    env = _env(tmp_path) | {
+        "COMMERCE_ENV": "production",
+        "AUTH_JWT_SECRET": "x" * 40,
+        "PAYMENT_WEBHOOK_SECRET": "w",
+    }
+    result = subprocess.run(
+        [*CLI, "token", "--sub", "a", "--role", "admin"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "production" in result.stderr

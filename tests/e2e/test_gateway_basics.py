@@ -1,0 +1,159 @@
+"""The HTTP app: readiness, GraphQL over HTTP basics, auth and error masking."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import jwt
+import pytest
+
+from gateway.app import build_app
+from gateway.auth import JwtAuthenticator
+from gateway.bootstrap import Container
+from queries.projection_status import ProjectionStatusService
+from tests.conftest import FAST_RUNNERS
+from tests.helpers import error_codes, gql
+from tests.integration.projection_fixtures import AppliedLog
+
+PROJECTIONS = "{ projections { name store state lastError freshness { projection lagEvents } } }"
+
+
+@pytest.fixture
+def with_log_projection(container: Container) -> Container:
+    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
+    return container
+
+
+async def test_readyz_names_every_store(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"postgres", "redis", "search", "mongodb"}
+    assert all(check["ok"] for check in body["checks"].values())
+    assert body["checks"]["postgres"]["detail"].startswith("revision ")
+
+
+async def test_readyz_reports_a_store_that_does_not_answer(running: Container) -> None:
+    running.mongo_client.set_available(False)
+    transport = httpx.ASGITransport(app=build_app(running))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        response = await http.get("/readyz")
+    running.mongo_client.set_available(True)
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["mongodb"]["ok"] is False
+    assert body["checks"]["postgres"]["ok"] is True
+
+
+async def test_healthz(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+async def test_get_never_runs_a_mutation(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql",
+        params={"query": 'mutation { projectionRebuild(name: "search") { userErrors { message } } }'},
+        headers={"accept": "application/json"},
+    )
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+
+
+async def test_get_runs_a_query(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json()["data"] == {"__typename": "Query"}
+
+
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    given = await client.get("/healthz", headers={"x-request-id": "req-abc-123"})
+    assert given.headers["x-request-id"] == "req-abc-123"
+    generated = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert generated.headers["x-request-id"] not in {"", "bad id with spaces"}
+
+
+async def test_anonymous_caller_is_unauthenticated_for_staff_fields(
+    with_log_projection: Container, client: httpx.AsyncClient
+) -> None:
+    body = await gql(client, PROJECTIONS)
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_valid_support_token_reads_projection_status(
+    with_log_projection: Container, client: httpx.AsyncClient, tokens: JwtAuthenticator
+) -> None:
+    body = await gql(client, PROJECTIONS, token=tokens.mint("agent-7", ["support"]))
+    assert "errors" not in body, body
+    (status,) = body["data"]["projections"]
+    assert status["name"] == "applied_log" and status["store"] == "postgres"
+    assert status["freshness"]["projection"] == "applied_log"
+
+
+async def test_wrong_role_is_forbidden(
+    with_log_projection: Container, client: httpx.AsyncClient, tokens: JwtAuthenticator
+) -> None:
+    body = await gql(client, PROJECTIONS, token=tokens.mint("cust-1", ["customer"]))
+    assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def test_expired_token_is_rejected(client: httpx.AsyncClient, container: Container) -> None:
+    expired = jwt.encode(
+        {"sub": "agent-7", "roles": ["support"], "exp": int(time.time()) - 60},
+        container.settings.jwt_secret,
+        algorithm="HS256",
+    )
+    body = await gql(client, PROJECTIONS, token=expired)
+    assert body["_status"] == 401
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert "expired" in body["errors"][0]["message"]
+
+
+async def test_token_signed_with_another_secret_is_rejected(client: httpx.AsyncClient) -> None:
+    forged = JwtAuthenticator("some-other-secret-that-is-long-enough-123").mint("agent-7", ["admin"])
+    body = await gql(client, PROJECTIONS, token=forged)
+    assert body["_status"] == 401
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_token_with_unknown_role_is_rejected(client: httpx.AsyncClient, container: Container) -> None:
+    token = jwt.encode(
+        {"sub": "x", "roles": ["superuser"], "exp": int(time.time()) + 60},
+        container.settings.jwt_secret,
+        algorithm="HS256",
+    )
+    body = await gql(client, PROJECTIONS, token=token)
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
+    with_log_projection: Container,
+    client: httpx.AsyncClient,
+    tokens: JwtAuthenticator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("connection to 10.0.0.5 refused; password=hunter2")
+
+    # Fault injection at the store boundary: the gateway must not leak the details.
+    monkeypatch.setattr(ProjectionStatusService, "status", broken)
+    with caplog.at_level(logging.ERROR, logger="gateway.errors"):
+        body = await gql(
+            client,
+            PROJECTIONS,
+            token=tokens.mint("agent-7", ["support"]),
+            headers={"x-request-id": "req-mask-1"},
+        )
+    (error,) = body["errors"]
+    assert error["message"] == "Internal server error"
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-mask-1"}
+    assert "hunter2" not in str(body)
+    (record,) = [r for r in caplog.records if r.name == "gateway.errors"]
+    assert record.request_id == "req-mask-1"  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "hunter2" in str(record.exc_info[1])

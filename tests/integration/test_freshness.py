@@ -1,0 +1,80 @@
+"""Freshness reporting and read-your-writes waits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap import Container
+from projections.runner import ProjectionRunner
+from queries.freshness import StaleRead
+from tests.conftest import FAST_RUNNERS
+from tests.integration.projection_fixtures import AmountRecorded, AppliedLog
+
+META = MessageMetadata(actor="test")
+
+
+async def _append(container: Container, amount: int) -> int:
+    async with UnitOfWork(container.engine, META) as uow:
+        (event,) = await uow.append("test", f"acct-{amount % 3}", [AmountRecorded(amount)])
+        await uow.commit()
+    return event.position
+
+
+async def test_wait_for_returns_when_the_projector_passes_the_position(container: Container) -> None:
+    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
+    runner = container.runner("applied_log")
+    await runner.projection.setup()
+    position = await _append(container, 1)
+    waiter = asyncio.create_task(container.freshness.wait_for("applied_log", position, timeout=10))
+    await asyncio.sleep(0.2)
+    assert not waiter.done(), "nothing has applied the event yet"
+    await runner.catch_up()  # announces the new checkpoint to the watcher
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_wait_for_is_woken_by_checkpoint_notifications_from_another_process(
+    container: Container,
+) -> None:
+    # No on_advance callback: only the NOTIFY from the checkpoint's commit can wake the waiter.
+    runner = ProjectionRunner(AppliedLog(container.engine), container.engine, FAST_RUNNERS)
+    await runner.projection.setup()
+    position = await _append(container, 2)
+    waiter = asyncio.create_task(container.freshness.wait_for("applied_log", position, timeout=10))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    await runner.catch_up()
+    await asyncio.wait_for(waiter, 2)
+
+
+async def test_wait_for_times_out_with_stale_read(container: Container) -> None:
+    position = await _append(container, 3)
+    with pytest.raises(StaleRead, match="has not reached position") as caught:
+        await container.freshness.wait_for("applied_log", position, timeout=0.2)
+    assert caught.value.position == position and caught.value.projection == "applied_log"
+
+
+async def test_wait_for_a_position_ahead_of_the_head_is_stale(container: Container) -> None:
+    position = await _append(container, 4)
+    with pytest.raises(StaleRead, match="ahead of the head"):
+        await container.freshness.wait_for("applied_log", position + 1000, timeout=0.2)
+
+
+async def test_freshness_reports_lag_until_applied(container: Container) -> None:
+    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
+    runner = container.runner("applied_log")
+    await runner.catch_up()
+    positions = [await _append(container, n) for n in range(5)]
+    await asyncio.sleep(0.05)
+    behind = await container.freshness.freshness("applied_log")
+    assert behind.head_position == positions[-1]
+    assert behind.position < positions[0]
+    assert behind.lag_events == behind.head_position - behind.position >= 5
+    assert behind.lag_seconds > 0
+    await runner.catch_up()
+    caught_up = await container.freshness.freshness("applied_log")
+    assert caught_up.position == caught_up.head_position == positions[-1]
+    assert caught_up.lag_events == 0 and caught_up.lag_seconds == 0
+    assert caught_up.updated_at is not None

@@ -1,0 +1,148 @@
+"""Projector crashes, failures and restarts: no event lost, none applied twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.ledger import RecordedEvent
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap import Container
+from projections import checkpoints
+from projections.runner import ProjectionRunner, RunnerConfig
+from tests.conftest import FAST_RUNNERS
+from tests.integration.projection_fixtures import AmountRecorded, AppliedLog, RedisDocs
+
+META = MessageMetadata(actor="test")
+
+
+async def _append_many(container: Container, streams: int, per_stream: int) -> list[int]:
+    positions: list[int] = []
+    for k in range(per_stream):
+        for s in range(streams):
+            async with UnitOfWork(container.engine, META) as uow:
+                recorded = await uow.append("test", f"acct-{s}", [AmountRecorded(s * 100 + k)])
+                await uow.commit()
+            positions.extend(e.position for e in recorded)
+    return positions
+
+
+async def _applied_positions(container: Container) -> list[int]:
+    async with container.engine.connect() as conn:
+        return [r.position for r in await conn.execute(text("SELECT position FROM test_applied ORDER BY 1"))]
+
+
+async def test_killed_mid_batch_then_restarted_applies_each_event_once(container: Container) -> None:
+    positions = await _append_many(container, streams=6, per_stream=5)
+    docs = RedisDocs(container.redis, container.settings.redis_prefix)
+    docs.pause_after_streams = 3  # half the documents are written, then the batch blocks
+    runner = ProjectionRunner(docs, container.engine, FAST_RUNNERS)
+    task = runner.start()
+    await asyncio.wait_for(docs.paused.wait(), 10)
+    task.cancel()  # the process dies: Redis has half the batch, the checkpoint has none of it
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    async with container.engine.connect() as conn:
+        row = await checkpoints.load(conn, "redis_docs")
+    assert row is not None and row.checkpoint.position == 0
+    assert sum([len(await docs.folded(f"acct-{s}")) for s in range(6)]) == 3 * 5
+
+    restarted = RedisDocs(container.redis, container.settings.redis_prefix)
+    await ProjectionRunner(restarted, container.engine, FAST_RUNNERS).catch_up()
+    for s in range(6):
+        assert await restarted.folded(f"acct-{s}") == [s * 100 + k for k in range(5)]
+    async with container.engine.connect() as conn:
+        row = await checkpoints.load(conn, "redis_docs")
+    assert row is not None and row.checkpoint.position == max(positions)
+
+
+async def test_postgres_projection_killed_mid_batch_rolls_back_with_its_checkpoint(
+    container: Container,
+) -> None:
+    await _append_many(container, streams=4, per_stream=5)
+
+    class SlowLog(AppliedLog):
+        def __init__(self, *args: object) -> None:
+            super().__init__(container.engine)
+            self.halfway = asyncio.Event()
+
+        async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+            await super().apply(events[: len(events) // 2], conn)
+            self.halfway.set()
+            await asyncio.sleep(3600)
+
+    slow = SlowLog()
+    runner = ProjectionRunner(slow, container.engine, FAST_RUNNERS)
+    task = runner.start()
+    await asyncio.wait_for(slow.halfway.wait(), 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await _applied_positions(container) == []
+
+    await ProjectionRunner(AppliedLog(container.engine), container.engine, FAST_RUNNERS).catch_up()
+    async with container.engine.connect() as conn:
+        in_ledger = [
+            r.position for r in await conn.execute(text("SELECT position FROM ledger_events ORDER BY 1"))
+        ]
+    assert await _applied_positions(container) == in_ledger
+
+
+async def test_failing_projector_records_the_error_backs_off_and_recovers(container: Container) -> None:
+    await _append_many(container, streams=2, per_stream=3)
+    attempts: list[float] = []
+    allow = asyncio.Event()
+
+    class Flaky(AppliedLog):
+        async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+            attempts.append(asyncio.get_running_loop().time())
+            if not allow.is_set():
+                raise RuntimeError("search cluster unreachable")
+            await super().apply(events, conn)
+
+    config = RunnerConfig(
+        batch_size=100, poll_interval=0.5, backoff_initial=0.05, backoff_max=1, failed_after=3
+    )
+    runner = ProjectionRunner(Flaky(container.engine), container.engine, config)
+    runner.start()
+    try:
+        for _ in range(200):
+            async with container.engine.connect() as conn:
+                row = await checkpoints.load(conn, "applied_log")
+            if row is not None and row.state == "FAILED":
+                break
+            await asyncio.sleep(0.05)
+        assert row is not None and row.state == "FAILED"
+        assert row.last_error == "RuntimeError: search cluster unreachable"
+        assert row.failures >= 3 and row.checkpoint.position == 0
+        gaps = [b - a for a, b in itertools.pairwise(attempts)]
+        assert gaps[1] > gaps[0], "retries must back off, not spin"
+        allow.set()
+        await runner.catch_up()
+    finally:
+        await runner.stop()
+    async with container.engine.connect() as conn:
+        row = await checkpoints.load(conn, "applied_log")
+        total = (await conn.execute(text("SELECT count(*) FROM ledger_events"))).scalar_one()
+    assert row is not None and row.state == "RUNNING" and row.last_error is None and row.failures == 0
+    assert len(await _applied_positions(container)) == total
+
+
+async def test_stop_is_clean_and_restart_resumes_from_the_checkpoint(container: Container) -> None:
+    first = await _append_many(container, streams=2, per_stream=2)
+    runner = ProjectionRunner(AppliedLog(container.engine), container.engine, FAST_RUNNERS)
+    runner.start()
+    await container.freshness.wait_for("applied_log", max(first), timeout=5)
+    await runner.stop()
+    assert not runner.running
+    second = await _append_many(container, streams=2, per_stream=2)
+    assert await _applied_positions(container) == first
+    runner.start()
+    await container.freshness.wait_for("applied_log", max(second), timeout=5)
+    await runner.stop()
+    assert await _applied_positions(container) == first + second

@@ -1,0 +1,25 @@
+"""schema.graphql is the printed schema, and it keeps the public contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graphql import build_schema
+from graphql.utilities import find_breaking_changes
+
+from gateway.print_schema import schema_sdl
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
+
+
+def test_schema_file_matches_the_code() -> None:
+    assert (ROOT / "schema.graphql").read_text() == schema_sdl(), (
+        "run `make schema` and commit schema.graphql"
+    )
+
+
+def test_schema_keeps_the_public_contract() -> None:
+    contract = build_schema(CONTRACT.read_text())
+    ours = build_schema((ROOT / "schema.graphql").read_text())
+    assert [c.description for c in find_breaking_changes(contract, ours)] == []
