@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Double,
     Integer,
     MetaData,
     Numeric,
@@ -79,4 +81,47 @@ catalog_variants = Table(
     Column("sort_order", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Who owns each cart and whether it is still active, kept in the cart commands'
+# transactions so the write side never asks the lagging read model.
+customer_carts = Table(
+    "customer_carts",
+    metadata,
+    Column("cart_id", String(64), primary_key=True),
+    Column("customer_id", String(200)),
+    # 'ACTIVE', 'MERGED' or 'CHECKED_OUT', as in the cart stream.
+    Column("status", String(16), nullable=False),
+    Column("merged_into", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# API clients (partner apps): only a hash of each key is stored.
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(16), nullable=False),
+    Column("roles", ARRAY(Text), nullable=False),
+    Column("persisted_only", Boolean, nullable=False),
+    Column("budget", Integer),
+    Column("restore_rate", Double),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Trusted documents registered per client from a persisted-query manifest.
+persisted_documents = Table(
+    "persisted_documents",
+    metadata,
+    Column("client_id", UUID(as_uuid=True), primary_key=True),
+    Column("document_id", String(200), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("operation_name", String(200)),
+    Column("operation_type", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

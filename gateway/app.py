@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.bootstrap import Container
 from gateway.graphql_view import GatewaySchema, GraphQLView
 from gateway.health import healthz, readyz
+from gateway.metrics import metrics_endpoint
 from gateway.middleware import RequestIdMiddleware
 from gateway.schema.root import Mutation, Query, Subscription, extra_types
 from gateway.settings import Settings
@@ -20,10 +18,6 @@ def build_schema() -> GatewaySchema:
     return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, types=extra_types())
 
 
-async def metrics(_request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
 def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
     view = GraphQLView(build_schema(), graphql_ide=None if settings.production else "graphiql")
     return [
@@ -31,7 +25,7 @@ def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
+        Route("/metrics", metrics_endpoint),
     ]
 
 

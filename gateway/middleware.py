@@ -10,6 +10,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.logging_setup import correlation_id_var, request_id_var
+from gateway.metrics import observe_request
 
 log = logging.getLogger("gateway.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -21,6 +22,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
             text = str(value.decode("latin-1"))
             return text if _SAFE_ID.match(text) else None
     return None
+
+
+def _route_label(scope: Scope) -> str:
+    # Bounded label set: GraphQL requests get their operation name from the view.
+    path = str(scope.get("path", ""))
+    return path if path in {"/graphql", "/healthz", "/readyz", "/metrics", "/webhooks/payments"} else "other"
 
 
 class RequestIdMiddleware:
@@ -55,16 +62,21 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             if scope["type"] == "http":
+                elapsed = time.perf_counter() - started
+                state = scope["state"]
+                operation = state.get("operation_name") or _route_label(scope)
+                outcome = state.get("outcome") or ("ok" if status < 400 else f"http_{status}")
+                observe_request(operation, outcome, elapsed)
                 log.info(
                     "request",
                     extra={
                         "method": scope.get("method"),
                         "path": scope.get("path"),
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "operation": scope["state"].get("operation_name"),
-                        "outcome": scope["state"].get("outcome"),
-                        "client": scope["state"].get("client"),
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "operation": operation,
+                        "outcome": outcome,
+                        "client": state.get("client"),
                     },
                 )
             request_id_var.reset(tokens[0])

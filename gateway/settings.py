@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gateway.edge_settings import EdgeSettings
+
 # Development default only: production refuses to start without AUTH_JWT_SECRET.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"
 # Development default only, for the sandbox payment provider's webhooks.
@@ -41,6 +43,8 @@ class Settings:
     seed_demo: bool = True
     migrate_on_start: bool = True
     log_level: str = "INFO"
+    # GraphQL edge: request limits, static cost, budgets, caches.
+    edge: EdgeSettings = field(default_factory=EdgeSettings)
 
     @property
     def production(self) -> bool:
@@ -96,6 +100,7 @@ class Settings:
             migrate_on_start=env.get("MIGRATE_ON_START", "1" if mode == "development" else "0")
             not in {"0", "false", "no"},
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            edge=EdgeSettings.from_env(env),
         )
 
 

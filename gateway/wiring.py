@@ -9,6 +9,8 @@ from __future__ import annotations
 from gateway.bootstrap import Container
 from gateway.wiring_carts import wire_carts
 from gateway.wiring_catalog import wire_catalog
+from gateway.wiring_inventory import wire_inventory
+from gateway.wiring_order_views import wire_order_views
 from gateway.wiring_orders import wire_orders
 from projections.runner import RunnerConfig
 
@@ -16,7 +18,9 @@ from projections.runner import RunnerConfig
 def wire(container: Container, runner_config: RunnerConfig | None = None) -> None:
     wire_catalog(container, runner_config)
     wire_carts(container, runner_config)
+    wire_inventory(container, runner_config)
     wire_orders(container, runner_config)
+    wire_order_views(container, runner_config)
 
 
 async def seed_demo_data(container: Container) -> bool:

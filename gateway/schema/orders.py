@@ -10,7 +10,7 @@ import strawberry
 
 from gateway.context import Info
 from gateway.errors import not_implemented
-from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
+from gateway.schema.common import Freshness, Money, Node, PageInfo
 from gateway.schema.scalars import Position
 
 
@@ -101,61 +101,6 @@ class OrderConnection:
     freshness: Freshness
 
 
-@strawberry.input
-class AddressInput:
-    name: str
-    line1: str
-    city: str
-    postal_code: str
-    country_code: str
-    line2: str | None = None
-
-
-@strawberry.input
-class PaymentInput:
-    token: str
-
-
-@strawberry.input
-class CheckoutInput:
-    cart_id: strawberry.ID
-    idempotency_key: str
-    email: str
-    shipping_address: AddressInput
-    payment: PaymentInput
-    expected_cart_version: int | None = None
-
-
-@strawberry.type
-class CheckoutPayload:
-    order: Order | None
-    position: Position | None  # type: ignore[valid-type]
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class OrderPayload:
-    order: Order | None
-    position: Position | None  # type: ignore[valid-type]
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class InventoryLevel:
-    sku: str
-    on_hand: int
-    reserved: int
-    available: int
-    freshness: Freshness
-
-
-@strawberry.type
-class InventoryPayload:
-    level: InventoryLevel | None
-    position: Position | None  # type: ignore[valid-type]
-    user_errors: list[UserError]
-
-
 async def resolve_order(info: Info, id: strawberry.ID, consistent_with: int | None) -> Order | None:
     raise not_implemented("order")
 
@@ -169,54 +114,6 @@ async def resolve_orders(
     consistent_with: int | None,
 ) -> OrderConnection:
     raise not_implemented("orders")
-
-
-async def resolve_inventory(info: Info, sku: str, consistent_with: int | None) -> InventoryLevel | None:
-    raise not_implemented("inventory")
-
-
-async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> CheckoutPayload:
-    raise not_implemented("checkoutComplete")
-
-
-async def resolve_order_cancel(
-    info: Info, order_id: strawberry.ID, reason: str | None, idempotency_key: str
-) -> OrderPayload:
-    raise not_implemented("orderCancel")
-
-
-async def resolve_order_request_fulfillment(
-    info: Info, order_id: strawberry.ID, idempotency_key: str
-) -> OrderPayload:
-    raise not_implemented("orderRequestFulfillment")
-
-
-async def resolve_order_mark_shipped(
-    info: Info, order_id: strawberry.ID, tracking_number: str | None, idempotency_key: str
-) -> OrderPayload:
-    raise not_implemented("orderMarkShipped")
-
-
-async def resolve_order_mark_delivered(
-    info: Info, order_id: strawberry.ID, idempotency_key: str
-) -> OrderPayload:
-    raise not_implemented("orderMarkDelivered")
-
-
-async def resolve_order_refund(
-    info: Info, order_id: strawberry.ID, reason: str | None, idempotency_key: str
-) -> OrderPayload:
-    raise not_implemented("orderRefund")
-
-
-async def resolve_inventory_set(info: Info, sku: str, on_hand: int, idempotency_key: str) -> InventoryPayload:
-    raise not_implemented("inventorySet")
-
-
-async def resolve_inventory_adjust(
-    info: Info, sku: str, delta: int, reason: str | None, idempotency_key: str
-) -> InventoryPayload:
-    raise not_implemented("inventoryAdjust")
 
 
 async def subscribe_order_updated(info: Info, order_id: strawberry.ID) -> AsyncGenerator[Order, None]:

@@ -9,6 +9,8 @@ import strawberry
 from gateway.context import Info
 from gateway.schema import cart as cart_api
 from gateway.schema import catalog as catalog_api
+from gateway.schema import inventory as inventory_api
+from gateway.schema import order_mutations as order_mutations_api
 from gateway.schema import orders as orders_api
 from gateway.schema import support as support_api
 from gateway.schema.common import Node
@@ -114,8 +116,8 @@ class Query:
         info: Info,
         sku: str,
         consistent_with: Position | None = None,  # type: ignore[valid-type]
-    ) -> orders_api.InventoryLevel | None:
-        return await orders_api.resolve_inventory(info, sku, consistent_with)
+    ) -> inventory_api.InventoryLevel | None:
+        return await inventory_api.resolve_inventory(info, sku, consistent_with)
 
     @strawberry.field
     async def projections(self, info: Info) -> list[support_api.ProjectionStatus]:
@@ -166,39 +168,41 @@ class Mutation:
 
     @strawberry.mutation
     async def checkout_complete(
-        self, info: Info, input: orders_api.CheckoutInput
-    ) -> orders_api.CheckoutPayload:
-        return await orders_api.resolve_checkout_complete(info, input)
+        self, info: Info, input: order_mutations_api.CheckoutInput
+    ) -> order_mutations_api.CheckoutPayload:
+        return await order_mutations_api.resolve_checkout_complete(info, input)
 
     @strawberry.mutation
     async def order_cancel(
         self, info: Info, order_id: strawberry.ID, idempotency_key: str, reason: str | None = None
-    ) -> orders_api.OrderPayload:
-        return await orders_api.resolve_order_cancel(info, order_id, reason, idempotency_key)
+    ) -> order_mutations_api.OrderPayload:
+        return await order_mutations_api.resolve_order_cancel(info, order_id, reason, idempotency_key)
 
     @strawberry.mutation
     async def order_request_fulfillment(
         self, info: Info, order_id: strawberry.ID, idempotency_key: str
-    ) -> orders_api.OrderPayload:
-        return await orders_api.resolve_order_request_fulfillment(info, order_id, idempotency_key)
+    ) -> order_mutations_api.OrderPayload:
+        return await order_mutations_api.resolve_order_request_fulfillment(info, order_id, idempotency_key)
 
     @strawberry.mutation
     async def order_mark_shipped(
         self, info: Info, order_id: strawberry.ID, idempotency_key: str, tracking_number: str | None = None
-    ) -> orders_api.OrderPayload:
-        return await orders_api.resolve_order_mark_shipped(info, order_id, tracking_number, idempotency_key)
+    ) -> order_mutations_api.OrderPayload:
+        return await order_mutations_api.resolve_order_mark_shipped(
+            info, order_id, tracking_number, idempotency_key
+        )
 
     @strawberry.mutation
     async def order_mark_delivered(
         self, info: Info, order_id: strawberry.ID, idempotency_key: str
-    ) -> orders_api.OrderPayload:
-        return await orders_api.resolve_order_mark_delivered(info, order_id, idempotency_key)
+    ) -> order_mutations_api.OrderPayload:
+        return await order_mutations_api.resolve_order_mark_delivered(info, order_id, idempotency_key)
 
     @strawberry.mutation
     async def order_refund(
         self, info: Info, order_id: strawberry.ID, idempotency_key: str, reason: str | None = None
-    ) -> orders_api.OrderPayload:
-        return await orders_api.resolve_order_refund(info, order_id, reason, idempotency_key)
+    ) -> order_mutations_api.OrderPayload:
+        return await order_mutations_api.resolve_order_refund(info, order_id, reason, idempotency_key)
 
     @strawberry.mutation
     async def product_upsert(
@@ -209,14 +213,14 @@ class Mutation:
     @strawberry.mutation
     async def inventory_set(
         self, info: Info, sku: str, on_hand: int, idempotency_key: str
-    ) -> orders_api.InventoryPayload:
-        return await orders_api.resolve_inventory_set(info, sku, on_hand, idempotency_key)
+    ) -> inventory_api.InventoryPayload:
+        return await inventory_api.resolve_inventory_set(info, sku, on_hand, idempotency_key)
 
     @strawberry.mutation
     async def inventory_adjust(
         self, info: Info, sku: str, delta: int, idempotency_key: str, reason: str | None = None
-    ) -> orders_api.InventoryPayload:
-        return await orders_api.resolve_inventory_adjust(info, sku, delta, reason, idempotency_key)
+    ) -> inventory_api.InventoryPayload:
+        return await inventory_api.resolve_inventory_adjust(info, sku, delta, reason, idempotency_key)
 
     @strawberry.mutation
     async def projection_rebuild(self, info: Info, name: str) -> support_api.ProjectionRebuildPayload:

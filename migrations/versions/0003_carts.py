@@ -30,9 +30,7 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute(
-        "CREATE INDEX customer_carts_active ON customer_carts (customer_id, status, updated_at DESC)"
-    )
+    op.execute("CREATE INDEX customer_carts_active ON customer_carts (customer_id, status, updated_at DESC)")
 
 
 def downgrade() -> None:

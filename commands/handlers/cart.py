@@ -1,0 +1,226 @@
+"""Cart command handlers: load the stream, decide, append one event per cart touched.
+
+Cart writes touch only PostgreSQL, so carts stay writable when the read store
+is down. Writers of one cart are serialized by a transaction-scoped advisory
+lock (no retry storms when two devices edit at once); the append still checks
+the stream version, so a writer that skips the lock cannot slip in unnoticed.
+Lock order: the customer's lock first, then cart locks sorted by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands import ledger
+from commands.bus import CommandBus
+from commands.domain import cart as domain
+from commands.domain.cart import Cart, CatalogPrice
+from commands.errors import Forbidden, VersionConflict
+from commands.events.base import Event
+from commands.events.cart import CartCheckedOut
+from commands.ledger import RecordedEvent, StreamConflict
+from commands.messages_cart import (
+    AddCartLines,
+    AttachCartToCustomer,
+    CartResult,
+    CreateCart,
+    RemoveCartLines,
+    UpdateCartLines,
+)
+from commands.tables import catalog_variants, customer_carts
+from commands.unit_of_work import UnitOfWork
+
+STREAM_TYPE = "cart"
+
+
+def stream_id(cart_id: str) -> str:
+    return f"cart-{cart_id}"
+
+
+def register(bus: CommandBus) -> None:
+    bus.register(CreateCart, create_cart)
+    bus.register(AddCartLines, add_lines)
+    bus.register(UpdateCartLines, update_lines)
+    bus.register(RemoveCartLines, remove_lines)
+    bus.register(AttachCartToCustomer, attach_customer)
+
+
+async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
+    prices = await load_prices(uow.conn, [line.sku for line in command.lines])
+    event = domain.create(
+        command.cart_id, command.actor.customer_id, command.currency_code, command.lines, prices
+    )
+    await uow.append(STREAM_TYPE, stream_id(command.cart_id), [event], expected_version=0)
+    await uow.conn.execute(
+        customer_carts.insert().values(
+            cart_id=command.cart_id, customer_id=command.actor.customer_id, status=domain.ACTIVE
+        )
+    )
+    return CartResult(command.cart_id, 1, uow.last_position, uow.last_position)
+
+
+async def add_lines(command: AddCartLines, uow: UnitOfWork) -> CartResult:
+    return await _edit(
+        uow,
+        command.cart_id,
+        command.actor,
+        command.expected_version,
+        lambda cart: [line.sku for line in command.lines],
+        lambda cart, prices: domain.add_lines(cart, command.lines, prices),
+    )
+
+
+async def update_lines(command: UpdateCartLines, uow: UnitOfWork) -> CartResult:
+    def skus(cart: Cart) -> list[str]:
+        return [line.sku for change in command.lines if (line := cart.line(change.line_id)) is not None]
+
+    return await _edit(
+        uow,
+        command.cart_id,
+        command.actor,
+        command.expected_version,
+        skus,
+        lambda cart, prices: domain.change_quantities(cart, command.lines, prices),
+    )
+
+
+async def remove_lines(command: RemoveCartLines, uow: UnitOfWork) -> CartResult:
+    return await _edit(
+        uow,
+        command.cart_id,
+        command.actor,
+        command.expected_version,
+        lambda cart: [],
+        lambda cart, prices: domain.remove_lines(cart, command.line_ids),
+    )
+
+
+async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> CartResult:
+    customer_id = command.actor.customer_id
+    if customer_id is None:
+        raise Forbidden("only a signed-in customer can take over a cart", ["cartId"])
+    await _lock(uow.conn, f"customer-carts:{customer_id}")
+    survivor_id = await _active_cart_of(uow.conn, customer_id, excluding=command.cart_id)
+    for cart_id in sorted({command.cart_id, survivor_id or command.cart_id}):
+        await _lock(uow.conn, stream_id(cart_id))
+    guest, _ = await load_cart(uow, command.cart_id)
+    domain.ensure_access(guest, command.actor)
+    survivor = None if survivor_id is None else (await load_cart(uow, survivor_id))[0]
+    prices = await load_prices(uow.conn, [line.sku for line in guest.lines]) if survivor else {}
+    plan = domain.attach(guest, customer_id, survivor, prices)
+    if plan.guest_events:
+        await _append(uow, guest, plan.guest_events, None)
+        merged_into = plan.survivor_id if plan.survivor_id != guest.cart_id else None
+        await _touch(
+            uow.conn,
+            guest.cart_id,
+            customer_id=customer_id,
+            status=domain.MERGED if merged_into else domain.ACTIVE,
+            merged_into=merged_into,
+        )
+    if plan.survivor_events and survivor is not None:
+        await _append(uow, survivor, plan.survivor_events, None)
+        await _touch(uow.conn, survivor.cart_id)
+    version = await ledger.stream_version(uow.conn, stream_id(plan.survivor_id))
+    read_position = uow.last_position or await _last_position(uow.conn, plan.survivor_id)
+    return CartResult(plan.survivor_id, version, uow.last_position, read_position)
+
+
+async def check_out_cart(uow: UnitOfWork, cart_id: str, order_id: str, expected_version: int | None) -> Cart:
+    """For the checkout saga: mark the cart CHECKED_OUT in the caller's unit of work."""
+    await _lock(uow.conn, stream_id(cart_id))
+    cart, _ = await load_cart(uow, cart_id)
+    domain.check_version(cart, expected_version)
+    event: CartCheckedOut = domain.check_out(cart, order_id)
+    await _append(uow, cart, [event], expected_version)
+    await _touch(uow.conn, cart_id, status=domain.CHECKED_OUT)
+    return domain.evolve(cart, event)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+async def _edit(
+    uow: UnitOfWork,
+    cart_id: str,
+    actor: domain.CartActor,
+    expected_version: int | None,
+    skus: Callable[[Cart], Sequence[str]],
+    decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
+) -> CartResult:
+    await _lock(uow.conn, stream_id(cart_id))
+    cart, _ = await load_cart(uow, cart_id)
+    domain.ensure_access(cart, actor)
+    domain.check_version(cart, expected_version)
+    domain.ensure_active(cart)
+    prices = await load_prices(uow.conn, skus(cart))
+    event = decide(cart, prices)
+    await _append(uow, cart, [event], expected_version)
+    await _touch(uow.conn, cart_id)
+    return CartResult(cart_id, cart.version + 1, uow.last_position, uow.last_position)
+
+
+async def load_cart(uow: UnitOfWork, cart_id: str) -> tuple[Cart, list[RecordedEvent]]:
+    recorded = await uow.load_stream(stream_id(cart_id))
+    return domain.fold(r.decode() for r in recorded), recorded
+
+
+async def load_prices(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, CatalogPrice]:
+    wanted = sorted(set(skus))
+    if not wanted:
+        return {}
+    v = catalog_variants.c
+    rows = await conn.execute(select(v.sku, v.price, v.currency, v.status).where(v.sku.in_(wanted)))
+    return {
+        row.sku: CatalogPrice(row.sku, row.price, row.currency.strip(), row.status == "active")
+        for row in rows
+    }
+
+
+async def _append(
+    uow: UnitOfWork, cart: Cart, events: Sequence[Event], expected_version: int | None
+) -> list[RecordedEvent]:
+    try:
+        return await uow.append(STREAM_TYPE, stream_id(cart.cart_id), events, expected_version=cart.version)
+    except StreamConflict:
+        raise
+    except VersionConflict as exc:
+        # The stream moved after this handler read it: decide again on fresh state,
+        # unless the caller pinned a version.
+        if expected_version is None:
+            raise StreamConflict(str(exc)) from exc
+        raise
+
+
+async def _lock(conn: AsyncConnection, key: str) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
+async def _touch(conn: AsyncConnection, cart_id: str, **changes: str | None) -> None:
+    await conn.execute(
+        update(customer_carts)
+        .where(customer_carts.c.cart_id == cart_id)
+        .values(updated_at=func.now(), **changes)
+    )
+
+
+async def _active_cart_of(conn: AsyncConnection, customer_id: str, *, excluding: str) -> str | None:
+    c = customer_carts.c
+    result = await conn.execute(
+        select(c.cart_id)
+        .where(c.customer_id == customer_id, c.status == domain.ACTIVE, c.cart_id != excluding)
+        .order_by(c.updated_at.desc(), c.created_at.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def _last_position(conn: AsyncConnection, cart_id: str) -> int | None:
+    result = await conn.execute(
+        text("SELECT max(position) FROM ledger_events WHERE stream_id = :s"), {"s": stream_id(cart_id)}
+    )
+    position = result.scalar_one_or_none()
+    return None if position is None else int(position)

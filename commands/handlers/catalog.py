@@ -1,0 +1,195 @@
+"""Catalog command handlers: the catalog tables and the product stream, in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.domain import catalog
+from commands.domain.currencies import minor_units
+from commands.errors import InvalidInput, ValidationErrors
+from commands.events.catalog import STREAM_TYPE, ProductState, ProductVariantState, product_stream_id
+from commands.messages_catalog import UpsertProduct, UpsertProductResult
+from commands.unit_of_work import UnitOfWork
+
+
+async def upsert_product(command: UpsertProduct, uow: UnitOfWork) -> UpsertProductResult:
+    draft = catalog.validate(
+        catalog.ProductDraft(
+            handle=command.handle,
+            title=command.title,
+            variants=tuple(catalog.VariantDraft(v.sku, v.title, v.price) for v in command.variants),
+            description=command.description,
+            brand=command.brand,
+            categories=command.categories,
+            currency=command.currency_code,
+        )
+    )
+    now = datetime.now(UTC)
+    conn = uow.conn
+    product_id, created = await _lock_or_insert(conn, draft, now)
+    current = None if created else await _load(conn, product_id)
+    catalog.check_sku_owners(draft, await _sku_owners(conn, [v.sku for v in draft.variants]), product_id)
+    event = catalog.decide_upsert(current, draft, product_id, now)
+    stream_id = product_stream_id(product_id)
+    if event is None:
+        return UpsertProductResult(product_id, None, await _last_position(conn, stream_id), False)
+    await _save(conn, event.product)
+    await uow.append(STREAM_TYPE, stream_id, [event])
+    return UpsertProductResult(product_id, uow.last_position, uow.last_position, created)
+
+
+async def _lock_or_insert(
+    conn: AsyncConnection, draft: catalog.ProductDraft, now: datetime
+) -> tuple[str, bool]:
+    """Lock the product row with this handle, inserting it first when there is none.
+
+    Concurrent upserts of one handle serialize on the row lock; a concurrent
+    first insert makes ON CONFLICT wait for the other transaction, after which
+    the row is there to lock.
+    """
+    while True:
+        found = await conn.execute(
+            text("SELECT id FROM catalog_products WHERE handle = :h FOR UPDATE"), {"h": draft.handle}
+        )
+        existing = found.scalar_one_or_none()
+        if existing is not None:
+            return str(existing), False
+        product_id = str(uuid.uuid4())
+        inserted = await conn.execute(
+            text(
+                "INSERT INTO catalog_products "
+                "(id, handle, title, description, brand, categories, currency, created_at, updated_at) "
+                "VALUES (CAST(:id AS uuid), :h, :t, :d, :b, CAST(:c AS text[]), :cur, :now, :now) "
+                "ON CONFLICT (handle) DO NOTHING RETURNING id"
+            ),
+            {
+                "id": product_id,
+                "h": draft.handle,
+                "t": draft.title,
+                "d": draft.description or "",
+                "b": draft.brand,
+                "c": list(draft.categories or ()),
+                "cur": draft.currency,
+                "now": now,
+            },
+        )
+        if inserted.first() is not None:
+            return product_id, True
+
+
+async def _load(conn: AsyncConnection, product_id: str) -> ProductState:
+    product = (
+        await conn.execute(
+            text("SELECT * FROM catalog_products WHERE id = CAST(:id AS uuid)"), {"id": product_id}
+        )
+    ).one()
+    currency = product.currency.strip()
+    exponent = Decimal(1).scaleb(-(minor_units(currency) or 0))
+    rows = await conn.execute(
+        text(
+            "SELECT sku, title, price, status FROM catalog_variants "
+            "WHERE product_id = CAST(:id AS uuid) ORDER BY sort_order, sku"
+        ),
+        {"id": product_id},
+    )
+    variants = tuple(ProductVariantState(r.sku, r.title, r.price.quantize(exponent), r.status) for r in rows)
+    return ProductState(
+        product_id=product_id,
+        handle=product.handle,
+        title=product.title,
+        description=product.description,
+        brand=product.brand,
+        categories=tuple(product.categories),
+        currency=currency,
+        variants=variants,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )
+
+
+async def _sku_owners(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, str]:
+    rows = await conn.execute(
+        text("SELECT sku, product_id FROM catalog_variants WHERE sku = ANY(CAST(:skus AS varchar[]))"),
+        {"skus": list(skus)},
+    )
+    return {r.sku: str(r.product_id) for r in rows}
+
+
+_UPSERT_VARIANTS = text(
+    """
+    INSERT INTO catalog_variants
+        (sku, product_id, title, price, currency, status, sort_order, created_at, updated_at)
+    SELECT u.sku, CAST(:pid AS uuid), u.title, u.price, :cur, u.status, u.sort_order, :now, :now
+    FROM unnest(CAST(:skus AS varchar[]), CAST(:titles AS text[]), CAST(:prices AS numeric[]),
+                CAST(:statuses AS varchar[]), CAST(:orders AS int[]))
+         AS u(sku, title, price, status, sort_order)
+    ON CONFLICT (sku) DO UPDATE SET
+        title = EXCLUDED.title, price = EXCLUDED.price, currency = EXCLUDED.currency,
+        status = EXCLUDED.status, sort_order = EXCLUDED.sort_order,
+        updated_at = CASE
+            WHEN (catalog_variants.title, catalog_variants.price, catalog_variants.currency,
+                  catalog_variants.status, catalog_variants.sort_order)
+                 IS DISTINCT FROM
+                 (EXCLUDED.title, EXCLUDED.price, EXCLUDED.currency, EXCLUDED.status, EXCLUDED.sort_order)
+            THEN EXCLUDED.updated_at ELSE catalog_variants.updated_at END
+    WHERE catalog_variants.product_id = EXCLUDED.product_id
+    RETURNING sku
+    """
+)
+
+
+async def _save(conn: AsyncConnection, state: ProductState) -> None:
+    await conn.execute(
+        text(
+            "UPDATE catalog_products SET title = :t, description = :d, brand = :b, "
+            "categories = CAST(:c AS text[]), currency = :cur, updated_at = :now "
+            "WHERE id = CAST(:id AS uuid)"
+        ),
+        {
+            "id": state.product_id,
+            "t": state.title,
+            "d": state.description,
+            "b": state.brand,
+            "c": list(state.categories),
+            "cur": state.currency,
+            "now": state.updated_at,
+        },
+    )
+    written = await conn.execute(
+        _UPSERT_VARIANTS,
+        {
+            "pid": state.product_id,
+            "cur": state.currency,
+            "now": state.updated_at,
+            "skus": [v.sku for v in state.variants],
+            "titles": [v.title for v in state.variants],
+            "prices": [v.price for v in state.variants],
+            "statuses": [v.status for v in state.variants],
+            "orders": list(range(len(state.variants))),
+        },
+    )
+    # A SKU another product claimed after our ownership check (its insert won the race).
+    taken = {v.sku for v in state.variants} - {r.sku for r in written}
+    if taken:
+        raise ValidationErrors(
+            [
+                InvalidInput(f"sku {v.sku} belongs to another product", ["variants", str(i), "sku"])
+                for i, v in enumerate(state.active_variants)
+                if v.sku in taken
+            ]
+            or [InvalidInput("a withdrawn sku of this product was claimed concurrently", ["variants"])]
+        )
+
+
+async def _last_position(conn: AsyncConnection, stream_id: str) -> int | None:
+    result = await conn.execute(
+        text("SELECT max(position) FROM ledger_events WHERE stream_id = :s"), {"s": stream_id}
+    )
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)

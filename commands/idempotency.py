@@ -1,0 +1,208 @@
+"""Idempotency keys: the same key + the same request returns the first outcome.
+
+A key is scoped to the caller and the operation. ``claim`` runs in its own
+short transaction, so a concurrent duplicate sees the claim at once:
+
+- new key: claimed, with a lease while this request works on it;
+- same request, completed: the stored response is replayed;
+- same request, still leased by another request: IDEMPOTENCY_KEY_IN_PROGRESS;
+- same request, lease run out (the worker crashed): resumed from its recovery point;
+- different request under the same key: IDEMPOTENCY_KEY_REUSED.
+
+Multi-phase commands (checkout) record a recovery point and progress data
+inside each phase's transaction, so a retry resumes instead of repeating.
+Validation failures are not stored: ``abandon`` removes an unstarted claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands.errors import DomainError, InvalidInput
+
+KEY_TTL = timedelta(hours=24)
+DEFAULT_LEASE = timedelta(seconds=30)
+STARTED = "started"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReused(DomainError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyKeyInProgress(DomainError):
+    code = "IDEMPOTENCY_KEY_IN_PROGRESS"
+
+
+def validate_key(key: str, field_path: Sequence[str]) -> None:
+    """1 to 255 printable ASCII characters."""
+    if not key or len(key) > MAX_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidInput(
+            f"idempotency key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters", field_path
+        )
+
+
+def request_hash(payload: Mapping[str, Any]) -> str:
+    """Hash of the business input, stable across key order and number formatting."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    scope: str
+    key: str
+    request_hash: str
+    recovery_point: str = STARTED
+    progress: dict[str, Any] = field(default_factory=dict)
+    replay: dict[str, Any] | None = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replay is not None
+
+    @property
+    def resumed(self) -> bool:
+        return self.replay is None and self.recovery_point != STARTED
+
+
+async def claim(
+    engine: AsyncEngine,
+    scope: str,
+    key: str,
+    hashed_request: str,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    field_path: Sequence[str] = ("idempotencyKey",),
+) -> Claim:
+    async with engine.begin() as conn:
+        inserted = (
+            await conn.execute(
+                text(
+                    "INSERT INTO idempotency_keys (scope, key, request_hash, state, locked_until, expires_at) "
+                    "VALUES (:scope, :key, :hash, 'in_progress', now() + :lease, now() + :ttl) "
+                    "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+                ),
+                {"scope": scope, "key": key, "hash": hashed_request, "lease": lease, "ttl": KEY_TTL},
+            )
+        ).first()
+        if inserted is not None:
+            return Claim(scope, key, hashed_request)
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT request_hash, state, recovery_point, progress, response, "
+                    "locked_until > now() AS leased, expires_at <= now() AS expired "
+                    "FROM idempotency_keys WHERE scope = :scope AND key = :key FOR UPDATE"
+                ),
+                {"scope": scope, "key": key},
+            )
+        ).one()
+        if row.expired:
+            await conn.execute(
+                text(
+                    "UPDATE idempotency_keys SET request_hash = :hash, state = 'in_progress', "
+                    "recovery_point = :started, progress = '{}'::jsonb, response = NULL, "
+                    "locked_until = now() + :lease, created_at = now(), updated_at = now(), "
+                    "expires_at = now() + :ttl WHERE scope = :scope AND key = :key"
+                ),
+                {
+                    "scope": scope,
+                    "key": key,
+                    "hash": hashed_request,
+                    "lease": lease,
+                    "ttl": KEY_TTL,
+                    "started": STARTED,
+                },
+            )
+            return Claim(scope, key, hashed_request)
+        if row.request_hash != hashed_request:
+            raise IdempotencyKeyReused(
+                "this idempotency key was already used with a different request", field_path
+            )
+        if row.state == "completed":
+            return Claim(
+                scope, key, hashed_request, row.recovery_point, dict(row.progress), dict(row.response)
+            )
+        if row.leased:
+            raise IdempotencyKeyInProgress(
+                "a request with this idempotency key is still being processed; retry shortly", field_path
+            )
+        await conn.execute(
+            text(
+                "UPDATE idempotency_keys SET locked_until = now() + :lease, updated_at = now() "
+                "WHERE scope = :scope AND key = :key"
+            ),
+            {"scope": scope, "key": key, "lease": lease},
+        )
+        return Claim(scope, key, hashed_request, row.recovery_point, dict(row.progress))
+
+
+async def record_progress(
+    conn: AsyncConnection, claimed: Claim, recovery_point: str, progress: Mapping[str, Any]
+) -> Claim:
+    """Inside a phase's transaction: the phase is done; a retry resumes after it."""
+    merged = {**claimed.progress, **progress}
+    await conn.execute(
+        text(
+            "UPDATE idempotency_keys SET recovery_point = :point, progress = CAST(:progress AS jsonb), "
+            "updated_at = now() WHERE scope = :scope AND key = :key"
+        ),
+        {
+            "scope": claimed.scope,
+            "key": claimed.key,
+            "point": recovery_point,
+            "progress": json.dumps(merged, default=str),
+        },
+    )
+    return Claim(claimed.scope, claimed.key, claimed.request_hash, recovery_point, merged)
+
+
+async def complete(conn: AsyncConnection, claimed: Claim, response: Mapping[str, Any]) -> None:
+    """Inside the last phase's transaction: store the response every retry will get."""
+    await conn.execute(
+        text(
+            "UPDATE idempotency_keys SET state = 'completed', recovery_point = 'finished', "
+            "response = CAST(:response AS jsonb), locked_until = NULL, updated_at = now() "
+            "WHERE scope = :scope AND key = :key"
+        ),
+        {"scope": claimed.scope, "key": claimed.key, "response": json.dumps(response, default=str)},
+    )
+
+
+async def abandon(engine: AsyncEngine, claimed: Claim) -> None:
+    """The request failed validation before doing anything: forget the key."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "DELETE FROM idempotency_keys WHERE scope = :scope AND key = :key "
+                "AND state = 'in_progress' AND recovery_point = :started"
+            ),
+            {"scope": claimed.scope, "key": claimed.key, "started": STARTED},
+        )
+
+
+async def release(engine: AsyncEngine, claimed: Claim) -> None:
+    """An unexpected failure: drop the lease so a retry can resume at once."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE idempotency_keys SET locked_until = NULL, updated_at = now() "
+                "WHERE scope = :scope AND key = :key AND state = 'in_progress'"
+            ),
+            {"scope": claimed.scope, "key": claimed.key},
+        )
+
+
+async def purge_expired(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        result = await conn.execute(text("DELETE FROM idempotency_keys WHERE expires_at <= now()"))
+        return int(result.rowcount or 0)

@@ -1,0 +1,68 @@
+"""Limits and budgets of the GraphQL edge, from the environment (``Settings.edge``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+# Environment variable per field; every one is optional.
+ENV_VARS: dict[str, str] = {
+    "max_body_bytes": "GRAPHQL_MAX_BODY_BYTES",
+    "max_depth": "GRAPHQL_MAX_DEPTH",
+    "max_aliases": "GRAPHQL_MAX_ALIASES",
+    "max_root_fields": "GRAPHQL_MAX_ROOT_FIELDS",
+    "max_tokens": "GRAPHQL_MAX_TOKENS",
+    "max_batch_size": "GRAPHQL_MAX_BATCH_SIZE",
+    "max_cost": "GRAPHQL_MAX_COST",
+    "default_list_size": "GRAPHQL_DEFAULT_LIST_SIZE",
+    "mutation_cost": "GRAPHQL_MUTATION_COST",
+    "budget_capacity": "GRAPHQL_BUDGET_CAPACITY",
+    "budget_restore_rate": "GRAPHQL_BUDGET_RESTORE_RATE",
+    "apq_ttl_seconds": "GRAPHQL_APQ_TTL_SECONDS",
+    "document_cache_size": "GRAPHQL_DOCUMENT_CACHE_SIZE",
+    "api_key_cache_seconds": "API_KEY_CACHE_SECONDS",
+}
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    # Request body (or GET query string) in bytes.
+    max_body_bytes: int = 100_000
+    # Nesting of fields; the standard introspection query needs 13.
+    max_depth: int = 15
+    max_aliases: int = 15
+    max_root_fields: int = 10
+    # Lexical tokens of the document (comments excluded; the body limit bounds those).
+    max_tokens: int = 2_000
+    # Operations per batched (JSON array) request; 0 disables batching.
+    max_batch_size: int = 0
+    # Static cost: objects a query may return; list size from `first`, else this default.
+    max_cost: int = 1_000
+    default_list_size: int = 10
+    mutation_cost: int = 10
+    # Leaky bucket for callers without a budget of their own (anonymous per IP, JWT per subject).
+    budget_capacity: int = 1_000
+    budget_restore_rate: float = 50.0
+    apq_ttl_seconds: int = 86_400
+    document_cache_size: int = 1_000
+    api_key_cache_seconds: float = 10.0
+
+    def with_overrides(self, **changes: object) -> EdgeSettings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EdgeSettings:
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            raw = env.get(ENV_VARS[spec.name], "").strip()
+            if not raw:
+                continue
+            kind = float if spec.type in {"float", float} else int
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"{ENV_VARS[spec.name]} must be a number, not {raw!r}") from None
+            if value < 0:
+                raise ValueError(f"{ENV_VARS[spec.name]} must not be negative")
+            values[spec.name] = value
+        return cls(**values)  # type: ignore[arg-type]

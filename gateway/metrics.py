@@ -1,0 +1,45 @@
+"""HTTP and projection series, and the /metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from commands import metrics as _business_metrics  # noqa: F401  (registers the business series)
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("commerce_http_requests_total", "GraphQL and HTTP requests", ["operation", "outcome"])
+REQUEST_SECONDS = Histogram(
+    "commerce_http_request_duration_seconds",
+    "Request latency",
+    ["operation", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PROJECTION_LAG_EVENTS = Gauge("commerce_projection_lag_events", "Events not yet applied", ["projection"])
+PROJECTION_LAG_SECONDS = Gauge(
+    "commerce_projection_lag_seconds", "Age of the oldest event not yet applied", ["projection"]
+)
+
+
+def observe_request(operation: str, outcome: str, seconds: float) -> None:
+    REQUESTS.labels(operation, outcome).inc()
+    REQUEST_SECONDS.labels(operation, outcome).observe(seconds)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    container = request.app.state.container
+    # Lag is measured at scrape time, from the same source reads report.
+    names = [runner.name for runner in container.runners]
+    results = await asyncio.gather(*(container.freshness.freshness(n) for n in names), return_exceptions=True)
+    for name, result in zip(names, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("lag for %s unavailable: %s", name, result)
+            continue
+        PROJECTION_LAG_EVENTS.labels(name).set(result.lag_events)
+        PROJECTION_LAG_SECONDS.labels(name).set(result.lag_seconds)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,185 @@
+"""The ``search`` projection: product documents in Elasticsearch.
+
+The live projection writes through the alias ``<prefix>products``, which points
+at one versioned index ``<prefix>products_v<generation>``. A rebuild writes a
+fresh generation directly and ``promote`` swaps the alias in one
+``update_aliases`` call, then drops the old index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands import ledger
+from commands.events.catalog import PRODUCT_EVENT_TYPES, ProductCreated, ProductUpdated
+from commands.ledger import RecordedEvent
+from projections.rebuild import COPY_SUFFIX
+from projections.runner import Projection
+from projections.search_mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
+from projections.version_guard import events_to_fold, group_by_stream
+
+log = logging.getLogger(__name__)
+
+NAME = "search"
+FIRST_GENERATION = "1"
+# Inventory events the projection will fold into variant stock once the
+# inventory issue defines them (see ``apply_inventory``).
+INVENTORY_EVENT_TYPES: frozenset[str] = frozenset()
+
+
+class SearchProjectionError(RuntimeError):
+    """The search engine refused some documents of a batch."""
+
+
+def alias_name(prefix: str) -> str:
+    return f"{prefix}products"
+
+
+def index_name(prefix: str, generation: str) -> str:
+    return f"{prefix}products_v{generation}"
+
+
+class SearchProjection:
+    store = "elasticsearch"
+
+    def __init__(
+        self, client: AsyncElasticsearch, prefix: str, *, name: str = NAME, index: str | None = None
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._prefix = prefix
+        self.alias = alias_name(prefix)
+        # None: the live model, written through the alias. Otherwise a rebuild copy.
+        self.index = index
+
+    @property
+    def target(self) -> str:
+        return self.index or self.alias
+
+    async def setup(self) -> None:
+        if self.index is not None:
+            await self._create_index(self.index)
+            return
+        if await self._client.indices.exists_alias(name=self.alias):
+            return
+        first = index_name(self._prefix, FIRST_GENERATION)
+        await self._create_index(first)
+        await self._client.indices.update_aliases(actions=[{"add": {"index": first, "alias": self.alias}}])
+
+    async def _create_index(self, index: str) -> None:
+        if await self._client.indices.exists(index=index):
+            return
+        await self._client.indices.create(index=index, settings=INDEX_SETTINGS, mappings=INDEX_MAPPINGS)
+
+    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        product_events = [e for e in events if e.type in PRODUCT_EVENT_TYPES]
+        inventory_events = [e for e in events if e.type in INVENTORY_EVENT_TYPES]
+        documents = await self._product_documents(product_events, conn)
+        await self._bulk_index(documents)
+        if inventory_events:
+            await self.apply_inventory(inventory_events, conn)
+
+    async def _product_documents(
+        self, events: Sequence[RecordedEvent], conn: AsyncConnection
+    ) -> dict[str, dict[str, Any]]:
+        by_stream = group_by_stream(events)
+        if not by_stream:
+            return {}
+        known = await self._known_versions([_product_id(stream_id) for stream_id in by_stream])
+
+        async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
+            return await ledger.load_stream(conn, stream_id, after)
+
+        documents: dict[str, dict[str, Any]] = {}
+        for stream_id, stream_events in by_stream.items():
+            product_id = _product_id(stream_id)
+            run = await events_to_fold(known.get(product_id, 0), stream_events, reload)
+            if not run:
+                continue
+            latest = run[-1]
+            event = latest.decode()
+            assert isinstance(event, ProductCreated | ProductUpdated)
+            documents[product_id] = product_document(event.product, latest.stream_version)
+        return documents
+
+    async def _known_versions(self, product_ids: list[str]) -> dict[str, int]:
+        response = await self._client.mget(
+            index=self.target, ids=product_ids, source_includes=["stream_version"]
+        )
+        return {
+            doc["_id"]: int(doc["_source"]["stream_version"]) for doc in response["docs"] if doc.get("found")
+        }
+
+    async def _bulk_index(self, documents: dict[str, dict[str, Any]]) -> None:
+        if not documents:
+            return
+        operations: list[dict[str, Any]] = []
+        for product_id, document in documents.items():
+            # External versioning backs the guard: an older version never overwrites a newer one.
+            operations.append(
+                {
+                    "index": {
+                        "_index": self.target,
+                        "_id": product_id,
+                        "version": document["stream_version"],
+                        "version_type": "external",
+                    }
+                }
+            )
+            operations.append(document)
+        # Refresh per batch: the checkpoint moves right after, and a read that
+        # waited for it must find the documents.
+        response = await self._client.bulk(operations=operations, refresh=True)
+        if response.get("errors"):
+            failures = [
+                item["index"]
+                for item in response["items"]
+                if item["index"].get("error") and item["index"].get("status") != 409
+            ]
+            if failures:
+                raise SearchProjectionError(f"{len(failures)} documents rejected, first: {failures[0]}")
+
+    async def apply_inventory(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        """Hook for inventory events (the inventory issue adds them).
+
+        Expected shape: per SKU, update ``variants[].in_stock``/``available`` and
+        the product's ``in_stock``, guarded by a per-SKU stream version kept in
+        the document (inventory streams are not the product stream).
+        """
+        del events, conn
+
+    # -- rebuild (projections.rebuild.Rebuildable) -------------------------------------------------
+
+    def rebuild_copy(self, generation: str) -> Projection:
+        return SearchProjection(
+            self._client,
+            self._prefix,
+            name=f"{self.name}{COPY_SUFFIX}",
+            index=index_name(self._prefix, generation),
+        )
+
+    async def promote(self, copy: Projection) -> None:
+        assert isinstance(copy, SearchProjection) and copy.index is not None
+        await self._client.indices.refresh(index=copy.index)
+        try:
+            current = list((await self._client.indices.get_alias(name=self.alias)).body)
+        except NotFoundError:
+            current = []
+        actions: list[dict[str, Any]] = [
+            {"remove": {"index": old, "alias": self.alias}} for old in current if old != copy.index
+        ]
+        actions.append({"add": {"index": copy.index, "alias": self.alias}})
+        await self._client.indices.update_aliases(actions=actions)
+        for old in current:
+            if old != copy.index:
+                await self._client.indices.delete(index=old, ignore_unavailable=True)
+        log.info("search index promoted", extra={"index": copy.index, "replaced": current})
+
+
+def _product_id(stream_id: str) -> str:
+    return stream_id.removeprefix("product-")

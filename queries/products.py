@@ -1,0 +1,179 @@
+"""Product read service over the search read model (the ``<prefix>products`` alias).
+
+Reads only; freshness is the gateway's business (``FreshnessService``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+
+from queries.product_search import PRICE_BUCKETS, InvalidSearch, SearchRequest, build_search, encode_cursor
+
+__all__ = [
+    "InvalidSearch",
+    "PriceBucketCount",
+    "ProductFacets",
+    "ProductHit",
+    "ProductSearchPage",
+    "ProductService",
+    "ProductView",
+    "SearchRequest",
+    "VariantView",
+]
+
+
+@dataclass(frozen=True)
+class VariantView:
+    sku: str
+    title: str
+    price: Decimal
+    in_stock: bool
+    # None: the SKU's stock is not tracked.
+    available: int | None
+
+
+@dataclass(frozen=True)
+class ProductView:
+    id: str
+    handle: str
+    title: str
+    description: str
+    brand: str | None
+    categories: tuple[str, ...]
+    currency: str
+    variants: tuple[VariantView, ...]
+    in_stock: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def price_min(self) -> Decimal:
+        return min((v.price for v in self.variants), default=Decimal(0))
+
+    @property
+    def price_max(self) -> Decimal:
+        return max((v.price for v in self.variants), default=Decimal(0))
+
+    def variant(self, sku: str) -> VariantView | None:
+        return next((v for v in self.variants if v.sku == sku), None)
+
+
+@dataclass(frozen=True)
+class PriceBucketCount:
+    lower: Decimal | None
+    upper: Decimal | None
+    count: int
+
+
+@dataclass(frozen=True)
+class ProductFacets:
+    brands: list[tuple[str, int]]
+    categories: list[tuple[str, int]]
+    prices: list[PriceBucketCount]
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    product: ProductView
+    cursor: str
+
+
+@dataclass(frozen=True)
+class ProductSearchPage:
+    hits: list[ProductHit]
+    total: int
+    has_next_page: bool
+    facets: ProductFacets
+
+
+class ProductService:
+    def __init__(self, client: AsyncElasticsearch, alias: str) -> None:
+        self._client = client
+        self.alias = alias
+
+    async def search(self, request: SearchRequest) -> ProductSearchPage:
+        """One search call: the page (search_after), the exact total and the facets."""
+        plan = build_search(request)
+        response = await self._client.search(index=self.alias, **plan.body)
+        raw_hits = response["hits"]["hits"]
+        page = raw_hits[: request.first]
+        hits = [
+            ProductHit(_product(hit["_source"]), encode_cursor(plan.fingerprint, hit["sort"]))
+            for hit in page
+        ]
+        return ProductSearchPage(
+            hits=hits,
+            total=int(response["hits"]["total"]["value"]),
+            has_next_page=len(raw_hits) > request.first,
+            facets=_facets(response["aggregations"]),
+        )
+
+    async def by_ids(self, ids: Sequence[str]) -> dict[str, ProductView]:
+        if not ids:
+            return {}
+        response = await self._client.mget(index=self.alias, ids=list(dict.fromkeys(ids)))
+        return {doc["_id"]: _product(doc["_source"]) for doc in response["docs"] if doc.get("found")}
+
+    async def by_handles(self, handles: Sequence[str]) -> dict[str, ProductView]:
+        products = await self._terms("handle", handles)
+        return {p.handle: p for p in products}
+
+    async def by_skus(self, skus: Sequence[str]) -> dict[str, ProductView]:
+        """Products owning each active SKU, keyed by SKU (withdrawn SKUs are absent)."""
+        wanted = set(skus)
+        return {v.sku: p for p in await self._terms("skus", skus) for v in p.variants if v.sku in wanted}
+
+    async def _terms(self, field: str, values: Sequence[str]) -> list[ProductView]:
+        unique = list(dict.fromkeys(values))
+        if not unique:
+            return []
+        response = await self._client.search(
+            index=self.alias, query={"terms": {field: unique}}, size=len(unique), track_total_hits=False
+        )
+        return [_product(hit["_source"]) for hit in response["hits"]["hits"]]
+
+
+def _product(source: dict[str, Any]) -> ProductView:
+    return ProductView(
+        id=source["product_id"],
+        handle=source["handle"],
+        title=source["title"],
+        description=source.get("description") or "",
+        brand=source.get("brand"),
+        categories=tuple(source.get("categories") or ()),
+        currency=source["currency"],
+        variants=tuple(
+            VariantView(
+                sku=v["sku"],
+                title=v["title"],
+                price=Decimal(v["amount"]),
+                in_stock=bool(v.get("in_stock", True)),
+                available=v.get("available"),
+            )
+            for v in source.get("variants") or ()
+        ),
+        in_stock=bool(source.get("in_stock", True)),
+        created_at=datetime.fromisoformat(source["created_at"]),
+        updated_at=datetime.fromisoformat(source["updated_at"]),
+    )
+
+
+def _facets(aggregations: dict[str, Any]) -> ProductFacets:
+    def terms(name: str) -> list[tuple[str, int]]:
+        return [(str(b["key"]), int(b["doc_count"])) for b in aggregations[name]["buckets"]]
+
+    buckets = aggregations["prices"]["ranges"]["buckets"]
+    by_key = {b["key"]: int(b["products"]["doc_count"]) for b in buckets}
+    return ProductFacets(
+        brands=terms("brands"),
+        categories=terms("categories"),
+        prices=[
+            PriceBucketCount(lower, upper, by_key.get(key, 0)) for key, lower, upper in PRICE_BUCKETS
+        ],
+    )

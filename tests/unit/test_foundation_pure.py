@@ -1,0 +1,131 @@
+"""Pure pieces of the foundation: event codec, version guard, auth, settings, ids."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from commands.events.base import Event, UnknownEventType, decode_event
+from commands.ledger import RecordedEvent
+from gateway.auth import ANONYMOUS, JwtAuthenticator, Principal
+from gateway.errors import GatewayError
+from gateway.schema.ids import global_id, parse_global_id
+from gateway.settings import DEV_JWT_SECRET, ConfigurationError, Settings
+from projections.version_guard import Decision, decide, events_to_fold, group_by_stream
+
+
+@dataclass(frozen=True)
+class LineSnapshot:
+    sku: str
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class SnapshotTaken(Event):
+    stream_type = "unit"
+    lines: tuple[LineSnapshot, ...]
+    at: datetime
+    note: str | None = None
+    extra: dict[str, object] | None = None
+
+
+def test_events_round_trip_through_json_types() -> None:
+    event = SnapshotTaken(
+        lines=(LineSnapshot("A-1", Decimal("19.99")), LineSnapshot("B-2", Decimal("0.10"))),
+        at=datetime(2026, 11, 22, 10, 15, tzinfo=UTC),
+        extra={"k": [1, 2]},
+    )
+    data = event.to_data()
+    assert data["lines"][0] == {"sku": "A-1", "price": "19.99"}
+    assert data["at"] == "2026-11-22T10:15:00+00:00"
+    assert decode_event("SnapshotTaken", data) == event
+
+
+def test_unknown_event_type_is_an_error_not_a_silent_skip() -> None:
+    with pytest.raises(UnknownEventType):
+        decode_event("NoSuchEvent", {})
+
+
+def _recorded(stream: str, version: int, position: int) -> RecordedEvent:
+    return RecordedEvent(position, 1, uuid.uuid4(), "unit", stream, version, "X", {}, {}, datetime.now(UTC))
+
+
+def test_version_guard_decisions() -> None:
+    assert decide(3, 2) is Decision.SKIP
+    assert decide(3, 3) is Decision.SKIP
+    assert decide(3, 4) is Decision.APPLY
+    assert decide(3, 6) is Decision.RELOAD
+
+
+async def test_events_to_fold_skips_applies_and_reloads_on_a_jump() -> None:
+    reloads: list[tuple[str, int]] = []
+    ledger = [_recorded("s", v, 100 + v) for v in range(1, 8)]
+
+    async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
+        reloads.append((stream_id, after))
+        return [e for e in ledger if e.stream_version > after]
+
+    contiguous = await events_to_fold(2, [ledger[1], ledger[2], ledger[3]], reload)
+    assert [e.stream_version for e in contiguous] == [3, 4] and reloads == []
+    jumped = await events_to_fold(2, [ledger[5]], reload)
+    assert [e.stream_version for e in jumped] == [3, 4, 5, 6, 7] and reloads == [("s", 2)]
+    assert await events_to_fold(7, [ledger[0], ledger[6]], reload) == []
+
+
+def test_group_by_stream_keeps_first_seen_order() -> None:
+    events = [_recorded("b", 1, 1), _recorded("a", 1, 2), _recorded("b", 2, 3)]
+    grouped = group_by_stream(events)
+    assert list(grouped) == ["b", "a"] and [e.position for e in grouped["b"]] == [1, 3]
+
+
+def test_jwt_round_trip_and_failures() -> None:
+    auth = JwtAuthenticator("unit-test-secret-long-enough-for-hs256!")
+    principal = auth.authenticate("Bearer " + auth.mint("cust-1", ["customer"], 60))
+    assert principal == Principal("cust-1", frozenset({"customer"}))
+    assert principal.customer_id == "cust-1" and principal.actor == "customer:cust-1"
+    assert auth.authenticate(None) is ANONYMOUS
+    for header in ("Basic abc", "Bearer ", "Bearer not-a-jwt", "Bearer " + auth.mint("x", ["admin"], -60)):
+        with pytest.raises(GatewayError) as caught:
+            auth.authenticate(header)
+        assert caught.value.code == "UNAUTHENTICATED"
+    with pytest.raises(ValueError):
+        auth.mint("x", ["root"])
+
+
+def test_role_checks() -> None:
+    with pytest.raises(GatewayError) as anonymous:
+        ANONYMOUS.require("admin")
+    assert anonymous.value.code == "UNAUTHENTICATED"
+    with pytest.raises(GatewayError) as wrong_role:
+        Principal("c", frozenset({"customer"})).require("support", "admin")
+    assert wrong_role.value.code == "FORBIDDEN"
+    Principal("s", frozenset({"support"})).require("support", "admin")
+
+
+def test_settings_defaults_and_production_requirements() -> None:
+    dev = Settings.from_env({})
+    assert dev.env == "development" and dev.jwt_secret == DEV_JWT_SECRET and dev.database_url is None
+    assert dev.seed_demo and dev.migrate_on_start
+    plain = Settings.from_env({"DATABASE_URL": "postgresql://u:p@db:5432/x", "MONGODB_URL": "mongomock://"})
+    assert plain.database_url == "postgresql+asyncpg://u:p@db:5432/x"
+    assert plain.volatile_stores == frozenset({"mongodb"})
+    with pytest.raises(ConfigurationError, match="AUTH_JWT_SECRET"):
+        Settings.from_env({"COMMERCE_ENV": "production"})
+    prod = Settings.from_env(
+        {"COMMERCE_ENV": "production", "AUTH_JWT_SECRET": "s" * 32, "PAYMENT_WEBHOOK_SECRET": "w"}
+    )
+    assert prod.production and not prod.seed_demo and not prod.migrate_on_start
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"COMMERCE_ENV": "staging"})
+
+
+def test_global_ids() -> None:
+    gid = global_id("Cart", "abc")
+    assert gid == "gid://commerce/Cart/abc"
+    assert parse_global_id(gid) == ("Cart", "abc")
+    assert parse_global_id(gid, "Order") is None
+    assert parse_global_id("abc") is None and parse_global_id("gid://commerce/Cart/") is None
