@@ -113,6 +113,46 @@ async def _migrate(settings: Settings) -> str | None:
             await embedded.close()
 
 
+async def _seed(settings: Settings, count: int, seed: int) -> str:
+    import time
+
+    from gateway import seed as demo
+    from gateway.bootstrap import build_container
+    from gateway.wiring import wire
+
+    container = await build_container(settings)
+    try:
+        wire(container)
+        started = time.perf_counter()
+        appended = await demo.seed_catalog(container, demo.demo_catalog(count, seed))
+        elapsed = time.perf_counter() - started
+    finally:
+        await container.close()
+    return f"{count} products upserted ({appended} changed) in {elapsed:.1f} s"
+
+
+async def _rebuild(settings: Settings, name: str) -> str:
+    import time
+
+    from gateway.bootstrap import build_container
+    from gateway.wiring import wire
+
+    container = await build_container(settings)
+    try:
+        wire(container)
+        try:
+            runner = container.runner(name)
+        except LookupError:
+            known = ", ".join(r.name for r in container.runners)
+            raise ConfigurationError(f"no projection named {name!r} (known: {known})") from None
+        started = time.perf_counter()
+        progress = await container.rebuilder.run(runner)
+        elapsed = time.perf_counter() - started
+    finally:
+        await container.close()
+    return f"projection {name} rebuilt up to position {progress.copy_position} in {elapsed:.1f} s"
+
+
 def _token(settings: Settings, subject: str, roles: list[str], ttl: int) -> str:
     from gateway.auth import JwtAuthenticator
 
@@ -136,6 +176,13 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", action="append", required=True, choices=["customer", "support", "admin"])
     token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
     sub.add_parser("project", help="run the projector workers alone")
+    seed = sub.add_parser("seed", help="load the demo catalog through the command handlers")
+    seed.add_argument("--count", type=int, default=3000)
+    seed.add_argument("--seed", type=int, default=20261122, help="random seed (same seed, same catalog)")
+    projections = sub.add_parser("projections", help="read-model operations")
+    projection_ops = projections.add_subparsers(dest="projection_command", required=True)
+    rebuild = projection_ops.add_parser("rebuild", help="rebuild a read model from the ledger")
+    rebuild.add_argument("name")
     return parser
 
 
@@ -153,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_token(settings, args.sub, args.role, args.ttl))
         elif args.command == "project":
             asyncio.run(_project(settings))
+        elif args.command == "seed":
+            print(asyncio.run(_seed(settings, args.count, args.seed)))
+        elif args.command == "projections":
+            print(asyncio.run(_rebuild(settings, args.name)))
     except ConfigurationError as exc:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return 2

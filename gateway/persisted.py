@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis_async
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -150,9 +150,9 @@ class TrustedDocuments:
         if key.startswith("sha256:"):
             candidates.add(key.removeprefix("sha256:"))
         digests = [c for c in candidates if _SHA256.match(c)]
-        condition = persisted_documents.c.document_id.in_(candidates)
-        if digests:
-            condition = condition | persisted_documents.c.sha256.in_(digests)
+        condition = or_(
+            persisted_documents.c.document_id.in_(candidates), persisted_documents.c.sha256.in_(digests)
+        )
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(

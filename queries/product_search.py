@@ -99,7 +99,11 @@ def _validate(request: SearchRequest) -> None:
     for bound in (request.min_price, request.max_price):
         if bound is not None and (not bound.is_finite() or bound < 0):
             raise InvalidSearch("price bounds must be non-negative numbers")
-    if request.min_price is not None and request.max_price is not None and request.min_price > request.max_price:
+    if (
+        request.min_price is not None
+        and request.max_price is not None
+        and request.min_price > request.max_price
+    ):
         raise InvalidSearch("minPrice must not exceed maxPrice")
 
 

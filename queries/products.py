@@ -104,8 +104,7 @@ class ProductService:
         raw_hits = response["hits"]["hits"]
         page = raw_hits[: request.first]
         hits = [
-            ProductHit(_product(hit["_source"]), encode_cursor(plan.fingerprint, hit["sort"]))
-            for hit in page
+            ProductHit(_product(hit["_source"]), encode_cursor(plan.fingerprint, hit["sort"])) for hit in page
         ]
         return ProductSearchPage(
             hits=hits,
@@ -173,7 +172,5 @@ def _facets(aggregations: dict[str, Any]) -> ProductFacets:
     return ProductFacets(
         brands=terms("brands"),
         categories=terms("categories"),
-        prices=[
-            PriceBucketCount(lower, upper, by_key.get(key, 0)) for key, lower, upper in PRICE_BUCKETS
-        ],
+        prices=[PriceBucketCount(lower, upper, by_key.get(key, 0)) for key, lower, upper in PRICE_BUCKETS],
     )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 
 import strawberry
 
+from commands.errors import DomainError
+from commands.messages_catalog import UpsertProduct, VariantSpec
+from gateway import loaders_catalog as loaders
 from gateway.context import Info
-from gateway.errors import not_implemented
+from gateway.errors import bad_user_input
 from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
+from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.scalars import Position
+from queries.freshness import StaleRead
+from queries.products import InvalidSearch, ProductSearchPage, ProductView, SearchRequest, VariantView
+
+log = logging.getLogger(__name__)
 
 
 @strawberry.type
@@ -33,14 +42,28 @@ class ProductVariant(Node):
     sku: str
     title: str
     price: Money
+    product_id: strawberry.Private[str]
+    parent: strawberry.Private[Product | None]
+    hint: strawberry.Private[VariantView]
 
     @strawberry.field
     async def product(self, info: Info) -> Product:
-        raise not_implemented("ProductVariant.product")
+        if self.parent is not None:
+            return self.parent
+        view = await loaders.by_id(info).load(self.product_id)
+        if view is None:
+            raise LookupError(f"product {self.product_id} of variant {self.sku} is not in the read model")
+        return Product.of(view)
 
     @strawberry.field
     async def availability(self, info: Info) -> StockHint:
-        raise not_implemented("ProductVariant.availability")
+        # Until the inventory read model exists the hint comes from the search
+        # document (untracked SKUs count as in stock), so its freshness is the
+        # search projection's: that is the model that answered.
+        freshness = await loaders.freshness(info)
+        return StockHint(
+            in_stock=self.hint.in_stock, available=self.hint.available, freshness=Freshness.of(freshness)
+        )
 
 
 @strawberry.type
@@ -55,6 +78,37 @@ class Product(Node):
     price_range: PriceRange
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ProductView) -> Product:
+        product = cls(
+            id=strawberry.ID(global_id("Product", view.id)),
+            handle=view.handle,
+            title=view.title,
+            description=view.description,
+            brand=view.brand,
+            categories=list(view.categories),
+            variants=[],
+            price_range=PriceRange(
+                min=Money(amount=view.price_min, currency_code=view.currency),
+                max=Money(amount=view.price_max, currency_code=view.currency),
+            ),
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+        )
+        product.variants = [
+            ProductVariant(
+                id=strawberry.ID(global_id("ProductVariant", v.sku)),
+                sku=v.sku,
+                title=v.title,
+                price=Money(amount=v.price, currency_code=view.currency),
+                product_id=view.id,
+                parent=product,
+                hint=v,
+            )
+            for v in view.variants
+        ]
+        return product
 
 
 @strawberry.input
@@ -136,11 +190,31 @@ class ProductPayload:
 
 
 async def resolve_product(info: Info, id: strawberry.ID | None, handle: str | None) -> Product | None:
-    raise not_implemented("product")
+    if (id is None) == (handle is None):
+        raise bad_user_input("give exactly one of id and handle")
+    if id is not None:
+        parsed = parse_global_id(str(id), "Product")
+        view = None if parsed is None else await loaders.by_id(info).load(parsed[1])
+    else:
+        view = await loaders.by_handle(info).load(handle)
+    return None if view is None else Product.of(view)
+
+
+async def variant_by_sku(info: Info, sku: str) -> ProductVariant | None:
+    """The active variant with this SKU (None when unknown or withdrawn), batched per request."""
+    view = await loaders.by_sku(info).load(sku)
+    if view is None:
+        return None
+    return next((v for v in Product.of(view).variants if v.sku == sku), None)
 
 
 async def resolve_variant(info: Info, sku: str) -> ProductVariant | None:
-    raise not_implemented("variant")
+    return await variant_by_sku(info, sku)
+
+
+async def resolve_variant_by_id(info: Info, id: strawberry.ID) -> ProductVariant | None:
+    parsed = parse_global_id(str(id), "ProductVariant")
+    return None if parsed is None else await variant_by_sku(info, parsed[1])
 
 
 async def resolve_products(
@@ -151,12 +225,74 @@ async def resolve_products(
     first: int | None,
     after: str | None,
 ) -> ProductSearchConnection:
-    raise not_implemented("products")
+    request = SearchRequest(
+        query=query,
+        brands=tuple(filter.brands or ()) if filter else (),
+        categories=tuple(filter.categories or ()) if filter else (),
+        min_price=filter.min_price if filter else None,
+        max_price=filter.max_price if filter else None,
+        in_stock_only=bool(filter and filter.in_stock_only),
+        sort=(sort or ProductSort.RELEVANCE).value,
+        first=20 if first is None else first,
+        after=after,
+    )
+    # Measured before the search, so the reported position is one the answer has reached.
+    freshness = await loaders.freshness(info)
+    try:
+        page = await loaders.products(info).search(request)
+    except InvalidSearch as exc:
+        raise bad_user_input(str(exc)) from None
+    loaders.prime(info, (hit.product for hit in page.hits))
+    return _connection(page, Freshness.of(freshness))
+
+
+def _connection(page: ProductSearchPage, freshness: Freshness) -> ProductSearchConnection:
+    edges = [ProductEdge(cursor=hit.cursor, node=Product.of(hit.product)) for hit in page.hits]
+    return ProductSearchConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=page.total,
+        facets=ProductFacets(
+            brands=[FacetValue(value=v, count=c) for v, c in page.facets.brands],
+            categories=[FacetValue(value=v, count=c) for v, c in page.facets.categories],
+            prices=[PriceBucket(from_=b.lower, to=b.upper, count=b.count) for b in page.facets.prices],
+        ),
+        freshness=freshness,
+    )
 
 
 async def resolve_product_upsert(info: Info, input: ProductUpsertInput) -> ProductPayload:
-    raise not_implemented("productUpsert")
-
-
-async def resolve_variant_by_id(info: Info, id: strawberry.ID) -> ProductVariant | None:
-    raise not_implemented("node(ProductVariant)")
+    info.context.principal.require("admin")
+    command = UpsertProduct(
+        handle=input.handle,
+        title=input.title,
+        variants=tuple(VariantSpec(v.sku, v.title, v.price) for v in input.variants),
+        description=input.description,
+        brand=input.brand,
+        categories=None if input.categories is None else tuple(input.categories),
+        currency_code=input.currency_code,
+    )
+    container = info.context.container
+    try:
+        result = await container.bus.dispatch(command, info.context.metadata())
+    except DomainError as exc:
+        return ProductPayload(product=None, position=None, user_errors=UserError.from_domain(exc, ["input"]))
+    if result.read_position is not None:
+        try:
+            await container.freshness.wait_for(
+                loaders.SEARCH_PROJECTION, result.read_position, container.settings.read_wait_seconds
+            )
+        except StaleRead:
+            # The write is committed; the payload then shows the read model as it is.
+            log.warning("product read model lags behind an upsert", extra={"product": result.product_id})
+    product_loader = loaders.by_id(info)
+    product_loader.clear(result.product_id)
+    view = await product_loader.load(result.product_id)
+    return ProductPayload(
+        product=None if view is None else Product.of(view), position=result.position, user_errors=[]
+    )

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from gateway.context import Info
-from gateway.errors import not_implemented
-from gateway.schema.common import Freshness, PageInfo, UserError
+from gateway.errors import bad_user_input
+from gateway.schema.common import Freshness, PageInfo, UserError, UserErrorCode
+from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
+from gateway.schema.ids import global_id
 from gateway.schema.scalars import Position
+from projections.rebuild import NotRebuildable, RebuildInProgress
 from queries.projection_status import ProjectionStatusService, ProjectionStatusView
+from queries.timeline import TimelineEntryView, TimelineQueries
 
 
 @strawberry.enum
@@ -36,6 +41,20 @@ class TimelineEntry:
     cart_id: strawberry.ID | None
     position: Position  # type: ignore[valid-type]
     data: JSON | None
+
+    @classmethod
+    def of(cls, view: TimelineEntryView, show_data: bool) -> TimelineEntry:
+        return cls(
+            id=strawberry.ID(global_id("TimelineEntry", str(view.position))),
+            at=view.at,
+            kind=TimelineEntryKind(view.kind),
+            type=view.type,
+            summary=view.summary,
+            order_id=None if view.order_id is None else strawberry.ID(global_id("Order", view.order_id)),
+            cart_id=None if view.cart_id is None else strawberry.ID(global_id("Cart", view.cart_id)),
+            position=view.position,
+            data=cast(JSON, view.data) if show_data else None,
+        )
 
 
 @strawberry.type
@@ -97,7 +116,39 @@ async def resolve_customer_timeline(
     after: str | None,
     consistent_with: int | None,
 ) -> TimelineConnection:
-    raise not_implemented("customerTimeline")
+    ctx = info.context
+    ctx.principal.require("support", "admin")
+    limit = check_first(first, 50, 200)
+    before = None if after is None else decode_cursor("timeline", after)
+    if before is not None and not isinstance(before, int):
+        raise bad_user_input("`after` is not a cursor from this connection")
+    if consistent_with is not None:
+        await ctx.container.freshness.wait_for(
+            "timeline", consistent_with, ctx.container.settings.read_wait_seconds
+        )
+    page = await ctx.container.get(TimelineQueries).for_customer(
+        str(customer_id),
+        kinds=[k.value for k in kinds] if kinds else None,
+        first=limit,
+        before_position=before,
+    )
+    freshness = await ctx.container.freshness.freshness("timeline")
+    edges = [
+        TimelineEdge(
+            cursor=encode_cursor("timeline", e.position), node=TimelineEntry.of(e, ctx.principal.staff)
+        )
+        for e in page.entries
+    ]
+    return TimelineConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        freshness=Freshness.of(freshness),
+    )
 
 
 async def resolve_projections(info: Info) -> list[ProjectionStatus]:
@@ -114,4 +165,32 @@ async def resolve_projections(info: Info) -> list[ProjectionStatus]:
 
 
 async def resolve_projection_rebuild(info: Info, name: str) -> ProjectionRebuildPayload:
-    raise not_implemented("projectionRebuild")
+    info.context.principal.require("admin")
+    container = info.context.container
+    try:
+        runner = container.runner(name)
+    except LookupError:
+        return _rebuild_refused(f"there is no projection named {name!r}", UserErrorCode.NOT_FOUND)
+    try:
+        container.rebuilder.start(runner)
+    except RebuildInProgress:
+        return _rebuild_refused(f"a rebuild of {name} is already running; wait for it to finish")
+    except NotRebuildable:
+        return _rebuild_refused(f"the {name} projection cannot be rebuilt")
+    freshness = await container.freshness.freshness(name)
+    status = ProjectionStatus(
+        name=name,
+        store=runner.projection.store,
+        state=ProjectionState.REBUILDING,
+        freshness=Freshness.of(freshness),
+        last_error=None,
+    )
+    return ProjectionRebuildPayload(projection=status, user_errors=[])
+
+
+def _rebuild_refused(
+    message: str, code: UserErrorCode = UserErrorCode.INVALID_INPUT
+) -> ProjectionRebuildPayload:
+    return ProjectionRebuildPayload(
+        projection=None, user_errors=[UserError(field=["name"], message=message, code=code)]
+    )

@@ -1,0 +1,106 @@
+"""Per-caller cost budgets: a leaky bucket in Redis, updated atomically by one Lua script.
+
+A bucket holds up to ``capacity`` points and refills at ``restore_rate`` points
+per second. A query takes its requested cost up front (or is refused with the
+time until enough has leaked back) and gets back what it did not use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis_async
+
+# KEYS[1] bucket; ARGV: capacity, restore rate, cost (negative = refund), now (< 0: use Redis TIME).
+_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local now = tonumber(ARGV[4])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local state = redis.call('HMGET', KEYS[1], 'available', 'ts')
+local available = tonumber(state[1])
+local ts = tonumber(state[2])
+if available == nil or ts == nil then
+  available = capacity
+  ts = now
+end
+if now > ts then
+  available = available + (now - ts) * rate
+  ts = now
+end
+if available > capacity then available = capacity end
+local allowed = 0
+local retry = 0
+if cost <= available then
+  available = math.min(capacity, available - cost)
+  allowed = 1
+elseif rate > 0 then
+  retry = (cost - available) / rate
+else
+  retry = -1
+end
+redis.call('HSET', KEYS[1], 'available', tostring(available), 'ts', tostring(ts))
+-- A bucket that has refilled completely carries no information; let it go.
+local ttl = 3600
+if rate > 0 then ttl = math.ceil((capacity - available) / rate) + 60 end
+redis.call('EXPIRE', KEYS[1], ttl)
+return {allowed, tostring(available), tostring(retry)}
+"""
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    key: str
+    capacity: int
+    restore_rate: float
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    allowed: bool
+    available: float
+    retry_after_seconds: float
+    policy: BudgetPolicy
+
+    def throttle_status(self) -> dict[str, Any]:
+        return {
+            "maximumAvailable": self.policy.capacity,
+            "currentlyAvailable": math.floor(self.available),
+            "restoreRate": self.policy.restore_rate,
+        }
+
+
+class CostBudget:
+    def __init__(
+        self, redis: redis_async.Redis, prefix: str, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._script = redis.register_script(_SCRIPT)
+        self._prefix = f"{prefix}budget:"
+        # None: the Redis server's clock, shared by every gateway instance.
+        self._clock = clock
+
+    def policy(self, caller: str, capacity: int, restore_rate: float) -> BudgetPolicy:
+        return BudgetPolicy(self._prefix + caller, capacity, restore_rate)
+
+    async def charge(self, policy: BudgetPolicy, cost: int) -> BudgetState:
+        return await self._run(policy, cost)
+
+    async def refund(self, policy: BudgetPolicy, points: int) -> BudgetState:
+        return await self._run(policy, -points)
+
+    async def peek(self, policy: BudgetPolicy) -> BudgetState:
+        return await self._run(policy, 0)
+
+    async def _run(self, policy: BudgetPolicy, cost: int) -> BudgetState:
+        now = self._clock() if self._clock is not None else -1.0
+        allowed, available, retry = await self._script(
+            keys=[policy.key], args=[policy.capacity, policy.restore_rate, cost, repr(now)]
+        )
+        return BudgetState(bool(int(allowed)), float(available), float(retry), policy)

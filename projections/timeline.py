@@ -1,0 +1,153 @@
+"""The support timeline (PostgreSQL): one entry per customer-relevant event.
+
+Entries are keyed by ledger position, so re-applying is a no-op. Which
+customer an entry belongs to is learned from the events that name one (a cart
+created signed in, a guest cart attached or merged, an order placed) and kept
+in an owners table; entries recorded before their owner was known are
+backfilled when it is. That makes the result independent of the order in
+which a stream's events arrive, so a rebuild equals the incremental model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands.ledger import RecordedEvent
+from projections.rebuild import COPY_SUFFIX
+from projections.runner import Projection
+from projections.timeline_entries import EntryDraft, entry_for
+
+ENTRIES = "timeline_entries"
+OWNERS = "timeline_owners"
+
+
+@dataclass(frozen=True)
+class _Row:
+    event: RecordedEvent
+    draft: EntryDraft
+
+
+class TimelineProjection:
+    store = "postgres"
+
+    def __init__(self, engine: AsyncEngine, *, suffix: str = "", name: str = "timeline") -> None:
+        self.name = name
+        self._engine = engine
+        self.entries = ENTRIES + suffix
+        self.owners = OWNERS + suffix
+
+    async def setup(self) -> None:
+        if self.entries == ENTRIES:
+            return  # the live tables come from the migrations
+        async with self._engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {self.entries}, {self.owners}"))
+            await conn.execute(text(f"CREATE TABLE {self.entries} (LIKE {ENTRIES} INCLUDING ALL)"))
+            await conn.execute(text(f"CREATE TABLE {self.owners} (LIKE {OWNERS} INCLUDING ALL)"))
+
+    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        rows = [
+            _Row(e, draft)
+            for e in events
+            if (draft := entry_for(e.stream_type, e.stream_id, e.type, e.data)) is not None
+        ]
+        if not rows:
+            return
+        owners = await self._known_owners(conn, rows)
+        learned: dict[tuple[str, str], str] = {}
+        for row in rows:
+            draft = row.draft
+            if draft.customer_id is not None:
+                key = (
+                    ("order", draft.order_id) if row.event.stream_type == "order" else ("cart", draft.cart_id)
+                )
+                if key[1] is not None:
+                    owners[(key[0], key[1])] = draft.customer_id
+                    learned[(key[0], key[1])] = draft.customer_id
+        await self._insert_entries(conn, rows, owners)
+        await self._remember_and_backfill(conn, learned)
+
+    async def _known_owners(self, conn: AsyncConnection, rows: Sequence[_Row]) -> dict[tuple[str, str], str]:
+        carts = sorted({r.draft.cart_id for r in rows if r.draft.cart_id})
+        orders = sorted({r.draft.order_id for r in rows if r.draft.order_id})
+        result = await conn.execute(
+            text(
+                f"SELECT kind, key, customer_id FROM {self.owners} "
+                "WHERE (kind = 'cart' AND key = ANY(:carts)) OR (kind = 'order' AND key = ANY(:orders))"
+            ),
+            {"carts": carts, "orders": orders},
+        )
+        return {(r.kind, r.key): r.customer_id for r in result}
+
+    async def _insert_entries(
+        self, conn: AsyncConnection, rows: Sequence[_Row], owners: dict[tuple[str, str], str]
+    ) -> None:
+        def owner_of(draft: EntryDraft) -> str | None:
+            if draft.customer_id is not None:
+                return draft.customer_id
+            if draft.order_id is not None and ("order", draft.order_id) in owners:
+                return owners[("order", draft.order_id)]
+            if draft.cart_id is not None:
+                return owners.get(("cart", draft.cart_id))
+            return None
+
+        await conn.execute(
+            text(
+                f"INSERT INTO {self.entries} "
+                "(position, customer_id, cart_id, order_id, kind, type, summary, data, at) "
+                "VALUES (:position, :customer, :cart, :order, :kind, :type, :summary, "
+                "CAST(:data AS jsonb), :at) "
+                "ON CONFLICT (position) DO NOTHING"
+            ),
+            [
+                {
+                    "position": r.event.position,
+                    "customer": owner_of(r.draft),
+                    "cart": r.draft.cart_id,
+                    "order": r.draft.order_id,
+                    "kind": r.draft.kind,
+                    "type": r.event.type,
+                    "summary": r.draft.summary,
+                    "data": json.dumps(r.event.data),
+                    "at": r.event.recorded_at,
+                }
+                for r in rows
+            ],
+        )
+
+    async def _remember_and_backfill(
+        self, conn: AsyncConnection, learned: dict[tuple[str, str], str]
+    ) -> None:
+        for (kind, key), customer in learned.items():
+            await conn.execute(
+                text(
+                    f"INSERT INTO {self.owners} (kind, key, customer_id) VALUES (:kind, :key, :customer) "
+                    "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id"
+                ),
+                {"kind": kind, "key": key, "customer": customer},
+            )
+            column = "cart_id" if kind == "cart" else "order_id"
+            # Guest history joins the customer's timeline once we learn whose it is.
+            await conn.execute(
+                text(
+                    f"UPDATE {self.entries} SET customer_id = :customer "
+                    f"WHERE {column} = :key AND customer_id IS NULL"
+                ),
+                {"customer": customer, "key": key},
+            )
+
+    def rebuild_copy(self, generation: str) -> Projection:
+        return TimelineProjection(self._engine, suffix=f"_{generation}", name=f"{self.name}{COPY_SUFFIX}")
+
+    async def promote(self, copy: Projection) -> None:
+        assert isinstance(copy, TimelineProjection)
+        async with self._engine.begin() as conn:
+            # Readers see the old tables until this transaction commits, then the new ones.
+            await conn.execute(text(f"LOCK TABLE {ENTRIES}, {OWNERS} IN ACCESS EXCLUSIVE MODE"))
+            await conn.execute(text(f"DROP TABLE {ENTRIES}, {OWNERS}"))
+            await conn.execute(text(f"ALTER TABLE {copy.entries} RENAME TO {ENTRIES}"))
+            await conn.execute(text(f"ALTER TABLE {copy.owners} RENAME TO {OWNERS}"))
