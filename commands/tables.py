@@ -125,3 +125,98 @@ persisted_documents = Table(
     Column("operation_type", String(16)),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Stock per SKU. A SKU without a row is untracked (not stock-managed). The
+# migration's CHECK (0 <= reserved <= on_hand) is what makes overselling impossible.
+inventory_items = Table(
+    "inventory_items",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("on_hand", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per (order, SKU): 'active' (a lease until expires_at), 'committed',
+# 'released', 'expired' or 'consumed'.
+inventory_reservations = Table(
+    "inventory_reservations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("order_id", "sku", name="inventory_reservations_order_sku"),
+)
+
+# The ``orders`` read model (written by projections/orders.py, read by queries/orders.py).
+# JSON columns: lines [{sku, title, quantity, unit_price, line_total}], shipping_address,
+# history [{type, at, position}] oldest first.
+order_view = Table(
+    "order_view",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("number", Text, nullable=False),
+    Column("customer_id", Text),
+    Column("email", Text, nullable=False),
+    Column("cart_id", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("payment_status", String(16), nullable=False),
+    Column("payment_amount", Numeric, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider_reference", Text),
+    Column("lines", JSONB, nullable=False),
+    Column("subtotal", Numeric, nullable=False),
+    Column("total", Numeric, nullable=False),
+    Column("shipping_address", JSONB, nullable=False),
+    Column("history", JSONB, nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Checkout and payments (migrations 0006_orders, 0007_checkout).
+# Every provider operation, before it is sent: a retry or reconciliation settles it by its key.
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    # 'authorize', 'capture', 'void' or 'refund'
+    Column("operation", String(16), nullable=False),
+    Column("idempotency_key", String(255), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("amount", Numeric(18, 4), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("provider_reference", String(100)),
+    # PENDING (not answered yet), UNKNOWN (no answer in time), or the provider's final status.
+    Column("status", String(16), nullable=False),
+    Column("response", JSONB),
+    Column("context", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Provider webhook events already handled (deduplication and per-payment ordering).
+payment_webhook_events = Table(
+    "payment_webhook_events",
+    metadata,
+    Column("provider_event_id", String(100), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("provider_reference", String(100)),
+    Column("sequence", Integer),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# The order a cart is being bought with while that order is open (one per cart).
+checkout_carts = Table(
+    "checkout_carts",
+    metadata,
+    Column("cart_id", String(64), primary_key=True),
+    Column("order_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -19,7 +19,7 @@ def build_schema() -> GatewaySchema:
 
 
 def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
-    view = GraphQLView(build_schema(), graphql_ide=None if settings.production else "graphiql")
+    view = GraphQLView(build_schema(), settings)
     return [
         Route("/graphql", view, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", view),

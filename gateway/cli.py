@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from gateway import edge_cli
 from gateway.logging_setup import configure_logging
 from gateway.settings import ConfigurationError, Settings
 
@@ -183,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     projection_ops = projections.add_subparsers(dest="projection_command", required=True)
     rebuild = projection_ops.add_parser("rebuild", help="rebuild a read model from the ledger")
     rebuild.add_argument("name")
+    edge_cli.add_commands(sub)
     return parser
 
 
@@ -204,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(_seed(settings, args.count, args.seed)))
         elif args.command == "projections":
             print(asyncio.run(_rebuild(settings, args.name)))
+        elif args.command in edge_cli.COMMANDS:
+            print(edge_cli.run(args, settings))
     except ConfigurationError as exc:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return 2

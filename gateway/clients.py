@@ -11,7 +11,7 @@ import hashlib
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.tables import api_clients
-from gateway.auth import ROLES, Principal
+from gateway.auth import ROLES, JwtAuthenticator, Principal
 from gateway.errors import unauthenticated
 from gateway.ttl_cache import TtlCache
 
@@ -165,3 +165,24 @@ class ApiClients:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(api_clients).order_by(api_clients.c.created_at))).all()
         return [ClientListing(_client(row), row.key_prefix, row.created_at, row.revoked_at) for row in rows]
+
+
+async def authenticate(
+    jwt: JwtAuthenticator, clients: ApiClients, *, authorization: str | None, api_key: str | None
+) -> tuple[Principal, ApiClient | None]:
+    """JWT bearer and/or API key (``X-Api-Key`` or ``Authorization: ApiKey <key>``).
+
+    With both, the caller is the token's user acting through the client: the
+    token's identity and roles, the client's name, budget and document policy.
+    """
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() == "apikey":
+        api_key = api_key if api_key is not None else credentials
+        authorization = None
+    principal = jwt.authenticate(authorization)
+    if api_key is None:
+        return principal, None
+    client = await clients.authenticate(api_key)
+    if principal.anonymous:
+        return client.principal(), client
+    return replace(principal, client=client.name), client

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,16 @@ class EmbeddedStores:
         from pgserver.postgres_server import get_server
 
         pgdata = self.data_dir / "pg"
-        self.postgres = get_server(pgdata, cleanup_mode="stop")
+        for attempt in range(1, 4):
+            try:
+                self.postgres = get_server(pgdata, cleanup_mode="stop")
+                break
+            except subprocess.TimeoutExpired:
+                # pgserver gives pg_ctl a fixed 10 s; on a loaded machine the server is often
+                # up just after that, and the next call finds and adopts the running postmaster.
+                log.warning("embedded PostgreSQL slow to start (attempt %d); retrying", attempt)
+                if attempt == 3:
+                    raise
         existing = self.postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
         if "1 row" not in existing:
             self.postgres.psql(f"CREATE DATABASE {DATABASE_NAME};")

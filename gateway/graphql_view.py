@@ -1,97 +1,227 @@
-"""The /graphql endpoint: Strawberry's HTTP handling plus auth, error masking and ids."""
+"""The /graphql endpoint: GraphQL over HTTP through the edge pipeline, and graphql-transport-ws.
+
+HTTP order: Accept negotiation, CSRF prevention, content type, body size,
+JSON, credentials (JWT or API key), then each operation through
+``Pipeline.run``. WebSocket connections authenticate in ``connection_init``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import StrawberryGraphQLError
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.schema import Schema
-from strawberry.schema.exceptions import InvalidOperationTypeError
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.exceptions import ConnectionRejectionError, StrawberryGraphQLError
+from strawberry.types.unset import UnsetType
 
-from gateway.auth import ANONYMOUS, Principal
+from gateway.auth import ANONYMOUS
+from gateway.bootstrap import Container
+from gateway.clients import authenticate
 from gateway.context import RequestContext
-from gateway.errors import GatewayError, error_body, format_error
+from gateway.edge import EdgeServices
+from gateway.errors import GatewayError
+from gateway.execution import GatewayContext, GatewaySchema
+from gateway.http_protocol import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    HttpError,
+    bad_request,
+    check_content_type,
+    csrf_blocked,
+    decode_json,
+    graphql_params,
+    negotiate,
+    params_from_query_string,
+    read_body,
+    too_large,
+)
+from gateway.pipeline import Caller, Outcome, Pipeline
+from gateway.settings import Settings
 
-
-class GatewaySchema(Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Errors are formatted (and unexpected ones logged) in GraphQLView.process_result."""
+CSRF_MESSAGE = (
+    "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). "
+    "Send Content-Type: application/json or a non-empty X-Apollo-Operation-Name, "
+    "Apollo-Require-Preflight or GraphQL-Require-Preflight header."
+)
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
+    def __init__(self, schema: GatewaySchema, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide=None if settings.production else "graphiql")
+        self.settings = settings
+        self.pipeline = Pipeline(schema, settings)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
-        request_id = scope.get("state", {}).get("request_id")
-        try:
-            scope["state"]["principal"] = self._authenticate(request)
-            response = await self.run(request)
-        except GatewayError as exc:
-            status = 401 if exc.code == "UNAUTHENTICATED" else 403 if exc.code == "FORBIDDEN" else 400
-            response = JSONResponse(error_body(exc.code, exc.message, request_id, **exc.extensions), status)
-        except HTTPException as exc:
-            response = self._http_error(request, exc, request_id)
+        response = await self._handle(Request(scope, receive))
         await response(scope, receive, send)
 
-    def _authenticate(self, request: Request) -> Principal:
-        container = request.app.state.container
-        principal: Principal = container.authenticator.authenticate(request.headers.get("authorization"))
-        return principal
+    # ------------------------------------------------------------ HTTP
 
-    @staticmethod
-    def _http_error(request: Request, exc: HTTPException, request_id: str | None) -> Response:
+    async def _handle(self, request: Request) -> Response:
+        state = request.scope.setdefault("state", {})
+        request_id: str = state.get("request_id", "")
+        media = JSON
+        if self._wants_ide(request):
+            return HTMLResponse(self.graphql_ide_html)
+        container: Container = request.app.state.container
+        services = EdgeServices.of(container)
+        try:
+            media = negotiate(request.headers.get("accept")) or _not_acceptable()
+            if csrf_blocked(request):
+                raise HttpError(400, "BAD_REQUEST", CSRF_MESSAGE)
+            items = await self._request_items(request)
+            batch = isinstance(items, list)
+            params = [graphql_params(item) for item in (items if isinstance(items, list) else [items])]
+        except HttpError as exc:
+            state["outcome"] = f"error:{exc.code}"
+            return self._respond([Outcome(_plain_error(exc, request_id), error=exc)], media, batch=False)
+        try:
+            caller = await self._caller(request, services)
+        except GatewayError as exc:
+            caller = Caller(ANONYMOUS, None, _address(request))
+            outcome = await self.pipeline.failure(exc, caller, services, request_id)
+            state["outcome"] = f"error:{exc.code}"
+            return self._respond([outcome], media, batch=False)
+        state["client"] = caller.client.name if caller.client else caller.principal.subject
+        outcomes = []
+        for param in params:
+            context = self._context(request, caller, container)
+            outcomes.append(await self.pipeline.run(param, caller, services, context, request.method))
+        state["operation_name"] = outcomes[0].operation_name
+        codes = sorted({code for outcome in outcomes for code in outcome.codes})
+        state["outcome"] = "error:" + ",".join(codes) if codes else "ok"
+        return self._respond(outcomes, media, batch=batch)
+
+    def _wants_ide(self, request: Request) -> bool:
+        return (
+            self.graphql_ide is not None
+            and request.method == "GET"
+            and not request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    async def _request_items(self, request: Request) -> object:
+        maximum = self.settings.edge.max_body_bytes
+        if request.method == "POST":
+            check_content_type(request)
+            data = decode_json(await read_body(request, maximum), "The request body")
+        else:
+            if len(request.scope.get("query_string", b"")) > maximum:
+                raise too_large(maximum)
+            data = params_from_query_string(request.query_params)
+        if isinstance(data, list):
+            limit = self.settings.edge.max_batch_size
+            if not data:
+                raise bad_request("An empty batch has nothing to run")
+            if len(data) > limit:
+                raise HttpError(
+                    400,
+                    "OPERATION_LIMIT_EXCEEDED",
+                    f"Batched requests are limited to {limit} operations"
+                    if limit
+                    else "Batched requests are not enabled",
+                    limit="batchSize",
+                    maximum=limit,
+                )
+        return data
+
+    async def _caller(self, request: Request, services: EdgeServices) -> Caller:
+        principal, client = await authenticate(
+            request.app.state.container.authenticator,
+            services.clients,
+            authorization=request.headers.get("authorization"),
+            api_key=request.headers.get("x-api-key"),
+        )
+        return Caller(principal, client, _address(request))
+
+    def _context(self, request: Request, caller: Caller, container: Container) -> GatewayContext:
+        state = request.scope["state"]
+        return GatewayContext(
+            request=request,
+            response=Response(),
+            principal=caller.principal,
+            request_id=state.get("request_id", ""),
+            correlation_id=state.get("correlation_id", ""),
+            container=container,
+        )
+
+    def _respond(self, outcomes: list[Outcome], media: str, *, batch: bool) -> Response:
         headers: dict[str, str] = {}
-        status = exc.status_code
-        code = "BAD_REQUEST"
-        if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
-            # GET is for queries only; say which method to use instead.
-            status, code, headers["Allow"] = 405, "METHOD_NOT_ALLOWED", "POST"
-        elif status == 405:
-            code, headers["Allow"] = "METHOD_NOT_ALLOWED", "GET, POST"
-        return JSONResponse(error_body(code, exc.reason, request_id), status, headers=headers)
+        status = 200
+        if not batch:
+            outcome = outcomes[0]
+            error = outcome.error
+            if isinstance(error, HttpError):
+                status, headers = error.status, error.headers
+            elif error is not None and error.code == "UNAUTHENTICATED":
+                status = 401
+            elif error is not None and error.code == "RATE_LIMITED":
+                status = 429
+                headers["Retry-After"] = str(math.ceil(error.extensions.get("retryAfterSeconds", 1)))
+            elif media == GRAPHQL_RESPONSE and "data" not in outcome.body:
+                status = 400
+        body = [o.body for o in outcomes] if batch else outcomes[0].body
+        content = json.dumps(body, separators=(",", ":"), default=str)
+        content_type = f"{media}; charset=utf-8" if media == GRAPHQL_RESPONSE else media
+        return Response(content, status, headers=headers, media_type=content_type)
+
+    # ------------------------------------------------------------ WebSocket
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
         state = request.scope.get("state", {})
-        return RequestContext(
+        return GatewayContext(
             request=request,
-            response=response if isinstance(response, Response | WebSocket) else None,
+            response=response,
             principal=state.get("principal", ANONYMOUS),
             request_id=state.get("request_id", ""),
             correlation_id=state.get("correlation_id", ""),
             container=request.app.state.container,
         )
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
-        request_id = request.scope.get("state", {}).get("request_id")
-        body: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            body["errors"] = [format_error(e, request_id) for e in result.errors]
-            codes = {e["extensions"]["code"] for e in body["errors"]}
-            request.scope["state"]["outcome"] = "error:" + ",".join(sorted(codes))
-        else:
-            request.scope["state"]["outcome"] = "ok"
-        if result.extensions:
-            body["extensions"] = result.extensions
-        return body  # type: ignore[return-value]
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """Credentials come in the connection_init payload (browsers cannot set handshake headers)."""
+        params = getattr(context, "connection_params", None) or {}
+        container: Container = context.container
+        services = EdgeServices.of(container)
+        headers = context.request.headers
+        authorization = params.get("authorization") or params.get("Authorization")
+        api_key = params.get("apiKey")
+        if authorization is None and api_key is None:
+            authorization, api_key = headers.get("authorization"), headers.get("x-api-key")
+        if not isinstance(authorization, str | None) or not isinstance(api_key, str | None):
+            raise ConnectionRejectionError({"message": "credentials must be strings"})
+        try:
+            context.principal, _ = await authenticate(
+                container.authenticator, services.clients, authorization=authorization, api_key=api_key
+            )
+        except GatewayError as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        return await super().on_ws_connect(context)
 
-    def encode_json(self, data: object) -> str:
-        return json.dumps(data, separators=(",", ":"), default=str)
+
+def _address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def _not_acceptable() -> str:
+    raise HttpError(406, "NOT_ACCEPTABLE", f"Supported response types: {GRAPHQL_RESPONSE}, {JSON}")
+
+
+def _plain_error(exc: GatewayError, request_id: str) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": exc.code, **exc.extensions}
+    if request_id:
+        extensions["requestId"] = request_id
+    return {"errors": [{"message": exc.message, "extensions": extensions}]}
 
 
 __all__ = ["GatewaySchema", "GraphQLView", "StrawberryGraphQLError"]

@@ -64,7 +64,9 @@ def parse_manifest(raw: object) -> list[ManifestEntry]:
             raise ValueError("manifest: 'operations' must be a list")
         entries = []
         for i, op in enumerate(operations):
-            if not (isinstance(op, dict) and isinstance(op.get("id"), str) and isinstance(op.get("body"), str)):
+            if not (
+                isinstance(op, dict) and isinstance(op.get("id"), str) and isinstance(op.get("body"), str)
+            ):
                 raise ValueError(f"manifest: operation {i} needs string 'id' and 'body'")
             # Apollo's ids are the SHA-256 of the body; a mismatch means a corrupted manifest.
             if op["id"] != sha256_hex(op["body"]):

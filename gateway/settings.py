@@ -37,8 +37,17 @@ class Settings:
     jwt_secret: str = DEV_JWT_SECRET
     webhook_secret: str = DEV_WEBHOOK_SECRET
     payment_provider_url: str | None = None
+    # Checkout payments: how long a provider call may take, and how often unknown outcomes
+    # and expired reservations are swept up in the background.
+    payment_timeout_seconds: float = 5.0
+    reconcile_interval_seconds: float = 30.0
+    reservation_sweep_seconds: float = 15.0
+    # An authorization the provider never received, this old, is given up (the order is cancelled).
+    payment_abandon_seconds: float = 900.0
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     read_wait_seconds: float = 2.0
+    # How long checkout holds reserved stock before the sweeper releases it.
+    reservation_lease_seconds: float = 900
     run_projectors: bool = True
     seed_demo: bool = True
     migrate_on_start: bool = True
@@ -93,8 +102,13 @@ class Settings:
             jwt_secret=secret or DEV_JWT_SECRET,
             webhook_secret=webhook_secret or DEV_WEBHOOK_SECRET,
             payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or None,
+            payment_timeout_seconds=float(env.get("PAYMENT_TIMEOUT_SECONDS", "5.0")),
+            reconcile_interval_seconds=float(env.get("PAYMENT_RECONCILE_INTERVAL_SECONDS", "30.0")),
+            reservation_sweep_seconds=float(env.get("RESERVATION_SWEEP_SECONDS", "15.0")),
+            payment_abandon_seconds=float(env.get("PAYMENT_ABANDON_SECONDS", "900.0")),
             data_dir=Path(env.get("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=float(env.get("READ_WAIT_SECONDS", "2.0")),
+            reservation_lease_seconds=float(env.get("RESERVATION_LEASE_SECONDS", "900")),
             run_projectors=env.get("RUN_PROJECTORS", "1") not in {"0", "false", "no"},
             seed_demo=mode == "development" and env.get("SEED_DEMO_DATA", "1") not in {"0", "false", "no"},
             migrate_on_start=env.get("MIGRATE_ON_START", "1" if mode == "development" else "0")

@@ -116,7 +116,7 @@ class OrderUpdatesBroker:
                 await self._reader
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         self._queues.clear()
         self._pubsub = None
         self._reader = None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from commands.handlers import inventory as inventory_handlers
 from gateway.bootstrap import Container
+from projections.inventory import InventoryProjection
 from projections.runner import RunnerConfig
+from queries.inventory import InventoryQueries
 
 
 def wire_inventory(container: Container, runner_config: RunnerConfig | None) -> None:
-    del container, runner_config  # nothing to wire until this domain lands
+    inventory_handlers.register(container.bus)
+    container.add_projections([InventoryProjection(container.engine)], runner_config)
+    container.provide(InventoryQueries(container.engine))

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 NAME = "carts"
 COLLECTION = "carts"
+STREAM_TYPE = "cart"
 STREAM_PREFIX = "cart-"
 Document = dict[str, Any]
 
@@ -78,7 +79,7 @@ class CartsProjection:
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         await self._ensure_indexes()
-        streams = group_by_stream(e for e in events if e.stream_id.startswith(STREAM_PREFIX))
+        streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
         if not streams:
             return
         cart_ids = [stream_id[len(STREAM_PREFIX) :] for stream_id in streams]

@@ -44,7 +44,8 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.SHIPPED: frozenset({S.DELIVERED, S.REFUNDED}),
     S.DELIVERED: frozenset({S.REFUNDED}),
     S.NEEDS_ATTENTION: frozenset({S.CONFIRMED, S.CANCELLED, S.REFUNDED}),
-    S.CANCELLED: frozenset(),
+    # Money still held for a cancelled order (the void or refund failed) needs a person.
+    S.CANCELLED: frozenset({S.NEEDS_ATTENTION}),
     S.REFUNDED: frozenset(),
 }
 
@@ -87,7 +88,8 @@ class Order:
     def require_payment(self, target: PaymentStatus) -> None:
         if target not in PAYMENT_TRANSITIONS[self.payment_status]:
             raise InvalidStateTransition(
-                f"payment of order {self.number} is {self.payment_status.value} and cannot become {target.value}"
+                f"payment of order {self.number} is {self.payment_status.value} "
+                f"and cannot become {target.value}"
             )
 
 
@@ -145,3 +147,149 @@ def apply(order: Order | None, event: ev.OrderEvent) -> Order:
         case ev.OrderNeedsAttention():
             return replace(bumped, status=S.NEEDS_ATTENTION)
     raise ValueError(f"unknown order event {type(event).__name__}")
+
+
+# ---------------------------------------------------------------- decisions
+#
+# Payment outcomes may arrive more than once and in any order (the provider's
+# answer, its webhook, reconciliation). Each ``payment_*`` decision is therefore
+# idempotent: it returns the events the outcome still implies for the order as
+# it stands, and nothing when the order has moved past it.
+
+UNSETTLED = frozenset({P.PENDING, P.UNKNOWN})
+CUSTOMER_CANCELLABLE = frozenset({S.PAYMENT_PENDING, S.CONFIRMED})
+
+
+def evolve(order: Order, events: Iterable[ev.OrderEvent]) -> Order:
+    for event in events:
+        order = apply(order, event)
+    return order
+
+
+def payment_unknown(order: Order, reason: str) -> list[ev.OrderEvent]:
+    if order.payment_status is not P.PENDING:
+        return []
+    return [ev.PaymentOutcomeUnknown(order.order_id, reason)]
+
+
+def payment_authorized(order: Order, reference: str, amount: Decimal, currency: str) -> list[ev.OrderEvent]:
+    if order.payment_status not in UNSETTLED:
+        return []
+    return [ev.PaymentAuthorized(order.order_id, reference, amount, currency)]
+
+
+def confirm(order: Order) -> list[ev.OrderEvent]:
+    """After authorization, with the order's stock held."""
+    if order.status is S.PAYMENT_PENDING and order.payment_status is P.AUTHORIZED:
+        return [ev.OrderConfirmed(order.order_id)]
+    return []
+
+
+def stock_lost(order: Order) -> list[ev.OrderEvent]:
+    """Authorized too late: the lease ran out and the stock went to someone else."""
+    if order.status is not S.PAYMENT_PENDING:
+        return []
+    return [ev.OrderCancelled(order.order_id, "stock ran out before the payment was confirmed", "system")]
+
+
+def payment_declined(order: Order, reason: str) -> list[ev.OrderEvent]:
+    if order.payment_status not in UNSETTLED:
+        return []
+    events: list[ev.OrderEvent] = [ev.PaymentDeclined(order.order_id, reason)]
+    if order.status is S.PAYMENT_PENDING:
+        events.append(ev.OrderCancelled(order.order_id, f"payment declined ({reason})", "payment"))
+    return events
+
+
+def payment_captured(order: Order, reference: str, amount: Decimal) -> list[ev.OrderEvent]:
+    if order.payment_status is not P.AUTHORIZED:
+        return []
+    captured = [ev.PaymentCaptured(order.order_id, reference, amount)]
+    return [*captured, *fulfillment(evolve(order, captured))]
+
+
+def fulfillment(order: Order) -> list[ev.OrderEvent]:
+    """Fulfillment is requested once the money is captured."""
+    if order.status is S.CONFIRMED and order.payment_status is P.CAPTURED:
+        return [ev.FulfillmentRequested(order.order_id)]
+    return []
+
+
+def payment_voided(order: Order, reference: str) -> list[ev.OrderEvent]:
+    if order.payment_status is not P.AUTHORIZED:
+        return []
+    return [ev.PaymentVoided(order.order_id, reference)]
+
+
+def payment_refunded(
+    order: Order, reference: str, amount: Decimal, reason: str | None
+) -> list[ev.OrderEvent]:
+    if order.payment_status is not P.CAPTURED:
+        return []
+    refunded = [ev.PaymentRefunded(order.order_id, reference, amount, reason)]
+    return [*refunded, *refund_order(evolve(order, refunded), reason)]
+
+
+def refund_order(order: Order, reason: str | None) -> list[ev.OrderEvent]:
+    """A cancelled order keeps its status when its money goes back; a sold one becomes REFUNDED."""
+    if order.payment_status is P.REFUNDED and order.can_become(S.REFUNDED):
+        return [ev.OrderRefunded(order.order_id, reason)]
+    return []
+
+
+def payment_failed(order: Order, operation: str, reason: str) -> list[ev.OrderEvent]:
+    """The provider refused a capture, void or refund: nothing moved, and someone has to look."""
+    return needs_attention(order, f"{operation} failed: {reason}")
+
+
+def needs_attention(order: Order, reason: str) -> list[ev.OrderEvent]:
+    if order.status is S.NEEDS_ATTENTION or not order.can_become(S.NEEDS_ATTENTION):
+        return []
+    return [ev.OrderNeedsAttention(order.order_id, reason)]
+
+
+def compensation_due(order: Order) -> str | None:
+    """The payment operation that gives a cancelled order's money back, if any is still due."""
+    if order.status is not S.CANCELLED:
+        return None
+    return {P.AUTHORIZED: "void", P.CAPTURED: "refund"}.get(order.payment_status)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cancel(order: Order, reason: str, cancelled_by: str, *, by_customer: bool) -> ev.OrderCancelled:
+    if by_customer and order.status not in CUSTOMER_CANCELLABLE:
+        raise InvalidStateTransition(
+            f"order {order.number} is {order.status.value}; "
+            "only an order not yet in fulfillment can be cancelled by its customer"
+        )
+    order.require(S.CANCELLED)
+    return ev.OrderCancelled(order.order_id, reason, cancelled_by)
+
+
+def check_request_fulfillment(order: Order) -> None:
+    order.require(S.FULFILLMENT_REQUESTED)
+    if order.payment_status not in {P.AUTHORIZED, P.CAPTURED}:
+        raise InvalidStateTransition(
+            f"payment of order {order.number} is {order.payment_status.value}; nothing to capture"
+        )
+
+
+def ship(order: Order, tracking_number: str | None) -> ev.OrderShipped:
+    order.require(S.SHIPPED)
+    return ev.OrderShipped(order.order_id, tracking_number)
+
+
+def deliver(order: Order) -> ev.OrderDelivered:
+    order.require(S.DELIVERED)
+    return ev.OrderDelivered(order.order_id)
+
+
+def check_refund(order: Order) -> None:
+    order.require(S.REFUNDED)
+    if order.payment_status not in {P.CAPTURED, P.REFUNDED}:
+        raise InvalidStateTransition(
+            f"payment of order {order.number} is {order.payment_status.value}; "
+            "only captured money can be refunded"
+        )

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import cast
 
 import strawberry
 
@@ -31,7 +30,7 @@ from commands.messages_cart import (
 )
 from gateway.context import Info
 from gateway.errors import GatewayError, unauthenticated
-from gateway.schema.catalog import ProductVariant
+from gateway.schema.catalog import ProductVariant, variant_by_sku
 from gateway.schema.common import Freshness, Money, Node, UserError
 from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.scalars import Position
@@ -61,11 +60,7 @@ class CartLine:
 
     @strawberry.field
     async def variant(self, info: Info) -> ProductVariant | None:
-        # Provided by the catalog module (batched through its DataLoader).
-        from gateway.schema import catalog
-
-        by_sku = getattr(catalog, "variant_by_sku", None)
-        return None if by_sku is None else cast(ProductVariant | None, await by_sku(info, self.sku))
+        return await variant_by_sku(info, self.sku)
 
 
 @strawberry.type

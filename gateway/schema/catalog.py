@@ -57,13 +57,11 @@ class ProductVariant(Node):
 
     @strawberry.field
     async def availability(self, info: Info) -> StockHint:
-        # Until the inventory read model exists the hint comes from the search
-        # document (untracked SKUs count as in stock), so its freshness is the
-        # search projection's: that is the model that answered.
-        freshness = await loaders.freshness(info)
-        return StockHint(
-            in_stock=self.hint.in_stock, available=self.hint.available, freshness=Freshness.of(freshness)
-        )
+        # The inventory read model answers (batched per request); imported here
+        # because that module builds on this one's types.
+        from gateway.schema.inventory import stock_hint
+
+        return await stock_hint(info, self.sku)
 
 
 @strawberry.type

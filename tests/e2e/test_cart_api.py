@@ -199,3 +199,48 @@ async def test_writes_work_and_reads_fail_clearly_while_the_cart_store_is_down(
         running.mongo_client.set_available(True)
     caught_up = await _ok(client, READ, {"id": cart["id"], "p": payload["position"]})
     assert caught_up["version"] == 2 and caught_up["lines"][0]["sku"] == "MUG"
+
+
+UPSERT = """
+mutation($input: ProductUpsertInput!) {
+  productUpsert(input: $input) { position userErrors { field code message } product { id } }
+}
+"""
+LINE_VARIANTS = """
+query($id: ID!, $p: Position) {
+  cart(id: $id, consistentWith: $p) { lines { sku variant { sku title price { amount currencyCode } } } }
+}
+"""
+
+
+async def test_lines_resolve_catalog_variants_and_withdrawn_skus_resolve_to_null(
+    client: httpx.AsyncClient, running: Container, tokens: JwtAuthenticator
+) -> None:
+    admin = tokens.mint("admin-1", ["admin"])
+    product = {
+        "handle": "hoodie",
+        "title": "Hoodie",
+        "currencyCode": "USD",
+        "variants": [
+            {"sku": "HOOD-S", "title": "Small", "price": "40"},
+            {"sku": "HOOD-L", "title": "Large", "price": "42.5"},
+        ],
+    }
+    upserted = await _ok(client, UPSERT, {"input": product}, token=admin)
+    assert upserted["userErrors"] == []
+    lines = [{"sku": "HOOD-S", "quantity": 1}, {"sku": "HOOD-L", "quantity": 2}]
+    cart = (await _ok(client, CREATE, {"input": {"lines": lines}}))["cart"]
+    assert cart["subtotal"]["amount"] == "125.00"
+    read = await _ok(client, LINE_VARIANTS, {"id": cart["id"]})
+    assert [line["variant"] for line in read["lines"]] == [
+        {"sku": "HOOD-S", "title": "Small", "price": {"amount": "40.00", "currencyCode": "USD"}},
+        {"sku": "HOOD-L", "title": "Large", "price": {"amount": "42.50", "currencyCode": "USD"}},
+    ]
+    withdrawn = await _ok(
+        client, UPSERT, {"input": {**product, "variants": product["variants"][:1]}}, token=admin
+    )
+    assert withdrawn["userErrors"] == []
+    read = await _ok(client, LINE_VARIANTS, {"id": cart["id"], "p": withdrawn["position"]})
+    assert [line["variant"] is None for line in read["lines"]] == [False, True]
+    refused = await _ok(client, ADD, {"id": cart["id"], "lines": [{"sku": "HOOD-L", "quantity": 1}]})
+    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [("NOT_FOUND", ["lines", "0", "sku"])]

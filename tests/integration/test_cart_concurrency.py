@@ -94,13 +94,12 @@ async def test_many_writers_across_many_carts_while_the_projector_runs(running: 
                 )
             else:
                 line_id = str(rng.randint(1, 4))
-                command = rng.choice(
-                    [
-                        AddCartLines(cart, GUEST, (LineRequest(sku, 1),)),
-                        UpdateCartLines(cart, GUEST, (QuantityChange(line_id, rng.randint(0, 5)),)),
-                        RemoveCartLines(cart, GUEST, (line_id,)),
-                    ]
-                )
+                choices: list[AddCartLines | UpdateCartLines | RemoveCartLines] = [
+                    AddCartLines(cart, GUEST, (LineRequest(sku, 1),)),
+                    UpdateCartLines(cart, GUEST, (QuantityChange(line_id, rng.randint(0, 5)),)),
+                    RemoveCartLines(cart, GUEST, (line_id,)),
+                ]
+                command = rng.choice(choices)
             try:
                 result = await running.bus.dispatch(command, META)
             except DomainError as err:

@@ -1,0 +1,96 @@
+"""Order events and what they do to the tables the commands own, in the caller's transaction.
+
+Every writer of an order (checkout, order commands, webhooks, reconciliation)
+takes the order's advisory lock first, then (when confirming) the cart's, then
+inventory rows: one lock order everywhere, so writers wait instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select, text
+
+from commands import payment_ops, reservations
+from commands.domain import order as domain
+from commands.domain.order import Order
+from commands.errors import DomainError
+from commands.events import order as ev
+from commands.handlers import cart as cart_handlers
+from commands.ledger import StreamConflict
+from commands.payment_ops import Attempt
+from commands.tables import checkout_carts, ledger_events
+from commands.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+STREAM_TYPE = "order"
+
+
+def stream_id(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+async def lock_order(uow: UnitOfWork, order_id: str) -> None:
+    await uow.conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": stream_id(order_id)}
+    )
+
+
+async def load_order(uow: UnitOfWork, order_id: str) -> Order | None:
+    recorded = await uow.load_stream(stream_id(order_id))
+    events = [r.decode() for r in recorded]
+    return domain.fold(e for e in events if isinstance(e, ev.OrderEvent))
+
+
+async def head_of(uow: UnitOfWork, order_id: str) -> int | None:
+    """Ledger position of the order's latest event: what a read of the order must wait for."""
+    result = await uow.conn.execute(
+        select(func.max(ledger_events.c.position)).where(ledger_events.c.stream_id == stream_id(order_id))
+    )
+    position = result.scalar_one_or_none()
+    return None if position is None else int(position)
+
+
+async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) -> Order:
+    """Append ``events`` and carry out their effects on stock and the cart."""
+    if not events:
+        return order
+    for event in events:
+        if isinstance(event, ev.OrderConfirmed):
+            await _close_cart(uow, order)
+            await reservations.commit(uow, order.order_id)
+        elif isinstance(event, ev.OrderCancelled):
+            await reservations.release(uow, order.order_id, reason=event.reason)
+            await uow.conn.execute(delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id)))
+        elif isinstance(event, ev.OrderShipped):
+            await reservations.consume(uow, order.order_id)
+    await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)
+    return domain.evolve(order, events)
+
+
+async def compensation(uow: UnitOfWork, order: Order) -> Attempt | None:
+    """The void or refund a cancelled order still holding money needs, recorded before it is sent."""
+    operation = domain.compensation_due(order)
+    if operation is None:
+        return None
+    return await payment_ops.ensure(
+        uow.conn,
+        order_id=order.order_id,
+        operation=operation,
+        amount=order.total,
+        currency=order.currency,
+        provider_reference=order.provider_reference,
+        context={"reason": "order cancelled"},
+    )
+
+
+async def _close_cart(uow: UnitOfWork, order: Order) -> None:
+    """The paid-for cart becomes CHECKED_OUT; a cart that moved on meanwhile (merged) is left alone."""
+    try:
+        async with uow.conn.begin_nested():
+            await cart_handlers.check_out_cart(uow, order.cart_id, order.order_id, None)
+    except (DomainError, StreamConflict) as exc:
+        log.info("cart not closed by its order", extra={"cart_id": order.cart_id, "reason": str(exc)})

@@ -1,0 +1,189 @@
+"""Settling payment outcomes: one code path for the provider's answer, its webhooks and reconciliation.
+
+An outcome may arrive several times and by several routes, in any order. Each
+settlement runs under the order's lock, decides from the order as it stands
+(``commands.domain.order`` decisions are idempotent) and records, in the same
+transaction, the attempt's status, the order events and their stock effects,
+the webhook receipt, and any void or refund the new state makes due. That
+compensation is then sent, and its own outcome settled the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commands import checkout_effects as effects
+from commands import payment_ops, reservations
+from commands.domain import order as domain
+from commands.domain.order import Order, OrderStatus, PaymentStatus
+from commands.events import order as ev
+from commands.payment_ops import AUTHORIZE, CAPTURE, FAILED, REFUND, VOID, Attempt, Outcome
+from commands.payments import PaymentProvider
+from commands.tables import payment_webhook_events
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+APPLIED, DUPLICATE, STALE, IGNORED = "applied", "duplicate", "stale", "ignored"
+MAX_COMPENSATIONS = 3
+
+
+@dataclass(frozen=True)
+class WebhookReceipt:
+    """A provider event being settled: recorded with its effects, so a redelivery is a no-op."""
+
+    event_id: str
+    type: str
+    provider_reference: str | None
+    sequence: int | None
+
+
+@dataclass(frozen=True)
+class Settled:
+    verdict: str
+    order: Order | None = None
+    attempt: Attempt | None = None
+    outcome: Outcome | None = None
+    position: int | None = None
+    compensation: Attempt | None = None
+
+
+class PaymentSettlement:
+    def __init__(self, engine: AsyncEngine, provider: PaymentProvider, *, lease: timedelta) -> None:
+        self.engine = engine
+        self.provider = provider
+        self._lease = lease
+
+    async def send(self, key: str, metadata: MessageMetadata, *, token: str | None = None) -> Settled:
+        """Send the attempt under ``key`` unless it is settled already, then settle what came back."""
+        async with self.engine.begin() as conn:
+            attempt = await payment_ops.begin_send(conn, key)
+        if attempt is None:
+            return await self.current(key, metadata)
+        outcome = await payment_ops.execute(self.provider, attempt, token=token)
+        return await self.settle(key, outcome, metadata)
+
+    async def current(self, key: str, metadata: MessageMetadata) -> Settled:
+        async with UnitOfWork(self.engine, metadata) as uow:
+            attempt = await payment_ops.by_key(uow.conn, key)
+            if attempt is None:
+                return Settled(IGNORED)
+            order = await effects.load_order(uow, attempt.order_id)
+            position = await effects.head_of(uow, attempt.order_id)
+        return Settled(IGNORED, order, attempt, None, position)
+
+    async def settle(
+        self,
+        key: str,
+        outcome: Outcome,
+        metadata: MessageMetadata,
+        receipt: WebhookReceipt | None = None,
+    ) -> Settled:
+        settled = await self._settle_once(key, outcome, metadata, receipt)
+        for _ in range(MAX_COMPENSATIONS):
+            if settled.compensation is None or settled.order is None:
+                break
+            compensation = await self.send(settled.compensation.idempotency_key, metadata)
+            settled = Settled(
+                settled.verdict,
+                compensation.order,
+                settled.attempt,
+                settled.outcome,
+                compensation.position,
+                compensation.compensation,
+            )
+        return settled
+
+    async def _settle_once(
+        self, key: str, outcome: Outcome, metadata: MessageMetadata, receipt: WebhookReceipt | None
+    ) -> Settled:
+        async with UnitOfWork(self.engine, metadata) as uow:
+            found = await payment_ops.by_key(uow.conn, key)
+            if found is not None:
+                await effects.lock_order(uow, found.order_id)
+            if receipt is not None:
+                verdict = await _receive(uow, receipt)
+                if verdict is not APPLIED or found is None:
+                    await uow.commit()
+                    return Settled(verdict if found is not None else IGNORED)
+            attempt = await payment_ops.by_key(uow.conn, key, lock=True)
+            order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
+            if attempt is None or order is None:
+                return Settled(IGNORED)
+            await payment_ops.mark(uow.conn, attempt, outcome)
+            state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
+            compensation = await effects.compensation(uow, state)
+            position = await effects.head_of(uow, order.order_id)
+            await uow.commit()
+        return Settled(APPLIED, state, attempt, outcome, position, compensation)
+
+    async def _decide(self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome) -> list[ev.OrderEvent]:
+        operation, status = attempt.operation, outcome.status
+        reference = outcome.provider_reference or attempt.provider_reference or ""
+        if not outcome.known:
+            return domain.payment_unknown(order, outcome.reason or "no answer") if operation == AUTHORIZE else []
+        if operation == AUTHORIZE:
+            if status == PaymentStatus.AUTHORIZED.value:
+                return await self._authorized(uow, order, attempt, reference)
+            return domain.payment_declined(order, outcome.reason or status.lower())
+        if status == FAILED:
+            return domain.payment_failed(order, operation, outcome.reason or "refused by the provider")
+        if operation == CAPTURE and status == PaymentStatus.CAPTURED.value:
+            return domain.payment_captured(order, reference, attempt.amount)
+        if operation == VOID and status == PaymentStatus.VOIDED.value:
+            return domain.payment_voided(order, reference)
+        if operation == REFUND and status == PaymentStatus.REFUNDED.value:
+            return domain.payment_refunded(order, reference, attempt.amount, attempt.context.get("reason"))
+        return []
+
+    async def _authorized(
+        self, uow: UnitOfWork, order: Order, attempt: Attempt, reference: str
+    ) -> list[ev.OrderEvent]:
+        if order.payment_status is PaymentStatus.DECLINED:
+            log.error("payment authorized after it was given up", extra={"order_id": order.order_id})
+            return domain.needs_attention(order, f"payment {reference} authorized after the order gave up on it")
+        events = domain.payment_authorized(order, reference, attempt.amount, attempt.currency)
+        state = domain.evolve(order, events)
+        if state.status is OrderStatus.PAYMENT_PENDING and state.payment_status is PaymentStatus.AUTHORIZED:
+            # A late success may find the lease expired: take the stock again, or give the money back.
+            if await reservations.rereserve(uow, order.order_id, lease=self._lease):
+                return [*events, *domain.confirm(state)]
+            return [*events, *domain.stock_lost(state)]
+        return events
+
+
+async def _receive(uow: UnitOfWork, receipt: WebhookReceipt) -> str:
+    """Record the provider event once; a redelivery or an older event for the payment changes nothing."""
+    w = payment_webhook_events.c
+    newest = None
+    if receipt.provider_reference is not None:
+        newest = (
+            await uow.conn.execute(
+                select(func.max(w.sequence)).where(w.provider_reference == receipt.provider_reference)
+            )
+        ).scalar_one_or_none()
+    inserted = (
+        await uow.conn.execute(
+            pg_insert(payment_webhook_events)
+            .values(
+                provider_event_id=receipt.event_id,
+                type=receipt.type,
+                provider_reference=receipt.provider_reference,
+                sequence=receipt.sequence,
+                received_at=func.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["provider_event_id"])
+            .returning(w.provider_event_id)
+        )
+    ).first()
+    if inserted is None:
+        return DUPLICATE
+    if newest is not None and receipt.sequence is not None and receipt.sequence <= newest:
+        return STALE
+    return APPLIED

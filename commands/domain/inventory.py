@@ -1,0 +1,118 @@
+"""Inventory rules, pure: stock levels, admin changes, reservation lines and states.
+
+The database enforces the invariant (0 <= reserved <= on_hand) with a CHECK
+and conditional updates; these rules decide what to ask for and explain refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from commands.errors import DomainError, InvalidInput
+from commands.events.inventory import InventoryEvent
+
+# on_hand is a PostgreSQL integer; stay well inside it so sums never overflow.
+MAX_ON_HAND = 1_000_000_000
+MAX_DELTA = 1_000_000
+MAX_SKU_LENGTH = 64
+MAX_REASON_LENGTH = 500
+MAX_RESERVATION_QUANTITY = 1_000_000
+
+ACTIVE = "active"
+COMMITTED = "committed"
+RELEASED = "released"
+EXPIRED = "expired"
+CONSUMED = "consumed"
+# Reservations that hold stock (count in ``reserved``).
+HOLDING = frozenset({ACTIVE, COMMITTED})
+# Reservations whose stock went back: a late payment success may take it again.
+LAPSED = frozenset({RELEASED, EXPIRED})
+
+
+def stream_id(sku: str) -> str:
+    return f"inventory-{sku}"
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class ReservationLine:
+    sku: str
+    quantity: int
+
+
+class OutOfStock(DomainError):
+    """Some lines cannot be reserved; ``skus`` names every short one."""
+
+    code = "OUT_OF_STOCK"
+
+    def __init__(self, skus: Sequence[str]) -> None:
+        self.skus = sorted(set(skus))
+        super().__init__(f"not enough stock for: {', '.join(self.skus)}", None, "OUT_OF_STOCK")
+
+
+def validate_sku(sku: str) -> None:
+    if not sku or len(sku) > MAX_SKU_LENGTH or sku != sku.strip():
+        raise InvalidInput(
+            f"sku must be 1 to {MAX_SKU_LENGTH} characters without surrounding spaces", ["sku"]
+        )
+
+
+def decide_set(level: StockLevel, on_hand: int) -> int:
+    """The new on-hand for an absolute set; never below what is reserved."""
+    if on_hand < 0 or on_hand > MAX_ON_HAND:
+        raise InvalidInput(f"onHand must be between 0 and {MAX_ON_HAND}", ["onHand"])
+    if on_hand < level.reserved:
+        raise InvalidInput(
+            f"onHand {on_hand} is below the {level.reserved} units reserved for {level.sku}", ["onHand"]
+        )
+    return on_hand
+
+
+def decide_adjust(level: StockLevel, delta: int, reason: str | None) -> int:
+    """The new on-hand after adding ``delta``; never below what is reserved."""
+    if delta == 0 or abs(delta) > MAX_DELTA:
+        raise InvalidInput(f"delta must be non-zero and at most {MAX_DELTA} in size", ["delta"])
+    if reason is not None and len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"reason must be at most {MAX_REASON_LENGTH} characters", ["reason"])
+    new_on_hand = level.on_hand + delta
+    if new_on_hand > MAX_ON_HAND:
+        raise InvalidInput(f"on-hand stock cannot exceed {MAX_ON_HAND}", ["delta"])
+    if new_on_hand < level.reserved:
+        raise InvalidInput(
+            f"on-hand would drop to {new_on_hand}, below the {level.reserved} units reserved for {level.sku}",
+            ["delta"],
+        )
+    return new_on_hand
+
+
+def merge_lines(lines: Iterable[ReservationLine]) -> list[tuple[str, int]]:
+    """Quantity per SKU, in SKU order: every writer locks rows in this order, so none deadlock."""
+    merged: dict[str, int] = {}
+    for line in lines:
+        if line.quantity <= 0 or line.quantity > MAX_RESERVATION_QUANTITY:
+            raise InvalidInput(f"quantity for {line.sku} must be between 1 and {MAX_RESERVATION_QUANTITY}")
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    return sorted(merged.items())
+
+
+def level_after(event: InventoryEvent) -> StockLevel:
+    return StockLevel(event.sku, event.on_hand, event.reserved)
+
+
+def fold(events: Iterable[InventoryEvent]) -> dict[str, StockLevel]:
+    """Level per SKU after the events, applied in stream order."""
+    levels: dict[str, StockLevel] = {}
+    for event in events:
+        levels[event.sku] = level_after(event)
+    return levels

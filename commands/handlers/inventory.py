@@ -1,0 +1,106 @@
+"""Inventory admin command handlers: set or adjust on-hand stock, idempotently.
+
+``execute`` claims the idempotency key in its own short transaction, then
+dispatches; the handler stores the response in the command's transaction, so
+a retry with the same key replays it and a failed attempt leaves no trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands import idempotency
+from commands.bus import CommandBus
+from commands.domain import inventory as domain
+from commands.domain.inventory import StockLevel
+from commands.errors import DomainError, NotFound
+from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
+from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.reservations import append_event, event_fields
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+
+KEY_FIELD = ("idempotencyKey",)
+
+
+def register(bus: CommandBus) -> None:
+    bus.register(SetStock, set_stock)
+    bus.register(AdjustStock, adjust_stock)
+
+
+async def execute(
+    bus: CommandBus, engine: AsyncEngine, command: SetStock | AdjustStock, metadata: MessageMetadata, key: str
+) -> StockResult:
+    """Run an admin stock command under an idempotency key scoped to the caller and operation."""
+    idempotency.validate_key(key, KEY_FIELD)
+    domain.validate_sku(command.sku)
+    scope = f"{metadata.actor or 'anonymous'}:{command.operation}"
+    claimed = await idempotency.claim(
+        engine, scope, key, idempotency.request_hash(command.request()), field_path=KEY_FIELD
+    )
+    if claimed.replay is not None:
+        return StockResult.from_response(claimed.replay)
+    try:
+        return await bus.dispatch(replace(command, claim=claimed), metadata.with_idempotency_key(key))
+    except DomainError:
+        await idempotency.abandon(engine, claimed)
+        raise
+    except BaseException:
+        await idempotency.release(engine, claimed)
+        raise
+
+
+async def set_stock(command: SetStock, uow: UnitOfWork) -> StockResult:
+    level = await _lock_level(uow.conn, command.sku)
+    on_hand = domain.decide_set(level, command.on_hand)
+    row = await _write_on_hand(uow.conn, command.sku, on_hand)
+    event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
+    return await _finish(uow, command.claim, event)
+
+
+async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
+    level = await _lock_level(uow.conn, command.sku)
+    on_hand = domain.decide_adjust(level, command.delta, command.reason)
+    row = await _write_on_hand(uow.conn, command.sku, on_hand)
+    event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
+    return await _finish(uow, command.claim, event)
+
+
+async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
+    """The SKU's stock, row locked; a catalog SKU never stocked before starts at zero."""
+    known = (await conn.execute(text("SELECT 1 FROM catalog_variants WHERE sku = :s"), {"s": sku})).first()
+    if known is None:
+        raise NotFound(f"no product variant has SKU {sku}", ["sku"])
+    await conn.execute(
+        text("INSERT INTO inventory_items (sku, on_hand, reserved) VALUES (:s, 0, 0) ON CONFLICT DO NOTHING"),
+        {"s": sku},
+    )
+    row = (
+        await conn.execute(
+            text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s FOR UPDATE"), {"s": sku}
+        )
+    ).one()
+    return StockLevel(sku, row.on_hand, row.reserved)
+
+
+async def _write_on_hand(conn: AsyncConnection, sku: str, on_hand: int) -> Any:
+    result = await conn.execute(
+        text(
+            "UPDATE inventory_items AS i SET on_hand = :n, updated_at = now() WHERE i.sku = :s "
+            "RETURNING i.sku, i.on_hand, i.reserved, "
+            "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+        ),
+        {"s": sku, "n": on_hand},
+    )
+    return result.one()
+
+
+async def _finish(uow: UnitOfWork, claimed: idempotency.Claim | None, event: InventoryEvent) -> StockResult:
+    await append_event(uow, event)
+    result = StockResult(event.sku, event.on_hand, event.reserved, event.available, uow.last_position)
+    if claimed is not None:
+        await idempotency.complete(uow.conn, claimed, result.to_response())
+    return result

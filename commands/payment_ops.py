@@ -1,0 +1,255 @@
+"""The payment attempts ledger: every provider operation, recorded before it is sent.
+
+An attempt is written (status PENDING) in the same transaction as the decision
+that needs it, so a crash after that commit leaves a row that a retry,
+the provider's webhook or reconciliation settles by its idempotency key. The
+key names exactly one operation at the provider; sending it again is safe and
+returns the first answer, never a second charge.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.idempotency import request_hash
+from commands.payments import (
+    IdempotencyMismatch,
+    InvalidPaymentRequest,
+    PaymentProvider,
+    PaymentProviderUnavailable,
+    PaymentResult,
+)
+from commands.tables import payment_attempts
+
+log = logging.getLogger(__name__)
+
+AUTHORIZE, CAPTURE, VOID, REFUND = "authorize", "capture", "void", "refund"
+PENDING, UNKNOWN, FAILED = "PENDING", "UNKNOWN", "FAILED"
+UNSETTLED = (PENDING, UNKNOWN)
+# What a successful operation of each kind ends in at the provider.
+SUCCESS = {AUTHORIZE: "AUTHORIZED", CAPTURE: "CAPTURED", VOID: "VOIDED", REFUND: "REFUNDED"}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    order_id: str
+    operation: str
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    provider_reference: str | None
+    status: str
+    context: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def settled(self) -> bool:
+        return self.status not in UNSETTLED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one operation as far as we know: a provider status, PENDING or UNKNOWN."""
+
+    status: str
+    provider_reference: str | None = None
+    reason: str | None = None
+    response: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def known(self) -> bool:
+        return self.status not in UNSETTLED
+
+    @classmethod
+    def of(cls, result: PaymentResult) -> Outcome:
+        return cls(str(result.status), result.provider_reference, result.decline_reason, dict(result.raw))
+
+    @classmethod
+    def unknown(cls, reason: str) -> Outcome:
+        return cls(UNKNOWN, reason=reason)
+
+
+def _attempt(row: Any) -> Attempt:
+    return Attempt(
+        id=str(row.id),
+        order_id=str(row.order_id),
+        operation=row.operation,
+        idempotency_key=row.idempotency_key,
+        amount=row.amount,
+        currency=row.currency.strip(),
+        provider_reference=row.provider_reference,
+        status=row.status,
+        context=dict(row.context or {}),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    order_id: str,
+    operation: str,
+    key: str,
+    amount: Decimal,
+    currency: str,
+    provider_reference: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> Attempt:
+    hashed = request_hash(
+        {"operation": operation, "order": order_id, "amount": amount, "currency": currency,
+         "reference": provider_reference}
+    )
+    row = (
+        await conn.execute(
+            insert(payment_attempts)
+            .values(
+                id=uuid.uuid4(),
+                order_id=uuid.UUID(order_id),
+                operation=operation,
+                idempotency_key=key,
+                request_hash=hashed,
+                amount=amount,
+                currency=currency,
+                provider_reference=provider_reference,
+                status=PENDING,
+                context=context or {},
+                created_at=func.now(),
+                updated_at=func.now(),
+            )
+            .returning(*payment_attempts.c)
+        )
+    ).one()
+    return _attempt(row)
+
+
+async def by_key(conn: AsyncConnection, key: str, *, lock: bool = False) -> Attempt | None:
+    query = select(payment_attempts).where(payment_attempts.c.idempotency_key == key)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return None if row is None else _attempt(row)
+
+
+async def of_order(conn: AsyncConnection, order_id: str, operation: str) -> list[Attempt]:
+    a = payment_attempts.c
+    rows = await conn.execute(
+        select(payment_attempts)
+        .where(a.order_id == uuid.UUID(order_id), a.operation == operation)
+        .order_by(a.created_at)
+    )
+    return [_attempt(row) for row in rows]
+
+
+async def ensure(
+    conn: AsyncConnection,
+    *,
+    order_id: str,
+    operation: str,
+    amount: Decimal,
+    currency: str,
+    provider_reference: str | None,
+    context: dict[str, Any] | None = None,
+) -> Attempt:
+    """The order's unsettled attempt of this kind, or a new one.
+
+    A failed operation is retried under a new key (a key's answer never changes).
+    """
+    earlier = await of_order(conn, order_id, operation)
+    for attempt in earlier:
+        if not attempt.settled:
+            return attempt
+    return await record(
+        conn,
+        order_id=order_id,
+        operation=operation,
+        key=f"{operation}:{order_id}:{len(earlier) + 1}",
+        amount=amount,
+        currency=currency,
+        provider_reference=provider_reference,
+        context=context,
+    )
+
+
+async def mark(conn: AsyncConnection, attempt: Attempt, outcome: Outcome) -> None:
+    """Record what the provider said; a final answer is never overwritten by a vaguer one."""
+    if attempt.settled or (outcome.status == UNKNOWN and attempt.status == UNKNOWN):
+        return
+    status = outcome.status if outcome.known else UNKNOWN
+    response = outcome.response or {"reason": outcome.reason}
+    await conn.execute(
+        update(payment_attempts)
+        .where(payment_attempts.c.id == uuid.UUID(attempt.id))
+        .values(
+            status=status,
+            provider_reference=outcome.provider_reference or attempt.provider_reference,
+            response=response,
+            updated_at=func.now(),
+        )
+    )
+
+
+async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
+    """Claim the attempt for sending now: None if it is settled already.
+
+    Touching ``updated_at`` keeps reconciliation away from an operation that is in flight.
+    """
+    a = payment_attempts.c
+    row = (
+        await conn.execute(
+            update(payment_attempts)
+            .where(a.idempotency_key == key, a.status.in_(UNSETTLED))
+            .values(updated_at=func.now())
+            .returning(*payment_attempts.c)
+        )
+    ).first()
+    return None if row is None else _attempt(row)
+
+
+async def due(conn: AsyncConnection, *, older_than: timedelta, limit: int) -> list[Attempt]:
+    a = payment_attempts.c
+    rows = await conn.execute(
+        select(payment_attempts)
+        .where(a.status.in_(UNSETTLED), a.updated_at < func.now() - older_than)
+        .order_by(a.updated_at)
+        .limit(limit)
+    )
+    return [_attempt(row) for row in rows]
+
+
+async def execute(provider: PaymentProvider, attempt: Attempt, *, token: str | None = None) -> Outcome:
+    """Send the attempt's operation; any answer we cannot trust is UNKNOWN, never a guess."""
+    key, reference = attempt.idempotency_key, attempt.provider_reference or ""
+    try:
+        if attempt.operation == AUTHORIZE:
+            if token is None:
+                raise ValueError("an authorization needs the card token")
+            result = await provider.authorize(
+                idempotency_key=key,
+                amount=attempt.amount,
+                currency=attempt.currency,
+                token=token,
+                reference_hint=attempt.order_id,
+            )
+        elif attempt.operation == CAPTURE:
+            result = await provider.capture(idempotency_key=key, provider_reference=reference, amount=attempt.amount)
+        elif attempt.operation == VOID:
+            result = await provider.void(idempotency_key=key, provider_reference=reference)
+        else:
+            result = await provider.refund(idempotency_key=key, provider_reference=reference, amount=attempt.amount)
+    except PaymentProviderUnavailable as exc:
+        return Outcome.unknown(f"provider unavailable: {exc}")
+    except IdempotencyMismatch as exc:
+        log.error("payment idempotency key mismatch", extra={"key": key, "error": str(exc)})
+        return Outcome.unknown("idempotency key mismatch at the provider")
+    except InvalidPaymentRequest as exc:
+        return Outcome(FAILED, reason=f"invalid_request: {exc}"[:500])
+    return Outcome.of(result)

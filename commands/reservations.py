@@ -1,0 +1,352 @@
+"""Stock reservations (leases), inside the caller's unit of work.
+
+Never oversell: a reservation is one conditional UPDATE per SKU
+(``on_hand - reserved >= q``), and the table's CHECK backs it up. Lock order
+is the same everywhere, so concurrent writers wait instead of deadlocking:
+an order's reservation rows (by SKU), then ``inventory_items`` rows (by SKU).
+Every writer of ``inventory-<sku>`` holds that SKU's row lock while it
+appends, so stream appends of one SKU are serialized too.
+
+SKUs without an ``inventory_items`` row are untracked: never reserved, never short.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands.domain.inventory import (
+    ACTIVE,
+    COMMITTED,
+    CONSUMED,
+    EXPIRED,
+    HOLDING,
+    LAPSED,
+    RELEASED,
+    OutOfStock,
+    ReservationLine,
+    merge_lines,
+    stream_id,
+)
+from commands.errors import InvalidInput, InvalidStateTransition
+from commands.events.inventory import (
+    InventoryEvent,
+    ReservationCommitted,
+    ReservationExpired,
+    StockReleased,
+    StockReserved,
+    StockShipped,
+)
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+
+__all__ = [
+    "OutOfStock",
+    "ReservationLine",
+    "commit",
+    "consume",
+    "expire_due",
+    "release",
+    "rereserve",
+    "reservation_status",
+    "reserve",
+]
+
+STREAM_TYPE = "inventory"
+
+_CHANGE_ITEM = text(
+    "UPDATE inventory_items AS i SET on_hand = i.on_hand + :dh, reserved = i.reserved + :dr, "
+    "updated_at = now() WHERE i.sku = :s AND i.on_hand - i.reserved >= :need "
+    "RETURNING i.sku, i.on_hand, i.reserved, "
+    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+)
+
+_DUE_ORDERS = text(
+    "SELECT order_id FROM inventory_reservations WHERE status = :st AND expires_at <= now() "
+    "GROUP BY order_id ORDER BY min(expires_at) LIMIT :limit"
+)
+
+
+def event_fields(row: Any) -> dict[str, Any]:
+    """The after-change numbers every inventory event carries, from an inventory_items row."""
+    return {
+        "sku": row.sku,
+        "product_id": row.product_id,
+        "on_hand": row.on_hand,
+        "reserved": row.reserved,
+        "available": row.on_hand - row.reserved,
+    }
+
+
+async def append_event(uow: UnitOfWork, event: InventoryEvent) -> None:
+    await uow.append(STREAM_TYPE, stream_id(event.sku), [event])
+
+
+async def _change_item(
+    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
+) -> Any:
+    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise."""
+    result = await conn.execute(_CHANGE_ITEM, {"s": sku, "dh": on_hand, "dr": reserved, "need": need})
+    return result.first()
+
+
+def _order_uuid(order_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(order_id)
+    except ValueError:
+        raise InvalidInput(f"order id {order_id!r} is not a UUID") from None
+
+
+async def _lock_reservations(conn: AsyncConnection, order_id: str, statuses: frozenset[str]) -> list[Any]:
+    result = await conn.execute(
+        text(
+            "SELECT id, sku, quantity, status FROM inventory_reservations "
+            "WHERE order_id = :o AND status = ANY(:st) ORDER BY sku FOR UPDATE"
+        ),
+        {"o": _order_uuid(order_id), "st": sorted(statuses)},
+    )
+    return list(result)
+
+
+async def _set_status(
+    conn: AsyncConnection, rows: Sequence[Any], status: str, expires_at: Any = None
+) -> None:
+    await conn.execute(
+        text(
+            "UPDATE inventory_reservations SET status = :st, expires_at = :exp, updated_at = now() "
+            "WHERE id = ANY(:ids)"
+        ),
+        {"st": status, "exp": expires_at, "ids": [r.id for r in rows]},
+    )
+
+
+async def reservation_status(uow: UnitOfWork, order_id: str) -> str | None:
+    """Where the order's reservations stand: 'active', 'committed', 'released', 'expired',
+    'consumed', or None when it reserved nothing (every line untracked)."""
+    result = await uow.conn.execute(
+        text("SELECT DISTINCT status FROM inventory_reservations WHERE order_id = :o"),
+        {"o": _order_uuid(order_id)},
+    )
+    statuses = {row.status for row in result}
+    for status in (ACTIVE, COMMITTED, CONSUMED, EXPIRED, RELEASED):
+        if status in statuses:
+            return status
+    return None
+
+
+async def reserve(
+    uow: UnitOfWork, order_id: str, lines: Sequence[ReservationLine], *, lease: timedelta
+) -> datetime | None:
+    """Reserve every tracked line or none (OutOfStock names all short SKUs).
+
+    Returns the lease expiry, or None when no line is tracked. Calling it again
+    for an order that already holds stock returns the existing expiry.
+    """
+    order = _order_uuid(order_id)
+    wanted = merge_lines(lines)
+    conn = uow.conn
+    existing = (
+        await conn.execute(
+            text("SELECT status, expires_at FROM inventory_reservations WHERE order_id = :o"), {"o": order}
+        )
+    ).all()
+    if existing:
+        if any(r.status not in HOLDING for r in existing):
+            raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
+        return max((r.expires_at for r in existing if r.status == ACTIVE), default=None)
+    expires_at: datetime = (
+        await conn.execute(text("SELECT now() + CAST(:lease AS interval)"), {"lease": lease})
+    ).scalar_one()
+    reserved, short = await _take_all_or_nothing(conn, wanted)
+    if short:
+        raise OutOfStock(short)
+    if not reserved:
+        return None
+    await conn.execute(
+        text(
+            "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
+            "SELECT unnest(CAST(:ids AS uuid[])), CAST(:o AS uuid), unnest(CAST(:skus AS text[])), "
+            "unnest(CAST(:qs AS int[])), CAST(:st AS text), CAST(:exp AS timestamptz)"
+        ),
+        {
+            "ids": [uuid.uuid4() for _ in reserved],
+            "o": order,
+            "skus": [row.sku for row, _ in reserved],
+            "qs": [q for _, q in reserved],
+            "st": ACTIVE,
+            "exp": expires_at,
+        },
+    )
+    for row, quantity in reserved:
+        await append_event(
+            uow,
+            StockReserved(**event_fields(row), order_id=order_id, quantity=quantity, expires_at=expires_at),
+        )
+    return expires_at
+
+
+async def _take_all_or_nothing(
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+) -> tuple[list[tuple[Any, int]], list[str]]:
+    """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
+    was (the rows already taken, and their locks, are given back)."""
+    savepoint = await conn.begin_nested()
+    try:
+        taken, short = await _take(conn, wanted)
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if short:
+        await savepoint.rollback()
+        return [], short
+    await savepoint.commit()
+    return taken, short
+
+
+async def _take(
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+) -> tuple[list[tuple[Any, int]], list[str]]:
+    """Conditionally reserve each (sku, quantity) in order; the rows taken and the SKUs short."""
+    taken: list[tuple[Any, int]] = []
+    short: list[str] = []
+    for sku, quantity in wanted:
+        if short:
+            # Already refused: only find out whether this line is short too, without locking it.
+            available = (
+                await conn.execute(
+                    text("SELECT on_hand - reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
+                )
+            ).scalar_one_or_none()
+            if available is not None and available < quantity:
+                short.append(sku)
+            continue
+        row = await _change_item(conn, sku, reserved=quantity, need=quantity)
+        if row is not None:
+            taken.append((row, quantity))
+            continue
+        tracked = (
+            await conn.execute(text("SELECT 1 FROM inventory_items WHERE sku = :s"), {"s": sku})
+        ).first()
+        if tracked is not None:
+            short.append(sku)
+    return taken, short
+
+
+async def commit(uow: UnitOfWork, order_id: str) -> None:
+    """Payment authorized: active reservations become committed (they no longer expire)."""
+    rows = await _lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
+    if not rows:
+        return
+    await _set_status(uow.conn, rows, COMMITTED)
+    for res in rows:
+        item = await _change_item(uow.conn, res.sku)
+        await append_event(
+            uow, ReservationCommitted(**event_fields(item), order_id=order_id, quantity=res.quantity)
+        )
+
+
+async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
+    """Decline or cancel: active or committed reservations give their stock back."""
+    rows = await _lock_reservations(uow.conn, order_id, HOLDING)
+    if not rows:
+        return
+    await _set_status(uow.conn, rows, RELEASED)
+    for res in rows:
+        item = await _change_item(uow.conn, res.sku, reserved=-res.quantity)
+        await append_event(
+            uow, StockReleased(**event_fields(item), order_id=order_id, quantity=res.quantity, reason=reason)
+        )
+
+
+async def consume(uow: UnitOfWork, order_id: str) -> None:
+    """Shipment: committed reservations leave the warehouse (on_hand and reserved both drop)."""
+    rows = await _lock_reservations(uow.conn, order_id, frozenset({COMMITTED}))
+    if not rows:
+        return
+    await _set_status(uow.conn, rows, CONSUMED)
+    for res in rows:
+        item = await _change_item(uow.conn, res.sku, on_hand=-res.quantity, reserved=-res.quantity)
+        await append_event(uow, StockShipped(**event_fields(item), order_id=order_id, quantity=res.quantity))
+
+
+async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool:
+    """Late payment success after the stock was released or expired: take the same lines
+    again, all or nothing. False changes nothing.
+
+    The payment is authorized, so re-taken stock is committed at once (no lease to
+    expire; ``lease`` is accepted for symmetry with ``reserve``). True also when the
+    order still holds its stock or reserved nothing.
+    """
+    del lease
+    rows = await _lock_reservations(uow.conn, order_id, LAPSED)
+    if not rows:
+        return True
+    conn = uow.conn
+    taken, short = await _take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
+    if short:
+        return False
+    await _set_status(conn, rows, COMMITTED)
+    for item, quantity in taken:
+        fields = event_fields(item)
+        await append_event(
+            uow, StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None)
+        )
+        await append_event(uow, ReservationCommitted(**fields, order_id=order_id, quantity=quantity))
+    return True
+
+
+async def expire_due(engine: AsyncEngine, metadata: MessageMetadata, *, limit: int = 500) -> list[str]:
+    """Release active reservations whose lease ran out; one transaction per order.
+
+    Safe with several sweepers: a sweeper skips an order another one holds
+    (advisory try-lock), and the locked re-check of status and expiry makes a
+    release happen exactly once even when commit or release races it.
+    """
+    async with engine.connect() as conn:
+        result = await conn.execute(_DUE_ORDERS, {"st": ACTIVE, "limit": limit})
+        due = result.scalars().all()
+    expired: list[str] = []
+    for order in due:
+        order_id = str(order)
+        async with UnitOfWork(engine, metadata) as uow:
+            if await _expire_order(uow, order_id):
+                await uow.commit()
+                expired.append(order_id)
+    return expired
+
+
+async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
+    conn = uow.conn
+    locked = (
+        await conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:key AS text), 0))"),
+            {"key": f"inventory-order:{order_id}"},
+        )
+    ).scalar_one()
+    if not locked:
+        return False
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT id, sku, quantity FROM inventory_reservations "
+                "WHERE order_id = :o AND status = :st AND expires_at <= now() ORDER BY sku FOR UPDATE"
+            ),
+            {"o": _order_uuid(order_id), "st": ACTIVE},
+        )
+    ).all()
+    if not rows:
+        return False
+    await conn.execute(
+        text("UPDATE inventory_reservations SET status = :st, updated_at = now() WHERE id = ANY(:ids)"),
+        {"st": EXPIRED, "ids": [r.id for r in rows]},
+    )
+    for res in rows:
+        item = await _change_item(conn, res.sku, reserved=-res.quantity)
+        await append_event(
+            uow, ReservationExpired(**event_fields(item), order_id=order_id, quantity=res.quantity)
+        )
+    return True

@@ -1,0 +1,110 @@
+"""The ``inventory`` read model: one PostgreSQL row per tracked SKU (``inventory_view``).
+
+Rows are written through the batch's connection, so they commit together
+with the checkpoint. Every inventory event carries the SKU's numbers after
+the change, so a row is the last event of the contiguous run the stream-version
+guard hands over; one read and one upsert per batch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands import ledger
+from commands.events.inventory import InventoryEvent
+from commands.ledger import RecordedEvent
+from projections.rebuild import COPY_SUFFIX
+from projections.runner import Projection
+from projections.version_guard import events_to_fold, group_by_stream
+
+NAME = "inventory"
+TABLE = "inventory_view"
+STREAM_TYPE = "inventory"
+STREAM_PREFIX = "inventory-"
+_GENERATION = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+class InventoryProjection:
+    store = "postgres"
+
+    def __init__(self, engine: AsyncEngine, table: str = TABLE, name: str = NAME) -> None:
+        self.name = name
+        self.table = table
+        self._engine = engine
+
+    async def setup(self) -> None:
+        # The live table comes from the migration; a rebuild copy is shaped after it.
+        if self.table != TABLE:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    text(f"CREATE TABLE IF NOT EXISTS {self.table} (LIKE {TABLE} INCLUDING ALL)")
+                )
+
+    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
+        if not streams:
+            return
+        skus = [stream_id[len(STREAM_PREFIX) :] for stream_id in streams]
+        result = await conn.execute(
+            text(f"SELECT sku, stream_version FROM {self.table} WHERE sku = ANY(:skus)"), {"skus": skus}
+        )
+        known = {row.sku: int(row.stream_version) for row in result}
+
+        async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
+            return await ledger.load_stream(conn, stream_id, after)
+
+        rows: list[dict[str, Any]] = []
+        for sku, stream_events in zip(skus, streams.values(), strict=True):
+            run = await events_to_fold(known.get(sku, 0), stream_events, reload)
+            if run:
+                rows.append(_row(run[-1]))
+        if rows:
+            await self._upsert(conn, rows)
+
+    async def _upsert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        columns = ("sku", "product_id", "on_hand", "reserved", "available", "stream_version", "updated_at")
+        types = ("text", "text", "int", "int", "int", "int", "timestamptz")
+        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(columns, types, strict=True))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+        await conn.execute(
+            text(
+                f"INSERT INTO {self.table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT (sku) DO UPDATE SET {updates} "
+                f"WHERE {self.table}.stream_version < EXCLUDED.stream_version"
+            ),
+            {c: [row[c] for row in rows] for c in columns},
+        )
+
+    def rebuild_copy(self, generation: str) -> Projection:
+        if not _GENERATION.match(generation):
+            raise ValueError(f"bad rebuild generation {generation!r}")
+        return InventoryProjection(self._engine, f"{TABLE}_{generation}", f"{self.name}{COPY_SUFFIX}")
+
+    async def promote(self, copy: Projection) -> None:
+        """Swap the copy in under the live name, in one transaction (readers wait, never miss)."""
+        assert isinstance(copy, InventoryProjection) and copy.table != self.table
+        retired = f"{copy.table}_retired"
+        async with self._engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE {self.table} RENAME TO {retired}"))
+            await conn.execute(text(f"ALTER TABLE {copy.table} RENAME TO {self.table}"))
+            await conn.execute(text(f"DROP TABLE {retired}"))
+
+
+def _row(recorded: RecordedEvent) -> dict[str, Any]:
+    event = recorded.decode()
+    if not isinstance(event, InventoryEvent):
+        raise TypeError(f"{recorded.type} on {recorded.stream_id} is not an inventory event")
+    return {
+        "sku": event.sku,
+        "product_id": event.product_id,
+        "on_hand": event.on_hand,
+        "reserved": event.reserved,
+        "available": event.available,
+        "stream_version": recorded.stream_version,
+        "updated_at": recorded.recorded_at,
+    }

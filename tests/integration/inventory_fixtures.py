@@ -1,0 +1,130 @@
+"""Helpers for inventory tests: catalog rows inserted directly, stock set through the real
+command, reservations run in real units of work, and ledger/table inspection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from commands import reservations
+from commands.domain.inventory import StockLevel, fold
+from commands.events.inventory import InventoryEvent
+from commands.ledger import RecordedEvent
+from commands.messages_inventory import SetStock, StockResult
+from commands.reservations import ReservationLine
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap import Container
+
+META = MessageMetadata(actor="admin:test")
+PRODUCT_ID = uuid.UUID("7a8b1c7e-0000-4000-8000-000000000001")
+SKUS = ("INV-A", "INV-B", "INV-C", "INV-UNTRACKED")
+LEASE = timedelta(minutes=15)
+
+
+async def seed_variants(container: Container, skus: Sequence[str] = SKUS) -> None:
+    """One product with a variant per SKU, inserted straight into the catalog tables."""
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO catalog_products (id, handle, title, currency) "
+                "VALUES (:id, 'inventory-test', 'Inventory test', 'USD') ON CONFLICT DO NOTHING"
+            ),
+            {"id": PRODUCT_ID},
+        )
+        for i, sku in enumerate(skus):
+            await conn.execute(
+                text(
+                    "INSERT INTO catalog_variants (sku, product_id, title, price, currency, sort_order) "
+                    "VALUES (:sku, :pid, :title, 10, 'USD', :i)"
+                ),
+                {"sku": sku, "pid": PRODUCT_ID, "title": sku, "i": i},
+            )
+
+
+@pytest.fixture
+async def stocked(container: Container) -> Container:
+    """Catalog SKUs INV-A/B/C/UNTRACKED; A has 10 on hand, B has 5, C has 0, UNTRACKED no row."""
+    await seed_variants(container)
+    for sku, on_hand in (("INV-A", 10), ("INV-B", 5), ("INV-C", 0)):
+        await set_stock(container, sku, on_hand)
+    return container
+
+
+async def set_stock(container: Container, sku: str, on_hand: int) -> StockResult:
+    return await container.bus.dispatch(SetStock(sku, on_hand), META)
+
+
+def new_order() -> str:
+    return str(uuid.uuid4())
+
+
+async def reserve(
+    container: Container, order_id: str, lines: Sequence[tuple[str, int]], lease: timedelta = LEASE
+) -> Any:
+    async with UnitOfWork(container.engine, META) as uow:
+        expires = await reservations.reserve(
+            uow, order_id, [ReservationLine(sku, q) for sku, q in lines], lease=lease
+        )
+        await uow.commit()
+        return expires
+
+
+async def in_uow(container: Container, action: Any) -> Any:
+    """Run ``action(uow)`` in a committed unit of work and return its result."""
+    async with UnitOfWork(container.engine, META) as uow:
+        result = await action(uow)
+        await uow.commit()
+        return result
+
+
+async def items(container: Container) -> dict[str, StockLevel]:
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT sku, on_hand, reserved FROM inventory_items"))
+        return {r.sku: StockLevel(r.sku, r.on_hand, r.reserved) for r in rows}
+
+
+async def reservation_rows(container: Container, order_id: str) -> list[Any]:
+    async with container.engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT sku, quantity, status, expires_at FROM inventory_reservations "
+                "WHERE order_id = :o ORDER BY sku"
+            ),
+            {"o": uuid.UUID(order_id)},
+        )
+        return list(result)
+
+
+async def inventory_events(container: Container) -> list[RecordedEvent]:
+    """Every inventory event, in stream order per SKU."""
+    async with container.engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT position, tx_id::text::bigint AS tx_id, event_id, stream_type, stream_id, "
+                "stream_version, type, data, metadata, recorded_at FROM ledger_events "
+                "WHERE stream_type = 'inventory' ORDER BY stream_id, stream_version"
+            )
+        )
+        return [RecordedEvent(**row._mapping) for row in result]
+
+
+async def ledger_fold(container: Container) -> dict[str, StockLevel]:
+    decoded = [e.decode() for e in await inventory_events(container)]
+    return fold(e for e in decoded if isinstance(e, InventoryEvent))
+
+
+async def expire_now(container: Container, order_id: str) -> None:
+    """Move an order's active leases into the past."""
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE inventory_reservations SET expires_at = now() - interval '1 second' "
+                "WHERE order_id = :o AND status = 'active'"
+            ),
+            {"o": uuid.UUID(order_id)},
+        )
