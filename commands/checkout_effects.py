@@ -64,7 +64,9 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
             await reservations.commit(uow, order.order_id)
         elif isinstance(event, ev.OrderCancelled):
             await reservations.release(uow, order.order_id, reason=event.reason)
-            await uow.conn.execute(delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id)))
+            await uow.conn.execute(
+                delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id))
+            )
         elif isinstance(event, ev.OrderShipped):
             await reservations.consume(uow, order.order_id)
     await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)

@@ -84,8 +84,14 @@ class PaymentSettlement:
         outcome: Outcome,
         metadata: MessageMetadata,
         receipt: WebhookReceipt | None = None,
+        *,
+        idle_for: timedelta | None = None,
     ) -> Settled:
-        settled = await self._settle_once(key, outcome, metadata, receipt)
+        """Apply ``outcome`` to its attempt and order, then send any compensation it made due.
+
+        ``idle_for``: only if nobody touched the attempt for that long (reconciliation giving up).
+        """
+        settled = await self._settle_once(key, outcome, metadata, receipt, idle_for)
         for _ in range(MAX_COMPENSATIONS):
             if settled.compensation is None or settled.order is None:
                 break
@@ -101,7 +107,12 @@ class PaymentSettlement:
         return settled
 
     async def _settle_once(
-        self, key: str, outcome: Outcome, metadata: MessageMetadata, receipt: WebhookReceipt | None
+        self,
+        key: str,
+        outcome: Outcome,
+        metadata: MessageMetadata,
+        receipt: WebhookReceipt | None,
+        idle_for: timedelta | None,
     ) -> Settled:
         async with UnitOfWork(self.engine, metadata) as uow:
             found = await payment_ops.by_key(uow.conn, key)
@@ -116,6 +127,8 @@ class PaymentSettlement:
             order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
             if attempt is None or order is None:
                 return Settled(IGNORED)
+            if idle_for is not None and (attempt.settled or not await _idle(uow, attempt, idle_for)):
+                return Settled(IGNORED, order, attempt)
             await payment_ops.mark(uow.conn, attempt, outcome)
             state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
             compensation = await effects.compensation(uow, state)
@@ -123,11 +136,15 @@ class PaymentSettlement:
             await uow.commit()
         return Settled(APPLIED, state, attempt, outcome, position, compensation)
 
-    async def _decide(self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome) -> list[ev.OrderEvent]:
+    async def _decide(
+        self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome
+    ) -> list[ev.OrderEvent]:
         operation, status = attempt.operation, outcome.status
         reference = outcome.provider_reference or attempt.provider_reference or ""
         if not outcome.known:
-            return domain.payment_unknown(order, outcome.reason or "no answer") if operation == AUTHORIZE else []
+            return (
+                domain.payment_unknown(order, outcome.reason or "no answer") if operation == AUTHORIZE else []
+            )
         if operation == AUTHORIZE:
             if status == PaymentStatus.AUTHORIZED.value:
                 return await self._authorized(uow, order, attempt, reference)
@@ -147,7 +164,9 @@ class PaymentSettlement:
     ) -> list[ev.OrderEvent]:
         if order.payment_status is PaymentStatus.DECLINED:
             log.error("payment authorized after it was given up", extra={"order_id": order.order_id})
-            return domain.needs_attention(order, f"payment {reference} authorized after the order gave up on it")
+            return domain.needs_attention(
+                order, f"payment {reference} authorized after the order gave up on it"
+            )
         events = domain.payment_authorized(order, reference, attempt.amount, attempt.currency)
         state = domain.evolve(order, events)
         if state.status is OrderStatus.PAYMENT_PENDING and state.payment_status is PaymentStatus.AUTHORIZED:
@@ -156,6 +175,11 @@ class PaymentSettlement:
                 return [*events, *domain.confirm(state)]
             return [*events, *domain.stock_lost(state)]
         return events
+
+
+async def _idle(uow: UnitOfWork, attempt: Attempt, idle_for: timedelta) -> bool:
+    now = (await uow.conn.execute(select(func.now()))).scalar_one()
+    return bool(attempt.updated_at <= now - idle_for)
 
 
 async def _receive(uow: UnitOfWork, receipt: WebhookReceipt) -> str:

@@ -87,7 +87,8 @@ async def claim(
         inserted = (
             await conn.execute(
                 text(
-                    "INSERT INTO idempotency_keys (scope, key, request_hash, state, locked_until, expires_at) "
+                    "INSERT INTO idempotency_keys "
+                    "(scope, key, request_hash, state, locked_until, expires_at) "
                     "VALUES (:scope, :key, :hash, 'in_progress', now() + :lease, now() + :ttl) "
                     "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
                 ),

@@ -107,8 +107,13 @@ async def record(
     context: dict[str, Any] | None = None,
 ) -> Attempt:
     hashed = request_hash(
-        {"operation": operation, "order": order_id, "amount": amount, "currency": currency,
-         "reference": provider_reference}
+        {
+            "operation": operation,
+            "order": order_id,
+            "amount": amount,
+            "currency": currency,
+            "reference": provider_reference,
+        }
     )
     row = (
         await conn.execute(
@@ -240,11 +245,15 @@ async def execute(provider: PaymentProvider, attempt: Attempt, *, token: str | N
                 reference_hint=attempt.order_id,
             )
         elif attempt.operation == CAPTURE:
-            result = await provider.capture(idempotency_key=key, provider_reference=reference, amount=attempt.amount)
+            result = await provider.capture(
+                idempotency_key=key, provider_reference=reference, amount=attempt.amount
+            )
         elif attempt.operation == VOID:
             result = await provider.void(idempotency_key=key, provider_reference=reference)
         else:
-            result = await provider.refund(idempotency_key=key, provider_reference=reference, amount=attempt.amount)
+            result = await provider.refund(
+                idempotency_key=key, provider_reference=reference, amount=attempt.amount
+            )
     except PaymentProviderUnavailable as exc:
         return Outcome.unknown(f"provider unavailable: {exc}")
     except IdempotencyMismatch as exc:

@@ -12,6 +12,7 @@ from gateway.metrics import metrics_endpoint
 from gateway.middleware import RequestIdMiddleware
 from gateway.schema.root import Mutation, Query, Subscription, extra_types
 from gateway.settings import Settings
+from gateway.webhooks import payment_webhook
 
 
 def build_schema() -> GatewaySchema:
@@ -26,6 +27,7 @@ def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        Route("/webhooks/payments", payment_webhook, methods=["POST"]),
     ]
 
 

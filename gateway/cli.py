@@ -40,6 +40,7 @@ async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> N
     import uvicorn
 
     from gateway.app import build_app
+    from gateway.background import local_webhook_url, start_background
     from gateway.bootstrap import build_container
     from gateway.wiring import seed_demo_data, wire
 
@@ -47,6 +48,7 @@ async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> N
     container = await build_container(settings, ephemeral=ephemeral)
     try:
         wire(container)
+        await start_background(container, webhook_url=local_webhook_url(host, port))
         if settings.run_projectors:
             await container.start_projectors()
         if settings.seed_demo:
@@ -154,6 +156,23 @@ async def _rebuild(settings: Settings, name: str) -> str:
     return f"projection {name} rebuilt up to position {progress.copy_position} in {elapsed:.1f} s"
 
 
+async def _reconcile(settings: Settings) -> str:
+    from gateway.background import reconcile_once
+    from gateway.bootstrap import build_container
+    from gateway.wiring import wire
+
+    container = await build_container(settings)
+    try:
+        wire(container)
+        report = await reconcile_once(container)
+    finally:
+        await container.close()
+    return (
+        f"payment attempts checked: {report.checked}, settled: {report.settled}, "
+        f"still unknown: {report.unknown}, given up: {report.abandoned}, failed: {report.failed}"
+    )
+
+
 def _token(settings: Settings, subject: str, roles: list[str], ttl: int) -> str:
     from gateway.auth import JwtAuthenticator
 
@@ -177,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", action="append", required=True, choices=["customer", "support", "admin"])
     token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
     sub.add_parser("project", help="run the projector workers alone")
+    sub.add_parser("reconcile", help="settle payment attempts with unknown outcomes by asking the provider")
     seed = sub.add_parser("seed", help="load the demo catalog through the command handlers")
     seed.add_argument("--count", type=int, default=3000)
     seed.add_argument("--seed", type=int, default=20261122, help="random seed (same seed, same catalog)")
@@ -202,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_token(settings, args.sub, args.role, args.ttl))
         elif args.command == "project":
             asyncio.run(_project(settings))
+        elif args.command == "reconcile":
+            print(asyncio.run(_reconcile(settings)))
         elif args.command == "seed":
             print(asyncio.run(_seed(settings, args.count, args.seed)))
         elif args.command == "projections":

@@ -41,6 +41,15 @@ class GatewayContext(RequestContext):
 
 def client_error(error: GraphQLError, request_id: str | None, production: bool) -> dict[str, Any]:
     """``format_error`` plus, in production, no schema hints ("Did you mean ...?")."""
+    if error.path is None and isinstance(error.original_error, GraphQLError):
+        # graphql-core wraps variable coercion failures: the caller's input, not our bug.
+        error = GraphQLError(
+            error.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            extensions={"code": "BAD_USER_INPUT"},
+        )
     formatted = format_error(error, request_id)
     if production:
         formatted["message"] = _SUGGESTION.sub("", formatted["message"])

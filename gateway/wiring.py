@@ -11,6 +11,7 @@ from gateway.wiring_carts import wire_carts
 from gateway.wiring_catalog import wire_catalog
 from gateway.wiring_inventory import wire_inventory
 from gateway.wiring_order_views import wire_order_views
+from gateway.wiring_timeline import wire_timeline
 from gateway.wiring_orders import wire_orders
 from projections.runner import RunnerConfig
 
@@ -21,6 +22,7 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Non
     wire_inventory(container, runner_config)
     wire_orders(container, runner_config)
     wire_order_views(container, runner_config)
+    wire_timeline(container, runner_config)
 
 
 async def seed_demo_data(container: Container) -> bool:

@@ -40,7 +40,7 @@ def short_ref(reference: str | None) -> str:
 
 
 def _lines(lines: Any) -> str:
-    parts = [f"{line.get('quantity')} × {line.get('sku')}" for line in lines or []]
+    parts = [f"{line.get('quantity')} x {line.get('sku')}" for line in lines or []]
     return ", ".join(parts[:4]) + (f" and {len(parts) - 4} more" if len(parts) > 4 else "")
 
 

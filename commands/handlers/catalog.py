@@ -39,7 +39,7 @@ async def upsert_product(command: UpsertProduct, uow: UnitOfWork) -> UpsertProdu
     stream_id = product_stream_id(product_id)
     if event is None:
         return UpsertProductResult(product_id, None, await _last_position(conn, stream_id), False)
-    await _save(conn, event.product)
+    await _save(conn, event.product, product_row_current=created)
     await uow.append(STREAM_TYPE, stream_id, [event])
     return UpsertProductResult(product_id, uow.last_position, uow.last_position, created)
 
@@ -144,7 +144,13 @@ _UPSERT_VARIANTS = text(
 )
 
 
-async def _save(conn: AsyncConnection, state: ProductState) -> None:
+async def _save(conn: AsyncConnection, state: ProductState, *, product_row_current: bool) -> None:
+    if not product_row_current:
+        await _update_product_row(conn, state)
+    await _save_variants(conn, state)
+
+
+async def _update_product_row(conn: AsyncConnection, state: ProductState) -> None:
     await conn.execute(
         text(
             "UPDATE catalog_products SET title = :t, description = :d, brand = :b, "
@@ -161,6 +167,9 @@ async def _save(conn: AsyncConnection, state: ProductState) -> None:
             "now": state.updated_at,
         },
     )
+
+
+async def _save_variants(conn: AsyncConnection, state: ProductState) -> None:
     written = await conn.execute(
         _UPSERT_VARIANTS,
         {

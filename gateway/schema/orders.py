@@ -1,10 +1,12 @@
 """Order read types and resolvers: ``order``, ``orders``, ``orderUpdated``, and ``order_as_of``
 for mutation payloads.
 
-Visibility: a customer sees their own orders; support and admin see any order;
-everyone else gets null (``order``) or an error (``orders``, ``orderUpdated``),
-so an order id never reveals whether the order exists. Guest orders (no
-customer) are visible to staff only.
+Visibility: a customer sees their own orders; support and admin see any order
+(guest orders, without a customer, only they). ``order`` answers null to
+everyone else, and ``orderUpdated`` FORBIDDEN whether or not the order exists,
+so an id never reveals anything. ``orders``: anonymous -> UNAUTHENTICATED; a
+customer lists their own (naming another customer -> FORBIDDEN); staff must
+name the customer (else BAD_USER_INPUT).
 """
 
 from __future__ import annotations

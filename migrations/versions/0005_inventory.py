@@ -22,7 +22,8 @@ def upgrade() -> None:
             reserved integer NOT NULL DEFAULT 0,
             updated_at timestamptz NOT NULL DEFAULT now(),
             -- Never oversell: what is promised can never exceed what is on hand.
-            CONSTRAINT inventory_items_reserved_within_on_hand CHECK (0 <= reserved AND reserved <= on_hand)
+            CONSTRAINT inventory_items_reserved_within_on_hand
+                CHECK (0 <= reserved AND reserved <= on_hand)
         )
         """
     )
@@ -33,18 +34,21 @@ def upgrade() -> None:
             order_id uuid NOT NULL,
             sku varchar(64) NOT NULL REFERENCES inventory_items (sku),
             quantity integer NOT NULL CHECK (quantity > 0),
-            status varchar(16) NOT NULL CHECK (status IN ('active', 'committed', 'released', 'expired', 'consumed')),
+            status varchar(16) NOT NULL
+                CHECK (status IN ('active', 'committed', 'released', 'expired', 'consumed')),
             -- Only active reservations are leases; committed ones no longer expire.
             expires_at timestamptz,
             created_at timestamptz NOT NULL DEFAULT now(),
             updated_at timestamptz NOT NULL DEFAULT now(),
             CONSTRAINT inventory_reservations_order_sku UNIQUE (order_id, sku),
-            CONSTRAINT inventory_reservations_active_expires CHECK (status <> 'active' OR expires_at IS NOT NULL)
+            CONSTRAINT inventory_reservations_active_expires
+                CHECK (status <> 'active' OR expires_at IS NOT NULL)
         )
         """
     )
     op.execute(
-        "CREATE INDEX inventory_reservations_expiring ON inventory_reservations (expires_at) WHERE status = 'active'"
+        "CREATE INDEX inventory_reservations_expiring ON inventory_reservations (expires_at) "
+        "WHERE status = 'active'"
     )
     op.execute(
         """

@@ -74,6 +74,7 @@ async def test_variable_coercion_failure_is_a_request_error(http: httpx.AsyncCli
     payload = {"query": "query($s: ProductSort) { __typename }", "variables": {"s": 42}}
     modern = await post(http, payload, accept=GRAPHQL_RESPONSE)
     assert modern.status_code == 400 and "data" not in modern.json()
+    assert codes(modern.json()) == ["BAD_USER_INPUT"]
     assert (await post(http, payload)).status_code == 200
 
 

@@ -7,17 +7,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from starlette.requests import Request
 
 from commands.events import order as ev
 from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
+from gateway.auth import ANONYMOUS, JwtAuthenticator
 from gateway.bootstrap import Container
+from gateway.context import Info, RequestContext
+from gateway.schema.orders import OrderStatus, order_as_of
 from gateway.settings import Settings
+from queries.freshness import StaleRead
 from tests.helpers import error_codes, gql
 from tests.integration.orders_view_fixtures import append, happy_path, new_order_id, placed
 
@@ -114,17 +118,19 @@ async def test_order_is_visible_to_its_owner_and_staff_only(
     for token in (support, admin):
         assert (await data(client, READ, {"id": gid(owned)}, token=token))["number"] == "CG-1"
         assert (await data(client, READ, {"id": gid(guest)}, token=token))["customerId"] is None
-    for token in (other, None):
-        assert await data(client, READ, {"id": gid(owned)}, token=token) is None
-    for token in (owner, None):
-        assert await data(client, READ, {"id": gid(guest)}, token=token) is None
+    for maybe in (other, None):
+        assert await data(client, READ, {"id": gid(owned)}, token=maybe) is None
+    for maybe in (owner, None):
+        assert await data(client, READ, {"id": gid(guest)}, token=maybe) is None
     for bad in (gid(new_order_id()), gid("not-a-uuid"), owned, f"gid://commerce/Cart/{owned}"):
         assert await data(client, READ, {"id": bad}, token=admin) is None
     node = await data(client, "query($id: ID!) { node(id: $id) { id } }", {"id": gid(owned)}, token=owner)
     assert node == {"id": gid(owned)}
 
 
-async def test_orders_listing_rules(client: httpx.AsyncClient, tokens: JwtAuthenticator, running: Container) -> None:
+async def test_orders_listing_rules(
+    client: httpx.AsyncClient, tokens: JwtAuthenticator, running: Container
+) -> None:
     mine, theirs = new_order_id(), new_order_id()
     await append(running.engine, theirs, placed(theirs, "cust-2"))
     at = str((await append(running.engine, mine, placed(mine, "cust-1")))[-1].position)
@@ -183,7 +189,8 @@ async def test_status_filter_and_cursor_paging(
         after = page["pageInfo"]["endCursor"]
     assert len(seen) == 9 and {n["id"] for n in seen} == {gid(i) for i in ids}
     assert [(n["createdAt"], n["id"]) for n in seen] == sorted(
-        ((n["createdAt"], n["id"]) for n in seen), key=lambda k: (-datetime.fromisoformat(k[0]).timestamp(), k[1])
+        ((n["createdAt"], n["id"]) for n in seen),
+        key=lambda k: (-datetime.fromisoformat(k[0]).timestamp(), k[1]),
     )
     assert {n["freshness"]["projection"] for n in seen} == {"orders"}
 
@@ -234,3 +241,63 @@ async def test_freshness_lag_and_consistent_with(
     stale = await data(idle_client, READ, {"id": gid(oid)}, token=owner)
     assert stale["status"] == "PAYMENT_PENDING" and stale["freshness"]["lagEvents"] == 1
     assert Decimal(stale["total"]["amount"]) == Decimal("53.48")
+
+
+async def test_many_orders_in_one_request_cost_one_query(
+    client: httpx.AsyncClient, tokens: JwtAuthenticator, running: Container
+) -> None:
+    ids = [new_order_id() for _ in range(5)]
+    at = 0
+    for oid in ids:
+        at = (await append(running.engine, oid, placed(oid, "cust-1")))[-1].position
+    await running.freshness.wait_for("orders", at, 5)
+    fields = " ".join(
+        f'o{i}: order(id: "{gid(oid)}") {{ id freshness {{ lagEvents }} }}' for i, oid in enumerate(ids)
+    )
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM order_view" in statement:
+            statements.append(statement)
+
+    event.listen(running.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        body = await gql(client, f"{{ {fields} }}", token=tokens.mint("cust-1", ["customer"]))
+    finally:
+        event.remove(running.engine.sync_engine, "before_cursor_execute", record)
+    assert "errors" not in body, body
+    assert [body["data"][f"o{i}"]["id"] for i in range(5)] == [gid(oid) for oid in ids]
+    assert len(statements) == 1
+
+
+class _Info:
+    """What ``order_as_of`` reads of Strawberry's Info: the request context."""
+
+    def __init__(self, context: RequestContext) -> None:
+        self.context = context
+
+
+async def test_order_as_of_waits_for_the_position_and_rereads(container: Container) -> None:
+    runner = container.runner("orders")
+    request = Request(
+        {"type": "http", "method": "POST", "path": "/graphql", "headers": [], "query_string": b""}
+    )
+    context = RequestContext(request, None, ANONYMOUS, "req-1", "corr-1", container)
+    info = cast(Info, _Info(context))
+    oid = new_order_id()
+    placed_at = (await append(container.engine, oid, placed(oid, None)))[-1].position
+
+    reading = asyncio.ensure_future(order_as_of(info, oid, placed_at))
+    await asyncio.sleep(0.1)
+    assert not reading.done()
+    await runner.catch_up()
+    order = await reading
+    assert order is not None and order.status is OrderStatus.PAYMENT_PENDING and order.customer_id is None
+
+    confirmed_at = (await append(container.engine, oid, ev.OrderConfirmed(oid)))[-1].position
+    await runner.catch_up()
+    again = await order_as_of(info, gid(oid), confirmed_at)
+    assert again is not None and again.status is OrderStatus.CONFIRMED
+    assert await order_as_of(info, new_order_id(), None) is None
+    with pytest.raises(StaleRead):
+        await order_as_of(info, oid, confirmed_at + 1000)

@@ -29,10 +29,6 @@ from tests.integration.inventory_fixtures import (
 __all__ = ["stocked"]
 
 
-def _types(events: list[object]) -> list[str]:
-    return [getattr(e, "type") for e in events]
-
-
 async def test_reserve_takes_tracked_lines_and_ignores_untracked(stocked: Container) -> None:
     order = new_order()
     before = datetime.now(UTC)
@@ -66,7 +62,10 @@ async def test_out_of_stock_names_every_short_sku_and_changes_nothing(stocked: C
                 lease=timedelta(minutes=5),
             )
         # The refusal rolled back only its own savepoint: the caller's transaction is usable.
-        assert await reservations.reserve(uow, order, [ReservationLine("INV-A", 1)], lease=timedelta(1)) is not None
+        assert (
+            await reservations.reserve(uow, order, [ReservationLine("INV-A", 1)], lease=timedelta(1))
+            is not None
+        )
         await uow.commit()
     assert caught.value.code == "OUT_OF_STOCK"
     assert caught.value.skus == ["INV-B", "INV-C"]

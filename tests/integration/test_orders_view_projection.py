@@ -5,7 +5,6 @@ status relay publishing after commit."""
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -61,9 +60,17 @@ async def test_every_order_event_type_lands_in_order_view(container: Container) 
     }
     row = rows[delivered]
     assert [h["position"] for h in row["history"]] == positions(history)
-    assert [h["type"] for h in row["history"]][:3] == ["OrderPlaced", "PaymentOutcomeUnknown", "PaymentAuthorized"]
+    assert [h["type"] for h in row["history"]][:3] == [
+        "OrderPlaced",
+        "PaymentOutcomeUnknown",
+        "PaymentAuthorized",
+    ]
     assert row["created_at"] == history[0].recorded_at and row["updated_at"] == history[-1].recorded_at
-    assert (row["payment_amount"], row["provider_reference"], row["customer_id"]) == (start.total, "pay_1", "cust-1")
+    assert (row["payment_amount"], row["provider_reference"], row["customer_id"]) == (
+        start.total,
+        "pay_1",
+        "cust-1",
+    )
     assert rows[declined]["customer_id"] is None
 
     view = await OrderQueries(container.engine).get(delivered)
@@ -100,7 +107,9 @@ async def test_out_of_order_stream_versions_reload_the_stream(container: Contain
         batch = await ledger.read_batch(conn, Checkpoint(), 10)
     assert [e.stream_version for e in batch.events] == [3, 1, 2]
 
-    runner = ProjectionRunner(OrdersProjection(container.engine), container.engine, RunnerConfig(batch_size=1))
+    runner = ProjectionRunner(
+        OrdersProjection(container.engine), container.engine, RunnerConfig(batch_size=1)
+    )
     await runner.catch_up_once()
     rows = await view_rows(container.engine)
     assert (rows[oid]["status"], rows[oid]["payment_status"], rows[oid]["stream_version"]) == (
@@ -133,7 +142,9 @@ async def test_rebuild_equals_incremental(container: Container) -> None:
     async with container.engine.connect() as conn:
         names = {
             r.indexname
-            for r in await conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'order_view'"))
+            for r in await conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'order_view'")
+            )
         }
         leftovers = await conn.execute(
             text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'order_view_%'")
@@ -164,7 +175,12 @@ async def test_status_changes_are_published_after_commit(container: Container) -
     )
     await runner.catch_up()
     message = await asyncio.wait_for(received, 5)
-    assert message == {"orderId": oid, "status": "CONFIRMED", "version": 3, "position": confirmed[-1].position}
+    assert message == {
+        "orderId": oid,
+        "status": "CONFIRMED",
+        "version": 3,
+        "position": confirmed[-1].position,
+    }
     # Sent once the batch was committed: the row is already readable.
     view = await OrderQueries(container.engine).get(oid)
     assert view is not None and view.status == "CONFIRMED"
@@ -177,4 +193,3 @@ async def test_status_changes_are_published_after_commit(container: Container) -
     nothing.cancel()
     await asyncio.gather(nothing, return_exceptions=True)
     await updates.aclose()  # type: ignore[attr-defined]
-    assert json.dumps(message)

@@ -83,7 +83,10 @@ def test_order_placed_builds_the_whole_row() -> None:
     [
         ([ev.PaymentOutcomeUnknown("", reason="timeout")], "PAYMENT_PENDING", "UNKNOWN", None, None),
         (
-            [ev.PaymentDeclined("", reason="card"), ev.OrderCancelled("", reason="declined", cancelled_by="system")],
+            [
+                ev.PaymentDeclined("", reason="card"),
+                ev.OrderCancelled("", reason="declined", cancelled_by="system"),
+            ],
             "CANCELLED",
             "DECLINED",
             None,

@@ -47,7 +47,7 @@ def test_cart_events_link_the_cart_and_say_what_changed() -> None:
     added = entry_for("cart", "cart-abc", "CartLinesAdded", {"lines": [{"sku": "TEE-M", "quantity": 2}]})
     attached = entry_for("cart", "cart-abc", "CartCustomerAttached", {"customer_id": "cust-3"})
     assert created is not None and created.cart_id == "abc" and created.kind == "CART"
-    assert added is not None and added.summary == "Cart now has 2 × TEE-M" and added.cart_id == "abc"
+    assert added is not None and added.summary == "Cart now has 2 x TEE-M" and added.cart_id == "abc"
     assert attached is not None and attached.customer_id == "cust-3"
 
 

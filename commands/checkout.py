@@ -1,0 +1,246 @@
+"""Checkout: a saga of three phases, each atomic, resumable from its recovery point.
+
+1. ``_place`` (one transaction): revalidate the cart, reprice from the catalog
+   tables, reserve every line, append ``OrderPlaced`` (PAYMENT_PENDING), record
+   the authorization attempt (its own provider key ``authorize:<order id>``)
+   and the recovery point ``order_placed``.
+2. Ask the provider to authorize, outside any transaction, with a timeout.
+3. Settle the answer (``checkout_settle``): authorized -> confirmed, stock
+   committed, cart CHECKED_OUT; declined -> stock released, order cancelled;
+   no answer -> PAYMENT_PENDING with the stock held until the webhook or
+   reconciliation settles it.
+
+A retry after a crash between phases finds ``order_placed`` and goes straight
+to phase 2 with the same attempt: the provider's idempotency by key means one
+charge, and the same order.
+
+The cart stays ACTIVE until the payment is authorized, so a buyer whose card
+is declined retries the same cart with another card (and a new key). While an
+order for the cart awaits payment, ``checkout_carts`` refuses a second order
+for it (CART_NOT_ACTIVE); a decline or cancellation frees the cart again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commands import checkout_effects as effects
+from commands import idempotency, payment_ops, reservations
+from commands.checkout_keys import run_once
+from commands.checkout_pricing import Variant, price_cart, skus
+from commands.checkout_settle import PaymentSettlement, Settled
+from commands.domain import cart as cart_domain
+from commands.domain.order import OrderStatus, PaymentStatus
+from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
+from commands.events.order import OrderPlaced
+from commands.handlers import cart as cart_handlers
+from commands.idempotency import STARTED, Claim
+from commands.messages_orders import CompleteCheckout, ErrorInfo, OrderOutcome
+from commands.reservations import ReservationLine
+from commands.tables import catalog_variants, checkout_carts
+from commands.unit_of_work import MessageMetadata, UnitOfWork
+
+PLACED = "order_placed"
+MAX_TEXT = 200
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settlement: PaymentSettlement,
+        *,
+        reservation_lease: timedelta,
+        payment_timeout_seconds: float,
+    ) -> None:
+        self.engine = engine
+        self.settlement = settlement
+        self._lease = reservation_lease
+        # Long enough for phases 1 to 3 with a provider timeout; a crashed worker's key resumes after it.
+        self._claim_lease = timedelta(seconds=2 * payment_timeout_seconds + 30)
+        self._wait_seconds = payment_timeout_seconds + 5
+
+    async def complete(self, command: CompleteCheckout, metadata: MessageMetadata) -> OrderOutcome:
+        validate(command)
+        scope = (
+            f"checkout:customer:{command.customer_id}"
+            if command.customer_id is not None
+            else f"checkout:cart:{command.cart_id}"
+        )
+        address = command.shipping_address
+        request: dict[str, Any] = {
+            "cart": command.cart_id,
+            "email": command.email,
+            "address": [
+                address.name,
+                address.line1,
+                address.line2,
+                address.city,
+                address.postal_code,
+                address.country_code,
+            ],
+            "token": command.payment_token,
+            "expected_version": command.expected_cart_version,
+        }
+        metadata = metadata.with_idempotency_key(command.idempotency_key)
+
+        async def work(claimed: Claim) -> OrderOutcome:
+            if claimed.recovery_point == STARTED:
+                claimed = await self._place(command, claimed, metadata)
+            settled = await self.settlement.send(
+                str(claimed.progress["attempt_key"]), metadata, token=command.payment_token
+            )
+            return _outcome(str(claimed.progress["order_id"]), settled)
+
+        return await run_once(
+            self.engine,
+            scope,
+            command.idempotency_key,
+            request,
+            work,
+            lease=self._claim_lease,
+            wait_seconds=self._wait_seconds,
+        )
+
+    async def _place(self, command: CompleteCheckout, claimed: Claim, metadata: MessageMetadata) -> Claim:
+        async with UnitOfWork(self.engine, metadata) as uow:
+            conn = uow.conn
+            # The cart commands' lock: no line changes between this read and the order.
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                {"k": cart_handlers.stream_id(command.cart_id)},
+            )
+            cart, _ = await cart_handlers.load_cart(uow, command.cart_id)
+            cart_domain.ensure_access(cart, cart_domain.CartActor(command.customer_id, command.staff))
+            cart_domain.ensure_active(cart)
+            expected = command.expected_cart_version
+            if expected is not None and expected != cart.version:
+                raise VersionConflict(
+                    f"the cart is at version {cart.version}, not {expected}; review it and retry",
+                    ["expectedCartVersion"],
+                )
+            busy = (
+                await conn.execute(
+                    select(checkout_carts.c.order_id).where(checkout_carts.c.cart_id == cart.cart_id)
+                )
+            ).first()
+            if busy is not None:
+                raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
+            priced = price_cart(cart, await _variants(uow, skus(cart)))
+            order_id = str(uuid.uuid4())
+            expires_at = await reservations.reserve(
+                uow,
+                order_id,
+                [ReservationLine(line.sku, line.quantity) for line in priced.lines],
+                lease=self._lease,
+            )
+            number = (await conn.execute(text("SELECT nextval('order_numbers')"))).scalar_one()
+            attempt = await payment_ops.record(
+                conn,
+                order_id=order_id,
+                operation=payment_ops.AUTHORIZE,
+                key=f"authorize:{order_id}",
+                amount=priced.total,
+                currency=priced.currency,
+            )
+            placed = OrderPlaced(
+                order_id=order_id,
+                number=str(number),
+                customer_id=command.customer_id or cart.customer_id,
+                cart_id=cart.cart_id,
+                email=command.email,
+                currency=priced.currency,
+                lines=priced.lines,
+                subtotal=priced.subtotal,
+                total=priced.total,
+                shipping_address=command.shipping_address,
+                payment_attempt_id=attempt.id,
+                reservation_expires_at=expires_at,
+            )
+            await uow.append(effects.STREAM_TYPE, effects.stream_id(order_id), [placed], expected_version=0)
+            await conn.execute(
+                pg_insert(checkout_carts).values(cart_id=cart.cart_id, order_id=uuid.UUID(order_id))
+            )
+            progressed = await idempotency.record_progress(
+                conn, claimed, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key}
+            )
+            await uow.commit()
+        return progressed
+
+
+async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:
+    v = catalog_variants.c
+    rows = await uow.conn.execute(
+        select(v.sku, v.title, v.price, v.currency, v.status).where(v.sku.in_(wanted))
+    )
+    return {
+        row.sku: Variant(row.sku, row.title, row.price, row.currency.strip(), row.status == "active")
+        for row in rows
+    }
+
+
+def _outcome(order_id: str, settled: Settled) -> OrderOutcome:
+    order = settled.order
+    errors: tuple[ErrorInfo, ...] = ()
+    if order is not None and order.status is OrderStatus.CANCELLED:
+        if order.payment_status is PaymentStatus.DECLINED:
+            reason = settled.outcome.reason if settled.outcome is not None else None
+            errors = (
+                ErrorInfo(
+                    "PAYMENT_DECLINED",
+                    f"the payment was declined ({reason or 'declined'}); try another card",
+                    ("payment", "token"),
+                ),
+            )
+        else:
+            errors = (
+                ErrorInfo("OUT_OF_STOCK", "stock ran out before the payment was confirmed", ("cartId",)),
+            )
+    return OrderOutcome(order_id, settled.position, errors)
+
+
+def validate(command: CompleteCheckout) -> None:
+    """Input shape, before anything is claimed or read."""
+    errors: list[DomainError] = []
+    try:
+        idempotency.validate_key(command.idempotency_key, ["idempotencyKey"])
+    except DomainError as exc:
+        errors.append(exc)
+    if len(command.email) > 254 or not _EMAIL.match(command.email):
+        errors.append(InvalidInput("email must be an address like name@example.com", ["email"]))
+    address = command.shipping_address
+    required = {
+        "name": address.name,
+        "line1": address.line1,
+        "city": address.city,
+        "postalCode": address.postal_code,
+    }
+    for name, value in required.items():
+        if not value.strip() or len(value) > MAX_TEXT:
+            errors.append(
+                InvalidInput(f"{name} must be 1 to {MAX_TEXT} characters", ["shippingAddress", name])
+            )
+    if address.line2 is not None and len(address.line2) > MAX_TEXT:
+        errors.append(
+            InvalidInput(f"line2 must be at most {MAX_TEXT} characters", ["shippingAddress", "line2"])
+        )
+    if not _COUNTRY.match(address.country_code):
+        errors.append(
+            InvalidInput(
+                "countryCode must be two upper-case letters (ISO 3166-1)", ["shippingAddress", "countryCode"]
+            )
+        )
+    if not command.payment_token or len(command.payment_token) > 255:
+        errors.append(InvalidInput("payment token must be 1 to 255 characters", ["payment", "token"]))
+    if errors:
+        raise ValidationErrors(errors)

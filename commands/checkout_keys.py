@@ -1,0 +1,72 @@
+"""Running a checkout or order command once per idempotency key.
+
+A concurrent duplicate (same key, same request) does not fail at once: it
+waits, bounded, for the first request to finish and then replays its outcome,
+so a double-clicked submit gets the same answer twice. Only when the first
+request is still working after the wait does it get IDEMPOTENCY_KEY_IN_PROGRESS.
+Business refusals before anything was recorded are not stored (the key is
+forgotten); an unexpected failure drops the lease so a retry resumes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commands import idempotency
+from commands.errors import DomainError
+from commands.idempotency import Claim, IdempotencyKeyInProgress
+from commands.messages_orders import OrderOutcome
+
+MAX_POLL_SECONDS = 0.25
+
+
+async def claim_waiting(
+    engine: AsyncEngine, scope: str, key: str, hashed: str, *, lease: timedelta, wait_seconds: float
+) -> Claim:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    delay = 0.02
+    while True:
+        try:
+            return await idempotency.claim(engine, scope, key, hashed, lease=lease)
+        except IdempotencyKeyInProgress:
+            if loop.time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
+
+
+async def run_once(
+    engine: AsyncEngine,
+    scope: str,
+    key: str,
+    request: Mapping[str, Any],
+    work: Callable[[Claim], Awaitable[OrderOutcome]],
+    *,
+    lease: timedelta,
+    wait_seconds: float,
+) -> OrderOutcome:
+    idempotency.validate_key(key, ["idempotencyKey"])
+    claimed = await claim_waiting(
+        engine, scope, key, idempotency.request_hash(request), lease=lease, wait_seconds=wait_seconds
+    )
+    if claimed.replay is not None:
+        return OrderOutcome.from_json(claimed.replay)
+    try:
+        outcome = await work(claimed)
+    except DomainError:
+        # Removes the key only if no phase recorded progress; otherwise a retry resumes.
+        await idempotency.abandon(engine, claimed)
+        await idempotency.release(engine, claimed)
+        raise
+    except Exception:
+        await idempotency.release(engine, claimed)
+        raise
+    async with engine.begin() as conn:
+        await idempotency.complete(conn, claimed, outcome.to_json())
+    return outcome

@@ -1,0 +1,119 @@
+"""``/webhooks/payments``: forged, stale, duplicate and out-of-order provider events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from commands.payments import SIGNATURE_HEADER, sign
+from tests.integration.checkout_fixtures import SANDBOX_HOLD, Shop, settings, shop
+
+__all__ = ["settings", "shop"]
+
+
+async def _post(shop: Shop, event: dict[str, Any], *, secret: str | None = None, at: int | None = None) -> Any:
+    body = json.dumps(event, separators=(",", ":")).encode()
+    signature = sign(secret or shop.container.settings.webhook_secret, body, at or int(time.time()))
+    return await shop.http.post(
+        "/webhooks/payments", content=body, headers={SIGNATURE_HEADER: signature, "content-type": "application/json"}
+    )
+
+
+async def _provider_event(shop: Shop, order_gid: str) -> dict[str, Any]:
+    """The sandbox's (undelivered) event for the order's authorization, once it settled."""
+    order_id = order_gid.rsplit("/", 1)[1]
+
+    async def present() -> bool:
+        hooks = (await shop.sandbox.get("/_sandbox/webhooks")).json()["webhooks"]
+        return any(h["event"]["data"]["reference_hint"] == order_id for h in hooks)
+
+    await shop.eventually(present, timeout=SANDBOX_HOLD + 3)
+    hooks = (await shop.sandbox.get("/_sandbox/webhooks")).json()["webhooks"]
+    event: dict[str, Any] = next(h["event"] for h in hooks if h["event"]["data"]["reference_hint"] == order_id)
+    return event
+
+
+async def _pending_order(shop: Shop, token: str = "tok_timeout") -> str:
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token=token)
+    assert payload["order"]["status"] == "PAYMENT_PENDING"
+    order_gid: str = payload["order"]["id"]
+    return order_gid
+
+
+async def test_forged_and_stale_signatures_are_refused(shop: Shop) -> None:
+    order_gid = await _pending_order(shop)
+    event = await _provider_event(shop, order_gid)
+    forged = await _post(shop, event, secret="not-the-secret")
+    assert forged.status_code == 400 and forged.json()["error"]["type"] == "invalid_signature"
+    stale = await _post(shop, event, at=int(time.time()) - 301)
+    assert stale.status_code == 400
+    body = json.dumps(event).encode()
+    unsigned = await shop.http.post("/webhooks/payments", content=body)
+    assert unsigned.status_code == 400
+    tampered = dict(event, data={**event["data"], "status": "DECLINED"})
+    signature = sign(shop.container.settings.webhook_secret, body, int(time.time()))
+    swapped = await shop.http.post(
+        "/webhooks/payments", content=json.dumps(tampered).encode(), headers={SIGNATURE_HEADER: signature}
+    )
+    assert swapped.status_code == 400
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentOutcomeUnknown"]
+
+
+async def test_duplicate_delivery_is_acknowledged_once(shop: Shop) -> None:
+    order_gid = await _pending_order(shop)
+    event = await _provider_event(shop, order_gid)
+    first = await _post(shop, event)
+    assert (first.status_code, first.json()["result"]) == (200, "applied")
+    second = await _post(shop, event)
+    assert (second.status_code, second.json()["result"]) == (200, "duplicate")
+    assert await shop.order_event_types(order_gid) == [
+        "OrderPlaced",
+        "PaymentOutcomeUnknown",
+        "PaymentAuthorized",
+        "OrderConfirmed",
+    ]
+
+
+async def test_older_event_after_a_newer_one_is_ignored(shop: Shop) -> None:
+    order_gid = await _pending_order(shop)
+    authorized = await _provider_event(shop, order_gid)
+    assert authorized["data"]["sequence"] == 1
+    newer = {
+        "id": "evt_newer_decline",
+        "type": "payment.declined",
+        "created": int(time.time()),
+        "data": {**authorized["data"], "status": "DECLINED", "sequence": 2},
+    }
+    assert (await _post(shop, newer)).json()["result"] == "applied"
+    late = await _post(shop, authorized)
+    assert (late.status_code, late.json()["result"]) == (200, "stale")
+    order = await shop.order(order_gid)
+    assert (order.status.value, order.payment_status.value) == ("CANCELLED", "DECLINED")
+
+
+async def test_unreadable_and_unknown_events(shop: Shop) -> None:
+    garbage = await shop.http.post(
+        "/webhooks/payments",
+        content=b"not json",
+        headers={SIGNATURE_HEADER: sign(shop.container.settings.webhook_secret, b"not json", int(time.time()))},
+    )
+    assert garbage.status_code == 400
+    stranger = {
+        "id": "evt_unknown",
+        "type": "payment.authorized",
+        "created": int(time.time()),
+        "data": {
+            "provider_reference": "pay_x",
+            "idempotency_key": "authorize:not-ours",
+            "reference_hint": "x",
+            "amount": "1.00",
+            "currency": "USD",
+            "status": "AUTHORIZED",
+            "sequence": 1,
+        },
+    }
+    response = await _post(shop, stranger)
+    assert (response.status_code, response.json()["result"]) == (200, "ignored")

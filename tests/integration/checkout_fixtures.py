@@ -1,0 +1,252 @@
+"""Checkout test rig: the real app under uvicorn, the in-process sandbox provider sending its
+webhooks to it over HTTP, and helpers to seed stock, create carts and inspect the ledger.
+
+Test modules import ``settings`` (overriding conftest's, with short payment timeouts) and ``shop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from commands import reservations
+from commands.checkout_effects import stream_id as order_stream
+from commands.checkout_reconcile import ReconcileReport, reconcile
+from commands.checkout_settle import PaymentSettlement
+from commands.domain import order as order_domain
+from commands.domain.order import Order
+from commands.events import order as ev
+from commands.ledger import load_stream
+from commands.messages_cart import CartActor, CreateCart, LineRequest
+from commands.payments.sandbox import InProcessServer
+from commands.unit_of_work import MessageMetadata
+from gateway.app import build_app
+from gateway.auth import JwtAuthenticator
+from gateway.bootstrap import Container
+from gateway.schema.ids import global_id, parse_global_id
+from gateway.settings import Settings
+from gateway.wiring_orders import ProcessPaymentProvider
+from tests.integration.cart_fixtures import seed_catalog
+
+META = MessageMetadata(actor="test")
+PAYMENT_TIMEOUT = 0.5
+SANDBOX_HOLD = 1.0
+ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical Way", "city": "London", "postalCode": "N1 9GU",
+           "countryCode": "GB"}
+
+ORDER_FIELDS = """
+  id number status customerId email
+  payment { status providerReference amount { amount currencyCode } }
+  lines { sku quantity unitPrice { amount } }
+  total { amount currencyCode }
+"""
+CHECKOUT = f"""
+mutation Checkout($input: CheckoutInput!) {{
+  checkoutComplete(input: $input) {{
+    order {{ {ORDER_FIELDS} }}
+    position
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+
+
+def order_mutation(name: str, *args: str) -> str:
+    params = "".join(f", ${a}: String" for a in args)
+    passed = "".join(f", {a}: ${a}" for a in args)
+    return f"""
+mutation M($orderId: ID!, $key: String!{params}) {{
+  {name}(orderId: $orderId, idempotencyKey: $key{passed}) {{
+    order {{ {ORDER_FIELDS} }}
+    position
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_overrides(
+        payment_timeout_seconds=PAYMENT_TIMEOUT,
+        read_wait_seconds=5.0,
+        # Hundreds of checkouts from one test client must not run into the per-IP cost budget.
+        edge=settings.edge.with_overrides(budget_capacity=10_000_000, budget_restore_rate=1_000_000.0),
+    )
+
+
+@dataclass
+class Shop:
+    container: Container
+    http: httpx.AsyncClient
+    sandbox: httpx.AsyncClient
+    tokens: JwtAuthenticator
+
+    # ------------------------------------------------------------ setup
+
+    async def product(self, sku: str, price: str = "10.00", *, on_hand: int | None = 10, currency: str = "USD") -> None:
+        await seed_catalog(self.container, {sku: (price, currency)})
+        if on_hand is not None:
+            await self.set_stock(sku, on_hand)
+
+    async def set_stock(self, sku: str, on_hand: int) -> None:
+        async with self.container.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO inventory_items (sku, on_hand) VALUES (:s, :q) "
+                    "ON CONFLICT (sku) DO UPDATE SET on_hand = :q"
+                ),
+                {"s": sku, "q": on_hand},
+            )
+
+    async def cart(self, *lines: tuple[str, int], customer: str | None = None) -> str:
+        result = await self.container.bus.dispatch(
+            CreateCart(CartActor(customer_id=customer), lines=tuple(LineRequest(s, q) for s, q in lines)), META
+        )
+        return global_id("Cart", result.cart_id)
+
+    def customer(self, customer_id: str) -> str:
+        return self.tokens.mint(customer_id, ["customer"])
+
+    def admin(self) -> str:
+        return self.tokens.mint("ops-1", ["admin"])
+
+    async def configure(self, **changes: Any) -> None:
+        response = await self.sandbox.post("/_sandbox/config", json=changes)
+        assert response.status_code == 200, response.text
+
+    # ------------------------------------------------------------ GraphQL
+
+    async def gql(self, query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        headers = {} if token is None else {"authorization": f"Bearer {token}"}
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def checkout(
+        self,
+        cart_id: str,
+        key: str,
+        *,
+        token: str = "tok_ok",
+        auth: str | None = None,
+        expected_version: int | None = None,
+        email: str = "ada@example.com",
+    ) -> dict[str, Any]:
+        variables = {
+            "input": {
+                "cartId": cart_id,
+                "idempotencyKey": key,
+                "email": email,
+                "shippingAddress": ADDRESS,
+                "payment": {"token": token},
+                "expectedCartVersion": expected_version,
+            }
+        }
+        body = await self.gql(CHECKOUT, variables, auth)
+        assert "errors" not in body, body
+        payload: dict[str, Any] = body["data"]["checkoutComplete"]
+        return payload
+
+    async def order_op(
+        self, name: str, order_gid: str, key: str, auth: str | None, **extra: str | None
+    ) -> dict[str, Any]:
+        body = await self.gql(order_mutation(name, *extra), {"orderId": order_gid, "key": key, **extra}, auth)
+        return body
+
+    # ------------------------------------------------------------ inspection
+
+    async def order(self, order_gid: str) -> Order:
+        """The order as its ledger stream says (no read model involved)."""
+        parsed = parse_global_id(order_gid, "Order")
+        assert parsed is not None
+        async with self.container.engine.connect() as conn:
+            recorded = await load_stream(conn, order_stream(parsed[1]))
+        order = order_domain.fold(e for r in recorded if isinstance(e := r.decode(), ev.OrderEvent))
+        assert order is not None
+        return order
+
+    async def order_event_types(self, order_gid: str) -> list[str]:
+        parsed = parse_global_id(order_gid, "Order")
+        assert parsed is not None
+        async with self.container.engine.connect() as conn:
+            return [r.type for r in await load_stream(conn, order_stream(parsed[1]))]
+
+    async def count_events(self, event_type: str) -> int:
+        async with self.container.engine.connect() as conn:
+            result = await conn.execute(text("SELECT count(*) FROM ledger_events WHERE type = :t"), {"t": event_type})
+            return int(result.scalar_one())
+
+    async def stock(self, sku: str) -> tuple[int, int]:
+        async with self.container.engine.connect() as conn:
+            row = (
+                await conn.execute(text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s"), {"s": sku})
+            ).one()
+            return int(row.on_hand), int(row.reserved)
+
+    async def provider_payments(self, order_gid: str | None = None) -> dict[str, Any]:
+        params = {}
+        if order_gid is not None:
+            parsed = parse_global_id(order_gid, "Order")
+            assert parsed is not None
+            params["reference_hint"] = parsed[1]
+        body: dict[str, Any] = (await self.sandbox.get("/_sandbox/payments", params=params)).json()
+        return body
+
+    async def eventually(self, check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not await check():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            await asyncio.sleep(0.05)
+
+    async def status_becomes(self, order_gid: str, status: str, timeout: float = 5.0) -> Order:
+        async def reached() -> bool:
+            return (await self.order(order_gid)).status.value == status
+
+        await self.eventually(reached, timeout)
+        return await self.order(order_gid)
+
+    async def reconcile(self) -> ReconcileReport:
+        return await reconcile(
+            self.container.get(PaymentSettlement), META, older_than=timedelta(0), abandon_after=timedelta(hours=1)
+        )
+
+    async def expire_lease(self, order_gid: str) -> None:
+        parsed = parse_global_id(order_gid, "Order")
+        assert parsed is not None
+        async with self.container.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE inventory_reservations SET expires_at = now() - interval '1 second' "
+                    "WHERE order_id = CAST(:o AS uuid) AND status = 'active'"
+                ),
+                {"o": parsed[1]},
+            )
+        assert parsed[1] in await reservations.expire_due(self.container.engine, META)
+
+
+@pytest.fixture
+async def shop(running: Container, tokens: JwtAuthenticator) -> AsyncIterator[Shop]:
+    server = InProcessServer(build_app(running))
+    base_url = await server.start()
+    provider = running.get(ProcessPaymentProvider)
+    await provider.start(webhook_url=f"{base_url}/webhooks/payments")
+    assert provider.sandbox is not None
+    try:
+        async with (
+            httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as http,
+            httpx.AsyncClient(base_url=provider.sandbox.base_url, trust_env=False) as sandbox,
+        ):
+            shop = Shop(running, http, sandbox, tokens)
+            await shop.configure(timeout_hold_seconds=SANDBOX_HOLD, webhook_retry_base_seconds=0.05)
+            yield shop
+    finally:
+        await server.stop()

@@ -1,0 +1,71 @@
+"""The order updates broker over real Redis, and the budget script's arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from gateway.bootstrap import Container
+from gateway.budget import CostBudget
+from gateway.subscriptions import OrderUpdatesBroker, order_updates_broker
+from tests.e2e.edge_fixtures import FakeClock
+
+
+async def _subscribers(container: Container, broker: OrderUpdatesBroker, order_id: str, count: int) -> None:
+    for _ in range(200):
+        ((_, found),) = await container.redis.pubsub_numsub(broker.channel(order_id))
+        if found == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} subscribers, found {found}")
+
+
+async def test_an_update_published_anywhere_reaches_every_subscriber(container: Container) -> None:
+    local = order_updates_broker(container)
+    assert order_updates_broker(container) is local
+    # Another gateway instance: its own broker on the same Redis.
+    elsewhere = OrderUpdatesBroker(container.redis, container.settings.redis_prefix)
+    try:
+        first, second = local.subscribe("o-1"), local.subscribe("o-1")
+        other_order = local.subscribe("o-2")
+        waits = [asyncio.create_task(anext(it)) for it in (first, second, other_order)]
+        # Both local subscribers share one Redis subscription.
+        await _subscribers(container, local, "o-1", 1)
+        await _subscribers(container, local, "o-2", 1)
+        assert await elsewhere.publish("o-1", {"status": "CONFIRMED", "version": 2}) == 1
+        assert await asyncio.wait_for(waits[0], 5) == {"status": "CONFIRMED", "version": 2}
+        assert await asyncio.wait_for(waits[1], 5) == {"status": "CONFIRMED", "version": 2}
+        assert not waits[2].done()
+        waits[2].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waits[2]
+        for iterator in (first, second, other_order):
+            await iterator.aclose()
+        await _subscribers(container, local, "o-1", 0)
+        await _subscribers(container, local, "o-2", 0)
+        # Subscribing again after everyone left works on the same connection.
+        again = local.subscribe("o-1")
+        wait = asyncio.create_task(anext(again))
+        await _subscribers(container, local, "o-1", 1)
+        await elsewhere.publish("o-1", {"status": "SHIPPED"})
+        assert await asyncio.wait_for(wait, 5) == {"status": "SHIPPED"}
+        await again.aclose()
+    finally:
+        await elsewhere.close()
+
+
+async def test_budget_leaks_back_at_the_restore_rate(container: Container) -> None:
+    clock = FakeClock()
+    budget = CostBudget(container.redis, container.settings.redis_prefix, clock=clock)
+    policy = budget.policy("client:test", capacity=10, restore_rate=2.0)
+    assert (await budget.charge(policy, 10)).available == 0
+    refused = await budget.charge(policy, 3)
+    assert not refused.allowed and refused.retry_after_seconds == 1.5
+    clock.now += 1.0
+    assert (await budget.peek(policy)).available == 2
+    assert (await budget.refund(policy, 5)).available == 7
+    clock.now += 100
+    assert (await budget.peek(policy)).available == 10
+    # Concurrent charges never overspend: the script is atomic.
+    results = await asyncio.gather(*(budget.charge(policy, 3) for _ in range(6)))
+    assert sum(r.allowed for r in results) == 3
