@@ -71,7 +71,7 @@ async def test_parse_and_validation_errors_are_400_with_the_graphql_response_typ
 
 
 async def test_variable_coercion_failure_is_a_request_error(http: httpx.AsyncClient) -> None:
-    payload = {"query": "query($s: ProductSort) { __typename }", "variables": {"s": 42}}
+    payload = {"query": "query($s: ProductSort) { products(sort: $s) { totalCount } }", "variables": {"s": 42}}
     modern = await post(http, payload, accept=GRAPHQL_RESPONSE)
     assert modern.status_code == 400 and "data" not in modern.json()
     assert codes(modern.json()) == ["BAD_USER_INPUT"]

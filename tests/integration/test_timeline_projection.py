@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from commands import ledger
 from commands.events import cart as cart_ev
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap import Container
@@ -100,8 +101,6 @@ async def test_owner_learned_after_later_events_were_applied_still_backfills(con
     await append_order(container.engine, order_id, *happy_path(order_id, place.total)[:2])
     projection = runner.projection
     async with container.engine.begin() as conn:
-        from commands import ledger
-
         events = await ledger.load_stream(conn, f"order-{order_id}")
         await projection.apply(events[1:], conn)
         await projection.apply(events[:1], conn)
