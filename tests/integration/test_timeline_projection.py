@@ -32,7 +32,8 @@ async def _rows(container: Container, table: str = "timeline_entries") -> list[t
     async with container.engine.connect() as conn:
         result = await conn.execute(
             text(
-                f"SELECT position, customer_id, cart_id, order_id, kind, type, summary, data, at FROM {table} ORDER BY 1"
+                "SELECT position, customer_id, cart_id, order_id, kind, type, summary, data, at "
+                f"FROM {table} ORDER BY 1"
             )
         )
         return [tuple(r) for r in result]
@@ -128,7 +129,8 @@ async def test_rebuild_equals_the_incrementally_built_timeline(container: Contai
         leftovers = (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'timeline_entries_%' OR tablename LIKE 'timeline_owners_%'"
+                    "SELECT count(*) FROM pg_tables "
+                    "WHERE tablename LIKE 'timeline_entries_%' OR tablename LIKE 'timeline_owners_%'"
                 )
             )
         ).scalar_one()
