@@ -31,6 +31,7 @@ class JsonFormatter(logging.Formatter):
         correlation_id = correlation_id_var.get()
         if correlation_id is not None:
             entry["correlation_id"] = correlation_id
+        # Explicit ids on the record (access log lines) win over the context.
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value

@@ -26,9 +26,24 @@ PROJECTION_LAG_SECONDS = Gauge(
 )
 
 
+# Operation names come from clients: cap the label set so a client cannot blow up the series count.
+MAX_OPERATION_LABELS = 300
+_seen_operations: set[str] = set()
+
+
+def operation_label(name: str) -> str:
+    if name in _seen_operations:
+        return name
+    if len(_seen_operations) >= MAX_OPERATION_LABELS or len(name) > 100 or not name.replace("_", "a").isalnum():
+        return "other" if not name.startswith("/") else name
+    _seen_operations.add(name)
+    return name
+
+
 def observe_request(operation: str, outcome: str, seconds: float) -> None:
-    REQUESTS.labels(operation, outcome).inc()
-    REQUEST_SECONDS.labels(operation, outcome).observe(seconds)
+    label = operation_label(operation)
+    REQUESTS.labels(label, outcome).inc()
+    REQUEST_SECONDS.labels(label, outcome).observe(seconds)
 
 
 async def metrics_endpoint(request: Request) -> Response:

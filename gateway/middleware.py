@@ -77,6 +77,8 @@ class RequestIdMiddleware:
                         "operation": operation,
                         "outcome": outcome,
                         "client": state.get("client"),
+                        "request_id": request_id,
+                        "correlation_id": correlation_id,
                     },
                 )
             request_id_var.reset(tokens[0])

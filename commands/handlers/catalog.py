@@ -129,6 +129,8 @@ _UPSERT_VARIANTS = text(
     FROM unnest(CAST(:skus AS varchar[]), CAST(:titles AS text[]), CAST(:prices AS numeric[]),
                 CAST(:statuses AS varchar[]), CAST(:orders AS int[]))
          AS u(sku, title, price, status, sort_order)
+    -- One lock order for SKU rows, so two products claiming overlapping SKUs cannot deadlock.
+    ORDER BY u.sku
     ON CONFLICT (sku) DO UPDATE SET
         title = EXCLUDED.title, price = EXCLUDED.price, currency = EXCLUDED.currency,
         status = EXCLUDED.status, sort_order = EXCLUDED.sort_order,

@@ -9,12 +9,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from gateway.app import build_app
 from gateway.auth import JwtAuthenticator
 from gateway.bootstrap import Container
 from gateway.seed import demo_catalog, seed_catalog
 from gateway.settings import Settings
 from tests.helpers import error_codes, gql
-from tests.integration.catalog_fixtures import CallCounter
+from tests.integration.catalog_fixtures import CallCounter, product, upsert
 
 UPSERT = """
 mutation($input: ProductUpsertInput!) {
@@ -188,6 +189,19 @@ async def test_fifty_products_with_variants_cost_one_search_call(
     assert search_calls == [f"POST /{running.settings.index_prefix}products/_search"]
     assert "errors" not in by_sku and len(by_sku["data"]) == len(skus)
     assert len(sku_calls) == 1
+
+
+async def test_products_reports_lag_until_the_projector_applies(container: Container) -> None:
+    transport = httpx.ASGITransport(app=build_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        runner = container.runner("search")
+        await runner.catch_up()
+        await upsert(container, product("rain-jacket", "Rain Jacket"))
+        stale = (await gql(http, SEARCH, {"query": "rain jacket"}))["data"]["products"]
+        assert (stale["totalCount"], stale["freshness"]) == (0, {"projection": "search", "lagEvents": 1})
+        await runner.catch_up()
+        fresh = (await gql(http, SEARCH, {"query": "rain jacket"}))["data"]["products"]
+        assert (fresh["totalCount"], fresh["freshness"]) == (1, {"projection": "search", "lagEvents": 0})
 
 
 async def test_products_argument_errors_are_bad_user_input(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,329 @@
+"""Results: statistics from raw samples, one JSON file per benchmark, SUMMARY.md and PNG plots.
+
+Percentiles are computed here from every raw sample (linear interpolation between
+closest ranks), never from histograms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("ok", "unavailable", "failed")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) of raw samples, linear between closest ranks."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
+    """Milliseconds: n, mean, p50, p95, p99, max."""
+    if not seconds:
+        return {"n": 0}
+    ms = sorted(s * 1000.0 for s in seconds)
+    return {
+        "n": len(ms),
+        "mean": round(sum(ms) / len(ms), 3),
+        "p50": round(percentile(ms, 50), 3),
+        "p95": round(percentile(ms, 95), 3),
+        "p99": round(percentile(ms, 99), 3),
+        "max": round(ms[-1], 3),
+    }
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0 or math.isnan(denominator):
+        return None
+    return round(numerator / denominator, 3)
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def fmt_rate(value: float | None, unit: str = "/s") -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.1f}{unit}" if value < 100 else f"{value:,.0f}{unit}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+# ---------------------------------------------------------------- result model
+
+
+@dataclass
+class Row:
+    """One line of the summary table: gateway value, baseline value, gateway/baseline."""
+
+    metric: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+
+
+@dataclass
+class ProfileReport:
+    name: str
+    html: str
+    text: str
+    session: str
+    seconds: float
+    findings: list[str] = field(default_factory=list)
+    components: dict[str, float] = field(default_factory=dict)
+    hot_functions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BenchResult:
+    name: str
+    title: str
+    status: str = "ok"
+    headline: str = ""
+    quick: bool = False
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    seconds: float = 0.0
+    rows: list[Row] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+    profiles: list[ProfileReport] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    # Raw samples (seconds, or as named) so any statistic can be recomputed later.
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def row(self, metric: str, value: str, baseline: str = "", ratio: str = "") -> None:
+        self.rows.append(Row(metric, value, baseline, ratio))
+
+
+def environment(stores: str) -> dict[str, Any]:
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": load,
+        "stores": stores,
+    }
+
+
+def write_json(result: BenchResult, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result.name}.json"
+    data = asdict(result)
+    data["samples"] = {k: [_round_sample(v) for v in values] for k, values in result.samples.items()}
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    return path
+
+
+def _round_sample(value: float) -> float:
+    return round(value, 6)
+
+
+def load_results(directory: Path, order: Sequence[str]) -> list[BenchResult]:
+    """Every ``<name>.json`` in ``directory``, in the runner's order."""
+    found: list[BenchResult] = []
+    for name in order:
+        path = directory / f"{name}.json"
+        if not path.exists():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        data["rows"] = [Row(**r) for r in data.get("rows", [])]
+        data["profiles"] = [ProfileReport(**p) for p in data.get("profiles", [])]
+        known = set(BenchResult.__dataclass_fields__)
+        found.append(BenchResult(**{k: v for k, v in data.items() if k in known}))
+    return found
+
+
+# ---------------------------------------------------------------- SUMMARY.md
+
+
+def write_summary(results: Sequence[BenchResult], directory: Path, preamble: Iterable[str] = ()) -> Path:
+    lines = ["# Benchmark results", ""]
+    lines += list(preamble)
+    lines += [
+        "",
+        "Every gateway number is measured next to its baseline in the same run, on the same",
+        "stores, so the ratios (gateway / baseline) are what carries over between machines.",
+        "Latencies are client-observed (`time.perf_counter`), percentiles from raw samples.",
+        "",
+        "| benchmark | status | headline | when | mode |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        mode = "quick" if r.quick else "full"
+        lines.append(f"| [{r.title}](#{_anchor(r.title)}) | {r.status} | {r.headline} | {r.started_at} | {mode} |")
+    for r in results:
+        lines += ["", f"## {r.title}", ""]
+        lines.append(f"Status: **{r.status}**. {r.headline}")
+        lines.append("")
+        if r.rows:
+            lines += ["| metric | gateway | baseline | ratio |", "|---|---|---|---|"]
+            lines += [f"| {row.metric} | {row.value} | {row.baseline} | {row.ratio} |" for row in r.rows]
+            lines.append("")
+        for note in r.notes:
+            lines.append(f"- {note}")
+        if r.notes:
+            lines.append("")
+        for profile in r.profiles:
+            lines.append(f"Profile `{profile.name}` ({profile.seconds:.1f} s sampled, "
+                         f"[html]({profile.html}), [text]({profile.text})):")
+            lines.append("")
+            lines += [f"- {finding}" for finding in profile.findings]
+            lines.append("")
+        for plot in r.plots:
+            lines.append(f"![{plot}]({plot})")
+        if r.plots:
+            lines.append("")
+        env = r.environment
+        if env:
+            lines.append(
+                f"<sub>{env.get('stores', '')}; {env.get('cpus')} CPUs; load average at start "
+                f"{env.get('loadavg')}; Python {env.get('python')}; {r.seconds:.0f} s.</sub>"
+            )
+    path = directory / "SUMMARY.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _anchor(title: str) -> str:
+    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
+    return keep.replace(" ", "-")
+
+
+# ---------------------------------------------------------------- plots (matplotlib, Agg)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_latency(path: Path, title: str, series: Mapping[str, Sequence[float]]) -> str:
+    """Histogram (log-spaced bins) and empirical CDF of latencies given in seconds."""
+    plt = _pyplot()
+    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(11, 4))
+    everything = [s * 1000 for values in series.values() for s in values if s > 0]
+    if everything:
+        low, high = max(min(everything), 0.05), max(everything)
+        bins = [low * (high / low) ** (i / 50) for i in range(51)] if high > low else 10
+        for label, values in series.items():
+            ms = sorted(v * 1000 for v in values)
+            if not ms:
+                continue
+            hist.hist(ms, bins=bins, alpha=0.55, label=f"{label} (n={len(ms)})")
+            cdf.plot(ms, [(i + 1) / len(ms) for i in range(len(ms))], label=label)
+            cdf.axvline(percentile(ms, 99), linestyle=":", linewidth=0.8)
+        hist.set_xscale("log")
+        cdf.set_xscale("log")
+    hist.set_xlabel("latency (ms, log)")
+    hist.set_ylabel("requests")
+    cdf.set_xlabel("latency (ms, log); dotted: p99")
+    cdf.set_ylabel("fraction ≤ x")
+    hist.legend(fontsize=8)
+    cdf.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
+def plot_throughput(
+    path: Path, title: str, series: Mapping[str, Sequence[float]], *, bin_seconds: float = 1.0, unit: str = "ops"
+) -> str:
+    """Completions per second over time; each series is completion times in seconds from its start."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    for label, times in series.items():
+        if not times:
+            continue
+        end = max(times)
+        bins = max(1, math.ceil(end / bin_seconds))
+        counts = [0] * bins
+        for t in times:
+            counts[min(bins - 1, int(t / bin_seconds))] += 1
+        xs = [(i + 0.5) * bin_seconds for i in range(bins)]
+        ax.plot(xs, [c / bin_seconds for c in counts], marker=".", label=label)
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel(f"{unit}/s")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
+def plot_lag(path: Path, title: str, runs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> str:
+    """Per load level: lag (ms) of each write against its commit time (s into the level)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for label, (times, lags) in runs.items():
+        if times:
+            ax.scatter(times, [lag * 1000 for lag in lags], s=3, alpha=0.5, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("commit time (s into the load level)")
+    ax.set_ylabel("commit → readable (ms, log)")
+    ax.set_title(title)
+    ax.legend(fontsize=8, markerscale=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
+def plot_stacked_bars(
+    path: Path, title: str, categories: Sequence[str], stacks: Mapping[str, Sequence[int]], ylabel: str
+) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bottoms = [0] * len(categories)
+    for label, values in stacks.items():
+        ax.bar(categories, values, bottom=bottoms, label=label)
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    for x, total in enumerate(bottoms):
+        ax.text(x, total, str(total), ha="center", va="bottom")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
