@@ -34,8 +34,9 @@ _seen_operations: set[str] = set()
 def operation_label(name: str) -> str:
     if name in _seen_operations:
         return name
-    if len(_seen_operations) >= MAX_OPERATION_LABELS or len(name) > 100 or not name.replace("_", "a").isalnum():
-        return "other" if not name.startswith("/") else name
+    well_formed = len(name) <= 100 and name.replace("_", "a").isalnum()
+    if len(_seen_operations) >= MAX_OPERATION_LABELS or not well_formed:
+        return name if name.startswith("/") else "other"
     _seen_operations.add(name)
     return name
 
