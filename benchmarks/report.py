@@ -327,3 +327,122 @@ def plot_stacked_bars(
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path.name
+
+
+# ---------------------------------------------------------------- profiles (pyinstrument sessions)
+
+_REPO = str(Path(__file__).resolve().parent.parent)
+# Path fragment -> component; the first match wins, so specific entries come first.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("/pyinstrument/", "profiler overhead"),
+    ("/site-packages/graphql/", "graphql-core (parse/validate/execute)"),
+    ("/site-packages/strawberry/", "strawberry"),
+    ("/site-packages/sqlalchemy/", "SQLAlchemy"),
+    ("/site-packages/asyncpg/", "asyncpg"),
+    ("/site-packages/elasticsearch/", "elasticsearch client"),
+    ("/site-packages/elastic_transport/", "elasticsearch client"),
+    ("/site-packages/httpx/", "httpx/httpcore"),
+    ("/site-packages/httpcore/", "httpx/httpcore"),
+    ("/site-packages/uvicorn/", "uvicorn/httptools"),
+    ("/site-packages/httptools/", "uvicorn/httptools"),
+    ("/site-packages/h11/", "uvicorn/httptools"),
+    ("/site-packages/starlette/", "Starlette"),
+    ("/site-packages/mongomock/", "MongoDB stand-in"),
+    ("/gateway/embedded_mongo", "MongoDB stand-in"),
+    ("/site-packages/pymongo/", "pymongo"),
+    ("/site-packages/bson/", "pymongo"),
+    ("/site-packages/redis/", "redis client"),
+    ("/site-packages/jwt/", "PyJWT"),
+    ("/site-packages/aiodataloader", "DataLoader"),
+    ("/site-packages/prometheus_client/", "prometheus metrics"),
+    (f"{_REPO}/gateway/", "gateway (ours)"),
+    (f"{_REPO}/commands/", "commands (ours)"),
+    (f"{_REPO}/queries/", "queries (ours)"),
+    (f"{_REPO}/projections/", "projections (ours)"),
+    ("/logging/", "logging"),
+    ("/json/", "json"),
+    ("/uuid.py", "uuid"),
+)
+
+
+def _frame(identifier: str) -> tuple[str, str, str]:
+    """(function, file path, line) from a pyinstrument frame identifier."""
+    parts = identifier.split("\x01", 1)[0].split("\x00")
+    while len(parts) < 3:
+        parts.append("")
+    return parts[0], parts[1], parts[2]
+
+
+def _component(path: str) -> str | None:
+    for fragment, name in COMPONENTS:
+        if fragment in path:
+            return name
+    return None
+
+
+def _idle(stack: Sequence[str]) -> bool:
+    function, path, _ = _frame(stack[-1])
+    if function in {"epoll.poll", "select.select", "poll.poll", "kqueue.control"}:
+        return True
+    return any(_frame(f)[0] == "select" and _frame(f)[1].endswith("selectors.py") for f in stack[-3:])
+
+
+def analyze_profile(session_path: Path, *, name: str, seconds: float) -> ProfileReport:
+    """Where the gateway process spent its busy time: each sample goes to the deepest frame
+    that belongs to a known component (so stdlib helpers count for whoever called them)."""
+    from pyinstrument.session import Session
+
+    session = Session.load(session_path)
+    total = idle = 0.0
+    by_component: dict[str, float] = {}
+    by_function: dict[tuple[str, str], float] = {}
+    for stack, duration in session.frame_records:
+        total += duration
+        if not stack or _idle(stack):
+            idle += duration
+            continue
+        component = "event loop / asyncio"
+        for identifier in reversed(stack):
+            found = _component(_frame(identifier)[1])
+            if found is not None:
+                component = found
+                break
+        by_component[component] = by_component.get(component, 0.0) + duration
+        function, path, line = _frame(stack[-1])
+        short = path.replace(_REPO + "/", "").split("/site-packages/")[-1]
+        key = (function, f"{short}:{line}")
+        by_function[key] = by_function.get(key, 0.0) + duration
+    busy = max(total - idle, 1e-9)
+    components = {k: round(100 * v / busy, 1) for k, v in sorted(by_component.items(), key=lambda kv: -kv[1])}
+    hot = [
+        {"function": f, "where": w, "percent_of_busy": round(100 * t / busy, 1)}
+        for (f, w), t in sorted(by_function.items(), key=lambda kv: -kv[1])[:10]
+    ]
+    ours = sum(v for k, v in components.items() if "(ours)" in k)
+    graphql = components.get("graphql-core (parse/validate/execute)", 0.0) + components.get("strawberry", 0.0)
+    drivers = sum(
+        components.get(k, 0.0)
+        for k in ("SQLAlchemy", "asyncpg", "elasticsearch client", "httpx/httpcore", "MongoDB stand-in",
+                  "pymongo", "redis client")
+    )  # fmt: skip
+    top = ", ".join(f"{k} {v:.0f}%" for k, v in list(components.items())[:7])
+    findings = [
+        f"The event loop was busy {100 * (total - idle) / max(total, 1e-9):.0f}% of the {total:.1f} s sampled "
+        "(the rest waiting on sockets).",
+        f"Busy time by component (deepest known frame): {top}.",
+        f"GraphQL machinery (graphql-core + strawberry) {graphql:.0f}%, store client libraries "
+        f"(SQLAlchemy, asyncpg, search, MongoDB, Redis) {drivers:.0f}%, our own code {ours:.0f}%.",
+        "Hottest functions (self time): "
+        + "; ".join(f"`{h['function']}` ({h['where']}) {h['percent_of_busy']}%" for h in hot[:5])
+        + ".",
+    ]
+    return ProfileReport(
+        name=name,
+        html="",
+        text="",
+        session=str(session_path),
+        seconds=seconds,
+        findings=findings,
+        components=components,
+        hot_functions=hot,
+    )

@@ -13,7 +13,7 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,18 +110,6 @@ async def _lock_reservations(conn: AsyncConnection, order_id: str, statuses: fro
         {"o": _order_uuid(order_id), "st": sorted(statuses)},
     )
     return list(result)
-
-
-async def _set_status(
-    conn: AsyncConnection, rows: Sequence[Any], status: str, expires_at: Any = None
-) -> None:
-    await conn.execute(
-        text(
-            "UPDATE inventory_reservations SET status = :st, expires_at = :exp, updated_at = now() "
-            "WHERE id = ANY(:ids)"
-        ),
-        {"st": status, "exp": expires_at, "ids": [r.id for r in rows]},
-    )
 
 
 async def reservation_status(uow: UnitOfWork, order_id: str) -> str | None:
@@ -239,38 +227,63 @@ async def _take(
 async def commit(uow: UnitOfWork, order_id: str) -> None:
     """Payment authorized: active reservations become committed (they no longer expire)."""
     rows = await _lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
-    if not rows:
-        return
-    await _set_status(uow.conn, rows, COMMITTED)
-    for res in rows:
-        item = await _change_item(uow.conn, res.sku)
-        await append_event(
-            uow, ReservationCommitted(**event_fields(item), order_id=order_id, quantity=res.quantity)
-        )
+    await _settle(uow, rows, COMMITTED, lambda f, q: ReservationCommitted(**f, order_id=order_id, quantity=q))
 
 
 async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
     """Decline or cancel: active or committed reservations give their stock back."""
     rows = await _lock_reservations(uow.conn, order_id, HOLDING)
-    if not rows:
-        return
-    await _set_status(uow.conn, rows, RELEASED)
-    for res in rows:
-        item = await _change_item(uow.conn, res.sku, reserved=-res.quantity)
-        await append_event(
-            uow, StockReleased(**event_fields(item), order_id=order_id, quantity=res.quantity, reason=reason)
-        )
+    await _settle(
+        uow,
+        rows,
+        RELEASED,
+        lambda f, q: StockReleased(**f, order_id=order_id, quantity=q, reason=reason),
+        reserved=-1,
+    )
 
 
 async def consume(uow: UnitOfWork, order_id: str) -> None:
     """Shipment: committed reservations leave the warehouse (on_hand and reserved both drop)."""
     rows = await _lock_reservations(uow.conn, order_id, frozenset({COMMITTED}))
+    await _settle(
+        uow,
+        rows,
+        CONSUMED,
+        lambda f, q: StockShipped(**f, order_id=order_id, quantity=q),
+        on_hand=-1,
+        reserved=-1,
+    )
+
+
+async def _settle(
+    uow: UnitOfWork,
+    rows: Sequence[Any],
+    status: str,
+    event: Callable[[dict[str, Any], int], InventoryEvent],
+    *,
+    on_hand: int = 0,
+    reserved: int = 0,
+) -> None:
+    """Move locked reservation rows to ``status``, apply ``sign * quantity`` to each SKU, record it."""
     if not rows:
         return
-    await _set_status(uow.conn, rows, CONSUMED)
+    await _mark(uow.conn, rows, status)
     for res in rows:
-        item = await _change_item(uow.conn, res.sku, on_hand=-res.quantity, reserved=-res.quantity)
-        await append_event(uow, StockShipped(**event_fields(item), order_id=order_id, quantity=res.quantity))
+        item = await _change_item(
+            uow.conn, res.sku, on_hand=on_hand * res.quantity, reserved=reserved * res.quantity
+        )
+        await append_event(uow, event(event_fields(item), res.quantity))
+
+
+async def _mark(conn: AsyncConnection, rows: Sequence[Any], status: str) -> None:
+    """Only active reservations are leases: every other status has no expiry."""
+    await conn.execute(
+        text(
+            "UPDATE inventory_reservations SET status = :st, expires_at = NULL, updated_at = now() "
+            "WHERE id = ANY(:ids)"
+        ),
+        {"st": status, "ids": [r.id for r in rows]},
+    )
 
 
 async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool:
@@ -289,7 +302,7 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     taken, short = await _take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
     if short:
         return False
-    await _set_status(conn, rows, COMMITTED)
+    await _mark(conn, rows, COMMITTED)
     for item, quantity in taken:
         fields = event_fields(item)
         await append_event(
@@ -338,15 +351,7 @@ async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
             {"o": _order_uuid(order_id), "st": ACTIVE},
         )
     ).all()
-    if not rows:
-        return False
-    await conn.execute(
-        text("UPDATE inventory_reservations SET status = :st, updated_at = now() WHERE id = ANY(:ids)"),
-        {"st": EXPIRED, "ids": [r.id for r in rows]},
+    await _settle(
+        uow, rows, EXPIRED, lambda f, q: ReservationExpired(**f, order_id=order_id, quantity=q), reserved=-1
     )
-    for res in rows:
-        item = await _change_item(conn, res.sku, reserved=-res.quantity)
-        await append_event(
-            uow, ReservationExpired(**event_fields(item), order_id=order_id, quantity=res.quantity)
-        )
-    return True
+    return bool(rows)

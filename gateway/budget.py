@@ -7,12 +7,16 @@ time until enough has leaked back) and gets back what it did not use.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis_async
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV: capacity, restore rate, cost (negative = refund), now (< 0: use Redis TIME).
 _SCRIPT = """
@@ -89,18 +93,25 @@ class CostBudget:
     def policy(self, caller: str, capacity: int, restore_rate: float) -> BudgetPolicy:
         return BudgetPolicy(self._prefix + caller, capacity, restore_rate)
 
-    async def charge(self, policy: BudgetPolicy, cost: int) -> BudgetState:
+    # Each returns None when Redis cannot answer: the edge then runs without a budget
+    # (fails open) rather than turning a Redis outage into a GraphQL outage.
+
+    async def charge(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
         return await self._run(policy, cost)
 
-    async def refund(self, policy: BudgetPolicy, points: int) -> BudgetState:
+    async def refund(self, policy: BudgetPolicy, points: int) -> BudgetState | None:
         return await self._run(policy, -points)
 
-    async def peek(self, policy: BudgetPolicy) -> BudgetState:
+    async def peek(self, policy: BudgetPolicy) -> BudgetState | None:
         return await self._run(policy, 0)
 
-    async def _run(self, policy: BudgetPolicy, cost: int) -> BudgetState:
+    async def _run(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
         now = self._clock() if self._clock is not None else -1.0
-        allowed, available, retry = await self._script(
-            keys=[policy.key], args=[policy.capacity, policy.restore_rate, cost, repr(now)]
-        )
+        try:
+            allowed, available, retry = await self._script(
+                keys=[policy.key], args=[policy.capacity, policy.restore_rate, cost, repr(now)]
+            )
+        except RedisError as exc:
+            log.warning("cost budget unavailable, not enforced: %s", exc)
+            return None
         return BudgetState(bool(int(allowed)), float(available), float(retry), policy)

@@ -8,6 +8,7 @@ JSON, credentials (JWT or API key), then each operation through
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
@@ -24,7 +25,7 @@ from gateway.bootstrap import Container
 from gateway.clients import authenticate
 from gateway.context import RequestContext
 from gateway.edge import EdgeServices
-from gateway.errors import GatewayError
+from gateway.errors import INTERNAL_MESSAGE, GatewayError, error_body
 from gateway.execution import GatewayContext, GatewaySchema
 from gateway.http_protocol import (
     GRAPHQL_RESPONSE,
@@ -43,6 +44,7 @@ from gateway.http_protocol import (
 from gateway.pipeline import Caller, Outcome, Pipeline
 from gateway.settings import Settings
 
+log = logging.getLogger(__name__)
 CSRF_MESSAGE = (
     "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). "
     "Send Content-Type: application/json or a non-empty X-Apollo-Operation-Name, "
@@ -60,7 +62,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        response = await self._handle(Request(scope, receive))
+        request = Request(scope, receive)
+        try:
+            response = await self._handle(request)
+        except Exception:
+            request_id = scope.get("state", {}).get("request_id")
+            log.exception("unexpected error at the GraphQL edge", extra={"request_id": request_id})
+            body = error_body("INTERNAL_SERVER_ERROR", INTERNAL_MESSAGE, request_id)
+            response = Response(json.dumps(body), 500, media_type=JSON)
         await response(scope, receive, send)
 
     # ------------------------------------------------------------ HTTP
@@ -91,14 +100,22 @@ class GraphQLView(GraphQL[RequestContext, None]):
             state["outcome"] = f"error:{exc.code}"
             return self._respond([outcome], media, batch=False)
         state["client"] = caller.client.name if caller.client else caller.principal.subject
-        outcomes = []
+        outcomes, sub_responses = [], []
         for param in params:
-            context = self._context(request, caller, container)
+            sub_response = Response()
+            context = self._context(request, caller, container, sub_response)
             outcomes.append(await self.pipeline.run(param, caller, services, context, request.method))
+            sub_responses.append(sub_response)
         state["operation_name"] = outcomes[0].operation_name
         codes = sorted({code for outcome in outcomes for code in outcome.codes})
         state["outcome"] = "error:" + ",".join(codes) if codes else "ok"
-        return self._respond(outcomes, media, batch=batch)
+        response = self._respond(outcomes, media, batch=batch)
+        # Headers (cookies, cache hints) that resolvers set on their sub-response.
+        for sub_response in sub_responses:
+            for name, value in sub_response.headers.items():
+                if name not in {"content-length", "content-type"}:
+                    response.headers.append(name, value)
+        return response
 
     def _wants_ide(self, request: Request) -> bool:
         return (
@@ -142,11 +159,13 @@ class GraphQLView(GraphQL[RequestContext, None]):
         )
         return Caller(principal, client, _address(request))
 
-    def _context(self, request: Request, caller: Caller, container: Container) -> GatewayContext:
+    def _context(
+        self, request: Request, caller: Caller, container: Container, sub_response: Response
+    ) -> GatewayContext:
         state = request.scope["state"]
         return GatewayContext(
             request=request,
-            response=Response(),
+            response=sub_response,
             principal=caller.principal,
             request_id=state.get("request_id", ""),
             correlation_id=state.get("correlation_id", ""),

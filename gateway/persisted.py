@@ -8,6 +8,7 @@ persisted-only policy of API clients.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis_async
+from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +26,7 @@ from gateway.clients import ApiClient
 from gateway.errors import GatewayError, bad_user_input
 from gateway.ttl_cache import TtlCache
 
+log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CACHE_ENTRIES = 10_000
 # Unknown ids are cached briefly so newly registered documents show up quickly.
@@ -178,12 +181,21 @@ class ApqCache:
         self._prefix = f"{prefix}apq:"
         self._ttl = ttl_seconds
 
+    # Without Redis, APQ degrades to "not found": clients fall back to sending the query.
+
     async def get(self, digest: str) -> str | None:
-        value = await self._redis.get(self._prefix + digest)
+        try:
+            value = await self._redis.get(self._prefix + digest)
+        except RedisError as exc:
+            log.warning("APQ cache unavailable: %s", exc)
+            return None
         return value.decode() if isinstance(value, bytes) else value
 
     async def put(self, digest: str, document: str) -> None:
-        await self._redis.set(self._prefix + digest, document, ex=self._ttl)
+        try:
+            await self._redis.set(self._prefix + digest, document, ex=self._ttl)
+        except RedisError as exc:
+            log.warning("APQ cache unavailable: %s", exc)
 
 
 # ---------------------------------------------------------------- resolution

@@ -146,26 +146,28 @@ class Pipeline:
             if resolved.register_apq:
                 await services.resolver.register_apq(resolved)
             checked = self.check(prepared, params.operation_name, params.variables)
+            requested = checked.requested
             kind = checked.operation.operation
-            if kind is OperationType.MUTATION and method == "GET":
+            if kind is OperationType.MUTATION and method != "POST":
                 raise HttpError(405, "METHOD_NOT_ALLOWED", "Mutations need POST", {"Allow": "POST"})
             if kind is OperationType.SUBSCRIPTION:
                 raise bad_request("Subscriptions are served over WebSocket (graphql-transport-ws)")
             if checked.requested > policy.capacity:
                 raise cost_exceeded(checked.requested, policy.capacity)
             state = await services.budget.charge(policy, checked.requested)
-            if not state.allowed:
+            if state is not None and not state.allowed:
                 raise GatewayError(
                     "RATE_LIMITED",
                     "The cost budget is exhausted; retry later",
                     retryAfterSeconds=math.ceil(state.retry_after_seconds * 1000) / 1000,
                 )
-            requested = checked.requested
             context.prepared = prepared
             return await self._execute(params, resolved.text, checked, context, services, state)
         except GatewayError as exc:
             if state is None:
                 state = await services.budget.peek(policy)
+            if exc.code == "QUERY_COST_EXCEEDED":
+                requested = exc.extensions["cost"]
             name = params.operation_name
             body = _error_body(exc, context.request_id, _cost(requested, 0, state))
             return Outcome(body, error=exc, operation_name=name, codes=[exc.code])
@@ -184,7 +186,7 @@ class Pipeline:
         checked: _Checked,
         context: GatewayContext,
         services: EdgeServices,
-        state: BudgetState,
+        state: BudgetState | None,
     ) -> Outcome:
         name = checked.operation.name.value if checked.operation.name else params.operation_name
         try:
@@ -199,7 +201,7 @@ class Pipeline:
         except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
             raise bad_request(str(exc)) from exc
         actual = actual_cost(result.data, checked.mutation_fields, self.cost_model)
-        if actual < checked.requested:
+        if actual < checked.requested and state is not None:
             state = await services.budget.refund(state.policy, checked.requested - actual)
         body: dict[str, Any] = {}
         errors = [client_error(e, context.request_id, self.production) for e in result.errors or ()]
@@ -213,7 +215,7 @@ class Pipeline:
         return Outcome(body, operation_name=name, codes=codes)
 
     def _rejected(
-        self, errors: list[GraphQLError], context: GatewayContext, state: BudgetState, name: str | None
+        self, errors: list[GraphQLError], context: GatewayContext, state: BudgetState | None, name: str | None
     ) -> Outcome:
         formatted = [client_error(e, context.request_id, self.production) for e in errors]
         body = {"errors": formatted, "extensions": {"cost": _cost(0, 0, state)}}

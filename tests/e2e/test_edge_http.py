@@ -28,9 +28,8 @@ async def prod(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 # ------------------------------------------------------------------ Accept
 
 
-@pytest.mark.parametrize(
-    ("accept", "media"),
-    [
+async def test_accept_picks_the_response_media_type_or_406(http: httpx.AsyncClient) -> None:
+    for accept, media in [
         (None, "application/json"),
         ("*/*", "application/json"),
         ("application/json", "application/json"),
@@ -39,22 +38,15 @@ async def prod(container: Container) -> AsyncIterator[httpx.AsyncClient]:
         (f"{GRAPHQL_RESPONSE}, application/json;q=0.9", GRAPHQL_RESPONSE),
         (f"application/json, {GRAPHQL_RESPONSE};q=0.5", "application/json"),
         ("text/html, */*;q=0.1", "application/json"),
-    ],
-)
-async def test_accept_picks_the_response_media_type(
-    http: httpx.AsyncClient, accept: str | None, media: str
-) -> None:
-    response = await post(http, TYPENAME, accept=accept)
-    assert response.status_code == 200
-    assert response.headers["content-type"].split(";")[0] == media
-    assert response.json()["data"] == {"__typename": "Query"}
-
-
-@pytest.mark.parametrize("accept", ["text/html", "application/xml", f"{GRAPHQL_RESPONSE};q=0"])
-async def test_unsupported_accept_is_406(http: httpx.AsyncClient, accept: str) -> None:
-    response = await post(http, TYPENAME, accept=accept)
-    assert response.status_code == 406
-    assert codes(response.json()) == ["NOT_ACCEPTABLE"]
+    ]:
+        response = await post(http, TYPENAME, accept=accept)
+        assert response.status_code == 200, accept
+        assert response.headers["content-type"].split(";")[0] == media, accept
+        assert response.json()["data"] == {"__typename": "Query"}
+    for accept in ["text/html", "application/xml", f"{GRAPHQL_RESPONSE};q=0"]:
+        response = await post(http, TYPENAME, accept=accept)
+        assert response.status_code == 406, accept
+        assert codes(response.json()) == ["NOT_ACCEPTABLE"]
 
 
 async def test_parse_and_validation_errors_are_400_with_the_graphql_response_type(
@@ -71,7 +63,10 @@ async def test_parse_and_validation_errors_are_400_with_the_graphql_response_typ
 
 
 async def test_variable_coercion_failure_is_a_request_error(http: httpx.AsyncClient) -> None:
-    payload = {"query": "query($s: ProductSort) { products(sort: $s) { totalCount } }", "variables": {"s": 42}}
+    payload = {
+        "query": "query($s: ProductSort) { products(sort: $s) { totalCount } }",
+        "variables": {"s": 42},
+    }
     modern = await post(http, payload, accept=GRAPHQL_RESPONSE)
     assert modern.status_code == 400 and "data" not in modern.json()
     assert codes(modern.json()) == ["BAD_USER_INPUT"]
@@ -103,6 +98,7 @@ async def test_get_never_runs_mutations(http: httpx.AsyncClient) -> None:
     response = await http.get("/graphql", params={"query": query})
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+    assert (await http.head("/graphql", params={"query": query})).status_code == 405
 
 
 async def test_other_methods_are_405(http: httpx.AsyncClient) -> None:
@@ -119,15 +115,17 @@ async def test_get_without_query_is_400(http: httpx.AsyncClient) -> None:
 # ------------------------------------------------------------------ content types and CSRF
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
-)
-async def test_simple_content_types_are_blocked_as_csrf(http: httpx.AsyncClient, content_type: str) -> None:
-    response = await http.post(
-        "/graphql", content=b'{"query":"{ __typename }"}', headers={"content-type": content_type}
-    )
-    assert response.status_code == 400
-    assert "Cross-Site Request Forgery" in response.json()["errors"][0]["message"]
+async def test_simple_content_types_are_blocked_as_csrf(http: httpx.AsyncClient) -> None:
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ]:
+        response = await http.post(
+            "/graphql", content=b'{"query":"{ __typename }"}', headers={"content-type": content_type}
+        )
+        assert response.status_code == 400, content_type
+        assert "Cross-Site Request Forgery" in response.json()["errors"][0]["message"]
 
 
 async def test_post_without_content_type_is_rejected(http: httpx.AsyncClient) -> None:
@@ -139,17 +137,15 @@ async def test_post_without_content_type_is_rejected(http: httpx.AsyncClient) ->
     assert preflighted.status_code == 415
 
 
-@pytest.mark.parametrize(
-    "header", ["X-Apollo-Operation-Name", "Apollo-Require-Preflight", "GraphQL-Require-Preflight"]
-)
-async def test_preflight_header_lifts_csrf_but_the_body_must_still_be_json(
-    http: httpx.AsyncClient, header: str
-) -> None:
-    response = await http.post(
-        "/graphql", content=b'{"query":"{ __typename }"}', headers={"content-type": "text/plain", header: "1"}
-    )
-    assert response.status_code == 415
-    assert codes(response.json()) == ["UNSUPPORTED_MEDIA_TYPE"]
+async def test_preflight_header_lifts_csrf_but_the_body_must_still_be_json(http: httpx.AsyncClient) -> None:
+    for header in ["X-Apollo-Operation-Name", "Apollo-Require-Preflight", "GraphQL-Require-Preflight"]:
+        response = await http.post(
+            "/graphql",
+            content=b'{"query":"{ __typename }"}',
+            headers={"content-type": "text/plain", header: "1"},
+        )
+        assert response.status_code == 415, header
+        assert codes(response.json()) == ["UNSUPPORTED_MEDIA_TYPE"]
 
 
 async def test_unsupported_post_content_type_is_415(http: httpx.AsyncClient) -> None:
@@ -167,19 +163,18 @@ async def test_get_with_a_simple_content_type_needs_a_preflight_header(http: htt
     assert allowed.status_code == 200
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
+async def test_malformed_requests_are_400(http: httpx.AsyncClient) -> None:
+    for content, message in [
         (b"{not json", "not valid JSON"),
         (b'"a string"', "JSON object"),
+        (b"[]", "empty batch"),
         (b'{"query": "{ __typename }", "variables": [1]}', "'variables'"),
         (b'{"query": 7}', "'query'"),
-    ],
-)
-async def test_malformed_requests_are_400(http: httpx.AsyncClient, content: bytes, message: str) -> None:
-    response = await http.post("/graphql", content=content, headers={"content-type": "application/json"})
-    assert response.status_code == 400
-    assert message in response.json()["errors"][0]["message"]
+        (b'{"query": "query A { __typename } query B { __typename }"}', "operation name"),
+    ]:
+        response = await http.post("/graphql", content=content, headers={"content-type": "application/json"})
+        assert response.status_code == 400, content
+        assert message in response.json()["errors"][0]["message"]
 
 
 # ------------------------------------------------------------------ production mode

@@ -30,7 +30,9 @@ async def ws_url(container: Container) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):
+        if server.started:
+            break
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
@@ -58,20 +60,22 @@ async def test_connection_init_credentials(
     ws_url: str, container: Container, tokens: JwtAuthenticator
 ) -> None:
     _, key = await EdgeServices.of(container).clients.create("ws-partner")
-    for payload in (
+    accepted: list[dict[str, Any]] = [
         {},
         {"authorization": f"Bearer {tokens.mint('cust-1', ['customer'])}"},
         {"apiKey": key},
-    ):
+    ]
+    for payload in accepted:
         async with connect(ws_url, subprotocols=PROTOCOL) as ws:
             assert (await _init(ws, payload))["type"] == "connection_ack"
     forged = JwtAuthenticator("another-secret-that-is-long-enough-000000").mint("x", ["admin"])
-    for payload in (
+    refused: list[dict[str, Any]] = [
         {"authorization": f"Bearer {forged}"},
         {"authorization": "Basic abc"},
         {"apiKey": "cgk_unknown"},
         {"apiKey": 42},
-    ):
+    ]
+    for payload in refused:
         assert await _rejected(ws_url, payload) == 4403, payload
 
 

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, cast
+
+from redis.asyncio import Redis
 
 from gateway.bootstrap import Container
 from gateway.budget import CostBudget
 from gateway.subscriptions import OrderUpdatesBroker, order_updates_broker
 from tests.e2e.edge_fixtures import FakeClock
+
+Updates = AsyncGenerator[dict[str, Any], None]
+
+
+def _subscribe(broker: OrderUpdatesBroker, order_id: str) -> Updates:
+    return cast(Updates, broker.subscribe(order_id))
+
+
+async def _next(updates: Updates) -> dict[str, Any]:
+    return await anext(updates)
 
 
 async def _subscribers(container: Container, broker: OrderUpdatesBroker, order_id: str, count: int) -> None:
@@ -26,9 +40,9 @@ async def test_an_update_published_anywhere_reaches_every_subscriber(container: 
     # Another gateway instance: its own broker on the same Redis.
     elsewhere = OrderUpdatesBroker(container.redis, container.settings.redis_prefix)
     try:
-        first, second = local.subscribe("o-1"), local.subscribe("o-1")
-        other_order = local.subscribe("o-2")
-        waits = [asyncio.create_task(anext(it)) for it in (first, second, other_order)]
+        first, second = _subscribe(local, "o-1"), _subscribe(local, "o-1")
+        other_order = _subscribe(local, "o-2")
+        waits = [asyncio.create_task(_next(it)) for it in (first, second, other_order)]
         # Both local subscribers share one Redis subscription.
         await _subscribers(container, local, "o-1", 1)
         await _subscribers(container, local, "o-2", 1)
@@ -44,8 +58,8 @@ async def test_an_update_published_anywhere_reaches_every_subscriber(container: 
         await _subscribers(container, local, "o-1", 0)
         await _subscribers(container, local, "o-2", 0)
         # Subscribing again after everyone left works on the same connection.
-        again = local.subscribe("o-1")
-        wait = asyncio.create_task(anext(again))
+        again = _subscribe(local, "o-1")
+        wait = asyncio.create_task(_next(again))
         await _subscribers(container, local, "o-1", 1)
         await elsewhere.publish("o-1", {"status": "SHIPPED"})
         assert await asyncio.wait_for(wait, 5) == {"status": "SHIPPED"}
@@ -58,14 +72,29 @@ async def test_budget_leaks_back_at_the_restore_rate(container: Container) -> No
     clock = FakeClock()
     budget = CostBudget(container.redis, container.settings.redis_prefix, clock=clock)
     policy = budget.policy("client:test", capacity=10, restore_rate=2.0)
-    assert (await budget.charge(policy, 10)).available == 0
+
+    async def available(cost: int = 0) -> float:
+        state = await budget.charge(policy, cost) if cost >= 0 else await budget.refund(policy, -cost)
+        assert state is not None
+        return state.available
+
+    assert await available(10) == 0
     refused = await budget.charge(policy, 3)
-    assert not refused.allowed and refused.retry_after_seconds == 1.5
+    assert refused is not None and not refused.allowed and refused.retry_after_seconds == 1.5
     clock.now += 1.0
-    assert (await budget.peek(policy)).available == 2
-    assert (await budget.refund(policy, 5)).available == 7
+    assert await available() == 2
+    assert await available(-5) == 7
     clock.now += 100
-    assert (await budget.peek(policy)).available == 10
+    assert await available() == 10
     # Concurrent charges never overspend: the script is atomic.
     results = await asyncio.gather(*(budget.charge(policy, 3) for _ in range(6)))
-    assert sum(r.allowed for r in results) == 3
+    assert sum(bool(r and r.allowed) for r in results) == 3
+
+
+async def test_the_edge_runs_without_a_budget_when_redis_fails(container: Container) -> None:
+    broken = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        budget = CostBudget(broken, "x:")
+        assert await budget.charge(budget.policy("ip:1", 10, 1.0), 5) is None
+    finally:
+        await broken.aclose()

@@ -130,7 +130,8 @@ def test_manifest_formats() -> None:
     assert (entry.id, entry.body, entry.name, entry.type) == (sha256_hex(body), body, "T", "query")
     (relay,) = parse_manifest({"abc123": body})
     assert (relay.id, relay.body) == ("abc123", body)
-    for bad in ([], {"format": "apollo-persisted-query-manifest"}, {"a": 1}, {}):
+    bad_manifests: list[object] = [[], {"format": "apollo-persisted-query-manifest"}, {"a": 1}, {}]
+    for bad in bad_manifests:
         with pytest.raises(ValueError):
             parse_manifest(bad)
 

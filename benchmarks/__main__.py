@@ -1,0 +1,134 @@
+"""``python -m benchmarks`` (``make bench``): start the stack once, run each benchmark with
+its baseline, write ``benchmarks/results/<name>.json``, PNG plots and ``SUMMARY.md``.
+
+Flags: ``--only NAME`` (repeatable), ``--quick`` (small, fast smoke run), ``--list``,
+``--results DIR``. Exit status 1 when a benchmark failed (an unavailable feature is not a
+failure: it is reported as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from benchmarks import flash_sale, n_plus_one, projection_lag, search, writes
+from benchmarks.harness import RESULTS_DIR, HarnessError, Stack, open_stack
+from benchmarks.progress import Progress
+from benchmarks.report import BenchResult, environment, load_results, write_json, write_summary
+
+CATALOG_PRODUCTS = {"full": 3000, "quick": 300}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    module: ModuleType
+    # Hard stop for the whole benchmark (each also bounds its own phases well below this).
+    limit_seconds: float
+    quick_limit_seconds: float
+
+    @property
+    def name(self) -> str:
+        return str(self.module.NAME)
+
+    @property
+    def title(self) -> str:
+        return str(self.module.TITLE)
+
+    @property
+    def needs_catalog(self) -> bool:
+        return bool(self.module.NEEDS_CATALOG)
+
+    def runner(self) -> Callable[[Stack, Progress], Awaitable[BenchResult]]:
+        run: Callable[[Stack, Progress], Awaitable[BenchResult]] = self.module.run
+        return run
+
+
+BENCHMARKS = (
+    Benchmark(flash_sale, 300, 120),
+    Benchmark(search, 150, 60),
+    Benchmark(projection_lag, 200, 60),
+    Benchmark(writes, 180, 60),
+    Benchmark(n_plus_one, 60, 60),
+)
+ORDER = [b.name for b in BENCHMARKS]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=ORDER, metavar="NAME", help=f"one of {', '.join(ORDER)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run of a minute or two")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
+    return parser
+
+
+async def _run_all(selected: Sequence[Benchmark], quick: bool, results_dir: Path, progress: Progress) -> list[str]:
+    failed: list[str] = []
+    async with open_stack(quick, results_dir, progress) as stack:
+        if any(b.needs_catalog for b in selected):
+            await stack.seed_catalog(CATALOG_PRODUCTS["quick" if quick else "full"], progress)
+        for bench in selected:
+            progress.bench(f"{bench.title} ({bench.name})")
+            started = time.perf_counter()
+            limit = bench.quick_limit_seconds if quick else bench.limit_seconds
+            try:
+                result = await asyncio.wait_for(bench.runner()(stack, progress), limit)
+            except Exception as exc:
+                detail = "".join(traceback.format_exception(exc))
+                if isinstance(exc, TimeoutError):
+                    detail = f"stopped after its {limit:.0f} s limit"
+                progress.note(f"FAILED: {detail.strip().splitlines()[-1]}")
+                result = BenchResult(
+                    bench.name, bench.title, status="failed", quick=quick,
+                    headline=f"failed: {detail.strip().splitlines()[-1]}",
+                    environment=environment(stack.stores),
+                )  # fmt: skip
+                result.notes.append(f"```\n{detail.strip()}\n```")
+                result.notes.append(stack.gateway.tail())
+            result.seconds = time.perf_counter() - started
+            if result.status == "failed":
+                failed.append(bench.name)
+            write_json(result, results_dir)
+            progress.note(f"{result.status}: {result.headline}")
+    return failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list:
+        for bench in BENCHMARKS:
+            print(f"{bench.name:16} {bench.title}")
+        return 0
+    selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    results_dir: Path = args.results.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+    started = time.perf_counter()
+    try:
+        failed = asyncio.run(_run_all(selected, args.quick, results_dir, progress))
+    except HarnessError as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("benchmarks: interrupted", file=sys.stderr)
+        return 130
+    summary = write_summary(
+        load_results(results_dir, ORDER),
+        results_dir,
+        preamble=[f"Written by `make bench`{' --quick' if args.quick else ''}; the last run took "
+                  f"{time.perf_counter() - started:.0f} s. Per-benchmark JSON (with raw samples) "
+                  "sits next to this file; profiles under `profiles/`."],
+    )  # fmt: skip
+    print(f"results: {summary}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""N+1 guard: a cart with 50 lines, each with its variant, product and stock hint, must
+resolve with a bounded number of store calls, the same for 1, 10 or 50 lines.
+
+Counted in the gateway process at each store client's boundary (PostgreSQL statements,
+search-engine requests, MongoDB operations, Redis commands), for one GraphQL request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.harness import Stack, gql
+from benchmarks.progress import Progress
+from benchmarks.report import BenchResult, environment, latency_stats, plot_stacked_bars
+
+NAME = "n_plus_one"
+TITLE = "N+1 guard"
+NEEDS_CATALOG = True
+LINE_COUNTS = (1, 10, 50)
+STORES = ("postgres", "search", "mongodb", "redis")
+# Store calls one cart read may make whatever its size: the cart document, the variants
+# (one batched search), the stock hints (one batched query), freshness, the cost budget.
+BOUND = 10
+REPEATS = 5
+
+CREATE = """
+mutation($input: CartCreateInput) {
+  cartCreate(input: $input) { cart { id version } position userErrors { code message field } }
+}
+"""
+READ = """
+query($id: ID!, $p: Position) {
+  cart(id: $id, consistentWith: $p) {
+    id version totalQuantity
+    subtotal { amount currencyCode }
+    freshness { lagEvents }
+    lines {
+      id sku quantity
+      unitPrice { amount currencyCode }
+      lineTotal { amount }
+      variant {
+        id sku title
+        price { amount currencyCode }
+        availability { inStock available }
+        product { id handle title brand }
+      }
+    }
+  }
+}
+"""
+
+
+async def run(stack: Stack, progress: Progress) -> BenchResult:
+    result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
+    skus = stack.skus(max(LINE_COUNTS))
+    counts: dict[int, dict[str, int]] = {}
+    consistent_counts: dict[int, dict[str, int]] = {}
+    latencies: dict[int, list[float]] = {}
+    progress.phase("creating carts with 1, 10 and 50 lines")
+    carts: dict[int, tuple[str, str]] = {}
+    async with stack.http(2) as client:
+        for n in LINE_COUNTS:
+            lines = [{"sku": sku, "quantity": 1 + i % 3} for i, sku in enumerate(skus[:n])]
+            created = await gql(client, CREATE, {"input": {"lines": lines}})
+            payload = created.field("cartCreate")
+            if not payload or payload["userErrors"] or not payload["cart"]:
+                raise RuntimeError(f"cartCreate with {n} lines failed: {created.describe()}")
+            carts[n] = (payload["cart"]["id"], payload["position"])
+        progress.done()
+        progress.phase("counting store calls per cart read")
+        await stack.control("calls/install")
+        try:
+            for n, (cart_id, position) in carts.items():
+                # Warm (and check) the read once, then count one plain read and one
+                # read-your-writes read of each cart.
+                warm = await gql(client, READ, {"id": cart_id, "p": position})
+                cart = warm.field("cart")
+                if cart is None or len(cart["lines"]) != n or any(x["variant"] is None for x in cart["lines"]):
+                    raise RuntimeError(f"reading the {n}-line cart failed: {warm.describe()}")
+                counts[n] = await _counted(stack, client, {"id": cart_id}, f"plain-{n}")
+                consistent_counts[n] = await _counted(stack, client, {"id": cart_id, "p": position}, f"rw-{n}")
+                latencies[n] = []
+                for _ in range(REPEATS):
+                    timed = await gql(client, READ, {"id": cart_id})
+                    latencies[n].append(timed.seconds)
+                progress.note(f"{n:>2} lines: {sum(counts[n].values())} store calls {_describe(counts[n])}")
+        finally:
+            await stack.control("calls/uninstall")
+        progress.done()
+
+    totals = {n: sum(c.values()) for n, c in counts.items()}
+    bounded = len(set(totals.values())) == 1 and max(totals.values()) <= BOUND
+    fifty = max(LINE_COUNTS)
+    print(
+        f"N+1 guard: a {fifty}-line cart with variants resolves with {totals[fifty]} store calls "
+        f"({_describe(counts[fifty])}); {', '.join(f'{n} lines: {t}' for n, t in totals.items())}"
+    )
+    result.status = "ok" if bounded else "failed"
+    result.headline = (
+        f"{fifty}-line cart with variants: {totals[fifty]} store calls ({_describe(counts[fifty])}), "
+        + ("the same for every cart size" if bounded else "NOT bounded: grows with the number of lines")
+    )
+    for n in LINE_COUNTS:
+        stats = latency_stats(latencies[n])
+        result.row(
+            f"{n}-line cart: store calls (plain read / with consistentWith)",
+            f"{totals[n]} / {sum(consistent_counts[n].values())}",
+            "",
+            "",
+        )
+        result.row(f"{n}-line cart: read latency p50", f"{stats.get('p50', 0):.1f} ms")
+    result.metrics = {
+        "store_calls": {str(n): counts[n] for n in LINE_COUNTS},
+        "store_calls_consistent_with": {str(n): consistent_counts[n] for n in LINE_COUNTS},
+        "bound": BOUND,
+        "bounded": bounded,
+        "read_latency_ms": {str(n): latency_stats(latencies[n]) for n in LINE_COUNTS},
+    }
+    result.notes.append(
+        "Counted inside the gateway process at the client boundary of each store (SQLAlchemy "
+        "cursor executions, search transport requests, MongoDB collection operations, Redis "
+        "commands), only for the counted request. With `consistentWith`, the read-your-writes "
+        "wait adds its own lookups (target position, stored checkpoint)."
+    )
+    result.plots.append(
+        plot_stacked_bars(
+            stack.results_dir / f"{NAME}_store_calls.png",
+            "Store calls for one cart read, by cart size",
+            [f"{n} lines" for n in LINE_COUNTS],
+            {store: [counts[n].get(store, 0) for n in LINE_COUNTS] for store in STORES},
+            "store calls per request",
+        )
+    )
+    result.samples = {f"read_seconds_{n}_lines": latencies[n] for n in LINE_COUNTS}
+    return result
+
+
+async def _counted(stack: Stack, client: Any, variables: dict[str, Any], key: str) -> dict[str, int]:
+    key = f"{key}-{time.perf_counter_ns()}"
+    response = await gql(client, READ, variables, headers={"x-bench-count": key})
+    if response.field("cart") is None:
+        raise RuntimeError(f"counted read failed: {response.describe()}")
+    found: dict[str, int] = await stack.control(f"calls/result?key={key}", method="GET")
+    return {store: int(found.get(store, 0)) for store in STORES}
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{store} {counts.get(store, 0)}" for store in STORES)

@@ -1,0 +1,364 @@
+"""The gateway process the benchmarks drive (``python -m benchmarks.server``).
+
+Exactly what ``commerce-gateway serve`` runs (``build_container``, ``wire``, projectors
+in-process, ``build_app`` under uvicorn with the same options), on a free port of
+127.0.0.1 printed as one JSON line on stdout, plus benchmark-only endpoints under
+``/_bench/`` that the harness uses to look inside the process:
+
+- ``calls/install`` | ``calls/uninstall`` | ``calls/result?key=K``: count store calls
+  (PostgreSQL statements, search requests, MongoDB operations, Redis commands) made while
+  serving requests that carry ``x-bench-count: K``;
+- ``profile/start`` | ``profile/stop``: pyinstrument over the event loop thread;
+- ``lag/start`` | ``lag/wait`` | ``lag/collect`` | ``lag/stop``: the moment the carts
+  projector has written each cart event to the read store (``time.perf_counter``, which is
+  CLOCK_MONOTONIC and so comparable with the load generator's clock in another process);
+- ``runner/pause`` | ``runner/resume``: stop and restart one projector without resetting it;
+- ``cpu``: this process's CPU time.
+
+Nothing here is installed until asked for, so the measured request path is the product's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlalchemy import event
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from commands.ledger import RecordedEvent
+from gateway.app import build_app
+from gateway.bootstrap import Container, build_container
+from gateway.logging_setup import configure_logging
+from gateway.settings import Settings
+from gateway.wiring import wire
+
+COUNT_HEADER = b"x-bench-count"
+_counting: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("bench_counting", default=None)
+_MONGO_METHODS = (
+    "find", "find_one", "aggregate", "count_documents", "estimated_document_count", "distinct",
+    "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one",
+    "delete_many", "find_one_and_update", "bulk_write",
+)  # fmt: skip
+
+
+def _count(store: str) -> None:
+    counts = _counting.get()
+    if counts is not None:
+        counts[store] += 1
+
+
+class CallCounters:
+    """Wraps each store client at its boundary; counts only inside counted requests."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._undo: list[Callable[[], None]] = []
+        self.results: dict[str, dict[str, int]] = {}
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._undo)
+
+    def install(self) -> None:
+        if self._undo:
+            return
+        container = self._container
+
+        def on_statement(*_args: Any) -> None:
+            _count("postgres")
+
+        sync_engine = container.engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", on_statement)
+        self._undo.append(lambda: event.remove(sync_engine, "before_cursor_execute", on_statement))
+
+        transport = container.search.transport
+        original_search = transport.perform_request
+
+        async def search_request(*args: Any, **kwargs: Any) -> Any:
+            _count("search")
+            return await original_search(*args, **kwargs)
+
+        transport.perform_request = search_request  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(transport, "perform_request", original_search))
+
+        redis = container.redis
+        original_redis = redis.execute_command
+
+        async def redis_command(*args: Any, **kwargs: Any) -> Any:
+            _count("redis")
+            return await original_redis(*args, **kwargs)
+
+        redis.execute_command = redis_command  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(redis, "execute_command", original_redis))
+
+        collection_type = type(container.mongo["carts"])
+        for name in _MONGO_METHODS:
+            original = getattr(collection_type, name, None)
+            if original is None:
+                continue
+            setattr(collection_type, name, _counted_method(original))
+            self._undo.append(functools.partial(setattr, collection_type, name, original))
+
+    def uninstall(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def _counted_method(original: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def counted_async(*args: Any, **kwargs: Any) -> Any:
+            _count("mongodb")
+            return await original(*args, **kwargs)
+
+        return counted_async
+
+    @functools.wraps(original)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        _count("mongodb")
+        return original(*args, **kwargs)
+
+    return counted
+
+
+class ApplyTimes:
+    """When the carts projector finished writing each cart event to the read store."""
+
+    def __init__(self, container: Container, projection: str = "carts") -> None:
+        self._runner = container.runner(projection)
+        self.applied: dict[int, float] = {}
+        self.batches = 0
+        self._changed = asyncio.Event()
+        self._installed = False
+
+    def start(self) -> None:
+        self.applied.clear()
+        self.batches = 0
+        if self._installed:
+            return
+        projection = self._runner.projection
+        original = projection.apply
+
+        async def timed(events: Sequence[RecordedEvent], conn: Any) -> None:
+            await original(events, conn)
+            now = time.perf_counter()
+            self.batches += 1
+            for recorded in events:
+                if recorded.stream_type == "cart":
+                    self.applied.setdefault(recorded.position, now)
+            self._changed.set()
+
+        projection.apply = timed  # type: ignore[method-assign]
+        self._installed = True
+
+    def stop(self) -> None:
+        if self._installed:
+            del self._runner.projection.apply  # type: ignore[method-assign]
+            self._installed = False
+
+    async def wait(self, positions: Sequence[int], timeout: float) -> int:
+        """Wait until every position was applied; returns how many are still missing."""
+        deadline = time.perf_counter() + timeout
+        wanted = set(positions)
+        while True:
+            wanted -= self.applied.keys()
+            remaining = deadline - time.perf_counter()
+            if not wanted or remaining <= 0:
+                return len(wanted)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+
+
+class Control:
+    def __init__(self, container: Container, profile_dir: Path) -> None:
+        self.container = container
+        self.counters = CallCounters(container)
+        self.apply_times: ApplyTimes | None = None
+        self.profile_dir = profile_dir
+        self._profiler: Any = None
+        self._profile_name = ""
+        self._profile_started = 0.0
+
+    def app(self) -> Starlette:
+        def post(path: str, handler: Callable[[Request], Awaitable[JSONResponse]]) -> Route:
+            return Route(f"/_bench/{path}", handler, methods=["POST"])
+
+        return Starlette(
+            routes=[
+                post("calls/install", self.calls_install),
+                post("calls/uninstall", self.calls_uninstall),
+                Route("/_bench/calls/result", self.calls_result),
+                post("profile/start", self.profile_start),
+                post("profile/stop", self.profile_stop),
+                post("lag/start", self.lag_start),
+                post("lag/wait", self.lag_wait),
+                post("lag/collect", self.lag_collect),
+                post("lag/stop", self.lag_stop),
+                post("runner/pause", self.runner_pause),
+                post("runner/resume", self.runner_resume),
+                Route("/_bench/cpu", self.cpu),
+            ]
+        )
+
+    async def calls_install(self, _request: Request) -> JSONResponse:
+        self.counters.install()
+        return JSONResponse({"installed": True})
+
+    async def calls_uninstall(self, _request: Request) -> JSONResponse:
+        self.counters.uninstall()
+        self.counters.results.clear()
+        return JSONResponse({"installed": False})
+
+    async def calls_result(self, request: Request) -> JSONResponse:
+        key = request.query_params.get("key", "")
+        return JSONResponse(self.counters.results.get(key, {}))
+
+    async def profile_start(self, request: Request) -> JSONResponse:
+        from pyinstrument import Profiler
+
+        body = await request.json()
+        if self._profiler is not None:
+            return JSONResponse({"error": "a profile is already running"}, 409)
+        self._profile_name = str(body["name"])
+        # The whole event loop thread: every request, projector batch and background task.
+        self._profiler = Profiler(interval=0.001, async_mode="disabled")
+        self._profiler.start()
+        self._profile_started = time.perf_counter()
+        return JSONResponse({"started": self._profile_name})
+
+    async def profile_stop(self, _request: Request) -> JSONResponse:
+        profiler, self._profiler = self._profiler, None
+        if profiler is None:
+            return JSONResponse({"error": "no profile is running"}, 409)
+        session = profiler.stop()
+        seconds = time.perf_counter() - self._profile_started
+        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        base = self.profile_dir / self._profile_name
+        paths = {
+            "html": base.with_suffix(".html"),
+            "text": base.with_suffix(".txt"),
+            "session": base.with_suffix(".pyisession"),
+        }
+        paths["html"].write_text(profiler.output_html())
+        paths["text"].write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        session.save(paths["session"])
+        return JSONResponse({"seconds": seconds, **{k: str(v) for k, v in paths.items()}})
+
+    async def lag_start(self, _request: Request) -> JSONResponse:
+        if self.apply_times is None:
+            self.apply_times = ApplyTimes(self.container)
+        self.apply_times.start()
+        return JSONResponse({"now": time.perf_counter()})
+
+    async def lag_wait(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        assert self.apply_times is not None
+        missing = await self.apply_times.wait(body["positions"], float(body["timeout"]))
+        return JSONResponse({"missing": missing})
+
+    async def lag_collect(self, _request: Request) -> JSONResponse:
+        assert self.apply_times is not None
+        applied = sorted(self.apply_times.applied.items())
+        batches = self.apply_times.batches
+        self.apply_times.applied = {}
+        self.apply_times.batches = 0
+        return JSONResponse({"applied": applied, "batches": batches})
+
+    async def lag_stop(self, _request: Request) -> JSONResponse:
+        if self.apply_times is not None:
+            self.apply_times.stop()
+        return JSONResponse({"stopped": True})
+
+    async def runner_pause(self, request: Request) -> JSONResponse:
+        runner = self.container.runner(str((await request.json())["name"]))
+        await runner.stop()
+        return JSONResponse({"paused": runner.name, "now": time.perf_counter()})
+
+    async def runner_resume(self, request: Request) -> JSONResponse:
+        runner = self.container.runner(str((await request.json())["name"]))
+        now = time.perf_counter()
+        if not runner.running:
+            runner.start()
+        return JSONResponse({"resumed": runner.name, "now": now})
+
+    async def cpu(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"process_time": time.process_time(), "now": time.perf_counter()})
+
+
+def dispatcher(gateway: ASGIApp, control: Control) -> ASGIApp:
+    """``/_bench/*`` to the control app, everything else to the gateway unchanged."""
+    control_app = control.app()
+    counters = control.counters
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/_bench/"):
+            await control_app(scope, receive, send)
+            return
+        if counters.installed:
+            key = next((v.decode() for k, v in scope.get("headers", []) if k == COUNT_HEADER), None)
+            if key is not None:
+                counts: Counter[str] = Counter()
+                token = _counting.set(counts)
+                try:
+                    await gateway(scope, receive, send)
+                finally:
+                    _counting.reset(token)
+                    counters.results[key] = dict(counts)
+                return
+        await gateway(scope, receive, send)
+
+    return app
+
+
+async def serve() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    profile_dir = Path(os.environ.get("BENCH_PROFILE_DIR", "benchmarks/results/profiles"))
+    container = await build_container(settings)
+    try:
+        wire(container)
+        if settings.run_projectors:
+            await container.start_projectors()
+        app = dispatcher(build_app(container), Control(container, profile_dir))
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (no delayed-ACK stalls).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        # The same options as ``commerce-gateway serve``.
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+        await server.serve(sockets=[sock])
+    finally:
+        await container.close()
+
+
+def main() -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Flash sale: 500 buyers, 20 units, checkouts through GraphQL over HTTP. Zero oversell."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.integration.checkout_fixtures import Shop, settings, shop
+
+__all__ = ["settings", "shop"]
+
+UNITS = 20
+BUYERS = 500
+IN_FLIGHT = 64
+
+_SAMPLE = text(
+    "SELECT i.on_hand, i.reserved, coalesce((SELECT sum(r.quantity) FROM inventory_reservations r "
+    "WHERE r.sku = i.sku AND r.status IN ('active', 'committed')), 0) AS held "
+    "FROM inventory_items i WHERE i.sku = 'HOT'"
+)
+
+
+async def test_flash_sale_never_oversells(shop: Shop) -> None:
+    await shop.product("HOT", "5.00", on_hand=UNITS)
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def new_cart() -> str:
+        async with gate:
+            return await shop.cart(("HOT", 1))
+
+    carts = await asyncio.gather(*(new_cart() for _ in range(BUYERS)))
+    samples: list[tuple[int, int, int]] = []
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        async with shop.container.engine.connect() as conn:
+            while not done.is_set():
+                row = (await conn.execute(_SAMPLE)).one()
+                await conn.commit()
+                samples.append((int(row.on_hand), int(row.reserved), int(row.held)))
+                await asyncio.sleep(0.005)
+
+    async def buy(i: int, cart: str) -> dict[str, Any]:
+        async with gate:
+            return await shop.checkout(cart, f"flash-{i}")
+
+    sampler = asyncio.create_task(sample())
+    try:
+        outcomes = await asyncio.gather(*(buy(i, cart) for i, cart in enumerate(carts)))
+    finally:
+        done.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+
+    confirmed = [o for o in outcomes if not o["userErrors"] and o["order"]["status"] == "CONFIRMED"]
+    sold_out = [o for o in outcomes if [e["code"] for e in o["userErrors"]] == ["OUT_OF_STOCK"]]
+    assert len(confirmed) == UNITS
+    assert len(sold_out) == BUYERS - UNITS
+    assert all(o["order"] is None and o["position"] is None for o in sold_out)
+
+    assert len(samples) > 10
+    for on_hand, reserved, held in samples:
+        assert on_hand == UNITS and 0 <= reserved <= on_hand, (on_hand, reserved)
+        assert held == reserved
+
+    # The ledger, the tables and the provider tell the same story.
+    assert await shop.stock("HOT") == (UNITS, UNITS)
+    assert await shop.count_events("OrderPlaced") == UNITS
+    assert await shop.count_events("OrderConfirmed") == UNITS
+    assert await shop.count_events("StockReserved") == UNITS
+    assert await shop.count_events("ReservationCommitted") == UNITS
+    async with shop.container.engine.connect() as conn:
+        committed = (
+            await conn.execute(
+                text("SELECT coalesce(sum(quantity), 0) FROM inventory_reservations WHERE status = 'committed'")
+            )
+        ).scalar_one()
+    assert committed == UNITS
+    assert (await shop.provider_payments())["total_charges"] == UNITS
