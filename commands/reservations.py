@@ -13,12 +13,11 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.domain.inventory import (
     ACTIVE,
@@ -31,16 +30,23 @@ from commands.domain.inventory import (
     OutOfStock,
     ReservationLine,
     merge_lines,
-    stream_id,
 )
-from commands.errors import InvalidInput, InvalidStateTransition
+from commands.errors import InvalidStateTransition
 from commands.events.inventory import (
-    InventoryEvent,
     ReservationCommitted,
     ReservationExpired,
     StockReleased,
     StockReserved,
     StockShipped,
+)
+from commands.inventory_store import (
+    append_event,
+    event_fields,
+    lock_reservations,
+    mark,
+    order_uuid,
+    settle,
+    take_all_or_nothing,
 )
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 
@@ -56,60 +62,10 @@ __all__ = [
     "reserve",
 ]
 
-STREAM_TYPE = "inventory"
-
-_CHANGE_ITEM = text(
-    "UPDATE inventory_items AS i SET on_hand = i.on_hand + :dh, reserved = i.reserved + :dr, "
-    "updated_at = now() WHERE i.sku = :s AND i.on_hand - i.reserved >= :need "
-    "RETURNING i.sku, i.on_hand, i.reserved, "
-    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
-)
-
 _DUE_ORDERS = text(
     "SELECT order_id FROM inventory_reservations WHERE status = :st AND expires_at <= now() "
     "GROUP BY order_id ORDER BY min(expires_at) LIMIT :limit"
 )
-
-
-def event_fields(row: Any) -> dict[str, Any]:
-    """The after-change numbers every inventory event carries, from an inventory_items row."""
-    return {
-        "sku": row.sku,
-        "product_id": row.product_id,
-        "on_hand": row.on_hand,
-        "reserved": row.reserved,
-        "available": row.on_hand - row.reserved,
-    }
-
-
-async def append_event(uow: UnitOfWork, event: InventoryEvent) -> None:
-    await uow.append(STREAM_TYPE, stream_id(event.sku), [event])
-
-
-async def _change_item(
-    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
-) -> Any:
-    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise."""
-    result = await conn.execute(_CHANGE_ITEM, {"s": sku, "dh": on_hand, "dr": reserved, "need": need})
-    return result.first()
-
-
-def _order_uuid(order_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(order_id)
-    except ValueError:
-        raise InvalidInput(f"order id {order_id!r} is not a UUID") from None
-
-
-async def _lock_reservations(conn: AsyncConnection, order_id: str, statuses: frozenset[str]) -> list[Any]:
-    result = await conn.execute(
-        text(
-            "SELECT id, sku, quantity, status FROM inventory_reservations "
-            "WHERE order_id = :o AND status = ANY(:st) ORDER BY sku FOR UPDATE"
-        ),
-        {"o": _order_uuid(order_id), "st": sorted(statuses)},
-    )
-    return list(result)
 
 
 async def reservation_status(uow: UnitOfWork, order_id: str) -> str | None:
@@ -117,7 +73,7 @@ async def reservation_status(uow: UnitOfWork, order_id: str) -> str | None:
     'consumed', or None when it reserved nothing (every line untracked)."""
     result = await uow.conn.execute(
         text("SELECT DISTINCT status FROM inventory_reservations WHERE order_id = :o"),
-        {"o": _order_uuid(order_id)},
+        {"o": order_uuid(order_id)},
     )
     statuses = {row.status for row in result}
     for status in (ACTIVE, COMMITTED, CONSUMED, EXPIRED, RELEASED):
@@ -134,7 +90,7 @@ async def reserve(
     Returns the lease expiry, or None when no line is tracked. Calling it again
     for an order that already holds stock returns the existing expiry.
     """
-    order = _order_uuid(order_id)
+    order = order_uuid(order_id)
     wanted = merge_lines(lines)
     conn = uow.conn
     existing = (
@@ -149,7 +105,7 @@ async def reserve(
     expires_at: datetime = (
         await conn.execute(text("SELECT now() + CAST(:lease AS interval)"), {"lease": lease})
     ).scalar_one()
-    reserved, short = await _take_all_or_nothing(conn, wanted)
+    reserved, short = await take_all_or_nothing(conn, wanted)
     if short:
         raise OutOfStock(short)
     if not reserved:
@@ -177,63 +133,16 @@ async def reserve(
     return expires_at
 
 
-async def _take_all_or_nothing(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
-) -> tuple[list[tuple[Any, int]], list[str]]:
-    """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
-    was (the rows already taken, and their locks, are given back)."""
-    savepoint = await conn.begin_nested()
-    try:
-        taken, short = await _take(conn, wanted)
-    except BaseException:
-        await savepoint.rollback()
-        raise
-    if short:
-        await savepoint.rollback()
-        return [], short
-    await savepoint.commit()
-    return taken, short
-
-
-async def _take(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
-) -> tuple[list[tuple[Any, int]], list[str]]:
-    """Conditionally reserve each (sku, quantity) in order; the rows taken and the SKUs short."""
-    taken: list[tuple[Any, int]] = []
-    short: list[str] = []
-    for sku, quantity in wanted:
-        if short:
-            # Already refused: only find out whether this line is short too, without locking it.
-            available = (
-                await conn.execute(
-                    text("SELECT on_hand - reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
-                )
-            ).scalar_one_or_none()
-            if available is not None and available < quantity:
-                short.append(sku)
-            continue
-        row = await _change_item(conn, sku, reserved=quantity, need=quantity)
-        if row is not None:
-            taken.append((row, quantity))
-            continue
-        tracked = (
-            await conn.execute(text("SELECT 1 FROM inventory_items WHERE sku = :s"), {"s": sku})
-        ).first()
-        if tracked is not None:
-            short.append(sku)
-    return taken, short
-
-
 async def commit(uow: UnitOfWork, order_id: str) -> None:
     """Payment authorized: active reservations become committed (they no longer expire)."""
-    rows = await _lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
-    await _settle(uow, rows, COMMITTED, lambda f, q: ReservationCommitted(**f, order_id=order_id, quantity=q))
+    rows = await lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
+    await settle(uow, rows, COMMITTED, lambda f, q: ReservationCommitted(**f, order_id=order_id, quantity=q))
 
 
 async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
     """Decline or cancel: active or committed reservations give their stock back."""
-    rows = await _lock_reservations(uow.conn, order_id, HOLDING)
-    await _settle(
+    rows = await lock_reservations(uow.conn, order_id, HOLDING)
+    await settle(
         uow,
         rows,
         RELEASED,
@@ -244,45 +153,14 @@ async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
 
 async def consume(uow: UnitOfWork, order_id: str) -> None:
     """Shipment: committed reservations leave the warehouse (on_hand and reserved both drop)."""
-    rows = await _lock_reservations(uow.conn, order_id, frozenset({COMMITTED}))
-    await _settle(
+    rows = await lock_reservations(uow.conn, order_id, frozenset({COMMITTED}))
+    await settle(
         uow,
         rows,
         CONSUMED,
         lambda f, q: StockShipped(**f, order_id=order_id, quantity=q),
         on_hand=-1,
         reserved=-1,
-    )
-
-
-async def _settle(
-    uow: UnitOfWork,
-    rows: Sequence[Any],
-    status: str,
-    event: Callable[[dict[str, Any], int], InventoryEvent],
-    *,
-    on_hand: int = 0,
-    reserved: int = 0,
-) -> None:
-    """Move locked reservation rows to ``status``, apply ``sign * quantity`` to each SKU, record it."""
-    if not rows:
-        return
-    await _mark(uow.conn, rows, status)
-    for res in rows:
-        item = await _change_item(
-            uow.conn, res.sku, on_hand=on_hand * res.quantity, reserved=reserved * res.quantity
-        )
-        await append_event(uow, event(event_fields(item), res.quantity))
-
-
-async def _mark(conn: AsyncConnection, rows: Sequence[Any], status: str) -> None:
-    """Only active reservations are leases: every other status has no expiry."""
-    await conn.execute(
-        text(
-            "UPDATE inventory_reservations SET status = :st, expires_at = NULL, updated_at = now() "
-            "WHERE id = ANY(:ids)"
-        ),
-        {"st": status, "ids": [r.id for r in rows]},
     )
 
 
@@ -295,14 +173,14 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     order still holds its stock or reserved nothing.
     """
     del lease
-    rows = await _lock_reservations(uow.conn, order_id, LAPSED)
+    rows = await lock_reservations(uow.conn, order_id, LAPSED)
     if not rows:
         return True
     conn = uow.conn
-    taken, short = await _take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
+    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
     if short:
         return False
-    await _mark(conn, rows, COMMITTED)
+    await mark(conn, rows, COMMITTED)
     for item, quantity in taken:
         fields = event_fields(item)
         await append_event(
@@ -348,10 +226,10 @@ async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
                 "SELECT id, sku, quantity FROM inventory_reservations "
                 "WHERE order_id = :o AND status = :st AND expires_at <= now() ORDER BY sku FOR UPDATE"
             ),
-            {"o": _order_uuid(order_id), "st": ACTIVE},
+            {"o": order_uuid(order_id), "st": ACTIVE},
         )
     ).all()
-    await _settle(
+    await settle(
         uow, rows, EXPIRED, lambda f, q: ReservationExpired(**f, order_id=order_id, quantity=q), reserved=-1
     )
     return bool(rows)

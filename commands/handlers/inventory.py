@@ -20,7 +20,7 @@ from commands.domain.inventory import StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
-from commands.reservations import append_event, event_fields
+from commands.inventory_store import append_event, event_fields
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)

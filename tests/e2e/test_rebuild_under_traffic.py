@@ -19,12 +19,14 @@ from tests.helpers import gql
 from tests.integration.orders_view_fixtures import append as append_order
 from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed
 
-UPSERT = """mutation($input: ProductUpsertInput!) { productUpsert(input: $input) { position userErrors { message } } }"""
+UPSERT = """mutation($input: ProductUpsertInput!) {
+  productUpsert(input: $input) { position userErrors { message } } }"""
 SET_STOCK = """mutation($sku: String!, $n: Int!, $key: String!) {
   inventorySet(sku: $sku, onHand: $n, idempotencyKey: $key) { position userErrors { message } } }"""
 NEW_CART = """mutation($sku: String!) { cartCreate(input: {lines: [{sku: $sku, quantity: 1}]}) {
   position cart { id } userErrors { message } } }"""
-REBUILD = """mutation($name: String!) { projectionRebuild(name: $name) { projection { state } userErrors { message } } }"""
+REBUILD = """mutation($name: String!) {
+  projectionRebuild(name: $name) { projection { state } userErrors { message } } }"""
 READS = {
     "search": (
         '{ products(query: "tee", first: 100) { totalCount } }',

@@ -1,0 +1,147 @@
+"""Row-level inventory writes shared by reservations and the admin commands.
+
+Every write here locks the SKU's ``inventory_items`` row before appending to
+``inventory-<sku>``, so appends to one stream are serialized by that lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.domain.inventory import stream_id
+from commands.errors import InvalidInput
+from commands.events.inventory import InventoryEvent
+from commands.unit_of_work import UnitOfWork
+
+STREAM_TYPE = "inventory"
+
+_CHANGE_ITEM = text(
+    "UPDATE inventory_items AS i SET on_hand = i.on_hand + :dh, reserved = i.reserved + :dr, "
+    "updated_at = now() WHERE i.sku = :s AND i.on_hand - i.reserved >= :need "
+    "RETURNING i.sku, i.on_hand, i.reserved, "
+    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+)
+
+
+def event_fields(row: Any) -> dict[str, Any]:
+    """The after-change numbers every inventory event carries, from an inventory_items row."""
+    return {
+        "sku": row.sku,
+        "product_id": row.product_id,
+        "on_hand": row.on_hand,
+        "reserved": row.reserved,
+        "available": row.on_hand - row.reserved,
+    }
+
+
+async def append_event(uow: UnitOfWork, event: InventoryEvent) -> None:
+    await uow.append(STREAM_TYPE, stream_id(event.sku), [event])
+
+
+async def change_item(
+    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
+) -> Any:
+    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise."""
+    result = await conn.execute(_CHANGE_ITEM, {"s": sku, "dh": on_hand, "dr": reserved, "need": need})
+    return result.first()
+
+
+def order_uuid(order_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(order_id)
+    except ValueError:
+        raise InvalidInput(f"order id {order_id!r} is not a UUID") from None
+
+
+async def lock_reservations(conn: AsyncConnection, order_id: str, statuses: frozenset[str]) -> list[Any]:
+    result = await conn.execute(
+        text(
+            "SELECT id, sku, quantity, status FROM inventory_reservations "
+            "WHERE order_id = :o AND status = ANY(:st) ORDER BY sku FOR UPDATE"
+        ),
+        {"o": order_uuid(order_id), "st": sorted(statuses)},
+    )
+    return list(result)
+
+
+async def take_all_or_nothing(
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+) -> tuple[list[tuple[Any, int]], list[str]]:
+    """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
+    was (the rows already taken, and their locks, are given back)."""
+    savepoint = await conn.begin_nested()
+    try:
+        taken, short = await _take(conn, wanted)
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    if short:
+        await savepoint.rollback()
+        return [], short
+    await savepoint.commit()
+    return taken, short
+
+
+async def _take(
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+) -> tuple[list[tuple[Any, int]], list[str]]:
+    """Conditionally reserve each (sku, quantity) in order; the rows taken and the SKUs short."""
+    taken: list[tuple[Any, int]] = []
+    short: list[str] = []
+    for sku, quantity in wanted:
+        if short:
+            # Already refused: only find out whether this line is short too, without locking it.
+            available = (
+                await conn.execute(
+                    text("SELECT on_hand - reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
+                )
+            ).scalar_one_or_none()
+            if available is not None and available < quantity:
+                short.append(sku)
+            continue
+        row = await change_item(conn, sku, reserved=quantity, need=quantity)
+        if row is not None:
+            taken.append((row, quantity))
+            continue
+        tracked = (
+            await conn.execute(text("SELECT 1 FROM inventory_items WHERE sku = :s"), {"s": sku})
+        ).first()
+        if tracked is not None:
+            short.append(sku)
+    return taken, short
+
+
+async def settle(
+    uow: UnitOfWork,
+    rows: Sequence[Any],
+    status: str,
+    event: Callable[[dict[str, Any], int], InventoryEvent],
+    *,
+    on_hand: int = 0,
+    reserved: int = 0,
+) -> None:
+    """Move locked reservation rows to ``status``, apply ``sign * quantity`` to each SKU, record it."""
+    if not rows:
+        return
+    await mark(uow.conn, rows, status)
+    for res in rows:
+        item = await change_item(
+            uow.conn, res.sku, on_hand=on_hand * res.quantity, reserved=reserved * res.quantity
+        )
+        await append_event(uow, event(event_fields(item), res.quantity))
+
+
+async def mark(conn: AsyncConnection, rows: Sequence[Any], status: str) -> None:
+    """Only active reservations are leases: every other status has no expiry."""
+    await conn.execute(
+        text(
+            "UPDATE inventory_reservations SET status = :st, expires_at = NULL, updated_at = now() "
+            "WHERE id = ANY(:ids)"
+        ),
+        {"st": status, "ids": [r.id for r in rows]},
+    )
