@@ -62,14 +62,18 @@ ORDER = [b.name for b in BENCHMARKS]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=ORDER, metavar="NAME", help=f"one of {', '.join(ORDER)}")
+    parser.add_argument(
+        "--only", action="append", choices=ORDER, metavar="NAME", help=f"one of {', '.join(ORDER)}"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run of a minute or two")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="output directory")
     return parser
 
 
-async def _run_all(selected: Sequence[Benchmark], quick: bool, results_dir: Path, progress: Progress) -> list[str]:
+async def _run_all(
+    selected: Sequence[Benchmark], quick: bool, results_dir: Path, progress: Progress
+) -> list[str]:
     failed: list[str] = []
     async with open_stack(quick, results_dir, progress) as stack:
         if any(b.needs_catalog for b in selected):

@@ -123,7 +123,9 @@ async def gql(
     if headers:
         all_headers.update(headers)
     started = time.perf_counter()
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers)
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+    )
     body: dict[str, Any] = response.json()
     finished = time.perf_counter()
     return GqlResponse(body, finished - started, response.status_code, finished)
@@ -166,7 +168,9 @@ class GatewayProcess:
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), GATEWAY_START_SECONDS)
         except TimeoutError:
-            raise HarnessError(f"the gateway did not start in {GATEWAY_START_SECONDS:.0f} s; {self.tail()}") from None
+            raise HarnessError(
+                f"the gateway did not start in {GATEWAY_START_SECONDS:.0f} s; {self.tail()}"
+            ) from None
         if not line:
             await self._proc.wait()
             raise HarnessError(f"the gateway exited with {self._proc.returncode}; {self.tail()}")
@@ -288,12 +292,14 @@ class Stack:
             stopped = await self.control("profile/stop")
         session = Path(stopped["session"])
         report = analyze_profile(session, name=name, seconds=float(stopped["seconds"]))
-        report.html = os.path.relpath(stopped["html"], self.results_dir)
-        report.text = os.path.relpath(stopped["text"], self.results_dir)
-        report.session = os.path.relpath(stopped["session"], self.results_dir)
+        report.html, report.text, report.session = (
+            _relative(stopped[kind], self.results_dir) for kind in ("html", "text", "session")
+        )
         reports.append(report)
 
-    async def wait_projections(self, progress: Progress, timeout: float, names: set[str] | None = None) -> None:
+    async def wait_projections(
+        self, progress: Progress, timeout: float, names: set[str] | None = None
+    ) -> None:
         """Until every projector (or those named) has applied the whole ledger."""
         query = "{ projections { name state freshness { lagEvents } } }"
         token = self.admin_token()
@@ -311,7 +317,9 @@ class Stack:
                 }
                 if not lagging:
                     return
-                progress.update(0, None, "behind: " + ", ".join(f"{k} {v}" for k, v in sorted(lagging.items())))
+                progress.update(
+                    0, None, "behind: " + ", ".join(f"{k} {v}" for k, v in sorted(lagging.items()))
+                )
                 if time.perf_counter() > deadline:
                     raise HarnessError(f"projections still behind after {timeout:.0f} s: {lagging}")
                 await asyncio.sleep(0.5)
@@ -336,6 +344,13 @@ class Stack:
         await self.wait_projections(progress, timeout=600, names={"search"})
         progress.done()
         self.catalog = commands
+
+
+def _relative(path: str, base: Path) -> str:
+    try:
+        return str(Path(path).relative_to(base))
+    except ValueError:
+        return path
 
 
 def _local(url: str) -> bool:
@@ -423,8 +438,15 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
                 database_url=await _isolate_postgres(real_url, f"bench_{run_id}")
             )
             created_db = (real_url, f"bench_{run_id}")
-        if None in (settings.redis_url, settings.elasticsearch_url, settings.mongodb_url, settings.database_url):
-            embedded, settings = await EmbeddedStores.start(settings.with_overrides(data_dir=workdir / "data"))
+        if None in (
+            settings.redis_url,
+            settings.elasticsearch_url,
+            settings.mongodb_url,
+            settings.database_url,
+        ):
+            embedded, settings = await EmbeddedStores.start(
+                settings.with_overrides(data_dir=workdir / "data")
+            )
         settings = settings.with_overrides(**isolated)
         stores = ", ".join(
             f"{name} {'embedded' if configured[var] is None else 'configured'}"

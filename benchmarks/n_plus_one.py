@@ -8,6 +8,7 @@ search-engine requests, MongoDB operations, Redis commands), for one GraphQL req
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import Stack, gql
@@ -23,6 +24,7 @@ STORES = ("postgres", "search", "mongodb", "redis")
 # (one batched search), the stock hints (one batched query), freshness, the cost budget.
 BOUND = 10
 REPEATS = 5
+PROFILE_READS = 30
 
 CREATE = """
 mutation($input: CartCreateInput) {
@@ -54,8 +56,8 @@ query($id: ID!, $p: Position) {
 async def run(stack: Stack, progress: Progress) -> BenchResult:
     result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
     skus = stack.skus(max(LINE_COUNTS))
-    counts: dict[int, dict[str, int]] = {}
-    consistent_counts: dict[int, dict[str, int]] = {}
+    counted: dict[int, Counted] = {}
+    consistent: dict[int, Counted] = {}
     latencies: dict[int, list[float]] = {}
     progress.phase("creating carts with 1, 10 and 50 lines")
     carts: dict[int, tuple[str, str]] = {}
@@ -76,43 +78,60 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 # read-your-writes read of each cart.
                 warm = await gql(client, READ, {"id": cart_id, "p": position})
                 cart = warm.field("cart")
-                if cart is None or len(cart["lines"]) != n or any(x["variant"] is None for x in cart["lines"]):
+                if (
+                    cart is None
+                    or len(cart["lines"]) != n
+                    or any(x["variant"] is None for x in cart["lines"])
+                ):
                     raise RuntimeError(f"reading the {n}-line cart failed: {warm.describe()}")
-                counts[n] = await _counted(stack, client, {"id": cart_id}, f"plain-{n}")
-                consistent_counts[n] = await _counted(stack, client, {"id": cart_id, "p": position}, f"rw-{n}")
-                latencies[n] = []
-                for _ in range(REPEATS):
-                    timed = await gql(client, READ, {"id": cart_id})
-                    latencies[n].append(timed.seconds)
-                progress.note(f"{n:>2} lines: {sum(counts[n].values())} store calls {_describe(counts[n])}")
+                counted[n] = await _counted(stack, client, {"id": cart_id}, f"plain-{n}")
+                consistent[n] = await _counted(stack, client, {"id": cart_id, "p": position}, f"rw-{n}")
+                progress.note(f"{n:>2} lines: {counted[n].total} store calls ({_describe(counted[n].calls)})")
         finally:
             await stack.control("calls/uninstall")
+        for n, (cart_id, _) in carts.items():
+            latencies[n] = [(await gql(client, READ, {"id": cart_id})).seconds for _ in range(REPEATS)]
         progress.done()
 
-    totals = {n: sum(c.values()) for n, c in counts.items()}
-    bounded = len(set(totals.values())) == 1 and max(totals.values()) <= BOUND
-    fifty = max(LINE_COUNTS)
+        biggest = max(LINE_COUNTS)
+        big = counted[biggest]
+        p50 = latency_stats(latencies[biggest])["p50"] / 1000
+        if p50 - big.store_seconds > big.store_seconds:
+            progress.phase(f"profiling {PROFILE_READS} reads of the {biggest}-line cart")
+            async with stack.profile(f"{NAME}_{biggest}_lines") as profiles:
+                for _ in range(PROFILE_READS):
+                    await gql(client, READ, {"id": carts[biggest][0]})
+            result.profiles += profiles
+            progress.done()
+
+    totals = {n: c.total for n, c in counted.items()}
+    smallest = min(LINE_COUNTS)
+    # One Redis call of slack: the cost budget refunds what a small cart did not use.
+    bounded = totals[biggest] <= totals[smallest] + 1 and max(totals.values()) <= BOUND
     print(
-        f"N+1 guard: a {fifty}-line cart with variants resolves with {totals[fifty]} store calls "
-        f"({_describe(counts[fifty])}); {', '.join(f'{n} lines: {t}' for n, t in totals.items())}"
+        f"N+1 guard: a {biggest}-line cart with variants resolves with {totals[biggest]} store calls "
+        f"({_describe(big.calls)}); by cart size: {', '.join(f'{n} lines {t}' for n, t in totals.items())}"
     )
     result.status = "ok" if bounded else "failed"
     result.headline = (
-        f"{fifty}-line cart with variants: {totals[fifty]} store calls ({_describe(counts[fifty])}), "
-        + ("the same for every cart size" if bounded else "NOT bounded: grows with the number of lines")
+        f"{biggest}-line cart with variants: {totals[biggest]} store calls ({_describe(big.calls)}), "
+        + ("bounded: no more than for a 1-line cart" if bounded else "NOT bounded: grows with the lines")
     )
     for n in LINE_COUNTS:
         stats = latency_stats(latencies[n])
+        c = counted[n]
         result.row(
-            f"{n}-line cart: store calls (plain read / with consistentWith)",
-            f"{totals[n]} / {sum(consistent_counts[n].values())}",
-            "",
-            "",
+            f"{n}-line cart: store calls (plain / with consistentWith)", f"{c.total} / {consistent[n].total}"
         )
-        result.row(f"{n}-line cart: read latency p50", f"{stats.get('p50', 0):.1f} ms")
+        result.row(
+            f"{n}-line cart: read latency p50 (time in store calls)",
+            f"{stats.get('p50', 0):.1f} ms ({1000 * c.store_seconds:.1f} ms)",
+        )
     result.metrics = {
-        "store_calls": {str(n): counts[n] for n in LINE_COUNTS},
-        "store_calls_consistent_with": {str(n): consistent_counts[n] for n in LINE_COUNTS},
+        "store_calls": {str(n): counted[n].calls for n in LINE_COUNTS},
+        "store_calls_consistent_with": {str(n): consistent[n].calls for n in LINE_COUNTS},
+        "store_seconds": {str(n): counted[n].store_seconds for n in LINE_COUNTS},
+        "server_request_seconds": {str(n): counted[n].request_seconds for n in LINE_COUNTS},
         "bound": BOUND,
         "bounded": bounded,
         "read_latency_ms": {str(n): latency_stats(latencies[n]) for n in LINE_COUNTS},
@@ -120,15 +139,18 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     result.notes.append(
         "Counted inside the gateway process at the client boundary of each store (SQLAlchemy "
         "cursor executions, search transport requests, MongoDB collection operations, Redis "
-        "commands), only for the counted request. With `consistentWith`, the read-your-writes "
-        "wait adds its own lookups (target position, stored checkpoint)."
+        "commands), only for the counted request, with the wall time spent in them. PostgreSQL: "
+        "freshness and the batched stock hints; search: one batched variant lookup (products are "
+        "primed from it); MongoDB: the cart document; Redis: the cost budget (a small cart gets "
+        "one more call, the refund of unused cost). With `consistentWith` the read-your-writes "
+        "wait adds its own lookups."
     )
     result.plots.append(
         plot_stacked_bars(
             stack.results_dir / f"{NAME}_store_calls.png",
             "Store calls for one cart read, by cart size",
             [f"{n} lines" for n in LINE_COUNTS],
-            {store: [counts[n].get(store, 0) for n in LINE_COUNTS] for store in STORES},
+            {store: [counted[n].calls.get(store, 0) for n in LINE_COUNTS] for store in STORES},
             "store calls per request",
         )
     )
@@ -136,13 +158,29 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     return result
 
 
-async def _counted(stack: Stack, client: Any, variables: dict[str, Any], key: str) -> dict[str, int]:
+@dataclass
+class Counted:
+    calls: dict[str, int]
+    store_seconds: float
+    request_seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+async def _counted(stack: Stack, client: Any, variables: dict[str, Any], key: str) -> Counted:
     key = f"{key}-{time.perf_counter_ns()}"
     response = await gql(client, READ, variables, headers={"x-bench-count": key})
     if response.field("cart") is None:
         raise RuntimeError(f"counted read failed: {response.describe()}")
-    found: dict[str, int] = await stack.control(f"calls/result?key={key}", method="GET")
-    return {store: int(found.get(store, 0)) for store in STORES}
+    found = await stack.control(f"calls/result?key={key}", method="GET")
+    calls = found.get("calls", {})
+    return Counted(
+        calls={store: int(calls.get(store, 0)) for store in STORES},
+        store_seconds=sum(found.get("seconds", {}).values()),
+        request_seconds=float(found.get("request_seconds", 0.0)),
+    )
 
 
 def _describe(counts: dict[str, int]) -> str:

@@ -182,7 +182,9 @@ def write_summary(results: Sequence[BenchResult], directory: Path, preamble: Ite
     ]
     for r in results:
         mode = "quick" if r.quick else "full"
-        lines.append(f"| [{r.title}](#{_anchor(r.title)}) | {r.status} | {r.headline} | {r.started_at} | {mode} |")
+        lines.append(
+            f"| [{r.title}](#{_anchor(r.title)}) | {r.status} | {r.headline} | {r.started_at} | {mode} |"
+        )
     for r in results:
         lines += ["", f"## {r.title}", ""]
         lines.append(f"Status: **{r.status}**. {r.headline}")
@@ -196,8 +198,10 @@ def write_summary(results: Sequence[BenchResult], directory: Path, preamble: Ite
         if r.notes:
             lines.append("")
         for profile in r.profiles:
-            lines.append(f"Profile `{profile.name}` ({profile.seconds:.1f} s sampled, "
-                         f"[html]({profile.html}), [text]({profile.text})):")
+            lines.append(
+                f"Profile `{profile.name}` ({profile.seconds:.1f} s sampled, "
+                f"[html]({profile.html}), [text]({profile.text})):"
+            )
             lines.append("")
             lines += [f"- {finding}" for finding in profile.findings]
             lines.append("")
@@ -264,7 +268,12 @@ def plot_latency(path: Path, title: str, series: Mapping[str, Sequence[float]]) 
 
 
 def plot_throughput(
-    path: Path, title: str, series: Mapping[str, Sequence[float]], *, bin_seconds: float = 1.0, unit: str = "ops"
+    path: Path,
+    title: str,
+    series: Mapping[str, Sequence[float]],
+    *,
+    bin_seconds: float = 1.0,
+    unit: str = "ops",
 ) -> str:
     """Completions per second over time; each series is completion times in seconds from its start."""
     plt = _pyplot()
@@ -381,7 +390,7 @@ def _component(path: str) -> str | None:
 
 
 def _idle(stack: Sequence[str]) -> bool:
-    function, path, _ = _frame(stack[-1])
+    function = _frame(stack[-1])[0]
     if function in {"epoll.poll", "select.select", "poll.poll", "kqueue.control"}:
         return True
     return any(_frame(f)[0] == "select" and _frame(f)[1].endswith("selectors.py") for f in stack[-3:])

@@ -1,8 +1,233 @@
-from benchmarks.harness import Stack
+"""Search: ``products`` with a text query, two filters (brands, price range) and facets over
+the demo catalog, through the gateway, against the same search-engine request sent directly.
+
+The direct request is the body the gateway's own query builder makes
+(``queries.product_search.build_search``), POSTed to ``<engine>/<alias>/_search`` with the
+same kind of pooled httpx client and decoded the same way. Rounds alternate (gateway,
+direct, gateway, ...) so a noisy neighbour hurts both sides alike. Each response is checked:
+the gateway's ``totalCount`` must equal the engine's hit count for the same search.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from benchmarks.harness import Stack, gql, http_client, run_workers
 from benchmarks.progress import Progress
-from benchmarks.report import BenchResult
+from benchmarks.report import (
+    BenchResult,
+    environment,
+    fmt_ms,
+    fmt_rate,
+    fmt_ratio,
+    latency_stats,
+    plot_latency,
+    ratio,
+)
+from gateway.seed import BRANDS
+from queries.product_search import SearchRequest, build_search
+
 NAME = "search"
-TITLE = "search"
-NEEDS_CATALOG = False
+TITLE = "Search"
+NEEDS_CATALOG = True
+CONCURRENCY = 8
+SIZES = {"full": (4, 150, 200), "quick": (2, 30, 40)}  # rounds, requests per side per round, profiled
+WARMUP = 20
+PAGE = 20
+
+QUERY = """
+query Search($query: String, $filter: ProductFilter, $first: Int) {
+  products(query: $query, filter: $filter, first: $first) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    facets {
+      brands { value count }
+      categories { value count }
+      prices { from to count }
+    }
+    edges {
+      cursor
+      node {
+        id handle title brand categories
+        priceRange { min { amount currencyCode } max { amount } }
+        variants { sku title price { amount } }
+      }
+    }
+  }
+}
+"""
+
+# Words from the demo catalog's titles and descriptions; brand sets and price ranges vary.
+WORDS = ("lightweight", "classic jacket", "trail", "rugged boot", "summit", "everyday tee", "coastal", "pro")
+
+
+def searches() -> list[tuple[str, tuple[str, ...], Decimal, Decimal]]:
+    cases = []
+    for i, word in enumerate(WORDS):
+        brands = tuple(BRANDS[(i * 5 + k) % len(BRANDS)] for k in range(8))
+        low, high = Decimal(10 + 5 * i), Decimal(150 + 50 * i)
+        cases.append((word, brands, low, high))
+    return cases
+
+
+def gateway_variables(case: tuple[str, tuple[str, ...], Decimal, Decimal]) -> dict[str, Any]:
+    word, brands, low, high = case
+    return {
+        "query": word,
+        "filter": {"brands": list(brands), "minPrice": str(low), "maxPrice": str(high)},
+        "first": PAGE,
+    }
+
+
+def engine_body(case: tuple[str, tuple[str, ...], Decimal, Decimal]) -> dict[str, Any]:
+    word, brands, low, high = case
+    request = SearchRequest(query=word, brands=brands, min_price=low, max_price=high, first=PAGE)
+    return build_search(request).body
+
+
+class Side:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.latencies: list[float] = []
+        self.busy_seconds = 0.0
+        self.totals: dict[int, int] = {}
+
+
+async def _round(
+    count: int, side: Side, call: Any, progress: Progress, cases: list[Any], done_before: int, total: int
+) -> None:
+    next_index = 0
+
+    async def worker(_: int) -> None:
+        nonlocal next_index
+        while next_index < count:
+            i = next_index
+            next_index += 1
+            case_index = i % len(cases)
+            seconds, hits = await call(case_index)
+            side.latencies.append(seconds)
+            side.totals.setdefault(case_index, hits)
+            progress.update(done_before + len(side.latencies), total, side.label)
+
+    started = time.perf_counter()
+    await run_workers(CONCURRENCY, worker)
+    side.busy_seconds += time.perf_counter() - started
+
+
 async def run(stack: Stack, progress: Progress) -> BenchResult:
-    return BenchResult(NAME, TITLE, status="ok", headline="stub")
+    result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
+    rounds, per_round, profiled = SIZES["quick" if stack.quick else "full"]
+    cases = searches()
+    bodies = [engine_body(c) for c in cases]
+    url = f"/{stack.search_alias}/_search"
+    gateway, direct = Side("gateway"), Side("direct")
+
+    async with stack.http(CONCURRENCY) as client, http_client(stack.search_url, CONCURRENCY) as engine:
+
+        async def via_gateway(case: int) -> tuple[float, int]:
+            response = await gql(client, QUERY, gateway_variables(cases[case]))
+            page = response.field("products")
+            if page is None:
+                raise RuntimeError(f"products search failed: {response.describe()}")
+            return response.seconds, int(page["totalCount"])
+
+        async def via_engine(case: int) -> tuple[float, int]:
+            started = time.perf_counter()
+            response = await engine.post(url, json=bodies[case], headers={"content-type": "application/json"})
+            decoded = response.json()
+            seconds = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(f"direct search failed: HTTP {response.status_code} {str(decoded)[:300]}")
+            return seconds, int(decoded["hits"]["total"]["value"])
+
+        progress.phase("warming up both paths")
+        warm_g, warm_d = Side("warm"), Side("warm")
+        await _round(WARMUP, warm_g, via_gateway, progress, cases, 0, 2 * WARMUP)
+        await _round(WARMUP, warm_d, via_engine, progress, cases, WARMUP, 2 * WARMUP)
+        progress.done()
+
+        total = 2 * rounds * per_round
+        progress.phase(
+            f"{rounds} alternating rounds of {per_round} searches per side, {CONCURRENCY} at a time"
+        )
+        cpu_before = await stack.gateway_cpu()
+        cpu_gateway = 0.0
+        for _ in range(rounds):
+            cpu_start = await stack.gateway_cpu()
+            done = len(gateway.latencies) + len(direct.latencies)
+            await _round(per_round, gateway, via_gateway, progress, cases, done, total)
+            cpu_gateway += await stack.gateway_cpu() - cpu_start
+            done = len(gateway.latencies) + len(direct.latencies)
+            await _round(per_round, direct, via_engine, progress, cases, done, total)
+        cpu_total = await stack.gateway_cpu() - cpu_before
+        progress.done()
+
+        g, d = latency_stats(gateway.latencies), latency_stats(direct.latencies)
+        overhead_ms = g["p50"] - d["p50"]
+        if overhead_ms > d["p50"]:
+            progress.phase(
+                f"profiling the gateway over {profiled} more searches (gateway overhead > engine time)"
+            )
+            async with stack.profile(NAME) as profiles:
+                await _round(profiled, Side("profiled"), via_gateway, progress, cases, 0, profiled)
+            result.profiles += profiles
+            progress.done()
+
+    mismatched = [
+        cases[i][0] for i, hits in gateway.totals.items() if direct.totals.get(i) not in (None, hits)
+    ]
+    g_rate = len(gateway.latencies) / gateway.busy_seconds
+    d_rate = len(direct.latencies) / direct.busy_seconds
+    result.status = "failed" if mismatched else "ok"
+    result.headline = (
+        f"gateway p50 {fmt_ms(g['p50'])} vs engine {fmt_ms(d['p50'])} "
+        f"(overhead {fmt_ratio(ratio(g['p50'], d['p50']))} at p50, {fmt_ratio(ratio(g['p99'], d['p99']))} at p99)"
+    )
+    result.row("latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"])))
+    result.row("latency p95", fmt_ms(g["p95"]), fmt_ms(d["p95"]), fmt_ratio(ratio(g["p95"], d["p95"])))
+    result.row("latency p99", fmt_ms(g["p99"]), fmt_ms(d["p99"]), fmt_ratio(ratio(g["p99"], d["p99"])))
+    result.row(
+        f"throughput at {CONCURRENCY} concurrent",
+        fmt_rate(g_rate, " req/s"),
+        fmt_rate(d_rate, " req/s"),
+        fmt_ratio(ratio(g_rate, d_rate)),
+    )
+    per_request_cpu = 1000 * cpu_gateway / max(1, len(gateway.latencies))
+    result.row("gateway CPU per search", f"{per_request_cpu:.1f} ms")
+    result.metrics = {
+        "gateway_ms": g,
+        "direct_ms": d,
+        "overhead_ratio_p50": ratio(g["p50"], d["p50"]),
+        "overhead_ratio_p99": ratio(g["p99"], d["p99"]),
+        "gateway_rps": round(g_rate, 1),
+        "direct_rps": round(d_rate, 1),
+        "gateway_cpu_ms_per_search": round(per_request_cpu, 2),
+        "gateway_cpu_seconds_whole_phase": round(cpu_total, 2),
+        "concurrency": CONCURRENCY,
+        "rounds": rounds,
+        "requests_per_side": len(gateway.latencies),
+        "searches": [
+            {"query": c[0], "brands": list(c[1]), "min": str(c[2]), "max": str(c[3])} for c in cases
+        ],
+        "total_counts": {cases[i][0]: hits for i, hits in gateway.totals.items()},
+        "catalog_products": len(stack.catalog),
+    }
+    result.notes.append(
+        f"{len(stack.catalog)} demo products. Each search: text query, a brand filter (8 brands) and a price "
+        f"range, page of {PAGE}, brand/category/price facets; 8 different searches in rotation. The "
+        "gateway query selects the products' variants and facets but not `freshness` (not part of the engine "
+        "request; it costs one PostgreSQL query more)."
+    )
+    if mismatched:
+        result.notes.append(f"Result counts differ between gateway and engine for: {', '.join(mismatched)}.")
+    result.plots.append(
+        plot_latency(
+            stack.results_dir / f"{NAME}_latency.png",
+            f"products search: gateway vs direct engine request ({CONCURRENCY} concurrent)",
+            {"gateway (GraphQL over HTTP)": gateway.latencies, "search engine direct": direct.latencies},
+        )
+    )
+    result.samples = {"gateway_seconds": gateway.latencies, "direct_seconds": direct.latencies}
+    return result

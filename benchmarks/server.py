@@ -51,7 +51,6 @@ from gateway.settings import Settings
 from gateway.wiring import wire
 
 COUNT_HEADER = b"x-bench-count"
-_counting: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("bench_counting", default=None)
 _MONGO_METHODS = (
     "find", "find_one", "aggregate", "count_documents", "estimated_document_count", "distinct",
     "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one",
@@ -59,10 +58,58 @@ _MONGO_METHODS = (
 )  # fmt: skip
 
 
-def _count(store: str) -> None:
-    counts = _counting.get()
-    if counts is not None:
-        counts[store] += 1
+class Tally:
+    """Store calls of one counted request: how many, and the wall time spent in them."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+
+    def add(self, store: str, seconds: float) -> None:
+        self.calls[store] += 1
+        self.seconds[store] = self.seconds.get(store, 0.0) + seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": dict(self.calls), "seconds": self.seconds}
+
+
+_tally: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("bench_tally", default=None)
+# Set while a counted store call runs, so calls it makes internally are not counted again.
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_inside", default=False)
+
+
+def _timed_async(store: str, original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(original)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        tally = _tally.get()
+        if tally is None or _inside.get():
+            return await original(*args, **kwargs)
+        token = _inside.set(True)
+        started = time.perf_counter()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            tally.add(store, time.perf_counter() - started)
+            _inside.reset(token)
+
+    return call
+
+
+def _timed_sync(store: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        tally = _tally.get()
+        if tally is None or _inside.get():
+            return original(*args, **kwargs)
+        token = _inside.set(True)
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            tally.add(store, time.perf_counter() - started)
+            _inside.reset(token)
+
+    return call
 
 
 class CallCounters:
@@ -71,7 +118,7 @@ class CallCounters:
     def __init__(self, container: Container) -> None:
         self._container = container
         self._undo: list[Callable[[], None]] = []
-        self.results: dict[str, dict[str, int]] = {}
+        self.results: dict[str, dict[str, Any]] = {}
 
     @property
     def installed(self) -> bool:
@@ -82,31 +129,30 @@ class CallCounters:
             return
         container = self._container
 
-        def on_statement(*_args: Any) -> None:
-            _count("postgres")
+        def before(_conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any) -> None:
+            if _tally.get() is not None:
+                context._bench_started = time.perf_counter()
+
+        def after(_conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any) -> None:
+            tally = _tally.get()
+            started = getattr(context, "_bench_started", None)
+            if tally is not None and started is not None:
+                tally.add("postgres", time.perf_counter() - started)
 
         sync_engine = container.engine.sync_engine
-        event.listen(sync_engine, "before_cursor_execute", on_statement)
-        self._undo.append(lambda: event.remove(sync_engine, "before_cursor_execute", on_statement))
+        event.listen(sync_engine, "before_cursor_execute", before)
+        event.listen(sync_engine, "after_cursor_execute", after)
+        self._undo.append(lambda: event.remove(sync_engine, "before_cursor_execute", before))
+        self._undo.append(lambda: event.remove(sync_engine, "after_cursor_execute", after))
 
         transport = container.search.transport
         original_search = transport.perform_request
-
-        async def search_request(*args: Any, **kwargs: Any) -> Any:
-            _count("search")
-            return await original_search(*args, **kwargs)
-
-        transport.perform_request = search_request  # type: ignore[method-assign]
+        transport.perform_request = _timed_async("search", original_search)  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(transport, "perform_request", original_search))
 
         redis = container.redis
         original_redis = redis.execute_command
-
-        async def redis_command(*args: Any, **kwargs: Any) -> Any:
-            _count("redis")
-            return await original_redis(*args, **kwargs)
-
-        redis.execute_command = redis_command  # type: ignore[method-assign]
+        redis.execute_command = _timed_async("redis", original_redis)  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(redis, "execute_command", original_redis))
 
         collection_type = type(container.mongo["carts"])
@@ -114,30 +160,17 @@ class CallCounters:
             original = getattr(collection_type, name, None)
             if original is None:
                 continue
-            setattr(collection_type, name, _counted_method(original))
+            wrapped = (
+                _timed_async("mongodb", original)
+                if inspect.iscoroutinefunction(original)
+                else _timed_sync("mongodb", original)
+            )
+            setattr(collection_type, name, wrapped)
             self._undo.append(functools.partial(setattr, collection_type, name, original))
 
     def uninstall(self) -> None:
         while self._undo:
             self._undo.pop()()
-
-
-def _counted_method(original: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(original):
-
-        @functools.wraps(original)
-        async def counted_async(*args: Any, **kwargs: Any) -> Any:
-            _count("mongodb")
-            return await original(*args, **kwargs)
-
-        return counted_async
-
-    @functools.wraps(original)
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        _count("mongodb")
-        return original(*args, **kwargs)
-
-    return counted
 
 
 class ApplyTimes:
@@ -317,13 +350,17 @@ def dispatcher(gateway: ASGIApp, control: Control) -> ASGIApp:
         if counters.installed:
             key = next((v.decode() for k, v in scope.get("headers", []) if k == COUNT_HEADER), None)
             if key is not None:
-                counts: Counter[str] = Counter()
-                token = _counting.set(counts)
+                tally = Tally()
+                token = _tally.set(tally)
+                started = time.perf_counter()
                 try:
                     await gateway(scope, receive, send)
                 finally:
-                    _counting.reset(token)
-                    counters.results[key] = dict(counts)
+                    _tally.reset(token)
+                    counters.results[key] = {
+                        **tally.as_dict(),
+                        "request_seconds": time.perf_counter() - started,
+                    }
                 return
         await gateway(scope, receive, send)
 

@@ -120,7 +120,7 @@ class PaymentSettlement:
                 await effects.lock_order(uow, found.order_id)
             if receipt is not None:
                 verdict = await _receive(uow, receipt)
-                if verdict is not APPLIED or found is None:
+                if verdict != APPLIED or found is None:
                     await uow.commit()
                     return Settled(verdict if found is not None else IGNORED)
             attempt = await payment_ops.by_key(uow.conn, key, lock=True)

@@ -23,7 +23,7 @@ from gateway.wiring_orders import ProcessPaymentProvider
 
 log = logging.getLogger("gateway.background")
 # Calls in flight are left alone: an attempt is reconciled once it is this much older than a call can take.
-RECONCILE_GRACE_SECONDS = 5.0
+RECONCILE_GRACE_SECONDS = 1.0
 
 
 def system_metadata(job: str) -> MessageMetadata:
@@ -35,7 +35,7 @@ async def reconcile_once(container: Container) -> ReconcileReport:
     report = await reconcile(
         container.get(PaymentSettlement),
         system_metadata("reconcile"),
-        older_than=timedelta(seconds=settings.payment_timeout_seconds + RECONCILE_GRACE_SECONDS),
+        older_than=timedelta(seconds=2 * settings.payment_timeout_seconds + RECONCILE_GRACE_SECONDS),
         abandon_after=timedelta(seconds=settings.payment_abandon_seconds),
     )
     await idempotency.purge_expired(container.engine)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, Response
@@ -41,7 +40,7 @@ from gateway.http_protocol import (
     read_body,
     too_large,
 )
-from gateway.pipeline import Caller, Outcome, Pipeline
+from gateway.pipeline import Caller, Outcome, Pipeline, count_rejection
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
             params = [graphql_params(item) for item in (items if isinstance(items, list) else [items])]
         except HttpError as exc:
             state["outcome"] = f"error:{exc.code}"
-            return self._respond([Outcome(_plain_error(exc, request_id), error=exc)], media, batch=False)
+            count_rejection(exc)
+            body = error_body(exc.code, exc.message, request_id or None, **exc.extensions)
+            return self._respond([Outcome(body, error=exc)], media, batch=False)
         try:
             caller = await self._caller(request, services)
         except GatewayError as exc:
@@ -234,13 +235,6 @@ def _address(connection: HTTPConnection) -> str:
 
 def _not_acceptable() -> str:
     raise HttpError(406, "NOT_ACCEPTABLE", f"Supported response types: {GRAPHQL_RESPONSE}, {JSON}")
-
-
-def _plain_error(exc: GatewayError, request_id: str) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": exc.code, **exc.extensions}
-    if request_id:
-        extensions["requestId"] = request_id
-    return {"errors": [{"message": exc.message, "extensions": extensions}]}
 
 
 __all__ = ["GatewaySchema", "GraphQLView", "StrawberryGraphQLError"]

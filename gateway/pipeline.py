@@ -15,6 +15,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from commands.metrics import RATE_LIMIT_REJECTIONS
 from gateway.auth import Principal
 from gateway.budget import BudgetPolicy, BudgetState
 from gateway.clients import ApiClient
@@ -168,6 +169,7 @@ class Pipeline:
                 state = await services.budget.peek(policy)
             if exc.code == "QUERY_COST_EXCEEDED":
                 requested = exc.extensions["cost"]
+            count_rejection(exc)
             name = params.operation_name
             body = _error_body(exc, context.request_id, _cost(requested, 0, state))
             return Outcome(body, error=exc, operation_name=name, codes=[exc.code])
@@ -225,9 +227,25 @@ class Pipeline:
             if isinstance(first, GatewayError)
             else GatewayError(formatted[0]["extensions"]["code"], formatted[0]["message"])
         )
+        count_rejection(error)
         return Outcome(
             body, error=error, operation_name=name, codes=sorted({e["extensions"]["code"] for e in formatted})
         )
+
+
+def count_rejection(error: GatewayError | None) -> None:
+    """The refusals the edge makes to protect itself, by limit (a small, fixed label set)."""
+    if error is None:
+        return
+    if error.code == "RATE_LIMITED":
+        reason = "budget"
+    elif error.code == "QUERY_COST_EXCEEDED":
+        reason = "cost"
+    elif error.code == "OPERATION_LIMIT_EXCEEDED":
+        reason = str(error.extensions.get("limit", "other"))
+    else:
+        return
+    RATE_LIMIT_REJECTIONS.labels(reason).inc()
 
 
 def _cost(requested: int, actual: int, state: BudgetState | None) -> dict[str, Any]:

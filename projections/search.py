@@ -21,15 +21,13 @@ from commands.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.search_mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
+from projections.search_stock import INVENTORY_EVENT_TYPES, apply_stock, latest_stock, stock_from_events
 from projections.version_guard import events_to_fold, group_by_stream
 
 log = logging.getLogger(__name__)
 
 NAME = "search"
 FIRST_GENERATION = "1"
-# Inventory events the projection will fold into variant stock once the
-# inventory issue defines them (see ``apply_inventory``).
-INVENTORY_EVENT_TYPES: frozenset[str] = frozenset()
 
 
 class SearchProjectionError(RuntimeError):
@@ -80,9 +78,9 @@ class SearchProjection:
         product_events = [e for e in events if e.type in PRODUCT_EVENT_TYPES]
         inventory_events = [e for e in events if e.type in INVENTORY_EVENT_TYPES]
         documents = await self._product_documents(product_events, conn)
-        await self._bulk_index(documents)
         if inventory_events:
-            await self.apply_inventory(inventory_events, conn)
+            await self._apply_inventory(inventory_events, documents)
+        await self._bulk_index(documents)
 
     async def _product_documents(
         self, events: Sequence[RecordedEvent], conn: AsyncConnection
@@ -90,7 +88,7 @@ class SearchProjection:
         by_stream = group_by_stream(events)
         if not by_stream:
             return {}
-        known = await self._known_versions([_product_id(stream_id) for stream_id in by_stream])
+        existing = await self._existing([_product_id(stream_id) for stream_id in by_stream])
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
             return await ledger.load_stream(conn, stream_id, after)
@@ -98,60 +96,56 @@ class SearchProjection:
         documents: dict[str, dict[str, Any]] = {}
         for stream_id, stream_events in by_stream.items():
             product_id = _product_id(stream_id)
-            run = await events_to_fold(known.get(product_id, 0), stream_events, reload)
+            known = int(existing.get(product_id, {}).get("stream_version", 0))
+            run = await events_to_fold(known, stream_events, reload)
             if not run:
                 continue
             latest = run[-1]
             event = latest.decode()
             assert isinstance(event, ProductCreated | ProductUpdated)
             documents[product_id] = product_document(event.product, latest.stream_version)
+        skus = [v["sku"] for doc in documents.values() for v in doc["variants"]]
+        levels = await latest_stock(conn, skus)
+        for document in documents.values():
+            apply_stock(document, levels)
         return documents
 
-    async def _known_versions(self, product_ids: list[str]) -> dict[str, int]:
-        response = await self._client.mget(
-            index=self.target, ids=product_ids, source_includes=["stream_version"]
-        )
-        return {
-            doc["_id"]: int(doc["_source"]["stream_version"]) for doc in response["docs"] if doc.get("found")
-        }
+    async def _existing(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not product_ids:
+            return {}
+        response = await self._client.mget(index=self.target, ids=product_ids)
+        return {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
+
+    async def _apply_inventory(
+        self, events: Sequence[RecordedEvent], documents: dict[str, dict[str, Any]]
+    ) -> None:
+        """Fold stock levels into the documents of this batch, fetching the others once."""
+        levels = stock_from_events(events)
+        missing = sorted({level.product_id for level in levels.values()} - set(documents))
+        stored = await self._existing(missing)
+        for product_id, document in stored.items():
+            if apply_stock(document, levels):
+                documents[product_id] = document
+        for document in documents.values():
+            apply_stock(document, levels)
 
     async def _bulk_index(self, documents: dict[str, dict[str, Any]]) -> None:
         if not documents:
             return
         operations: list[dict[str, Any]] = []
         for product_id, document in documents.items():
-            # External versioning backs the guard: an older version never overwrites a newer one.
-            operations.append(
-                {
-                    "index": {
-                        "_index": self.target,
-                        "_id": product_id,
-                        "version": document["stream_version"],
-                        "version_type": "external",
-                    }
-                }
-            )
+            # This projector is the only writer of its index, and it read every document it
+            # writes in this batch, so versions are guarded above (product stream version and
+            # per-variant stock version); whole documents are written back.
+            operations.append({"index": {"_index": self.target, "_id": product_id}})
             operations.append(document)
         # Refresh per batch: the checkpoint moves right after, and a read that
         # waited for it must find the documents.
         response = await self._client.bulk(operations=operations, refresh=True)
         if response.get("errors"):
-            failures = [
-                item["index"]
-                for item in response["items"]
-                if item["index"].get("error") and item["index"].get("status") != 409
-            ]
+            failures = [item["index"] for item in response["items"] if item["index"].get("error")]
             if failures:
                 raise SearchProjectionError(f"{len(failures)} documents rejected, first: {failures[0]}")
-
-    async def apply_inventory(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
-        """Hook for inventory events (the inventory issue adds them).
-
-        Expected shape: per SKU, update ``variants[].in_stock``/``available`` and
-        the product's ``in_stock``, guarded by a per-SKU stream version kept in
-        the document (inventory streams are not the product stream).
-        """
-        del events, conn
 
     # -- rebuild (projections.rebuild.Rebuildable) -------------------------------------------------
 

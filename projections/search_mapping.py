@@ -56,6 +56,8 @@ INDEX_MAPPINGS: dict[str, Any] = {
                 "in_stock": {"type": "boolean"},
                 # Units available as the inventory projection last saw them; null = untracked.
                 "available": {"type": "integer"},
+                # Version of the SKU's inventory stream folded in (guard for stock updates).
+                "stock_version": {"type": "integer"},
             },
         },
         "created_at": {"type": "date"},
@@ -81,6 +83,7 @@ def product_document(state: ProductState, stream_version: int) -> dict[str, Any]
             # Untracked SKUs count as in stock until the inventory read model says otherwise.
             "in_stock": True,
             "available": None,
+            "stock_version": 0,
         }
         for v in state.active_variants
     ]

@@ -75,6 +75,8 @@ class Order:
     payment_attempt_id: str
     lines: tuple[ev.OrderLineData, ...]
     version: int
+    # Who cancelled it: "payment" (declined), "system" (stock lost), or the actor who asked.
+    cancelled_by: str | None = None
 
     def can_become(self, target: OrderStatus) -> bool:
         return target in ORDER_TRANSITIONS[self.status]
@@ -141,7 +143,7 @@ def apply(order: Order | None, event: ev.OrderEvent) -> Order:
         case ev.PaymentRefunded():
             return replace(bumped, payment_status=P.REFUNDED)
         case ev.OrderCancelled():
-            return replace(bumped, status=S.CANCELLED)
+            return replace(bumped, status=S.CANCELLED, cancelled_by=event.cancelled_by)
         case ev.OrderRefunded():
             return replace(bumped, status=S.REFUNDED)
         case ev.OrderNeedsAttention():

@@ -8,7 +8,6 @@ a retry with the same key replays it and a failed attempt leaves no trace.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,8 +18,8 @@ from commands.domain import inventory as domain
 from commands.domain.inventory import StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
+from commands.inventory_store import append_event, change_item, event_fields
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
-from commands.inventory_store import append_event, event_fields
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
@@ -56,7 +55,7 @@ async def execute(
 async def set_stock(command: SetStock, uow: UnitOfWork) -> StockResult:
     level = await _lock_level(uow.conn, command.sku)
     on_hand = domain.decide_set(level, command.on_hand)
-    row = await _write_on_hand(uow.conn, command.sku, on_hand)
+    row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
     return await _finish(uow, command.claim, event)
 
@@ -64,7 +63,7 @@ async def set_stock(command: SetStock, uow: UnitOfWork) -> StockResult:
 async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
     level = await _lock_level(uow.conn, command.sku)
     on_hand = domain.decide_adjust(level, command.delta, command.reason)
-    row = await _write_on_hand(uow.conn, command.sku, on_hand)
+    row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
     return await _finish(uow, command.claim, event)
 
@@ -84,18 +83,6 @@ async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
         )
     ).one()
     return StockLevel(sku, row.on_hand, row.reserved)
-
-
-async def _write_on_hand(conn: AsyncConnection, sku: str, on_hand: int) -> Any:
-    result = await conn.execute(
-        text(
-            "UPDATE inventory_items AS i SET on_hand = :n, updated_at = now() WHERE i.sku = :s "
-            "RETURNING i.sku, i.on_hand, i.reserved, "
-            "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
-        ),
-        {"s": sku, "n": on_hand},
-    )
-    return result.one()
 
 
 async def _finish(uow: UnitOfWork, claimed: idempotency.Claim | None, event: InventoryEvent) -> StockResult:

@@ -12,7 +12,7 @@ from commands import payment_ops
 from commands.checkout_reconcile import reconcile
 from commands.checkout_settle import PaymentSettlement
 from tests.helpers import error_codes
-from tests.integration.checkout_fixtures import CHECKOUT, ADDRESS, META, Shop, settings, shop
+from tests.integration.checkout_fixtures import ADDRESS, CHECKOUT, META, Shop, settings, shop
 
 __all__ = ["settings", "shop"]
 
@@ -42,7 +42,9 @@ async def _raw_checkout(shop: Shop, cart: str, key: str) -> dict[str, Any]:
     return await shop.gql(CHECKOUT, variables)
 
 
-async def test_crash_while_recording_the_payment_outcome_then_retry(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_crash_while_recording_the_payment_outcome_then_retry(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await shop.configure(webhooks_enabled=False)
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 1))

@@ -75,7 +75,9 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
     async with shop.container.engine.connect() as conn:
         committed = (
             await conn.execute(
-                text("SELECT coalesce(sum(quantity), 0) FROM inventory_reservations WHERE status = 'committed'")
+                text(
+                    "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations WHERE status = 'committed'"
+                )
             )
         ).scalar_one()
     assert committed == UNITS

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
+
 from tests.integration.checkout_fixtures import Shop, settings, shop
 
 __all__ = ["settings", "shop"]
@@ -112,8 +114,6 @@ async def test_refusals_create_nothing_and_are_not_stored(shop: Shop) -> None:
     ]
 
     async with shop.container.engine.begin() as conn:
-        from sqlalchemy import text
-
         await conn.execute(text("UPDATE catalog_variants SET price = 21.00 WHERE sku = 'TEE'"))
     repriced = await shop.checkout(cart, "retry-me")
     assert [e["code"] for e in repriced["userErrors"]] == ["PRICE_CHANGED"]
@@ -139,4 +139,6 @@ async def test_empty_cart_and_someone_elses_cart(shop: Shop) -> None:
     assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"]
     anonymous = await shop.checkout(theirs, "k2")
     assert [e["code"] for e in anonymous["userErrors"]] == ["NOT_FOUND"]
-    assert [e["code"] for e in (await shop.checkout("gid://commerce/Cart/nope", "k3"))["userErrors"]] == ["NOT_FOUND"]
+    assert [e["code"] for e in (await shop.checkout("gid://commerce/Cart/nope", "k3"))["userErrors"]] == [
+        "NOT_FOUND"
+    ]

@@ -30,7 +30,9 @@ async def _replay_webhooks(shop: Shop, order_gid: str) -> list[dict[str, Any]]:
     results = []
     for record in records:
         if record["event"]["data"]["reference_hint"] == order_id and not record["delivered"]:
-            response = await shop.sandbox.post("/_sandbox/webhooks/replay", json={"event_id": record["event"]["id"]})
+            response = await shop.sandbox.post(
+                "/_sandbox/webhooks/replay", json={"event_id": record["event"]["id"]}
+            )
             results.append(response.json())
     return results
 
@@ -134,3 +136,20 @@ async def test_late_success_after_lease_expired_reserves_again_when_it_can(shop:
     order = await shop.order(slow["order"]["id"])
     assert (order.status.value, order.payment_status.value) == ("CONFIRMED", "AUTHORIZED")
     assert await shop.stock("TEE") == (3, 2)
+
+
+async def test_cancelled_while_pending_then_late_success_is_voided(shop: Shop) -> None:
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    customer = shop.customer("cust-9")
+    cart = await shop.cart(("TEE", 1), customer="cust-9")
+    payload = await shop.checkout(cart, "pending", token="tok_timeout", auth=customer)
+    order_gid = payload["order"]["id"]
+    body = await shop.order_op("orderCancel", order_gid, "cancel", customer, reason="too slow")
+    cancelled = body["data"]["orderCancel"]
+    assert (cancelled["order"]["status"], cancelled["order"]["payment"]["status"]) == ("CANCELLED", "UNKNOWN")
+    assert await shop.stock("TEE") == (2, 0)
+    await _replay_webhooks(shop, order_gid)
+    order = await shop.order(order_gid)
+    assert (order.status.value, order.payment_status.value) == ("CANCELLED", "VOIDED")
+    assert [p["status"] for p in (await shop.provider_payments(order_gid))["payments"]] == ["VOIDED"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from graphql import get_introspection_query
+from prometheus_client import REGISTRY
 
 from gateway.auth import JwtAuthenticator
 from gateway.bootstrap import Container
@@ -32,10 +33,16 @@ async def _fails(http: httpx.AsyncClient, query: str, limit: str) -> None:
     assert body["errors"][0]["extensions"]["limit"] == limit
 
 
+def _rejections(reason: str) -> float:
+    return REGISTRY.get_sample_value("commerce_rate_limit_rejections_total", {"reason": reason}) or 0.0
+
+
 async def test_depth_at_the_limit_passes_and_one_over_fails(container: Container) -> None:
+    before = _rejections("depth")
     async with edge_http(container, max_depth=3) as http:
         await _passes(http, "{ __schema { queryType { name } } }")
         await _fails(http, "{ __schema { queryType { fields { name } } } }", "depth")
+    assert _rejections("depth") == before + 1
 
 
 async def test_depth_hidden_in_fragments_is_caught(container: Container) -> None:
@@ -165,7 +172,9 @@ async def test_budget_exhausts_and_restores_over_time(container: Container, toke
         for left in (3, 1):
             ok = (await post(http, query, headers=token)).json()
             assert ok["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == left
+        before = _rejections("budget")
         limited = await post(http, query, headers=token, accept=GRAPHQL_RESPONSE)
+        assert _rejections("budget") == before + 1
         assert limited.status_code == 429
         error = limited.json()["errors"][0]
         assert error["extensions"]["code"] == "RATE_LIMITED"

@@ -33,13 +33,17 @@ def _codes(payload: dict[str, Any]) -> list[str]:
 async def test_customer_cancels_confirmed_order_and_the_authorization_is_voided(shop: Shop) -> None:
     order = await _confirmed(shop, quantity=2)
     me = shop.customer("cust-1")
-    payload = _payload(await shop.order_op("orderCancel", order, "c-1", me, reason="changed my mind"), "orderCancel")
+    payload = _payload(
+        await shop.order_op("orderCancel", order, "c-1", me, reason="changed my mind"), "orderCancel"
+    )
     assert payload["userErrors"] == []
     assert (payload["order"]["status"], payload["order"]["payment"]["status"]) == ("CANCELLED", "VOIDED")
     assert await shop.stock("TEE") == (5, 0)
     assert [p["status"] for p in (await shop.provider_payments(order))["payments"]] == ["VOIDED"]
     # Same key: the stored outcome; a new key: the transition is no longer legal and appends nothing.
-    again = _payload(await shop.order_op("orderCancel", order, "c-1", me, reason="changed my mind"), "orderCancel")
+    again = _payload(
+        await shop.order_op("orderCancel", order, "c-1", me, reason="changed my mind"), "orderCancel"
+    )
     assert again == payload
     events = await shop.order_event_types(order)
     refused = _payload(await shop.order_op("orderCancel", order, "c-2", me), "orderCancel")
@@ -50,19 +54,24 @@ async def test_customer_cancels_confirmed_order_and_the_authorization_is_voided(
 async def test_fulfil_ship_deliver_then_refund(shop: Shop) -> None:
     order = await _confirmed(shop, quantity=2)
     admin = shop.admin()
-    requested = _payload(await shop.order_op("orderRequestFulfillment", order, "f-1", admin), "orderRequestFulfillment")
+    requested = _payload(
+        await shop.order_op("orderRequestFulfillment", order, "f-1", admin), "orderRequestFulfillment"
+    )
     assert (requested["order"]["status"], requested["order"]["payment"]["status"]) == (
         "FULFILLMENT_REQUESTED",
         "CAPTURED",
     )
     shipped = _payload(
-        await shop.order_op("orderMarkShipped", order, "s-1", admin, trackingNumber="TRK-1"), "orderMarkShipped"
+        await shop.order_op("orderMarkShipped", order, "s-1", admin, trackingNumber="TRK-1"),
+        "orderMarkShipped",
     )
     assert shipped["order"]["status"] == "SHIPPED"
     assert await shop.stock("TEE") == (3, 0)  # the stock left the warehouse
     delivered = _payload(await shop.order_op("orderMarkDelivered", order, "d-1", admin), "orderMarkDelivered")
     assert delivered["order"]["status"] == "DELIVERED"
-    refunded = _payload(await shop.order_op("orderRefund", order, "r-1", admin, reason="broken"), "orderRefund")
+    refunded = _payload(
+        await shop.order_op("orderRefund", order, "r-1", admin, reason="broken"), "orderRefund"
+    )
     assert (refunded["order"]["status"], refunded["order"]["payment"]["status"]) == ("REFUNDED", "REFUNDED")
     assert [p["status"] for p in (await shop.provider_payments(order))["payments"]] == ["REFUNDED"]
     assert await shop.order_event_types(order) == [
@@ -82,10 +91,17 @@ async def test_admin_cancels_order_in_fulfillment_and_the_capture_is_refunded(sh
     order = await _confirmed(shop)
     admin = shop.admin()
     _payload(await shop.order_op("orderRequestFulfillment", order, "f-1", admin), "orderRequestFulfillment")
-    customer_try = _payload(await shop.order_op("orderCancel", order, "c-1", shop.customer("cust-1")), "orderCancel")
+    customer_try = _payload(
+        await shop.order_op("orderCancel", order, "c-1", shop.customer("cust-1")), "orderCancel"
+    )
     assert _codes(customer_try) == ["INVALID_STATE_TRANSITION"]
-    cancelled = _payload(await shop.order_op("orderCancel", order, "c-2", admin, reason="warehouse"), "orderCancel")
-    assert (cancelled["order"]["status"], cancelled["order"]["payment"]["status"]) == ("CANCELLED", "REFUNDED")
+    cancelled = _payload(
+        await shop.order_op("orderCancel", order, "c-2", admin, reason="warehouse"), "orderCancel"
+    )
+    assert (cancelled["order"]["status"], cancelled["order"]["payment"]["status"]) == (
+        "CANCELLED",
+        "REFUNDED",
+    )
     assert await shop.stock("TEE") == (5, 0)
 
 
@@ -104,7 +120,13 @@ async def test_every_illegal_transition_is_refused_and_appends_nothing(shop: Sho
     assert await shop.order_event_types(order) == before
     _payload(await shop.order_op("orderCancel", order, "cancel", admin), "orderCancel")
     cancelled = await shop.order_event_types(order)
-    for name in ["orderRequestFulfillment", "orderMarkShipped", "orderMarkDelivered", "orderRefund", "orderCancel"]:
+    for name in [
+        "orderRequestFulfillment",
+        "orderMarkShipped",
+        "orderMarkDelivered",
+        "orderRefund",
+        "orderCancel",
+    ]:
         payload = _payload(await shop.order_op(name, order, f"after-{name}", admin), name)
         assert _codes(payload) == ["INVALID_STATE_TRANSITION"], name
     assert await shop.order_event_types(order) == cancelled
@@ -116,10 +138,13 @@ async def test_access_rules(shop: Shop) -> None:
     assert [(e["code"], e["field"]) for e in other["userErrors"]] == [("NOT_FOUND", ["orderId"])]
     assert other["order"] is None
     unknown = _payload(
-        await shop.order_op("orderCancel", "gid://commerce/Order/42", "k", shop.customer("cust-1")), "orderCancel"
+        await shop.order_op("orderCancel", "gid://commerce/Order/42", "k", shop.customer("cust-1")),
+        "orderCancel",
     )
     assert _codes(unknown) == ["NOT_FOUND"]
-    assert error_codes(await shop.order_op("orderMarkShipped", order, "k", shop.customer("cust-1"))) == ["FORBIDDEN"]
+    assert error_codes(await shop.order_op("orderMarkShipped", order, "k", shop.customer("cust-1"))) == [
+        "FORBIDDEN"
+    ]
     support = shop.tokens.mint("agent-1", ["support"])
     assert error_codes(await shop.order_op("orderCancel", order, "k", support)) == ["FORBIDDEN"]
     assert error_codes(await shop.order_op("orderRefund", order, "k", None)) == ["UNAUTHENTICATED"]

@@ -12,11 +12,15 @@ from tests.integration.checkout_fixtures import SANDBOX_HOLD, Shop, settings, sh
 __all__ = ["settings", "shop"]
 
 
-async def _post(shop: Shop, event: dict[str, Any], *, secret: str | None = None, at: int | None = None) -> Any:
+async def _post(
+    shop: Shop, event: dict[str, Any], *, secret: str | None = None, at: int | None = None
+) -> Any:
     body = json.dumps(event, separators=(",", ":")).encode()
     signature = sign(secret or shop.container.settings.webhook_secret, body, at or int(time.time()))
     return await shop.http.post(
-        "/webhooks/payments", content=body, headers={SIGNATURE_HEADER: signature, "content-type": "application/json"}
+        "/webhooks/payments",
+        content=body,
+        headers={SIGNATURE_HEADER: signature, "content-type": "application/json"},
     )
 
 
@@ -30,7 +34,9 @@ async def _provider_event(shop: Shop, order_gid: str) -> dict[str, Any]:
 
     await shop.eventually(present, timeout=SANDBOX_HOLD + 3)
     hooks = (await shop.sandbox.get("/_sandbox/webhooks")).json()["webhooks"]
-    event: dict[str, Any] = next(h["event"] for h in hooks if h["event"]["data"]["reference_hint"] == order_id)
+    event: dict[str, Any] = next(
+        h["event"] for h in hooks if h["event"]["data"]["reference_hint"] == order_id
+    )
     return event
 
 
@@ -98,7 +104,9 @@ async def test_unreadable_and_unknown_events(shop: Shop) -> None:
     garbage = await shop.http.post(
         "/webhooks/payments",
         content=b"not json",
-        headers={SIGNATURE_HEADER: sign(shop.container.settings.webhook_secret, b"not json", int(time.time()))},
+        headers={
+            SIGNATURE_HEADER: sign(shop.container.settings.webhook_secret, b"not json", int(time.time()))
+        },
     )
     assert garbage.status_code == 400
     stranger = {

@@ -39,8 +39,13 @@ from tests.integration.cart_fixtures import seed_catalog
 META = MessageMetadata(actor="test")
 PAYMENT_TIMEOUT = 0.5
 SANDBOX_HOLD = 1.0
-ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical Way", "city": "London", "postalCode": "N1 9GU",
-           "countryCode": "GB"}
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "1 Analytical Way",
+    "city": "London",
+    "postalCode": "N1 9GU",
+    "countryCode": "GB",
+}
 
 ORDER_FIELDS = """
   id number status customerId email
@@ -92,7 +97,9 @@ class Shop:
 
     # ------------------------------------------------------------ setup
 
-    async def product(self, sku: str, price: str = "10.00", *, on_hand: int | None = 10, currency: str = "USD") -> None:
+    async def product(
+        self, sku: str, price: str = "10.00", *, on_hand: int | None = 10, currency: str = "USD"
+    ) -> None:
         await seed_catalog(self.container, {sku: (price, currency)})
         if on_hand is not None:
             await self.set_stock(sku, on_hand)
@@ -109,7 +116,8 @@ class Shop:
 
     async def cart(self, *lines: tuple[str, int], customer: str | None = None) -> str:
         result = await self.container.bus.dispatch(
-            CreateCart(CartActor(customer_id=customer), lines=tuple(LineRequest(s, q) for s, q in lines)), META
+            CreateCart(CartActor(customer_id=customer), lines=tuple(LineRequest(s, q) for s, q in lines)),
+            META,
         )
         return global_id("Cart", result.cart_id)
 
@@ -127,7 +135,9 @@ class Shop:
 
     async def gql(self, query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         headers = {} if token is None else {"authorization": f"Bearer {token}"}
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
         body: dict[str, Any] = response.json()
         return body
 
@@ -182,13 +192,17 @@ class Shop:
 
     async def count_events(self, event_type: str) -> int:
         async with self.container.engine.connect() as conn:
-            result = await conn.execute(text("SELECT count(*) FROM ledger_events WHERE type = :t"), {"t": event_type})
+            result = await conn.execute(
+                text("SELECT count(*) FROM ledger_events WHERE type = :t"), {"t": event_type}
+            )
             return int(result.scalar_one())
 
     async def stock(self, sku: str) -> tuple[int, int]:
         async with self.container.engine.connect() as conn:
             row = (
-                await conn.execute(text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s"), {"s": sku})
+                await conn.execute(
+                    text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
+                )
             ).one()
             return int(row.on_hand), int(row.reserved)
 
@@ -216,7 +230,10 @@ class Shop:
 
     async def reconcile(self) -> ReconcileReport:
         return await reconcile(
-            self.container.get(PaymentSettlement), META, older_than=timedelta(0), abandon_after=timedelta(hours=1)
+            self.container.get(PaymentSettlement),
+            META,
+            older_than=timedelta(0),
+            abandon_after=timedelta(hours=1),
         )
 
     async def expire_lease(self, order_gid: str) -> None:

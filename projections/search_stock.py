@@ -1,0 +1,78 @@
+"""Stock hints inside search documents (``variants[].in_stock``/``available``, product ``in_stock``).
+
+Inventory streams (``inventory-<sku>``) are not the product stream, so each
+variant keeps the version of its own inventory stream (``stock_version``) and
+only moves forward. A product document built from catalog events takes the
+latest stock per SKU from the ledger, so the result does not depend on which
+of the two streams the projector reached first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from commands.events.inventory import INVENTORY_EVENT_TYPES
+from commands.ledger import RecordedEvent
+
+__all__ = ["INVENTORY_EVENT_TYPES", "StockLevel", "apply_stock", "latest_stock", "stock_from_events"]
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    product_id: str
+    available: int
+    version: int
+
+
+def _sku(stream_id: str) -> str:
+    return stream_id.removeprefix("inventory-")
+
+
+def stock_from_events(events: Iterable[RecordedEvent]) -> dict[str, StockLevel]:
+    """The newest level per SKU among ``events`` (by inventory stream version)."""
+    levels: dict[str, StockLevel] = {}
+    for event in events:
+        sku = _sku(event.stream_id)
+        current = levels.get(sku)
+        if current is None or event.stream_version > current.version:
+            levels[sku] = StockLevel(
+                str(event.data["product_id"]), int(event.data["available"]), event.stream_version
+            )
+    return levels
+
+
+async def latest_stock(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, StockLevel]:
+    if not skus:
+        return {}
+    result = await conn.execute(
+        text(
+            "SELECT DISTINCT ON (stream_id) stream_id, stream_version, data FROM ledger_events "
+            "WHERE stream_id = ANY(:streams) ORDER BY stream_id, stream_version DESC"
+        ),
+        {"streams": [f"inventory-{sku}" for sku in skus]},
+    )
+    return {
+        _sku(r.stream_id): StockLevel(str(r.data["product_id"]), int(r.data["available"]), r.stream_version)
+        for r in result
+    }
+
+
+def apply_stock(document: dict[str, Any], levels: Mapping[str, StockLevel]) -> bool:
+    """Fold newer stock levels into a product document; True when anything changed."""
+    changed = False
+    for variant in document.get("variants", []):
+        level = levels.get(variant["sku"])
+        if level is None or level.version <= int(variant.get("stock_version") or 0):
+            continue
+        variant["available"] = level.available
+        variant["in_stock"] = level.available > 0
+        variant["stock_version"] = level.version
+        changed = True
+    if changed:
+        document["in_stock"] = any(v["in_stock"] for v in document.get("variants", []))
+    return changed
