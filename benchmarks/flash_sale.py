@@ -1,11 +1,575 @@
-from benchmarks.harness import Stack
+"""Flash sale: 64 concurrent buyers, one hot SKU, each buyer creating a cart and checking
+out one unit through GraphQL over HTTP until the stock runs out.
+
+Gateway run: the SKU is created with ``productUpsert`` and stocked with ``inventorySet``;
+every buyer (its own customer token) loops ``cartCreate`` (one unit) then
+``checkoutComplete`` (``tok_ok``) until it is told OUT_OF_STOCK. Oversold units are
+counted from PostgreSQL afterwards (reservations holding stock against what was on hand)
+and from the confirmed orders the buyers were given.
+
+Baseline: the bare conditional reservation, i.e. the UPDATE the gateway's reservation
+runs plus the reservation INSERT, one transaction per unit, over asyncpg from this
+process, at the same concurrency, on another SKU with the same stock, until no row updates.
+
+Checkout is probed first with one real purchase of a separate SKU; if the gateway does
+not confirm it (``checkoutComplete`` not built yet, no payment provider, ...), the gateway
+half is reported as unavailable with the exact answer, and only the baseline runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from benchmarks.harness import GqlResponse, Stack, gql, run_workers
 from benchmarks.progress import Progress
-from benchmarks.report import BenchResult
+from benchmarks.report import (
+    BenchResult,
+    environment,
+    fmt_ms,
+    fmt_rate,
+    fmt_ratio,
+    latency_stats,
+    plot_latency,
+    plot_throughput,
+    ratio,
+)
 
 NAME = "flash_sale"
-TITLE = "flash_sale"
+TITLE = "Flash sale"
 NEEDS_CATALOG = False
+BUYERS = 64
+SIZES = {"full": (2000, 200.0), "quick": (200, 45.0)}  # units, gateway time limit (s)
+BASELINE_LIMIT_SECONDS = 60.0
+PROFILE_UNITS = {"full": 300, "quick": 60}
+RW_SIZES = {"full": (256, 60.0), "quick": (64, 30.0)}  # units, time limit (s)
+PRICE = "19.99"
+
+UPSERT = """
+mutation($input: ProductUpsertInput!) {
+  productUpsert(input: $input) { position userErrors { field code message } }
+}
+"""
+STOCK = """
+mutation($sku: String!, $onHand: Int!, $key: String!) {
+  inventorySet(sku: $sku, onHand: $onHand, idempotencyKey: $key) {
+    position userErrors { field code message } level { sku onHand reserved available }
+  }
+}
+"""
+CREATE = """
+mutation($input: CartCreateInput) {
+  cartCreate(input: $input) { cart { id version } position userErrors { code message } }
+}
+"""
+# The timed sale asks for what the command decided (no read of the order): the buyers'
+# pace is then the checkout's, not the orders projector's.
+CHECKOUT = """
+mutation($input: CheckoutInput!) {
+  checkoutComplete(input: $input) { position userErrors { field code message } }
+}
+"""
+# The read-your-writes phase asks for the order too, as a storefront would.
+CHECKOUT_READ = """
+mutation($input: CheckoutInput!) {
+  checkoutComplete(input: $input) { order { id status } position userErrors { field code message } }
+}
+"""
+
+UPDATE_SQL = (
+    "UPDATE inventory_items AS i SET reserved = i.reserved + $2, updated_at = now() "
+    "WHERE i.sku = $1 AND i.on_hand - i.reserved >= $2 "
+    "RETURNING i.sku, i.on_hand, i.reserved, "
+    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+)
+INSERT_SQL = (
+    "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
+    "VALUES ($1, $2, $3, $4, 'active', now() + interval '15 minutes')"
+)
+
+
+class Unavailable(Exception):
+    """The gateway cannot run a checkout yet; the message says what it answered."""
+
+
+@dataclass
+class Sale:
+    label: str
+    stock: int
+    started: float = 0.0
+    seconds: float = 0.0
+    last_success: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # per confirmed unit (checkout / reservation)
+    purchase_latencies: list[float] = field(default_factory=list)  # cartCreate + checkout
+    cart_latencies: list[float] = field(default_factory=list)
+    confirmed_at: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    first_failures: list[str] = field(default_factory=list)
+
+    @property
+    def confirmed(self) -> int:
+        return len(self.confirmed_at)
+
+    @property
+    def rate(self) -> float:
+        span = self.last_success - self.started
+        return self.confirmed / span if span > 0 else 0.0
+
+    def outcome(self, name: str, detail: str = "") -> None:
+        self.outcomes[name] = self.outcomes.get(name, 0) + 1
+        if detail and len(self.first_failures) < 5:
+            self.first_failures.append(f"{name}: {detail}")
+
+
+def _address(i: int) -> dict[str, str]:
+    return {
+        "name": f"Buyer {i}",
+        "line1": "1 Bench Street",
+        "city": "Testville",
+        "postalCode": "12345",
+        "countryCode": "US",
+    }
+
+
+def _checkout_input(cart_id: str, version: int, i: int) -> dict[str, Any]:
+    return {
+        "cartId": cart_id,
+        "idempotencyKey": f"flash-{uuid.uuid4().hex}",
+        "email": f"buyer{i}@example.com",
+        "shippingAddress": _address(i),
+        "payment": {"token": "tok_ok"},
+        "expectedCartVersion": version,
+    }
+
+
+def _ok(response: GqlResponse, name: str, what: str) -> dict[str, Any]:
+    payload = response.field(name)
+    if payload is None or response.error_codes:
+        raise Unavailable(f"{what}: {response.describe()}")
+    if payload.get("userErrors"):
+        raise Unavailable(f"{what}: userErrors {payload['userErrors']}")
+    result: dict[str, Any] = payload
+    return result
+
+
+async def _create_stocked_sku(stack: Stack, client: Any, sku: str, units: int) -> None:
+    admin = stack.admin_token()
+    product = {
+        "handle": sku.lower(),
+        "title": f"Flash Sale Item {sku}",
+        "currencyCode": "USD",
+        "variants": [{"sku": sku, "title": "One size", "price": PRICE}],
+    }
+    _ok(await gql(client, UPSERT, {"input": product}, token=admin), "productUpsert", "productUpsert")
+    stocked = await gql(client, STOCK, {"sku": sku, "onHand": units, "key": f"stock-{sku}"}, token=admin)
+    _ok(stocked, "inventorySet", "inventorySet")
+
+
+async def _buy(
+    client: Any, token: str, sku: str, i: int, query: str = CHECKOUT
+) -> tuple[GqlResponse, GqlResponse | None]:
+    created = await gql(client, CREATE, {"input": {"lines": [{"sku": sku, "quantity": 1}]}}, token=token)
+    payload = created.field("cartCreate")
+    if not payload or not payload.get("cart"):
+        return created, None
+    cart = payload["cart"]
+    variables = {"input": _checkout_input(cart["id"], cart["version"], i)}
+    return created, await gql(client, query, variables, token=token)
+
+
+def _classify(checkout: GqlResponse) -> tuple[str, str]:
+    """(outcome, detail). CHECKED_OUT: the command succeeded (no order asked for); an order
+    status when the order was asked for; COMMITTED_BUT_<code> when the command committed but
+    reading its order back failed; else the user error or top-level error code."""
+    payload = checkout.field("checkoutComplete") or {}
+    codes = [e.get("code") for e in payload.get("userErrors") or []]
+    if codes:
+        return str(codes[0]), str(payload["userErrors"][0].get("message"))
+    if checkout.error_codes:
+        code = checkout.error_codes[0]
+        if payload.get("position") is not None:
+            return f"COMMITTED_BUT_{code}", checkout.describe()
+        return code, checkout.describe()
+    if "order" not in payload:
+        if payload.get("position") is None:
+            return "NO_POSITION", checkout.describe()
+        return "CHECKED_OUT", ""
+    order = payload.get("order") or {}
+    status = str(order.get("status"))
+    return status, "" if status == "CONFIRMED" else f"order {order.get('id')} is {status}"
+
+
+async def probe_checkout(stack: Stack, client: Any) -> None:
+    """One real purchase of a separate, stocked SKU; raises Unavailable unless CONFIRMED."""
+    sku = f"FLASH-PROBE-{stack.run_id}".upper()
+    await _create_stocked_sku(stack, client, sku, 5)
+    token = stack.customer_token(f"flash-probe-{stack.run_id}")
+    created, checkout = await _buy(client, token, sku, 0, CHECKOUT_READ)
+    if checkout is None:
+        raise Unavailable(f"cartCreate: {created.describe()}")
+    outcome, detail = _classify(checkout)
+    if outcome != "CONFIRMED":
+        raise Unavailable(f"checkoutComplete answered {outcome}: {detail}")
+
+
+async def gateway_sale(
+    stack: Stack,
+    client: Any,
+    sku: str,
+    units: int,
+    limit: float,
+    progress: Progress,
+    query: str = CHECKOUT,
+    success: str = "CHECKED_OUT",
+) -> Sale:
+    sale = Sale("gateway", units)
+    sold_out = asyncio.Event()
+    deadline = time.perf_counter() + limit
+    max_attempts = units + 4 * BUYERS
+    attempts = 0
+    tokens = [stack.customer_token(f"flash-{stack.run_id}-{i}") for i in range(BUYERS)]
+
+    async def buyer(i: int) -> None:
+        nonlocal attempts
+        while attempts < max_attempts and time.perf_counter() < deadline:
+            attempts += 1
+            created, checkout = await _buy(client, tokens[i], sku, i, query)
+            sale.cart_latencies.append(created.seconds)
+            if checkout is None:
+                sale.outcome("CART_FAILED", created.describe())
+                continue
+            outcome, detail = _classify(checkout)
+            sale.outcome(outcome, detail)
+            if outcome == success:
+                sale.latencies.append(checkout.seconds)
+                sale.purchase_latencies.append(created.seconds + checkout.seconds)
+                sale.confirmed_at.append(checkout.finished - sale.started)
+                sale.last_success = checkout.finished
+                progress.update(sale.confirmed, units, f"{outcome}; outcomes {sale.outcomes}")
+            elif outcome == "OUT_OF_STOCK":
+                sold_out.set()
+                return
+            elif sum(sale.outcomes.values()) > 20 and sale.confirmed == 0 and query is CHECKOUT:
+                raise Unavailable(f"no checkout succeeded in the first 20 attempts: {sale.first_failures}")
+
+    sale.started = time.perf_counter()
+    await run_workers(BUYERS, buyer)
+    sale.seconds = time.perf_counter() - sale.started
+    return sale
+
+
+async def baseline_sale(stack: Stack, units: int, concurrency: int, progress: Progress) -> Sale:
+    sku = f"FLASH-BASE-{stack.run_id}".upper()
+    sale = Sale("baseline", units)
+    kwargs = stack.asyncpg_kwargs()
+    setup = await asyncpg.connect(**kwargs)
+    try:
+        await setup.execute("INSERT INTO inventory_items (sku, on_hand) VALUES ($1, $2)", sku, units)
+    finally:
+        await setup.close()
+    pool = await asyncpg.create_pool(min_size=concurrency, max_size=concurrency, **kwargs)
+    deadline = time.perf_counter() + BASELINE_LIMIT_SECONDS
+    try:
+
+        async def worker(_: int) -> None:
+            async with pool.acquire() as conn:
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    async with conn.transaction():
+                        row = await conn.fetchrow(UPDATE_SQL, sku, 1)
+                        if row is not None:
+                            await conn.execute(INSERT_SQL, uuid.uuid4(), uuid.uuid4(), sku, 1)
+                    finished = time.perf_counter()
+                    if row is None:
+                        sale.outcome("OUT_OF_STOCK")
+                        return
+                    sale.outcome("CONFIRMED")
+                    sale.latencies.append(finished - started)
+                    sale.confirmed_at.append(finished - sale.started)
+                    sale.last_success = finished
+                    progress.update(sale.confirmed, units)
+
+        sale.started = time.perf_counter()
+        await run_workers(concurrency, worker)
+        sale.seconds = time.perf_counter() - sale.started
+        sale.outcomes["oversold"] = (await _stock_state(pool, sku)).oversold(units, sale.confirmed)
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM inventory_reservations WHERE sku = $1", sku)
+            await conn.execute("DELETE FROM inventory_items WHERE sku = $1", sku)
+    finally:
+        await pool.close()
+    return sale
+
+
+@dataclass
+class StockState:
+    on_hand: int
+    reserved: int
+    by_status: dict[str, int]
+
+    def oversold(self, units: int, told_confirmed: int = 0) -> int:
+        """Units promised beyond the stock: by the reservations holding it, and by what buyers
+        were told; 0 when nothing was oversold."""
+        held = sum(self.by_status.get(s, 0) for s in ("active", "committed", "consumed"))
+        return max(0, held - max(units, self.on_hand), self.reserved - self.on_hand, told_confirmed - units)
+
+
+async def _stock_state(pool: Any, sku: str) -> StockState:
+    async with pool.acquire() as conn:
+        item = await conn.fetchrow("SELECT on_hand, reserved FROM inventory_items WHERE sku = $1", sku)
+        rows = await conn.fetch(
+            "SELECT status, sum(quantity) AS units FROM inventory_reservations WHERE sku = $1 GROUP BY status",
+            sku,
+        )
+    return StockState(
+        on_hand=0 if item is None else int(item["on_hand"]),
+        reserved=0 if item is None else int(item["reserved"]),
+        by_status={str(r["status"]): int(r["units"]) for r in rows},
+    )
+
+
+async def _available_connections(stack: Stack) -> int:
+    conn = await asyncpg.connect(**stack.asyncpg_kwargs())
+    try:
+        limit = int(
+            await conn.fetchval("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'")
+        )
+        used = int(await conn.fetchval("SELECT count(*) FROM pg_stat_activity"))
+    finally:
+        await conn.close()
+    return limit - used - 6
 
 
 async def run(stack: Stack, progress: Progress) -> BenchResult:
-    return BenchResult(NAME, TITLE, status="ok", headline="stub")
+    result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
+    mode = "quick" if stack.quick else "full"
+    units, limit = SIZES[mode]
+    rw_units, rw_limit = RW_SIZES[mode]
+    sku = f"FLASH-{stack.run_id}".upper()
+    unavailable: str | None = None
+    sale: Sale | None = None
+    rw: Sale | None = None
+    stock: StockState | None = None
+    cpu_seconds = orders_catch_up = 0.0
+    async with stack.http(BUYERS) as client:
+        progress.phase("probing checkout with one real purchase")
+        try:
+            await probe_checkout(stack, client)
+            progress.done("checkout works")
+        except Unavailable as exc:
+            unavailable = str(exc)
+            progress.done(f"UNAVAILABLE: {unavailable}")
+        if unavailable is None:
+            try:
+                await _create_stocked_sku(stack, client, sku, units)
+                progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
+                cpu_before = await stack.gateway_cpu()
+                sale = await gateway_sale(stack, client, sku, units, limit, progress)
+                cpu_seconds = await stack.gateway_cpu() - cpu_before
+                progress.done(
+                    f"{sale.confirmed} checked out, {fmt_rate(sale.rate)}; outcomes {sale.outcomes}"
+                )
+            except Unavailable as exc:
+                unavailable = str(exc)
+                progress.done(f"UNAVAILABLE: {unavailable}")
+        if sale is not None:
+            progress.phase("waiting for the orders read model to catch up")
+            started = time.perf_counter()
+            await stack.wait_projections(progress, timeout=120, names={"orders"})
+            orders_catch_up = time.perf_counter() - started
+            progress.done()
+            rw_sku = f"FLASH-RW-{stack.run_id}".upper()
+            await _create_stocked_sku(stack, client, rw_sku, rw_units)
+            progress.phase(
+                f"read-your-writes: {BUYERS} buyers, {rw_units} units, checkout payload reads the order"
+            )
+            rw = await gateway_sale(
+                stack, client, rw_sku, rw_units, rw_limit, progress, CHECKOUT_READ, "CONFIRMED"
+            )
+            progress.done(f"outcomes {rw.outcomes}")
+
+    pool = await asyncpg.create_pool(min_size=1, max_size=1, **stack.asyncpg_kwargs())
+    try:
+        if sale is not None:
+            stock = await _stock_state(pool, sku)
+            sale.outcomes["oversold"] = stock.oversold(units, sale.confirmed)
+    finally:
+        await pool.close()
+    concurrency = min(BUYERS, await _available_connections(stack))
+    progress.phase(
+        f"baseline: bare conditional reservation, {concurrency} asyncpg connections, {units} units"
+    )
+    base = await baseline_sale(stack, units, concurrency, progress)
+    progress.done(f"{base.confirmed} reserved, {fmt_rate(base.rate)}")
+    b = latency_stats(base.latencies)
+    if sale is not None and latency_stats(sale.latencies)["p50"] - b["p50"] > b["p50"]:
+        await _profile(stack, progress, result, PROFILE_UNITS[mode])
+
+    _report(result, stack, units, limit, base, concurrency, sale, stock, rw, unavailable)
+    if sale is not None:
+        cpu_ms = 1000 * cpu_seconds / max(1, sale.confirmed)
+        result.row("gateway CPU per unit sold (cart + checkout + projectors)", f"{cpu_ms:.1f} ms")
+        result.row("orders read model caught up after the sale", f"{orders_catch_up:.1f} s")
+        result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
+        result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
+    return result
+
+
+def _report(
+    result: BenchResult,
+    stack: Stack,
+    units: int,
+    limit: float,
+    base: Sale,
+    concurrency: int,
+    sale: Sale | None,
+    stock: StockState | None,
+    rw: Sale | None,
+    unavailable: str | None,
+) -> None:
+    b = latency_stats(base.latencies)
+    base_oversold = base.outcomes.get("oversold", 0)
+    result.metrics = {
+        "buyers": BUYERS,
+        "units": units,
+        "baseline": {
+            "reserved": base.confirmed,
+            "rate": round(base.rate, 1),
+            "ms": b,
+            "seconds": round(base.seconds, 2),
+            "oversold": base_oversold,
+            "concurrency": concurrency,
+        },
+    }
+    result.notes.append(
+        f"Baseline: `{UPDATE_SQL}` then `{INSERT_SQL}`, one transaction per unit, {concurrency} asyncpg "
+        "connections from the benchmark process, until no row updates."
+    )
+    if concurrency < BUYERS:
+        result.notes.append(f"Baseline concurrency reduced to {concurrency}: PostgreSQL max_connections.")
+    series: dict[str, list[float]] = {}
+    throughput: dict[str, list[float]] = {}
+    if sale is None or stock is None:
+        result.status = "unavailable"
+        result.headline = (
+            f"checkout through the gateway is not available yet ({unavailable}); "
+            f"baseline: {fmt_rate(base.rate, ' reservations/s')}, p50 {fmt_ms(b['p50'])}, oversold {base_oversold}"
+        )
+        result.notes.insert(0, f"Gateway half not run: {unavailable}")
+        result.row("confirmed checkouts per second", "n/a", fmt_rate(base.rate, " reservations/s"), "n/a")
+        for q in ("p50", "p95", "p99"):
+            result.row(f"latency {q}", "n/a", fmt_ms(b[q]), "n/a")
+        result.row("oversold units (must be 0)", "n/a", str(base_oversold))
+    else:
+        g = latency_stats(sale.latencies)
+        confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
+        span = sale.last_success - sale.started
+        rate = confirmed / span if span > 0 else 0.0
+        oversold = sale.outcomes.get("oversold", 0)
+        result.status = "ok" if oversold == 0 and base_oversold == 0 else "failed"
+        result.headline = (
+            f"{fmt_rate(rate, ' confirmed checkouts/s')} ({fmt_ratio(ratio(rate, base.rate))} of the bare "
+            f"reservation's {fmt_rate(base.rate)}); checkout p50 {fmt_ms(g['p50'])} p99 {fmt_ms(g['p99'])}; "
+            f"oversold {oversold}"
+        )
+        result.row(
+            "confirmed checkouts per second", fmt_rate(rate), fmt_rate(base.rate, " reservations/s"),
+            fmt_ratio(ratio(rate, base.rate)),
+        )  # fmt: skip
+        for q in ("p50", "p95", "p99"):
+            result.row(f"latency {q} (checkoutComplete / reservation tx)", fmt_ms(g[q]), fmt_ms(b[q]),
+                       fmt_ratio(ratio(g[q], b[q])))  # fmt: skip
+        result.row("oversold units (must be 0)", str(oversold), str(base_oversold))
+        result.row("units confirmed / checked out / stock", f"{confirmed} / {sale.confirmed} / {units}",
+                   f"{base.confirmed} / {units}")  # fmt: skip
+        purchase = latency_stats(sale.purchase_latencies)
+        cart = latency_stats(sale.cart_latencies)
+        result.row(
+            "purchase p50 / p99 (cartCreate + checkoutComplete)",
+            f"{fmt_ms(purchase['p50'])} / {fmt_ms(purchase['p99'])}",
+        )
+        result.row("cartCreate p50 (read-your-writes of the cart)", fmt_ms(cart["p50"]))
+        result.metrics["gateway"] = {
+            "checked_out": sale.confirmed,
+            "confirmed": confirmed,
+            "reservations_by_status": stock.by_status,
+            "rate": round(rate, 1),
+            "ms": g,
+            "purchase_ms": purchase,
+            "cart_ms": cart,
+            "seconds": round(sale.seconds, 2),
+            "outcomes": sale.outcomes,
+            "first_failures": sale.first_failures,
+        }
+        result.metrics["throughput_ratio"] = ratio(rate, base.rate)
+        if sale.confirmed < units:
+            result.notes.append(
+                f"{sale.confirmed} of {units} units checked out within the {limit:.0f} s bound; outcomes {sale.outcomes}."
+            )
+        if confirmed != sale.confirmed:
+            result.notes.append(
+                f"{sale.confirmed} checkouts succeeded but {confirmed} reservations are committed "
+                f"(by status: {stock.by_status})."
+            )
+        result.notes.append(
+            "Timed sale: the checkout payload selects `position` and `userErrors` only, so each buyer's pace is "
+            "the checkout's; confirmations are counted from committed reservations in PostgreSQL afterwards."
+        )
+        series["checkoutComplete via GraphQL"] = sale.latencies
+        throughput["units checked out (gateway)"] = sale.confirmed_at
+        result.samples["gateway_checkout_seconds"] = sale.latencies
+        result.samples["gateway_purchase_seconds"] = sale.purchase_latencies
+    if rw is not None:
+        r = latency_stats(rw.latencies)
+        stale = sum(v for k, v in rw.outcomes.items() if k.startswith("COMMITTED_BUT_"))
+        total = sum(v for k, v in rw.outcomes.items() if k != "OUT_OF_STOCK")
+        result.row(
+            "with `order { status }` in the payload: confirmed p50 / p99",
+            f"{fmt_ms(r.get('p50'))} / {fmt_ms(r.get('p99'))}",
+        )
+        result.row("with `order { status }`: committed but order not readable in time", f"{stale} of {total}")
+        result.metrics["read_your_writes"] = {
+            "ms": r,
+            "outcomes": rw.outcomes,
+            "stale": stale,
+            "attempts": total,
+        }
+        if stale:
+            result.notes.append(
+                f"Read-your-writes under the sale: {stale} of {total} checkouts committed but their `order` could not "
+                f"be read back within READ_WAIT_SECONDS ({rw.first_failures[:1]}): the orders projector falls behind "
+                "64 concurrent checkouts."
+            )
+        series["checkoutComplete + order read-back"] = rw.latencies
+        result.samples["gateway_checkout_with_order_seconds"] = rw.latencies
+    series["bare reservation (asyncpg)"] = base.latencies
+    throughput["bare reservation"] = base.confirmed_at
+    result.samples["baseline_reservation_seconds"] = base.latencies
+    result.plots.append(
+        plot_latency(
+            stack.results_dir / f"{NAME}_latency.png", f"flash sale, {BUYERS} buyers, one hot SKU", series
+        )
+    )
+    result.plots.append(
+        plot_throughput(
+            stack.results_dir / f"{NAME}_throughput.png", "units sold per second", throughput, unit="units"
+        )
+    )
+
+
+async def _profile(stack: Stack, progress: Progress, result: BenchResult, units: int) -> None:
+    sku = f"FLASH-PROF-{stack.run_id}".upper()
+    async with stack.http(BUYERS) as client:
+        await _create_stocked_sku(stack, client, sku, units)
+        progress.phase(
+            f"profiling the gateway over a {units}-unit sale (gateway overhead > reservation time)"
+        )
+        async with stack.profile(NAME) as profiles:
+            await gateway_sale(stack, client, sku, units, 60.0, progress)
+        result.profiles += profiles
+        progress.done()

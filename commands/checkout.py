@@ -192,6 +192,7 @@ async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant
 def _outcome(order_id: str, settled: Settled) -> OrderOutcome:
     order = settled.order
     errors: tuple[ErrorInfo, ...] = ()
+    # A cancellation by someone (the buyer, meanwhile) is no error of this request; the order says it.
     if order is not None and order.status is OrderStatus.CANCELLED:
         if order.payment_status is PaymentStatus.DECLINED:
             reason = settled.outcome.reason if settled.outcome is not None else None
@@ -202,7 +203,7 @@ def _outcome(order_id: str, settled: Settled) -> OrderOutcome:
                     ("payment", "token"),
                 ),
             )
-        else:
+        elif order.cancelled_by == "system":
             errors = (
                 ErrorInfo("OUT_OF_STOCK", "stock ran out before the payment was confirmed", ("cartId",)),
             )

@@ -62,11 +62,10 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
             await reservations.commit(uow, order.order_id)
+            await _free_cart(uow, order)
         elif isinstance(event, ev.OrderCancelled):
             await reservations.release(uow, order.order_id, reason=event.reason)
-            await uow.conn.execute(
-                delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id))
-            )
+            await _free_cart(uow, order)
         elif isinstance(event, ev.OrderShipped):
             await reservations.consume(uow, order.order_id)
     await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)
@@ -86,6 +85,13 @@ async def compensation(uow: UnitOfWork, order: Order) -> Attempt | None:
         currency=order.currency,
         provider_reference=order.provider_reference,
         context={"reason": "order cancelled"},
+    )
+
+
+async def _free_cart(uow: UnitOfWork, order: Order) -> None:
+    """The order no longer awaits payment: its cart may be checked out again (if still ACTIVE)."""
+    await uow.conn.execute(
+        delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id))
     )
 
 

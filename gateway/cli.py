@@ -161,6 +161,11 @@ async def _reconcile(settings: Settings) -> str:
     from gateway.bootstrap import build_container
     from gateway.wiring import wire
 
+    if settings.payment_provider_url is None:
+        raise ConfigurationError(
+            "reconcile needs PAYMENT_PROVIDER_URL; the in-process sandbox lives in the serving gateway, "
+            "which reconciles in the background"
+        )
     container = await build_container(settings)
     try:
         wire(container)

@@ -11,8 +11,8 @@ from gateway.wiring_carts import wire_carts
 from gateway.wiring_catalog import wire_catalog
 from gateway.wiring_inventory import wire_inventory
 from gateway.wiring_order_views import wire_order_views
-from gateway.wiring_timeline import wire_timeline
 from gateway.wiring_orders import wire_orders
+from gateway.wiring_timeline import wire_timeline
 from projections.runner import RunnerConfig
 
 

@@ -51,7 +51,10 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX payment_attempts_order ON payment_attempts (order_id, created_at)")
-    op.execute("CREATE INDEX payment_attempts_unknown ON payment_attempts (status) WHERE status IN ('UNKNOWN', 'PENDING')")
+    op.execute(
+        "CREATE INDEX payment_attempts_unknown ON payment_attempts (status) "
+        "WHERE status IN ('UNKNOWN', 'PENDING')"
+    )
     op.execute(
         """
         CREATE TABLE payment_webhook_events (
