@@ -11,6 +11,7 @@ forgotten); an unexpected failure drops the lease so a retry resumes at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,15 @@ from commands.idempotency import Claim, IdempotencyKeyInProgress
 from commands.messages_orders import OrderOutcome
 
 MAX_POLL_SECONDS = 0.25
+MAX_SCOPE = 200  # idempotency_keys.scope
+
+
+def _fit(scope: str) -> str:
+    """Scopes name the caller, whose id may be long: past the column's size, a digest stands in."""
+    if len(scope) <= MAX_SCOPE:
+        return scope
+    operation = scope.split(":", 1)[0]
+    return f"{operation}:sha256:{hashlib.sha256(scope.encode()).hexdigest()}"
 
 
 async def claim_waiting(
@@ -53,7 +63,7 @@ async def run_once(
 ) -> OrderOutcome:
     idempotency.validate_key(key, ["idempotencyKey"])
     claimed = await claim_waiting(
-        engine, scope, key, idempotency.request_hash(request), lease=lease, wait_seconds=wait_seconds
+        engine, _fit(scope), key, idempotency.request_hash(request), lease=lease, wait_seconds=wait_seconds
     )
     if claimed.replay is not None:
         return OrderOutcome.from_json(claimed.replay)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
 
 from gateway.context import Info
+from gateway.loaders import keyed_loader, request_freshness
 from queries.freshness import Freshness
-from queries.products import ProductService, ProductView
+from queries.products import ProductService
 
 SEARCH_PROJECTION = "search"
 
@@ -19,35 +19,19 @@ def products(info: Info) -> ProductService:
 
 
 def by_id(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    service = products(info)
-
-    async def load(ids: Sequence[str]) -> list[ProductView | None]:
-        found = await service.by_ids(ids)
-        return [found.get(i) for i in ids]
-
-    return info.context.loader("catalog:by-id", lambda: DataLoader(load))
+    return keyed_loader(info, "catalog:by-id", products(info).by_ids)
 
 
 def by_handle(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    service = products(info)
-
-    async def load(handles: Sequence[str]) -> list[ProductView | None]:
-        found = await service.by_handles(handles)
-        prime(info, found.values())
-        return [found.get(h) for h in handles]
-
-    return info.context.loader("catalog:by-handle", lambda: DataLoader(load))
+    return keyed_loader(
+        info, "catalog:by-handle", products(info).by_handles, on_found=lambda views: prime(info, views)
+    )
 
 
 def by_sku(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    service = products(info)
-
-    async def load(skus: Sequence[str]) -> list[ProductView | None]:
-        found = await service.by_skus(skus)
-        prime(info, found.values())
-        return [found.get(s) for s in skus]
-
-    return info.context.loader("catalog:by-sku", lambda: DataLoader(load))
+    return keyed_loader(
+        info, "catalog:by-sku", products(info).by_skus, on_found=lambda views: prime(info, views)
+    )
 
 
 def prime(info: Info, views: Any) -> None:
@@ -59,11 +43,4 @@ def prime(info: Info, views: Any) -> None:
 
 async def freshness(info: Info, projection: str = SEARCH_PROJECTION) -> Freshness:
     """The read model's freshness, computed once per request however many fields ask."""
-    service = info.context.container.freshness
-
-    async def load(names: Sequence[str]) -> list[Freshness]:
-        return [await service.freshness(name) for name in names]
-
-    loader: DataLoader = info.context.loader("catalog:freshness", lambda: DataLoader(load))  # type: ignore[type-arg]
-    result: Freshness = await loader.load(projection)
-    return result
+    return await request_freshness(info, projection)

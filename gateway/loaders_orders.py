@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from aiodataloader import DataLoader
 
 from gateway.context import Info
+from gateway.loaders import forget_freshness, keyed_loader, request_freshness
 from queries.freshness import Freshness
 from queries.orders import PROJECTION, OrderQueries, OrderView
 
@@ -16,13 +17,7 @@ def queries(info: Info) -> OrderQueries:
 
 
 def by_id(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    service = queries(info)
-
-    async def load(ids: Sequence[str]) -> list[OrderView | None]:
-        found = await service.get_many(ids)
-        return [found.get(i) for i in ids]
-
-    return info.context.loader("orders:by-id", lambda: DataLoader(load))
+    return keyed_loader(info, "orders:by-id", queries(info).get_many)
 
 
 async def order(info: Info, order_id: str, *, fresh: bool = False) -> OrderView | None:
@@ -31,7 +26,7 @@ async def order(info: Info, order_id: str, *, fresh: bool = False) -> OrderView 
     if fresh:
         # A second mutation in the same request must not see the first one's snapshot.
         loader.clear(order_id)
-        _freshness_loader(info).clear(PROJECTION)
+        forget_freshness(info, PROJECTION)
     result: OrderView | None = await loader.load(order_id)
     return result
 
@@ -42,16 +37,6 @@ def prime(info: Info, views: Sequence[OrderView]) -> None:
         loader.prime(view.order_id, view)
 
 
-def _freshness_loader(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    service = info.context.container.freshness
-
-    async def load(names: Sequence[str]) -> list[Freshness]:
-        return [await service.freshness(name) for name in names]
-
-    return info.context.loader("orders:freshness", lambda: DataLoader(load))
-
-
 async def freshness(info: Info) -> Freshness:
     """The orders read model's freshness, computed once per request however many orders ask."""
-    result: Freshness = await _freshness_loader(info).load(PROJECTION)
-    return result
+    return await request_freshness(info, PROJECTION)

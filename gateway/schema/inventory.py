@@ -7,8 +7,6 @@ Variant availability hints are batched: one read model query per request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import strawberry
 from aiodataloader import DataLoader
 
@@ -16,6 +14,7 @@ from commands.errors import DomainError
 from commands.handlers import inventory as inventory_handlers
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
 from gateway.context import Info
+from gateway.loaders import keyed_loader, request_freshness
 from gateway.schema.catalog import StockHint
 from gateway.schema.common import Freshness, UserError
 from gateway.schema.scalars import Position
@@ -98,25 +97,12 @@ def _queries(info: Info) -> InventoryQueries:
 
 
 def _levels(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    queries = _queries(info)
-
-    async def load(skus: Sequence[str]) -> list[InventoryLevelView | None]:
-        found = await queries.by_skus(skus)
-        return [found.get(sku) for sku in skus]
-
-    return info.context.loader("inventory:levels", lambda: DataLoader(load))
+    return keyed_loader(info, "inventory:levels", _queries(info).by_skus)
 
 
 async def _freshness(info: Info) -> FreshnessModel:
     """The inventory model's freshness, computed once per request however many fields ask."""
-    service = info.context.container.freshness
-
-    async def load(names: Sequence[str]) -> list[FreshnessModel]:
-        return [await service.freshness(name) for name in names]
-
-    loader: DataLoader = info.context.loader("inventory:freshness", lambda: DataLoader(load))  # type: ignore[type-arg]
-    result: FreshnessModel = await loader.load(PROJECTION)
-    return result
+    return await request_freshness(info, PROJECTION)
 
 
 async def _level(info: Info, view: InventoryLevelView, *, after_wait: bool = False) -> InventoryLevel:
