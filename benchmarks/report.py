@@ -445,6 +445,20 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
         + "; ".join(f"`{h['function']}` ({h['where']}) {h['percent_of_busy']}%" for h in hot[:5])
         + ".",
     ]
+    stand_in = components.get("MongoDB stand-in", 0.0)
+    if stand_in >= 10:
+        findings.append(
+            f"The in-memory MongoDB stand-in (mongomock) takes {stand_in:.0f}% by itself: it filters by scanning "
+            "every document of a collection in Python, so cart reads and the carts projector get slower as carts "
+            "accumulate. A real MongoDB serves these by the `_id` index, outside this process."
+        )
+    syscalls = sum(h["percent_of_busy"] for h in hot if h["function"] in {"socket.send", "socket.sendall"})
+    if syscalls >= 5:
+        findings.append(
+            f"`socket.send` shows {syscalls:.0f}% self time: on 2 shared cores a send wakes the store process "
+            "on the other end, which can take the CPU before the call returns, so this is mostly time the gateway "
+            "waited for a core, not work of its own."
+        )
     return ProfileReport(
         name=name,
         html="",

@@ -95,25 +95,11 @@ async def _project(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> str | None:
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from commands.migrate import current_revision
+    from gateway.cli_stores import postgres_engine
 
-    from commands.migrate import current_revision, migrate
-    from gateway.embedded import EmbeddedStores
-
-    embedded = None
-    if settings.database_url is None:
-        embedded, settings = await EmbeddedStores.start(
-            settings.with_overrides(redis_url="unused", elasticsearch_url="unused", mongodb_url="unused")
-        )
-    assert settings.database_url is not None
-    engine = create_async_engine(settings.database_url)
-    try:
-        await migrate(engine)
+    async with postgres_engine(settings, run_migrations=True) as engine:
         return await current_revision(engine)
-    finally:
-        await engine.dispose()
-        if embedded is not None:
-            await embedded.close()
 
 
 async def _seed(settings: Settings, count: int, seed: int) -> str:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,35 +47,12 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
     return asyncio.run(execute(args, settings))
 
 
-@contextlib.asynccontextmanager
-async def _engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from commands.migrate import migrate
-    from gateway.embedded import EmbeddedStores
-
-    embedded = None
-    if settings.database_url is None:
-        embedded, settings = await EmbeddedStores.start(
-            settings.with_overrides(redis_url="unused", elasticsearch_url="unused", mongodb_url="unused")
-        )
-    assert settings.database_url is not None
-    engine = create_async_engine(settings.database_url)
-    try:
-        if settings.migrate_on_start:
-            await migrate(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-        if embedded is not None:
-            await embedded.close()
-
-
 async def execute(args: argparse.Namespace, settings: Settings) -> str:
     """Run one subcommand; returns what to print on stdout."""
+    from gateway.cli_stores import postgres_engine
     from gateway.clients import ApiClients, ClientError
 
-    async with _engine(settings) as engine:
+    async with postgres_engine(settings) as engine:
         clients = ApiClients(engine, cache_seconds=0)
         try:
             if args.command == "persisted":
