@@ -277,7 +277,9 @@ async def baseline_sale(
     kwargs = stack.asyncpg_kwargs()
     setup = await asyncpg.connect(**kwargs)
     try:
-        await setup.executemany("INSERT INTO inventory_items (sku, on_hand) VALUES ($1, $2)", list(zip(rows, shares)))
+        await setup.executemany(
+            "INSERT INTO inventory_items (sku, on_hand) VALUES ($1, $2)", list(zip(rows, shares))
+        )
     finally:
         await setup.close()
     pool = await asyncpg.create_pool(min_size=concurrency, max_size=concurrency, **kwargs)
