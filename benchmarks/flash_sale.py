@@ -278,7 +278,7 @@ async def baseline_sale(
     setup = await asyncpg.connect(**kwargs)
     try:
         await setup.executemany(
-            "INSERT INTO inventory_items (sku, on_hand) VALUES ($1, $2)", list(zip(rows, shares))
+            "INSERT INTO inventory_items (sku, on_hand) VALUES ($1, $2)", list(zip(rows, shares, strict=True))
         )
     finally:
         await setup.close()

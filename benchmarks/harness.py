@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ def http_client(base_url: str, connections: int, timeout: float = 60.0) -> httpx
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(timeout))
 
 
-async def run_workers(count: int, worker: Callable[[int], Awaitable[None]]) -> None:
+async def run_workers(count: int, worker: Callable[[int], Coroutine[Any, Any, None]]) -> None:
     """``count`` workers at once; the first failure cancels the others and is raised."""
     async with asyncio.TaskGroup() as group:
         for i in range(count):
@@ -400,11 +400,11 @@ async def _drop_configured_read_stores(configured: dict[str, str | None], settin
     if mongo_url is not None and not mongo_url.startswith(MONGOMOCK_SCHEME) and isolated:
         from pymongo import AsyncMongoClient
 
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=3000)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, serverSelectionTimeoutMS=3000)
         try:
-            await client.drop_database(settings.mongodb_database)
+            await mongo.drop_database(settings.mongodb_database)
         finally:
-            await client.close()
+            await mongo.close()
 
 
 @contextlib.asynccontextmanager

@@ -36,7 +36,7 @@ class Progress:
     def update(self, done: int, total: int | None = None, detail: str = "") -> None:
         now = time.perf_counter()
         elapsed = now - self._phase_started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = f"{done / elapsed:,.1f}/s" if elapsed > 0.5 else ""
         if total:
             width = 24
             filled = min(width, int(width * done / total))
@@ -44,7 +44,7 @@ class Progress:
             count = f"[{bar}] {done}/{total}"
         else:
             count = f"{done}"
-        line = f"   {self._phase}: {count}  {rate:,.1f}/s  {elapsed:5.1f}s  {detail}".rstrip()
+        line = f"   {self._phase}: {count}  {rate}  {elapsed:5.1f}s  {detail}".rstrip()
         if self._tty:
             self._write("\r\x1b[2K" + line[:200])
             self._line_open = True

@@ -423,7 +423,7 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
         by_function[key] = by_function.get(key, 0.0) + duration
     busy = max(total - idle, 1e-9)
     components = {k: round(100 * v / busy, 1) for k, v in sorted(by_component.items(), key=lambda kv: -kv[1])}
-    hot = [
+    hot: list[dict[str, Any]] = [
         {"function": f, "where": w, "percent_of_busy": round(100 * t / busy, 1)}
         for (f, w), t in sorted(by_function.items(), key=lambda kv: -kv[1])[:10]
     ]

@@ -147,12 +147,12 @@ class CallCounters:
 
         transport = container.search.transport
         original_search = transport.perform_request
-        transport.perform_request = _timed_async("search", original_search)  # type: ignore[method-assign]
+        setattr(transport, "perform_request", _timed_async("search", original_search))  # noqa: B010
         self._undo.append(lambda: setattr(transport, "perform_request", original_search))
 
         redis = container.redis
         original_redis = redis.execute_command
-        redis.execute_command = _timed_async("redis", original_redis)  # type: ignore[method-assign]
+        setattr(redis, "execute_command", _timed_async("redis", original_redis))  # noqa: B010
         self._undo.append(lambda: setattr(redis, "execute_command", original_redis))
 
         collection_type = type(container.mongo["carts"])
@@ -205,7 +205,7 @@ class ApplyTimes:
 
     def stop(self) -> None:
         if self._installed:
-            del self._runner.projection.apply  # type: ignore[method-assign]
+            del self._runner.projection.apply
             self._installed = False
 
     async def wait(self, positions: Sequence[int], timeout: float) -> int:

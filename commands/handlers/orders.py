@@ -68,7 +68,6 @@ class OrderCommands:
             command.actor,
             command.idempotency_key,
             {"reason": reason},
-            metadata,
             lambda: self._transition(command, decide, metadata),
         )
 
@@ -85,7 +84,6 @@ class OrderCommands:
             command.actor,
             command.idempotency_key,
             {},
-            metadata,
             lambda: self._money_first(command, money, domain.fulfillment, metadata),
         )
 
@@ -97,7 +95,6 @@ class OrderCommands:
             command.actor,
             command.idempotency_key,
             {"tracking": tracking},
-            metadata,
             lambda: self._transition(command, lambda o: [domain.ship(o, tracking)], metadata),
         )
 
@@ -108,7 +105,6 @@ class OrderCommands:
             command.actor,
             command.idempotency_key,
             {},
-            metadata,
             lambda: self._transition(command, lambda o: [domain.deliver(o)], metadata),
         )
 
@@ -125,7 +121,6 @@ class OrderCommands:
             command.actor,
             command.idempotency_key,
             {"reason": reason},
-            metadata,
             lambda: self._money_first(
                 command, money, lambda o: domain.refund_order(o, reason), metadata, context={"reason": reason}
             ),
@@ -140,7 +135,6 @@ class OrderCommands:
         actor: OrderActor,
         key: str,
         request: dict[str, Any],
-        metadata: MessageMetadata,
         work: Callable[[], Awaitable[OrderOutcome]],
     ) -> OrderOutcome:
         _order_uuid(order_id)
