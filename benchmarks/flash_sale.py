@@ -341,7 +341,8 @@ async def _stock_state(pool: Any, sku: str) -> StockState:
     async with pool.acquire() as conn:
         item = await conn.fetchrow("SELECT on_hand, reserved FROM inventory_items WHERE sku = $1", sku)
         rows = await conn.fetch(
-            "SELECT status, sum(quantity) AS units FROM inventory_reservations WHERE sku = $1 GROUP BY status",
+            "SELECT status, sum(quantity) AS units FROM inventory_reservations WHERE sku = $1 "
+            "GROUP BY status",
             sku,
         )
     return StockState(
@@ -497,7 +498,8 @@ def _report(
         result.status = "unavailable"
         result.headline = (
             f"checkout through the gateway is not available yet ({unavailable}); "
-            f"baseline: {fmt_rate(base.rate, ' reservations/s')}, p50 {fmt_ms(b['p50'])}, oversold {base_oversold}"
+            f"baseline: {fmt_rate(base.rate, ' reservations/s')}, p50 {fmt_ms(b['p50'])}, oversold "
+            f"{base_oversold}"
         )
         result.notes.insert(0, f"Gateway half not run: {unavailable}")
         result.row("confirmed checkouts per second", "n/a", fmt_rate(base.rate, " reservations/s"), "n/a")
@@ -548,7 +550,8 @@ def _report(
         result.metrics["throughput_ratio"] = ratio(rate, base.rate)
         if sale.confirmed < units:
             result.notes.append(
-                f"{sale.confirmed} of {units} units checked out within the {limit:.0f} s bound; outcomes {sale.outcomes}."
+                f"{sale.confirmed} of {units} units checked out within the {limit:.0f} s bound; "
+                f"outcomes {sale.outcomes}."
             )
         if confirmed != sale.confirmed:
             result.notes.append(
@@ -556,7 +559,8 @@ def _report(
                 f"(by status: {stock.by_status})."
             )
         result.notes.append(
-            "Timed sale: the checkout payload selects `position` and `userErrors` only, so each buyer's pace is "
+            "Timed sale: the checkout payload selects `position` and `userErrors` only, so each "
+            "buyer's pace is "
             "the checkout's; confirmations are counted from committed reservations in PostgreSQL afterwards."
         )
         cart_failed = sale.outcomes.get("CART_FAILED", 0)
@@ -565,7 +569,8 @@ def _report(
                        f"{cart_failed} of {len(sale.cart_latencies)}")  # fmt: skip
             result.notes.append(
                 f"{cart_failed} cartCreate calls committed a cart but could not read it back within "
-                f"READ_WAIT_SECONDS ({sale.first_failures.get('CART_FAILED', '')}); the buyer then has no cart id "
+                f"READ_WAIT_SECONDS ({sale.first_failures.get('CART_FAILED', '')}); the buyer then "
+                "has no cart id "
                 "(the payload carries only `cart`, `position`, `userErrors`) and starts over."
             )
         series["checkoutComplete via GraphQL"] = sale.latencies
@@ -589,7 +594,8 @@ def _report(
         }
         if stale:
             result.notes.append(
-                f"Read-your-writes under the sale: {stale} of {total} checkouts committed but their `order` could not "
+                f"Read-your-writes under the sale: {stale} of {total} checkouts committed but their "
+                "`order` could not "
                 "be read back within READ_WAIT_SECONDS "
                 f"({next((v for k, v in rw.first_failures.items() if k.startswith('COMMITTED_BUT_')), '')})."
             )

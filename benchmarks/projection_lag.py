@@ -303,18 +303,27 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         "max_in_flight": MAX_IN_FLIGHT,
     }
     result.notes.append(
-        f"Writes are `AddCartLines` (one line) dispatched from the benchmark process over {len(carts)} carts, "
+        "Writes are `AddCartLines` (one line) dispatched from the benchmark process over "
+        f"{len(carts)} carts, "
         f"at most {MAX_IN_FLIGHT} in flight; lag is commit (dispatch returned) to the carts projector having "
-        "written the batch with that event. The projector runs in the gateway process with every other projector."
+        "written the batch with that event. The projector runs in the gateway process with every "
+        "other projector."
     )
     if limited is not None and limited.generator_limited:
         result.notes.append(
-            f"At {limited.rate:.0f} writes/s the command path in one load process could not keep the schedule "
+            f"At {limited.rate:.0f} writes/s the command path in one load process could not keep "
+            "the schedule "
             f"({fmt_rate(limited.achieved)}); the backlog drain gives the projector's own ceiling."
         )
+    documents = int((await stack.control("stats", method="GET"))["cart_documents"])
+    result.metrics["cart_documents"] = documents
     if stack.settings.mongo_stand_in:
         result.notes.append(
-            "The carts store is the in-memory MongoDB stand-in, which scans whole collections in Python; a real "
+            f"{documents} cart documents in the read store at the end (earlier benchmarks' carts included). "
+        )
+        result.notes.append(
+            "The carts store is the in-memory MongoDB stand-in, which scans whole collections in "
+            "Python; a real "
             "MongoDB moves that work out of the gateway process and to an index."
         )
     result.plots.append(

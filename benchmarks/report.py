@@ -436,7 +436,8 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
     )  # fmt: skip
     top = ", ".join(f"{k} {v:.0f}%" for k, v in list(components.items())[:7])
     findings = [
-        f"The event loop was busy {100 * (total - idle) / max(total, 1e-9):.0f}% of the {total:.1f} s sampled "
+        f"The event loop was busy {100 * (total - idle) / max(total, 1e-9):.0f}% of the {total:.1f} "
+        "s sampled "
         "(the rest waiting on sockets).",
         f"Busy time by component (deepest known frame): {top}.",
         f"GraphQL machinery (graphql-core + strawberry) {graphql:.0f}%, store client libraries "
@@ -448,15 +449,19 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
     stand_in = components.get("MongoDB stand-in", 0.0)
     if stand_in >= 10:
         findings.append(
-            f"The in-memory MongoDB stand-in (mongomock) takes {stand_in:.0f}% by itself: it filters by scanning "
-            "every document of a collection in Python, so cart reads and the carts projector get slower as carts "
+            f"The in-memory MongoDB stand-in (mongomock) takes {stand_in:.0f}% by itself: it "
+            "filters by scanning "
+            "every document of a collection in Python, so cart reads and the carts projector get "
+            "slower as carts "
             "accumulate. A real MongoDB serves these by the `_id` index, outside this process."
         )
     syscalls = sum(h["percent_of_busy"] for h in hot if h["function"] in {"socket.send", "socket.sendall"})
     if syscalls >= 5:
         findings.append(
-            f"`socket.send` shows {syscalls:.0f}% self time: on 2 shared cores a send wakes the store process "
-            "on the other end, which can take the CPU before the call returns, so this is mostly time the gateway "
+            f"`socket.send` shows {syscalls:.0f}% self time: on 2 shared cores a send wakes the "
+            "store process "
+            "on the other end, which can take the CPU before the call returns, so this is mostly "
+            "time the gateway "
             "waited for a core, not work of its own."
         )
     return ProfileReport(

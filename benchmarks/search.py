@@ -183,7 +183,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     result.status = "failed" if mismatched else "ok"
     result.headline = (
         f"gateway p50 {fmt_ms(g['p50'])} vs engine {fmt_ms(d['p50'])} "
-        f"(overhead {fmt_ratio(ratio(g['p50'], d['p50']))} at p50, {fmt_ratio(ratio(g['p99'], d['p99']))} at p99)"
+        f"(overhead {fmt_ratio(ratio(g['p50'], d['p50']))} at p50, "
+        f"{fmt_ratio(ratio(g['p99'], d['p99']))} at p99)"
     )
     result.row("latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"])))
     result.row("latency p95", fmt_ms(g["p95"]), fmt_ms(d["p95"]), fmt_ratio(ratio(g["p95"], d["p95"])))

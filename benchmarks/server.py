@@ -13,7 +13,7 @@ in-process, ``build_app`` under uvicorn with the same options), on a free port o
   projector has written each cart event to the read store (``time.perf_counter``, which is
   CLOCK_MONOTONIC and so comparable with the load generator's clock in another process);
 - ``runner/pause`` | ``runner/resume``: stop and restart one projector without resetting it;
-- ``cpu``: this process's CPU time.
+- ``cpu``: this process's CPU time; ``stats``: how many cart documents the read store holds.
 
 Nothing here is installed until asked for, so the measured request path is the product's.
 """
@@ -250,6 +250,7 @@ class Control:
                 post("runner/pause", self.runner_pause),
                 post("runner/resume", self.runner_resume),
                 Route("/_bench/cpu", self.cpu),
+                Route("/_bench/stats", self.stats),
             ]
         )
 
@@ -333,6 +334,10 @@ class Control:
         if not runner.running:
             runner.start()
         return JSONResponse({"resumed": runner.name, "now": now})
+
+    async def stats(self, _request: Request) -> JSONResponse:
+        carts = await self.container.mongo["carts"].count_documents({})
+        return JSONResponse({"cart_documents": carts})
 
     async def cpu(self, _request: Request) -> JSONResponse:
         return JSONResponse({"process_time": time.process_time(), "now": time.perf_counter()})

@@ -157,7 +157,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     bc = latency_stats(base_creates.latencies)
     result.status = "ok"
     result.headline = (
-        f"{fmt_rate(adds.rate, ' cart commands/s')} through GraphQL vs {fmt_rate(base_adds.rate, ' appends/s')} "
+        f"{fmt_rate(adds.rate, ' cart commands/s')} through GraphQL vs "
+        f"{fmt_rate(base_adds.rate, ' appends/s')} "
         f"bare ({fmt_ratio(ratio(adds.rate, base_adds.rate))}); p50 {fmt_ms(g['p50'])} vs {fmt_ms(b['p50'])}"
     )
     result.row(
@@ -237,7 +238,8 @@ async def _baseline(
         rows = (
             await conn.execute(
                 text(
-                    "SELECT position, stream_id, type, data, metadata FROM ledger_events WHERE position = ANY(:p)"
+                    "SELECT position, stream_id, type, data, metadata FROM ledger_events WHERE "
+                    "position = ANY(:p)"
                 ),
                 {"p": create_positions + add_positions},
             )

@@ -44,6 +44,7 @@ from commands.events.order import OrderPlaced
 from commands.handlers import cart as cart_handlers
 from commands.idempotency import STARTED, Claim
 from commands.messages_orders import CompleteCheckout, ErrorInfo, OrderOutcome
+from commands.metrics import CHECKOUT_OUTCOMES
 from commands.reservations import ReservationLine
 from commands.tables import catalog_variants, checkout_carts
 from commands.unit_of_work import MessageMetadata, UnitOfWork
@@ -100,17 +101,23 @@ class CheckoutService:
             settled = await self.settlement.send(
                 str(claimed.progress["attempt_key"]), metadata, token=command.payment_token
             )
-            return _outcome(str(claimed.progress["order_id"]), settled)
+            outcome = _outcome(str(claimed.progress["order_id"]), settled)
+            CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
+            return outcome
 
-        return await run_once(
-            self.engine,
-            scope,
-            command.idempotency_key,
-            request,
-            work,
-            lease=self._claim_lease,
-            wait_seconds=self._wait_seconds,
-        )
+        try:
+            return await run_once(
+                self.engine,
+                scope,
+                command.idempotency_key,
+                request,
+                work,
+                lease=self._claim_lease,
+                wait_seconds=self._wait_seconds,
+            )
+        except DomainError as refused:
+            CHECKOUT_OUTCOMES.labels(refused.code.lower()).inc()
+            raise
 
     async def _place(self, command: CompleteCheckout, claimed: Claim, metadata: MessageMetadata) -> Claim:
         async with UnitOfWork(self.engine, metadata) as uow:

@@ -22,6 +22,7 @@ from commands import idempotency
 from commands.errors import DomainError
 from commands.idempotency import Claim, IdempotencyKeyInProgress
 from commands.messages_orders import OrderOutcome
+from commands.metrics import IDEMPOTENT_REPLAYS
 
 MAX_POLL_SECONDS = 0.25
 MAX_SCOPE = 200  # idempotency_keys.scope
@@ -66,6 +67,7 @@ async def run_once(
         engine, _fit(scope), key, idempotency.request_hash(request), lease=lease, wait_seconds=wait_seconds
     )
     if claimed.replay is not None:
+        IDEMPOTENT_REPLAYS.labels(scope.split(":", 1)[0]).inc()
         return OrderOutcome.from_json(claimed.replay)
     try:
         outcome = await work(claimed)

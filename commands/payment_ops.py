@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.idempotency import request_hash
+from commands.metrics import PAYMENT_OUTCOMES
 from commands.payments import (
     IdempotencyMismatch,
     InvalidPaymentRequest,
@@ -189,6 +190,7 @@ async def mark(conn: AsyncConnection, attempt: Attempt, outcome: Outcome) -> Non
     if attempt.settled or (outcome.status == UNKNOWN and attempt.status == UNKNOWN):
         return
     status = outcome.status if outcome.known else UNKNOWN
+    PAYMENT_OUTCOMES.labels(attempt.operation, status).inc()
     response = outcome.response or {"reason": outcome.reason}
     await conn.execute(
         update(payment_attempts)

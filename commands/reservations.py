@@ -48,6 +48,7 @@ from commands.inventory_store import (
     settle,
     take_all_or_nothing,
 )
+from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 
 __all__ = [
@@ -107,6 +108,7 @@ async def reserve(
     ).scalar_one()
     reserved, short = await take_all_or_nothing(conn, wanted)
     if short:
+        RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
     if not reserved:
         return None
@@ -232,4 +234,5 @@ async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
     await settle(
         uow, rows, EXPIRED, lambda f, q: ReservationExpired(**f, order_id=order_id, quantity=q), reserved=-1
     )
+    RESERVATION_EXPIRIES.inc(len(rows))
     return bool(rows)

@@ -20,6 +20,7 @@ from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.inventory_store import append_event, change_item, event_fields
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.metrics import IDEMPOTENT_REPLAYS
 from commands.unit_of_work import MessageMetadata, UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
@@ -41,6 +42,7 @@ async def execute(
         engine, scope, key, idempotency.request_hash(command.request()), field_path=KEY_FIELD
     )
     if claimed.replay is not None:
+        IDEMPOTENT_REPLAYS.labels(command.operation).inc()
         return StockResult.from_response(claimed.replay)
     try:
         return await bus.dispatch(replace(command, claim=claimed), metadata.with_idempotency_key(key))
