@@ -102,3 +102,9 @@ async def test_journey_reads_as_a_timeline_for_support_only(shop: Shop) -> None:
 
     own = await shop.gql(TIMELINE, {"customer": "cust-journey"}, customer)
     assert error_codes(own) == ["FORBIDDEN"]
+
+    metrics = (await shop.http.get("/metrics")).text
+    assert 'commerce_checkout_outcomes_total{outcome="placed"}' in metrics
+    for operation, status in (("authorize", "AUTHORIZED"), ("capture", "CAPTURED"), ("refund", "REFUNDED")):
+        assert f'commerce_payment_outcomes_total{{operation="{operation}",status="{status}"}}' in metrics
+    assert 'commerce_http_requests_total{operation="/webhooks/payments",outcome="ok"}' in metrics
