@@ -352,18 +352,6 @@ async def _stock_state(pool: Any, sku: str) -> StockState:
     )
 
 
-async def _available_connections(stack: Stack) -> int:
-    conn = await asyncpg.connect(**stack.asyncpg_kwargs())
-    try:
-        limit = int(
-            await conn.fetchval("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'")
-        )
-        used = int(await conn.fetchval("SELECT count(*) FROM pg_stat_activity"))
-    finally:
-        await conn.close()
-    return limit - used - 6
-
-
 async def run(stack: Stack, progress: Progress) -> BenchResult:
     result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
     mode = "quick" if stack.quick else "full"
@@ -421,7 +409,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         await pool.close()
     # This process's SQLAlchemy pool is idle here: give its connections back for the baseline.
     await stack.engine.dispose()
-    concurrency = min(BUYERS, await _available_connections(stack))
+    concurrency = min(BUYERS, await stack.available_connections())
     progress.phase(
         f"baseline: bare conditional reservation, {concurrency} asyncpg connections, {units} units"
     )

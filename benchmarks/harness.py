@@ -270,6 +270,20 @@ class Stack:
             "database": url.database,
         }
 
+    async def available_connections(self) -> int:
+        """PostgreSQL connections still free (max_connections minus those open, minus a margin)."""
+        import asyncpg
+
+        conn = await asyncpg.connect(**self.asyncpg_kwargs())
+        try:
+            limit = int(
+                await conn.fetchval("SELECT setting::int FROM pg_settings WHERE name = 'max_connections'")
+            )
+            used = int(await conn.fetchval("SELECT count(*) FROM pg_stat_activity"))
+        finally:
+            await conn.close()
+        return limit - used - 6
+
     async def control(self, path: str, body: dict[str, Any] | None = None, *, method: str = "POST") -> Any:
         """A benchmark-only endpoint of the gateway process (see benchmarks/server.py)."""
         async with httpx.AsyncClient(base_url=self.base_url, timeout=120) as client:

@@ -205,7 +205,6 @@ async def _backlog(
         "drain_seconds": round(drain, 3),
         "events_per_second": round(len(applied) / drain, 1) if applied and drain > 0 else None,
         "batches": int(collected["batches"]),
-        "applied_at": sorted(applied),
     }
 
 
@@ -298,7 +297,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             for lv in levels
         ],
         "highest_sustained_rate": best,
-        "backlog": {k: v for k, v in backlog.items() if k != "applied_at"},
+        "backlog": backlog,
         "carts": len(carts),
         "max_in_flight": MAX_IN_FLIGHT,
     }

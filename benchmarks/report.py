@@ -474,3 +474,95 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
         components=components,
         hot_functions=hot,
     )
+
+
+# ---------------------------------------------------------------- the per-node budget in docs/scaling.md
+
+BUDGET_START = "<!-- bench:budget:start -->"
+BUDGET_END = "<!-- bench:budget:end -->"
+
+
+def _get(data: Mapping[str, Any], *path: str | int) -> Any:
+    value: Any = data
+    for key in path:
+        mapped = isinstance(value, Mapping) and key in value
+        listed = isinstance(value, list) and isinstance(key, int) and -len(value) <= key < len(value)
+        if mapped or listed:
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+def _num(value: Any, digits: int = 0, unit: str = "") -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        return "n/a"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def budget_lines(results: Sequence[BenchResult]) -> list[str]:
+    """The per-node budget table docs/scaling.md carries, from the latest results."""
+    by_name = {r.name: r for r in results if r.status != "failed"}
+    m: dict[str, Mapping[str, Any]] = {name: r.metrics for name, r in by_name.items()}
+    when = max((r.started_at for r in results), default="")
+    fs, se, wr, lag, n1 = (
+        m.get(k, {}) for k in ("flash_sale", "search", "writes", "projection_lag", "n_plus_one")
+    )
+    sustained = _get(lag, "highest_sustained_rate")
+    levels: list[dict[str, Any]] = _get(lag, "levels") or []
+    level = next((lv for lv in levels if lv.get("offered") == sustained), {})
+    calls_50 = _get(n1, "store_calls", "50")
+    rows = [
+        ("Cart commands (`cartLinesAdd`), one gateway process",
+         f"{_num(_get(wr, 'adds', 'rate'))}/s, p50 {_num(_get(wr, 'adds', 'ms', 'p50'))} ms, "
+         f"{_num(_get(wr, 'gateway_cpu_ms_per_add'), 1)} ms CPU each",
+         f"bare ledger append {_num(_get(wr, 'baseline_adds', 'rate'))}/s "
+         f"(ratio {_num(_get(wr, 'throughput_ratio'), 2)})"),
+        ("Checkout of one hot SKU (64 buyers), one gateway process",
+         f"{_num(_get(fs, 'gateway', 'rate'), 1)} confirmed/s, p50 "
+         f"{_num(_get(fs, 'gateway', 'ms', 'p50'))} ms, "
+         f"{_num(_get(fs, 'gateway', 'cpu_ms_per_unit'))} ms CPU per unit",
+         f"ratio to the bare reservation {_num(_get(fs, 'throughput_ratio'), 3)}"),
+        ("Hot-SKU ceiling: one `inventory_items` row",
+         f"{_num(_get(fs, 'baseline', 'rate'))} reservations/s (bare, p50 "
+         f"{_num(_get(fs, 'baseline', 'ms', 'p50'))} ms)",
+         f"{_num(_get(fs, 'baseline_bucketed', 'buckets'))} bucket rows: "
+         f"{_num(_get(fs, 'baseline_bucketed', 'rate'))}/s"),
+        ("Product search (text + 2 filters + facets), 8 concurrent",
+         f"{_num(_get(se, 'gateway_rps'))} req/s, p50 {_num(_get(se, 'gateway_ms', 'p50'))} ms, "
+         f"p99 {_num(_get(se, 'gateway_ms', 'p99'))} ms, "
+         f"{_num(_get(se, 'gateway_cpu_ms_per_search'), 1)} ms CPU",
+         f"engine direct {_num(_get(se, 'direct_rps'))} req/s "
+         f"(p50 ratio {_num(_get(se, 'overhead_ratio_p50'), 2)})"),
+        ("Carts projector (one worker)",
+         f"sustains {_num(sustained)} writes/s (lag p50 {_num(_get(level, 'lag_ms', 'p50'))} ms, "
+         f"p99 {_num(_get(level, 'lag_ms', 'p99'))} ms)",
+         f"saturated drain {_num(_get(lag, 'backlog', 'events_per_second'))} events/s"),
+        ("PostgreSQL commits (1-row INSERT, 32 connections)",
+         f"{_num(_get(wr, 'commit_ceiling', 'plain_tps'))} tx/s",
+         f"with `pg_notify` in each transaction {_num(_get(wr, 'commit_ceiling', 'notify_tps'))} tx/s"),
+        ("Cart read with 50 lines and variants",
+         f"{_num(sum(calls_50.values()) if calls_50 else None)} store calls", "the same as a 1-line cart"),
+    ]  # fmt: skip
+    lines = [
+        f"Measured by `make bench` on {when} ({', '.join(sorted(by_name))}); "
+        "see `benchmarks/results/SUMMARY.md` for the full tables.",
+        "",
+        "| per node | budget | baseline on the same stores |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return lines
+
+
+def update_budget(doc: Path, results: Sequence[BenchResult]) -> bool:
+    """Replace the block between the budget markers of ``doc``; False when it has none."""
+    if not doc.exists():
+        return False
+    content = doc.read_text()
+    start, end = content.find(BUDGET_START), content.find(BUDGET_END)
+    if start < 0 or end < start:
+        return False
+    block = "\n".join([BUDGET_START, *budget_lines(results), BUDGET_END])
+    doc.write_text(content[:start] + block + content[end + len(BUDGET_END) :])
+    return True

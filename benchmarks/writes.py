@@ -17,6 +17,7 @@ import random
 import time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 
 from benchmarks.harness import BENCH_METADATA, Stack, gql, run_workers
@@ -144,6 +145,12 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         base_creates, base_adds = await _baseline(stack, creates.positions, adds.positions, progress)
         progress.done(f"{fmt_rate(base_creates.rate)} creates, {fmt_rate(base_adds.rate)} adds")
 
+        progress.phase("diagnostic: PostgreSQL commit ceiling with and without NOTIFY")
+        ceiling = await commit_ceiling(stack, 1.0 if stack.quick else 3.0)
+        progress.done(
+            f"{ceiling['plain_tps']:,.0f} tx/s plain, {ceiling['notify_tps']:,.0f} tx/s with pg_notify"
+        )
+
         g, b = latency_stats(adds.latencies), latency_stats(base_adds.latencies)
         if g["p50"] - b["p50"] > b["p50"]:
             progress.phase(f"profiling the gateway over {profiled} more cartLinesAdd")
@@ -178,6 +185,13 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     result.row(
         "cartCreate latency p50", fmt_ms(c["p50"]), fmt_ms(bc["p50"]), fmt_ratio(ratio(c["p50"], bc["p50"]))
     )
+    result.row(
+        f"diagnostic: PostgreSQL commits/s, 1-row INSERT, {ceiling['connections']} asyncpg connections",
+        "",
+        f"{ceiling['plain_tps']:,.0f} tx/s; with `pg_notify` in the transaction "
+        f"{ceiling['notify_tps']:,.0f} tx/s",
+        f"NOTIFY costs {fmt_ratio(ratio(ceiling['notify_tps'], ceiling['plain_tps']))}",
+    )
     cpu_ms = 1000 * cpu_seconds / max(1, len(adds.latencies))
     result.row("gateway CPU per cartLinesAdd (incl. the carts projector)", f"{cpu_ms:.1f} ms")
     result.metrics = {
@@ -191,6 +205,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         "latency_ratio_p50": ratio(g["p50"], b["p50"]),
         "gateway_cpu_ms_per_add": round(cpu_ms, 2),
         "failed_commands": len(failures),
+        "commit_ceiling": ceiling,
     }
     result.notes.append(
         f"{carts_wanted} carts, {len(adds.latencies)} cartLinesAdd (one line, quantity 1, {SKU_POOL} SKUs) "
@@ -284,3 +299,44 @@ async def _baseline(
     await _drive(base_creates, len(creates), append_op(base_creates, creates, 0), progress)
     await _drive(base_adds, len(adds), append_op(base_adds, adds, None), progress)
     return base_creates, base_adds
+
+
+async def commit_ceiling(stack: Stack, seconds: float) -> dict[str, Any]:
+    """Commits per second PostgreSQL takes for a one-row INSERT, with and without a
+    ``pg_notify`` in the same transaction (every ledger append notifies; PostgreSQL takes a
+    database-wide lock while committing a transaction that notified)."""
+    await stack.engine.dispose()
+    connections = max(1, min(CONCURRENCY, await stack.available_connections()))
+    kwargs = stack.asyncpg_kwargs()
+    table = f"bench_commit_probe_{stack.run_id}"
+    pool = await asyncpg.create_pool(min_size=connections, max_size=connections, **kwargs)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, payload text)")
+        for notify in (False, True, False, True):
+            done = 0
+            deadline = time.perf_counter() + seconds / 2
+
+            async def worker(_: int, notify: bool = notify, deadline: float = deadline) -> None:
+                nonlocal done
+                async with pool.acquire() as conn:
+                    while time.perf_counter() < deadline:
+                        async with conn.transaction():
+                            await conn.execute(f"INSERT INTO {table} (payload) VALUES ('x')")
+                            if notify:
+                                await conn.execute("SELECT pg_notify('bench_probe', '1')")
+                        done += 1
+
+            started = time.perf_counter()
+            await run_workers(connections, worker)
+            rates[notify].append(done / (time.perf_counter() - started))
+        async with pool.acquire() as conn:
+            await conn.execute(f"DROP TABLE {table}")
+    finally:
+        await pool.close()
+    return {
+        "connections": connections,
+        "plain_tps": round(sum(rates[False]) / len(rates[False]), 1),
+        "notify_tps": round(sum(rates[True]) / len(rates[True]), 1),
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
+from strawberry.schema.config import StrawberryConfig
 
 from gateway.bootstrap import Container
 from gateway.graphql_view import GatewaySchema, GraphQLView
@@ -11,12 +12,19 @@ from gateway.health import healthz, readyz
 from gateway.metrics import metrics_endpoint
 from gateway.middleware import RequestIdMiddleware
 from gateway.schema.root import Mutation, Query, Subscription, extra_types
+from gateway.schema.scalars import SCALAR_MAP
 from gateway.settings import Settings
 from gateway.webhooks import payment_webhook
 
 
 def build_schema() -> GatewaySchema:
-    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, types=extra_types())
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=extra_types(),
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    )
 
 
 def _routes(settings: Settings) -> list[Route | WebSocketRoute]:

@@ -33,7 +33,7 @@ from gateway.errors import GatewayError, unauthenticated
 from gateway.schema.catalog import ProductVariant, variant_by_sku
 from gateway.schema.common import Freshness, Money, Node, UserError
 from gateway.schema.ids import global_id, parse_global_id
-from gateway.schema.scalars import Position
+from gateway.schema.scalars import Position, optional_position
 from queries.carts import PROJECTION, CartLineView, CartQueries, CartStoreUnavailable, CartView
 from queries.freshness import StaleRead
 
@@ -108,7 +108,7 @@ async def _payload_cart(root: CartPayload, info: Info) -> Cart | None:
 @strawberry.type
 class CartPayload:
     cart: Cart | None = strawberry.field(resolver=_payload_cart)
-    position: Position | None  # type: ignore[valid-type]
+    position: Position | None
     user_errors: list[UserError]
     result: strawberry.Private[CartResult | None] = None
 
@@ -248,7 +248,7 @@ async def _dispatch(info: Info, command: Command[CartResult], prefix: list[str] 
         result = await info.context.container.bus.dispatch(command, info.context.metadata())
     except DomainError as err:
         return CartPayload(position=None, user_errors=UserError.from_domain(err, prefix))
-    return CartPayload(position=result.position, user_errors=[], result=result)
+    return CartPayload(position=optional_position(result.position), user_errors=[], result=result)
 
 
 # ---------------------------------------------------------------- read helpers

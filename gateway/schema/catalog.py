@@ -16,7 +16,7 @@ from gateway.context import Info
 from gateway.errors import bad_user_input
 from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
 from gateway.schema.ids import global_id, parse_global_id
-from gateway.schema.scalars import Position
+from gateway.schema.scalars import Position, optional_position
 from queries.freshness import StaleRead
 from queries.products import InvalidSearch, ProductSearchPage, ProductView, SearchRequest, VariantView
 
@@ -183,7 +183,7 @@ class ProductUpsertInput:
 @strawberry.type
 class ProductPayload:
     product: Product | None
-    position: Position | None  # type: ignore[valid-type]
+    position: Position | None
     user_errors: list[UserError]
 
 
@@ -292,5 +292,7 @@ async def resolve_product_upsert(info: Info, input: ProductUpsertInput) -> Produ
     product_loader.clear(result.product_id)
     view = await product_loader.load(result.product_id)
     return ProductPayload(
-        product=None if view is None else Product.of(view), position=result.position, user_errors=[]
+        product=None if view is None else Product.of(view),
+        position=optional_position(result.position),
+        user_errors=[],
     )

@@ -35,8 +35,8 @@ class Money:
 @strawberry.type(description="How current the answering read model was. Computed at read time.")
 class Freshness:
     projection: str
-    position: Position  # type: ignore[valid-type]
-    head_position: Position  # type: ignore[valid-type]
+    position: Position
+    head_position: Position
     lag_events: int
     lag_seconds: float
     updated_at: datetime | None
@@ -45,8 +45,8 @@ class Freshness:
     def of(cls, model: FreshnessModel) -> Freshness:
         return cls(
             projection=model.projection,
-            position=model.position,
-            head_position=model.head_position,
+            position=Position(model.position),
+            head_position=Position(model.head_position),
             lag_events=model.lag_events,
             lag_seconds=round(model.lag_seconds, 3),
             updated_at=model.updated_at,

@@ -17,7 +17,7 @@ from gateway.context import Info
 from gateway.loaders import keyed_loader, request_freshness
 from gateway.schema.catalog import StockHint
 from gateway.schema.common import Freshness, UserError
-from gateway.schema.scalars import Position
+from gateway.schema.scalars import Position, optional_position
 from queries.freshness import Freshness as FreshnessModel
 from queries.inventory import PROJECTION, InventoryLevelView, InventoryQueries
 
@@ -44,7 +44,7 @@ async def _payload_level(root: InventoryPayload, info: Info) -> InventoryLevel |
 @strawberry.type
 class InventoryPayload:
     level: InventoryLevel | None = strawberry.field(resolver=_payload_level)
-    position: Position | None  # type: ignore[valid-type]
+    position: Position | None
     user_errors: list[UserError]
     result: strawberry.Private[StockResult | None] = None
 
@@ -89,7 +89,7 @@ async def _execute(info: Info, command: SetStock | AdjustStock, key: str) -> Inv
         )
     except DomainError as err:
         return InventoryPayload(position=None, user_errors=UserError.from_domain(err))
-    return InventoryPayload(position=result.position, user_errors=[], result=result)
+    return InventoryPayload(position=optional_position(result.position), user_errors=[], result=result)
 
 
 def _queries(info: Info) -> InventoryQueries:

@@ -25,7 +25,7 @@ from gateway.schema import orders as orders_api
 from gateway.schema.common import UserError
 from gateway.schema.ids import parse_global_id
 from gateway.schema.orders import Order
-from gateway.schema.scalars import Position
+from gateway.schema.scalars import Position, optional_position
 
 MAX_CART_KEY = 64
 
@@ -64,7 +64,7 @@ async def _payload_order(root: CheckoutPayload | OrderPayload, info: Info) -> Or
 @strawberry.type
 class CheckoutPayload:
     order: Order | None = strawberry.field(resolver=_payload_order)
-    position: Position | None  # type: ignore[valid-type]
+    position: Position | None
     user_errors: list[UserError]
     order_id: strawberry.Private[str | None] = None
 
@@ -72,7 +72,7 @@ class CheckoutPayload:
 @strawberry.type
 class OrderPayload:
     order: Order | None = strawberry.field(resolver=_payload_order)
-    position: Position | None  # type: ignore[valid-type]
+    position: Position | None
     user_errors: list[UserError]
     order_id: strawberry.Private[str | None] = None
 
@@ -112,7 +112,9 @@ async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> Checkou
     except DomainError as error:
         return CheckoutPayload(position=None, user_errors=UserError.from_domain(error, ["input"]))
     return CheckoutPayload(
-        position=outcome.position, user_errors=_errors(outcome, ["input"]), order_id=outcome.order_id
+        position=optional_position(outcome.position),
+        user_errors=_errors(outcome, ["input"]),
+        order_id=outcome.order_id,
     )
 
 
@@ -134,7 +136,9 @@ async def _order_mutation(
     except DomainError as error:
         return OrderPayload(position=None, user_errors=UserError.from_domain(error))
     return OrderPayload(
-        position=outcome.position, user_errors=_errors(outcome, None), order_id=outcome.order_id
+        position=optional_position(outcome.position),
+        user_errors=_errors(outcome, None),
+        order_id=outcome.order_id,
     )
 
 

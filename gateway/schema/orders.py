@@ -86,7 +86,7 @@ class PaymentSummary:
 class OrderEvent:
     type: str
     at: datetime
-    position: Position  # type: ignore[valid-type]
+    position: Position
 
 
 @strawberry.type
@@ -331,7 +331,7 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
             postal_code=address.postal_code,
             country_code=address.country_code,
         ),
-        history=[OrderEvent(type=h.type, at=h.at, position=h.position) for h in view.history],
+        history=[OrderEvent(type=h.type, at=h.at, position=Position(h.position)) for h in view.history],
         created_at=view.created_at,
         updated_at=view.updated_at,
         known_freshness=freshness,

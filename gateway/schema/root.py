@@ -63,7 +63,7 @@ class Query:
         self,
         info: Info,
         id: strawberry.ID,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> cart_api.Cart | None:
         return await cart_api.resolve_cart(info, id, consistent_with)
 
@@ -71,7 +71,7 @@ class Query:
     async def my_cart(
         self,
         info: Info,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> cart_api.Cart | None:
         return await cart_api.resolve_my_cart(info, consistent_with)
 
@@ -80,7 +80,7 @@ class Query:
         self,
         info: Info,
         id: strawberry.ID,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> orders_api.Order | None:
         return await orders_api.resolve_order(info, id, consistent_with)
 
@@ -92,7 +92,7 @@ class Query:
         status: orders_api.OrderStatus | None = None,
         first: int | None = 20,
         after: str | None = None,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> orders_api.OrderConnection:
         return await orders_api.resolve_orders(info, customer_id, status, first, after, consistent_with)
 
@@ -104,7 +104,7 @@ class Query:
         kinds: list[support_api.TimelineEntryKind] | None = None,
         first: int | None = 50,
         after: str | None = None,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> support_api.TimelineConnection:
         return await support_api.resolve_customer_timeline(
             info, customer_id, kinds, first, after, consistent_with
@@ -115,7 +115,7 @@ class Query:
         self,
         info: Info,
         sku: str,
-        consistent_with: Position | None = None,  # type: ignore[valid-type]
+        consistent_with: Position | None = None,
     ) -> inventory_api.InventoryLevel | None:
         return await inventory_api.resolve_inventory(info, sku, consistent_with)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 MAX_POSITION = 2**63 - 1
+
+Position = NewType("Position", int)
 
 
 def _parse_position(value: object) -> int:
@@ -23,10 +26,16 @@ def _parse_position(value: object) -> int:
     return number
 
 
-Position = strawberry.scalar(
-    NewType("Position", int),
-    name="Position",
-    description="Global ledger position: a non-negative 64-bit integer, serialized as a decimal string.",
-    serialize=lambda value: str(int(value)),
-    parse_value=_parse_position,
-)
+def optional_position(value: int | None) -> Position | None:
+    """A mutation's position: None when it appended nothing."""
+    return None if value is None else Position(value)
+
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    Position: strawberry.scalar(
+        name="Position",
+        description="Global ledger position: a non-negative 64-bit integer, serialized as a decimal string.",
+        serialize=lambda value: str(int(value)),
+        parse_value=_parse_position,
+    )
+}

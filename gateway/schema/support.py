@@ -39,7 +39,7 @@ class TimelineEntry:
     summary: str
     order_id: strawberry.ID | None
     cart_id: strawberry.ID | None
-    position: Position  # type: ignore[valid-type]
+    position: Position
     data: JSON | None
 
     @classmethod
@@ -52,7 +52,7 @@ class TimelineEntry:
             summary=view.summary,
             order_id=None if view.order_id is None else strawberry.ID(global_id("Order", view.order_id)),
             cart_id=None if view.cart_id is None else strawberry.ID(global_id("Cart", view.cart_id)),
-            position=view.position,
+            position=Position(view.position),
             data=cast(JSON, view.data) if show_data else None,
         )
 
