@@ -58,6 +58,7 @@ class Benchmark:
         return run
 
 
+# In the order of the issue (and of SUMMARY.md).
 BENCHMARKS = (
     Benchmark(flash_sale, 420, 150),
     Benchmark(search, 150, 60),
@@ -66,6 +67,9 @@ BENCHMARKS = (
     Benchmark(n_plus_one, 60, 60),
 )
 ORDER = [b.name for b in BENCHMARKS]
+# Run order: the flash sale leaves thousands of carts behind, which slows every later cart
+# read on the in-memory MongoDB stand-in (it scans), so it runs last.
+RUN_ORDER = ("n_plus_one", "search", "writes", "projection_lag", "flash_sale")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for bench in BENCHMARKS:
             print(f"{bench.name:16} {bench.title}")
         return 0
-    selected = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    by_name = {b.name: b for b in BENCHMARKS}
+    selected = [by_name[name] for name in RUN_ORDER if not args.only or name in args.only]
     results_dir: Path = args.results.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress()

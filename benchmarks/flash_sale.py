@@ -44,11 +44,11 @@ NAME = "flash_sale"
 TITLE = "Flash sale"
 NEEDS_CATALOG = False
 BUYERS = 64
-SIZES = {"full": (2000, 200.0), "quick": (200, 45.0)}  # units, gateway time limit (s)
+SIZES = {"full": (2000, 240.0), "quick": (200, 45.0)}  # units, gateway time limit (s)
 BASELINE_LIMIT_SECONDS = 60.0
-PROFILE_UNITS = {"full": 200, "quick": 60}
+PROFILE_UNITS = {"full": 150, "quick": 60}
 BUCKETS = 8
-RW_SIZES = {"full": (256, 60.0), "quick": (64, 30.0)}  # units, time limit (s)
+RW_SIZES = {"full": (192, 60.0), "quick": (64, 30.0)}  # units, time limit (s)
 PRICE = "19.99"
 
 UPSERT = """

@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks.progress import Progress
-from benchmarks.report import ProfileReport, analyze_profile
+from benchmarks.report import ProfileReport
 from commands.bus import CommandBus
 from commands.handlers import cart as cart_handlers
 from commands.handlers.catalog import upsert_product
@@ -304,10 +304,9 @@ class Stack:
             yield reports
         finally:
             stopped = await self.control("profile/stop")
-        session = Path(stopped["session"])
-        report = analyze_profile(session, name=name, seconds=float(stopped["seconds"]))
-        report.html, report.text, report.session = (
-            _relative(stopped[kind], self.results_dir) for kind in ("html", "text", "session")
+        report = ProfileReport(**stopped)
+        report.html, report.text = (
+            _relative(getattr(report, kind), self.results_dir) for kind in ("html", "text")
         )
         reports.append(report)
 

@@ -64,9 +64,12 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     async with stack.http(2) as client:
         for n in LINE_COUNTS:
             lines = [{"sku": sku, "quantity": 1 + i % 3} for i, sku in enumerate(skus[:n])]
-            created = await gql(client, CREATE, {"input": {"lines": lines}})
-            payload = created.field("cartCreate")
-            if not payload or payload["userErrors"] or not payload["cart"]:
+            for _attempt in range(3):  # a stale read-back leaves no cart id: create again
+                created = await gql(client, CREATE, {"input": {"lines": lines}})
+                payload = created.field("cartCreate")
+                if payload and not payload["userErrors"] and payload["cart"]:
+                    break
+            else:
                 raise RuntimeError(f"cartCreate with {n} lines failed: {created.describe()}")
             carts[n] = (payload["cart"]["id"], payload["position"])
         progress.done()

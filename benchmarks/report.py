@@ -91,7 +91,6 @@ class ProfileReport:
     name: str
     html: str
     text: str
-    session: str
     seconds: float
     findings: list[str] = field(default_factory=list)
     components: dict[str, float] = field(default_factory=dict)
@@ -159,7 +158,10 @@ def load_results(directory: Path, order: Sequence[str]) -> list[BenchResult]:
         except ValueError:
             continue
         data["rows"] = [Row(**r) for r in data.get("rows", [])]
-        data["profiles"] = [ProfileReport(**p) for p in data.get("profiles", [])]
+        fields_ = set(ProfileReport.__dataclass_fields__)
+        data["profiles"] = [
+            ProfileReport(**{k: v for k, v in p.items() if k in fields_}) for p in data.get("profiles", [])
+        ]
         known = set(BenchResult.__dataclass_fields__)
         found.append(BenchResult(**{k: v for k, v in data.items() if k in known}))
     return found
@@ -396,12 +398,10 @@ def _idle(stack: Sequence[str]) -> bool:
     return any(_frame(f)[0] == "select" and _frame(f)[1].endswith("selectors.py") for f in stack[-3:])
 
 
-def analyze_profile(session_path: Path, *, name: str, seconds: float) -> ProfileReport:
-    """Where the gateway process spent its busy time: each sample goes to the deepest frame
-    that belongs to a known component (so stdlib helpers count for whoever called them)."""
-    from pyinstrument.session import Session
-
-    session = Session.load(session_path)
+def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport:
+    """Where the gateway process spent its busy time, from a pyinstrument ``Session``: each
+    sample goes to the deepest frame that belongs to a known component (so stdlib helpers
+    count for whoever called them)."""
     total = idle = 0.0
     by_component: dict[str, float] = {}
     by_function: dict[tuple[str, str], float] = {}
@@ -468,7 +468,6 @@ def analyze_profile(session_path: Path, *, name: str, seconds: float) -> Profile
         name=name,
         html="",
         text="",
-        session=str(session_path),
         seconds=seconds,
         findings=findings,
         components=components,
@@ -544,9 +543,11 @@ def budget_lines(results: Sequence[BenchResult]) -> list[str]:
         ("Cart read with 50 lines and variants",
          f"{_num(sum(calls_50.values()) if calls_50 else None)} store calls", "the same as a 1-line cart"),
     ]  # fmt: skip
+    env = next((r.environment for r in results if r.environment), {})
     lines = [
-        f"Measured by `make bench` on {when} ({', '.join(sorted(by_name))}); "
-        "see `benchmarks/results/SUMMARY.md` for the full tables.",
+        f"Measured by `make bench` on {when}: {env.get('cpus', '?')} CPUs, load average at start "
+        f"{env.get('loadavg', '?')}, {env.get('stores', 'stores unknown')}. See "
+        "`benchmarks/results/SUMMARY.md` for the full tables.",
         "",
         "| per node | budget | baseline on the same stores |",
         "|---|---|---|",

@@ -33,7 +33,7 @@ NAME = "search"
 TITLE = "Search"
 NEEDS_CATALOG = True
 CONCURRENCY = 8
-SIZES = {"full": (4, 300, 300), "quick": (2, 30, 40)}  # rounds, requests per side per round, profiled
+SIZES = {"full": (3, 300, 300), "quick": (2, 30, 40)}  # rounds, requests per side per round, profiled
 WARMUP = 20
 PAGE = 20
 
