@@ -99,6 +99,10 @@ class CartLineUpdateInput:
     quantity: int
 
 
+def _written_cart_id(root: CartPayload) -> strawberry.ID | None:
+    return None if root.result is None else strawberry.ID(global_id("Cart", root.result.cart_id))
+
+
 async def _payload_cart(root: CartPayload, info: Info) -> Cart | None:
     if root.result is None:
         return None
@@ -108,6 +112,10 @@ async def _payload_cart(root: CartPayload, info: Info) -> Cart | None:
 @strawberry.type
 class CartPayload:
     cart: Cart | None = strawberry.field(resolver=_payload_cart)
+    cart_id: strawberry.ID | None = strawberry.field(
+        resolver=_written_cart_id,
+        description="Id of the cart this command wrote, even when `cart` could not be read back in time.",
+    )
     position: Position | None
     user_errors: list[UserError]
     result: strawberry.Private[CartResult | None] = None

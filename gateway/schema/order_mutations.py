@@ -23,7 +23,7 @@ from commands.messages_orders import (
 from gateway.context import Info
 from gateway.schema import orders as orders_api
 from gateway.schema.common import UserError
-from gateway.schema.ids import parse_global_id
+from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.orders import Order
 from gateway.schema.scalars import Position, optional_position
 
@@ -61,9 +61,18 @@ async def _payload_order(root: CheckoutPayload | OrderPayload, info: Info) -> Or
     return await orders_api.order_as_of(info, root.order_id, root.position)
 
 
+def _written_order_id(root: CheckoutPayload | OrderPayload) -> strawberry.ID | None:
+    return None if root.order_id is None else strawberry.ID(global_id("Order", root.order_id))
+
+
 @strawberry.type
 class CheckoutPayload:
     order: Order | None = strawberry.field(resolver=_payload_order)
+    written_order_id: strawberry.ID | None = strawberry.field(
+        name="orderId",
+        resolver=_written_order_id,
+        description="Id of the order this command wrote, even when `order` could not be read back in time.",
+    )
     position: Position | None
     user_errors: list[UserError]
     order_id: strawberry.Private[str | None] = None
@@ -72,6 +81,11 @@ class CheckoutPayload:
 @strawberry.type
 class OrderPayload:
     order: Order | None = strawberry.field(resolver=_payload_order)
+    written_order_id: strawberry.ID | None = strawberry.field(
+        name="orderId",
+        resolver=_written_order_id,
+        description="Id of the order this command wrote, even when `order` could not be read back in time.",
+    )
     position: Position | None
     user_errors: list[UserError]
     order_id: strawberry.Private[str | None] = None
