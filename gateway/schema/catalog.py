@@ -187,6 +187,13 @@ class ProductPayload:
     user_errors: list[UserError]
 
 
+async def wait_for_search(info: Info, position: int | None) -> None:
+    """Read-your-writes for catalog reads: wait until the search model has applied ``position``."""
+    if position is not None:
+        container = info.context.container
+        await container.freshness.wait_for("search", position, container.settings.read_wait_seconds)
+
+
 async def resolve_product(info: Info, id: strawberry.ID | None, handle: str | None) -> Product | None:
     if (id is None) == (handle is None):
         raise bad_user_input("give exactly one of id and handle")

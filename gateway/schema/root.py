@@ -38,12 +38,20 @@ class Query:
 
     @strawberry.field
     async def product(
-        self, info: Info, id: strawberry.ID | None = None, handle: str | None = None
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        handle: str | None = None,
+        consistent_with: Position | None = None,
     ) -> catalog_api.Product | None:
+        await catalog_api.wait_for_search(info, consistent_with)
         return await catalog_api.resolve_product(info, id, handle)
 
     @strawberry.field
-    async def variant(self, info: Info, sku: str) -> catalog_api.ProductVariant | None:
+    async def variant(
+        self, info: Info, sku: str, consistent_with: Position | None = None
+    ) -> catalog_api.ProductVariant | None:
+        await catalog_api.wait_for_search(info, consistent_with)
         return await catalog_api.resolve_variant(info, sku)
 
     @strawberry.field
@@ -55,7 +63,9 @@ class Query:
         sort: catalog_api.ProductSort | None = catalog_api.ProductSort.RELEVANCE,
         first: int | None = 20,
         after: str | None = None,
+        consistent_with: Position | None = None,
     ) -> catalog_api.ProductSearchConnection:
+        await catalog_api.wait_for_search(info, consistent_with)
         return await catalog_api.resolve_products(info, query, filter, sort, first, after)
 
     @strawberry.field
