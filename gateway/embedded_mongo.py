@@ -43,6 +43,7 @@ from gateway.embedded_mongo_cursor import (
     normalize_sort,
     server_errors,
 )
+from gateway.embedded_mongo_index import index_by_id
 
 __all__ = [
     "MongomockAsyncClient",
@@ -63,7 +64,7 @@ class MongomockAsyncCollection:
         self, database: MongomockAsyncDatabase, sync: Collection[Document], gate: ClientGate
     ) -> None:
         self._database = database
-        self._sync = sync
+        self._sync = index_by_id(sync)
         self._gate = gate
 
     @property
