@@ -39,9 +39,6 @@ class CommandBus:
     def register(self, command_type: type[Command[ResultT]], handler: Handler) -> None:
         self._handlers[command_type] = handler
 
-    def unit_of_work(self, metadata: MessageMetadata) -> UnitOfWork:
-        return UnitOfWork(self._engine, metadata)
-
     async def dispatch(self, command: Command[ResultT], metadata: MessageMetadata) -> ResultT:
         handler = self._handlers.get(type(command))
         if handler is None:

@@ -65,14 +65,6 @@ class Claim:
     progress: dict[str, Any] = field(default_factory=dict)
     replay: dict[str, Any] | None = None
 
-    @property
-    def is_replay(self) -> bool:
-        return self.replay is not None
-
-    @property
-    def resumed(self) -> bool:
-        return self.replay is None and self.recovery_point != STARTED
-
 
 async def claim(
     engine: AsyncEngine,

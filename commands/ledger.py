@@ -196,12 +196,3 @@ async def read_batch(conn: AsyncConnection, after: Checkpoint, limit: int) -> Ba
 async def head_position(conn: AsyncConnection) -> int:
     result = await conn.execute(text("SELECT coalesce(max(position), 0) FROM ledger_events"))
     return int(result.scalar_one())
-
-
-async def checkpoint_of(conn: AsyncConnection, position: int) -> Checkpoint | None:
-    """Where the event at ``position`` sits in the gap-safe order (None if absent)."""
-    result = await conn.execute(
-        text("SELECT tx_id::text::bigint FROM ledger_events WHERE position = :p"), {"p": position}
-    )
-    tx_id = result.scalar_one_or_none()
-    return None if tx_id is None else Checkpoint(int(tx_id), position)

@@ -36,10 +36,6 @@ def bad_user_input(message: str, **extensions: Any) -> GatewayError:
     return GatewayError("BAD_USER_INPUT", message, **extensions)
 
 
-def not_implemented(what: str) -> GatewayError:
-    return GatewayError("NOT_IMPLEMENTED", f"{what} is not available yet")
-
-
 def format_error(error: GraphQLError, request_id: str | None) -> dict[str, Any]:
     """The client-facing form of one error; unexpected ones are masked and logged."""
     original = error.original_error
