@@ -122,22 +122,32 @@ class TimelineProjection:
     async def _remember_and_backfill(
         self, conn: AsyncConnection, learned: dict[tuple[str, str], str]
     ) -> None:
-        for (kind, key), customer in learned.items():
+        if not learned:
+            return
+        kinds = [kind for kind, _ in learned]
+        keys = [key for _, key in learned]
+        customers = list(learned.values())
+        await conn.execute(
+            text(
+                f"INSERT INTO {self.owners} (kind, key, customer_id) "
+                "SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]), "
+                "CAST(:customers AS text[])) "
+                "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id"
+            ),
+            {"kinds": kinds, "keys": keys, "customers": customers},
+        )
+        # Guest history joins the customer's timeline once we learn whose it is.
+        for kind, column in (("cart", "cart_id"), ("order", "order_id")):
+            pairs = [(key, customer) for (k, key), customer in learned.items() if k == kind]
+            if not pairs:
+                continue
             await conn.execute(
                 text(
-                    f"INSERT INTO {self.owners} (kind, key, customer_id) VALUES (:kind, :key, :customer) "
-                    "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id"
+                    f"UPDATE {self.entries} AS e SET customer_id = o.customer "
+                    "FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[])) AS o(key, customer) "
+                    f"WHERE e.{column} = o.key AND e.customer_id IS NULL"
                 ),
-                {"kind": kind, "key": key, "customer": customer},
-            )
-            column = "cart_id" if kind == "cart" else "order_id"
-            # Guest history joins the customer's timeline once we learn whose it is.
-            await conn.execute(
-                text(
-                    f"UPDATE {self.entries} SET customer_id = :customer "
-                    f"WHERE {column} = :key AND customer_id IS NULL"
-                ),
-                {"customer": customer, "key": key},
+                {"keys": [k for k, _ in pairs], "customers": [c for _, c in pairs]},
             )
 
     def rebuild_copy(self, generation: str) -> Projection:
