@@ -121,13 +121,12 @@ class SearchProjection:
     ) -> None:
         """Fold stock levels into the documents of this batch, fetching the others once."""
         levels = stock_from_events(events)
-        missing = sorted({level.product_id for level in levels.values()} - set(documents))
-        stored = await self._existing(missing)
-        for product_id, document in stored.items():
-            if apply_stock(document, levels):
-                documents[product_id] = document
         for document in documents.values():
             apply_stock(document, levels)
+        missing = sorted({level.product_id for level in levels.values()} - set(documents))
+        for product_id, document in (await self._existing(missing)).items():
+            if apply_stock(document, levels):
+                documents[product_id] = document
 
     async def _bulk_index(self, documents: dict[str, dict[str, Any]]) -> None:
         if not documents:
