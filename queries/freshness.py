@@ -99,6 +99,15 @@ _FRESHNESS_SQL = text(
 )
 
 
+_LOOKUP_SQL = text(
+    """
+    SELECT (SELECT tx_id::text::bigint FROM ledger_events WHERE position = :p) AS target_tx,
+           c.tx_id AS checkpoint_tx, c.position AS checkpoint_position
+    FROM (SELECT 1) AS one LEFT JOIN projection_checkpoints c ON c.name = :n
+    """
+)
+
+
 class FreshnessService:
     def __init__(self, engine: AsyncEngine, watcher: CheckpointWatcher) -> None:
         self._engine = engine
@@ -126,19 +135,13 @@ class FreshnessService:
         bound = DEFAULT_WAIT_SECONDS if timeout is None else min(max(timeout, 0.0), MAX_WAIT_SECONDS)
         deadline = time.monotonic() + bound
         target: TxPosition | None = None
-        first_pass = True
         while True:
             # Subscribe before checking, so an announcement in between is not lost.
             changed = self._watcher.changed(projection)
             if target is None:
-                target = await self._target(position)
-            if target is not None:
-                current = self._watcher.latest(projection)
-                if current < target and first_pass:
-                    current = max(current, await self._stored(projection))
-                if current >= target:
-                    return
-            first_pass = False
+                target = await self._lookup(projection, position)
+            if target is not None and self._watcher.latest(projection) >= target:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)
@@ -147,25 +150,14 @@ class FreshnessService:
             except TimeoutError:
                 raise self._stale(projection, position, target is None) from None
 
-    async def _target(self, position: int) -> TxPosition | None:
+    async def _lookup(self, projection: str, position: int) -> TxPosition | None:
+        """Where event ``position`` sits in (tx_id, position) order, and (as a side effect)
+        what the projector has stored, in one round trip; None while the event is not visible."""
         async with self._engine.connect() as conn:
-            result = await conn.execute(
-                text("SELECT tx_id::text::bigint FROM ledger_events WHERE position = :p"), {"p": position}
-            )
-            tx_id = result.scalar_one_or_none()
-        return None if tx_id is None else (int(tx_id), position)
-
-    async def _stored(self, projection: str) -> TxPosition:
-        async with self._engine.connect() as conn:
-            result = await conn.execute(
-                text("SELECT tx_id, position FROM projection_checkpoints WHERE name = :n"), {"n": projection}
-            )
-            row = result.first()
-        if row is None:
-            return (0, 0)
-        stored = (int(row.tx_id), int(row.position))
-        self._watcher.observe(projection, stored)
-        return stored
+            row = (await conn.execute(_LOOKUP_SQL, {"p": position, "n": projection})).one()
+        if row.checkpoint_tx is not None:
+            self._watcher.observe(projection, (int(row.checkpoint_tx), int(row.checkpoint_position)))
+        return None if row.target_tx is None else (int(row.target_tx), position)
 
     @staticmethod
     def _stale(projection: str, position: int, unknown: bool) -> StaleRead:
