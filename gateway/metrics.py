@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -28,15 +29,17 @@ PROJECTION_LAG_SECONDS = Gauge(
 
 # Operation names come from clients: cap the label set so a client cannot blow up the series count.
 MAX_OPERATION_LABELS = 300
+_GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _seen_operations: set[str] = set()
 
 
 def operation_label(name: str) -> str:
     if name in _seen_operations:
         return name
-    well_formed = len(name) <= 100 and name.replace("_", "a").isalnum()
-    if len(_seen_operations) >= MAX_OPERATION_LABELS or not well_formed:
-        return name if name.startswith("/") else "other"
+    if name.startswith("/"):
+        return name  # a route label from the middleware: a fixed, small set
+    if len(_seen_operations) >= MAX_OPERATION_LABELS or not _GRAPHQL_NAME.fullmatch(name):
+        return "other"
     _seen_operations.add(name)
     return name
 
