@@ -47,10 +47,10 @@ from commands.handlers import cart as cart_handlers
 from commands.handlers.catalog import upsert_product
 from commands.messages_catalog import UpsertProduct
 from commands.unit_of_work import MessageMetadata
-from gateway.auth import JwtAuthenticator
-from gateway.embedded import EmbeddedStores
-from gateway.seed import DEFAULT_SEED, demo_catalog
-from gateway.settings import MONGOMOCK_SCHEME, Settings
+from gateway.bootstrap.seed import DEFAULT_SEED, demo_catalog
+from gateway.bootstrap.settings import MONGOMOCK_SCHEME, Settings
+from gateway.edge.auth import JwtAuthenticator
+from gateway.stores.embedded import EmbeddedStores
 from projections.search import alias_name
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from benchmarks.report import (
     plot_latency,
     ratio,
 )
-from gateway.seed import BRANDS
+from gateway.bootstrap.seed import BRANDS
 from queries.product_search import SearchRequest, build_search
 
 NAME = "search"

@@ -45,11 +45,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from commands.ledger import RecordedEvent
-from gateway.app import build_app
-from gateway.bootstrap import Container, build_container
-from gateway.logging_setup import configure_logging
-from gateway.settings import Settings
-from gateway.wiring import wire
+from gateway.bootstrap.container import Container, build_container
+from gateway.bootstrap.logging import configure_logging
+from gateway.bootstrap.settings import Settings
+from gateway.bootstrap.wiring import wire
+from gateway.http.app import build_app
 
 COUNT_HEADER = b"x-bench-count"
 PROFILE_FILE_INTERVAL = 0.02

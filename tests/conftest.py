@@ -21,12 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from commands.migrate import migrate
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container, build_container
-from gateway.embedded import EmbeddedStores
-from gateway.settings import Settings
-from gateway.wiring import wire
+from gateway.bootstrap.container import Container, build_container
+from gateway.bootstrap.settings import Settings
+from gateway.bootstrap.wiring import wire
+from gateway.edge.auth import JwtAuthenticator
+from gateway.http.app import build_app
+from gateway.stores.embedded import EmbeddedStores
 from projections.runner import RunnerConfig
 
 TEMPLATE_DB = "commerce_test_template"

@@ -28,8 +28,8 @@ from commands.messages_cart import (
     RemoveCartLines,
     UpdateCartLines,
 )
-from gateway.context import Info
-from gateway.errors import GatewayError, unauthenticated
+from gateway.edge.context import Info
+from gateway.edge.errors import GatewayError, unauthenticated
 from gateway.schema.catalog import ProductVariant, variant_by_sku
 from gateway.schema.common import Freshness, Money, Node, UserError
 from gateway.schema.ids import global_id, parse_global_id

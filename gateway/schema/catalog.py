@@ -11,11 +11,11 @@ import strawberry
 
 from commands.errors import DomainError
 from commands.messages_catalog import UpsertProduct, VariantSpec
-from gateway import loaders_catalog as loaders
-from gateway.context import Info
-from gateway.errors import bad_user_input
+from gateway.edge.context import Info
+from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
 from gateway.schema.ids import global_id, parse_global_id
+from gateway.schema.loaders import catalog as loaders
 from gateway.schema.scalars import Position, optional_position
 from queries.freshness import StaleRead
 from queries.products import InvalidSearch, ProductSearchPage, ProductView, SearchRequest, VariantView

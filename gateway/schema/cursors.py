@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from gateway.errors import bad_user_input
+from gateway.edge.errors import bad_user_input
 
 
 def encode_cursor(tag: str, value: Any) -> str:

@@ -13,10 +13,10 @@ from aiodataloader import DataLoader
 from commands.errors import DomainError
 from commands.handlers import inventory as inventory_handlers
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
-from gateway.context import Info
-from gateway.loaders import keyed_loader, request_freshness
+from gateway.edge.context import Info
 from gateway.schema.catalog import StockHint
 from gateway.schema.common import Freshness, UserError
+from gateway.schema.loaders.base import keyed_loader, request_freshness
 from gateway.schema.scalars import Position, optional_position
 from queries.freshness import Freshness as FreshnessModel
 from queries.inventory import PROJECTION, InventoryLevelView, InventoryQueries

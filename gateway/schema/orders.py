@@ -22,14 +22,14 @@ from typing import Any, cast
 
 import strawberry
 
-from gateway import loaders_orders as loaders
-from gateway.auth import Principal
-from gateway.context import Info
-from gateway.errors import bad_user_input, forbidden, unauthenticated
+from gateway.edge.auth import Principal
+from gateway.edge.context import Info
+from gateway.edge.errors import bad_user_input, forbidden, unauthenticated
+from gateway.realtime.subscriptions import order_updates_broker
 from gateway.schema.common import Freshness, Money, Node, PageInfo
 from gateway.schema.ids import global_id, parse_global_id
+from gateway.schema.loaders import orders as loaders
 from gateway.schema.scalars import Position
-from gateway.subscriptions import order_updates_broker
 from queries.freshness import Freshness as FreshnessModel
 from queries.freshness import StaleRead
 from queries.orders import PROJECTION, InvalidCursor, OrderCursor, OrderView

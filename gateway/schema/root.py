@@ -6,11 +6,11 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from gateway.context import Info
+from gateway.edge.context import Info
 from gateway.schema import cart as cart_api
 from gateway.schema import catalog as catalog_api
+from gateway.schema import checkout as order_mutations_api
 from gateway.schema import inventory as inventory_api
-from gateway.schema import order_mutations as order_mutations_api
 from gateway.schema import orders as orders_api
 from gateway.schema import support as support_api
 from gateway.schema.common import Node

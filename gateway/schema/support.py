@@ -9,8 +9,8 @@ from typing import cast
 import strawberry
 from strawberry.scalars import JSON
 
-from gateway.context import Info
-from gateway.errors import bad_user_input
+from gateway.edge.context import Info
+from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, PageInfo, UserError, UserErrorCode
 from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
 from gateway.schema.ids import global_id

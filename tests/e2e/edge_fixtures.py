@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from gateway.app import build_app
-from gateway.bootstrap import Container
-from gateway.budget import CostBudget
-from gateway.edge import EdgeServices
+from gateway.bootstrap.container import Container
+from gateway.edge.budget import CostBudget
+from gateway.edge.services import EdgeServices
+from gateway.http.app import build_app
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 

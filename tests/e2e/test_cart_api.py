@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
 from tests.integration.cart_fixtures import seed_catalog
 

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.seed import demo_catalog, seed_catalog
-from gateway.settings import Settings
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.seed import demo_catalog, seed_catalog
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import JwtAuthenticator
+from gateway.http.app import build_app
 from tests.helpers import error_codes, gql
 from tests.integration.catalog_fixtures import CallCounter, product, upsert
 

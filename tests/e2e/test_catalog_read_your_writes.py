@@ -8,9 +8,9 @@ import dataclasses
 import httpx
 import pytest
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.settings import Settings
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
 
 UPSERT = """mutation($input: ProductUpsertInput!) { productUpsert(input: $input) { position } }"""

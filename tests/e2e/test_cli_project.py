@@ -8,7 +8,7 @@ import signal
 import sys
 from asyncio.subprocess import PIPE, STDOUT
 
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.orders_view_fixtures import append, new_order_id, placed
 
 

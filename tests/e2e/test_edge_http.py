@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.e2e.edge_fixtures import GRAPHQL_RESPONSE, codes, edge_http, post
 
 TYPENAME = {"query": "{ __typename }"}

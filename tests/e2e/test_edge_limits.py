@@ -9,8 +9,8 @@ import httpx
 from graphql import get_introspection_query
 from prometheus_client import REGISTRY
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
 from tests.e2e.edge_fixtures import GRAPHQL_RESPONSE, FakeClock, codes, edge_http, post, use_budget_clock
 
 

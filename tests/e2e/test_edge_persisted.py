@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway import edge_cli
-from gateway.bootstrap import Container
-from gateway.clients import ApiClients
-from gateway.edge import EdgeServices
-from gateway.errors import GatewayError
-from gateway.settings import ConfigurationError
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import ConfigurationError
+from gateway.cli import edge as edge_cli
+from gateway.edge.clients import ApiClients
+from gateway.edge.errors import GatewayError
+from gateway.edge.services import EdgeServices
 from tests.e2e.edge_fixtures import codes, edge_http, post, sha256
 
 TYPENAME = "{ __typename }"

@@ -13,10 +13,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.edge import EdgeServices
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
+from gateway.edge.services import EdgeServices
+from gateway.http.app import build_app
 
 PROTOCOL = [Subprotocol("graphql-transport-ws")]
 

@@ -9,9 +9,9 @@ import httpx
 import jwt
 import pytest
 
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
+from gateway.http.app import build_app
 from queries.projection_status import ProjectionStatusService
 from tests.conftest import FAST_RUNNERS
 from tests.helpers import error_codes, gql

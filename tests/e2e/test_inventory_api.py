@@ -11,8 +11,8 @@ from sqlalchemy import event
 from commands import reservations
 from commands.domain.inventory import StockLevel
 from commands.reservations import ReservationLine
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
 from tests.integration.inventory_fixtures import LEASE, in_uow, items, new_order, seed_variants
 

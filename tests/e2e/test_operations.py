@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.logging_setup import JsonFormatter
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.logging import JsonFormatter
+from gateway.edge.auth import JwtAuthenticator
 from queries.projection_status import ProjectionStatusService, StatusThresholds
 from tests.helpers import gql
 

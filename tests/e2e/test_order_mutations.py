@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.wiring_orders import ProcessPaymentProvider
+from gateway.bootstrap.orders import ProcessPaymentProvider
 from tests.helpers import error_codes
 from tests.integration.checkout_fixtures import Shop, settings, shop
 

@@ -15,12 +15,12 @@ from sqlalchemy import event, text
 from starlette.requests import Request
 
 from commands.events import order as ev
-from gateway.app import build_app
-from gateway.auth import ANONYMOUS, JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.context import Info, RequestContext
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import ANONYMOUS, JwtAuthenticator
+from gateway.edge.context import Info, RequestContext
+from gateway.http.app import build_app
 from gateway.schema.orders import OrderStatus, order_as_of
-from gateway.settings import Settings
 from queries.freshness import StaleRead
 from tests.helpers import error_codes, gql
 from tests.integration.orders_view_fixtures import append, happy_path, new_order_id, placed

@@ -15,9 +15,9 @@ from websockets.asyncio.client import ClientConnection
 
 from commands.events import order as ev
 from commands.payments.sandbox_server import InProcessServer
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
+from gateway.http.app import build_app
 from tests.integration.orders_view_fixtures import append, new_order_id, placed
 
 SUBSCRIBE = """

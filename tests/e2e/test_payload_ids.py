@@ -7,8 +7,8 @@ import dataclasses
 import httpx
 import pytest
 
-from gateway.bootstrap import Container
-from gateway.settings import Settings
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import Settings
 from tests.helpers import error_codes, gql
 from tests.integration.checkout_fixtures import ADDRESS, Shop, shop
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
-from gateway.settings import Settings
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import gql
 from tests.integration.orders_view_fixtures import append as append_order
 from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed

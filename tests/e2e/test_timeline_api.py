@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
 from tests.integration.orders_view_fixtures import append as append_order
 from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed

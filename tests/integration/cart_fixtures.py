@@ -14,7 +14,7 @@ from commands.handlers.cart import stream_id
 from commands.ledger import RecordedEvent, load_stream
 from commands.messages_cart import CartActor
 from commands.unit_of_work import MessageMetadata
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 
 META = MessageMetadata(actor="test")
 GUEST = CartActor()

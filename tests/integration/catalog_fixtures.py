@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from commands.messages_catalog import UpsertProduct, UpsertProductResult, VariantSpec
 from commands.unit_of_work import MessageMetadata
-from gateway.bootstrap import Container, build_container
-from gateway.seed import demo_catalog, seed_catalog
-from gateway.settings import Settings
-from gateway.wiring import wire
+from gateway.bootstrap.container import Container, build_container
+from gateway.bootstrap.seed import demo_catalog, seed_catalog
+from gateway.bootstrap.settings import Settings
+from gateway.bootstrap.wiring import wire
 from queries.products import ProductService
 from tests.conftest import FAST_RUNNERS, TEMPLATE_DB, _with_database
 

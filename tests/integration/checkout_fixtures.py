@@ -28,12 +28,12 @@ from commands.ledger import load_stream
 from commands.messages_cart import CartActor, CreateCart, LineRequest
 from commands.payments.sandbox import InProcessServer
 from commands.unit_of_work import MessageMetadata
-from gateway.app import build_app
-from gateway.auth import JwtAuthenticator
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.orders import ProcessPaymentProvider
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import JwtAuthenticator
+from gateway.http.app import build_app
 from gateway.schema.ids import global_id, parse_global_id
-from gateway.settings import Settings
-from gateway.wiring_orders import ProcessPaymentProvider
 from tests.integration.cart_fixtures import seed_catalog
 
 META = MessageMetadata(actor="test")

@@ -18,7 +18,7 @@ from commands.ledger import RecordedEvent
 from commands.messages_inventory import SetStock, StockResult
 from commands.reservations import ReservationLine
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 
 META = MessageMetadata(actor="admin:test")
 PRODUCT_ID = uuid.UUID("7a8b1c7e-0000-4000-8000-000000000001")

@@ -21,7 +21,7 @@ from commands.messages_cart import (
     UpdateCartLines,
 )
 from commands.unit_of_work import UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.cart_fixtures import (
     GUEST,
     META,

@@ -16,7 +16,7 @@ from commands.messages_cart import (
     RemoveCartLines,
     UpdateCartLines,
 )
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.cart_fixtures import (
     CATALOG,
     GUEST,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from commands.messages_cart import AddCartLines, AttachCartToCustomer, CreateCart, LineRequest
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.carts import CartsProjection
 from queries.carts import CartQueries, CartStoreUnavailable

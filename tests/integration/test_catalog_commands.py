@@ -11,7 +11,7 @@ from sqlalchemy import text
 from commands.errors import ValidationErrors
 from commands.events.catalog import ProductUpdated
 from commands.ledger import load_stream
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.catalog_fixtures import ledger_types, product, upsert, variant
 
 

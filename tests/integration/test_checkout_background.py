@@ -8,8 +8,8 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from gateway.background import PeriodicJobs, start_background
-from gateway.settings import Settings
+from gateway.bootstrap.background import PeriodicJobs, start_background
+from gateway.bootstrap.settings import Settings
 from tests.integration.checkout_fixtures import PAYMENT_TIMEOUT, Shop, shop
 
 __all__ = ["shop"]

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from gateway.bootstrap import Container
-from gateway.budget import CostBudget
-from gateway.subscriptions import OrderUpdatesBroker, order_updates_broker
+from gateway.bootstrap.container import Container
+from gateway.edge.budget import CostBudget
+from gateway.realtime.subscriptions import OrderUpdatesBroker, order_updates_broker
 from tests.e2e.edge_fixtures import FakeClock
 
 Updates = AsyncGenerator[dict[str, Any], None]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from projections.runner import ProjectionRunner
 from queries.freshness import StaleRead
 from tests.conftest import FAST_RUNNERS

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from commands import ledger
 from commands.ledger import StreamConflict
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from projections import checkpoints
 from tests.conftest import FAST_RUNNERS
 from tests.integration.projection_fixtures import AmountRecorded, AppliedLog, RedisDocs

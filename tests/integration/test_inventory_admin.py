@@ -11,7 +11,7 @@ from commands.errors import DomainError, InvalidInput, NotFound
 from commands.handlers.inventory import execute
 from commands.idempotency import IdempotencyKeyInProgress, IdempotencyKeyReused
 from commands.messages_inventory import AdjustStock, SetStock, StockResult
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import META, inventory_events, items, new_order, reserve, stocked
 
 __all__ = ["stocked"]

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from commands import reservations
 from commands.domain.inventory import StockLevel
 from commands.reservations import OutOfStock
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import (
     META,
     expire_now,

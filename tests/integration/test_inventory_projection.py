@@ -11,7 +11,7 @@ from sqlalchemy import text
 from commands import reservations
 from commands.domain.inventory import StockLevel
 from commands.messages_inventory import AdjustStock
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from projections.inventory import InventoryProjection
 from queries.inventory import InventoryQueries
 from tests.integration.inventory_fixtures import (

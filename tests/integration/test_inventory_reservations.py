@@ -11,7 +11,7 @@ from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
 from commands.reservations import OutOfStock, ReservationLine
 from commands.unit_of_work import UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import (
     META,
     expire_now,

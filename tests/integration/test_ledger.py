@@ -14,8 +14,8 @@ from commands import ledger
 from commands.errors import VersionConflict
 from commands.events.base import Event
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
-from gateway.notifications import asyncpg_dsn
+from gateway.bootstrap.container import Container
+from gateway.realtime.notifications import asyncpg_dsn
 
 
 @dataclass(frozen=True)

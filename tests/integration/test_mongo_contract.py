@@ -34,7 +34,7 @@ from pymongo.errors import (
 )
 from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
-from gateway.embedded_mongo import MongomockAsyncClient, make_embedded_client
+from gateway.stores.mongo.client import MongomockAsyncClient, make_embedded_client
 
 Doc = dict[str, Any]
 Client = AsyncMongoClient[Doc]

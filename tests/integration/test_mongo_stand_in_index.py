@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway import embedded_mongo_index
-from gateway.embedded_mongo import make_embedded_client
+from gateway.stores.mongo import index as embedded_mongo_index
+from gateway.stores.mongo.client import make_embedded_client
 
 
 async def test_id_filters_examine_only_their_candidates(monkeypatch: pytest.MonkeyPatch) -> None:

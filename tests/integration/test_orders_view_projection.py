@@ -13,8 +13,8 @@ from commands import ledger
 from commands.events import order as ev
 from commands.ledger import Checkpoint
 from commands.unit_of_work import UnitOfWork
-from gateway.bootstrap import Container
-from gateway.subscriptions import order_updates_broker
+from gateway.bootstrap.container import Container
+from gateway.realtime.subscriptions import order_updates_broker
 from projections.orders import OrdersProjection
 from projections.runner import ProjectionRunner, RunnerConfig
 from queries.orders import OrderQueries

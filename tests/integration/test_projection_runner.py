@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.ledger import RecordedEvent
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.runner import ProjectionRunner, RunnerConfig
 from tests.conftest import FAST_RUNNERS

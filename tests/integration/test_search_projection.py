@@ -10,8 +10,8 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from commands import ledger
-from gateway.bootstrap import Container
-from gateway.seed import demo_catalog, seed_catalog
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
 from projections.search import SearchProjection, alias_name
 from queries.products import SearchRequest

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from commands import ledger
 from commands.events import cart as cart_ev
 from commands.unit_of_work import MessageMetadata, UnitOfWork
-from gateway.bootstrap import Container
+from gateway.bootstrap.container import Container
 from queries.timeline import TimelineQueries
 from tests.integration.orders_view_fixtures import append as append_order
 from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from graphql import get_introspection_query, get_operation_ast, parse
 
-from gateway.app import build_schema
-from gateway.cost import CostModel, actual_cost, static_cost
-from gateway.document_cache import DocumentCache
-from gateway.edge_settings import EdgeSettings
-from gateway.errors import GatewayError
-from gateway.http_protocol import GRAPHQL_RESPONSE, JSON, negotiate
-from gateway.limits import OperationLimits, Shape, analyse
-from gateway.persisted import parse_manifest, sha256_hex
-from gateway.ttl_cache import TtlCache
+from gateway.edge.cost import CostModel, actual_cost, static_cost
+from gateway.edge.document_cache import DocumentCache
+from gateway.edge.errors import GatewayError
+from gateway.edge.limits import OperationLimits, Shape, analyse
+from gateway.edge.persisted import parse_manifest, sha256_hex
+from gateway.edge.settings import EdgeSettings
+from gateway.edge.ttl_cache import TtlCache
+from gateway.http.app import build_schema
+from gateway.http.protocol import GRAPHQL_RESPONSE, JSON, negotiate
 
 SCHEMA = build_schema()._schema
 MODEL = CostModel(max_cost=1000, default_list_size=10, mutation_cost=10)

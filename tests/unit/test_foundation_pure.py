@@ -11,10 +11,10 @@ import pytest
 
 from commands.events.base import Event, UnknownEventType, decode_event
 from commands.ledger import RecordedEvent
-from gateway.auth import ANONYMOUS, JwtAuthenticator, Principal
-from gateway.errors import GatewayError
+from gateway.bootstrap.settings import DEV_JWT_SECRET, ConfigurationError, Settings
+from gateway.edge.auth import ANONYMOUS, JwtAuthenticator, Principal
+from gateway.edge.errors import GatewayError
 from gateway.schema.ids import global_id, parse_global_id
-from gateway.settings import DEV_JWT_SECRET, ConfigurationError, Settings
 from projections.version_guard import Decision, decide, events_to_fold, group_by_stream
 
 

@@ -12,8 +12,8 @@ import pytest
 from commands.domain import order as domain
 from commands.events import order as ev
 from commands.ledger import RecordedEvent
-from gateway.auth import Principal
-from gateway.errors import GatewayError
+from gateway.edge.auth import Principal
+from gateway.edge.errors import GatewayError
 from gateway.schema.orders import _listing_owner, can_see, order_key
 from projections.orders import OrderRow, fold_row
 from queries.orders import InvalidCursor, OrderCursor

@@ -7,7 +7,7 @@ from pathlib import Path
 from graphql import build_schema
 from graphql.utilities import find_breaking_changes
 
-from gateway.print_schema import schema_sdl
+from gateway.cli.print_schema import schema_sdl
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"

@@ -1,0 +1,97 @@
+"""Background work of a serving gateway: payment reconciliation and the reservation sweeper.
+
+Each job runs on its own interval, logs its failures and keeps going: a store or
+the provider being down delays the job, never the process. The tasks stop with
+the container (``Container.on_close``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from commands import idempotency, reservations
+from commands.checkout_reconcile import ReconcileReport, reconcile
+from commands.checkout_settle import PaymentSettlement
+from commands.unit_of_work import MessageMetadata
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.orders import ProcessPaymentProvider
+
+log = logging.getLogger("gateway.background")
+# Calls in flight are left alone: an attempt is reconciled once it is this much older than a call can take.
+RECONCILE_GRACE_SECONDS = 1.0
+
+
+def system_metadata(job: str) -> MessageMetadata:
+    return MessageMetadata(correlation_id=f"{job}-{uuid.uuid4().hex[:12]}", actor=f"system:{job}")
+
+
+async def reconcile_once(container: Container) -> ReconcileReport:
+    settings = container.settings
+    report = await reconcile(
+        container.get(PaymentSettlement),
+        system_metadata("reconcile"),
+        older_than=timedelta(seconds=2 * settings.payment_timeout_seconds + RECONCILE_GRACE_SECONDS),
+        abandon_after=timedelta(seconds=settings.payment_abandon_seconds),
+    )
+    await idempotency.purge_expired(container.engine)
+    if report.checked:
+        log.info("payments reconciled", extra={"report": report.__dict__})
+    return report
+
+
+async def sweep_once(container: Container) -> list[str]:
+    expired = await reservations.expire_due(container.engine, system_metadata("reservation-sweep"))
+    if expired:
+        log.info("expired reservations released", extra={"orders": len(expired)})
+    return expired
+
+
+class PeriodicJobs:
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        self._tasks.append(asyncio.get_running_loop().create_task(_repeat(seconds, name, job), name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+async def _repeat(seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job failed", extra={"job": name})
+
+
+async def start_background(container: Container, *, webhook_url: str | None) -> PeriodicJobs:
+    """Connect the payment provider (starting the sandbox if configured so) and start the jobs."""
+    await container.get(ProcessPaymentProvider).start(webhook_url)
+    settings = container.settings
+    jobs = PeriodicJobs()
+    jobs.every(settings.reconcile_interval_seconds, "payment-reconcile", lambda: reconcile_once(container))
+    jobs.every(settings.reservation_sweep_seconds, "reservation-sweep", lambda: sweep_once(container))
+    container.on_close(jobs.stop)
+    return jobs
+
+
+def local_webhook_url(host: str, port: int) -> str:
+    """This gateway's webhook endpoint as the in-process sandbox reaches it."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}/webhooks/payments"

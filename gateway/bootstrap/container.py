@@ -1,0 +1,193 @@
+"""Composition root: builds every pool, client and service a process needs.
+
+Nothing connects at import time; ``build_container`` does it all, and
+``Container.close`` releases it in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import redis.asyncio as redis_async
+from elastic_transport import HttpxAsyncHttpNode
+from elasticsearch import AsyncElasticsearch
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from commands.bus import CommandBus
+from commands.ledger import LEDGER_CHANNEL, Checkpoint
+from commands.migrate import migrate
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import JwtAuthenticator
+from gateway.realtime.notifications import RECONNECTED, NotificationHub
+from gateway.stores.embedded import EmbeddedStores
+from gateway.stores.es_node import PlainJsonNode
+from projections import checkpoints
+from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
+from projections.rebuild import Rebuilder
+from projections.runner import Projection, ProjectionRunner, RunnerConfig
+from queries.freshness import CheckpointWatcher, FreshnessService
+from queries.projection_status import ProjectionStatusService
+
+log = logging.getLogger(__name__)
+ServiceT = TypeVar("ServiceT")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    redis: redis_async.Redis
+    search: AsyncElasticsearch
+    mongo_client: Any
+    mongo: AsyncDatabase[dict[str, Any]]
+    bus: CommandBus
+    watcher: CheckpointWatcher
+    freshness: FreshnessService
+    authenticator: JwtAuthenticator
+    hub: NotificationHub
+    rebuilder: Rebuilder
+    embedded: EmbeddedStores | None = None
+    runners: list[ProjectionRunner] = field(default_factory=list)
+    # Read models whose store lost everything at restart (in-memory stand-ins).
+    volatile_stores: set[str] = field(default_factory=set)
+    # Domain services (query services, providers), registered by gateway.wiring, keyed by type.
+    _services: dict[type[Any], Any] = field(default_factory=dict)
+    # Coroutines run by close(), newest first (domain clients, background tasks).
+    _closers: list[Any] = field(default_factory=list)
+
+    def provide(self, service: Any, as_type: type[Any] | None = None) -> None:
+        self._services[as_type or type(service)] = service
+
+    def get(self, kind: type[ServiceT]) -> ServiceT:
+        try:
+            return cast(ServiceT, self._services[kind])
+        except KeyError:
+            raise LookupError(f"{kind.__name__} is not wired") from None
+
+    def on_close(self, closer: Any) -> None:
+        """Register an async callable to run at close (before stores are released)."""
+        self._closers.append(closer)
+
+    def runner(self, name: str) -> ProjectionRunner:
+        for runner in self.runners:
+            if runner.name == name:
+                return runner
+        raise LookupError(name)
+
+    def add_projections(self, projections: Sequence[Projection], config: RunnerConfig | None = None) -> None:
+        for projection in projections:
+            self.runners.append(ProjectionRunner(projection, self.engine, config, on_advance=self._announce))
+
+    def _announce(self, name: str, checkpoint: Checkpoint) -> None:
+        self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
+
+    def _on_ledger(self, _payload: str) -> None:
+        for runner in self.runners:
+            runner.wake()
+
+    def _on_checkpoint(self, payload: str) -> None:
+        if payload == RECONNECTED:
+            return
+        parsed = parse_announcement(payload)
+        if parsed is not None:
+            name, checkpoint = parsed
+            self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
+
+    async def start_projectors(self) -> None:
+        """Reset checkpoints of read models whose store is in memory, then start every runner."""
+        async with self.engine.begin() as conn:
+            for runner in self.runners:
+                if runner.projection.store in self.volatile_stores:
+                    await checkpoints.reset(conn, runner.name)
+                    self.watcher.reset(runner.name)
+        for runner in self.runners:
+            runner.start()
+
+    async def stop_projectors(self) -> None:
+        for task in list(self.rebuilder.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*(runner.stop() for runner in self.runners))
+
+    async def close(self) -> None:
+        await self.stop_projectors()
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing a service failed")
+        await self.hub.stop()
+        with contextlib.suppress(Exception):
+            await self.search.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.mongo_client.close()
+        await self.engine.dispose()
+        if self.embedded is not None:
+            await self.embedded.close()
+
+
+async def build_container(settings: Settings, *, ephemeral: bool = False) -> Container:
+    embedded: EmbeddedStores | None = None
+    if None in (settings.database_url, settings.redis_url, settings.elasticsearch_url, settings.mongodb_url):
+        embedded, settings = await EmbeddedStores.start(settings, ephemeral=ephemeral)
+    try:
+        return await _build(settings, embedded)
+    except BaseException:
+        if embedded is not None:
+            await embedded.close()
+        raise
+
+
+async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Container:
+    assert settings.database_url and settings.redis_url and settings.elasticsearch_url
+    # Pool sized for a 2-core box serving bursts: commands hold a connection per transaction.
+    engine = create_async_engine(settings.database_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    if settings.migrate_on_start:
+        await migrate(engine)
+    search = AsyncElasticsearch(
+        settings.elasticsearch_url,
+        node_class=PlainJsonNode if settings.search_in_memory else HttpxAsyncHttpNode,
+        request_timeout=10,
+    )
+    mongo_client = _mongo_client(settings)
+    mongo = cast(AsyncDatabase[dict[str, Any]], mongo_client[settings.mongodb_database])
+    watcher = CheckpointWatcher()
+    container = Container(
+        settings=settings,
+        engine=engine,
+        redis=redis_async.Redis.from_url(settings.redis_url),
+        search=search,
+        mongo_client=mongo_client,
+        mongo=mongo,
+        bus=CommandBus(engine),
+        watcher=watcher,
+        freshness=FreshnessService(engine, watcher),
+        authenticator=JwtAuthenticator(settings.jwt_secret),
+        hub=NotificationHub(settings.database_url),
+        rebuilder=Rebuilder(engine),
+        embedded=embedded,
+        volatile_stores=set(settings.volatile_stores),
+    )
+    container.provide(ProjectionStatusService(engine, container.freshness))
+    container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
+    container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
+    await container.hub.start()
+    return container
+
+
+def _mongo_client(settings: Settings) -> Any:
+    if settings.mongo_stand_in:
+        from gateway.stores.mongo.client import make_embedded_client
+
+        return make_embedded_client()
+    assert settings.mongodb_url
+    return AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=3000, tz_aware=True)

@@ -1,0 +1,134 @@
+"""The schema class, the per-request context, and the extension tying execution to the edge.
+
+Over HTTP the pipeline parses, validates and checks a document before
+Strawberry runs it; the extension hands Strawberry that document so nothing
+is done twice. Over WebSocket (graphql-transport-ws) the extension does the
+same checks itself and masks errors, since those results bypass the view.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema import Schema
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types import ExecutionContext
+from strawberry.types.execution import StreamExecutionResult
+
+from gateway.edge.context import RequestContext
+from gateway.edge.document_cache import PreparedDocument
+from gateway.edge.errors import format_error
+from gateway.edge.persisted import sha256_hex
+
+if TYPE_CHECKING:
+    from gateway.edge.pipeline import Pipeline
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+@dataclass
+class GatewayContext(RequestContext):
+    # Set by the HTTP pipeline: the document it already parsed, validated and checked.
+    prepared: PreparedDocument | None = None
+    # graphql-transport-ws: the connection_init payload (credentials).
+    connection_params: dict[str, Any] | None = None
+
+
+def client_error(error: GraphQLError, request_id: str | None, production: bool) -> dict[str, Any]:
+    """``format_error`` plus, in production, no schema hints ("Did you mean ...?")."""
+    if error.path is None and isinstance(error.original_error, GraphQLError):
+        # graphql-core wraps variable coercion failures: the caller's input, not our bug.
+        error = GraphQLError(
+            error.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            extensions={"code": "BAD_USER_INPUT"},
+        )
+    formatted = format_error(error, request_id)
+    if production:
+        formatted["message"] = _SUGGESTION.sub("", formatted["message"])
+    return formatted
+
+
+class GatewaySchema(Schema):
+    # Set by the view that serves this schema.
+    pipeline: Pipeline | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["extensions"] = [*kwargs.get("extensions", ()), EdgeExtension]
+        super().__init__(*args, **kwargs)
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are formatted (and unexpected ones logged) by the pipeline and the extension."""
+
+
+class EdgeExtension(SchemaExtension):
+    _prepared: PreparedDocument | None = None
+
+    def _pipeline(self) -> Pipeline | None:
+        schema = self.execution_context.schema
+        return schema.pipeline if isinstance(schema, GatewaySchema) else None
+
+    def _http_prepared(self) -> PreparedDocument | None:
+        context = self.execution_context.context
+        return context.prepared if isinstance(context, GatewayContext) else None
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        prepared = self._http_prepared()
+        pipeline = self._pipeline()
+        if prepared is not None:
+            ctx.graphql_document = prepared.document
+        elif pipeline is not None and ctx.query:
+            prepared = pipeline.documents.prepare(ctx.query, sha256_hex(ctx.query))
+            if prepared.document is not None:
+                self._prepared = prepared
+                ctx.graphql_document = prepared.document
+            else:
+                # Let Strawberry report the syntax error itself, under the same token limit.
+                ctx.parse_options = {"max_tokens": pipeline.edge.max_tokens}
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        pipeline = self._pipeline()
+        if self._http_prepared() is not None:
+            ctx.pre_execution_errors = []
+        elif self._prepared is not None and pipeline is not None:
+            ctx.pre_execution_errors = pipeline.static_errors(
+                self._prepared, ctx.operation_name, ctx.variables
+            )
+        yield
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [self._masked(error) for error in errors]  # type: ignore[union-attr]
+        yield
+
+    def _masked(self, error: GraphQLError) -> GraphQLError:
+        # The transport closes the socket on these two; they carry nothing to hide.
+        if isinstance(error, GraphQLSyntaxError) or isinstance(
+            error.original_error, CannotGetOperationTypeError
+        ):
+            return error
+        context = self.execution_context.context
+        request_id = context.request_id if isinstance(context, RequestContext) else None
+        pipeline = self._pipeline()
+        formatted = client_error(error, request_id, pipeline is not None and pipeline.production)
+        return GraphQLError(
+            formatted["message"],
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=formatted["extensions"],
+        )

@@ -1,0 +1,263 @@
+"""One GraphQL operation through the edge, in order: persisted document resolution,
+parse and validate (cached), limits and static cost, budget, execution, and
+``extensions.cost`` on the way out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType as StrawberryOperationType
+
+from commands.metrics import RATE_LIMIT_REJECTIONS
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import Principal
+from gateway.edge.budget import BudgetPolicy, BudgetState
+from gateway.edge.clients import ApiClient
+from gateway.edge.cost import CostModel, actual_cost, cost_exceeded, static_cost
+from gateway.edge.document_cache import DocumentCache, PreparedDocument
+from gateway.edge.errors import GatewayError
+from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
+from gateway.edge.limits import OperationLimits, analyse, check
+from gateway.edge.services import EdgeServices
+from gateway.http.protocol import GraphQLParams, HttpError, bad_request
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    client: ApiClient | None
+    address: str
+
+
+@dataclass
+class Outcome:
+    body: dict[str, Any]
+    # The failure that stopped the operation before execution, if any.
+    error: GatewayError | None = None
+    operation_name: str | None = None
+    codes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    operation: OperationDefinitionNode
+    requested: int
+    mutation_fields: int
+
+
+class Pipeline:
+    """Schema-level state (document cache, limits, cost model) shared by every request."""
+
+    def __init__(self, schema: GatewaySchema, settings: Settings) -> None:
+        edge = settings.edge
+        self.schema = schema
+        self.edge = edge
+        self.production = settings.production
+        self.documents = DocumentCache(
+            schema._schema,
+            production=self.production,
+            max_tokens=edge.max_tokens,
+            size=edge.document_cache_size,
+        )
+        self.limits = OperationLimits(edge.max_depth, edge.max_aliases, edge.max_root_fields)
+        self.cost_model = CostModel(edge.max_cost, edge.default_list_size, edge.mutation_cost)
+        schema.pipeline = self
+
+    def policy(self, caller: Caller, services: EdgeServices) -> BudgetPolicy:
+        capacity, rate = self.edge.budget_capacity, self.edge.budget_restore_rate
+        if caller.client is not None:
+            owner = f"client:{caller.client.name}"
+            capacity = caller.client.budget or capacity
+            rate = caller.client.restore_rate or rate
+        elif caller.principal.subject is not None:
+            owner = f"user:{caller.principal.subject}"
+        else:
+            owner = f"ip:{caller.address}"
+        return services.budget.policy(owner, capacity, rate)
+
+    def check(
+        self, prepared: PreparedDocument, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> _Checked:
+        """Operation selection, limits and static cost; raises the coded error that stops it."""
+        assert prepared.document is not None
+        operation = get_operation_ast(prepared.document, operation_name)
+        if operation is None:
+            raise bad_request(
+                f"Unknown operation named {operation_name!r}"
+                if operation_name
+                else "Must provide operation name if query contains multiple operations"
+            )
+        shape = prepared.shapes.get(operation_name)
+        if shape is None:
+            try:
+                shape = analyse(prepared.document, operation, self.limits)
+            except GatewayError as exc:
+                shape = exc
+            prepared.shapes[operation_name] = shape
+        if isinstance(shape, GatewayError):
+            raise shape
+        check(shape, self.limits)
+        requested = static_cost(self.schema._schema, prepared.document, operation, variables, self.cost_model)
+        if requested > self.cost_model.max_cost:
+            raise cost_exceeded(requested, self.cost_model.max_cost)
+        mutations = shape.root_fields if operation.operation is OperationType.MUTATION else 0
+        return _Checked(operation, requested, mutations)
+
+    def static_errors(
+        self, prepared: PreparedDocument, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> list[GraphQLError]:
+        """The same checks for transports that execute through Strawberry (WebSocket)."""
+        if prepared.errors:
+            return list(prepared.errors)
+        try:
+            self.check(prepared, operation_name, variables)
+        except GatewayError as exc:
+            return [GraphQLError(exc.message, original_error=exc)]
+        return []
+
+    async def run(
+        self,
+        params: GraphQLParams,
+        caller: Caller,
+        services: EdgeServices,
+        context: GatewayContext,
+        method: str,
+    ) -> Outcome:
+        policy = self.policy(caller, services)
+        state: BudgetState | None = None
+        requested = 0
+        try:
+            resolved = await services.resolver.resolve(
+                query=params.query,
+                document_id=params.document_id,
+                extensions=params.extensions,
+                client=caller.client,
+            )
+            prepared = self.documents.prepare(resolved.text, resolved.sha256)
+            if prepared.errors:
+                state = await services.budget.peek(policy)
+                return self._rejected(prepared.errors, context, state, params.operation_name)
+            if resolved.register_apq:
+                await services.resolver.register_apq(resolved)
+            checked = self.check(prepared, params.operation_name, params.variables)
+            requested = checked.requested
+            kind = checked.operation.operation
+            if kind is OperationType.MUTATION and method != "POST":
+                raise HttpError(405, "METHOD_NOT_ALLOWED", "Mutations need POST", {"Allow": "POST"})
+            if kind is OperationType.SUBSCRIPTION:
+                raise bad_request("Subscriptions are served over WebSocket (graphql-transport-ws)")
+            if checked.requested > policy.capacity:
+                raise cost_exceeded(checked.requested, policy.capacity)
+            state = await services.budget.charge(policy, checked.requested)
+            if state is not None and not state.allowed:
+                raise GatewayError(
+                    "RATE_LIMITED",
+                    "The cost budget is exhausted; retry later",
+                    retryAfterSeconds=math.ceil(state.retry_after_seconds * 1000) / 1000,
+                )
+            context.prepared = prepared
+            return await self._execute(params, resolved.text, checked, context, services, state)
+        except GatewayError as exc:
+            if state is None:
+                state = await services.budget.peek(policy)
+            if exc.code == "QUERY_COST_EXCEEDED":
+                requested = exc.extensions["cost"]
+            count_rejection(exc)
+            name = params.operation_name
+            body = _error_body(exc, context.request_id, _cost(requested, 0, state))
+            return Outcome(body, error=exc, operation_name=name, codes=[exc.code])
+
+    async def failure(
+        self, exc: GatewayError, caller: Caller, services: EdgeServices, request_id: str
+    ) -> Outcome:
+        """A request stopped before any operation ran (credentials), still reporting the budget."""
+        state = await services.budget.peek(self.policy(caller, services))
+        return Outcome(_error_body(exc, request_id, _cost(0, 0, state)), error=exc, codes=[exc.code])
+
+    async def _execute(
+        self,
+        params: GraphQLParams,
+        text: str,
+        checked: _Checked,
+        context: GatewayContext,
+        services: EdgeServices,
+        state: BudgetState | None,
+    ) -> Outcome:
+        name = checked.operation.name.value if checked.operation.name else params.operation_name
+        try:
+            result = await self.schema.execute(
+                text,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                allowed_operation_types=(StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION),
+                operation_extensions=params.extensions,
+            )
+        except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
+            raise bad_request(str(exc)) from exc
+        actual = actual_cost(result.data, checked.mutation_fields, self.cost_model)
+        if actual < checked.requested and state is not None:
+            state = await services.budget.refund(state.policy, checked.requested - actual)
+        body: dict[str, Any] = {}
+        errors = [client_error(e, context.request_id, self.production) for e in result.errors or ()]
+        # No data and no error with a path: the request failed as a whole (e.g. variable coercion).
+        if result.data is not None or not all(e.path is None for e in result.errors or ()):
+            body["data"] = result.data
+        if errors:
+            body["errors"] = errors
+        body["extensions"] = {**(result.extensions or {}), "cost": _cost(checked.requested, actual, state)}
+        codes = sorted({e["extensions"]["code"] for e in errors})
+        return Outcome(body, operation_name=name, codes=codes)
+
+    def _rejected(
+        self, errors: list[GraphQLError], context: GatewayContext, state: BudgetState | None, name: str | None
+    ) -> Outcome:
+        formatted = [client_error(e, context.request_id, self.production) for e in errors]
+        body = {"errors": formatted, "extensions": {"cost": _cost(0, 0, state)}}
+        first = errors[0].original_error
+        error = (
+            first
+            if isinstance(first, GatewayError)
+            else GatewayError(formatted[0]["extensions"]["code"], formatted[0]["message"])
+        )
+        count_rejection(error)
+        return Outcome(
+            body, error=error, operation_name=name, codes=sorted({e["extensions"]["code"] for e in formatted})
+        )
+
+
+def count_rejection(error: GatewayError | None) -> None:
+    """The refusals the edge makes to protect itself, by limit (a small, fixed label set)."""
+    if error is None:
+        return
+    if error.code == "RATE_LIMITED":
+        reason = "budget"
+    elif error.code == "QUERY_COST_EXCEEDED":
+        reason = "cost"
+    elif error.code == "OPERATION_LIMIT_EXCEEDED":
+        reason = str(error.extensions.get("limit", "other"))
+    else:
+        return
+    RATE_LIMIT_REJECTIONS.labels(reason).inc()
+
+
+def _cost(requested: int, actual: int, state: BudgetState | None) -> dict[str, Any]:
+    return {
+        "requestedQueryCost": requested,
+        "actualQueryCost": actual,
+        "throttleStatus": state.throttle_status() if state is not None else None,
+    }
+
+
+def _error_body(exc: GatewayError, request_id: str | None, cost: dict[str, Any]) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": exc.code, **exc.extensions}
+    if request_id:
+        extensions["requestId"] = request_id
+    return {"errors": [{"message": exc.message, "extensions": extensions}], "extensions": {"cost": cost}}

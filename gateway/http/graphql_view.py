@@ -1,0 +1,240 @@
+"""The /graphql endpoint: GraphQL over HTTP through the edge pipeline, and graphql-transport-ws.
+
+HTTP order: Accept negotiation, CSRF prevention, content type, body size,
+JSON, credentials (JWT or API key), then each operation through
+``Pipeline.run``. WebSocket connections authenticate in ``connection_init``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError, StrawberryGraphQLError
+from strawberry.types.unset import UnsetType
+
+from gateway.bootstrap.container import Container
+from gateway.bootstrap.settings import Settings
+from gateway.edge.auth import ANONYMOUS
+from gateway.edge.clients import authenticate
+from gateway.edge.context import RequestContext
+from gateway.edge.errors import INTERNAL_MESSAGE, GatewayError, error_body
+from gateway.edge.execution import GatewayContext, GatewaySchema
+from gateway.edge.pipeline import Caller, Outcome, Pipeline, count_rejection
+from gateway.edge.services import EdgeServices
+from gateway.http.protocol import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    HttpError,
+    bad_request,
+    check_content_type,
+    csrf_blocked,
+    decode_json,
+    graphql_params,
+    negotiate,
+    params_from_query_string,
+    read_body,
+    too_large,
+)
+
+log = logging.getLogger(__name__)
+CSRF_MESSAGE = (
+    "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). "
+    "Send Content-Type: application/json or a non-empty X-Apollo-Operation-Name, "
+    "Apollo-Require-Preflight or GraphQL-Require-Preflight header."
+)
+
+
+class GraphQLView(GraphQL[RequestContext, None]):
+    def __init__(self, schema: GatewaySchema, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide=None if settings.production else "graphiql")
+        self.settings = settings
+        self.pipeline = Pipeline(schema, settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self._handle(request)
+        except Exception:
+            request_id = scope.get("state", {}).get("request_id")
+            log.exception("unexpected error at the GraphQL edge", extra={"request_id": request_id})
+            body = error_body("INTERNAL_SERVER_ERROR", INTERNAL_MESSAGE, request_id)
+            response = Response(json.dumps(body), 500, media_type=JSON)
+        await response(scope, receive, send)
+
+    # ------------------------------------------------------------ HTTP
+
+    async def _handle(self, request: Request) -> Response:
+        state = request.scope.setdefault("state", {})
+        request_id: str = state.get("request_id", "")
+        media = JSON
+        if self._wants_ide(request):
+            return HTMLResponse(self.graphql_ide_html)
+        container: Container = request.app.state.container
+        services = EdgeServices.of(container)
+        try:
+            media = negotiate(request.headers.get("accept")) or _not_acceptable()
+            if csrf_blocked(request):
+                raise HttpError(400, "BAD_REQUEST", CSRF_MESSAGE)
+            items = await self._request_items(request)
+            batch = isinstance(items, list)
+            params = [graphql_params(item) for item in (items if isinstance(items, list) else [items])]
+        except HttpError as exc:
+            state["outcome"] = f"error:{exc.code}"
+            count_rejection(exc)
+            body = error_body(exc.code, exc.message, request_id or None, **exc.extensions)
+            return self._respond([Outcome(body, error=exc)], media, batch=False)
+        try:
+            caller = await self._caller(request, services)
+        except GatewayError as exc:
+            caller = Caller(ANONYMOUS, None, _address(request))
+            outcome = await self.pipeline.failure(exc, caller, services, request_id)
+            state["outcome"] = f"error:{exc.code}"
+            return self._respond([outcome], media, batch=False)
+        state["client"] = caller.client.name if caller.client else caller.principal.subject
+        outcomes, sub_responses = [], []
+        for param in params:
+            sub_response = Response()
+            context = self._context(request, caller, container, sub_response)
+            outcomes.append(await self.pipeline.run(param, caller, services, context, request.method))
+            sub_responses.append(sub_response)
+        state["operation_name"] = outcomes[0].operation_name
+        codes = sorted({code for outcome in outcomes for code in outcome.codes})
+        state["outcome"] = "error:" + ",".join(codes) if codes else "ok"
+        response = self._respond(outcomes, media, batch=batch)
+        # Headers (cookies, cache hints) that resolvers set on their sub-response.
+        for sub_response in sub_responses:
+            for name, value in sub_response.headers.items():
+                if name not in {"content-length", "content-type"}:
+                    response.headers.append(name, value)
+        return response
+
+    def _wants_ide(self, request: Request) -> bool:
+        return (
+            self.graphql_ide is not None
+            and request.method == "GET"
+            and not request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    async def _request_items(self, request: Request) -> object:
+        maximum = self.settings.edge.max_body_bytes
+        if request.method == "POST":
+            check_content_type(request)
+            data = decode_json(await read_body(request, maximum), "The request body")
+        else:
+            if len(request.scope.get("query_string", b"")) > maximum:
+                raise too_large(maximum)
+            data = params_from_query_string(request.query_params)
+        if isinstance(data, list):
+            limit = self.settings.edge.max_batch_size
+            if not data:
+                raise bad_request("An empty batch has nothing to run")
+            if len(data) > limit:
+                raise HttpError(
+                    400,
+                    "OPERATION_LIMIT_EXCEEDED",
+                    f"Batched requests are limited to {limit} operations"
+                    if limit
+                    else "Batched requests are not enabled",
+                    limit="batchSize",
+                    maximum=limit,
+                )
+        return data
+
+    async def _caller(self, request: Request, services: EdgeServices) -> Caller:
+        principal, client = await authenticate(
+            request.app.state.container.authenticator,
+            services.clients,
+            authorization=request.headers.get("authorization"),
+            api_key=request.headers.get("x-api-key"),
+        )
+        return Caller(principal, client, _address(request))
+
+    def _context(
+        self, request: Request, caller: Caller, container: Container, sub_response: Response
+    ) -> GatewayContext:
+        state = request.scope["state"]
+        return GatewayContext(
+            request=request,
+            response=sub_response,
+            principal=caller.principal,
+            request_id=state.get("request_id", ""),
+            correlation_id=state.get("correlation_id", ""),
+            container=container,
+        )
+
+    def _respond(self, outcomes: list[Outcome], media: str, *, batch: bool) -> Response:
+        headers: dict[str, str] = {}
+        status = 200
+        if not batch:
+            outcome = outcomes[0]
+            error = outcome.error
+            if isinstance(error, HttpError):
+                status, headers = error.status, error.headers
+            elif error is not None and error.code == "UNAUTHENTICATED":
+                status = 401
+            elif error is not None and error.code == "RATE_LIMITED":
+                status = 429
+                headers["Retry-After"] = str(math.ceil(error.extensions.get("retryAfterSeconds", 1)))
+            elif media == GRAPHQL_RESPONSE and "data" not in outcome.body:
+                status = 400
+        body = [o.body for o in outcomes] if batch else outcomes[0].body
+        content = json.dumps(body, separators=(",", ":"), default=str)
+        content_type = f"{media}; charset=utf-8" if media == GRAPHQL_RESPONSE else media
+        return Response(content, status, headers=headers, media_type=content_type)
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> RequestContext:
+        state = request.scope.get("state", {})
+        return GatewayContext(
+            request=request,
+            response=response,
+            principal=state.get("principal", ANONYMOUS),
+            request_id=state.get("request_id", ""),
+            correlation_id=state.get("correlation_id", ""),
+            container=request.app.state.container,
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """Credentials come in the connection_init payload (browsers cannot set handshake headers)."""
+        params = getattr(context, "connection_params", None) or {}
+        container: Container = context.container
+        services = EdgeServices.of(container)
+        headers = context.request.headers
+        authorization = params.get("authorization") or params.get("Authorization")
+        api_key = params.get("apiKey")
+        if authorization is None and api_key is None:
+            authorization, api_key = headers.get("authorization"), headers.get("x-api-key")
+        if not isinstance(authorization, str | None) or not isinstance(api_key, str | None):
+            raise ConnectionRejectionError({"message": "credentials must be strings"})
+        try:
+            context.principal, _ = await authenticate(
+                container.authenticator, services.clients, authorization=authorization, api_key=api_key
+            )
+        except GatewayError as exc:
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        return await super().on_ws_connect(context)
+
+
+def _address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def _not_acceptable() -> str:
+    raise HttpError(406, "NOT_ACCEPTABLE", f"Supported response types: {GRAPHQL_RESPONSE}, {JSON}")
+
+
+__all__ = ["GatewaySchema", "GraphQLView", "StrawberryGraphQLError"]

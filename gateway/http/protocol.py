@@ -1,0 +1,165 @@
+"""GraphQL over HTTP: media types, CSRF prevention, body limits and request parameters.
+
+Follows the GraphQL-over-HTTP spec: ``application/graphql-response+json``
+gets the spec's status codes, ``application/json`` (the legacy media type,
+also chosen for ``*/*`` or no ``Accept``) gets 200 for well-formed requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.edge.errors import GatewayError
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+# Content types a browser may send cross-origin without a CORS preflight.
+SIMPLE_CONTENT_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+# Any of these headers makes a browser preflight the request, so a cross-site page cannot forge it.
+PREFLIGHT_HEADERS = ("x-apollo-operation-name", "apollo-require-preflight", "graphql-require-preflight")
+
+
+class HttpError(GatewayError):
+    """A request the server refuses before GraphQL sees it, with its HTTP status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **ext: Any
+    ) -> None:
+        super().__init__(code, message, **ext)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class GraphQLParams:
+    query: str | None = None
+    variables: dict[str, Any] | None = None
+    operation_name: str | None = None
+    extensions: dict[str, Any] | None = None
+    document_id: str | None = None
+
+
+def media_type(value: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = value.partition(";")
+    params = {}
+    for part in rest.split(";"):
+        name, sep, val = part.partition("=")
+        if sep:
+            params[name.strip().lower()] = val.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an ``Accept`` header, or None when nothing acceptable is offered."""
+    if not accept or not accept.strip():
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for item in accept.split(","):
+        kind, params = media_type(item)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        if quality <= 0:
+            continue
+        # On equal quality, prefer the exact modern type, then JSON; wildcards map to JSON.
+        if kind == GRAPHQL_RESPONSE:
+            candidate = (quality, 2, GRAPHQL_RESPONSE)
+        elif kind in {JSON, "application/*", "*/*"}:
+            candidate = (quality, 1, JSON)
+        else:
+            continue
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else None
+
+
+def csrf_blocked(request: Request) -> bool:
+    """True for a request a cross-site page could send without a preflight.
+
+    POST needs a non-simple content type (JSON) or a preflight header. GET is
+    refused only when it carries a simple content type without such a
+    header: plain GETs run queries only (never mutations) and the API's
+    credentials are headers, never cookies a browser would attach.
+    """
+    headers = request.headers
+    if any(headers.get(name) for name in PREFLIGHT_HEADERS):
+        return False
+    raw = headers.get("content-type")
+    if raw is None:
+        return request.method == "POST"
+    return media_type(raw)[0] in SIMPLE_CONTENT_TYPES
+
+
+def check_content_type(request: Request) -> None:
+    kind, params = media_type(request.headers.get("content-type", ""))
+    if kind != JSON:
+        raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "POST bodies must be application/json")
+    if params.get("charset", "utf-8").lower() not in {"utf-8", "utf8"}:
+        raise HttpError(415, "UNSUPPORTED_MEDIA_TYPE", "only the utf-8 charset is supported")
+
+
+def too_large(maximum: int) -> HttpError:
+    return HttpError(
+        413,
+        "OPERATION_LIMIT_EXCEEDED",
+        f"The request exceeds the bodySize limit of {maximum} bytes",
+        limit="bodySize",
+        maximum=maximum,
+    )
+
+
+async def read_body(request: Request, maximum: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > maximum:
+        raise too_large(maximum)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > maximum:
+            raise too_large(maximum)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bad_request(message: str) -> HttpError:
+    return HttpError(400, "BAD_REQUEST", message)
+
+
+def decode_json(raw: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request(f"{what} is not valid JSON") from None
+
+
+def params_from_query_string(query: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {k: query[k] for k in ("query", "operationName", "documentId") if k in query}
+    for name in ("variables", "extensions"):
+        if query.get(name):
+            data[name] = decode_json(query[name], name)
+    return data
+
+
+def graphql_params(data: object) -> GraphQLParams:
+    if not isinstance(data, dict):
+        raise bad_request("A GraphQL request must be a JSON object")
+
+    def typed(name: str, kind: type) -> Any:
+        value = data.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise bad_request(f"'{name}' must be {'a string' if kind is str else 'an object'}")
+        return value
+
+    return GraphQLParams(
+        query=typed("query", str),
+        variables=typed("variables", dict),
+        operation_name=typed("operationName", str) or None,
+        extensions=typed("extensions", dict),
+        document_id=typed("documentId", str) or None,
+    )
