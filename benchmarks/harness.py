@@ -45,8 +45,8 @@ from benchmarks.report import ProfileReport
 from commands.bus import CommandBus
 from commands.handlers import cart as cart_handlers
 from commands.handlers.catalog import upsert_product
-from commands.messages_catalog import UpsertProduct
-from commands.unit_of_work import MessageMetadata
+from commands.messages.catalog import UpsertProduct
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.seed import DEFAULT_SEED, demo_catalog
 from gateway.bootstrap.settings import MONGOMOCK_SCHEME, Settings
 from gateway.edge.auth import JwtAuthenticator

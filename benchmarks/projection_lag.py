@@ -37,7 +37,7 @@ from benchmarks.report import (
     plot_lag,
     plot_throughput,
 )
-from commands.messages_cart import AddCartLines, CartActor, CreateCart, LineRequest
+from commands.messages.cart import AddCartLines, CartActor, CreateCart, LineRequest
 
 NAME = "projection_lag"
 TITLE = "Projection lag"

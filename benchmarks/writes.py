@@ -33,11 +33,11 @@ from benchmarks.report import (
     plot_throughput,
     ratio,
 )
-from commands import ledger
 from commands.events.base import decode_event
 from commands.events.cart import CartCreated
-from commands.ledger import StreamConflict
-from commands.messages_cart import new_cart_id
+from commands.messages.cart import new_cart_id
+from commands.store import ledger
+from commands.store.ledger import StreamConflict
 
 NAME = "writes"
 TITLE = "Writes"

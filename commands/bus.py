@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.errors import VersionConflict
-from commands.ledger import StreamConflict
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.ledger import StreamConflict
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 ResultT = TypeVar("ResultT")
 log = logging.getLogger(__name__)

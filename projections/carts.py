@@ -16,7 +16,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands import ledger
 from commands.events.base import Event
 from commands.events.cart import (
     CartCheckedOut,
@@ -29,7 +28,8 @@ from commands.events.cart import (
     CartLinesRemoved,
     CartMerged,
 )
-from commands.ledger import RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream

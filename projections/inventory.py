@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
 from commands.events.inventory import InventoryEvent
-from commands.ledger import RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.events import order as ev
-from commands.ledger import Checkpoint, RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import Checkpoint, RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream

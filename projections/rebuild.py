@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
+from commands.store import ledger
 from projections import checkpoints
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 

@@ -11,8 +11,8 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
-from commands.ledger import Checkpoint, RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import Checkpoint, RecordedEvent
 from projections import checkpoints
 
 log = logging.getLogger(__name__)

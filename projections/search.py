@@ -15,9 +15,9 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands import ledger
 from commands.events.catalog import PRODUCT_EVENT_TYPES, ProductCreated, ProductUpdated
-from commands.ledger import RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.search_mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document

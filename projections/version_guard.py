@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import Enum
 
-from commands.ledger import RecordedEvent
+from commands.store.ledger import RecordedEvent
 
 
 class Decision(Enum):

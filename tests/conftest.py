@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from commands.migrate import migrate
+from commands.store.migrate import migrate
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.settings import Settings
 from gateway.bootstrap.wiring import wire

@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands import ledger
 from commands.bus import CommandBus
 from commands.domain import cart as domain
 from commands.domain.cart import Cart, CatalogPrice
 from commands.errors import Forbidden, VersionConflict
 from commands.events.base import Event
 from commands.events.cart import CartCheckedOut
-from commands.ledger import RecordedEvent, StreamConflict
-from commands.messages_cart import (
+from commands.messages.cart import (
     AddCartLines,
     AttachCartToCustomer,
     CartResult,
@@ -30,8 +28,10 @@ from commands.messages_cart import (
     RemoveCartLines,
     UpdateCartLines,
 )
-from commands.tables import catalog_variants, customer_carts
-from commands.unit_of_work import UnitOfWork
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent, StreamConflict
+from commands.store.tables import catalog_variants, customer_carts
+from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "cart"
 

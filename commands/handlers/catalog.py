@@ -14,8 +14,8 @@ from commands.domain import catalog
 from commands.domain.currencies import minor_units
 from commands.errors import InvalidInput, ValidationErrors
 from commands.events.catalog import STREAM_TYPE, ProductState, ProductVariantState, product_stream_id
-from commands.messages_catalog import UpsertProduct, UpsertProductResult
-from commands.unit_of_work import UnitOfWork
+from commands.messages.catalog import UpsertProduct, UpsertProductResult
+from commands.store.unit_of_work import UnitOfWork
 
 
 async def upsert_product(command: UpsertProduct, uow: UnitOfWork) -> UpsertProductResult:

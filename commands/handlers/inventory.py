@@ -12,16 +12,16 @@ from dataclasses import replace
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import idempotency
 from commands.bus import CommandBus
 from commands.domain import inventory as domain
 from commands.domain.inventory import StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
-from commands.inventory_store import append_event, change_item, event_fields
-from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.inventory.stock_rows import append_event, change_item, event_fields
+from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from commands.metrics import IDEMPOTENT_REPLAYS
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store import idempotency
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
 

@@ -20,16 +20,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands import checkout_effects as effects
-from commands import payment_ops
-from commands.checkout_keys import run_once
-from commands.checkout_settle import PaymentSettlement, Settled
+from commands.checkout import effects as effects
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.keys import run_once
+from commands.checkout.payment_attempts import FAILED, Attempt
+from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import order as domain
 from commands.domain.order import Order, PaymentStatus
 from commands.errors import InvalidInput, NotFound
 from commands.events import order as ev
-from commands.idempotency import Claim
-from commands.messages_orders import (
+from commands.messages.orders import (
     CancelOrder,
     ErrorInfo,
     MarkOrderDelivered,
@@ -39,8 +39,8 @@ from commands.messages_orders import (
     RefundOrder,
     RequestFulfillment,
 )
-from commands.payment_ops import FAILED, Attempt
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.idempotency import Claim
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 MAX_TEXT = 500
 _Decide = Callable[[Order], list[ev.OrderEvent]]

@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from commands import idempotency, reservations
-from commands.checkout_reconcile import ReconcileReport, reconcile
-from commands.checkout_settle import PaymentSettlement
-from commands.unit_of_work import MessageMetadata
+from commands.checkout.reconcile import ReconcileReport, reconcile
+from commands.checkout.settle import PaymentSettlement
+from commands.inventory import reservations
+from commands.store import idempotency
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.orders import ProcessPaymentProvider
 

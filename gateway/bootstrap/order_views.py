@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 
-from commands.ledger import Checkpoint
+from commands.store.ledger import Checkpoint
 from gateway.bootstrap.container import Container
 from gateway.realtime.subscriptions import OrderUpdatesBroker, order_updates_broker
 from projections.orders import NAME, OrdersProjection, StatusChange

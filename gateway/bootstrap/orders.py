@@ -12,8 +12,8 @@ import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
-from commands.checkout import CheckoutService
-from commands.checkout_settle import PaymentSettlement
+from commands.checkout.saga import CheckoutService
+from commands.checkout.settle import PaymentSettlement
 from commands.handlers.orders import OrderCommands
 from commands.payments import HttpPaymentProvider, PaymentProvider, PaymentResult
 from commands.payments.sandbox import SandboxConfig, SandboxServer

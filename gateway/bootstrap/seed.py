@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from commands.messages_catalog import UpsertProduct, VariantSpec
-from commands.unit_of_work import MessageMetadata
+from commands.messages.catalog import UpsertProduct, VariantSpec
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commands.handlers.catalog import upsert_product
-from commands.messages_catalog import UpsertProduct
+from commands.messages.catalog import UpsertProduct
 from gateway.bootstrap.container import Container
 from projections.runner import RunnerConfig
 from projections.search import SearchProjection, alias_name

@@ -95,7 +95,7 @@ async def _project(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> str | None:
-    from commands.migrate import current_revision
+    from commands.store.migrate import current_revision
     from gateway.cli.stores import postgres_engine
 
     async with postgres_engine(settings, run_migrations=True) as engine:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from commands.migrate import migrate
+from commands.store.migrate import migrate
 from gateway.bootstrap.settings import Settings
 from gateway.stores.embedded import EmbeddedStores
 

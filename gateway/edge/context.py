@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from commands.unit_of_work import MessageMetadata
+from commands.store.unit_of_work import MessageMetadata
 from gateway.edge.auth import Principal
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands.tables import persisted_documents
+from commands.store.tables import persisted_documents
 from gateway.edge.clients import ApiClient
 from gateway.edge.errors import GatewayError, bad_user_input
 from gateway.edge.ttl_cache import TtlCache

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from commands.migrate import current_revision, head_revision
+from commands.store.migrate import current_revision, head_revision
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

@@ -13,11 +13,11 @@ import time
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from commands import checkout_webhooks
-from commands.checkout_settle import PaymentSettlement
-from commands.checkout_webhooks import InvalidWebhook
+from commands.checkout import webhooks as checkout_webhooks
+from commands.checkout.settle import PaymentSettlement
+from commands.checkout.webhooks import InvalidWebhook
 from commands.payments import SIGNATURE_HEADER, InvalidSignature, verify
-from commands.unit_of_work import MessageMetadata
+from commands.store.unit_of_work import MessageMetadata
 
 log = logging.getLogger("gateway.webhooks")
 MAX_BODY_BYTES = 64 * 1024

@@ -17,7 +17,7 @@ import strawberry
 
 from commands.bus import Command
 from commands.errors import DomainError, NotFound
-from commands.messages_cart import (
+from commands.messages.cart import (
     AddCartLines,
     AttachCartToCustomer,
     CartActor,

@@ -10,7 +10,7 @@ from enum import Enum
 import strawberry
 
 from commands.errors import DomainError
-from commands.messages_catalog import UpsertProduct, VariantSpec
+from commands.messages.catalog import UpsertProduct, VariantSpec
 from gateway.edge.context import Info
 from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 
 import strawberry
 
-from commands.checkout import CheckoutService
+from commands.checkout.saga import CheckoutService
 from commands.errors import DomainError, NotFound
 from commands.handlers.orders import OrderCommands
-from commands.messages_orders import (
+from commands.messages.orders import (
     AddressData,
     CancelOrder,
     CompleteCheckout,

@@ -12,7 +12,7 @@ from aiodataloader import DataLoader
 
 from commands.errors import DomainError
 from commands.handlers import inventory as inventory_handlers
-from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from gateway.edge.context import Info
 from gateway.schema.catalog import StockHint
 from gateway.schema.common import Freshness, UserError

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from commands import payment_ops
-from commands.checkout_reconcile import reconcile
-from commands.checkout_settle import PaymentSettlement
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.reconcile import reconcile
+from commands.checkout.settle import PaymentSettlement
 from tests.helpers import error_codes
 from tests.integration.checkout_fixtures import ADDRESS, CHECKOUT, META, Shop, settings, shop
 

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from commands import reservations
 from commands.domain.inventory import StockLevel
-from commands.reservations import ReservationLine
+from commands.inventory import reservations
+from commands.inventory.reservations import ReservationLine
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql

@@ -11,9 +11,9 @@ from sqlalchemy import text
 
 from commands.domain import cart as domain
 from commands.handlers.cart import stream_id
-from commands.ledger import RecordedEvent, load_stream
-from commands.messages_cart import CartActor
-from commands.unit_of_work import MessageMetadata
+from commands.messages.cart import CartActor
+from commands.store.ledger import RecordedEvent, load_stream
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 
 META = MessageMetadata(actor="test")

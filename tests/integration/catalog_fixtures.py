@@ -14,8 +14,8 @@ from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from commands.messages_catalog import UpsertProduct, UpsertProductResult, VariantSpec
-from commands.unit_of_work import MessageMetadata
+from commands.messages.catalog import UpsertProduct, UpsertProductResult, VariantSpec
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from gateway.bootstrap.settings import Settings

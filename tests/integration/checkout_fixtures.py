@@ -17,17 +17,17 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from commands import reservations
-from commands.checkout_effects import stream_id as order_stream
-from commands.checkout_reconcile import ReconcileReport, reconcile
-from commands.checkout_settle import PaymentSettlement
+from commands.checkout.effects import stream_id as order_stream
+from commands.checkout.reconcile import ReconcileReport, reconcile
+from commands.checkout.settle import PaymentSettlement
 from commands.domain import order as order_domain
 from commands.domain.order import Order
 from commands.events import order as ev
-from commands.ledger import load_stream
-from commands.messages_cart import CartActor, CreateCart, LineRequest
+from commands.inventory import reservations
+from commands.messages.cart import CartActor, CreateCart, LineRequest
 from commands.payments.sandbox import InProcessServer
-from commands.unit_of_work import MessageMetadata
+from commands.store.ledger import load_stream
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.orders import ProcessPaymentProvider
 from gateway.bootstrap.settings import Settings

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from commands import reservations
 from commands.domain.inventory import StockLevel, fold
 from commands.events.inventory import InventoryEvent
-from commands.ledger import RecordedEvent
-from commands.messages_inventory import SetStock, StockResult
-from commands.reservations import ReservationLine
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.inventory import reservations
+from commands.inventory.reservations import ReservationLine
+from commands.messages.inventory import SetStock, StockResult
+from commands.store.ledger import RecordedEvent
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 
 META = MessageMetadata(actor="admin:test")

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.events import order as ev
-from commands.ledger import RecordedEvent
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.ledger import RecordedEvent
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 META = MessageMetadata(actor="test")
 ADDRESS = ev.AddressData("Ada Lovelace", "1 Analytical Way", None, "London", "N1 9GU", "GB")

@@ -15,9 +15,9 @@ import redis.asyncio as redis_async
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
 from commands.events.base import Event
-from commands.ledger import RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent
 from projections.version_guard import events_to_fold, group_by_stream
 
 

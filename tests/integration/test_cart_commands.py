@@ -10,7 +10,7 @@ import pytest
 from commands.bus import Command
 from commands.errors import DomainError, ValidationErrors
 from commands.handlers.cart import check_out_cart
-from commands.messages_cart import (
+from commands.messages.cart import (
     AddCartLines,
     AttachCartToCustomer,
     CartResult,
@@ -20,7 +20,7 @@ from commands.messages_cart import (
     RemoveCartLines,
     UpdateCartLines,
 )
-from commands.unit_of_work import UnitOfWork
+from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.integration.cart_fixtures import (
     GUEST,

@@ -7,7 +7,7 @@ import random
 from collections import Counter
 
 from commands.errors import DomainError, VersionConflict
-from commands.messages_cart import (
+from commands.messages.cart import (
     AddCartLines,
     CartResult,
     CreateCart,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from commands.messages_cart import AddCartLines, AttachCartToCustomer, CreateCart, LineRequest
+from commands.messages.cart import AddCartLines, AttachCartToCustomer, CreateCart, LineRequest
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.carts import CartsProjection

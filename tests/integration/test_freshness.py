@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections.runner import ProjectionRunner
 from queries.freshness import StaleRead

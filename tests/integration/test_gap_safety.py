@@ -7,9 +7,9 @@ import random
 
 from sqlalchemy import text
 
-from commands import ledger
-from commands.ledger import StreamConflict
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store import ledger
+from commands.store.ledger import StreamConflict
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from tests.conftest import FAST_RUNNERS

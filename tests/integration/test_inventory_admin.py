@@ -9,8 +9,8 @@ import pytest
 
 from commands.errors import DomainError, InvalidInput, NotFound
 from commands.handlers.inventory import execute
-from commands.idempotency import IdempotencyKeyInProgress, IdempotencyKeyReused
-from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.messages.inventory import AdjustStock, SetStock, StockResult
+from commands.store.idempotency import IdempotencyKeyInProgress, IdempotencyKeyReused
 from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import META, inventory_events, items, new_order, reserve, stocked
 

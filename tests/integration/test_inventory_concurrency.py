@@ -8,9 +8,9 @@ from collections import Counter
 
 from sqlalchemy import text
 
-from commands import reservations
 from commands.domain.inventory import StockLevel
-from commands.reservations import OutOfStock
+from commands.inventory import reservations
+from commands.inventory.reservations import OutOfStock
 from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import (
     META,

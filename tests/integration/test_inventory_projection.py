@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from commands import reservations
 from commands.domain.inventory import StockLevel
-from commands.messages_inventory import AdjustStock
+from commands.inventory import reservations
+from commands.messages.inventory import AdjustStock
 from gateway.bootstrap.container import Container
 from projections.inventory import InventoryProjection
 from queries.inventory import InventoryQueries

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from commands import reservations
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
-from commands.reservations import OutOfStock, ReservationLine
-from commands.unit_of_work import UnitOfWork
+from commands.inventory import reservations
+from commands.inventory.reservations import OutOfStock, ReservationLine
+from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.integration.inventory_fixtures import (
     META,

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from commands import ledger
 from commands.errors import VersionConflict
 from commands.events.base import Event
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store import ledger
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from gateway.realtime.notifications import asyncpg_dsn
 

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from commands import ledger
 from commands.events import order as ev
-from commands.ledger import Checkpoint
-from commands.unit_of_work import UnitOfWork
+from commands.store import ledger
+from commands.store.ledger import Checkpoint
+from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from gateway.realtime.subscriptions import order_updates_broker
 from projections.orders import OrdersProjection

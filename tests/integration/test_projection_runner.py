@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.ledger import RecordedEvent
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.ledger import RecordedEvent
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.runner import ProjectionRunner, RunnerConfig

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from commands.messages_catalog import UpsertProduct
+from commands.messages.catalog import UpsertProduct
 from projections.search_mapping import sort_key
 from queries.product_search import PRICE_BUCKETS
 from queries.products import InvalidSearch, ProductView, SearchRequest

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from commands import ledger
 from commands.events import cart as cart_ev
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store import ledger
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from queries.timeline import TimelineQueries
 from tests.integration.orders_view_fixtures import append as append_order

@@ -17,7 +17,7 @@ from commands.events.inventory import (
     StockReserved,
     StockSet,
 )
-from commands.messages_inventory import AdjustStock, SetStock, StockResult
+from commands.messages.inventory import AdjustStock, SetStock, StockResult
 
 LEVEL = StockLevel("SKU-1", on_hand=10, reserved=4)
 

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from commands.checkout import validate
-from commands.checkout_pricing import PriceChanged, Variant, price_cart
-from commands.checkout_webhooks import InvalidWebhook, parse
+from commands.checkout.saga import validate
+from commands.checkout.webhooks import InvalidWebhook, parse
 from commands.domain.cart import Cart, CartEmpty, Line
+from commands.domain.pricing import PriceChanged, Variant, price_cart
 from commands.errors import ValidationErrors
 from commands.events.order import AddressData
-from commands.messages_orders import CompleteCheckout, ErrorInfo, OrderOutcome
+from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 
 ADDRESS = AddressData("Ada", "1 Way", None, "London", "N1", "GB")
 

@@ -32,22 +32,24 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands import checkout_effects as effects
-from commands import idempotency, payment_ops, reservations
-from commands.checkout_keys import run_once
-from commands.checkout_pricing import Variant, price_cart, skus
-from commands.checkout_settle import PaymentSettlement, Settled
+from commands.checkout import effects as effects
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.keys import run_once
+from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
 from commands.domain.order import OrderStatus, PaymentStatus
+from commands.domain.pricing import Variant, price_cart, skus
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
 from commands.events.order import OrderPlaced
 from commands.handlers import cart as cart_handlers
-from commands.idempotency import STARTED, Claim
-from commands.messages_orders import CompleteCheckout, ErrorInfo, OrderOutcome
+from commands.inventory import reservations
+from commands.inventory.reservations import ReservationLine
+from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
-from commands.reservations import ReservationLine
-from commands.tables import catalog_variants, checkout_carts
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store import idempotency
+from commands.store.idempotency import STARTED, Claim
+from commands.store.tables import catalog_variants, checkout_carts
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 PLACED = "order_placed"
 MAX_TEXT = 200

@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands import idempotency
 from commands.errors import DomainError
-from commands.idempotency import Claim, IdempotencyKeyInProgress
-from commands.messages_orders import OrderOutcome
+from commands.messages.orders import OrderOutcome
 from commands.metrics import IDEMPOTENT_REPLAYS
+from commands.store import idempotency
+from commands.store.idempotency import Claim, IdempotencyKeyInProgress
 
 MAX_POLL_SECONDS = 0.25
 MAX_SCOPE = 200  # idempotency_keys.scope

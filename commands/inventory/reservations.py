@@ -39,7 +39,7 @@ from commands.events.inventory import (
     StockReserved,
     StockShipped,
 )
-from commands.inventory_store import (
+from commands.inventory.stock_rows import (
     append_event,
     event_fields,
     lock_reservations,
@@ -49,7 +49,7 @@ from commands.inventory_store import (
     take_all_or_nothing,
 )
 from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 __all__ = [
     "OutOfStock",

@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from commands.checkout_settle import PaymentSettlement, WebhookReceipt
-from commands.payment_ops import Outcome
+from commands.checkout.payment_attempts import Outcome
+from commands.checkout.settle import PaymentSettlement, WebhookReceipt
 from commands.payments import PaymentStatus
-from commands.unit_of_work import MessageMetadata
+from commands.store.unit_of_work import MessageMetadata
 
 MAX_ID = 100
 

@@ -13,16 +13,17 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select, text
 
-from commands import payment_ops, reservations
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.payment_attempts import Attempt
 from commands.domain import order as domain
 from commands.domain.order import Order
 from commands.errors import DomainError
 from commands.events import order as ev
 from commands.handlers import cart as cart_handlers
-from commands.ledger import StreamConflict
-from commands.payment_ops import Attempt
-from commands.tables import checkout_carts, ledger_events
-from commands.unit_of_work import UnitOfWork
+from commands.inventory import reservations
+from commands.store.ledger import StreamConflict
+from commands.store.tables import checkout_carts, ledger_events
+from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

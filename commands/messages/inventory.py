@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from commands.bus import Command
-from commands.idempotency import Claim
+from commands.store.idempotency import Claim
 
 __all__ = ["AdjustStock", "SetStock", "StockResult"]
 

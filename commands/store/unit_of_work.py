@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands import ledger
 from commands.events.base import Event
-from commands.ledger import RecordedEvent
+from commands.store import ledger
+from commands.store.ledger import RecordedEvent
 
 
 @dataclass(frozen=True)

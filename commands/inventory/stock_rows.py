@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from commands.domain.inventory import stream_id
 from commands.errors import InvalidInput
 from commands.events.inventory import InventoryEvent
-from commands.unit_of_work import UnitOfWork
+from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "inventory"
 

@@ -18,15 +18,16 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands import checkout_effects as effects
-from commands import payment_ops, reservations
+from commands.checkout import effects as effects
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.payment_attempts import AUTHORIZE, CAPTURE, FAILED, REFUND, VOID, Attempt, Outcome
 from commands.domain import order as domain
 from commands.domain.order import Order, OrderStatus, PaymentStatus
 from commands.events import order as ev
-from commands.payment_ops import AUTHORIZE, CAPTURE, FAILED, REFUND, VOID, Attempt, Outcome
+from commands.inventory import reservations
 from commands.payments import PaymentProvider
-from commands.tables import payment_webhook_events
-from commands.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.tables import payment_webhook_events
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from commands import payment_ops
-from commands.checkout_settle import APPLIED, PaymentSettlement
-from commands.payment_ops import AUTHORIZE, FAILED, Attempt, Outcome
+from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.payment_attempts import AUTHORIZE, FAILED, Attempt, Outcome
+from commands.checkout.settle import APPLIED, PaymentSettlement
 from commands.payments import PaymentError
-from commands.unit_of_work import MessageMetadata
+from commands.store.unit_of_work import MessageMetadata
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.idempotency import request_hash
 from commands.metrics import PAYMENT_OUTCOMES
 from commands.payments import (
     IdempotencyMismatch,
@@ -28,7 +27,8 @@ from commands.payments import (
     PaymentProviderUnavailable,
     PaymentResult,
 )
-from commands.tables import payment_attempts
+from commands.store.idempotency import request_hash
+from commands.store.tables import payment_attempts
 
 log = logging.getLogger(__name__)
 
