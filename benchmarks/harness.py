@@ -51,7 +51,7 @@ from gateway.bootstrap.seed import DEFAULT_SEED, demo_catalog
 from gateway.bootstrap.settings import MONGOMOCK_SCHEME, Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.stores.embedded import EmbeddedStores
-from projections.search import alias_name
+from projections.search.projector import alias_name
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"

@@ -6,7 +6,7 @@ from commands.handlers.catalog import upsert_product
 from commands.messages.catalog import UpsertProduct
 from gateway.bootstrap.container import Container
 from projections.runner import RunnerConfig
-from projections.search import SearchProjection, alias_name
+from projections.search.projector import SearchProjection, alias_name
 from queries.products import ProductService
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.bootstrap.container import Container
 from projections.runner import RunnerConfig
-from projections.timeline import TimelineProjection
+from projections.timeline.projector import TimelineProjection
 from queries.timeline import TimelineQueries
 
 

@@ -13,7 +13,7 @@ from commands.store import ledger
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
-from projections.search import SearchProjection, alias_name
+from projections.search.projector import SearchProjection, alias_name
 from queries.products import SearchRequest
 from tests.integration.catalog_fixtures import product, products, upsert, variant
 

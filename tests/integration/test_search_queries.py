@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from commands.messages.catalog import UpsertProduct
-from projections.search_mapping import sort_key
+from projections.search.mapping import sort_key
 from queries.product_search import PRICE_BUCKETS
 from queries.products import InvalidSearch, ProductView, SearchRequest
 from tests.integration.catalog_fixtures import SeededCatalog, seeded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections.timeline_entries import entry_for, money
+from projections.timeline.entries import entry_for, money
 
 
 def test_payment_summary_reads_like_a_sentence() -> None:

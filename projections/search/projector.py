@@ -20,8 +20,8 @@ from commands.store import ledger
 from commands.store.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
-from projections.search_mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
-from projections.search_stock import INVENTORY_EVENT_TYPES, apply_stock, latest_stock, stock_from_events
+from projections.search.mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
+from projections.search.stock import INVENTORY_EVENT_TYPES, apply_stock, latest_stock, stock_from_events
 from projections.version_guard import events_to_fold, group_by_stream
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from commands.store.ledger import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
-from projections.timeline_entries import EntryDraft, entry_for
+from projections.timeline.entries import EntryDraft, entry_for
 
 ENTRIES = "timeline_entries"
 OWNERS = "timeline_owners"
