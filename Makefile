@@ -1,43 +1,65 @@
-# Commerce gateway. `make run` and `make test` work on a fresh machine:
-# they create .venv and install the project with its embedded stores.
+# Commerce gateway. Every target works on a fresh machine with python3 and PyPI:
+# it creates .venv, puts uv in it with pip, and installs from uv.lock what the
+# target needs (run: runtime + embedded stores; test: + test tools; bench: + plots, profiler).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+# --inexact: each target adds its extras and keeps what another target installed (and uv itself).
+SYNC := $(UV) sync --frozen --inexact --extra embedded
+# uv works on the venv made here with the machine's python3 and never downloads one of its own.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck bench bench-quick install clean schema
+.PHONY: run test lint typecheck bench bench-quick install lock clean schema
 
-$(STAMP): pyproject.toml
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[embedded,test,bench]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-install: $(STAMP)
+# One stamp per set of extras: a second `make test` installs nothing until uv.lock changes.
+$(VENV)/.installed-run: $(UV) uv.lock pyproject.toml
+	$(SYNC)
+	touch $@
 
-run: $(STAMP)
+$(VENV)/.installed-test: $(UV) uv.lock pyproject.toml
+	$(SYNC) --extra test
+	touch $@
+
+$(VENV)/.installed-bench: $(UV) uv.lock pyproject.toml
+	$(SYNC) --extra bench
+	touch $@
+
+install: $(VENV)/.installed-run $(VENV)/.installed-test $(VENV)/.installed-bench
+
+# After editing dependencies in pyproject.toml: resolve again and commit uv.lock.
+lock: $(UV)
+	$(UV) lock
+
+run: $(VENV)/.installed-run
 	$(BIN)/commerce-gateway serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-schema: $(STAMP)
+schema: $(VENV)/.installed-run
 	$(BIN)/python -m gateway.cli.print_schema > schema.graphql
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-bench-quick: $(STAMP)
+bench-quick: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks --quick --results /tmp/bench-quick
 
 clean:
