@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -72,8 +72,8 @@ class DocumentCache:
         self._production = production
         self._rules: Sequence[type[ASTValidationRule]] = validation_rules(production)
         self._max_tokens = max_tokens
-        self._size = size
-        self._entries: OrderedDict[str, PreparedDocument] = OrderedDict()
+        self._enabled = size > 0
+        self._entries: LRUCache[str, PreparedDocument] = LRUCache(max(size, 1))
         self.hits = 0
         self.misses = 0
 
@@ -81,14 +81,11 @@ class DocumentCache:
         prepared = self._entries.get(sha256)
         if prepared is not None:
             self.hits += 1
-            self._entries.move_to_end(sha256)
             return prepared
         self.misses += 1
         prepared = self._prepare(text, sha256)
-        if self._size > 0:
+        if self._enabled:
             self._entries[sha256] = prepared
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
         return prepared
 
     def _prepare(self, text: str, sha256: str) -> PreparedDocument:
