@@ -1,20 +1,26 @@
-"""Tables the write side owns, plus the projection checkpoints (SQLAlchemy Core).
+"""Tables the write side owns (SQLAlchemy Core).
 
 The Alembic migrations in ``migrations/`` are the source of truth for DDL;
-these definitions are what the code queries with and must match them.
+these definitions describe them exactly (columns, types, nullability, keys,
+indexes), which ``tests/integration/test_migrations_match_code.py`` checks.
+CHECK constraints, server defaults, the ``order_numbers`` sequence and the
+ledger's append-only trigger live only in the migrations.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    CHAR,
     BigInteger,
-    Boolean,
     Column,
     DateTime,
-    Double,
+    ForeignKey,
+    Identity,
+    Index,
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -27,10 +33,10 @@ metadata = MetaData()
 ledger_events = Table(
     "ledger_events",
     metadata,
-    Column("position", BigInteger, primary_key=True),
+    Column("position", BigInteger, Identity(always=True), primary_key=True),
     # xid8 in the database; read as text and converted (see ledger.py).
     Column("tx_id", BigInteger, nullable=False),
-    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
     Column("stream_type", String(64), nullable=False),
     Column("stream_id", String(200), nullable=False),
     Column("stream_version", Integer, nullable=False),
@@ -38,49 +44,46 @@ ledger_events = Table(
     Column("data", JSONB, nullable=False),
     Column("metadata", JSONB, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("event_id", name="ledger_events_event_id_key"),
     UniqueConstraint("stream_id", "stream_version", name="ledger_events_stream_version_key"),
-)
-
-projection_checkpoints = Table(
-    "projection_checkpoints",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("tx_id", BigInteger, nullable=False),
-    Column("position", BigInteger, nullable=False),
-    Column("state", String(32), nullable=False),
-    Column("last_error", Text),
-    Column("failures", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("last_applied_at", DateTime(timezone=True)),
+    Index("ledger_events_tx_order", "tx_id", "position"),
+    Index("ledger_events_stream_type", "stream_type", "position"),
 )
 
 catalog_products = Table(
     "catalog_products",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("handle", String(120), nullable=False, unique=True),
+    Column("handle", String(120), nullable=False),
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False),
     Column("brand", Text),
     Column("categories", ARRAY(Text), nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", CHAR(3), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("handle", name="catalog_products_handle_key"),
 )
 
 catalog_variants = Table(
     "catalog_variants",
     metadata,
     Column("sku", String(64), primary_key=True),
-    Column("product_id", UUID(as_uuid=True), nullable=False),
+    Column(
+        "product_id",
+        UUID(as_uuid=True),
+        ForeignKey("catalog_products.id", name="catalog_variants_product_id_fkey"),
+        nullable=False,
+    ),
     Column("title", Text, nullable=False),
     Column("price", Numeric(18, 4), nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", CHAR(3), nullable=False),
     # 'active' or 'withdrawn': a variant removed from its product stays for history.
     Column("status", String(16), nullable=False),
     Column("sort_order", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("catalog_variants_product", "product_id"),
 )
 
 # Who owns each cart and whether it is still active, kept in the cart commands'
@@ -96,34 +99,11 @@ customer_carts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
-
-# API clients (partner apps): only a hash of each key is stored.
-api_clients = Table(
-    "api_clients",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("name", String(100), nullable=False),
-    Column("key_hash", String(64), nullable=False, unique=True),
-    Column("key_prefix", String(16), nullable=False),
-    Column("roles", ARRAY(Text), nullable=False),
-    Column("persisted_only", Boolean, nullable=False),
-    Column("budget", Integer),
-    Column("restore_rate", Double),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
-)
-
-# Trusted documents registered per client from a persisted-query manifest.
-persisted_documents = Table(
-    "persisted_documents",
-    metadata,
-    Column("client_id", UUID(as_uuid=True), primary_key=True),
-    Column("document_id", String(200), primary_key=True),
-    Column("sha256", String(64), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("operation_name", String(200)),
-    Column("operation_type", String(16)),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+Index(
+    "customer_carts_active",
+    customer_carts.c.customer_id,
+    customer_carts.c.status,
+    customer_carts.c.updated_at.desc(),
 )
 
 # Stock per SKU. A SKU without a row is untracked (not stock-managed). The
@@ -144,42 +124,42 @@ inventory_reservations = Table(
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("order_id", UUID(as_uuid=True), nullable=False),
-    Column("sku", String(64), nullable=False),
+    Column(
+        "sku",
+        String(64),
+        ForeignKey("inventory_items.sku", name="inventory_reservations_sku_fkey"),
+        nullable=False,
+    ),
     Column("quantity", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("order_id", "sku", name="inventory_reservations_order_sku"),
-)
-
-# The ``orders`` read model (written by projections/orders.py, read by queries/orders.py).
-# JSON columns: lines [{sku, title, quantity, unit_price, line_total}], shipping_address,
-# history [{type, at, position}] oldest first.
-order_view = Table(
-    "order_view",
-    metadata,
-    Column("order_id", Text, primary_key=True),
-    Column("number", Text, nullable=False),
-    Column("customer_id", Text),
-    Column("email", Text, nullable=False),
-    Column("cart_id", Text, nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("payment_status", String(16), nullable=False),
-    Column("payment_amount", Numeric, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("provider_reference", Text),
-    Column("lines", JSONB, nullable=False),
-    Column("subtotal", Numeric, nullable=False),
-    Column("total", Numeric, nullable=False),
-    Column("shipping_address", JSONB, nullable=False),
-    Column("history", JSONB, nullable=False),
-    Column("stream_version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("inventory_reservations_expiring", "expires_at", postgresql_where="status = 'active'"),
 )
 
 # Checkout and payments (migrations 0006_orders, 0007_checkout).
+# One row per (scope, key) while a request with an idempotency key runs and after it completed.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(200), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("request_hash", CHAR(64), nullable=False),
+    # 'in_progress' or 'completed'
+    Column("state", String(16), nullable=False),
+    Column("recovery_point", String(64), nullable=False),
+    Column("progress", JSONB, nullable=False),
+    Column("response", JSONB),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("scope", "key"),
+    Index("idempotency_keys_expiry", "expires_at"),
+)
+
 # Every provider operation, before it is sent: a retry or reconciliation settles it by its key.
 payment_attempts = Table(
     "payment_attempts",
@@ -188,17 +168,21 @@ payment_attempts = Table(
     Column("order_id", UUID(as_uuid=True), nullable=False),
     # 'authorize', 'capture', 'void' or 'refund'
     Column("operation", String(16), nullable=False),
-    Column("idempotency_key", String(255), nullable=False, unique=True),
-    Column("request_hash", String(64), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_hash", CHAR(64), nullable=False),
     Column("amount", Numeric(18, 4), nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", CHAR(3), nullable=False),
     Column("provider_reference", String(100)),
     # PENDING (not answered yet), UNKNOWN (no answer in time), or the provider's final status.
     Column("status", String(16), nullable=False),
     Column("response", JSONB),
-    Column("context", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Added by 0007_checkout, hence after the timestamps.
+    Column("context", JSONB, nullable=False),
+    UniqueConstraint("idempotency_key", name="payment_attempts_idempotency_key_key"),
+    Index("payment_attempts_order", "order_id", "created_at"),
+    Index("payment_attempts_unknown", "status", postgresql_where="status IN ('UNKNOWN', 'PENDING')"),
 )
 
 # Provider webhook events already handled (deduplication and per-payment ordering).
@@ -210,6 +194,7 @@ payment_webhook_events = Table(
     Column("provider_reference", String(100)),
     Column("sequence", Integer),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("payment_webhook_events_payment", "provider_reference", "sequence"),
 )
 
 # The order a cart is being bought with while that order is open (one per cart).

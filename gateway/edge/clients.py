@@ -19,9 +19,9 @@ from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands.store.tables import api_clients
 from gateway.edge.auth import ROLES, JwtAuthenticator, Principal
 from gateway.edge.errors import unauthenticated
+from gateway.edge.tables import api_clients
 from gateway.edge.ttl_cache import TtlCache
 
 KEY_PREFIX = "cgk_"

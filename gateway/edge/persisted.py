@@ -21,9 +21,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands.store.tables import persisted_documents
 from gateway.edge.clients import ApiClient
 from gateway.edge.errors import GatewayError, bad_user_input
+from gateway.edge.tables import persisted_documents
 from gateway.edge.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
