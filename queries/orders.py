@@ -5,9 +5,6 @@ Freshness is the gateway's business (``FreshnessService.freshness(PROJECTION)``)
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from queries import cursors
 
 PROJECTION = "orders"
 TABLE = "order_view"
@@ -90,16 +89,14 @@ class OrderCursor:
     order_id: str
 
     def encode(self) -> str:
-        raw = json.dumps(["o1", self.created_at.isoformat(), self.order_id], separators=(",", ":"))
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        return cursors.encode(["o1", self.created_at.isoformat(), self.order_id])
 
     @classmethod
     def decode(cls, value: str) -> OrderCursor:
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            tag, at, order_id = json.loads(raw)
+            tag, at, order_id = cursors.decode(value)
             created_at = datetime.fromisoformat(at)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        except (ValueError, TypeError):
             raise InvalidCursor("after is not a cursor from this connection") from None
         if tag != "o1" or not isinstance(order_id, str) or created_at.tzinfo is None:
             raise InvalidCursor("after is not a cursor from this connection")

@@ -13,13 +13,13 @@ equal on osmem and on Elasticsearch, and the ``product_id`` tiebreak decides.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from queries import cursors
 
 MAX_FIRST = 100
 MAX_QUERY_LENGTH = 200
@@ -208,15 +208,13 @@ def _fingerprint(request: SearchRequest) -> str:
 
 
 def encode_cursor(fingerprint: str, sort_values: list[Any]) -> str:
-    raw = json.dumps({"f": fingerprint, "a": sort_values}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode({"f": fingerprint, "a": sort_values})
 
 
 def decode_cursor(cursor: str, fingerprint: str) -> list[Any]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = cursors.decode(cursor)
+    except cursors.MalformedCursor:
         raise InvalidSearch("invalid cursor") from None
     if not isinstance(decoded, dict) or not isinstance(decoded.get("a"), list):
         raise InvalidSearch("invalid cursor")

@@ -1,25 +1,22 @@
-"""Opaque keyset cursors for connections: base64 of a tagged JSON value."""
+"""Opaque keyset cursors for the schema's connections: a tagged JSON value in the shared codec."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any
 
 from gateway.edge.errors import bad_user_input
+from queries import cursors as codec
 
 
 def encode_cursor(tag: str, value: Any) -> str:
-    raw = json.dumps([tag, value], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return codec.encode([tag, value])
 
 
 def decode_cursor(tag: str, cursor: str) -> Any:
     """The value inside a cursor made by ``encode_cursor(tag, ...)``; BAD_USER_INPUT otherwise."""
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        decoded = codec.decode(cursor)
+    except codec.MalformedCursor:
         raise bad_user_input("`after` is not a cursor from this connection") from None
     if not isinstance(decoded, list) or len(decoded) != 2 or decoded[0] != tag:
         raise bad_user_input("`after` is not a cursor from this connection")
