@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.edge.settings import EdgeSettings
+from gateway.environment import ConfigurationError as ConfigurationError
+from gateway.environment import EnvReader
 
 # Development default only: production refuses to start without AUTH_JWT_SECRET.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"
@@ -16,10 +18,6 @@ DEV_WEBHOOK_SECRET = "dev-only-sandbox-webhook-secret"
 
 
 MONGOMOCK_SCHEME = "mongomock://"
-
-
-class ConfigurationError(Exception):
-    """The environment does not describe a runnable configuration."""
 
 
 @dataclass(frozen=True)
@@ -80,40 +78,41 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        mode = env.get("COMMERCE_ENV", "development").strip().lower()
+        read = EnvReader(env)
+        mode = read.text("COMMERCE_ENV", "development").strip().lower()
         if mode not in {"development", "production"}:
             raise ConfigurationError(f"COMMERCE_ENV must be development or production, not {mode!r}")
-        secret = env.get("AUTH_JWT_SECRET") or ""
-        if mode == "production" and len(secret) < 32:
+        development = mode == "development"
+        secret = read.text("AUTH_JWT_SECRET", "")
+        if not development and len(secret) < 32:
             raise ConfigurationError("production needs AUTH_JWT_SECRET of at least 32 characters")
-        webhook_secret = env.get("PAYMENT_WEBHOOK_SECRET") or ""
-        if mode == "production" and not webhook_secret:
+        webhook_secret = read.text("PAYMENT_WEBHOOK_SECRET", "")
+        if not development and not webhook_secret:
             raise ConfigurationError("production needs PAYMENT_WEBHOOK_SECRET")
         return cls(
             env=mode,
-            database_url=_url(env.get("DATABASE_URL")),
-            mongodb_url=env.get("MONGODB_URL") or None,
-            mongodb_database=env.get("MONGODB_DATABASE", "commerce"),
-            elasticsearch_url=env.get("ELASTICSEARCH_URL") or None,
-            search_in_memory=env.get("ELASTICSEARCH_IN_MEMORY", "0") in {"1", "true", "yes"},
-            index_prefix=env.get("ELASTICSEARCH_INDEX_PREFIX", ""),
-            redis_url=env.get("REDIS_URL") or None,
-            redis_prefix=env.get("REDIS_KEY_PREFIX", "cg:"),
+            database_url=_url(read.optional("DATABASE_URL")),
+            mongodb_url=read.optional("MONGODB_URL"),
+            mongodb_database=read.text("MONGODB_DATABASE", "commerce"),
+            elasticsearch_url=read.optional("ELASTICSEARCH_URL"),
+            search_in_memory=read.flag("ELASTICSEARCH_IN_MEMORY", False),
+            index_prefix=read.text("ELASTICSEARCH_INDEX_PREFIX", ""),
+            redis_url=read.optional("REDIS_URL"),
+            redis_prefix=read.text("REDIS_KEY_PREFIX", "cg:"),
             jwt_secret=secret or DEV_JWT_SECRET,
             webhook_secret=webhook_secret or DEV_WEBHOOK_SECRET,
-            payment_provider_url=env.get("PAYMENT_PROVIDER_URL") or None,
-            payment_timeout_seconds=float(env.get("PAYMENT_TIMEOUT_SECONDS", "5.0")),
-            reconcile_interval_seconds=float(env.get("PAYMENT_RECONCILE_INTERVAL_SECONDS", "30.0")),
-            reservation_sweep_seconds=float(env.get("RESERVATION_SWEEP_SECONDS", "15.0")),
-            payment_abandon_seconds=float(env.get("PAYMENT_ABANDON_SECONDS", "900.0")),
-            data_dir=Path(env.get("COMMERCE_DATA_DIR", ".data")),
-            read_wait_seconds=float(env.get("READ_WAIT_SECONDS", "2.0")),
-            reservation_lease_seconds=float(env.get("RESERVATION_LEASE_SECONDS", "900")),
-            run_projectors=env.get("RUN_PROJECTORS", "1") not in {"0", "false", "no"},
-            seed_demo=mode == "development" and env.get("SEED_DEMO_DATA", "1") not in {"0", "false", "no"},
-            migrate_on_start=env.get("MIGRATE_ON_START", "1" if mode == "development" else "0")
-            not in {"0", "false", "no"},
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            payment_provider_url=read.optional("PAYMENT_PROVIDER_URL"),
+            payment_timeout_seconds=read.real("PAYMENT_TIMEOUT_SECONDS", 5.0),
+            reconcile_interval_seconds=read.real("PAYMENT_RECONCILE_INTERVAL_SECONDS", 30.0),
+            reservation_sweep_seconds=read.real("RESERVATION_SWEEP_SECONDS", 15.0),
+            payment_abandon_seconds=read.real("PAYMENT_ABANDON_SECONDS", 900.0),
+            data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
+            read_wait_seconds=read.real("READ_WAIT_SECONDS", 2.0),
+            reservation_lease_seconds=read.real("RESERVATION_LEASE_SECONDS", 900),
+            run_projectors=read.flag("RUN_PROJECTORS", True),
+            seed_demo=development and read.flag("SEED_DEMO_DATA", True),
+            migrate_on_start=read.flag("MIGRATE_ON_START", development),
+            log_level=read.text("LOG_LEVEL", "INFO").upper(),
             edge=EdgeSettings.from_env(env),
         )
 

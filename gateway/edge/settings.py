@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import cast
+
+from gateway.environment import EnvReader
 
 # Environment variable per field; every one is optional.
 ENV_VARS: dict[str, str] = {
@@ -52,17 +55,13 @@ class EdgeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EdgeSettings:
+        """Every field from its variable in ``ENV_VARS``, the default when unset; none may be negative."""
+        reader = EnvReader(env)
         values: dict[str, object] = {}
         for spec in fields(cls):
-            raw = env.get(ENV_VARS[spec.name], "").strip()
-            if not raw:
-                continue
-            kind = float if spec.type in {"float", float} else int
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_VARS[spec.name]} must be a number, not {raw!r}") from None
-            if value < 0:
-                raise ValueError(f"{ENV_VARS[spec.name]} must not be negative")
-            values[spec.name] = value
+            name = ENV_VARS[spec.name]
+            if spec.type in {"float", float}:
+                values[spec.name] = reader.real(name, cast(float, spec.default), non_negative=True)
+            else:
+                values[spec.name] = reader.integer(name, cast(int, spec.default), non_negative=True)
         return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,48 @@
+"""The shared environment reader and the shared cursor codec."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.bootstrap.settings import ConfigurationError, Settings
+from gateway.environment import EnvReader, InvalidVariable
+from queries import cursors
+
+
+def test_flags_keep_their_default_unless_the_value_names_the_other_answer() -> None:
+    read = EnvReader({"ON": "no", "OFF": "yes", "ODD": "maybe", "EMPTY": ""})
+    assert read.flag("ON", True) is False and read.flag("OFF", False) is True
+    assert read.flag("ODD", True) is True and read.flag("ODD", False) is False
+    assert read.flag("EMPTY", True) is True and read.flag("UNSET", False) is False
+
+
+def test_numbers_name_the_variable_when_wrong() -> None:
+    read = EnvReader({"RATE": " 2.5 ", "COUNT": "3", "BLANK": " ", "BAD": "lots", "NEG": "-1"})
+    assert read.real("RATE", 1.0) == 2.5 and read.integer("COUNT", 1) == 3
+    assert read.integer("BLANK", 7) == 7 and read.real("UNSET", 0.5) == 0.5
+    with pytest.raises(InvalidVariable, match="BAD must be a number"):
+        read.integer("BAD", 1)
+    with pytest.raises(InvalidVariable, match="NEG must not be negative"):
+        read.integer("NEG", 1, non_negative=True)
+    assert read.integer("NEG", 1) == -1
+
+
+def test_settings_errors_are_configuration_errors_naming_the_variable() -> None:
+    with pytest.raises(ConfigurationError, match="READ_WAIT_SECONDS"):
+        Settings.from_env({"READ_WAIT_SECONDS": "soon"})
+    with pytest.raises(ConfigurationError, match="GRAPHQL_MAX_DEPTH"):
+        Settings.from_env({"GRAPHQL_MAX_DEPTH": "-3"})
+    prod = Settings.from_env(
+        {"COMMERCE_ENV": "production", "AUTH_JWT_SECRET": "s" * 32, "PAYMENT_WEBHOOK_SECRET": "w"}
+    )
+    assert not prod.migrate_on_start
+    assert Settings.from_env({"MIGRATE_ON_START": "no"}).migrate_on_start is False
+
+
+def test_cursor_codec_round_trips_unpadded_and_rejects_non_cursors() -> None:
+    payload = ["tag", {"a": [1, "x"]}]
+    encoded = cursors.encode(payload)
+    assert "=" not in encoded and cursors.decode(encoded) == payload
+    for bad in ["", "!!!", "bm90IGpzb24", "//79"]:
+        with pytest.raises(cursors.MalformedCursor):
+            cursors.decode(bad)
