@@ -16,79 +16,59 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import quoted_name
 
-from commands.domain.order import OrderStatus, PaymentStatus
 from commands.events import order as ev
 from commands.store import ledger
 from commands.store.ledger import Checkpoint, RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
+from projections.tables import order_view
 from projections.version_guard import events_to_fold, group_by_stream
 
 log = logging.getLogger(__name__)
 
 NAME = "orders"
-TABLE = "order_view"
+TABLE = order_view.name
 STREAM_TYPE = "order"
 STREAM_PREFIX = "order-"
-COLUMNS = (
-    "order_id", "number", "customer_id", "email", "cart_id", "status", "payment_status",
-    "payment_amount", "currency", "provider_reference", "lines", "subtotal", "total",
-    "shipping_address", "history", "stream_version", "created_at", "updated_at",
-)  # fmt: skip
+COLUMNS = tuple(column.name for column in order_view.columns)
 _JSON_COLUMNS = frozenset({"lines", "shipping_address", "history"})
 
-_ORDER_STATUS: dict[type[ev.OrderEvent], OrderStatus] = {
-    ev.OrderConfirmed: OrderStatus.CONFIRMED,
-    ev.FulfillmentRequested: OrderStatus.FULFILLMENT_REQUESTED,
-    ev.OrderShipped: OrderStatus.SHIPPED,
-    ev.OrderDelivered: OrderStatus.DELIVERED,
-    ev.OrderCancelled: OrderStatus.CANCELLED,
-    ev.OrderRefunded: OrderStatus.REFUNDED,
-    ev.OrderNeedsAttention: OrderStatus.NEEDS_ATTENTION,
+# Statuses as the order aggregate names them (strings: a projection works from events only).
+PLACED_STATUS = "PAYMENT_PENDING"
+PLACED_PAYMENT_STATUS = "PENDING"
+_ORDER_STATUS: dict[type[ev.OrderEvent], str] = {
+    ev.OrderConfirmed: "CONFIRMED",
+    ev.FulfillmentRequested: "FULFILLMENT_REQUESTED",
+    ev.OrderShipped: "SHIPPED",
+    ev.OrderDelivered: "DELIVERED",
+    ev.OrderCancelled: "CANCELLED",
+    ev.OrderRefunded: "REFUNDED",
+    ev.OrderNeedsAttention: "NEEDS_ATTENTION",
 }
-_PAYMENT_STATUS: dict[type[ev.OrderEvent], PaymentStatus] = {
-    ev.PaymentAuthorized: PaymentStatus.AUTHORIZED,
-    ev.PaymentDeclined: PaymentStatus.DECLINED,
-    ev.PaymentOutcomeUnknown: PaymentStatus.UNKNOWN,
-    ev.PaymentCaptured: PaymentStatus.CAPTURED,
-    ev.PaymentVoided: PaymentStatus.VOIDED,
-    ev.PaymentRefunded: PaymentStatus.REFUNDED,
+_PAYMENT_STATUS: dict[type[ev.OrderEvent], str] = {
+    ev.PaymentAuthorized: "AUTHORIZED",
+    ev.PaymentDeclined: "DECLINED",
+    ev.PaymentOutcomeUnknown: "UNKNOWN",
+    ev.PaymentCaptured: "CAPTURED",
+    ev.PaymentVoided: "VOIDED",
+    ev.PaymentRefunded: "REFUNDED",
 }
+_INDEX_SUFFIXES = sorted(str(index.name).removeprefix(f"{TABLE}_") for index in order_view.indexes)
 
 
-def table_ddl(table: str) -> list[str]:
-    """The read-model table and its indexes (the migration creates the live one the same way)."""
-    return [
-        f"""
-        CREATE TABLE IF NOT EXISTS {table} (
-            order_id text NOT NULL,
-            number text NOT NULL,
-            customer_id text,
-            email text NOT NULL,
-            cart_id text NOT NULL,
-            status varchar(32) NOT NULL,
-            payment_status varchar(16) NOT NULL,
-            payment_amount numeric NOT NULL,
-            currency varchar(3) NOT NULL,
-            provider_reference text,
-            lines jsonb NOT NULL,
-            subtotal numeric NOT NULL,
-            total numeric NOT NULL,
-            shipping_address jsonb NOT NULL,
-            history jsonb NOT NULL,
-            stream_version integer NOT NULL,
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL,
-            CONSTRAINT {table}_pkey PRIMARY KEY (order_id)
-        )
-        """,
-        f"CREATE INDEX IF NOT EXISTS {table}_customer_created "
-        f"ON {table} (customer_id, created_at DESC, order_id)",
-        f"CREATE INDEX IF NOT EXISTS {table}_status ON {table} (status, created_at DESC, order_id)",
-    ]
+def shaped_like_order_view(table: str) -> Table:
+    """``order_view``'s definition under another name, its indexes renamed to match
+    (index names are unique per schema, so a copy cannot reuse the live ones)."""
+    if table == TABLE:
+        return order_view
+    copy = order_view.to_metadata(MetaData(), name=table)
+    for index in copy.indexes:
+        index.name = quoted_name(f"{table}_{str(index.name).removeprefix(f'{TABLE}_')}", None)
+    return copy
 
 
 @dataclass
@@ -171,8 +151,8 @@ def _placed(recorded: RecordedEvent, event: ev.OrderPlaced) -> OrderRow:
         customer_id=event.customer_id,
         email=event.email,
         cart_id=event.cart_id,
-        status=OrderStatus.PAYMENT_PENDING.value,
-        payment_status=PaymentStatus.PENDING.value,
+        status=PLACED_STATUS,
+        payment_status=PLACED_PAYMENT_STATUS,
         payment_amount=event.total,
         currency=event.currency,
         provider_reference=None,
@@ -206,10 +186,10 @@ def _placed(recorded: RecordedEvent, event: ev.OrderPlaced) -> OrderRow:
 def _apply(row: OrderRow, event: ev.OrderEvent) -> None:
     status = _ORDER_STATUS.get(type(event))
     if status is not None:
-        row.status = status.value
+        row.status = status
     payment = _PAYMENT_STATUS.get(type(event))
     if payment is not None:
-        row.payment_status = payment.value
+        row.payment_status = payment
     reference = getattr(event, "provider_reference", None)
     if isinstance(reference, str):
         row.provider_reference = reference
@@ -246,9 +226,11 @@ class OrdersProjection:
         )
 
     async def setup(self) -> None:
+        # The live table comes from the migration (a no-op here); a rebuild copy is built
+        # from the same definition.
+        table = shaped_like_order_view(self.table)
         async with self._engine.begin() as conn:
-            for statement in table_ddl(self.table):
-                await conn.execute(text(statement))
+            await conn.run_sync(table.create, checkfirst=True)
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         streams = group_by_stream(
@@ -299,5 +281,5 @@ class OrdersProjection:
             await conn.execute(text(f"DROP TABLE IF EXISTS {old}"))
             await conn.execute(text(f"ALTER TABLE {new} RENAME TO {old}"))
             await conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT {new}_pkey TO {old}_pkey"))
-            for suffix in ("customer_created", "status"):
+            for suffix in _INDEX_SUFFIXES:
                 await conn.execute(text(f"ALTER INDEX {new}_{suffix} RENAME TO {old}_{suffix}"))
