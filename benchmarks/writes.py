@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import asyncpg
+import msgspec
 from sqlalchemy import text
 
 from benchmarks.harness import BENCH_METADATA, Stack, gql, run_workers
@@ -275,7 +276,7 @@ async def _baseline(
         new_id = renamed[row.stream_id]
         event = decode_event(row.type, row.data)
         if isinstance(event, CartCreated):
-            event = dataclasses.replace(event, cart_id=new_id)
+            event = msgspec.structs.replace(event, cart_id=new_id)
         metadata = {**row.metadata, **BENCH_METADATA.as_dict()}
         return f"cart-{new_id}", event, metadata
 

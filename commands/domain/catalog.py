@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from commands.domain.currencies import DEFAULT_CURRENCY, minor_units
 from commands.errors import DomainError, InvalidInput, ValidationErrors

@@ -7,15 +7,15 @@ captured unit price), so projections fold carts without the catalog.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
+
+import msgspec
 
 from commands.events.base import Event
 
 
-@dataclass(frozen=True)
-class CartLineSnapshot:
+class CartLineSnapshot(msgspec.Struct, frozen=True):
     """A line as it stands after the event: ``quantity`` is the resulting total."""
 
     line_id: str
@@ -24,8 +24,7 @@ class CartLineSnapshot:
     unit_price: Decimal
 
 
-@dataclass(frozen=True)
-class CartCreated(Event):
+class CartCreated(Event, frozen=True):
     stream_type: ClassVar[str] = "cart"
     cart_id: str
     currency_code: str
@@ -33,16 +32,14 @@ class CartCreated(Event):
     lines: tuple[CartLineSnapshot, ...] = ()
 
 
-@dataclass(frozen=True)
-class CartLinesAdded(Event):
+class CartLinesAdded(Event, frozen=True):
     """New lines, or more of a SKU already in the cart (same line id, higher quantity)."""
 
     stream_type: ClassVar[str] = "cart"
     lines: tuple[CartLineSnapshot, ...]
 
 
-@dataclass(frozen=True)
-class CartLineQuantitiesChanged(Event):
+class CartLineQuantitiesChanged(Event, frozen=True):
     """Quantities set by the buyer; a quantity of 0 removed the line (listed in ``removed_line_ids``)."""
 
     stream_type: ClassVar[str] = "cart"
@@ -50,20 +47,17 @@ class CartLineQuantitiesChanged(Event):
     removed_line_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class CartLinesRemoved(Event):
+class CartLinesRemoved(Event, frozen=True):
     stream_type: ClassVar[str] = "cart"
     line_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CartCustomerAttached(Event):
+class CartCustomerAttached(Event, frozen=True):
     stream_type: ClassVar[str] = "cart"
     customer_id: str
 
 
-@dataclass(frozen=True)
-class CartMerged(Event):
+class CartMerged(Event, frozen=True):
     """This (guest) cart was merged into ``into_cart_id`` and now belongs to ``customer_id``."""
 
     stream_type: ClassVar[str] = "cart"
@@ -71,8 +65,7 @@ class CartMerged(Event):
     customer_id: str
 
 
-@dataclass(frozen=True)
-class CartLinesMergedIn(Event):
+class CartLinesMergedIn(Event, frozen=True):
     """The surviving cart took over the lines of ``from_cart_id``.
 
     ``dropped_skus`` did not fit (line limit) and were left behind in the merged cart.
@@ -84,8 +77,7 @@ class CartLinesMergedIn(Event):
     dropped_skus: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class CartCheckedOut(Event):
+class CartCheckedOut(Event, frozen=True):
     stream_type: ClassVar[str] = "cart"
     order_id: str
 

@@ -6,10 +6,11 @@ and make a replay after a schema change need no historical fold logic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
+
+import msgspec
 
 from commands.events.base import Event
 
@@ -22,8 +23,7 @@ def product_stream_id(product_id: str) -> str:
     return f"product-{product_id}"
 
 
-@dataclass(frozen=True)
-class ProductVariantState:
+class ProductVariantState(msgspec.Struct, frozen=True):
     sku: str
     title: str
     price: Decimal
@@ -31,8 +31,7 @@ class ProductVariantState:
     status: str
 
 
-@dataclass(frozen=True)
-class ProductState:
+class ProductState(msgspec.Struct, frozen=True):
     product_id: str
     handle: str
     title: str
@@ -49,14 +48,12 @@ class ProductState:
         return tuple(v for v in self.variants if v.status == ACTIVE)
 
 
-@dataclass(frozen=True)
-class ProductCreated(Event):
+class ProductCreated(Event, frozen=True):
     stream_type: ClassVar[str] = STREAM_TYPE
     product: ProductState
 
 
-@dataclass(frozen=True)
-class ProductUpdated(Event):
+class ProductUpdated(Event, frozen=True):
     stream_type: ClassVar[str] = STREAM_TYPE
     product: ProductState
     # Names of the top-level fields that changed (for the support timeline).

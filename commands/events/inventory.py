@@ -7,14 +7,12 @@ without folding deltas; the rest of each event says what happened.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from commands.events.base import Event
 
 
-@dataclass(frozen=True)
-class InventoryEvent(Event):
+class InventoryEvent(Event, frozen=True):
     stream_type = "inventory"
     sku: str
     product_id: str | None
@@ -23,45 +21,38 @@ class InventoryEvent(Event):
     available: int
 
 
-@dataclass(frozen=True)
-class StockSet(InventoryEvent):
+class StockSet(InventoryEvent, frozen=True):
     previous_on_hand: int
 
 
-@dataclass(frozen=True)
-class StockAdjusted(InventoryEvent):
+class StockAdjusted(InventoryEvent, frozen=True):
     delta: int
     reason: str | None
 
 
-@dataclass(frozen=True)
-class StockReserved(InventoryEvent):
+class StockReserved(InventoryEvent, frozen=True):
     order_id: str
     quantity: int
     expires_at: datetime | None
 
 
-@dataclass(frozen=True)
-class ReservationCommitted(InventoryEvent):
+class ReservationCommitted(InventoryEvent, frozen=True):
     order_id: str
     quantity: int
 
 
-@dataclass(frozen=True)
-class StockReleased(InventoryEvent):
+class StockReleased(InventoryEvent, frozen=True):
     order_id: str
     quantity: int
     reason: str
 
 
-@dataclass(frozen=True)
-class ReservationExpired(InventoryEvent):
+class ReservationExpired(InventoryEvent, frozen=True):
     order_id: str
     quantity: int
 
 
-@dataclass(frozen=True)
-class StockShipped(InventoryEvent):
+class StockShipped(InventoryEvent, frozen=True):
     order_id: str
     quantity: int
 

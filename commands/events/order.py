@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+import msgspec
 
 from commands.events.base import Event
 
 
-@dataclass(frozen=True)
-class OrderLineData:
+class OrderLineData(msgspec.Struct, frozen=True):
     sku: str
     title: str
     quantity: int
@@ -18,8 +18,7 @@ class OrderLineData:
     line_total: Decimal
 
 
-@dataclass(frozen=True)
-class AddressData:
+class AddressData(msgspec.Struct, frozen=True):
     name: str
     line1: str
     line2: str | None
@@ -28,14 +27,12 @@ class AddressData:
     country_code: str
 
 
-@dataclass(frozen=True)
-class OrderEvent(Event):
+class OrderEvent(Event, frozen=True):
     stream_type = "order"
     order_id: str
 
 
-@dataclass(frozen=True)
-class OrderPlaced(OrderEvent):
+class OrderPlaced(OrderEvent, frozen=True):
     number: str
     customer_id: str | None
     cart_id: str
@@ -49,72 +46,59 @@ class OrderPlaced(OrderEvent):
     reservation_expires_at: datetime | None
 
 
-@dataclass(frozen=True)
-class PaymentAuthorized(OrderEvent):
+class PaymentAuthorized(OrderEvent, frozen=True):
     provider_reference: str
     amount: Decimal
     currency: str
 
 
-@dataclass(frozen=True)
-class PaymentDeclined(OrderEvent):
+class PaymentDeclined(OrderEvent, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True)
-class PaymentOutcomeUnknown(OrderEvent):
+class PaymentOutcomeUnknown(OrderEvent, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True)
-class OrderConfirmed(OrderEvent):
+class OrderConfirmed(OrderEvent, frozen=True):
     pass
 
 
-@dataclass(frozen=True)
-class PaymentCaptured(OrderEvent):
+class PaymentCaptured(OrderEvent, frozen=True):
     provider_reference: str
     amount: Decimal
 
 
-@dataclass(frozen=True)
-class FulfillmentRequested(OrderEvent):
+class FulfillmentRequested(OrderEvent, frozen=True):
     pass
 
 
-@dataclass(frozen=True)
-class OrderShipped(OrderEvent):
+class OrderShipped(OrderEvent, frozen=True):
     tracking_number: str | None
 
 
-@dataclass(frozen=True)
-class OrderDelivered(OrderEvent):
+class OrderDelivered(OrderEvent, frozen=True):
     pass
 
 
-@dataclass(frozen=True)
-class PaymentVoided(OrderEvent):
+class PaymentVoided(OrderEvent, frozen=True):
     provider_reference: str
 
 
-@dataclass(frozen=True)
-class PaymentRefunded(OrderEvent):
+class PaymentRefunded(OrderEvent, frozen=True):
     provider_reference: str
     amount: Decimal
     reason: str | None
 
 
-@dataclass(frozen=True)
-class OrderCancelled(OrderEvent):
+class OrderCancelled(OrderEvent, frozen=True):
     reason: str
     cancelled_by: str
 
 
-@dataclass(frozen=True)
-class OrderRefunded(OrderEvent):
+class OrderRefunded(OrderEvent, frozen=True):
     reason: str | None
 
 
-@dataclass(frozen=True)
-class OrderNeedsAttention(OrderEvent):
+class OrderNeedsAttention(OrderEvent, frozen=True):
     reason: str

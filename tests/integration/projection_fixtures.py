@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import redis.asyncio as redis_async
 from sqlalchemy import text
@@ -21,8 +20,7 @@ from commands.store.ledger import RecordedEvent
 from projections.version_guard import events_to_fold, group_by_stream
 
 
-@dataclass(frozen=True)
-class AmountRecorded(Event):
+class AmountRecorded(Event, frozen=True):
     stream_type = "test"
     amount: int
 

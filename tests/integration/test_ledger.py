@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -18,8 +17,7 @@ from gateway.bootstrap.container import Container
 from gateway.realtime.notifications import asyncpg_dsn
 
 
-@dataclass(frozen=True)
-class ThingHappened(Event):
+class ThingHappened(Event, frozen=True):
     stream_type = "thing"
     amount: int
 

@@ -24,8 +24,7 @@ class LineSnapshot:
     price: Decimal
 
 
-@dataclass(frozen=True)
-class SnapshotTaken(Event):
+class SnapshotTaken(Event, frozen=True):
     stream_type = "unit"
     lines: tuple[LineSnapshot, ...]
     at: datetime

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from commands.domain import order as domain
@@ -136,7 +137,7 @@ def test_each_event_type_moves_status_payment_and_reference(
 ) -> None:
     oid = new_order_id()
     start = placed(oid)
-    events: list[ev.OrderEvent] = [start, *(type(e)(**{**vars(e), "order_id": oid}) for e in tail)]
+    events: list[ev.OrderEvent] = [start, *(msgspec.structs.replace(e, order_id=oid) for e in tail)]
     row = fold_all(events, oid)
     assert (row.status, row.payment_status, row.provider_reference) == (status, payment, reference)
     assert row.payment_amount == (start.total if amount is None else amount)
