@@ -1,4 +1,9 @@
-"""``commerce-gateway``: serve, migrate, token, project."""
+"""``commerce-gateway``: serve, migrate, token, project and the operator commands.
+
+Every command stops cleanly on SIGTERM and SIGINT (``gateway.cli.signals``). Beside a
+gateway running in embedded mode on the same data directory, the operator commands use
+its servers or ask it (``gateway.cli.running``) instead of refusing.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,23 @@ import asyncio
 import contextlib
 import errno
 import logging
-import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from gateway.bootstrap.logging import configure_logging
 from gateway.bootstrap.settings import ConfigurationError, Settings
 from gateway.cli import edge as edge_cli
+from gateway.cli import signals
+from gateway.cli.signals import Interrupted, StopSignals
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("gateway.cli")
+# How long a stopping gateway lets in-flight requests finish before cancelling them.
+DRAIN_SECONDS = 10.0
 
 
 class PortInUse(ConfigurationError):
@@ -36,33 +48,78 @@ def _check_port(host: str, port: int) -> None:
             raise
 
 
-async def _serve(settings: Settings, host: str, port: int, ephemeral: bool) -> None:
+def _local_url(host: str, port: int) -> str:
+    """This gateway's address as a process on the same machine reaches it."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"
+
+
+def _http_server(config: uvicorn.Config, on_started: Callable[[], None]) -> uvicorn.Server:
     import uvicorn
 
-    from gateway.bootstrap.background import local_webhook_url, start_background
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # The CLI routes SIGTERM/SIGINT to handle_exit itself: uvicorn's capture would
+            # re-raise the signal after draining, killing the process before the stores stop.
+            yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                on_started()
+
+    return Server(config)
+
+
+async def _serve(stops: StopSignals, settings: Settings, host: str, port: int, ephemeral: bool) -> None:
+    import uvicorn
+
+    from gateway.bootstrap.background import start_background
     from gateway.bootstrap.container import build_container
     from gateway.bootstrap.wiring import seed_demo_data, wire
     from gateway.http.app import build_app
 
     _check_port(host, port)
     container = await build_container(settings, ephemeral=ephemeral)
+    seeding: asyncio.Task[bool] | None = None
     try:
         wire(container)
-        await start_background(container, webhook_url=local_webhook_url(host, port))
+        base_url = _local_url(host, port)
+        await start_background(container, webhook_url=f"{base_url}/webhooks/payments")
         if settings.run_projectors:
             await container.start_projectors()
         if settings.seed_demo:
             # In the background: the gateway answers (with honest freshness) while the catalog loads.
             seeding = asyncio.create_task(seed_demo_data(container), name="seed-demo")
             seeding.add_done_callback(_report_seeding)
-        app = build_app(container)
-        config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
+        config = uvicorn.Config(
+            build_app(container),
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(DRAIN_SECONDS),
+        )
         where = f"http://{host}:{port}/graphql"
-        log.info("gateway listening", extra={"url": where, "env": settings.env})
-        print(f"commerce gateway ready on {where}", file=sys.stderr, flush=True)
-        await server.serve()
+
+        def started() -> None:
+            if container.embedded is not None:
+                container.embedded.publish(gateway_url=base_url)
+            log.info("gateway listening", extra={"url": where, "env": settings.env})
+            print(f"commerce gateway ready on {where}", file=sys.stderr, flush=True)
+
+        server = _http_server(config, started)
+        with stops.handled_by(lambda signum: server.handle_exit(signum, None)):
+            await server.serve()
+        log.info("gateway stopping: requests drained, stopping projectors, jobs and stores")
     finally:
+        if seeding is not None:
+            seeding.cancel()
+            await asyncio.gather(seeding, return_exceptions=True)
         await container.close()
 
 
@@ -76,20 +133,18 @@ def _report_seeding(task: asyncio.Task[bool]) -> None:
         log.info("demo data seeded")
 
 
-async def _project(settings: Settings) -> None:
+async def _project(stops: StopSignals, settings: Settings) -> None:
     from gateway.bootstrap.container import build_container
     from gateway.bootstrap.wiring import wire
 
     container = await build_container(settings)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         wire(container)
         await container.start_projectors()
         log.info("projectors running", extra={"projections": [r.name for r in container.runners]})
-        await stop.wait()
+        with stops.handled_by(lambda _signum: stop.set()):
+            await stop.wait()
     finally:
         await container.close()
 
@@ -106,29 +161,26 @@ async def _seed(settings: Settings, count: int, seed: int) -> str:
     import time
 
     from gateway.bootstrap import seed as demo
-    from gateway.bootstrap.container import build_container
-    from gateway.bootstrap.wiring import wire
+    from gateway.cli.stores import wired_container
 
-    container = await build_container(settings)
-    try:
-        wire(container)
+    async with wired_container(settings) as container:
         started = time.perf_counter()
         appended = await demo.seed_catalog(container, demo.demo_catalog(count, seed))
         elapsed = time.perf_counter() - started
-    finally:
-        await container.close()
     return f"{count} products upserted ({appended} changed) in {elapsed:.1f} s"
 
 
 async def _rebuild(settings: Settings, name: str) -> str:
     import time
 
-    from gateway.bootstrap.container import build_container
-    from gateway.bootstrap.wiring import wire
+    from gateway.cli.running import GatewayAdmin, running_gateway
+    from gateway.cli.stores import wired_container
 
-    container = await build_container(settings)
-    try:
-        wire(container)
+    gateway = running_gateway(settings)
+    if gateway is not None:
+        # Its projectors are the live ones a rebuild pauses, and its read models may be in its memory.
+        return await GatewayAdmin.of(settings, gateway).rebuild(name)
+    async with wired_container(settings) as container:
         try:
             runner = container.runner(name)
         except LookupError:
@@ -137,30 +189,32 @@ async def _rebuild(settings: Settings, name: str) -> str:
         started = time.perf_counter()
         progress = await container.rebuilder.run(runner)
         elapsed = time.perf_counter() - started
-    finally:
-        await container.close()
     return f"projection {name} rebuilt up to position {progress.copy_position} in {elapsed:.1f} s"
 
 
 async def _reconcile(settings: Settings) -> str:
     from gateway.bootstrap.background import reconcile_once
-    from gateway.bootstrap.container import build_container
-    from gateway.bootstrap.wiring import wire
+    from gateway.cli.running import GatewayAdmin, running_gateway
+    from gateway.cli.stores import wired_container
 
+    gateway = running_gateway(settings)
     if settings.payment_provider_url is None:
-        raise ConfigurationError(
-            "reconcile needs PAYMENT_PROVIDER_URL; the in-process sandbox lives in the serving gateway, "
-            "which reconciles in the background"
-        )
-    container = await build_container(settings)
-    try:
-        wire(container)
+        if gateway is None:
+            raise ConfigurationError(
+                "reconcile needs PAYMENT_PROVIDER_URL; the in-process sandbox lives in the serving "
+                "gateway, which reconciles in the background"
+            )
+        # The development sandbox lives in the running gateway: only it can ask the sandbox.
+        return _reconciled(await GatewayAdmin.of(settings, gateway).reconcile())
+    async with wired_container(settings) as container:
         report = await reconcile_once(container)
-    finally:
-        await container.close()
+    return _reconciled(dict(report.__dict__))
+
+
+def _reconciled(report: dict[str, int]) -> str:
     return (
-        f"payment attempts checked: {report.checked}, settled: {report.settled}, "
-        f"still unknown: {report.unknown}, given up: {report.abandoned}, failed: {report.failed}"
+        f"payment attempts checked: {report['checked']}, settled: {report['settled']}, "
+        f"still unknown: {report['unknown']}, given up: {report['abandoned']}, failed: {report['failed']}"
     )
 
 
@@ -199,28 +253,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_shot(args: argparse.Namespace, settings: Settings) -> Callable[[], Coroutine[Any, Any, str]] | None:
+    """The coroutine of a command that prints one answer, or None for the long-running ones."""
+
+    async def revision() -> str:
+        return f"database at revision {await _migrate(settings)}"
+
+    commands: dict[str, Callable[[], Coroutine[Any, Any, str]]] = {
+        "migrate": revision,
+        "reconcile": lambda: _reconcile(settings),
+        "seed": lambda: _seed(settings, args.count, args.seed),
+        "projections": lambda: _rebuild(settings, args.name),
+    }
+    if args.command in edge_cli.COMMANDS:
+        return lambda: edge_cli.execute(args, settings)
+    return commands.get(args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_level)
         if args.command == "serve":
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_serve(settings, args.host, args.port, args.ephemeral))
-        elif args.command == "migrate":
-            print(f"database at revision {asyncio.run(_migrate(settings))}")
+            with contextlib.suppress(Interrupted):  # a signal during start-up: stopped cleanly
+                signals.run(lambda stops: _serve(stops, settings, args.host, args.port, args.ephemeral))
+        elif args.command == "project":
+            with contextlib.suppress(Interrupted):
+                signals.run(lambda stops: _project(stops, settings))
         elif args.command == "token":
             print(_token(settings, args.sub, args.role, args.ttl))
-        elif args.command == "project":
-            asyncio.run(_project(settings))
-        elif args.command == "reconcile":
-            print(asyncio.run(_reconcile(settings)))
-        elif args.command == "seed":
-            print(asyncio.run(_seed(settings, args.count, args.seed)))
-        elif args.command == "projections":
-            print(asyncio.run(_rebuild(settings, args.name)))
-        elif args.command in edge_cli.COMMANDS:
-            print(edge_cli.run(args, settings))
+        else:
+            command = _one_shot(args, settings)
+            assert command is not None, args.command
+            print(signals.run(lambda _stops: command()))
+    except Interrupted as exc:
+        print(f"commerce-gateway: {exc}", file=sys.stderr)
+        return exc.exit_code
     except ConfigurationError as exc:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return 2
@@ -228,4 +297,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return 2
     return 0
-

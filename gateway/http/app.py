@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings
+from gateway.http.admin import ROUTES as ADMIN_ROUTES
 from gateway.http.graphql_view import GatewaySchema, GraphQLView
 from gateway.http.health import healthz, readyz
 from gateway.http.metrics import metrics_endpoint
@@ -36,6 +37,7 @@ def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/webhooks/payments", payment_webhook, methods=["POST"]),
+        *ADMIN_ROUTES,
     ]
 
 
