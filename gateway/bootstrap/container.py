@@ -186,8 +186,8 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
 
 def _mongo_client(settings: Settings) -> Any:
     if settings.mongo_stand_in:
-        from gateway.stores.mongo.client import make_embedded_client
+        from gateway.stores.mongo_stand_in import StandInMongoClient
 
-        return make_embedded_client()
+        return StandInMongoClient()
     assert settings.mongodb_url
     return AsyncMongoClient(settings.mongodb_url, serverSelectionTimeoutMS=3000, tz_aware=True)
