@@ -1,21 +1,40 @@
-"""Command bus: opens a unit of work per command, runs its handler, commits.
+"""Command bus: the one way into the write side.
 
-A handler that appended without an expected version and lost a race to
-another writer (StreamConflict) is retried from scratch: it reloads the
-stream and decides again, so both edits land in some order.
+Every mutation is a command dispatched here. The bus runs it through the same
+steps whatever its kind:
+
+1. metadata: the command's idempotency key (if it has one) joins the request
+   and correlation ids that every appended event carries;
+2. idempotency: a command with a key runs once per (scope, key); a repeat gets
+   the stored outcome (``commands.idempotent``);
+3. the handler, in one of two shapes:
+   - ``register``: ``async (command, uow) -> result`` in one transaction, which
+     the bus commits (storing the idempotent outcome in that same transaction).
+     A handler that appended without an expected version and lost a race to
+     another writer (StreamConflict) is retried from scratch: it reloads the
+     stream and decides again, so both edits land in some order;
+   - ``register_phased``: ``async (command, phases) -> result`` for sagas that
+     commit several times and call the outside world in between (checkout,
+     order commands that move money). ``Phases`` opens a unit of work per phase
+     and records recovery points under the idempotency key.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commands import idempotent
 from commands.errors import VersionConflict
+from commands.store import idempotency
+from commands.store.idempotency import ClaimedKey
 from commands.store.ledger import StreamConflict
+from commands.store.phases import Phases
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 ResultT = TypeVar("ResultT")
@@ -27,26 +46,116 @@ class Command(Generic[ResultT]):
     """Base of imperative command messages; ResultT is what its handler returns."""
 
 
+class IdempotentCommand(Protocol):
+    """A command that runs once per idempotency key, within a scope naming the caller and operation."""
+
+    operation: ClassVar[str]
+    # None: the command runs without idempotency (internal callers: seeding, imports).
+    idempotency_key: str | None
+
+    def idempotency_scope(self, metadata: MessageMetadata) -> str: ...
+
+    def idempotency_request(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """How a command type's idempotency keys behave: how a stored outcome is read back, how long a
+    claim is leased to the request working on it, and how long a concurrent duplicate waits for it."""
+
+    replay: Callable[[dict[str, Any]], Any]
+    lease: timedelta = timedelta(seconds=30)
+    wait_seconds: float = 5.0
+
+
 Handler = Callable[[Any, UnitOfWork], Awaitable[Any]]
+PhasedHandler = Callable[[Any, Phases], Awaitable[Any]]
+
+
+Validate = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Handler | None
+    phased: PhasedHandler | None
+    keys: KeyPolicy | None
+    # Input shape, checked before a key is claimed or anything read: bad input leaves no trace.
+    validate: Validate | None
 
 
 class CommandBus:
     def __init__(self, engine: AsyncEngine, *, max_attempts: int = 8) -> None:
         self._engine = engine
-        self._handlers: dict[type[Any], Handler] = {}
+        self._routes: dict[type[Any], _Route] = {}
         self._max_attempts = max_attempts
 
-    def register(self, command_type: type[Command[ResultT]], handler: Handler) -> None:
-        self._handlers[command_type] = handler
+    def register(
+        self,
+        command_type: type[Command[ResultT]],
+        handler: Handler,
+        *,
+        keys: KeyPolicy | None = None,
+        validate: Validate | None = None,
+    ) -> None:
+        """``keys``: the command type is an IdempotentCommand and runs once per key."""
+        self._routes[command_type] = _Route(handler, None, keys, validate)
+
+    def register_phased(
+        self,
+        command_type: type[Command[ResultT]],
+        handler: PhasedHandler,
+        *,
+        keys: KeyPolicy,
+        validate: Validate | None = None,
+    ) -> None:
+        self._routes[command_type] = _Route(None, handler, keys, validate)
 
     async def dispatch(self, command: Command[ResultT], metadata: MessageMetadata) -> ResultT:
-        handler = self._handlers.get(type(command))
-        if handler is None:
+        route = self._routes.get(type(command))
+        if route is None:
             raise LookupError(f"no handler registered for {type(command).__name__}")
+        if route.validate is not None:
+            route.validate(command)
+        keys = route.keys
+        keyed = cast(IdempotentCommand, command)
+        key = keyed.idempotency_key if keys is not None else None
+        if keys is None or key is None:
+            if route.handler is None:
+                raise LookupError(f"{type(command).__name__} needs an idempotency key")
+            result: ResultT = await self._transaction(route.handler, command, metadata, None)
+            return result
+        metadata = metadata.with_idempotency_key(key)
+
+        async def work(claimed: ClaimedKey) -> Any:
+            if route.phased is not None:
+                return await route.phased(command, Phases(self._engine, metadata, claimed))
+            assert route.handler is not None
+            return await self._transaction(route.handler, command, metadata, claimed)
+
+        scoped: ResultT = await idempotent.run(
+            self._engine,
+            operation=keyed.operation,
+            scope=keyed.idempotency_scope(metadata),
+            key=key,
+            request=keyed.idempotency_request(),
+            work=work,
+            replay=keys.replay,
+            lease=keys.lease,
+            wait_seconds=keys.wait_seconds,
+        )
+        return scoped
+
+    async def _transaction(
+        self, handler: Handler, command: Any, metadata: MessageMetadata, claimed: ClaimedKey | None
+    ) -> Any:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 async with UnitOfWork(self._engine, metadata) as uow:
-                    result: ResultT = await handler(command, uow)
+                    result = await handler(command, uow)
+                    if claimed is not None:
+                        # The outcome is stored in the command's own transaction: both or neither.
+                        await idempotency.store_outcome(uow.conn, claimed, result)
                     if not uow.committed:
                         await uow.commit()
                     return result

@@ -26,15 +26,13 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import effects as effects
 from commands.checkout import payment_attempts as payment_ops
-from commands.checkout.keys import run_once
 from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
 from commands.domain.order import OrderStatus, PaymentStatus
@@ -47,9 +45,10 @@ from commands.inventory.reservations import ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
 from commands.store import idempotency
-from commands.store.idempotency import STARTED, Claim
+from commands.store.idempotency import STARTED
+from commands.store.phases import Phases
 from commands.store.tables import catalog_variants, checkout_carts
-from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.unit_of_work import UnitOfWork
 
 PLACED = "order_placed"
 MAX_TEXT = 200
@@ -57,72 +56,39 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
-class CheckoutService:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        settlement: PaymentSettlement,
-        *,
-        reservation_lease: timedelta,
-        payment_timeout_seconds: float,
-    ) -> None:
-        self.engine = engine
+class CheckoutSaga:
+    """The ``CompleteCheckout`` handler (phased: see ``commands.bus``)."""
+
+    def __init__(self, settlement: PaymentSettlement, *, reservation_lease: timedelta) -> None:
         self.settlement = settlement
         self._lease = reservation_lease
-        # Long enough for phases 1 to 3 with a provider timeout; a crashed worker's key resumes after it.
-        self._claim_lease = timedelta(seconds=2 * payment_timeout_seconds + 30)
-        self._wait_seconds = payment_timeout_seconds + 5
 
-    async def complete(self, command: CompleteCheckout, metadata: MessageMetadata) -> OrderOutcome:
-        validate(command)
-        scope = (
-            f"checkout:customer:{command.customer_id}"
-            if command.customer_id is not None
-            else f"checkout:cart:{command.cart_id}"
+    def register(self, bus: CommandBus, *, payment_timeout_seconds: float) -> None:
+        keys = KeyPolicy(
+            replay=OrderOutcome.from_json,
+            # Long enough for phases 1 to 3 with a provider timeout; a crashed worker's key resumes after it.
+            lease=timedelta(seconds=2 * payment_timeout_seconds + 30),
+            wait_seconds=payment_timeout_seconds + 5,
         )
-        address = command.shipping_address
-        request: dict[str, Any] = {
-            "cart": command.cart_id,
-            "email": command.email,
-            "address": [
-                address.name,
-                address.line1,
-                address.line2,
-                address.city,
-                address.postal_code,
-                address.country_code,
-            ],
-            "token": command.payment_token,
-            "expected_version": command.expected_cart_version,
-        }
-        metadata = metadata.with_idempotency_key(command.idempotency_key)
+        bus.register_phased(CompleteCheckout, self.handle, keys=keys, validate=validate)
 
-        async def work(claimed: Claim) -> OrderOutcome:
-            if claimed.recovery_point == STARTED:
-                claimed = await self._place(command, claimed, metadata)
-            settled = await self.settlement.send(
-                str(claimed.progress["attempt_key"]), metadata, token=command.payment_token
-            )
-            outcome = _outcome(str(claimed.progress["order_id"]), settled)
-            CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
-            return outcome
-
+    async def handle(self, command: CompleteCheckout, phases: Phases) -> OrderOutcome:
         try:
-            return await run_once(
-                self.engine,
-                scope,
-                command.idempotency_key,
-                request,
-                work,
-                lease=self._claim_lease,
-                wait_seconds=self._wait_seconds,
+            if phases.claim.recovery_point == STARTED:
+                await self._place(command, phases)
+            progress = phases.claim.progress
+            settled = await self.settlement.send(
+                str(progress["attempt_key"]), phases.metadata, token=command.payment_token
             )
         except DomainError as refused:
             CHECKOUT_OUTCOMES.labels(refused.code.lower()).inc()
             raise
+        outcome = _outcome(str(progress["order_id"]), settled)
+        CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
+        return outcome
 
-    async def _place(self, command: CompleteCheckout, claimed: Claim, metadata: MessageMetadata) -> Claim:
-        async with UnitOfWork(self.engine, metadata) as uow:
+    async def _place(self, command: CompleteCheckout, phases: Phases) -> None:
+        async with phases.unit_of_work() as uow:
             conn = uow.conn
             # The cart commands' lock: no line changes between this read and the order.
             await conn.execute(
@@ -180,11 +146,8 @@ class CheckoutService:
             await conn.execute(
                 pg_insert(checkout_carts).values(cart_id=cart.cart_id, order_id=uuid.UUID(order_id))
             )
-            progressed = await idempotency.record_progress(
-                conn, claimed, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key}
-            )
+            await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             await uow.commit()
-        return progressed
 
 
 async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:

@@ -1,73 +1,49 @@
 """Inventory admin command handlers: set or adjust on-hand stock, idempotently.
 
-``execute`` claims the idempotency key in its own short transaction, then
-dispatches; the handler stores the response in the command's transaction, so
-a retry with the same key replays it and a failed attempt leaves no trace.
+Both run once per idempotency key: the bus claims the key before the handler
+runs and stores the response in the command's transaction, so a retry with the
+same key replays it and a failed attempt leaves no trace.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.bus import CommandBus
+from commands.bus import CommandBus, KeyPolicy
 from commands.domain import inventory as domain
 from commands.domain.inventory import StockLevel
-from commands.errors import DomainError, NotFound
+from commands.errors import NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.inventory.stock_rows import append_event, change_item, event_fields
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
-from commands.metrics import IDEMPOTENT_REPLAYS
-from commands.store import idempotency
-from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+from commands.store.unit_of_work import UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
 
 
 def register(bus: CommandBus) -> None:
-    bus.register(SetStock, set_stock)
-    bus.register(AdjustStock, adjust_stock)
-
-
-async def execute(
-    bus: CommandBus, engine: AsyncEngine, command: SetStock | AdjustStock, metadata: MessageMetadata, key: str
-) -> StockResult:
-    """Run an admin stock command under an idempotency key scoped to the caller and operation."""
-    idempotency.validate_key(key, KEY_FIELD)
-    domain.validate_sku(command.sku)
-    scope = f"{metadata.actor or 'anonymous'}:{command.operation}"
-    claimed = await idempotency.claim(
-        engine, scope, key, idempotency.request_hash(command.request()), field_path=KEY_FIELD
-    )
-    if claimed.replay is not None:
-        IDEMPOTENT_REPLAYS.labels(command.operation).inc()
-        return StockResult.from_response(claimed.replay)
-    try:
-        return await bus.dispatch(replace(command, claim=claimed), metadata.with_idempotency_key(key))
-    except DomainError:
-        await idempotency.abandon(engine, claimed)
-        raise
-    except BaseException:
-        await idempotency.release(engine, claimed)
-        raise
+    keys = KeyPolicy(replay=StockResult.from_response)
+    bus.register(SetStock, set_stock, keys=keys)
+    bus.register(AdjustStock, adjust_stock, keys=keys)
 
 
 async def set_stock(command: SetStock, uow: UnitOfWork) -> StockResult:
+    domain.validate_sku(command.sku)
     level = await _lock_level(uow.conn, command.sku)
     on_hand = domain.decide_set(level, command.on_hand)
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
-    return await _finish(uow, command.claim, event)
+    return await _finish(uow, event)
 
 
 async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
+    domain.validate_sku(command.sku)
     level = await _lock_level(uow.conn, command.sku)
     on_hand = domain.decide_adjust(level, command.delta, command.reason)
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
-    return await _finish(uow, command.claim, event)
+    return await _finish(uow, event)
 
 
 async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
@@ -87,9 +63,6 @@ async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
     return StockLevel(sku, row.on_hand, row.reserved)
 
 
-async def _finish(uow: UnitOfWork, claimed: idempotency.Claim | None, event: InventoryEvent) -> StockResult:
+async def _finish(uow: UnitOfWork, event: InventoryEvent) -> StockResult:
     await append_event(uow, event)
-    result = StockResult(event.sku, event.on_hand, event.reserved, event.available, uow.last_position)
-    if claimed is not None:
-        await idempotency.complete(uow.conn, claimed, result.to_response())
-    return result
+    return StockResult(event.sku, event.on_hand, event.reserved, event.available, uow.last_position)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from commands.bus import Command
-from commands.store.idempotency import Claim
+from commands.store.unit_of_work import MessageMetadata
 
 __all__ = ["AdjustStock", "SetStock", "StockResult"]
 
@@ -22,7 +22,7 @@ class StockResult:
     # True when an earlier request with the same idempotency key produced it.
     replayed: bool = False
 
-    def to_response(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "sku": self.sku,
             "on_hand": self.on_hand,
@@ -44,25 +44,34 @@ class StockResult:
         )
 
 
+class _StockCommand:
+    """Stock commands run once per idempotency key, scoped to the caller and the operation.
+    Without a key (seeding, imports) a command simply runs."""
+
+    operation: ClassVar[str]
+
+    def idempotency_scope(self, metadata: MessageMetadata) -> str:
+        return f"{metadata.actor or 'anonymous'}:{self.operation}"
+
+
 @dataclass(frozen=True)
-class SetStock(Command[StockResult]):
+class SetStock(_StockCommand, Command[StockResult]):
     operation: ClassVar[str] = "inventorySet"
     sku: str
     on_hand: int
-    # The idempotency claim taken before dispatch; completed in the command's transaction.
-    claim: Claim | None = None
+    idempotency_key: str | None = None
 
-    def request(self) -> dict[str, Any]:
+    def idempotency_request(self) -> dict[str, Any]:
         return {"sku": self.sku, "on_hand": self.on_hand}
 
 
 @dataclass(frozen=True)
-class AdjustStock(Command[StockResult]):
+class AdjustStock(_StockCommand, Command[StockResult]):
     operation: ClassVar[str] = "inventoryAdjust"
     sku: str
     delta: int
     reason: str | None = None
-    claim: Claim | None = None
+    idempotency_key: str | None = None
 
-    def request(self) -> dict[str, Any]:
+    def idempotency_request(self) -> dict[str, Any]:
         return {"sku": self.sku, "delta": self.delta, "reason": self.reason}

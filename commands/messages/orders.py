@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from commands.bus import Command
-from commands.errors import DomainError, ValidationErrors
+from commands.errors import DomainError, InvalidInput, NotFound, ValidationErrors
 from commands.events.order import AddressData
+from commands.store.unit_of_work import MessageMetadata
 
 __all__ = [
     "AddressData",
@@ -17,6 +19,7 @@ __all__ = [
     "MarkOrderDelivered",
     "MarkOrderShipped",
     "OrderActor",
+    "OrderCommand",
     "OrderOutcome",
     "RefundOrder",
     "RequestFulfillment",
@@ -82,6 +85,30 @@ class CompleteCheckout(Command[OrderOutcome]):
     customer_id: str | None = None
     staff: bool = False
 
+    operation: ClassVar[str] = "checkout"
+
+    def idempotency_scope(self, metadata: MessageMetadata) -> str:
+        if self.customer_id is not None:
+            return f"checkout:customer:{self.customer_id}"
+        return f"checkout:cart:{self.cart_id}"
+
+    def idempotency_request(self) -> dict[str, Any]:
+        address = self.shipping_address
+        return {
+            "cart": self.cart_id,
+            "email": self.email,
+            "address": [
+                address.name,
+                address.line1,
+                address.line2,
+                address.city,
+                address.postal_code,
+                address.country_code,
+            ],
+            "token": self.payment_token,
+            "expected_version": self.expected_cart_version,
+        }
+
 
 @dataclass(frozen=True)
 class OrderActor:
@@ -92,39 +119,92 @@ class OrderActor:
     admin: bool = False
 
 
+MAX_NOTE = 500
+
+
+def clean_note(value: str | None, field: str) -> str | None:
+    """A free-text note (reason, tracking number): at most MAX_NOTE characters, blank means none."""
+    if value is None:
+        return None
+    if len(value) > MAX_NOTE:
+        raise InvalidInput(f"{field} must be at most {MAX_NOTE} characters", [field])
+    return value.strip() or None
+
+
+class _OrderCommand:
+    """Order commands run once per idempotency key, scoped to the operation and the caller."""
+
+    operation: ClassVar[str]
+    order_id: str
+    actor: OrderActor
+
+    def idempotency_scope(self, metadata: MessageMetadata) -> str:
+        return f"{self.operation}:{self.actor.actor}"
+
+    def idempotency_request(self) -> dict[str, Any]:
+        return {"order": self.order_id, **self.notes()}
+
+    def notes(self) -> dict[str, Any]:
+        return {}
+
+    def validate(self) -> None:
+        try:
+            uuid.UUID(self.order_id)
+        except ValueError:
+            raise NotFound("order not found", ["orderId"]) from None
+        self.notes()
+
+
 @dataclass(frozen=True)
-class CancelOrder(Command[OrderOutcome]):
+class CancelOrder(_OrderCommand, Command[OrderOutcome]):
+    operation: ClassVar[str] = "cancel"
     order_id: str
     actor: OrderActor
     idempotency_key: str
     reason: str | None = None
 
+    def notes(self) -> dict[str, Any]:
+        return {"reason": clean_note(self.reason, "reason") or "cancelled on request"}
+
 
 @dataclass(frozen=True)
-class RequestFulfillment(Command[OrderOutcome]):
+class RequestFulfillment(_OrderCommand, Command[OrderOutcome]):
+    operation: ClassVar[str] = "request_fulfillment"
     order_id: str
     actor: OrderActor
     idempotency_key: str
 
 
 @dataclass(frozen=True)
-class MarkOrderShipped(Command[OrderOutcome]):
+class MarkOrderShipped(_OrderCommand, Command[OrderOutcome]):
+    operation: ClassVar[str] = "mark_shipped"
     order_id: str
     actor: OrderActor
     idempotency_key: str
     tracking_number: str | None = None
 
+    def notes(self) -> dict[str, Any]:
+        return {"tracking": clean_note(self.tracking_number, "trackingNumber")}
+
 
 @dataclass(frozen=True)
-class MarkOrderDelivered(Command[OrderOutcome]):
+class MarkOrderDelivered(_OrderCommand, Command[OrderOutcome]):
+    operation: ClassVar[str] = "mark_delivered"
     order_id: str
     actor: OrderActor
     idempotency_key: str
 
 
 @dataclass(frozen=True)
-class RefundOrder(Command[OrderOutcome]):
+class RefundOrder(_OrderCommand, Command[OrderOutcome]):
+    operation: ClassVar[str] = "refund"
     order_id: str
     actor: OrderActor
     idempotency_key: str
     reason: str | None = None
+
+    def notes(self) -> dict[str, Any]:
+        return {"reason": clean_note(self.reason, "reason")}
+
+
+OrderCommand = CancelOrder | RequestFulfillment | MarkOrderShipped | MarkOrderDelivered | RefundOrder

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -137,6 +137,25 @@ async def claim(
             {"scope": scope, "key": key, "lease": lease},
         )
         return Claim(scope, key, hashed_request, row.recovery_point, dict(row.progress))
+
+
+@dataclass
+class ClaimedKey:
+    """The claim a request works under: phases advance its recovery point, and whoever stores the
+    outcome (in the command's last transaction) marks it completed so the runner does not again."""
+
+    claim: Claim
+    completed: bool = False
+
+
+class Outcome(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+async def store_outcome(conn: AsyncConnection, key: ClaimedKey, outcome: Outcome) -> None:
+    """Store the outcome every retry with this key will get, in the caller's transaction."""
+    await complete(conn, key.claim, outcome.to_json())
+    key.completed = True
 
 
 async def record_progress(

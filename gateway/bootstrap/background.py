@@ -15,12 +15,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from commands.checkout.reconcile import ReconcileReport, reconcile
-from commands.checkout.settle import PaymentSettlement
 from commands.inventory import reservations
 from commands.store import idempotency
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
-from gateway.bootstrap.orders import ProcessPaymentProvider
 
 log = logging.getLogger("gateway.background")
 # Calls in flight are left alone: an attempt is reconciled once it is this much older than a call can take.
@@ -34,7 +32,7 @@ def system_metadata(job: str) -> MessageMetadata:
 async def reconcile_once(container: Container) -> ReconcileReport:
     settings = container.settings
     report = await reconcile(
-        container.get(PaymentSettlement),
+        container.services.settlement,
         system_metadata("reconcile"),
         older_than=timedelta(seconds=2 * settings.payment_timeout_seconds + RECONCILE_GRACE_SECONDS),
         abandon_after=timedelta(seconds=settings.payment_abandon_seconds),
@@ -81,7 +79,7 @@ async def _repeat(seconds: float, name: str, job: Callable[[], Awaitable[object]
 
 async def start_background(container: Container, *, webhook_url: str | None) -> PeriodicJobs:
     """Connect the payment provider (starting the sandbox if configured so) and start the jobs."""
-    await container.get(ProcessPaymentProvider).start(webhook_url)
+    await container.services.payments.start(webhook_url)
     settings = container.settings
     jobs = PeriodicJobs()
     jobs.every(settings.reconcile_interval_seconds, "payment-reconcile", lambda: reconcile_once(container))

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as redis_async
 from elastic_transport import HttpxAsyncHttpNode
@@ -33,10 +33,11 @@ from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 from queries.freshness import CheckpointWatcher, FreshnessService
-from queries.projection_status import ProjectionStatusService
+
+if TYPE_CHECKING:
+    from gateway.bootstrap.services import Services
 
 log = logging.getLogger(__name__)
-ServiceT = TypeVar("ServiceT")
 
 
 @dataclass
@@ -57,19 +58,20 @@ class Container:
     runners: list[ProjectionRunner] = field(default_factory=list)
     # Read models whose store lost everything at restart (in-memory stand-ins).
     volatile_stores: set[str] = field(default_factory=set)
-    # Domain services (query services, providers), registered by gateway.wiring, keyed by type.
-    _services: dict[type[Any], Any] = field(default_factory=dict)
+    # Set by gateway.bootstrap.wiring.wire: the typed services of this process.
+    _services: Services | None = None
     # Coroutines run by close(), newest first (domain clients, background tasks).
     _closers: list[Any] = field(default_factory=list)
 
-    def provide(self, service: Any, as_type: type[Any] | None = None) -> None:
-        self._services[as_type or type(service)] = service
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise LookupError("the container is not wired (gateway.bootstrap.wiring.wire)")
+        return self._services
 
-    def get(self, kind: type[ServiceT]) -> ServiceT:
-        try:
-            return cast(ServiceT, self._services[kind])
-        except KeyError:
-            raise LookupError(f"{kind.__name__} is not wired") from None
+    @services.setter
+    def services(self, services: Services) -> None:
+        self._services = services
 
     def on_close(self, closer: Any) -> None:
         """Register an async callable to run at close (before stores are released)."""
@@ -177,7 +179,6 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
     )
-    container.provide(ProjectionStatusService(engine, container.freshness))
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
     await container.hub.start()

@@ -6,23 +6,81 @@ they all run the same handlers and read models.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from commands.checkout.saga import CheckoutSaga
+from commands.checkout.settle import PaymentSettlement
+from commands.handlers import cart as cart_handlers
+from commands.handlers import inventory as inventory_handlers
+from commands.handlers.catalog import upsert_product
+from commands.handlers.orders import OrderHandlers
+from commands.messages.catalog import UpsertProduct
 from gateway.bootstrap.container import Container
-from gateway.bootstrap.order_views import wire_order_views
-from gateway.bootstrap.orders import wire_orders
-from gateway.bootstrap.wire_carts import wire_carts
-from gateway.bootstrap.wire_catalog import wire_catalog
-from gateway.bootstrap.wire_inventory import wire_inventory
-from gateway.bootstrap.wire_timeline import wire_timeline
+from gateway.bootstrap.payments import ProcessPaymentProvider
+from gateway.bootstrap.services import Services
+from gateway.edge.services import EdgeServices
+from gateway.realtime.status_relay import StatusRelay
+from gateway.realtime.subscriptions import OrderUpdatesBroker
+from projections.carts import CartsProjection
+from projections.inventory import InventoryProjection
+from projections.orders import OrdersProjection
 from projections.runner import RunnerConfig
+from projections.search.projector import SearchProjection, alias_name
+from projections.timeline.projector import TimelineProjection
+from queries.carts import CartQueries
+from queries.inventory import InventoryQueries
+from queries.orders import OrderQueries
+from queries.products import ProductService
+from queries.projection_status import ProjectionStatusService
+from queries.timeline import TimelineQueries
 
 
-def wire(container: Container, runner_config: RunnerConfig | None = None) -> None:
-    wire_catalog(container, runner_config)
-    wire_carts(container, runner_config)
-    wire_inventory(container, runner_config)
-    wire_orders(container, runner_config)
-    wire_order_views(container, runner_config)
-    wire_timeline(container, runner_config)
+def wire(container: Container, runner_config: RunnerConfig | None = None) -> Services:
+    settings = container.settings
+    bus, engine = container.bus, container.engine
+    prefix = settings.index_prefix
+
+    bus.register(UpsertProduct, upsert_product)
+    cart_handlers.register(bus)
+    inventory_handlers.register(bus)
+
+    payments = ProcessPaymentProvider(settings)
+    container.on_close(payments.aclose)
+    lease = timedelta(seconds=settings.reservation_lease_seconds)
+    settlement = PaymentSettlement(engine, payments, lease=lease)
+    timeout = settings.payment_timeout_seconds
+    CheckoutSaga(settlement, reservation_lease=lease).register(bus, payment_timeout_seconds=timeout)
+    OrderHandlers(settlement).register(bus, payment_timeout_seconds=timeout)
+
+    broker = OrderUpdatesBroker(container.redis, settings.redis_prefix)
+    container.on_close(broker.close)
+    relay = StatusRelay(container.watcher, broker)
+    container.on_close(relay.close)
+
+    container.add_projections(
+        [
+            SearchProjection(container.search, prefix),
+            CartsProjection(container.mongo),
+            InventoryProjection(engine),
+            OrdersProjection(engine, on_status_changed=relay.notice),
+            TimelineProjection(engine),
+        ],
+        runner_config,
+    )
+    services = Services(
+        products=ProductService(container.search, alias_name(prefix)),
+        carts=CartQueries(container.mongo),
+        inventory=InventoryQueries(engine),
+        orders=OrderQueries(engine),
+        timeline=TimelineQueries(engine),
+        projection_status=ProjectionStatusService(engine, container.freshness),
+        payments=payments,
+        settlement=settlement,
+        order_updates=broker,
+        edge=EdgeServices.build(settings, engine, container.redis, broker),
+    )
+    container.services = services
+    return services
 
 
 async def seed_demo_data(container: Container) -> bool:

@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from commands.bus import CommandBus
 from commands.store.unit_of_work import MessageMetadata
 from gateway.edge.auth import Principal
 
 if TYPE_CHECKING:
     from gateway.bootstrap.container import Container
+    from gateway.bootstrap.services import Services
 
 LoaderT = TypeVar("LoaderT")
 
@@ -30,6 +32,14 @@ class RequestContext:
     container: Container
     # DataLoaders live for one request only, so batching never leaks data across callers.
     loaders: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Services:
+        return self.container.services
+
+    @property
+    def bus(self) -> CommandBus:
+        return self.container.bus
 
     def loader(self, key: str, factory: Callable[[], LoaderT]) -> LoaderT:
         """The request's DataLoader under ``key``, created on first use."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.bootstrap.container import Container
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.bootstrap.settings import Settings
 from gateway.edge.budget import CostBudget
 from gateway.edge.clients import ApiClients
 from gateway.edge.persisted import ApqCache, DocumentResolver, TrustedDocuments
-from gateway.realtime.subscriptions import OrderUpdatesBroker, order_updates_broker
+from gateway.realtime.subscriptions import OrderUpdatesBroker
 
 
 @dataclass
@@ -20,21 +23,15 @@ class EdgeServices:
     broker: OrderUpdatesBroker
 
     @classmethod
-    def of(cls, container: Container) -> EdgeServices:
-        """The container's edge services, created on first use (one set per process)."""
-        try:
-            return container.get(EdgeServices)
-        except LookupError:
-            pass
-        settings = container.settings
-        trusted = TrustedDocuments(container.engine)
-        apq = ApqCache(container.redis, settings.redis_prefix, settings.edge.apq_ttl_seconds)
-        services = cls(
-            clients=ApiClients(container.engine, settings.edge.api_key_cache_seconds),
+    def build(
+        cls, settings: Settings, engine: AsyncEngine, redis: Redis, broker: OrderUpdatesBroker
+    ) -> EdgeServices:
+        trusted = TrustedDocuments(engine)
+        apq = ApqCache(redis, settings.redis_prefix, settings.edge.apq_ttl_seconds)
+        return cls(
+            clients=ApiClients(engine, settings.edge.api_key_cache_seconds),
             trusted=trusted,
             resolver=DocumentResolver(trusted, apq),
-            budget=CostBudget(container.redis, settings.redis_prefix),
-            broker=order_updates_broker(container),
+            budget=CostBudget(redis, settings.redis_prefix),
+            broker=broker,
         )
-        container.provide(services)
-        return services

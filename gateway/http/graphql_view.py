@@ -80,7 +80,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if self._wants_ide(request):
             return HTMLResponse(self.graphql_ide_html)
         container: Container = request.app.state.container
-        services = EdgeServices.of(container)
+        services = container.services.edge
         try:
             media = negotiate(request.headers.get("accept")) or _not_acceptable()
             if csrf_blocked(request):
@@ -212,7 +212,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         """Credentials come in the connection_init payload (browsers cannot set handshake headers)."""
         params = getattr(context, "connection_params", None) or {}
         container: Container = context.container
-        services = EdgeServices.of(container)
+        services = container.services.edge
         headers = context.request.headers
         authorization = params.get("authorization") or params.get("Authorization")
         api_key = params.get("apiKey")

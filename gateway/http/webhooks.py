@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from commands.checkout import webhooks as checkout_webhooks
-from commands.checkout.settle import PaymentSettlement
 from commands.checkout.webhooks import InvalidWebhook
 from commands.payments import SIGNATURE_HEADER, InvalidSignature, verify
 from commands.store.unit_of_work import MessageMetadata
@@ -48,5 +47,5 @@ async def payment_webhook(request: Request) -> Response:
         causation_id=event.receipt.event_id,
         actor="system:payment-webhook",
     )
-    verdict = await checkout_webhooks.handle(container.get(PaymentSettlement), event, metadata)
+    verdict = await checkout_webhooks.handle(container.services.settlement, event, metadata)
     return JSONResponse({"received": True, "result": verdict})

@@ -20,7 +20,7 @@ import redis.asyncio as redis_async
 from redis.asyncio.client import PubSub
 
 if TYPE_CHECKING:
-    from gateway.bootstrap.container import Container
+    pass
 
 log = logging.getLogger(__name__)
 # A subscriber this far behind loses its oldest updates rather than holding memory.
@@ -120,14 +120,3 @@ class OrderUpdatesBroker:
         self._queues.clear()
         self._pubsub = None
         self._reader = None
-
-
-def order_updates_broker(container: Container) -> OrderUpdatesBroker:
-    """The container's broker, created (and closed with the container) on first use."""
-    try:
-        return container.get(OrderUpdatesBroker)
-    except LookupError:
-        broker = OrderUpdatesBroker(container.redis, container.settings.redis_prefix)
-        container.provide(broker)
-        container.on_close(broker.close)
-        return broker

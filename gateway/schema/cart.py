@@ -263,7 +263,7 @@ async def _dispatch(info: Info, command: Command[CartResult], prefix: list[str] 
 
 
 def _queries(info: Info) -> CartQueries:
-    return info.context.container.get(CartQueries)
+    return info.context.services.carts
 
 
 async def _read(info: Info, fetch: _Fetch) -> CartView | None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import strawberry
 
-from commands.checkout.saga import CheckoutService
 from commands.errors import DomainError, NotFound
-from commands.handlers.orders import OrderCommands
 from commands.messages.orders import (
     AddressData,
     CancelOrder,
@@ -16,6 +14,7 @@ from commands.messages.orders import (
     MarkOrderDelivered,
     MarkOrderShipped,
     OrderActor,
+    OrderCommand,
     OrderOutcome,
     RefundOrder,
     RequestFulfillment,
@@ -121,8 +120,7 @@ async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> Checkou
             customer_id=principal.customer_id,
             staff=principal.staff,
         )
-        service = context.container.get(CheckoutService)
-        outcome = await service.complete(command, context.metadata(input.idempotency_key))
+        outcome = await context.bus.dispatch(command, context.metadata())
     except DomainError as error:
         return CheckoutPayload(position=None, user_errors=UserError.from_domain(error, ["input"]))
     return CheckoutPayload(
@@ -132,21 +130,16 @@ async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> Checkou
     )
 
 
-_Run = Callable[[OrderCommands, str, OrderActor], Awaitable[OrderOutcome]]
+_Build = Callable[[OrderActor], OrderCommand]
 
 
-async def _order_mutation(
-    info: Info, order_id: strawberry.ID, roles: tuple[str, ...], run: _Run
-) -> OrderPayload:
+async def _order_mutation(info: Info, roles: tuple[str, ...], build: _Build) -> OrderPayload:
     context = info.context
     principal = context.principal
     principal.require(*roles)
     actor = OrderActor(principal.actor, principal.customer_id, principal.has_role("admin"))
-    order_key = orders_api.order_key(str(order_id))
     try:
-        if order_key is None:
-            raise NotFound("order not found", ["orderId"])
-        outcome = await run(context.container.get(OrderCommands), order_key, actor)
+        outcome = await context.bus.dispatch(build(actor), context.metadata())
     except DomainError as error:
         return OrderPayload(position=None, user_errors=UserError.from_domain(error))
     return OrderPayload(
@@ -156,71 +149,51 @@ async def _order_mutation(
     )
 
 
+def _order_key(order_id: strawberry.ID) -> str:
+    """The order's key inside its global id; an id that names no order reads as not found downstream."""
+    return orders_api.order_key(str(order_id)) or ""
+
+
 async def resolve_order_cancel(
     info: Info, order_id: strawberry.ID, reason: str | None, idempotency_key: str
 ) -> OrderPayload:
-    metadata = info.context.metadata(idempotency_key)
+    key = _order_key(order_id)
     return await _order_mutation(
-        info,
-        order_id,
-        ("customer", "admin"),
-        lambda commands, key, actor: commands.cancel(
-            CancelOrder(key, actor, idempotency_key, reason), metadata
-        ),
+        info, ("customer", "admin"), lambda actor: CancelOrder(key, actor, idempotency_key, reason)
     )
 
 
 async def resolve_order_request_fulfillment(
     info: Info, order_id: strawberry.ID, idempotency_key: str
 ) -> OrderPayload:
-    metadata = info.context.metadata(idempotency_key)
+    key = _order_key(order_id)
     return await _order_mutation(
-        info,
-        order_id,
-        ("admin",),
-        lambda commands, key, actor: commands.request_fulfillment(
-            RequestFulfillment(key, actor, idempotency_key), metadata
-        ),
+        info, ("admin",), lambda actor: RequestFulfillment(key, actor, idempotency_key)
     )
 
 
 async def resolve_order_mark_shipped(
     info: Info, order_id: strawberry.ID, tracking_number: str | None, idempotency_key: str
 ) -> OrderPayload:
-    metadata = info.context.metadata(idempotency_key)
+    key = _order_key(order_id)
     return await _order_mutation(
-        info,
-        order_id,
-        ("admin",),
-        lambda commands, key, actor: commands.mark_shipped(
-            MarkOrderShipped(key, actor, idempotency_key, tracking_number), metadata
-        ),
+        info, ("admin",), lambda actor: MarkOrderShipped(key, actor, idempotency_key, tracking_number)
     )
 
 
 async def resolve_order_mark_delivered(
     info: Info, order_id: strawberry.ID, idempotency_key: str
 ) -> OrderPayload:
-    metadata = info.context.metadata(idempotency_key)
+    key = _order_key(order_id)
     return await _order_mutation(
-        info,
-        order_id,
-        ("admin",),
-        lambda commands, key, actor: commands.mark_delivered(
-            MarkOrderDelivered(key, actor, idempotency_key), metadata
-        ),
+        info, ("admin",), lambda actor: MarkOrderDelivered(key, actor, idempotency_key)
     )
 
 
 async def resolve_order_refund(
     info: Info, order_id: strawberry.ID, reason: str | None, idempotency_key: str
 ) -> OrderPayload:
-    metadata = info.context.metadata(idempotency_key)
+    key = _order_key(order_id)
     return await _order_mutation(
-        info,
-        order_id,
-        ("admin",),
-        lambda commands, key, actor: commands.refund(
-            RefundOrder(key, actor, idempotency_key, reason), metadata
-        ),
+        info, ("admin",), lambda actor: RefundOrder(key, actor, idempotency_key, reason)
     )

@@ -11,7 +11,6 @@ import strawberry
 from aiodataloader import DataLoader
 
 from commands.errors import DomainError
-from commands.handlers import inventory as inventory_handlers
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from gateway.edge.context import Info
 from gateway.schema.catalog import StockHint
@@ -61,14 +60,14 @@ async def resolve_inventory(info: Info, sku: str, consistent_with: int | None) -
 
 async def resolve_inventory_set(info: Info, sku: str, on_hand: int, idempotency_key: str) -> InventoryPayload:
     info.context.principal.require("admin")
-    return await _execute(info, SetStock(sku, on_hand), idempotency_key)
+    return await _execute(info, SetStock(sku, on_hand, idempotency_key=idempotency_key))
 
 
 async def resolve_inventory_adjust(
     info: Info, sku: str, delta: int, reason: str | None, idempotency_key: str
 ) -> InventoryPayload:
     info.context.principal.require("admin")
-    return await _execute(info, AdjustStock(sku, delta, reason), idempotency_key)
+    return await _execute(info, AdjustStock(sku, delta, reason, idempotency_key=idempotency_key))
 
 
 async def stock_hint(info: Info, sku: str) -> StockHint:
@@ -80,20 +79,17 @@ async def stock_hint(info: Info, sku: str) -> StockHint:
     return StockHint(in_stock=view.available > 0, available=view.available, freshness=freshness)
 
 
-async def _execute(info: Info, command: SetStock | AdjustStock, key: str) -> InventoryPayload:
+async def _execute(info: Info, command: SetStock | AdjustStock) -> InventoryPayload:
     ctx = info.context
-    container = ctx.container
     try:
-        result = await inventory_handlers.execute(
-            container.bus, container.engine, command, ctx.metadata(), key
-        )
+        result = await ctx.bus.dispatch(command, ctx.metadata())
     except DomainError as err:
         return InventoryPayload(position=None, user_errors=UserError.from_domain(err))
     return InventoryPayload(position=optional_position(result.position), user_errors=[], result=result)
 
 
 def _queries(info: Info) -> InventoryQueries:
-    return info.context.container.get(InventoryQueries)
+    return info.context.services.inventory
 
 
 def _levels(info: Info) -> DataLoader:  # type: ignore[type-arg]

@@ -25,7 +25,6 @@ import strawberry
 from gateway.edge.auth import Principal
 from gateway.edge.context import Info
 from gateway.edge.errors import bad_user_input, forbidden, unauthenticated
-from gateway.realtime.subscriptions import order_updates_broker
 from gateway.schema.common import Freshness, Money, Node, PageInfo
 from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.loaders import orders as loaders
@@ -216,7 +215,7 @@ async def subscribe_order_updated(info: Info, order_id: strawberry.ID) -> AsyncG
         raise forbidden("You may only follow your own orders")
     container = info.context.container
     updates = cast(
-        AsyncGenerator[dict[str, Any], None], order_updates_broker(container).subscribe(view.order_id)
+        AsyncGenerator[dict[str, Any], None], container.services.order_updates.subscribe(view.order_id)
     )
     last_status = view.status
     next_update: asyncio.Future[dict[str, Any]] = asyncio.ensure_future(anext(updates))

@@ -16,8 +16,8 @@ from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
 from gateway.schema.ids import global_id
 from gateway.schema.scalars import Position
 from projections.rebuild import NotRebuildable, RebuildInProgress
-from queries.projection_status import ProjectionStatusService, ProjectionStatusView
-from queries.timeline import TimelineEntryView, TimelineQueries
+from queries.projection_status import ProjectionStatusView
+from queries.timeline import TimelineEntryView
 
 
 @strawberry.enum
@@ -126,7 +126,7 @@ async def resolve_customer_timeline(
         await ctx.container.freshness.wait_for(
             "timeline", consistent_with, ctx.container.settings.read_wait_seconds
         )
-    page = await ctx.container.get(TimelineQueries).for_customer(
+    page = await ctx.services.timeline.for_customer(
         str(customer_id),
         kinds=[k.value for k in kinds] if kinds else None,
         first=limit,
@@ -154,7 +154,7 @@ async def resolve_customer_timeline(
 async def resolve_projections(info: Info) -> list[ProjectionStatus]:
     info.context.principal.require("support", "admin")
     container = info.context.container
-    service = container.get(ProjectionStatusService)
+    service = container.services.projection_status
     statuses = []
     for runner in container.runners:
         progress = container.rebuilder.progress(runner.name)

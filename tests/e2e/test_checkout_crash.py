@@ -10,11 +10,11 @@ import pytest
 
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.reconcile import reconcile
-from commands.checkout.settle import PaymentSettlement
 from tests.helpers import error_codes
-from tests.integration.checkout_fixtures import ADDRESS, CHECKOUT, META, Shop, settings, shop
+from tests.support.checkout import ADDRESS, CHECKOUT, META, Shop
 
-__all__ = ["settings", "shop"]
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 
 def _fail_once(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -48,7 +48,7 @@ async def test_crash_while_recording_the_payment_outcome_then_retry(
     await shop.configure(webhooks_enabled=False)
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 1))
-    settlement = shop.container.get(PaymentSettlement)
+    settlement = shop.container.services.settlement
     monkeypatch.setattr(settlement, "_settle_once", _fail_once(settlement._settle_once))
 
     crashed = await _raw_checkout(shop, cart, "crashy")
@@ -87,7 +87,7 @@ async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
     monkeypatch.setattr(payment_ops, "begin_send", _fail_once(payment_ops.begin_send))
     assert error_codes(await _raw_checkout(shop, cart, "abandoned")) == ["INTERNAL_SERVER_ERROR"]
     report = await reconcile(
-        shop.container.get(PaymentSettlement), META, older_than=timedelta(0), abandon_after=timedelta(0)
+        shop.container.services.settlement, META, older_than=timedelta(0), abandon_after=timedelta(0)
     )
     assert report.abandoned == 1
     assert await shop.stock("TEE") == (2, 0)

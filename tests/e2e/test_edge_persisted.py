@@ -17,8 +17,7 @@ from gateway.bootstrap.settings import ConfigurationError
 from gateway.cli import edge as edge_cli
 from gateway.edge.clients import ApiClients
 from gateway.edge.errors import GatewayError
-from gateway.edge.services import EdgeServices
-from tests.e2e.edge_fixtures import codes, edge_http, post, sha256
+from tests.support.edge import codes, edge_http, post, sha256
 
 TYPENAME = "{ __typename }"
 PROJECTIONS = "query Status { projections { name } }"
@@ -35,7 +34,7 @@ async def http(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _new_client(container: Container, name: str, **options: Any) -> str:
-    _, key = await EdgeServices.of(container).clients.create(name, **options)
+    _, key = await container.services.edge.clients.create(name, **options)
     return key
 
 
@@ -117,7 +116,7 @@ async def test_bad_and_revoked_keys_are_unauthenticated(
 ) -> None:
     key = await _new_client(container, "short-lived")
     assert (await post(http, {"query": TYPENAME}, headers={"x-api-key": key})).status_code == 200
-    await EdgeServices.of(container).clients.revoke("short-lived")
+    await container.services.edge.clients.revoke("short-lived")
     revoked = await post(http, {"query": TYPENAME}, headers={"x-api-key": key})
     assert revoked.status_code == 401
     assert codes(revoked.json()) == ["UNAUTHENTICATED"]
@@ -133,7 +132,7 @@ async def test_revocation_elsewhere_is_seen_within_the_cache_ttl(container: Cont
     args = argparse.Namespace(command="clients", clients_command="revoke", name="cached")
     await edge_cli.execute(args, container.settings)
     assert (await gateway_keys.authenticate(key)).name == "cached"
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.35)  # the scenario: the 0.3 s cache TTL runs out
     with pytest.raises(GatewayError) as refused:
         await gateway_keys.authenticate(key)
     assert refused.value.code == "UNAUTHENTICATED"
@@ -222,7 +221,7 @@ async def test_clients_cli_create_list_revoke(
     assert "cli-partner" in listing and key not in listing
     (row,) = [line.split("\t") for line in listing.splitlines() if line.startswith("cli-partner")]
     assert row[2:6] == ["support", "yes", "300", "5.0"]
-    client = await EdgeServices.of(container).clients.authenticate(key)
+    client = await container.services.edge.clients.authenticate(key)
     assert client.budget == 300 and client.persisted_only
     with pytest.raises(ConfigurationError, match="already exists"):
         await edge_cli.execute(

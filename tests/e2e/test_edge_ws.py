@@ -15,8 +15,8 @@ from websockets.typing import Subprotocol
 
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
-from gateway.edge.services import EdgeServices
 from gateway.http.app import build_app
+from tests.support.waiting import eventually
 
 PROTOCOL = [Subprotocol("graphql-transport-ws")]
 
@@ -30,10 +30,7 @@ async def ws_url(container: Container) -> AsyncIterator[str]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started, timeout=5, message="uvicorn did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"ws://127.0.0.1:{port}/graphql"
@@ -59,7 +56,7 @@ async def _rejected(url: str, payload: dict[str, Any]) -> int | None:
 async def test_connection_init_credentials(
     ws_url: str, container: Container, tokens: JwtAuthenticator
 ) -> None:
-    _, key = await EdgeServices.of(container).clients.create("ws-partner")
+    _, key = await container.services.edge.clients.create("ws-partner")
     accepted: list[dict[str, Any]] = [
         {},
         {"authorization": f"Bearer {tokens.mint('cust-1', ['customer'])}"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -16,6 +16,7 @@ from gateway.bootstrap.logging import JsonFormatter
 from gateway.edge.auth import JwtAuthenticator
 from queries.projection_status import ProjectionStatusService, StatusThresholds
 from tests.helpers import gql
+from tests.support.waiting import eventually
 
 STATUS = "query Ops { projections { name store state lastError freshness { lagEvents } } }"
 CREATE_CART = 'mutation NewCart { cartCreate(input: {currencyCode: "USD"}) { position userErrors { code } } }'
@@ -28,12 +29,11 @@ async def _status(client: httpx.AsyncClient, token: str, name: str) -> dict[str,
 
 
 async def _eventually(client: httpx.AsyncClient, token: str, name: str, state: str) -> dict[str, Any]:
-    for _ in range(200):
-        status = await _status(client, token, name)
-        if status["state"] == state:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{name} never became {state}: {status}")
+    async def reached() -> bool:
+        return (await _status(client, token, name))["state"] == state
+
+    await eventually(reached, timeout=10, message=f"{name} never became {state}")
+    return await _status(client, token, name)
 
 
 async def test_failing_projector_reports_failed_then_recovers(
@@ -57,8 +57,11 @@ async def test_failing_projector_reports_failed_then_recovers(
 async def test_held_back_projector_reports_catching_up(
     running: Container, client: httpx.AsyncClient, tokens: JwtAuthenticator
 ) -> None:
-    running.provide(
-        ProjectionStatusService(running.engine, running.freshness, StatusThresholds(catching_up_events=3))
+    running.services = dataclasses.replace(
+        running.services,
+        projection_status=ProjectionStatusService(
+            running.engine, running.freshness, StatusThresholds(catching_up_events=3)
+        ),
     )
     support = tokens.mint("agent", ["support"])
     timeline = running.runner("timeline")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.bootstrap.orders import ProcessPaymentProvider
-from tests.helpers import error_codes
-from tests.integration.checkout_fixtures import Shop, settings, shop
+import pytest
 
-__all__ = ["settings", "shop"]
+from tests.helpers import error_codes
+from tests.support.checkout import Shop
+
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 
 async def _confirmed(shop: Shop, customer: str = "cust-1", quantity: int = 1) -> str:
@@ -156,7 +158,7 @@ async def test_capture_refused_by_the_provider_flags_the_order(shop: Shop) -> No
     reference = (await shop.order(order)).provider_reference
     assert reference is not None
     # Someone voided the authorization at the provider, behind the shop's back.
-    provider = shop.container.get(ProcessPaymentProvider)
+    provider = shop.container.services.payments
     assert (await provider.void(idempotency_key="outside", provider_reference=reference)).status == "VOIDED"
     payload = _payload(
         await shop.order_op("orderRequestFulfillment", order, "f", shop.admin()), "orderRequestFulfillment"

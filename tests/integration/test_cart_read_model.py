@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from commands.messages.cart import AddCartLines, AttachCartToCustomer, CreateCart, LineRequest
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.carts import CartsProjection
-from queries.carts import CartQueries, CartStoreUnavailable
-from tests.integration.cart_fixtures import (
+from queries.carts import CartStoreUnavailable
+from tests.support.cart import (
     GUEST,
     META,
     cart_stream,
@@ -21,6 +19,7 @@ from tests.integration.cart_fixtures import (
     folded,
     seed_catalog,
 )
+from tests.support.waiting import eventually
 
 
 async def _checkpoint_state(container: Container) -> checkpoints.CheckpointRow:
@@ -34,7 +33,7 @@ async def test_cart_writes_succeed_with_the_read_store_down_and_the_projector_ca
     running: Container,
 ) -> None:
     await seed_catalog(running)
-    queries = running.get(CartQueries)
+    queries = running.services.carts
     first = await running.bus.dispatch(CreateCart(customer("cust-1"), lines=(LineRequest("MUG", 1),)), META)
     assert first.position is not None
     await running.freshness.wait_for("carts", first.position, timeout=5)
@@ -53,11 +52,12 @@ async def test_cart_writes_succeed_with_the_read_store_down_and_the_projector_ca
         positions += [guest.position or 0, merged.position or 0]
         with pytest.raises(CartStoreUnavailable):
             await queries.get(first.cart_id)
-        for _ in range(200):
-            state = await _checkpoint_state(running)
-            if state.state == "FAILED":
-                break
-            await asyncio.sleep(0.02)
+
+        async def failed() -> bool:
+            return (await _checkpoint_state(running)).state == "FAILED"
+
+        await eventually(failed, message="the carts projector never reported FAILED")
+        state = await _checkpoint_state(running)
         assert state.state == "FAILED" and "ServerSelectionTimeoutError" in (state.last_error or "")
         lag = await running.freshness.freshness("carts")
         assert lag.lag_events >= 6 and lag.position < max(positions)

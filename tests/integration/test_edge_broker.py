@@ -11,8 +11,9 @@ from redis.asyncio import Redis
 
 from gateway.bootstrap.container import Container
 from gateway.edge.budget import CostBudget
-from gateway.realtime.subscriptions import OrderUpdatesBroker, order_updates_broker
-from tests.e2e.edge_fixtures import FakeClock
+from gateway.realtime.subscriptions import OrderUpdatesBroker
+from tests.support.edge import FakeClock
+from tests.support.waiting import eventually
 
 Updates = AsyncGenerator[dict[str, Any], None]
 
@@ -26,17 +27,16 @@ async def _next(updates: Updates) -> dict[str, Any]:
 
 
 async def _subscribers(container: Container, broker: OrderUpdatesBroker, order_id: str, count: int) -> None:
-    for _ in range(200):
+    async def subscribed() -> bool:
         ((_, found),) = await container.redis.pubsub_numsub(broker.channel(order_id))
-        if found == count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} subscribers, found {found}")
+        return bool(found == count)
+
+    await eventually(subscribed, timeout=2, message=f"expected {count} subscribers on the order channel")
 
 
 async def test_an_update_published_anywhere_reaches_every_subscriber(container: Container) -> None:
-    local = order_updates_broker(container)
-    assert order_updates_broker(container) is local
+    local = container.services.order_updates
+    assert container.services.edge.broker is local
     # Another gateway instance: its own broker on the same Redis.
     elsewhere = OrderUpdatesBroker(container.redis, container.settings.redis_prefix)
     try:

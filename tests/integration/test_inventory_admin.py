@@ -8,19 +8,16 @@ from dataclasses import replace
 import pytest
 
 from commands.errors import DomainError, InvalidInput, NotFound
-from commands.handlers.inventory import execute
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from commands.store.idempotency import IdempotencyKeyInProgress, IdempotencyKeyReused
 from gateway.bootstrap.container import Container
-from tests.integration.inventory_fixtures import META, inventory_events, items, new_order, reserve, stocked
-
-__all__ = ["stocked"]
+from tests.support.inventory import META, inventory_events, items, new_order, reserve
 
 
 async def _run(
     container: Container, command: SetStock | AdjustStock, key: str, actor: str = "admin:a1"
 ) -> StockResult:
-    return await execute(container.bus, container.engine, command, replace(META, actor=actor), key)
+    return await container.bus.dispatch(replace(command, idempotency_key=key), replace(META, actor=actor))
 
 
 async def test_set_and_adjust_append_events_with_the_numbers_after(stocked: Container) -> None:

@@ -13,8 +13,7 @@ from commands.inventory import reservations
 from commands.messages.inventory import AdjustStock
 from gateway.bootstrap.container import Container
 from projections.inventory import InventoryProjection
-from queries.inventory import InventoryQueries
-from tests.integration.inventory_fixtures import (
+from tests.support.inventory import (
     META,
     PRODUCT_ID,
     expire_now,
@@ -25,10 +24,7 @@ from tests.integration.inventory_fixtures import (
     new_order,
     reserve,
     set_stock,
-    stocked,
 )
-
-__all__ = ["stocked"]
 
 
 async def _history(container: Container) -> None:
@@ -76,9 +72,9 @@ async def test_projection_equals_the_fold_of_the_ledger(stocked: Container) -> N
         last_versions[event.data["sku"]] = event.stream_version
     assert {sku: row[5] for sku, row in view.items()} == last_versions
 
-    level = await stocked.get(InventoryQueries).get("INV-A")
+    level = await stocked.services.inventory.get("INV-A")
     assert level is not None and (level.on_hand, level.reserved, level.available) == (5, 1, 4)
-    assert await stocked.get(InventoryQueries).get("INV-UNTRACKED") is None
+    assert await stocked.services.inventory.get("INV-UNTRACKED") is None
 
 
 async def test_out_of_order_and_repeated_delivery_folds_to_the_same_rows(stocked: Container) -> None:
@@ -99,7 +95,7 @@ async def test_rebuild_gives_the_same_rows_and_keeps_serving(stocked: Container)
     await _history(stocked)
     runner = stocked.runner("inventory")
     await runner.catch_up()
-    queries = stocked.get(InventoryQueries)
+    queries = stocked.services.inventory
     before_view = await _view(stocked)
     before = await queries.by_skus(["INV-A", "INV-B"])
 

@@ -14,19 +14,12 @@ from commands.store import ledger
 from commands.store.ledger import Checkpoint
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
-from gateway.realtime.subscriptions import order_updates_broker
 from projections.orders import OrdersProjection
 from projections.runner import ProjectionRunner, RunnerConfig
 from queries.orders import OrderQueries
-from tests.integration.orders_view_fixtures import (
-    META,
-    append,
-    happy_path,
-    new_order_id,
-    placed,
-    positions,
-    view_rows,
-)
+from tests.support.order_ledger import META, append, positions, view_rows
+from tests.support.orders import happy_path, new_order_id, placed
+from tests.support.waiting import eventually
 
 
 async def test_every_order_event_type_lands_in_order_view(container: Container) -> None:
@@ -163,9 +156,15 @@ async def test_status_changes_are_published_after_commit(container: Container) -
     await append(container.engine, oid, placed(oid))
     runner = container.runner("orders")
     await runner.catch_up()
-    updates = order_updates_broker(container).subscribe(oid)
+    broker = container.services.order_updates
+    updates = broker.subscribe(oid)
     received = asyncio.ensure_future(anext(updates))
-    await asyncio.sleep(0.2)  # let the broker join the channel
+
+    async def joined() -> bool:
+        ((_, subscribers),) = await container.redis.pubsub_numsub(broker.channel(oid))
+        return bool(subscribers == 1)
+
+    await eventually(joined, message="the broker never joined the order's channel")
 
     confirmed = await append(
         container.engine,

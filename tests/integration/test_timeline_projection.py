@@ -11,9 +11,8 @@ from commands.events import cart as cart_ev
 from commands.store import ledger
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
-from queries.timeline import TimelineQueries
-from tests.integration.orders_view_fixtures import append as append_order
-from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed
+from tests.support.order_ledger import append as append_order
+from tests.support.orders import happy_path, new_order_id, placed
 
 META = MessageMetadata(actor="test")
 
@@ -44,7 +43,7 @@ async def test_guest_history_joins_the_customer_timeline_on_attach(container: Co
     await _cart(container, "g1", cart_ev.CartLinesAdded(lines=(_line("TEE", 2),)))
     runner = container.runner("timeline")
     await runner.catch_up()
-    queries = container.get(TimelineQueries)
+    queries = container.services.timeline
     assert (await queries.for_customer("cust-1", kinds=None, first=10, before_position=None)).entries == []
 
     await _cart(container, "g1", cart_ev.CartCustomerAttached(customer_id="cust-1"))
@@ -60,7 +59,7 @@ async def test_order_events_follow_the_order_owner_with_kinds_and_paging(contain
     place = placed(order_id, "cust-2")
     await append_order(container.engine, order_id, place, *happy_path(order_id, place.total))
     await container.runner("timeline").catch_up()
-    queries = container.get(TimelineQueries)
+    queries = container.services.timeline
     everything = await queries.for_customer("cust-2", kinds=None, first=50, before_position=None)
     assert [e.type for e in reversed(everything.entries)] == [
         "OrderPlaced",

@@ -99,8 +99,8 @@ def test_events_round_trip_and_fold_takes_the_latest_numbers() -> None:
 
 
 def test_request_hash_inputs_and_stored_responses() -> None:
-    assert SetStock("S", 3).request() == {"sku": "S", "on_hand": 3}
-    assert AdjustStock("S", -1, "r").request() == {"sku": "S", "delta": -1, "reason": "r"}
+    assert SetStock("S", 3).idempotency_request() == {"sku": "S", "on_hand": 3}
+    assert AdjustStock("S", -1, "r").idempotency_request() == {"sku": "S", "delta": -1, "reason": "r"}
     result = StockResult("S", 5, 2, 3, 42)
     replayed = StockResult.from_response(result.to_response())
     assert replayed.replayed and replayed == StockResult("S", 5, 2, 3, 42, replayed=True)

@@ -15,7 +15,7 @@ SEARCH_PROJECTION = "search"
 
 
 def products(info: Info) -> ProductService:
-    return info.context.container.get(ProductService)
+    return info.context.services.products
 
 
 def by_id(info: Info) -> DataLoader:  # type: ignore[type-arg]

@@ -13,7 +13,7 @@ from queries.orders import PROJECTION, OrderQueries, OrderView
 
 
 def queries(info: Info) -> OrderQueries:
-    return info.context.container.get(OrderQueries)
+    return info.context.services.orders
 
 
 def by_id(info: Info) -> DataLoader:  # type: ignore[type-arg]

@@ -1,11 +1,12 @@
-"""Running a checkout or order command once per idempotency key.
+"""Running a command once per idempotency key: the bus's idempotency step.
 
 A concurrent duplicate (same key, same request) does not fail at once: it
 waits, bounded, for the first request to finish and then replays its outcome,
 so a double-clicked submit gets the same answer twice. Only when the first
 request is still working after the wait does it get IDEMPOTENCY_KEY_IN_PROGRESS.
 Business refusals before anything was recorded are not stored (the key is
-forgotten); an unexpected failure drops the lease so a retry resumes at once.
+forgotten, so the same key works once the cause is fixed); an unexpected
+failure drops the lease so a retry resumes at once from its recovery point.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.errors import DomainError
-from commands.messages.orders import OrderOutcome
 from commands.metrics import IDEMPOTENT_REPLAYS
 from commands.store import idempotency
-from commands.store.idempotency import Claim, IdempotencyKeyInProgress
+from commands.store.idempotency import Claim, ClaimedKey, IdempotencyKeyInProgress, Outcome
 
 MAX_POLL_SECONDS = 0.25
 MAX_SCOPE = 200  # idempotency_keys.scope
+KEY_FIELD = ("idempotencyKey",)
+ResultT = TypeVar("ResultT", bound=Outcome)
 
 
-def _fit(scope: str) -> str:
+def fit_scope(scope: str) -> str:
     """Scopes name the caller, whose id may be long: past the column's size, a digest stands in."""
     if len(scope) <= MAX_SCOPE:
         return scope
@@ -44,7 +46,7 @@ async def claim_waiting(
     delay = 0.02
     while True:
         try:
-            return await idempotency.claim(engine, scope, key, hashed, lease=lease)
+            return await idempotency.claim(engine, scope, key, hashed, lease=lease, field_path=KEY_FIELD)
         except IdempotencyKeyInProgress:
             if loop.time() + delay > deadline:
                 raise
@@ -52,33 +54,42 @@ async def claim_waiting(
             delay = min(delay * 2, MAX_POLL_SECONDS)
 
 
-async def run_once(
+async def run(
     engine: AsyncEngine,
+    *,
+    operation: str,
     scope: str,
     key: str,
     request: Mapping[str, Any],
-    work: Callable[[Claim], Awaitable[OrderOutcome]],
-    *,
+    work: Callable[[ClaimedKey], Awaitable[ResultT]],
+    replay: Callable[[dict[str, Any]], ResultT],
     lease: timedelta,
     wait_seconds: float,
-) -> OrderOutcome:
-    idempotency.validate_key(key, ["idempotencyKey"])
+) -> ResultT:
+    idempotency.validate_key(key, KEY_FIELD)
     claimed = await claim_waiting(
-        engine, _fit(scope), key, idempotency.request_hash(request), lease=lease, wait_seconds=wait_seconds
+        engine,
+        fit_scope(scope),
+        key,
+        idempotency.request_hash(request),
+        lease=lease,
+        wait_seconds=wait_seconds,
     )
     if claimed.replay is not None:
-        IDEMPOTENT_REPLAYS.labels(scope.split(":", 1)[0]).inc()
-        return OrderOutcome.from_json(claimed.replay)
+        IDEMPOTENT_REPLAYS.labels(operation).inc()
+        return replay(claimed.replay)
+    key_state = ClaimedKey(claimed)
     try:
-        outcome = await work(claimed)
+        result = await work(key_state)
     except DomainError:
         # Removes the key only if no phase recorded progress; otherwise a retry resumes.
-        await idempotency.abandon(engine, claimed)
-        await idempotency.release(engine, claimed)
+        await idempotency.abandon(engine, key_state.claim)
+        await idempotency.release(engine, key_state.claim)
         raise
-    except Exception:
-        await idempotency.release(engine, claimed)
+    except BaseException:
+        await idempotency.release(engine, key_state.claim)
         raise
-    async with engine.begin() as conn:
-        await idempotency.complete(conn, claimed, outcome.to_json())
-    return outcome
+    if not key_state.completed:
+        async with engine.begin() as conn:
+            await idempotency.store_outcome(conn, key_state, result)
+    return result

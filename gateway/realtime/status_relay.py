@@ -1,5 +1,4 @@
-"""Wires the order views: the ``orders`` projection, its query service, and status updates
-for the ``orderUpdated`` subscription."""
+"""Order status changes from the ``orders`` projection to ``orderUpdated`` subscribers."""
 
 from __future__ import annotations
 
@@ -8,12 +7,9 @@ import contextlib
 import logging
 
 from commands.store.ledger import Checkpoint
-from gateway.bootstrap.container import Container
-from gateway.realtime.subscriptions import OrderUpdatesBroker, order_updates_broker
-from projections.orders import NAME, OrdersProjection, StatusChange
-from projections.runner import RunnerConfig
+from gateway.realtime.subscriptions import OrderUpdatesBroker
+from projections.orders import NAME, StatusChange
 from queries.freshness import CheckpointWatcher
-from queries.orders import OrderQueries
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +67,3 @@ class StatusRelay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def wire_order_views(container: Container, runner_config: RunnerConfig | None) -> None:
-    relay = StatusRelay(container.watcher, order_updates_broker(container))
-    container.on_close(relay.close)
-    container.add_projections(
-        [OrdersProjection(container.engine, on_status_changed=relay.notice)], runner_config
-    )
-    container.provide(OrderQueries(container.engine))
-    container.provide(relay)

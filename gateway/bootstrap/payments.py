@@ -1,25 +1,19 @@
-"""Wires checkout, payments and the order commands.
+"""The process's payment provider.
 
-The payment provider is the one at ``settings.payment_provider_url`` or, when
-that is unset, the sandbox provider started in-process on its own port (over
-real HTTP, so timeouts and webhooks behave as in production).
+The provider is the one at ``settings.payment_provider_url`` or, when that is
+unset, the sandbox provider started in-process on its own port (over real
+HTTP, so timeouts and webhooks behave as in production).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import timedelta
 from decimal import Decimal
 
-from commands.checkout.saga import CheckoutService
-from commands.checkout.settle import PaymentSettlement
-from commands.handlers.orders import OrderCommands
-from commands.payments import HttpPaymentProvider, PaymentProvider, PaymentResult
+from commands.payments import HttpPaymentProvider, PaymentResult
 from commands.payments.sandbox import SandboxConfig, SandboxServer
-from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings
-from projections.runner import RunnerConfig
 
 
 class ProcessPaymentProvider:
@@ -101,27 +95,3 @@ class ProcessPaymentProvider:
     async def lookup(self, *, idempotency_key: str) -> PaymentResult | None:
         provider = await self._provider()
         return await provider.lookup(idempotency_key=idempotency_key)
-
-
-def wire_orders(container: Container, runner_config: RunnerConfig | None) -> None:
-    del runner_config  # the order read model is wired by wire_order_views
-    settings = container.settings
-    provider = ProcessPaymentProvider(settings)
-    container.provide(provider)
-    container.provide(provider, as_type=PaymentProvider)
-    container.on_close(provider.aclose)
-    settlement = PaymentSettlement(
-        container.engine, provider, lease=timedelta(seconds=settings.reservation_lease_seconds)
-    )
-    container.provide(settlement)
-    container.provide(
-        CheckoutService(
-            container.engine,
-            settlement,
-            reservation_lease=timedelta(seconds=settings.reservation_lease_seconds),
-            payment_timeout_seconds=settings.payment_timeout_seconds,
-        )
-    )
-    container.provide(
-        OrderCommands(container.engine, settlement, payment_timeout_seconds=settings.payment_timeout_seconds)
-    )
