@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
+# --locked: stop (rather than install a stale set) when pyproject.toml changed without `make lock`.
 # --inexact: each target adds its extras and keeps what another target installed (and uv itself).
-SYNC := $(UV) sync --frozen --inexact --extra embedded
+SYNC := $(UV) sync --locked --inexact --extra embedded
 # uv works on the venv made here with the machine's python3 and never downloads one of its own.
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -34,7 +35,7 @@ $(VENV)/.installed-bench: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed-run $(VENV)/.installed-test $(VENV)/.installed-bench
 
-# After editing dependencies in pyproject.toml: resolve again and commit uv.lock.
+# After editing dependencies in pyproject.toml: resolve again and commit uv.lock with it.
 lock: $(UV)
 	$(UV) lock
 
