@@ -9,9 +9,9 @@ same checks itself and masks errors, since those results bypass the view.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
@@ -23,16 +23,29 @@ from strawberry.types.execution import StreamExecutionResult
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
 from gateway.edge.errors import format_error
-from gateway.edge.persisted import sha256_hex
-
-if TYPE_CHECKING:
-    from gateway.edge.pipeline import Pipeline
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
+class EdgeChecks(Protocol):
+    """What the extension asks of the edge pipeline for documents that did not come through it."""
+
+    production: bool
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def prepare(self, query: str) -> PreparedDocument: ...
+
+    def static_errors(
+        self, prepared: PreparedDocument, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> list[GraphQLError]: ...
+
+
 @dataclass
 class GatewayContext(RequestContext):
+    # The edge pipeline serving this request (absent in direct schema execution, e.g. tests).
+    checks: EdgeChecks | None = None
     # Set by the HTTP pipeline: the document it already parsed, validated and checked.
     prepared: PreparedDocument | None = None
     # graphql-transport-ws: the connection_init payload (credentials).
@@ -57,9 +70,6 @@ def client_error(error: GraphQLError, request_id: str | None, production: bool) 
 
 
 class GatewaySchema(Schema):
-    # Set by the view that serves this schema.
-    pipeline: Pipeline | None = None
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["extensions"] = [*kwargs.get("extensions", ()), EdgeExtension]
         super().__init__(*args, **kwargs)
@@ -73,9 +83,9 @@ class GatewaySchema(Schema):
 class EdgeExtension(SchemaExtension):
     _prepared: PreparedDocument | None = None
 
-    def _pipeline(self) -> Pipeline | None:
-        schema = self.execution_context.schema
-        return schema.pipeline if isinstance(schema, GatewaySchema) else None
+    def _pipeline(self) -> EdgeChecks | None:
+        context = self.execution_context.context
+        return context.checks if isinstance(context, GatewayContext) else None
 
     def _http_prepared(self) -> PreparedDocument | None:
         context = self.execution_context.context
@@ -88,13 +98,13 @@ class EdgeExtension(SchemaExtension):
         if prepared is not None:
             ctx.graphql_document = prepared.document
         elif pipeline is not None and ctx.query:
-            prepared = pipeline.documents.prepare(ctx.query, sha256_hex(ctx.query))
+            prepared = pipeline.prepare(ctx.query)
             if prepared.document is not None:
                 self._prepared = prepared
                 ctx.graphql_document = prepared.document
             else:
                 # Let Strawberry report the syntax error itself, under the same token limit.
-                ctx.parse_options = {"max_tokens": pipeline.edge.max_tokens}
+                ctx.parse_options = {"max_tokens": pipeline.max_tokens}
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -25,6 +25,7 @@ from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
 from gateway.edge.limits import OperationLimits, analyse, check
+from gateway.edge.persisted import sha256_hex
 from gateway.edge.services import EdgeServices
 from gateway.http.protocol import GraphQLParams, HttpError, bad_request
 
@@ -68,7 +69,13 @@ class Pipeline:
         )
         self.limits = OperationLimits(edge.max_depth, edge.max_aliases, edge.max_root_fields)
         self.cost_model = CostModel(edge.max_cost, edge.default_list_size, edge.mutation_cost)
-        schema.pipeline = self
+
+    @property
+    def max_tokens(self) -> int:
+        return self.edge.max_tokens
+
+    def prepare(self, query: str) -> PreparedDocument:
+        return self.documents.prepare(query, sha256_hex(query))
 
     def policy(self, caller: Caller, services: EdgeServices) -> BudgetPolicy:
         capacity, rate = self.edge.budget_capacity, self.edge.budget_restore_rate

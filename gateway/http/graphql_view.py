@@ -171,6 +171,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             request_id=state.get("request_id", ""),
             correlation_id=state.get("correlation_id", ""),
             container=container,
+            checks=self.pipeline,
         )
 
     def _respond(self, outcomes: list[Outcome], media: str, *, batch: bool) -> Response:
@@ -206,6 +207,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             request_id=state.get("request_id", ""),
             correlation_id=state.get("correlation_id", ""),
             container=request.app.state.container,
+            checks=self.pipeline,
         )
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:

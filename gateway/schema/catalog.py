@@ -17,6 +17,7 @@ from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
 from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.loaders import catalog as loaders
 from gateway.schema.scalars import Position, optional_position
+from gateway.schema.stock import StockHint, stock_hint
 from queries.freshness import StaleRead
 from queries.products import InvalidSearch, ProductSearchPage, ProductView, SearchRequest, VariantView
 
@@ -27,13 +28,6 @@ log = logging.getLogger(__name__)
 class PriceRange:
     min: Money
     max: Money
-
-
-@strawberry.type
-class StockHint:
-    in_stock: bool
-    available: int | None
-    freshness: Freshness
 
 
 @strawberry.type
@@ -57,10 +51,6 @@ class ProductVariant(Node):
 
     @strawberry.field
     async def availability(self, info: Info) -> StockHint:
-        # The inventory read model answers (batched per request); imported here
-        # because that module builds on this one's types.
-        from gateway.schema.inventory import stock_hint
-
         return await stock_hint(info, self.sku)
 
 

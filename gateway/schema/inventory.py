@@ -2,23 +2,20 @@
 
 Admin mutations dispatch stock commands under an idempotency key; their
 payload's level waits until the inventory projection has applied the change.
-Variant availability hints are batched: one read model query per request.
+Variant availability hints live in ``gateway.schema.stock``.
 """
 
 from __future__ import annotations
 
 import strawberry
-from aiodataloader import DataLoader
 
 from commands.errors import DomainError
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from gateway.edge.context import Info
-from gateway.schema.catalog import StockHint
 from gateway.schema.common import Freshness, UserError
-from gateway.schema.loaders.base import keyed_loader, request_freshness
+from gateway.schema.loaders import inventory as loaders
 from gateway.schema.scalars import Position, optional_position
-from queries.freshness import Freshness as FreshnessModel
-from queries.inventory import PROJECTION, InventoryLevelView, InventoryQueries
+from queries.inventory import PROJECTION, InventoryLevelView
 
 
 @strawberry.type
@@ -36,7 +33,7 @@ async def _payload_level(root: InventoryPayload, info: Info) -> InventoryLevel |
     if root.result.position is not None:
         await _wait(info, root.result.position)
     # Not through the request's DataLoader: an earlier field may have cached an older level.
-    view = await _queries(info).get(root.result.sku)
+    view = await loaders.queries(info).get(root.result.sku)
     return None if view is None else await _level(info, view, after_wait=True)
 
 
@@ -51,10 +48,10 @@ class InventoryPayload:
 async def resolve_inventory(info: Info, sku: str, consistent_with: int | None) -> InventoryLevel | None:
     info.context.principal.require("admin", "support")
     if consistent_with is None:
-        view = await _levels(info).load(sku)
+        view = await loaders.levels(info).load(sku)
         return None if view is None else await _level(info, view)
     await _wait(info, consistent_with)
-    view = await _queries(info).get(sku)
+    view = await loaders.queries(info).get(sku)
     return None if view is None else await _level(info, view, after_wait=True)
 
 
@@ -70,15 +67,6 @@ async def resolve_inventory_adjust(
     return await _execute(info, AdjustStock(sku, delta, reason, idempotency_key=idempotency_key))
 
 
-async def stock_hint(info: Info, sku: str) -> StockHint:
-    """A variant's availability from the inventory read model; untracked SKUs are always in stock."""
-    view = await _levels(info).load(sku)
-    freshness = Freshness.of(await _freshness(info))
-    if view is None:
-        return StockHint(in_stock=True, available=None, freshness=freshness)
-    return StockHint(in_stock=view.available > 0, available=view.available, freshness=freshness)
-
-
 async def _execute(info: Info, command: SetStock | AdjustStock) -> InventoryPayload:
     ctx = info.context
     try:
@@ -86,19 +74,6 @@ async def _execute(info: Info, command: SetStock | AdjustStock) -> InventoryPayl
     except DomainError as err:
         return InventoryPayload(position=None, user_errors=UserError.from_domain(err))
     return InventoryPayload(position=optional_position(result.position), user_errors=[], result=result)
-
-
-def _queries(info: Info) -> InventoryQueries:
-    return info.context.services.inventory
-
-
-def _levels(info: Info) -> DataLoader:  # type: ignore[type-arg]
-    return keyed_loader(info, "inventory:levels", _queries(info).by_skus)
-
-
-async def _freshness(info: Info) -> FreshnessModel:
-    """The inventory model's freshness, computed once per request however many fields ask."""
-    return await request_freshness(info, PROJECTION)
 
 
 async def _level(info: Info, view: InventoryLevelView, *, after_wait: bool = False) -> InventoryLevel:
@@ -109,7 +84,7 @@ async def _level(info: Info, view: InventoryLevelView, *, after_wait: bool = Fal
         on_hand=view.on_hand,
         reserved=view.reserved,
         available=view.available,
-        freshness=Freshness.of(fresh or await _freshness(info)),
+        freshness=Freshness.of(fresh or await loaders.freshness(info)),
     )
 
 

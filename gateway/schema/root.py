@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
+from commands.domain.order import OrderStatus
 from gateway.edge.context import Info
 from gateway.schema import cart as cart_api
 from gateway.schema import catalog as catalog_api
@@ -99,7 +100,7 @@ class Query:
         self,
         info: Info,
         customer_id: strawberry.ID | None = None,
-        status: orders_api.OrderStatus | None = None,
+        status: OrderStatus | None = None,
         first: int | None = 20,
         after: str | None = None,
         consistent_with: Position | None = None,
