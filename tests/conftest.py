@@ -1,25 +1,27 @@
-"""Shared fixtures.
+"""Fixtures shared by every tier, and the tier markers.
 
 Stores: when DATABASE_URL, REDIS_URL, ELASTICSEARCH_URL and MONGODB_URL are
 set, the suite runs against those services; otherwise the embedded stores
-start once per session. Every test that asks for ``settings`` gets its own
+start once per session, and only when a test asks for them (the unit tier
+never does). Every test that asks for ``settings`` gets its own
 PostgreSQL database (cloned from a migrated template), its own index prefix,
 MongoDB database and Redis key prefix, so tests never see each other's data.
+
+Tiers: each test is marked ``unit``, ``integration`` or ``e2e`` after the
+folder it lives in, so ``pytest -m unit`` runs the pure tier alone.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from commands.payments.sandbox import InProcessServer
 from commands.store.migrate import migrate
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.settings import Settings
@@ -27,11 +29,35 @@ from gateway.bootstrap.wiring import wire
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
 from gateway.stores.embedded import EmbeddedStores
-from projections.runner import RunnerConfig
+from tests.support.checkout import SANDBOX_HOLD, Shop, checkout_settings
+from tests.support.stores import FAST_RUNNERS, TEMPLATE_DB, isolated_settings, new_tag, with_database
 
-TEMPLATE_DB = "commerce_test_template"
-FAST_RUNNERS = RunnerConfig(batch_size=200, poll_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
-_counter = itertools.count(1)
+TESTS_ROOT = Path(__file__).parent
+TIERS = {
+    "unit": "pure tests: no store, no network; run alone with -m unit",
+    "integration": "against real stores (embedded PostgreSQL, Redis, search, MongoDB stand-in)",
+    "e2e": "GraphQL over HTTP and websockets through the real app, and the CLI",
+}
+CHECKOUT_SETTINGS = "checkout_settings"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for tier, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{tier}: {meaning}")
+    config.addinivalue_line(
+        "markers", f"{CHECKOUT_SETTINGS}: the test's settings get short payment timeouts and a large budget"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Runs before the -m filter (conftest hooks are called before the mark plugin's).
+    for item in items:
+        try:
+            tier = item.path.relative_to(TESTS_ROOT).parts[0]
+        except ValueError:
+            continue
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -50,16 +76,16 @@ async def base_settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             )
     assert settings.database_url is not None
     admin = create_async_engine(
-        _with_database(settings.database_url, "postgres"), isolation_level="AUTOCOMMIT"
+        with_database(settings.database_url, "postgres"), isolation_level="AUTOCOMMIT"
     )
     async with admin.connect() as conn:
         await conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
         await conn.execute(text(f"CREATE DATABASE {TEMPLATE_DB}"))
-    template = create_async_engine(_with_database(settings.database_url, TEMPLATE_DB))
+    template = create_async_engine(with_database(settings.database_url, TEMPLATE_DB))
     await migrate(template)
     await template.dispose()
     try:
-        yield settings.with_overrides(database_url=_with_database(settings.database_url, "postgres"))
+        yield settings.with_overrides(database_url=with_database(settings.database_url, "postgres"))
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)"))
@@ -68,31 +94,13 @@ async def base_settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             await embedded.close()
 
 
-def _with_database(url: str, database: str) -> str:
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
 @pytest.fixture
-async def settings(base_settings: Settings) -> AsyncIterator[Settings]:
+async def settings(base_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Settings]:
     """Isolated stores for one test."""
-    n = next(_counter)
-    tag = f"t{os.getpid()}_{n}_{uuid.uuid4().hex[:6]}"
-    assert base_settings.database_url is not None
-    admin = create_async_engine(base_settings.database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f"CREATE DATABASE {tag} TEMPLATE {TEMPLATE_DB}"))
-    try:
-        yield base_settings.with_overrides(
-            database_url=_with_database(base_settings.database_url, tag),
-            index_prefix=f"{tag}_",
-            mongodb_database=tag,
-            redis_prefix=f"{tag}:",
-            migrate_on_start=False,
-        )
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {tag} WITH (FORCE)"))
-        await admin.dispose()
+    async with isolated_settings(base_settings, new_tag()) as isolated:
+        if request.node.get_closest_marker(CHECKOUT_SETTINGS) is not None:
+            isolated = checkout_settings(isolated)
+        yield isolated
 
 
 @pytest.fixture
@@ -125,3 +133,23 @@ async def client(running: Container) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def tokens(settings: Settings) -> JwtAuthenticator:
     return JwtAuthenticator(settings.jwt_secret)
+
+
+@pytest.fixture
+async def shop(running: Container, tokens: JwtAuthenticator) -> AsyncIterator[Shop]:
+    """The checkout rig: the app under uvicorn with the sandbox provider's webhooks pointed at it."""
+    server = InProcessServer(build_app(running))
+    base_url = await server.start()
+    provider = running.services.payments
+    await provider.start(webhook_url=f"{base_url}/webhooks/payments")
+    assert provider.sandbox is not None
+    try:
+        async with (
+            httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as http,
+            httpx.AsyncClient(base_url=provider.sandbox.base_url, trust_env=False) as sandbox,
+        ):
+            shop = Shop(running, http, sandbox, tokens)
+            await shop.configure(timeout_hold_seconds=SANDBOX_HOLD, webhook_retry_base_seconds=0.05)
+            yield shop
+    finally:
+        await server.stop()

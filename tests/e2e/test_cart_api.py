@@ -9,7 +9,7 @@ import httpx
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
-from tests.integration.cart_fixtures import seed_catalog
+from tests.support.cart import seed_catalog
 
 CART = """
 fragment C on Cart {

@@ -15,7 +15,7 @@ from gateway.bootstrap.settings import Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
 from tests.helpers import error_codes, gql
-from tests.integration.catalog_fixtures import CallCounter, product, upsert
+from tests.support.catalog import CallCounter, product, upsert
 
 UPSERT = """
 mutation($input: ProductUpsertInput!) {

@@ -45,7 +45,7 @@ async def test_reads_wait_for_the_write_they_name(
     assert blind["data"]["products"]["freshness"]["lagEvents"] >= 1
 
     reader = asyncio.create_task(gql(client, READ, {"at": position}))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a window in which a read that ignored the position would answer
     assert not reader.done(), "the read waits for the projector"
     search.start()
     seen = await reader

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
-from tests.integration.checkout_fixtures import Shop, settings, shop
+from tests.support.checkout import Shop
 
-__all__ = ["settings", "shop"]
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 UNITS = 20
 BUYERS = 500
@@ -41,7 +43,7 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
                 row = (await conn.execute(_SAMPLE)).one()
                 await conn.commit()
                 samples.append((int(row.on_hand), int(row.reserved), int(row.held)))
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # sampling rate of the invariant while buyers race
 
     async def buy(i: int, cart: str) -> dict[str, Any]:
         async with gate:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import text
 
-from tests.integration.checkout_fixtures import Shop, settings, shop
+from tests.support.checkout import Shop
 
-__all__ = ["settings", "shop"]
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 
 async def test_guest_checkout_confirms_commits_stock_and_closes_cart(shop: Shop) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.checkout_fixtures import SANDBOX_HOLD, Shop, settings, shop
+import pytest
 
-__all__ = ["settings", "shop"]
+from tests.support.checkout import SANDBOX_HOLD, Shop
+
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 
 async def _pending_checkout(shop: Shop, cart: str, key: str, token: str = "tok_timeout") -> dict[str, Any]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import error_codes
-from tests.integration.checkout_fixtures import Shop, order_mutation, settings, shop
+import pytest
 
-__all__ = ["settings", "shop"]
+from tests.helpers import error_codes
+from tests.support.checkout import Shop, order_mutation
+
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 NEW_CART = """mutation { cartCreate(input: {lines: [{sku: "MUG", quantity: 2}]}) {
   cart { id } position userErrors { message } } }"""

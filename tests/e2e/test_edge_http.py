@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.bootstrap.container import Container
-from tests.e2e.edge_fixtures import GRAPHQL_RESPONSE, codes, edge_http, post
+from tests.support.edge import GRAPHQL_RESPONSE, codes, edge_http, post
 
 TYPENAME = {"query": "{ __typename }"}
 

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
-from tests.e2e.edge_fixtures import GRAPHQL_RESPONSE, FakeClock, codes, edge_http, post, use_budget_clock
+from tests.support.edge import GRAPHQL_RESPONSE, FakeClock, codes, edge_http, post, use_budget_clock
 
 
 async def _limit_error(http: httpx.AsyncClient, query: str, **extra: Any) -> dict[str, Any]:

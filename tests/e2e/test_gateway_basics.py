@@ -13,9 +13,9 @@ from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
 from queries.projection_status import ProjectionStatusService
-from tests.conftest import FAST_RUNNERS
 from tests.helpers import error_codes, gql
-from tests.integration.projection_fixtures import AppliedLog
+from tests.support.projections import AppliedLog
+from tests.support.stores import FAST_RUNNERS
 
 PROJECTIONS = "{ projections { name store state lastError freshness { projection lagEvents } } }"
 

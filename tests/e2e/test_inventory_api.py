@@ -14,7 +14,7 @@ from commands.inventory.reservations import ReservationLine
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
-from tests.integration.inventory_fixtures import LEASE, in_uow, items, new_order, seed_variants
+from tests.support.inventory import LEASE, in_uow, items, new_order, seed_variants
 
 LEVEL = "level { sku onHand reserved available freshness { projection position lagEvents } }"
 SET = f"""

@@ -30,7 +30,7 @@ async def _status(client: httpx.AsyncClient, token: str, name: str) -> dict[str,
 
 async def _eventually(client: httpx.AsyncClient, token: str, name: str, state: str) -> dict[str, Any]:
     async def reached() -> bool:
-        return (await _status(client, token, name))["state"] == state
+        return bool((await _status(client, token, name))["state"] == state)
 
     await eventually(reached, timeout=10, message=f"{name} never became {state}")
     return await _status(client, token, name)

@@ -23,7 +23,8 @@ from gateway.http.app import build_app
 from gateway.schema.orders import OrderStatus, order_as_of
 from queries.freshness import StaleRead
 from tests.helpers import error_codes, gql
-from tests.integration.orders_view_fixtures import append, happy_path, new_order_id, placed
+from tests.support.order_ledger import append
+from tests.support.orders import happy_path, new_order_id, placed
 
 ORDER = """
 fragment O on Order {
@@ -221,7 +222,7 @@ async def test_freshness_lag_and_consistent_with(
     assert await data(idle_client, READ, {"id": gid(oid)}, token=owner) is None
 
     waiting = asyncio.ensure_future(gql(idle_client, READ, {"id": gid(oid), "p": at}, token=owner))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a window in which a read that ignored the position would answer
     assert not waiting.done()
     await runner.catch_up()
     body = await waiting
@@ -288,7 +289,7 @@ async def test_order_as_of_waits_for_the_position_and_rereads(container: Contain
     placed_at = (await append(container.engine, oid, placed(oid, None)))[-1].position
 
     reading = asyncio.ensure_future(order_as_of(info, oid, placed_at))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a window in which a read that ignored the position would answer
     assert not reading.done()
     await runner.catch_up()
     order = await reading

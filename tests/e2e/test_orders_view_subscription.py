@@ -18,7 +18,9 @@ from commands.payments.sandbox_server import InProcessServer
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
-from tests.integration.orders_view_fixtures import append, new_order_id, placed
+from tests.support.order_ledger import append
+from tests.support.orders import new_order_id, placed
+from tests.support.waiting import eventually
 
 SUBSCRIBE = """
 subscription($id: ID!) {
@@ -62,7 +64,15 @@ async def test_owner_and_staff_follow_status_changes(
     await running.freshness.wait_for("orders", at, 5)
     owner = await subscribe(ws_url, oid, tokens.mint("cust-1", ["customer"]))
     staff = await subscribe(ws_url, oid, tokens.mint("s-1", ["support"]))
-    await asyncio.sleep(0.3)  # both joined the channel
+    # Both subscriptions share this process's one Redis subscription to the order's channel; a
+    # subscriber that joins it after the publish still sees the change at its first resync.
+    channel = running.services.order_updates.channel(oid)
+
+    async def joined() -> bool:
+        ((_, subscribers),) = await running.redis.pubsub_numsub(channel)
+        return bool(subscribers == 1)
+
+    await eventually(joined, message="the gateway never joined the order's channel")
 
     await append(
         running.engine, oid, ev.PaymentAuthorized(oid, "p1", Decimal("53.48"), "USD"), ev.OrderConfirmed(oid)

@@ -10,9 +10,7 @@ import pytest
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings
 from tests.helpers import error_codes, gql
-from tests.integration.checkout_fixtures import ADDRESS, Shop, shop
-
-__all__ = ["shop"]
+from tests.support.checkout import ADDRESS, Shop
 
 NEW_CART = """mutation {
   cartCreate(input: {currencyCode: "USD"}) { cartId position cart { id } userErrors { code } } }"""

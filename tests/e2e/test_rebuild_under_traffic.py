@@ -16,8 +16,8 @@ from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import gql
-from tests.integration.orders_view_fixtures import append as append_order
-from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed
+from tests.support.order_ledger import append as append_order
+from tests.support.orders import happy_path, new_order_id, placed
 
 UPSERT = """mutation($input: ProductUpsertInput!) {
   productUpsert(input: $input) { position userErrors { message } } }"""
@@ -106,7 +106,7 @@ class Traffic:
                 self.read_failures.append(("partial result", value, baseline))
             if isinstance(value, int):
                 baseline = value if baseline is None else max(baseline, value)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the read rate of the traffic during the rebuild
 
 
 async def _dump(container: Container, name: str) -> list[Any]:

@@ -7,8 +7,8 @@ import httpx
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
-from tests.integration.orders_view_fixtures import append as append_order
-from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed
+from tests.support.order_ledger import append as append_order
+from tests.support.orders import happy_path, new_order_id, placed
 
 TIMELINE = """
 query($customer: ID!, $first: Int, $after: String, $kinds: [TimelineEntryKind!], $at: Position) {

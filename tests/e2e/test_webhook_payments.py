@@ -6,10 +6,13 @@ import json
 import time
 from typing import Any
 
-from commands.payments import SIGNATURE_HEADER, sign
-from tests.integration.checkout_fixtures import SANDBOX_HOLD, Shop, settings, shop
+import pytest
 
-__all__ = ["settings", "shop"]
+from commands.payments import SIGNATURE_HEADER, sign
+from tests.support.checkout import SANDBOX_HOLD, Shop
+
+# Short payment timeouts and a large cost budget (see tests.support.checkout).
+pytestmark = pytest.mark.checkout_settings
 
 
 async def _post(

@@ -1,77 +1,11 @@
-"""Helpers for the orders read-model tests: order events appended straight to the ledger
-(no checkout needed), and the ``order_view`` rows as plain dicts."""
+"""Deprecated: import from ``tests.support.orders`` (pure builders) and ``tests.support.order_ledger``.
+
+Kept only while ``tests/e2e/test_cli_project.py`` still imports it; delete it with that import.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from tests.support.order_ledger import META, append, positions, view_rows
+from tests.support.orders import ADDRESS, happy_path, new_order_id, placed
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from commands.events import order as ev
-from commands.store.ledger import RecordedEvent
-from commands.store.unit_of_work import MessageMetadata, UnitOfWork
-
-META = MessageMetadata(actor="test")
-ADDRESS = ev.AddressData("Ada Lovelace", "1 Analytical Way", None, "London", "N1 9GU", "GB")
-
-
-def new_order_id() -> str:
-    return str(uuid.uuid4())
-
-
-def placed(
-    order_id: str, customer_id: str | None = "cust-1", *, number: str | None = None, quantity: int = 2
-) -> ev.OrderPlaced:
-    unit = Decimal("19.99")
-    line = ev.OrderLineData("TEE-S", "Tee, small", quantity, unit, unit * quantity)
-    mug = ev.OrderLineData("MUG", "Mug", 1, Decimal("8.50"), Decimal("8.50"))
-    subtotal = line.line_total + mug.line_total
-    return ev.OrderPlaced(
-        order_id=order_id,
-        number=number or f"CG-{order_id[:8].upper()}",
-        customer_id=customer_id,
-        cart_id=f"cart-{order_id[:8]}",
-        email="ada@example.com",
-        currency="USD",
-        lines=(line, mug),
-        subtotal=subtotal,
-        total=subtotal + Decimal("5.00"),
-        shipping_address=ADDRESS,
-        payment_attempt_id=f"pa-{order_id[:8]}",
-        reservation_expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-    )
-
-
-def happy_path(order_id: str, total: Decimal) -> list[ev.OrderEvent]:
-    """Every event of an order that is paid, fulfilled and delivered."""
-    return [
-        ev.PaymentOutcomeUnknown(order_id, reason="timeout"),
-        ev.PaymentAuthorized(order_id, provider_reference="pay_1", amount=total, currency="USD"),
-        ev.OrderConfirmed(order_id),
-        ev.FulfillmentRequested(order_id),
-        ev.PaymentCaptured(order_id, provider_reference="pay_1", amount=total),
-        ev.OrderShipped(order_id, tracking_number="TRK-1"),
-        ev.OrderDelivered(order_id),
-    ]
-
-
-async def append(engine: AsyncEngine, order_id: str, *events: ev.OrderEvent) -> list[RecordedEvent]:
-    async with UnitOfWork(engine, META) as uow:
-        recorded = await uow.append("order", f"order-{order_id}", events)
-        await uow.commit()
-    return recorded
-
-
-async def view_rows(engine: AsyncEngine, table: str = "order_view") -> dict[str, dict[str, Any]]:
-    async with engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT * FROM {table} ORDER BY order_id"))
-        return {row.order_id: dict(row._mapping) for row in result}
-
-
-def positions(recorded: Sequence[RecordedEvent]) -> list[int]:
-    return [r.position for r in recorded]
+__all__ = ["ADDRESS", "META", "append", "happy_path", "new_order_id", "placed", "positions", "view_rows"]

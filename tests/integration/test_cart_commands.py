@@ -22,7 +22,7 @@ from commands.messages.cart import (
 )
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
-from tests.integration.cart_fixtures import (
+from tests.support.cart import (
     GUEST,
     META,
     SUPPORT,

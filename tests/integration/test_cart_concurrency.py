@@ -17,15 +17,7 @@ from commands.messages.cart import (
     UpdateCartLines,
 )
 from gateway.bootstrap.container import Container
-from tests.integration.cart_fixtures import (
-    CATALOG,
-    GUEST,
-    META,
-    document_state,
-    expected_document,
-    folded,
-    seed_catalog,
-)
+from tests.support.cart import CATALOG, GUEST, META, document_state, expected_document, folded, seed_catalog
 
 USD_SKUS = [sku for sku, (_, currency) in CATALOG.items() if currency == "USD"]
 
@@ -109,7 +101,7 @@ async def test_many_writers_across_many_carts_while_the_projector_runs(running: 
             positions.append(result.position)
             if isinstance(command, AddCartLines) and cart in expected_adds:
                 expected_adds[cart][command.lines[0].sku] += command.lines[0].quantity
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield, so the writers interleave
 
     await asyncio.gather(*(writer(i) for i in range(16)))
     for position in positions:

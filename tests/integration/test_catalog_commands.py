@@ -12,7 +12,7 @@ from commands.errors import ValidationErrors
 from commands.events.catalog import ProductUpdated
 from commands.store.ledger import load_stream
 from gateway.bootstrap.container import Container
-from tests.integration.catalog_fixtures import ledger_types, product, upsert, variant
+from tests.support.catalog import ledger_types, product, upsert, variant
 
 
 async def _rows(container: Container) -> tuple[list[tuple[str, str]], list[tuple[str, str, Decimal]]]:

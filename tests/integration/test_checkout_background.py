@@ -10,9 +10,7 @@ from sqlalchemy import text
 
 from gateway.bootstrap.background import PeriodicJobs, start_background
 from gateway.bootstrap.settings import Settings
-from tests.integration.checkout_fixtures import PAYMENT_TIMEOUT, Shop, shop
-
-__all__ = ["shop"]
+from tests.support.checkout import PAYMENT_TIMEOUT, Shop
 
 
 @pytest.fixture
@@ -74,5 +72,5 @@ async def test_a_failing_job_is_logged_and_retried(caplog: pytest.LogCaptureFixt
         await jobs.stop()
     assert any(r.message == "background job failed" for r in caplog.records)
     stopped_at = runs
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # five job intervals in which a job that outlived stop() would run
     assert runs == stopped_at

@@ -10,8 +10,9 @@ from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections.runner import ProjectionRunner
 from queries.freshness import StaleRead
-from tests.conftest import FAST_RUNNERS
-from tests.integration.projection_fixtures import AmountRecorded, AppliedLog
+from tests.support.projections import AmountRecorded, AppliedLog
+from tests.support.stores import FAST_RUNNERS
+from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="test")
 
@@ -29,7 +30,7 @@ async def test_wait_for_returns_when_the_projector_passes_the_position(container
     await runner.projection.setup()
     position = await _append(container, 1)
     waiter = asyncio.create_task(container.freshness.wait_for("applied_log", position, timeout=10))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a window in which a waiter that ignored the position would return
     assert not waiter.done(), "nothing has applied the event yet"
     await runner.catch_up()  # announces the new checkpoint to the watcher
     await asyncio.wait_for(waiter, 1)
@@ -43,7 +44,7 @@ async def test_wait_for_is_woken_by_checkpoint_notifications_from_another_proces
     await runner.projection.setup()
     position = await _append(container, 2)
     waiter = asyncio.create_task(container.freshness.wait_for("applied_log", position, timeout=10))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # a window in which a waiter that ignored the position would return
     assert not waiter.done()
     await runner.catch_up()
     await asyncio.wait_for(waiter, 2)
@@ -67,7 +68,11 @@ async def test_freshness_reports_lag_until_applied(container: Container) -> None
     runner = container.runner("applied_log")
     await runner.catch_up()
     positions = [await _append(container, n) for n in range(5)]
-    await asyncio.sleep(0.05)
+
+    async def lag_measurable() -> bool:
+        return (await container.freshness.freshness("applied_log")).lag_seconds > 0
+
+    await eventually(lag_measurable, message="the unapplied events never showed a lag in seconds")
     behind = await container.freshness.freshness("applied_log")
     assert behind.head_position == positions[-1]
     assert behind.position < positions[0]

@@ -12,8 +12,8 @@ from commands.store.ledger import StreamConflict
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
-from tests.conftest import FAST_RUNNERS
-from tests.integration.projection_fixtures import AmountRecorded, AppliedLog, RedisDocs
+from tests.support.projections import AmountRecorded, AppliedLog, RedisDocs
+from tests.support.stores import FAST_RUNNERS
 
 META = MessageMetadata(actor="test")
 
@@ -51,17 +51,18 @@ async def test_concurrent_appenders_with_slow_and_aborted_transactions(container
                     if rng.random() < 0.4:
                         # Take an xid now, so this transaction sorts before later ones that commit first.
                         await uow.conn.execute(text("SELECT pg_current_xact_id()"))
-                    await asyncio.sleep(rng.uniform(0, 0.03))
+                    await asyncio.sleep(rng.uniform(0, 0.03))  # the scenario: writers that take their time
                     events = [AmountRecorded(i * 10 + k) for k in range(rng.randint(1, 3))]
                     recorded = await uow.append("test", stream, events)
                     if rng.random() < 0.3:
+                        # The scenario: a slow writer holds its appended, uncommitted events open.
                         await asyncio.sleep(rng.uniform(0.05, 0.3))
                     if rng.random() < 0.15:
                         raise _Rollback
                     await uow.commit()
                     return [e.position for e in recorded]
             except StreamConflict:
-                await asyncio.sleep(rng.uniform(0, 0.01))
+                await asyncio.sleep(rng.uniform(0, 0.01))  # jitter before retrying a lost race
             except _Rollback:
                 return []
         raise AssertionError("appender never got through")

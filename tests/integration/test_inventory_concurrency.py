@@ -12,7 +12,7 @@ from commands.domain.inventory import StockLevel
 from commands.inventory import reservations
 from commands.inventory.reservations import OutOfStock
 from gateway.bootstrap.container import Container
-from tests.integration.inventory_fixtures import (
+from tests.support.inventory import (
     META,
     expire_now,
     in_uow,
@@ -23,10 +23,7 @@ from tests.integration.inventory_fixtures import (
     reservation_rows,
     reserve,
     set_stock,
-    stocked,
 )
-
-__all__ = ["stocked"]
 
 
 async def _watch_invariant(container: Container, stop: asyncio.Event) -> int:
@@ -39,7 +36,7 @@ async def _watch_invariant(container: Container, stop: asyncio.Event) -> int:
             ).scalar_one()
             await conn.rollback()
             worst = max(worst, int(over))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # sampling rate of the watcher while buyers race
     return worst
 
 

@@ -12,7 +12,7 @@ from commands.inventory import reservations
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
-from tests.integration.inventory_fixtures import (
+from tests.support.inventory import (
     META,
     expire_now,
     in_uow,
@@ -23,10 +23,7 @@ from tests.integration.inventory_fixtures import (
     reservation_rows,
     reserve,
     set_stock,
-    stocked,
 )
-
-__all__ = ["stocked"]
 
 
 async def test_reserve_takes_tracked_lines_and_ignores_untracked(stocked: Container) -> None:

@@ -99,7 +99,7 @@ async def test_append_notifies_at_commit_only(container: Container) -> None:
     try:
         async with UnitOfWork(container.engine, META) as uow:
             recorded = await uow.append("thing", "thing-5", [ThingHappened(1)])
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a window in which a NOTIFY sent before commit would arrive
             assert received.empty(), "NOTIFY must not be delivered before commit"
             await uow.commit()
         payload = await asyncio.wait_for(received.get(), 5)

@@ -29,6 +29,7 @@ from commands.payments import (
     verify,
 )
 from commands.payments.sandbox import InProcessServer, SandboxConfig, SandboxServer
+from tests.support.waiting import eventually
 
 SECRET = "whsec_integration"
 EUR = "EUR"
@@ -433,7 +434,13 @@ async def test_stop_releases_held_responses_and_cancels_deliveries(receiver: Rec
     async with HttpPaymentProvider(url, timeout_seconds=10) as provider:
         ok = await authorize(provider, "k-stop-ok")  # its webhook now waits 30 s
         held = asyncio.create_task(authorize(provider, "k-stop-held", token="tok_timeout"))
-        await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(base_url=url, trust_env=False) as sandbox_http:
+
+            async def held_at_the_sandbox() -> bool:
+                listed = (await payments(sandbox_http))["payments"]
+                return any(p["idempotency_key"] == "k-stop-held" for p in listed)
+
+            await eventually(held_at_the_sandbox, message="the held authorization never reached the sandbox")
 
         async with asyncio.timeout(2):
             await server.stop()

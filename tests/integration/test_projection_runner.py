@@ -15,8 +15,9 @@ from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.runner import ProjectionRunner, RunnerConfig
-from tests.conftest import FAST_RUNNERS
-from tests.integration.projection_fixtures import AmountRecorded, AppliedLog, RedisDocs
+from tests.support.projections import AmountRecorded, AppliedLog, RedisDocs
+from tests.support.stores import FAST_RUNNERS
+from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="test")
 
@@ -74,7 +75,7 @@ async def test_postgres_projection_killed_mid_batch_rolls_back_with_its_checkpoi
         async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
             await super().apply(events[: len(events) // 2], conn)
             self.halfway.set()
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # the scenario: a batch that never finishes until it is killed
 
     slow = SlowLog()
     runner = ProjectionRunner(slow, container.engine, FAST_RUNNERS)
@@ -93,6 +94,11 @@ async def test_postgres_projection_killed_mid_batch_rolls_back_with_its_checkpoi
     assert await _applied_positions(container) == in_ledger
 
 
+async def _checkpoint(container: Container) -> checkpoints.CheckpointRow | None:
+    async with container.engine.connect() as conn:
+        return await checkpoints.load(conn, "applied_log")
+
+
 async def test_failing_projector_records_the_error_backs_off_and_recovers(container: Container) -> None:
     await _append_many(container, streams=2, per_stream=3)
     attempts: list[float] = []
@@ -109,14 +115,15 @@ async def test_failing_projector_records_the_error_backs_off_and_recovers(contai
         batch_size=100, poll_interval=0.5, backoff_initial=0.05, backoff_max=1, failed_after=3
     )
     runner = ProjectionRunner(Flaky(container.engine), container.engine, config)
+
+    async def failed() -> bool:
+        row = await _checkpoint(container)
+        return row is not None and row.state == "FAILED"
+
     runner.start()
     try:
-        for _ in range(200):
-            async with container.engine.connect() as conn:
-                row = await checkpoints.load(conn, "applied_log")
-            if row is not None and row.state == "FAILED":
-                break
-            await asyncio.sleep(0.05)
+        await eventually(failed, timeout=10, message="the projector never reported FAILED")
+        row = await _checkpoint(container)
         assert row is not None and row.state == "FAILED"
         assert row.last_error == "RuntimeError: search cluster unreachable"
         assert row.failures >= 3 and row.checkpoint.position == 0

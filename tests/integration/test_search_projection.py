@@ -15,7 +15,7 @@ from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
 from projections.search.projector import SearchProjection, alias_name
 from queries.products import SearchRequest
-from tests.integration.catalog_fixtures import product, products, upsert, variant
+from tests.support.catalog import product, products, upsert, variant
 
 
 async def test_search_lags_until_the_projector_applies_and_waits_are_woken(container: Container) -> None:
@@ -29,7 +29,7 @@ async def test_search_lags_until_the_projector_applies_and_waits_are_woken(conta
     assert (await service.search(SearchRequest(query="rain jacket"))).total == 0
 
     waiter = asyncio.create_task(container.freshness.wait_for("search", result.position, timeout=5))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a window in which a waiter that ignored the position would return
     assert not waiter.done()
     await runner.catch_up()
     await waiter
@@ -104,7 +104,7 @@ async def test_rebuild_under_concurrent_search_traffic(container: Container) -> 
             except BaseException as exc:
                 errors.append(exc)
                 return
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # yield, so reads interleave with the rebuild and the writes
 
     async def writer() -> None:
         for i, command in enumerate(commands[:20]):

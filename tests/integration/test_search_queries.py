@@ -15,9 +15,7 @@ from commands.messages.catalog import UpsertProduct
 from projections.search.mapping import sort_key
 from queries.product_search import PRICE_BUCKETS
 from queries.products import InvalidSearch, ProductView, SearchRequest
-from tests.integration.catalog_fixtures import SeededCatalog, seeded
-
-__all__ = ["seeded"]
+from tests.support.catalog import SeededCatalog
 
 
 async def _all(catalog: SeededCatalog, request: SearchRequest) -> tuple[list[ProductView], int]:

@@ -18,7 +18,7 @@ from gateway.edge.errors import GatewayError
 from gateway.schema.orders import _listing_owner, can_see, order_key
 from projections.orders import OrderRow, fold_row
 from queries.orders import InvalidCursor, OrderCursor
-from tests.integration.orders_view_fixtures import happy_path, new_order_id, placed
+from tests.support.orders import happy_path, new_order_id, placed
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,6 @@ import httpx
 
 from gateway.bootstrap.container import Container
 from gateway.edge.budget import CostBudget
-from gateway.edge.services import EdgeServices
 from gateway.http.app import build_app
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -66,5 +65,5 @@ class FakeClock:
 
 def use_budget_clock(container: Container, clock: FakeClock) -> None:
     """Budgets of this container's edge follow ``clock`` instead of Redis time."""
-    services = EdgeServices.of(container)
+    services = container.services.edge
     services.budget = CostBudget(container.redis, container.settings.redis_prefix, clock=clock)

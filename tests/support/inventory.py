@@ -1,4 +1,4 @@
-"""Helpers for inventory tests: catalog rows inserted directly, stock set through the real
+"""Inventory test helpers: catalog rows inserted directly, stock set through the real
 command, reservations run in real units of work, and ledger/table inspection."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from commands.domain.inventory import StockLevel, fold
@@ -44,15 +43,6 @@ async def seed_variants(container: Container, skus: Sequence[str] = SKUS) -> Non
                 ),
                 {"sku": sku, "pid": PRODUCT_ID, "title": sku, "i": i},
             )
-
-
-@pytest.fixture
-async def stocked(container: Container) -> Container:
-    """Catalog SKUs INV-A/B/C/UNTRACKED; A has 10 on hand, B has 5, C has 0, UNTRACKED no row."""
-    await seed_variants(container)
-    for sku, on_hand in (("INV-A", 10), ("INV-B", 5), ("INV-C", 0)):
-        await set_stock(container, sku, on_hand)
-    return container
 
 
 async def set_stock(container: Container, sku: str, on_hand: int) -> StockResult:

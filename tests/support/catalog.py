@@ -1,27 +1,19 @@
-"""Helpers for catalog and search tests: commands, seeding, a shared seeded catalog."""
+"""Catalog and search test helpers: upsert commands, ledger inspection, a search call counter."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from commands.messages.catalog import UpsertProduct, UpsertProductResult, VariantSpec
 from commands.store.unit_of_work import MessageMetadata
-from gateway.bootstrap.container import Container, build_container
-from gateway.bootstrap.seed import demo_catalog, seed_catalog
-from gateway.bootstrap.settings import Settings
-from gateway.bootstrap.wiring import wire
+from gateway.bootstrap.container import Container
 from queries.products import ProductService
-from tests.conftest import FAST_RUNNERS, TEMPLATE_DB, _with_database
 
 ADMIN = MessageMetadata(actor="admin:test")
 
@@ -49,7 +41,7 @@ async def upsert(container: Container, command: UpsertProduct) -> UpsertProductR
 
 
 def products(container: Container) -> ProductService:
-    return container.get(ProductService)
+    return container.services.products
 
 
 async def ledger_types(container: Container) -> list[str]:
@@ -77,35 +69,6 @@ RELEVANCE_PRODUCTS = [
     product("linen-lamp-shade", "Linen Lamp Shade", [variant("LLS-1", "15.00")], brand="Driftwood",
             categories=("Lighting",), description="Fits every Lumen lamp."),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-async def seeded(base_settings: Settings) -> AsyncIterator[SeededCatalog]:
-    """300 generated products plus RELEVANCE_PRODUCTS, indexed; shared read-only by a module."""
-    tag = f"cat{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    assert base_settings.database_url is not None
-    admin = create_async_engine(base_settings.database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f"CREATE DATABASE {tag} TEMPLATE {TEMPLATE_DB}"))
-    settings = base_settings.with_overrides(
-        database_url=_with_database(base_settings.database_url, tag),
-        index_prefix=f"{tag}_",
-        mongodb_database=tag,
-        redis_prefix=f"{tag}:",
-        migrate_on_start=False,
-    )
-    container = await build_container(settings)
-    wire(container, FAST_RUNNERS)
-    commands = demo_catalog(300, seed=7) + RELEVANCE_PRODUCTS
-    try:
-        await seed_catalog(container, commands)
-        await container.runner("search").catch_up()
-        yield SeededCatalog(container, commands)
-    finally:
-        await container.close()
-        async with admin.connect() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS {tag} WITH (FORCE)"))
-        await admin.dispose()
 
 
 class CallCounter:

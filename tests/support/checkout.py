@@ -1,40 +1,35 @@
 """Checkout test rig: the real app under uvicorn, the in-process sandbox provider sending its
 webhooks to it over HTTP, and helpers to seed stock, create carts and inspect the ledger.
 
-Test modules import ``settings`` (overriding conftest's, with short payment timeouts) and ``shop``.
+The ``shop`` fixture (root conftest) builds it; a module marked ``checkout_settings`` runs it with
+``checkout_settings`` applied to its stores' settings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from commands.checkout.effects import stream_id as order_stream
 from commands.checkout.reconcile import ReconcileReport, reconcile
-from commands.checkout.settle import PaymentSettlement
 from commands.domain import order as order_domain
 from commands.domain.order import Order
 from commands.events import order as ev
 from commands.inventory import reservations
 from commands.messages.cart import CartActor, CreateCart, LineRequest
-from commands.payments.sandbox import InProcessServer
 from commands.store.ledger import load_stream
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
-from gateway.bootstrap.orders import ProcessPaymentProvider
 from gateway.bootstrap.settings import Settings
 from gateway.edge.auth import JwtAuthenticator
-from gateway.http.app import build_app
 from gateway.schema.ids import global_id, parse_global_id
-from tests.integration.cart_fixtures import seed_catalog
+from tests.support.cart import seed_catalog
+from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="test")
 PAYMENT_TIMEOUT = 0.5
@@ -78,8 +73,8 @@ mutation M($orderId: ID!, $key: String!{params}) {{
 """
 
 
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
+def checkout_settings(settings: Settings) -> Settings:
+    """Short payment timeouts, and a cost budget that hundreds of checkouts cannot exhaust."""
     return settings.with_overrides(
         payment_timeout_seconds=PAYMENT_TIMEOUT,
         read_wait_seconds=5.0,
@@ -216,10 +211,7 @@ class Shop:
         return body
 
     async def eventually(self, check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await check():
-            assert time.monotonic() < deadline, "condition not reached in time"
-            await asyncio.sleep(0.05)
+        await eventually(check, timeout=timeout, interval=0.05)
 
     async def status_becomes(self, order_gid: str, status: str, timeout: float = 5.0) -> Order:
         async def reached() -> bool:
@@ -230,7 +222,7 @@ class Shop:
 
     async def reconcile(self) -> ReconcileReport:
         return await reconcile(
-            self.container.get(PaymentSettlement),
+            self.container.services.settlement,
             META,
             older_than=timedelta(0),
             abandon_after=timedelta(hours=1),
@@ -248,22 +240,3 @@ class Shop:
                 {"o": parsed[1]},
             )
         assert parsed[1] in await reservations.expire_due(self.container.engine, META)
-
-
-@pytest.fixture
-async def shop(running: Container, tokens: JwtAuthenticator) -> AsyncIterator[Shop]:
-    server = InProcessServer(build_app(running))
-    base_url = await server.start()
-    provider = running.get(ProcessPaymentProvider)
-    await provider.start(webhook_url=f"{base_url}/webhooks/payments")
-    assert provider.sandbox is not None
-    try:
-        async with (
-            httpx.AsyncClient(base_url=base_url, trust_env=False, timeout=30) as http,
-            httpx.AsyncClient(base_url=provider.sandbox.base_url, trust_env=False) as sandbox,
-        ):
-            shop = Shop(running, http, sandbox, tokens)
-            await shop.configure(timeout_hold_seconds=SANDBOX_HOLD, webhook_retry_base_seconds=0.05)
-            yield shop
-    finally:
-        await server.stop()

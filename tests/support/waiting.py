@@ -1,0 +1,40 @@
+"""Wait on a condition instead of sleeping for a fixed time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+
+POLL_INTERVAL = 0.02
+
+Predicate = Callable[[], bool | Awaitable[bool]]
+
+
+async def eventually(
+    predicate: Predicate, *, timeout: float = 5.0, interval: float = POLL_INTERVAL, message: str = ""
+) -> None:
+    """Return as soon as ``predicate()`` is true; fail with ``message`` after ``timeout`` seconds.
+
+    ``predicate`` may be a plain or an async function. It is checked once more at the deadline, so
+    a condition that becomes true while the last interval elapses still counts.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if await _holds(predicate):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not reached within {timeout}s: {message or _name(predicate)}")
+        await asyncio.sleep(interval)
+
+
+async def _holds(predicate: Predicate) -> bool:
+    result = predicate()
+    if inspect.isawaitable(result):
+        result = await result
+    return bool(result)
+
+
+def _name(predicate: Predicate) -> str:
+    return getattr(predicate, "__qualname__", repr(predicate))
