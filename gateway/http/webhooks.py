@@ -1,7 +1,9 @@
 """``POST /webhooks/payments``: the payment provider's signed events.
 
-The signature is checked on the raw body before anything is parsed (400 when it
-is missing, wrong or outside the 5-minute tolerance). A duplicate or an older
+The body is streamed under a size limit (413 as soon as it is past it, without
+reading the rest). The signature is checked on the raw body before anything is
+parsed (400 when it is missing, malformed, wrong or outside the 5-minute
+tolerance). A duplicate or an older
 event for the same payment answers 200 too, so the provider stops resending.
 """
 
@@ -17,9 +19,12 @@ from commands.checkout import webhooks as checkout_webhooks
 from commands.checkout.webhooks import InvalidWebhook
 from commands.payments import SIGNATURE_HEADER, InvalidSignature, verify
 from commands.store.unit_of_work import MessageMetadata
+from gateway.http.protocol import HttpError, read_body
 
 log = logging.getLogger("gateway.webhooks")
 MAX_BODY_BYTES = 64 * 1024
+# Real headers are ~80 bytes (one timestamp, one or two HMACs while rotating secrets).
+MAX_SIGNATURE_HEADER_CHARS = 1024
 
 
 def _refuse(status: int, kind: str, message: str) -> JSONResponse:
@@ -28,14 +33,20 @@ def _refuse(status: int, kind: str, message: str) -> JSONResponse:
 
 async def payment_webhook(request: Request) -> Response:
     container = request.app.state.container
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return _refuse(413, "too_large", "webhook body too large")
     try:
-        verify(container.settings.webhook_secret, request.headers.get(SIGNATURE_HEADER), body, time.time())
-    except InvalidSignature as exc:
-        log.warning("payment webhook refused", extra={"reason": str(exc)})
-        return _refuse(400, "invalid_signature", str(exc))
+        body = await read_body(request, MAX_BODY_BYTES)
+    except HttpError:
+        return _refuse(413, "too_large", f"webhook body larger than {MAX_BODY_BYTES} bytes")
+    header = request.headers.get(SIGNATURE_HEADER)
+    try:
+        if header is not None and len(header) > MAX_SIGNATURE_HEADER_CHARS:
+            raise InvalidSignature("malformed signature header: too long")
+        verify(container.settings.webhook_secret, header, body, time.time())
+    except (InvalidSignature, ValueError, OverflowError) as exc:
+        # ValueError/OverflowError: a timestamp too long for int() or too large for float arithmetic.
+        reason = str(exc) if isinstance(exc, InvalidSignature) else "malformed signature timestamp"
+        log.warning("payment webhook refused", extra={"reason": reason})
+        return _refuse(400, "invalid_signature", reason)
     try:
         event = checkout_webhooks.parse(body)
     except InvalidWebhook as exc:
@@ -49,3 +60,4 @@ async def payment_webhook(request: Request) -> Response:
     )
     verdict = await checkout_webhooks.handle(container.services.settlement, event, metadata)
     return JSONResponse({"received": True, "result": verdict})
+
