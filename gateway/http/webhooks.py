@@ -60,4 +60,3 @@ async def payment_webhook(request: Request) -> Response:
     )
     verdict = await checkout_webhooks.handle(container.services.settlement, event, metadata)
     return JSONResponse({"received": True, "result": verdict})
-
