@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gateway.bootstrap.published_defaults import DEV_JWT_SECRET as DEV_JWT_SECRET
+from gateway.bootstrap.published_defaults import DEV_WEBHOOK_SECRET as DEV_WEBHOOK_SECRET
+from gateway.bootstrap.published_defaults import MIN_SECRET_BYTES, PUBLISHED_SECRETS
 from gateway.edge.settings import EdgeSettings
 from gateway.environment import ConfigurationError as ConfigurationError
 from gateway.environment import EnvReader
 
-# Development default only: production refuses to start without AUTH_JWT_SECRET.
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-do-not-use-in-production"
-# Development default only, for the sandbox payment provider's webhooks.
-DEV_WEBHOOK_SECRET = "dev-only-sandbox-webhook-secret"
+log = logging.getLogger("gateway.settings")
+# PAYMENT_PROVIDER's one value: the in-process sandbox, chosen explicitly.
+SANDBOX_PROVIDER = "sandbox"
 
 
 MONGOMOCK_SCHEME = "mongomock://"
@@ -84,11 +87,17 @@ class Settings:
             raise ConfigurationError(f"COMMERCE_ENV must be development or production, not {mode!r}")
         development = mode == "development"
         secret = read.text("AUTH_JWT_SECRET", "")
-        if not development and len(secret) < 32:
-            raise ConfigurationError("production needs AUTH_JWT_SECRET of at least 32 characters")
         webhook_secret = read.text("PAYMENT_WEBHOOK_SECRET", "")
-        if not development and not webhook_secret:
-            raise ConfigurationError("production needs PAYMENT_WEBHOOK_SECRET")
+        provider_url = read.optional("PAYMENT_PROVIDER_URL")
+        provider = read.text("PAYMENT_PROVIDER", "").strip().lower()
+        if provider not in {"", SANDBOX_PROVIDER}:
+            raise ConfigurationError(f"PAYMENT_PROVIDER may only be {SANDBOX_PROVIDER!r}, not {provider!r}")
+        if provider == SANDBOX_PROVIDER and provider_url is not None:
+            raise ConfigurationError("set PAYMENT_PROVIDER=sandbox or PAYMENT_PROVIDER_URL, not both")
+        if not development:
+            _refuse_published_or_short("AUTH_JWT_SECRET", secret)
+            _refuse_published_or_short("PAYMENT_WEBHOOK_SECRET", webhook_secret)
+            _check_production_provider(provider, provider_url)
         return cls(
             env=mode,
             database_url=_url(read.optional("DATABASE_URL")),
@@ -101,7 +110,7 @@ class Settings:
             redis_prefix=read.text("REDIS_KEY_PREFIX", "cg:"),
             jwt_secret=secret or DEV_JWT_SECRET,
             webhook_secret=webhook_secret or DEV_WEBHOOK_SECRET,
-            payment_provider_url=read.optional("PAYMENT_PROVIDER_URL"),
+            payment_provider_url=provider_url,
             payment_timeout_seconds=read.real("PAYMENT_TIMEOUT_SECONDS", 5.0),
             reconcile_interval_seconds=read.real("PAYMENT_RECONCILE_INTERVAL_SECONDS", 30.0),
             reservation_sweep_seconds=read.real("RESERVATION_SWEEP_SECONDS", 15.0),
@@ -115,6 +124,29 @@ class Settings:
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
             edge=EdgeSettings.from_env(env),
         )
+
+
+def _refuse_published_or_short(name: str, value: str) -> None:
+    if not value:
+        raise ConfigurationError(f"production needs {name}")
+    if value in PUBLISHED_SECRETS:
+        raise ConfigurationError(f"production refuses {name}: it is a default published in the repository")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise ConfigurationError(f"production needs {name} of at least {MIN_SECRET_BYTES} bytes")
+
+
+def _check_production_provider(provider: str, provider_url: str | None) -> None:
+    """Without a provider URL the in-process sandbox confirms orders without money: explicit opt-in only."""
+    if provider_url is not None:
+        return
+    if provider != SANDBOX_PROVIDER:
+        raise ConfigurationError(
+            "production needs PAYMENT_PROVIDER_URL (or PAYMENT_PROVIDER=sandbox to run the "
+            "in-process sandbox, which takes no money)"
+        )
+    log.warning(
+        "PAYMENT_PROVIDER=sandbox in production: the in-process sandbox confirms orders without taking money"
+    )
 
 
 def _url(raw: str | None) -> str | None:
