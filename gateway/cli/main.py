@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Generator, Sequence
@@ -270,11 +271,19 @@ def _one_shot(args: argparse.Namespace, settings: Settings) -> Callable[[], Coro
     return commands.get(args.command)
 
 
+def _log_level(command: str, settings: Settings) -> str:
+    """Processes log at LOG_LEVEL; a one-shot command prints its answer, and only warnings
+    and errors beside it unless LOG_LEVEL asks for more."""
+    if command in {"serve", "project"} or "LOG_LEVEL" in os.environ:
+        return settings.log_level
+    return "WARNING"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure_logging(settings.log_level)
+        configure_logging(_log_level(args.command, settings))
         if args.command == "serve":
             with contextlib.suppress(Interrupted):  # a signal during start-up: stopped cleanly
                 signals.run(lambda stops: _serve(stops, settings, args.host, args.port, args.ephemeral))

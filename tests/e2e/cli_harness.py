@@ -1,0 +1,127 @@
+"""Real ``commerce-gateway`` processes for the CLI tests: start, wait, stop, and find what they left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil  # type: ignore[import-untyped]
+
+from gateway.stores import runtime
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+READY_SECONDS = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Embedded stores in ``data_dir``, the default log level and format (what an operator gets)."""
+    dropped = {"LOG_FORMAT", "LOG_LEVEL"}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k not in dropped}
+    env.update(COMMERCE_DATA_DIR=str(data_dir), COMMERCE_ENV="development", SEED_DEMO_DATA="0")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    data_dir: Path
+
+    def locked_data_dir(self) -> Path:
+        """The directory this gateway holds: ``data_dir``, or its temporary one with ``--ephemeral``."""
+        owner = str(self.process.pid)
+        candidates = [self.data_dir, *Path(tempfile.gettempdir()).glob("commerce-*")]
+        for candidate in candidates:
+            with suppress(OSError):
+                if (candidate / runtime.LOCK_FILE).read_text().strip() == owner:
+                    return candidate
+        raise AssertionError(f"no data directory locked by pid {owner}")
+
+    def store_pids(self) -> set[int]:
+        """The processes this gateway started: children, and the daemons serving its data directory."""
+        pids = {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+        data_dir = self.locked_data_dir()
+        markers = [str(data_dir)]
+        published = runtime.read(data_dir)
+        if published is not None and published.redis_url:
+            markers.append(published.redis_url.removeprefix("unix://"))
+        return pids | processes_mentioning(*markers)
+
+
+def processes_mentioning(*markers: str) -> set[int]:
+    """Live (non-zombie) processes whose command line contains one of ``markers``."""
+    found = set()
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE or process.pid == os.getpid():
+            continue
+        command = " ".join(process.info["cmdline"] or [])
+        if any(marker in command for marker in markers) and "pytest" not in command:
+            found.add(process.pid)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (an exited daemon waiting for init to reap it is not)."""
+    running = set()
+    for pid in pids:
+        with suppress(psutil.NoSuchProcess):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.add(pid)
+    return running
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str, **env: str) -> Iterator[Served]:
+    """``serve`` on a free port, ready; killed with everything it started if the test did not stop it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), *args],
+        env=cli_env(data_dir, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    served = Served(process, f"http://127.0.0.1:{port}", data_dir)
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            with suppress(httpx.HTTPError):
+                if httpx.get(f"{served.base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "gateway did not become ready"
+            time.sleep(0.3)
+        started = served.store_pids()
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        for pid in alive(started):
+            with suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
