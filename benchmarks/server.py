@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.logging import configure_logging
 from gateway.bootstrap.settings import Settings

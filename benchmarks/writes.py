@@ -37,8 +37,8 @@ from benchmarks.report import (
 from commands.events.base import decode_event
 from commands.events.cart import CartCreated
 from commands.messages.cart import new_cart_id
-from commands.store import ledger
-from commands.store.ledger import StreamConflict
+from commands.store.ledger import writer
+from commands.store.ledger.writer import StreamConflict
 
 NAME = "writes"
 TITLE = "Writes"
@@ -291,7 +291,7 @@ async def _baseline(
             while True:
                 try:
                     async with stack.engine.begin() as conn:
-                        await ledger.append(
+                        await writer.append(
                             conn, "cart", stream, [event], expected_version=expected, metadata=metadata
                         )
                 except StreamConflict:

@@ -33,7 +33,7 @@ from commands import idempotent
 from commands.errors import VersionConflict
 from commands.store import idempotency
 from commands.store.idempotency import ClaimedKey
-from commands.store.ledger import StreamConflict
+from commands.store.ledger.writer import StreamConflict
 from commands.store.phases import Phases
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 

@@ -28,8 +28,7 @@ from commands.events.cart import (
     CartLinesRemoved,
     CartMerged,
 )
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream
@@ -86,7 +85,7 @@ class CartsProjection:
         known = {doc["_id"]: doc async for doc in self.collection.find({"_id": {"$in": cart_ids}})}
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
-            return await ledger.load_stream(conn, stream_id, after)
+            return await load_stream(conn, stream_id, after)
 
         writes: list[ReplaceOne[Document]] = []
         for cart_id, (_stream, stream_events) in zip(cart_ids, streams.items(), strict=True):

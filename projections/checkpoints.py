@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.store.ledger import Checkpoint
+from commands.store.ledger.reader import Checkpoint
 
 CHECKPOINT_CHANNEL = "projection_checkpoint"
 

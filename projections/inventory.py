@@ -16,8 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.inventory import InventoryEvent
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream
@@ -56,7 +55,7 @@ class InventoryProjection:
         known = {row.sku: int(row.stream_version) for row in result}
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
-            return await ledger.load_stream(conn, stream_id, after)
+            return await load_stream(conn, stream_id, after)
 
         rows: list[dict[str, Any]] = []
         for sku, stream_events in zip(skus, streams.values(), strict=True):

@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import quoted_name
 
 from commands.events import order as ev
-from commands.store import ledger
-from commands.store.ledger import Checkpoint, RecordedEvent
+from commands.store.ledger.reader import Checkpoint, RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.tables import order_view
@@ -246,7 +245,7 @@ class OrdersProjection:
         known = {row.order_id: OrderRow.from_db(row) for row in result}
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
-            return await ledger.load_stream(conn, stream_id, after)
+            return await load_stream(conn, stream_id, after)
 
         writes: list[OrderRow] = []
         changes: list[StatusChange] = []

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store import ledger
+from commands.store.ledger.reader import head_position
 from projections import checkpoints
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 
@@ -117,7 +117,7 @@ class Rebuilder:
             async with self._engine.begin() as conn:
                 await checkpoints.reset(conn, copy.name)
                 await _set_state(conn, runner.name, "REBUILDING")
-                progress.head_position = await ledger.head_position(conn)
+                progress.head_position = await head_position(conn)
             while True:
                 progressed, _held_back = await copy_runner.catch_up_once()
                 progress.copy_position = copy_runner.checkpoint.position

@@ -11,8 +11,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store import ledger
-from commands.store.ledger import Checkpoint, RecordedEvent
+from commands.store.ledger.reader import Checkpoint, RecordedEvent, read_batch
 from projections import checkpoints
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ class ProjectionRunner:
         # Cleared before reading: a notification during the batch re-arms the wake-up.
         self._wake.clear()
         async with self._engine.connect() as conn, conn.begin():
-            batch = await ledger.read_batch(conn, self.checkpoint, self._config.batch_size)
+            batch = await read_batch(conn, self.checkpoint, self._config.batch_size)
             if not batch.events:
                 return False, batch.held_back
             await self.projection.apply(batch.events, conn)

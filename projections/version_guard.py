@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import Enum
 
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 
 
 class Decision(Enum):

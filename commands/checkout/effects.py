@@ -21,7 +21,7 @@ from commands.errors import DomainError
 from commands.events import order as ev
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
-from commands.store.ledger import StreamConflict
+from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import checkout_carts, ledger_events
 from commands.store.unit_of_work import UnitOfWork
 

@@ -28,8 +28,8 @@ from commands.messages.cart import (
     RemoveCartLines,
     UpdateCartLines,
 )
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent, StreamConflict
+from commands.store.ledger.reader import RecordedEvent, stream_version
+from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import catalog_variants, customer_carts
 from commands.store.unit_of_work import UnitOfWork
 
@@ -124,7 +124,7 @@ async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> Car
     if plan.survivor_events and survivor is not None:
         await _append(uow, survivor, plan.survivor_events, None)
         await _touch(uow.conn, survivor.cart_id)
-    version = await ledger.stream_version(uow.conn, stream_id(plan.survivor_id))
+    version = await stream_version(uow.conn, stream_id(plan.survivor_id))
     read_position = uow.last_position or await _last_position(uow.conn, plan.survivor_id)
     return CartResult(plan.survivor_id, version, uow.last_position, read_position)
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger import reader, writer
+from commands.store.ledger.reader import RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class UnitOfWork:
         *,
         expected_version: int | None = None,
     ) -> list[RecordedEvent]:
-        recorded = await ledger.append(
+        recorded = await writer.append(
             self.conn,
             stream_type,
             stream_id,
@@ -89,7 +89,7 @@ class UnitOfWork:
         return recorded
 
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
-        return await ledger.load_stream(self.conn, stream_id, after_version)
+        return await reader.load_stream(self.conn, stream_id, after_version)
 
     async def commit(self) -> None:
         await self.conn.commit()

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commands.bus import CommandBus
-from commands.store.ledger import LEDGER_CHANNEL, Checkpoint
+from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
 from gateway.bootstrap.settings import Settings
 from gateway.edge.auth import JwtAuthenticator

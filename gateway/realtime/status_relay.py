@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 
-from commands.store.ledger import Checkpoint
+from commands.store.ledger.reader import Checkpoint
 from gateway.realtime.subscriptions import OrderUpdatesBroker
 from projections.orders import NAME, StatusChange
 from queries.freshness import CheckpointWatcher

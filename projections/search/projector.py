@@ -16,8 +16,7 @@ from elasticsearch import AsyncElasticsearch, NotFoundError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.catalog import PRODUCT_EVENT_TYPES, ProductCreated, ProductUpdated
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.search.mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
@@ -91,7 +90,7 @@ class SearchProjection:
         existing = await self._existing([_product_id(stream_id) for stream_id in by_stream])
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
-            return await ledger.load_stream(conn, stream_id, after)
+            return await load_stream(conn, stream_id, after)
 
         documents: dict[str, dict[str, Any]] = {}
         for stream_id, stream_events in by_stream.items():

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.inventory import INVENTORY_EVENT_TYPES
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 
 __all__ = ["INVENTORY_EVENT_TYPES", "StockLevel", "apply_stock", "latest_stock", "stock_from_events"]
 

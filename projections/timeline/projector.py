@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.timeline.entries import EntryDraft, entry_for

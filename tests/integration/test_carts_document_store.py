@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from commands.messages.cart import AddCartLines, AttachCartToCustomer, CreateCart, LineRequest
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container
 from gateway.stores import mongo_stand_in
 from gateway.stores.mongo_stand_in import StandInMongoClient

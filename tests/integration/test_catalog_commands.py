@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from commands.errors import ValidationErrors
 from commands.events.catalog import ProductUpdated
-from commands.store.ledger import load_stream
+from commands.store.ledger.reader import load_stream
 from gateway.bootstrap.container import Container
 from tests.support.catalog import ledger_types, product, upsert, variant
 

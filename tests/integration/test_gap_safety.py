@@ -7,8 +7,8 @@ import random
 
 from sqlalchemy import text
 
-from commands.store import ledger
-from commands.store.ledger import StreamConflict
+from commands.store.ledger.reader import Checkpoint, read_batch
+from commands.store.ledger.writer import StreamConflict
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
@@ -118,7 +118,7 @@ async def test_early_xid_appending_next_stream_version_after_a_later_commit(cont
         applied = [
             r.position for r in await conn.execute(text("SELECT position FROM test_applied ORDER BY 1"))
         ]
-        batch = await ledger.read_batch(conn, ledger.Checkpoint(), 10)
+        batch = await read_batch(conn, Checkpoint(), 10)
     assert applied == sorted([a_event.position, b_event.position])
     assert [e.position for e in batch.events] == [a_event.position, b_event.position]
     assert await docs.folded("acct-x") == [1, 2]

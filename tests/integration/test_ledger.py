@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from commands.errors import VersionConflict
 from commands.events.base import Event
-from commands.store import ledger
+from commands.store.ledger.reader import LEDGER_CHANNEL, load_stream, stream_version
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from gateway.realtime.notifications import asyncpg_dsn
@@ -32,7 +32,7 @@ async def test_append_assigns_versions_and_copies_metadata(container: Container)
     assert [e.stream_version for e in first] == [1, 2]
     assert first[0].position < first[1].position
     async with container.engine.connect() as conn:
-        loaded = await ledger.load_stream(conn, "thing-1")
+        loaded = await load_stream(conn, "thing-1")
     assert [e.decode() for e in loaded] == [ThingHappened(1), ThingHappened(2)]
     assert loaded[0].metadata == {"request_id": "req-1", "correlation_id": "corr-1", "actor": "admin:alice"}
     assert loaded[0].tx_id == loaded[1].tx_id
@@ -46,7 +46,7 @@ async def test_stale_expected_version_is_a_conflict_and_appends_nothing(containe
         async with UnitOfWork(container.engine, META) as uow:
             await uow.append("thing", "thing-2", [ThingHappened(2)], expected_version=0)
     async with container.engine.connect() as conn:
-        assert await ledger.stream_version(conn, "thing-2") == 1
+        assert await stream_version(conn, "thing-2") == 1
 
 
 async def test_concurrent_appends_to_one_version_one_wins(container: Container) -> None:
@@ -64,7 +64,7 @@ async def test_concurrent_appends_to_one_version_one_wins(container: Container) 
 
     outcomes = await asyncio.gather(*(writer(i) for i in range(8)))
     async with container.engine.connect() as conn:
-        stream = await ledger.load_stream(conn, "thing-race")
+        stream = await load_stream(conn, "thing-race")
     assert [e.stream_version for e in stream] == list(range(1, outcomes.count("ok") + 1))
     assert outcomes.count("ok") >= 1
     assert outcomes.count("ok") + outcomes.count("conflict") == 8
@@ -76,7 +76,7 @@ async def test_rolled_back_unit_of_work_leaves_no_event(container: Container) ->
             await uow.append("thing", "thing-3", [ThingHappened(1)])
             raise RuntimeError("handler failed after appending")
     async with container.engine.connect() as conn:
-        assert await ledger.load_stream(conn, "thing-3") == []
+        assert await load_stream(conn, "thing-3") == []
 
 
 async def test_ledger_is_append_only(container: Container) -> None:
@@ -95,7 +95,7 @@ async def test_append_notifies_at_commit_only(container: Container) -> None:
     assert container.settings.database_url is not None
     listener = await asyncpg.connect(asyncpg_dsn(container.settings.database_url))
     received: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener(ledger.LEDGER_CHANNEL, lambda *args: received.put_nowait(args[3]))
+    await listener.add_listener(LEDGER_CHANNEL, lambda *args: received.put_nowait(args[3]))
     try:
         async with UnitOfWork(container.engine, META) as uow:
             recorded = await uow.append("thing", "thing-5", [ThingHappened(1)])

@@ -10,8 +10,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from commands.events import order as ev
-from commands.store import ledger
-from commands.store.ledger import Checkpoint
+from commands.store.ledger.reader import Checkpoint, read_batch
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from projections.orders import OrdersProjection
@@ -97,7 +96,7 @@ async def test_out_of_order_stream_versions_reload_the_stream(container: Contain
         await early.commit()
     assert jumped[0].stream_version == 3
     async with container.engine.connect() as conn:
-        batch = await ledger.read_batch(conn, Checkpoint(), 10)
+        batch = await read_batch(conn, Checkpoint(), 10)
     assert [e.stream_version for e in batch.events] == [3, 1, 2]
 
     runner = ProjectionRunner(

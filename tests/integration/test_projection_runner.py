@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from commands.store import ledger
+from commands.store.ledger.reader import Checkpoint, head_position, load_stream
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
@@ -45,7 +45,7 @@ async def test_stream_version_guard_skips_replays_and_reloads_jumps(container: C
         result = await upsert(container, product("mug", title, [variant("MUG-1", "8.00")]))
     stream_id = f"product-{result.product_id}"
     async with container.engine.connect() as conn:
-        v1, v2, v3 = await ledger.load_stream(conn, stream_id)
+        v1, v2, v3 = await load_stream(conn, stream_id)
 
     fresh = SearchProjection(container.search, f"{container.settings.index_prefix}guard_")
     await fresh.setup()
@@ -60,7 +60,7 @@ async def test_stream_version_guard_skips_replays_and_reloads_jumps(container: C
     await runner.catch_up()
     async with container.engine.begin() as conn:
         await checkpoints.reset(conn, "search")
-    runner.checkpoint = ledger.Checkpoint()
+    runner.checkpoint = Checkpoint()
     await runner.catch_up()
     view = (await products(container).by_ids([result.product_id]))[result.product_id]
     assert view.title == "Mug v3"
@@ -87,7 +87,7 @@ async def test_rebuild_under_concurrent_search_traffic(container: Container) -> 
     service, client = products(container), container.search
     alias = alias_name(container.settings.index_prefix)
     async with container.engine.connect() as conn:
-        head = await ledger.head_position(conn)
+        head = await head_position(conn)
     await container.freshness.wait_for("search", head, timeout=10)
     before = list((await client.indices.get_alias(name=alias)).body)
 
@@ -123,7 +123,7 @@ async def test_rebuild_under_concurrent_search_traffic(container: Container) -> 
     assert len(after) == 1 and after != before
     assert not await client.indices.exists(index=before[0])
     async with container.engine.connect() as conn:
-        head = await ledger.head_position(conn)
+        head = await head_position(conn)
         rows = await conn.execute(
             text("SELECT stream_id, max(stream_version) AS v FROM ledger_events GROUP BY stream_id")
         )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from commands.events import cart as cart_ev
-from commands.store import ledger
+from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.support.order_ledger import append as append_order
@@ -101,7 +101,7 @@ async def test_owner_learned_after_later_events_were_applied_still_backfills(con
     await append_order(container.engine, order_id, *happy_path(order_id, place.total)[:2])
     projection = runner.projection
     async with container.engine.begin() as conn:
-        events = await ledger.load_stream(conn, f"order-{order_id}")
+        events = await load_stream(conn, f"order-{order_id}")
         await projection.apply(events[1:], conn)
         await projection.apply(events[:1], conn)
     rows = await _rows(container)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from commands.domain import cart as domain
 from commands.handlers.cart import stream_id
 from commands.messages.cart import CartActor
-from commands.store.ledger import RecordedEvent, load_stream
+from commands.store.ledger.reader import RecordedEvent, load_stream
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 

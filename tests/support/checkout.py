@@ -22,7 +22,7 @@ from commands.domain.order import Order
 from commands.events import order as ev
 from commands.inventory import reservations
 from commands.messages.cart import CartActor, CreateCart, LineRequest
-from commands.store.ledger import load_stream
+from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings

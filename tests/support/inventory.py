@@ -15,7 +15,7 @@ from commands.events.inventory import InventoryEvent
 from commands.inventory import reservations
 from commands.inventory.reservations import ReservationLine
 from commands.messages.inventory import SetStock, StockResult
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.events import order as ev
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 META = MessageMetadata(actor="test")

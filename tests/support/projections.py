@@ -15,8 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
-from commands.store import ledger
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.version_guard import events_to_fold, group_by_stream
 
 
@@ -72,7 +71,7 @@ class RedisDocs:
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
-            return await ledger.load_stream(conn, stream_id, after)
+            return await load_stream(conn, stream_id, after)
 
         for done, (stream_id, stream_events) in enumerate(group_by_stream(events).items()):
             if self.pause_after_streams is not None and done == self.pause_after_streams:

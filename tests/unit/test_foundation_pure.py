@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from commands.events.base import Event, UnknownEventType, decode_event
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.settings import DEV_JWT_SECRET, ConfigurationError, Settings
 from gateway.edge.auth import ANONYMOUS, JwtAuthenticator, Principal
 from gateway.edge.errors import GatewayError

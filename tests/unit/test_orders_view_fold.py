@@ -12,7 +12,7 @@ import pytest
 
 from commands.domain import order as domain
 from commands.events import order as ev
-from commands.store.ledger import RecordedEvent
+from commands.store.ledger.reader import RecordedEvent
 from gateway.edge.auth import Principal
 from gateway.edge.errors import GatewayError
 from gateway.schema.orders import _listing_owner, can_see, order_key
