@@ -1,18 +1,21 @@
-"""Static query cost: how many objects an operation may return, before running it.
+"""Query cost: how many objects an operation may return (before running it) and did return.
 
 Every field of an object, interface or union type costs one object per
 parent; a list multiplies by its size: the field's ``first`` argument (from
-the literal, the variables or the schema default), else the ``first`` of the
-connection it belongs to (``products(first: 20) { edges ... }``), else
-``default_list_size``. Scalars and ``__typename`` are free. Mutation root
+the literal, the variables or the schema default, capped at the connection's
+maximum), else the ``first`` of the connection it belongs to
+(``products(first: 20) { edges ... }``), else the size declared for the field
+(``list_sizes``: realistic for the estimate, the maximum for the worst case),
+else ``default_list_size``. Scalars and ``__typename`` are free. Mutation root
 fields add ``mutation_cost`` each. Introspection lists count as size 1: they
-are bounded by the schema itself and their nesting by MaxIntrospectionDepthRule.
+are bounded by the schema itself and their nesting by MaxIntrospectionDepthRule;
+the actual cost counts them the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -27,6 +30,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     Undefined,
     get_named_type,
@@ -42,10 +46,27 @@ from gateway.edge.errors import GatewayError
 
 
 @dataclass(frozen=True)
+class DeclaredSize:
+    expected: int
+    maximum: int
+
+
+# (type name, field name) -> the declared size of that list field, or None.
+ListSizes = Callable[[str, str], DeclaredSize | None]
+
+
+def _undeclared(_type: str, _field: str) -> DeclaredSize | None:
+    return None
+
+
+@dataclass(frozen=True)
 class CostModel:
     max_cost: int
     default_list_size: int
     mutation_cost: int
+    list_sizes: ListSizes = _undeclared
+    # (type name, field name) of a connection field -> the largest ``first`` it serves.
+    first_max: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 def cost_exceeded(cost: int, maximum: int) -> GatewayError:
@@ -64,8 +85,10 @@ class _Calculator:
         document: DocumentNode,
         variables: Mapping[str, Any],
         model: CostModel,
+        worst_case: bool = False,
     ) -> None:
         self._schema = schema
+        self._worst_case = worst_case
         self._variables = dict(variables)
         self._model = model
         self._fragments = {
@@ -115,17 +138,26 @@ class _Calculator:
         if not is_composite_type(named):
             return weight
         first = self._first(node, definition)
+        if first is not None:
+            cap = self._model.first_max.get((parent.name, node.name.value))
+            first = first if cap is None else min(first, cap)
         is_list = is_list_type(get_nullable_type(definition.type))
         if parent.name.startswith("__") or node.name.value.startswith("__"):
             size = 1
         elif is_list:
-            size = first if first is not None else connection_size or self._model.default_list_size
+            size = first if first is not None else connection_size or self._declared(parent, node)
         else:
             size = 1
         children = 0
         if node.selection_set is not None:
             children = self.selection_set(node.selection_set, named, None if is_list else first)
         return weight + size * (1 + children)
+
+    def _declared(self, parent: GraphQLNamedType, node: FieldNode) -> int:
+        declared = self._model.list_sizes(parent.name, node.name.value)
+        if declared is None:
+            return self._model.default_list_size
+        return declared.maximum if self._worst_case else declared.expected
 
     def _definition(self, name: str, parent: GraphQLNamedType) -> GraphQLField | None:
         if name == "__schema" and parent is self._schema.query_type:
@@ -156,7 +188,10 @@ def static_cost(
     operation: OperationDefinitionNode,
     variables: Mapping[str, Any] | None,
     model: CostModel,
+    *,
+    worst_case: bool = False,
 ) -> int:
+    """The estimate (declared realistic list sizes), or with ``worst_case`` the bound (their maxima)."""
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
@@ -165,7 +200,7 @@ def static_cost(
         name = definition.variable.name.value
         if name not in values and definition.default_value is not None:
             values[name] = value_from_ast_untyped(definition.default_value)
-    calculator = _Calculator(schema, document, values, model)
+    calculator = _Calculator(schema, document, values, model, worst_case)
     try:
         return calculator.selection_set(operation.selection_set, root, None)
     except RecursionError:
@@ -173,10 +208,20 @@ def static_cost(
         return model.max_cost + 1
 
 
-def actual_cost(data: object, mutation_fields: int, model: CostModel) -> int:
-    """Objects actually returned (the root excluded), plus the weight of the mutations run."""
-    count = 0
-    stack: list[object] = [data]
+def actual_cost(
+    data: object, mutation_fields: int, model: CostModel, introspection: Mapping[str, int] | None = None
+) -> int:
+    """Objects actually returned (the root excluded), plus the weight of the mutations run.
+
+    ``introspection`` maps the response keys of root introspection fields to their static
+    cost, which stands in for what they returned (their lists count as size 1 in both).
+    """
+    weight = mutation_fields * model.mutation_cost
+    if not isinstance(data, dict):
+        return weight
+    counted = introspection or {}
+    count = sum(counted.values())
+    stack: list[object] = [value for key, value in data.items() if key not in counted]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
@@ -184,4 +229,44 @@ def actual_cost(data: object, mutation_fields: int, model: CostModel) -> int:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-    return max(0, count - 1) + mutation_fields * model.mutation_cost
+    return count + weight
+
+
+def introspection_costs(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    model: CostModel,
+) -> dict[str, int]:
+    """Static cost of each root ``__schema``/``__type`` field, by response key."""
+    if operation.operation is not OperationType.QUERY:
+        return {}
+    root = schema.query_type
+    assert root is not None
+    calculator = _Calculator(schema, document, {}, model)
+    costs: dict[str, int] = {}
+    for node in _root_fields(document, operation.selection_set, set()):
+        if node.name.value in {"__schema", "__type"}:
+            key = node.alias.value if node.alias else node.name.value
+            costs[key] = costs.get(key, 0) + calculator.selection_set(
+                SelectionSetNode(selections=(node,)), root, None
+            )
+    return costs
+
+
+def _root_fields(document: DocumentNode, node: SelectionSetNode, seen: set[str]) -> list[FieldNode]:
+    found: list[FieldNode] = []
+    for selection in node.selections:
+        if isinstance(selection, FieldNode):
+            found.append(selection)
+        elif isinstance(selection, InlineFragmentNode):
+            found.extend(_root_fields(document, selection.selection_set, seen))
+        elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            seen.add(selection.name.value)
+            for definition in document.definitions:
+                if (
+                    isinstance(definition, FragmentDefinitionNode)
+                    and definition.name.value == selection.name.value
+                ):
+                    found.extend(_root_fields(document, definition.selection_set, seen))
+    return found

@@ -1,4 +1,9 @@
-"""Parsed and validated documents, cached by SHA-256 so repeated operations skip both steps."""
+"""Parsed and validated documents, cached by SHA-256 so repeated operations skip both steps.
+
+Validation is the expensive step: a caller may ask for a document unvalidated
+(``validate=False``), check the cheap limits on it first, and validate it
+afterwards (``DocumentCache.validate``, done once per cached document).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ class PreparedDocument:
     errors: list[GraphQLError]
     # Limits analysis per selected operation name, filled on first use.
     shapes: dict[str | None, Shape | GatewayError] = field(default_factory=dict)
+    # False until validation has run (``errors`` then holds only syntax or token errors).
+    validated: bool = True
 
     @property
     def runnable(self) -> bool:
@@ -77,16 +84,28 @@ class DocumentCache:
         self.hits = 0
         self.misses = 0
 
-    def prepare(self, text: str, sha256: str) -> PreparedDocument:
+    def prepare(self, text: str, sha256: str, *, validate: bool = True) -> PreparedDocument:
         prepared = self._entries.get(sha256)
         if prepared is not None:
             self.hits += 1
-            return prepared
-        self.misses += 1
-        prepared = self._prepare(text, sha256)
-        if self._enabled:
-            self._entries[sha256] = prepared
+        else:
+            self.misses += 1
+            prepared = self._prepare(text, sha256)
+            if self._enabled:
+                self._entries[sha256] = prepared
+        if validate:
+            self.validate(prepared)
         return prepared
+
+    def validate(self, prepared: PreparedDocument) -> list[GraphQLError]:
+        """The document's errors, validating it first if that has not been done yet."""
+        if not prepared.validated:
+            assert prepared.document is not None
+            prepared.errors = list(
+                validate(self._schema, prepared.document, self._rules, hide_suggestions=self._production)
+            )
+            prepared.validated = True
+        return prepared.errors
 
     def _prepare(self, text: str, sha256: str) -> PreparedDocument:
         try:
@@ -103,5 +122,4 @@ class DocumentCache:
                     extensions={"code": "GRAPHQL_PARSE_FAILED"},
                 )
             return PreparedDocument(sha256, None, [error])
-        errors = validate(self._schema, document, self._rules, hide_suggestions=self._production)
-        return PreparedDocument(sha256, document, list(errors))
+        return PreparedDocument(sha256, document, [], validated=False)

@@ -33,6 +33,7 @@ from gateway.edge.errors import GatewayError, unauthenticated
 from gateway.schema.catalog import ProductVariant, variant_by_sku
 from gateway.schema.common import Freshness, Money, Node, UserError
 from gateway.schema.ids import global_id, parse_global_id
+from gateway.schema.list_sizes import bounded
 from gateway.schema.scalars import Position, optional_position
 from queries.carts import PROJECTION, CartLineView, CartQueries, CartStoreUnavailable, CartView
 from queries.freshness import StaleRead
@@ -216,7 +217,7 @@ def to_cart(view: CartView) -> Cart:
         customer_id=None if view.customer_id is None else strawberry.ID(view.customer_id),
         status=CartStatus(view.status),
         currency_code=view.currency_code,
-        lines=[_to_line(view, line) for line in view.lines],
+        lines=[_to_line(view, line) for line in bounded("Cart", "lines", view.lines)],
         total_quantity=view.total_quantity,
         subtotal=_money(view.subtotal, view.currency_code),
         version=view.version,

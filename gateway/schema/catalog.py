@@ -15,6 +15,7 @@ from gateway.edge.context import Info
 from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, Money, Node, PageInfo, UserError
 from gateway.schema.ids import global_id, parse_global_id
+from gateway.schema.list_sizes import bounded
 from gateway.schema.loaders import catalog as loaders
 from gateway.schema.scalars import Position, optional_position
 from gateway.schema.stock import StockHint, stock_hint
@@ -94,7 +95,7 @@ class Product(Node):
                 parent=product,
                 hint=v,
             )
-            for v in view.variants
+            for v in bounded("Product", "variants", view.variants)
         ]
         return product
 
@@ -253,9 +254,18 @@ def _connection(page: ProductSearchPage, freshness: Freshness) -> ProductSearchC
         ),
         total_count=page.total,
         facets=ProductFacets(
-            brands=[FacetValue(value=v, count=c) for v, c in page.facets.brands],
-            categories=[FacetValue(value=v, count=c) for v, c in page.facets.categories],
-            prices=[PriceBucket(from_=b.lower, to=b.upper, count=b.count) for b in page.facets.prices],
+            brands=[
+                FacetValue(value=v, count=c)
+                for v, c in bounded("ProductFacets", "brands", page.facets.brands)
+            ],
+            categories=[
+                FacetValue(value=v, count=c)
+                for v, c in bounded("ProductFacets", "categories", page.facets.categories)
+            ],
+            prices=[
+                PriceBucket(from_=b.lower, to=b.upper, count=b.count)
+                for b in bounded("ProductFacets", "prices", page.facets.prices)
+            ],
         ),
         freshness=freshness,
     )

@@ -9,6 +9,7 @@ from enum import Enum
 import strawberry
 
 from commands.errors import DomainError, ValidationErrors
+from gateway.schema.list_sizes import MAX_USER_ERRORS
 from gateway.schema.scalars import Position
 from queries.freshness import Freshness as FreshnessModel
 
@@ -85,5 +86,5 @@ class UserError:
                 message=e.message,
                 code=UserErrorCode(e.code),
             )
-            for e in errors
+            for e in errors[:MAX_USER_ERRORS]
         ]

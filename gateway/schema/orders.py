@@ -27,6 +27,7 @@ from gateway.edge.context import Info
 from gateway.edge.errors import bad_user_input, forbidden, unauthenticated
 from gateway.schema.common import Freshness, Money, Node, PageInfo
 from gateway.schema.ids import global_id, parse_global_id
+from gateway.schema.list_sizes import bounded
 from gateway.schema.loaders import orders as loaders
 from gateway.schema.scalars import Position
 from queries.freshness import Freshness as FreshnessModel
@@ -296,7 +297,7 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
                 unit_price=_money(line.unit_price, currency),
                 line_total=_money(line.line_total, currency),
             )
-            for line in view.lines
+            for line in bounded("Order", "lines", view.lines)
         ],
         subtotal=_money(view.subtotal, currency),
         total=_money(view.total, currency),
@@ -313,7 +314,10 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
             postal_code=address.postal_code,
             country_code=address.country_code,
         ),
-        history=[OrderEvent(type=h.type, at=h.at, position=Position(h.position)) for h in view.history],
+        history=[
+            OrderEvent(type=h.type, at=h.at, position=Position(h.position))
+            for h in bounded("Order", "history", view.history)
+        ],
         created_at=view.created_at,
         updated_at=view.updated_at,
         known_freshness=freshness,

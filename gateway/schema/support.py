@@ -14,10 +14,13 @@ from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, PageInfo, UserError, UserErrorCode
 from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
 from gateway.schema.ids import global_id
+from gateway.schema.list_sizes import bounded
 from gateway.schema.scalars import Position
 from projections.rebuild import NotRebuildable, RebuildInProgress
 from queries.projection_status import ProjectionStatusView
 from queries.timeline import TimelineEntryView
+
+TIMELINE_MAX_FIRST = 200
 
 
 @strawberry.enum
@@ -118,7 +121,7 @@ async def resolve_customer_timeline(
 ) -> TimelineConnection:
     ctx = info.context
     ctx.principal.require("support", "admin")
-    limit = check_first(first, 50, 200)
+    limit = check_first(first, 50, TIMELINE_MAX_FIRST)
     before = None if after is None else decode_cursor("timeline", after)
     if before is not None and not isinstance(before, int):
         raise bad_user_input("`after` is not a cursor from this connection")
@@ -156,7 +159,7 @@ async def resolve_projections(info: Info) -> list[ProjectionStatus]:
     container = info.context.container
     service = container.services.projection_status
     statuses = []
-    for runner in container.runners:
+    for runner in bounded("Query", "projections", container.runners):
         progress = container.rebuilder.progress(runner.name)
         fraction = progress.fraction if progress is not None and not progress.done else None
         view = await service.status(runner.name, runner.projection.store, fraction)
