@@ -30,6 +30,11 @@ def add_commands(sub: Any) -> None:
     create.add_argument("--persisted-only", action="store_true", help="may run only its registered documents")
     create.add_argument("--budget", type=int, help="cost budget (bucket size); default from settings")
     create.add_argument("--restore-rate", type=float, help="budget points restored per second")
+    create.add_argument(
+        "--storefront",
+        action="store_true",
+        help="a storefront server (SSR, BFF): budgets key on the buyer named in X-Buyer-IP",
+    )
     create.add_argument("--roles", nargs="*", default=[], choices=sorted(ROLES), help="roles the key carries")
     revoke = ops.add_parser("revoke", help="revoke a client's key")
     revoke.add_argument("name")
@@ -64,6 +69,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> str:
                     persisted_only=args.persisted_only,
                     budget=args.budget,
                     restore_rate=args.restore_rate,
+                    storefront=getattr(args, "storefront", False),
                 )
                 print(
                     f"client {client.name} created; store this key now, it is not shown again:",

@@ -104,6 +104,9 @@ async def _serve(stops: StopSignals, settings: Settings, host: str, port: int, e
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=int(DRAIN_SECONDS),
+            # X-Forwarded-For from these peers only (FORWARDED_ALLOW_IPS; the budgets use the same list).
+            proxy_headers=True,
+            forwarded_allow_ips=list(settings.edge.forwarded_allow_ips),
         )
         where = f"http://{host}:{port}/graphql"
 

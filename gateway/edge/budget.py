@@ -1,8 +1,13 @@
 """Per-caller cost budgets: a leaky bucket in Redis, updated atomically by one Lua script.
 
 A bucket holds up to ``capacity`` points and refills at ``restore_rate`` points
-per second. A query takes its requested cost up front (or is refused with the
-time until enough has leaked back) and gets back what it did not use.
+per second. A query takes its estimated cost up front (or is refused with the
+time until enough has leaked back); once it has run, the difference between
+its actual cost and the estimate (a refund, or the excess it still owes) is
+kept in this process and applied by the same script call that charges the
+owner's next request. So each request costs one Redis round trip, and every
+point an operation actually cost is charged: the bucket may go below zero by
+one operation's excess, which its owner then waits out like any other debt.
 """
 
 from __future__ import annotations
@@ -10,20 +15,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as redis_async
+from cachetools import LRUCache
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] bucket; ARGV: capacity, restore rate, cost (negative = refund), now (< 0: use Redis TIME).
+# KEYS[1] bucket; ARGV: capacity, restore rate, cost (negative = refund), now (< 0: use Redis TIME),
+# adjustment (what earlier operations cost beyond their charge; negative = unused, given back).
 _SCRIPT = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
+local adjustment = tonumber(ARGV[5])
 if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -40,6 +48,7 @@ if now > ts then
   ts = now
 end
 if available > capacity then available = capacity end
+available = math.min(capacity, available - adjustment)
 local allowed = 0
 local retry = 0
 if cost <= available then
@@ -73,12 +82,21 @@ class BudgetState:
     retry_after_seconds: float
     policy: BudgetPolicy
 
+    def settled(self, adjustment: float) -> BudgetState:
+        """This state once ``adjustment`` (applied with the owner's next charge) is counted."""
+        return replace(self, available=min(self.policy.capacity, self.available - adjustment))
+
     def throttle_status(self) -> dict[str, Any]:
         return {
             "maximumAvailable": self.policy.capacity,
             "currentlyAvailable": math.floor(self.available),
             "restoreRate": self.policy.restore_rate,
         }
+
+
+# Owners with an adjustment not yet applied, per process; the least recent are forgotten first
+# (a forgotten refund is the owner's loss, a forgotten excess at most one operation's).
+_PENDING_OWNERS = 100_000
 
 
 class CostBudget:
@@ -89,6 +107,7 @@ class CostBudget:
         self._prefix = f"{prefix}budget:"
         # None: the Redis server's clock, shared by every gateway instance.
         self._clock = clock
+        self._pending: LRUCache[str, float] = LRUCache(_PENDING_OWNERS)
 
     def policy(self, caller: str, capacity: int, restore_rate: float) -> BudgetPolicy:
         return BudgetPolicy(self._prefix + caller, capacity, restore_rate)
@@ -97,7 +116,15 @@ class CostBudget:
     # (fails open) rather than turning a Redis outage into a GraphQL outage.
 
     async def charge(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
+        """One round trip: applies the owner's pending adjustment, then takes ``cost`` if it fits."""
         return await self._run(policy, cost)
+
+    def settle(self, policy: BudgetPolicy, charged: int, actual: int) -> float:
+        """Record what an operation charged ``charged`` really cost; no round trip. Returns the difference."""
+        adjustment = actual - charged
+        if adjustment:
+            self._pending[policy.key] = self._pending.get(policy.key, 0.0) + adjustment
+        return adjustment
 
     async def refund(self, policy: BudgetPolicy, points: int) -> BudgetState | None:
         return await self._run(policy, -points)
@@ -107,11 +134,15 @@ class CostBudget:
 
     async def _run(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
         now = self._clock() if self._clock is not None else -1.0
+        adjustment = self._pending.pop(policy.key, 0.0)
         try:
             allowed, available, retry = await self._script(
-                keys=[policy.key], args=[policy.capacity, policy.restore_rate, cost, repr(now)]
+                keys=[policy.key],
+                args=[policy.capacity, policy.restore_rate, cost, repr(now), repr(adjustment)],
             )
         except RedisError as exc:
+            if adjustment:
+                self._pending[policy.key] = self._pending.get(policy.key, 0.0) + adjustment
             log.warning("cost budget unavailable, not enforced: %s", exc)
             return None
         return BudgetState(bool(int(allowed)), float(available), float(retry), policy)

@@ -41,6 +41,8 @@ class ApiClient:
     persisted_only: bool
     budget: int | None
     restore_rate: float | None
+    # A storefront server calling for many buyers: its requests may name the buyer (X-Buyer-IP).
+    storefront: bool = False
 
     def principal(self) -> Principal:
         return Principal(roles=self.roles, client=self.name)
@@ -66,6 +68,7 @@ def _client(row: Row[Any]) -> ApiClient:
         persisted_only=row.persisted_only,
         budget=row.budget,
         restore_rate=row.restore_rate,
+        storefront=row.storefront,
     )
 
 
@@ -110,6 +113,7 @@ class ApiClients:
         persisted_only: bool = False,
         budget: int | None = None,
         restore_rate: float | None = None,
+        storefront: bool = False,
     ) -> tuple[ApiClient, str]:
         """The new client and its key (the only time the key is available)."""
         if not _NAME.match(name):
@@ -121,7 +125,7 @@ class ApiClients:
         if restore_rate is not None and restore_rate <= 0:
             raise ClientError("restore rate must be positive")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        client = ApiClient(uuid.uuid4(), name, roles, persisted_only, budget, restore_rate)
+        client = ApiClient(uuid.uuid4(), name, roles, persisted_only, budget, restore_rate, storefront)
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -134,6 +138,7 @@ class ApiClients:
                         persisted_only=persisted_only,
                         budget=budget,
                         restore_rate=restore_rate,
+                        storefront=storefront,
                         created_at=func.now(),
                     )
                 )

@@ -36,6 +36,8 @@ api_clients = Table(
     Column("key_prefix", String(16), nullable=False),
     Column("roles", ARRAY(Text), nullable=False),
     Column("persisted_only", Boolean, nullable=False),
+    # A storefront server (SSR, BFF) may name the buyer it calls for (X-Buyer-IP); 0010.
+    Column("storefront", Boolean, nullable=False),
     Column("budget", Integer),
     Column("restore_rate", Double),
     Column("created_at", DateTime(timezone=True), nullable=False),
