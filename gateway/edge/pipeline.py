@@ -1,13 +1,18 @@
 """One GraphQL operation through the edge, in order: persisted document resolution,
-parse and validate (cached), limits and static cost, budget, execution, and
-``extensions.cost`` on the way out.
+parse (cached) with the token limit, the other cheap limits, validation (cached),
+static cost, budget, execution, and ``extensions.cost`` on the way out.
+
+Budget: every request makes exactly one charge (one Redis round trip): the
+estimate when the operation is admitted, ``rejected_cost`` when it is refused
+before running. What an operation actually cost beyond (or below) its estimate
+is settled in process and applied with the owner's next charge.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
@@ -17,10 +22,11 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from commands.metrics import RATE_LIMIT_REJECTIONS
 from gateway.bootstrap.settings import Settings
+from gateway.edge.addresses import TrustedProxies, buyer_address, client_address
 from gateway.edge.auth import Principal
 from gateway.edge.budget import BudgetPolicy, BudgetState
 from gateway.edge.clients import ApiClient
-from gateway.edge.cost import CostModel, actual_cost, cost_exceeded, static_cost
+from gateway.edge.cost import actual_cost, cost_exceeded, introspection_costs, static_cost
 from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
@@ -28,6 +34,7 @@ from gateway.edge.limits import OperationLimits, analyse, check
 from gateway.edge.persisted import sha256_hex
 from gateway.edge.services import EdgeServices
 from gateway.http.protocol import GraphQLParams, HttpError, bad_request
+from gateway.schema.list_sizes import cost_model
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Caller:
     principal: Principal
     client: ApiClient | None
     address: str
+    # The buyer a storefront client calls for (X-Buyer-IP); never set for other callers.
+    buyer: str | None = None
 
 
 @dataclass
@@ -51,6 +60,16 @@ class _Checked:
     operation: OperationDefinitionNode
     requested: int
     mutation_fields: int
+    # Static cost of root introspection fields by response key (what their actual cost counts).
+    introspection: dict[str, int] = field(default_factory=dict)
+
+
+class _Invalid(Exception):
+    """The document does not parse or validate."""
+
+    def __init__(self, errors: list[GraphQLError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
 
 
 class Pipeline:
@@ -68,34 +87,59 @@ class Pipeline:
             size=edge.document_cache_size,
         )
         self.limits = OperationLimits(edge.max_depth, edge.max_aliases, edge.max_root_fields)
-        self.cost_model = CostModel(edge.max_cost, edge.default_list_size, edge.mutation_cost)
+        self.cost_model = cost_model(edge)
+        self.proxies = TrustedProxies.of(edge.forwarded_allow_ips)
 
     @property
     def max_tokens(self) -> int:
         return self.edge.max_tokens
 
     def prepare(self, query: str) -> PreparedDocument:
-        return self.documents.prepare(query, sha256_hex(query))
+        """Parsed (cached); validation comes after the cheap limits, in ``check``."""
+        return self.documents.prepare(query, sha256_hex(query), validate=False)
+
+    def locate(self, caller: Caller, headers: Mapping[str, str]) -> Caller:
+        """The caller's address behind trusted proxies, and the buyer a storefront client names."""
+        address = client_address(caller.address, headers, self.proxies)
+        storefront = caller.client is not None and caller.client.storefront
+        return replace(caller, address=address, buyer=buyer_address(headers) if storefront else None)
 
     def policy(self, caller: Caller, services: EdgeServices) -> BudgetPolicy:
-        capacity, rate = self.edge.budget_capacity, self.edge.budget_restore_rate
-        if caller.client is not None:
-            owner = f"client:{caller.client.name}"
-            capacity = caller.client.budget or capacity
-            rate = caller.client.restore_rate or rate
-        elif caller.principal.subject is not None:
-            owner = f"user:{caller.principal.subject}"
-        else:
-            owner = f"ip:{caller.address}"
-        return services.budget.policy(owner, capacity, rate)
+        """Whose bucket pays: a partner client's own; else the user's, by role; else the address's."""
+        edge, client, principal = self.edge, caller.client, caller.principal
+        for_buyer = client is not None and client.storefront and (caller.buyer or principal.subject)
+        if client is not None and not for_buyer:
+            capacity = client.budget or edge.client_budget_capacity
+            rate = client.restore_rate or edge.client_budget_restore_rate
+            return services.budget.policy(f"client:{client.name}", capacity, rate)
+        if principal.subject is not None:
+            owner = f"user:{principal.subject}"
+            if principal.has_role("admin"):
+                return services.budget.policy(
+                    owner, edge.admin_budget_capacity, edge.admin_budget_restore_rate
+                )
+            if principal.has_role("support"):
+                return services.budget.policy(
+                    owner, edge.support_budget_capacity, edge.support_budget_restore_rate
+                )
+            return services.budget.policy(owner, edge.budget_capacity, edge.budget_restore_rate)
+        owner = f"ip:{caller.buyer or caller.address}"
+        return services.budget.policy(owner, edge.budget_capacity, edge.budget_restore_rate)
 
     def check(
         self, prepared: PreparedDocument, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> _Checked:
-        """Operation selection, limits and static cost; raises the coded error that stops it."""
-        assert prepared.document is not None
+        """Operation selection, the cheap limits, validation and static cost, in that order.
+
+        Raises the coded error that stops the operation, or ``_Invalid`` with its
+        syntax or validation errors.
+        """
+        if prepared.document is None:
+            raise _Invalid(prepared.errors)
         operation = get_operation_ast(prepared.document, operation_name)
         if operation is None:
+            if errors := self.documents.validate(prepared):
+                raise _Invalid(errors)
             raise bad_request(
                 f"Unknown operation named {operation_name!r}"
                 if operation_name
@@ -111,20 +155,24 @@ class Pipeline:
         if isinstance(shape, GatewayError):
             raise shape
         check(shape, self.limits)
-        requested = static_cost(self.schema._schema, prepared.document, operation, variables, self.cost_model)
+        if errors := self.documents.validate(prepared):
+            raise _Invalid(errors)
+        schema, document = self.schema._schema, prepared.document
+        requested = static_cost(schema, document, operation, variables, self.cost_model)
         if requested > self.cost_model.max_cost:
             raise cost_exceeded(requested, self.cost_model.max_cost)
         mutations = shape.root_fields if operation.operation is OperationType.MUTATION else 0
-        return _Checked(operation, requested, mutations)
+        introspection = introspection_costs(schema, document, operation, self.cost_model)
+        return _Checked(operation, requested, mutations, introspection)
 
     def static_errors(
         self, prepared: PreparedDocument, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> list[GraphQLError]:
         """The same checks for transports that execute through Strawberry (WebSocket)."""
-        if prepared.errors:
-            return list(prepared.errors)
         try:
             self.check(prepared, operation_name, variables)
+        except _Invalid as exc:
+            return list(exc.errors)
         except GatewayError as exc:
             return [GraphQLError(exc.message, original_error=exc)]
         return []
@@ -137,7 +185,7 @@ class Pipeline:
         context: GatewayContext,
         method: str,
     ) -> Outcome:
-        policy = self.policy(caller, services)
+        policy = self.policy(self.locate(caller, context.request.headers), services)
         state: BudgetState | None = None
         requested = 0
         try:
@@ -147,13 +195,16 @@ class Pipeline:
                 extensions=params.extensions,
                 client=caller.client,
             )
-            prepared = self.documents.prepare(resolved.text, resolved.sha256)
-            if prepared.errors:
-                state = await services.budget.peek(policy)
-                return self._rejected(prepared.errors, context, state, params.operation_name)
+            prepared = self.documents.prepare(resolved.text, resolved.sha256, validate=False)
+            try:
+                checked = self.check(prepared, params.operation_name, params.variables)
+            except _Invalid as invalid:
+                state = await services.budget.charge(policy, self.edge.rejected_cost)
+                if state is not None and not state.allowed:
+                    raise _rate_limited(state) from None
+                return self._rejected(invalid.errors, context, state, params.operation_name)
             if resolved.register_apq:
                 await services.resolver.register_apq(resolved)
-            checked = self.check(prepared, params.operation_name, params.variables)
             requested = checked.requested
             kind = checked.operation.operation
             if kind is OperationType.MUTATION and method != "POST":
@@ -164,29 +215,32 @@ class Pipeline:
                 raise cost_exceeded(checked.requested, policy.capacity)
             state = await services.budget.charge(policy, checked.requested)
             if state is not None and not state.allowed:
-                raise GatewayError(
-                    "RATE_LIMITED",
-                    "The cost budget is exhausted; retry later",
-                    retryAfterSeconds=math.ceil(state.retry_after_seconds * 1000) / 1000,
-                )
+                raise _rate_limited(state)
             context.prepared = prepared
             return await self._execute(params, resolved.text, checked, context, services, state)
         except GatewayError as exc:
+            error, charged = exc, 0
             if state is None:
-                state = await services.budget.peek(policy)
-            if exc.code == "QUERY_COST_EXCEEDED":
-                requested = exc.extensions["cost"]
-            count_rejection(exc)
+                charged = self.edge.rejected_cost
+                state = await services.budget.charge(policy, charged)
+                if state is not None and not state.allowed:
+                    error = _rate_limited(state)
+            if error.code == "QUERY_COST_EXCEEDED":
+                requested = error.extensions["cost"]
+            count_rejection(error)
             name = params.operation_name
-            body = _error_body(exc, context.request_id, _cost(requested, 0, state))
-            return Outcome(body, error=exc, operation_name=name, codes=[exc.code])
+            body = _error_body(error, context.request_id, _cost(requested, charged, state))
+            return Outcome(body, error=error, operation_name=name, codes=[error.code])
 
     async def failure(
         self, exc: GatewayError, caller: Caller, services: EdgeServices, request_id: str
     ) -> Outcome:
-        """A request stopped before any operation ran (credentials), still reporting the budget."""
-        state = await services.budget.peek(self.policy(caller, services))
-        return Outcome(_error_body(exc, request_id, _cost(0, 0, state)), error=exc, codes=[exc.code])
+        """A request stopped before any operation ran (credentials): charged like any refusal."""
+        charged = self.edge.rejected_cost
+        state = await services.budget.charge(self.policy(caller, services), charged)
+        if state is not None and not state.allowed:
+            exc = _rate_limited(state)
+        return Outcome(_error_body(exc, request_id, _cost(0, charged, state)), error=exc, codes=[exc.code])
 
     async def _execute(
         self,
@@ -209,9 +263,10 @@ class Pipeline:
             )
         except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
             raise bad_request(str(exc)) from exc
-        actual = actual_cost(result.data, checked.mutation_fields, self.cost_model)
-        if actual < checked.requested and state is not None:
-            state = await services.budget.refund(state.policy, checked.requested - actual)
+        actual = actual_cost(result.data, checked.mutation_fields, self.cost_model, checked.introspection)
+        if state is not None:
+            # Charged in full, the excess over the estimate included, with the owner's next charge.
+            state = state.settled(services.budget.settle(state.policy, checked.requested, actual))
         body: dict[str, Any] = {}
         errors = [client_error(e, context.request_id, self.production) for e in result.errors or ()]
         # No data and no error with a path: the request failed as a whole (e.g. variable coercion).
@@ -227,7 +282,8 @@ class Pipeline:
         self, errors: list[GraphQLError], context: GatewayContext, state: BudgetState | None, name: str | None
     ) -> Outcome:
         formatted = [client_error(e, context.request_id, self.production) for e in errors]
-        body = {"errors": formatted, "extensions": {"cost": _cost(0, 0, state)}}
+        charged = self.edge.rejected_cost if state is not None else 0
+        body = {"errors": formatted, "extensions": {"cost": _cost(0, charged, state)}}
         first = errors[0].original_error
         error = (
             first
@@ -253,6 +309,14 @@ def count_rejection(error: GatewayError | None) -> None:
     else:
         return
     RATE_LIMIT_REJECTIONS.labels(reason).inc()
+
+
+def _rate_limited(state: BudgetState) -> GatewayError:
+    return GatewayError(
+        "RATE_LIMITED",
+        "The cost budget is exhausted; retry later",
+        retryAfterSeconds=math.ceil(state.retry_after_seconds * 1000) / 1000,
+    )
 
 
 def _cost(requested: int, actual: int, state: BudgetState | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
+from gateway.edge.settings import EdgeSettings
 from tests.support.edge import GRAPHQL_RESPONSE, FakeClock, codes, edge_http, post, use_budget_clock
 
 
@@ -130,7 +131,10 @@ async def test_cost_over_the_maximum_is_refused_with_the_cost(container: Contain
         assert codes(body) == ["QUERY_COST_EXCEEDED"]
         assert body["errors"][0]["extensions"]["cost"] == 11
         assert body["errors"][0]["extensions"]["maximumCost"] == 10
-        assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == 1000
+        # A refused document is charged the minimum.
+        defaults = EdgeSettings()
+        left = defaults.budget_capacity - defaults.rejected_cost
+        assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == left
         # The list size comes from the variables, the variable's default, or the schema's default.
         for text, variables, cost in [
             ("query($n: Int) { products(first: $n) { edges { node { title } } } }", {"n": 5}, 11),
@@ -151,16 +155,20 @@ async def test_every_response_reports_cost_and_throttle_status(
         assert cost["requestedQueryCost"] == 10
         assert cost["actualQueryCost"] == len(body["data"]["projections"])
         throttle = cost["throttleStatus"]
-        assert throttle["maximumAvailable"] == 1000 and throttle["restoreRate"] == 50.0
+        defaults = EdgeSettings()
+        capacity = defaults.support_budget_capacity
+        assert throttle["maximumAvailable"] == capacity
+        assert throttle["restoreRate"] == defaults.support_budget_restore_rate
         # What was not used went back to the bucket.
-        assert throttle["currentlyAvailable"] >= 1000 - 10 + (10 - cost["actualQueryCost"]) - 1
+        assert throttle["currentlyAvailable"] >= capacity - 10 + (10 - cost["actualQueryCost"]) - 1
         for payload in (
             {"query": "{ nope }"},
             {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}},
         ):
             failed = (await post(http, payload)).json()
             assert failed["extensions"]["cost"]["requestedQueryCost"] == 0
-            assert failed["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 1000
+            throttle = failed["extensions"]["cost"]["throttleStatus"]
+            assert throttle["maximumAvailable"] == defaults.budget_capacity
 
 
 async def test_budget_exhausts_and_restores_over_time(container: Container, tokens: JwtAuthenticator) -> None:
