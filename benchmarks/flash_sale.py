@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.harness import GqlResponse, Stack, gql, run_workers
+from benchmarks.pg_waits import WaitSampler, WaitSamples
 from benchmarks.progress import Progress
 from benchmarks.report import (
     BenchResult,
@@ -44,11 +45,12 @@ NAME = "flash_sale"
 TITLE = "Flash sale"
 NEEDS_CATALOG = False
 BUYERS = 64
-SIZES = {"full": (2000, 240.0), "quick": (200, 45.0)}  # units, gateway time limit (s)
+SIZES = {"full": (2000, 240.0), "quick": (120, 30.0)}  # units, gateway time limit (s)
 BASELINE_LIMIT_SECONDS = 60.0
-PROFILE_UNITS = {"full": 150, "quick": 60}
+PROFILE_UNITS = {"full": 150, "quick": 30}
+PROFILE_LIMIT_SECONDS = {"full": 60.0, "quick": 20.0}
 BUCKETS = 8
-RW_SIZES = {"full": (192, 60.0), "quick": (64, 30.0)}  # units, time limit (s)
+RW_SIZES = {"full": (192, 60.0), "quick": (32, 15.0)}  # units, time limit (s)
 PRICE = "19.99"
 
 UPSERT = """
@@ -364,6 +366,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     rw: Sale | None = None
     stock: StockState | None = None
     cpu_seconds = orders_catch_up = 0.0
+    sale_cpu: dict[str, float | None] = {}
+    waits = WaitSamples()
     async with stack.http(BUYERS) as client:
         progress.phase("probing checkout with one real purchase")
         try:
@@ -376,9 +380,11 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             try:
                 await create_stocked_sku(stack, client, sku, units)
                 progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
-                cpu_before = await stack.gateway_cpu()
-                sale = await gateway_sale(stack, client, sku, units, limit, progress)
-                cpu_seconds = await stack.gateway_cpu() - cpu_before
+                cpu_before = stack.cpu.read()
+                async with WaitSampler(stack.asyncpg_kwargs()) as waits:
+                    sale = await gateway_sale(stack, client, sku, units, limit, progress)
+                sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())
+                cpu_seconds = sale_cpu.get("gateway") or 0.0
                 progress.done(
                     f"{sale.confirmed} checked out, {fmt_rate(sale.rate)}; outcomes {sale.outcomes}"
                 )
@@ -448,7 +454,70 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.row("orders read model caught up after the sale", f"{orders_catch_up:.1f} s")
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
+        _report_limits(result, sale, sale_cpu, waits)
     return result
+
+
+# A single event loop cannot use more than one core: near this, the gateway is the bottleneck.
+CPU_BOUND_PERCENT = 85.0
+
+
+def _report_limits(
+    result: BenchResult, sale: Sale, spent: dict[str, float | None], waits: WaitSamples
+) -> None:
+    """What held the sale back: the gateway's CPU, or backends queued on the hot row's lock."""
+    wall = sale.seconds
+    percent = {k: None if v is None or wall <= 0 else round(100 * v / wall, 1) for k, v in spent.items()}
+    per_unit = {
+        k: None if v is None or not sale.confirmed else round(1000 * v / sale.confirmed, 2)
+        for k, v in spent.items()
+    }
+    result.row(
+        "during the sale, CPU in % of one core",
+        ", ".join(f"{k} {v}%" for k, v in percent.items()),
+    )
+    result.row(
+        "during the sale, CPU per unit sold by process",
+        ", ".join(f"{k} {v} ms" for k, v in per_unit.items()),
+    )
+    result.row(
+        "during the sale, PostgreSQL backends waiting on a lock: mean / max / share of samples",
+        f"{waits.mean_lock_waiters:.1f} / {max(waits.lock_waiters, default=0)} / "
+        f"{100 * waits.share_with_lock_waiter:.0f}%",
+    )
+    result.row(
+        "during the sale, PostgreSQL backends running / idle in transaction (mean)",
+        f"{waits.mean_running:.1f} / {waits.mean_idle_in_transaction:.1f}",
+    )
+    gateway = percent.get("gateway")
+    if gateway is not None and gateway >= CPU_BOUND_PERCENT:
+        verdict = f"gateway CPU: its event loop is at {gateway:.0f}% of the one core it can use"
+    elif waits.mean_lock_waiters >= 1:
+        verdict = (
+            f"lock waits on the hot SKU row: {waits.mean_lock_waiters:.1f} backends queued on average, "
+            f"gateway at {gateway}% of one core"
+        )
+    else:
+        verdict = (
+            f"neither the gateway's CPU ({gateway}% of one core) nor lock waits "
+            f"({waits.mean_lock_waiters:.1f} backends): the machine's other load "
+            f"(load average {result.environment.get('loadavg')}) or round trips"
+        )
+    result.row("what limits throughput", verdict)
+    result.notes.append(
+        f"Limits: CPU from /proc (utime + stime) of each process over the {wall:.1f} s of the sale; "
+        f"`pg_stat_activity` of the run's database and ungranted `pg_locks` sampled every "
+        f"{waits.as_dict()['interval_seconds']} s ({waits.samples} samples). Mean backends by state / wait: "
+        + ", ".join(f"{k} {v}" for k, v in waits.top())
+        + "."
+    )
+    result.metrics["limits"] = {
+        "cpu_seconds": spent,
+        "cpu_percent_of_one_core": percent,
+        "cpu_ms_per_unit": per_unit,
+        "postgres_activity": waits.as_dict(),
+        "verdict": verdict,
+    }
 
 
 def _report(
@@ -613,6 +682,7 @@ async def _profile(stack: Stack, progress: Progress, result: BenchResult, units:
             f"profiling the gateway over a {units}-unit sale (gateway overhead > reservation time)"
         )
         async with stack.profile(NAME) as profiles:
-            await gateway_sale(stack, client, sku, units, 60.0, progress)
+            limit = PROFILE_LIMIT_SECONDS["quick" if stack.quick else "full"]
+            await gateway_sale(stack, client, sku, units, limit, progress)
         result.profiles += profiles
         progress.done()

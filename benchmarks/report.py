@@ -446,6 +446,14 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
         + "; ".join(f"`{h['function']}` ({h['where']}) {h['percent_of_busy']}%" for h in hot[:5])
         + ".",
     ]
+    cpu_time = getattr(session, "cpu_time", None)
+    if isinstance(cpu_time, int | float) and total > 0:
+        findings.insert(
+            1,
+            f"The process was on a CPU {cpu_time:.1f} s of the {total:.1f} s sampled "
+            f"({100 * cpu_time / total:.0f}%): samples are wall-clock, so on a loaded machine "
+            "'busy' includes waiting for a core; the shares below are of that busy time.",
+        )
     stand_in = components.get("MongoDB stand-in", 0.0)
     if stand_in >= 10:
         findings.append(
@@ -504,14 +512,22 @@ def budget_lines(results: Sequence[BenchResult]) -> list[str]:
     by_name = {r.name: r for r in results if r.status != "failed"}
     m: dict[str, Mapping[str, Any]] = {name: r.metrics for name, r in by_name.items()}
     when = max((r.started_at for r in results), default="")
-    fs, se, wr, lag, n1 = (
-        m.get(k, {}) for k in ("flash_sale", "search", "writes", "projection_lag", "n_plus_one")
+    pu, fs, se, wr, lag, n1 = (
+        m.get(k, {}) for k in ("purchase", "flash_sale", "search", "writes", "projection_lag", "n_plus_one")
     )
     sustained = _get(lag, "highest_sustained_rate")
     levels: list[dict[str, Any]] = _get(lag, "levels") or []
     level = next((lv for lv in levels if lv.get("offered") == sustained), {})
     calls_50 = _get(n1, "store_calls", "50")
     rows = [
+        ("Purchase (one-line `cartCreate` + `checkoutComplete`), gateway CPU incl. projectors",
+         f"{_num(_get(pu, 'gateway_cpu_ms_per_purchase_one'), 1)} ms (1 buyer), "
+         f"{_num(_get(pu, 'gateway_cpu_ms_per_purchase_concurrent'), 1)} ms (8 buyers); p50 "
+         f"{_num(_get(pu, 'one_buyer', 'purchase_ms', 'p50'))} ms alone, "
+         f"{_num(_get(pu, 'concurrent_buyers', 'rate'), 1)} purchases/s at 8",
+         f"payment sandbox {_num(_get(pu, 'concurrent_buyers', 'cpu_ms_per_purchase', 'payment sandbox'), 1)}"
+         f" ms, PostgreSQL {_num(_get(pu, 'concurrent_buyers', 'cpu_ms_per_purchase', 'PostgreSQL'), 1)} ms"
+         " CPU per purchase (8 buyers)"),
         ("Cart commands (`cartLinesAdd`), one gateway process",
          f"{_num(_get(wr, 'adds', 'rate'))}/s, p50 {_num(_get(wr, 'adds', 'ms', 'p50'))} ms, "
          f"{_num(_get(wr, 'gateway_cpu_ms_per_add'), 1)} ms CPU each",
@@ -533,6 +549,10 @@ def budget_lines(results: Sequence[BenchResult]) -> list[str]:
          f"{_num(_get(se, 'gateway_cpu_ms_per_search'), 1)} ms CPU",
          f"engine direct {_num(_get(se, 'direct_rps'))} req/s "
          f"(p50 ratio {_num(_get(se, 'overhead_ratio_p50'), 2)})"),
+        ("Product listing by facets (page of 10), one client at a time",
+         f"p50 {_num(_get(se, 'small_page', 'gateway_ms', 'p50'), 1)} ms, "
+         f"{_num(_get(se, 'small_page', 'gateway_cpu_ms_per_search'), 1)} ms CPU",
+         f"engine direct p50 {_num(_get(se, 'small_page', 'direct_ms', 'p50'), 1)} ms"),
         ("Carts projector (one worker)",
          f"sustains {_num(sustained)} writes/s (lag p50 {_num(_get(level, 'lag_ms', 'p50'))} ms, "
          f"p99 {_num(_get(level, 'lag_ms', 'p99'))} ms)",
