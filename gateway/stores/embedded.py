@@ -40,10 +40,6 @@ DATABASE_NAME = "commerce"
 STOP_TIMEOUT_SECONDS = 30.0
 T = TypeVar("T")
 
-# pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
-# (containers, CI) platformdirs warns and falls back to /tmp, which is what we want anyway.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-
 
 class DataDirectoryInUse(ConfigurationError):
     """Another process already runs on this data directory."""
@@ -78,6 +74,7 @@ class EmbeddedStores:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._lock()
         if settings.database_url is None:
+            _import_pgserver()
             changes["database_url"] = await _in_thread(self._start_postgres)
         if settings.redis_url is None:
             changes["redis_url"] = await _in_thread(self._start_redis)
@@ -224,6 +221,18 @@ class EmbeddedStores:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             log.warning("embedded PostgreSQL did not stop in time; killing it")
         _end_process(info.pid, terminate=False)
+
+
+def _import_pgserver() -> None:
+    """Import pgserver without platformdirs' warning.
+
+    pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
+    (containers, CI) platformdirs warns and falls back to /tmp, which is what we want anyway.
+    Imported here, on the caller's thread, because warning filters are process-wide state.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver.postgres_server  # noqa: F401
 
 
 async def _in_thread(start: Callable[[], T]) -> T:
