@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.bootstrap.logging import configure_logging
 from gateway.bootstrap.settings import ConfigurationError, Settings
+from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
 from gateway.cli.signals import Interrupted, StopSignals
@@ -254,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = projection_ops.add_parser("rebuild", help="rebuild a read model from the ledger")
     rebuild.add_argument("name")
     edge_cli.add_commands(sub)
+    catalog_cli.add_commands(sub)
     return parser
 
 
@@ -271,6 +273,8 @@ def _one_shot(args: argparse.Namespace, settings: Settings) -> Callable[[], Coro
     }
     if args.command in edge_cli.COMMANDS:
         return lambda: edge_cli.execute(args, settings)
+    if args.command in catalog_cli.COMMANDS:
+        return lambda: catalog_cli.execute(args, settings)
     return commands.get(args.command)
 
 

@@ -10,6 +10,7 @@ from commands.domain.order import OrderStatus
 from gateway.edge.context import Info
 from gateway.schema import cart as cart_api
 from gateway.schema import catalog as catalog_api
+from gateway.schema import catalog_import as catalog_import_api
 from gateway.schema import checkout as order_mutations_api
 from gateway.schema import inventory as inventory_api
 from gateway.schema import orders as orders_api
@@ -220,6 +221,12 @@ class Mutation:
         self, info: Info, input: catalog_api.ProductUpsertInput
     ) -> catalog_api.ProductPayload:
         return await catalog_api.resolve_product_upsert(info, input)
+
+    @strawberry.mutation
+    async def catalog_import(
+        self, info: Info, products: list[catalog_import_api.CatalogImportProductInput]
+    ) -> catalog_import_api.CatalogImportPayload:
+        return await catalog_import_api.resolve_catalog_import(info, products)
 
     @strawberry.mutation
     async def inventory_set(
