@@ -93,6 +93,9 @@ class CpuMeter:
     def read(self) -> dict[str, float | None]:
         return {w.label: w.seconds() for w in self.watched}
 
+    def read_one(self, label: str) -> float | None:
+        return next((w.seconds() for w in self.watched if w.label == label), None)
+
     @staticmethod
     def spent(
         before: Mapping[str, float | None], after: Mapping[str, float | None]

@@ -36,6 +36,13 @@ CONCURRENCY = 8
 SIZES = {"full": (3, 300, 300), "quick": (2, 30, 40)}  # rounds, requests per side per round, profiled
 WARMUP = 20
 PAGE = 20
+# The small read: a facet-filtered listing (a few brands, no text), a page of 10, one
+# client at a time, alternating sides request by request. Six brands match well over a
+# page even in the quick run's 300-product catalog.
+SMALL_PAGE = 10
+SMALL_SIZES = {"full": 200, "quick": 40}  # requests per side
+SMALL_BRANDS = 6
+SMALL_FILTERS = 6
 
 QUERY = """
 query Search($query: String, $filter: ProductFilter, $first: Int) {
@@ -73,6 +80,22 @@ def searches() -> list[tuple[str, tuple[str, ...], Decimal, Decimal]]:
     return cases
 
 
+def small_searches() -> list[tuple[str, ...]]:
+    """Brand facet filters that each match more than a page."""
+    return [
+        tuple(BRANDS[(i * SMALL_BRANDS + k) % len(BRANDS)] for k in range(SMALL_BRANDS))
+        for i in range(SMALL_FILTERS)
+    ]
+
+
+def small_variables(brands: tuple[str, ...]) -> dict[str, Any]:
+    return {"filter": {"brands": list(brands)}, "first": SMALL_PAGE}
+
+
+def small_body(brands: tuple[str, ...]) -> dict[str, Any]:
+    return build_search(SearchRequest(brands=brands, first=SMALL_PAGE)).body
+
+
 def gateway_variables(case: tuple[str, tuple[str, ...], Decimal, Decimal]) -> dict[str, Any]:
     word, brands, low, high = case
     return {
@@ -94,6 +117,80 @@ class Side:
         self.latencies: list[float] = []
         self.busy_seconds = 0.0
         self.totals: dict[int, int] = {}
+
+
+async def _small_page(stack: Stack, client: Any, engine: Any, count: int) -> tuple[Side, Side, float]:
+    """(gateway side, direct side, gateway CPU seconds of the gateway requests)."""
+    cases = small_searches()
+    bodies = [small_body(c) for c in cases]
+    url = f"/{stack.search_alias}/_search"
+    gateway, direct = Side("gateway"), Side("direct")
+    cpu = 0.0
+    for i in range(count + WARMUP):
+        case = i % len(cases)
+        before = stack.cpu.read_one("gateway")
+        response = await gql(client, QUERY, small_variables(cases[case]))
+        after = stack.cpu.read_one("gateway")
+        page = response.field("products")
+        if page is None:
+            raise RuntimeError(f"small-page search failed: {response.describe()}")
+        started = time.perf_counter()
+        answer = await engine.post(url, json=bodies[case], headers={"content-type": "application/json"})
+        decoded = answer.json()
+        seconds = time.perf_counter() - started
+        if answer.status_code != 200:
+            raise RuntimeError(f"direct search failed: HTTP {answer.status_code} {str(decoded)[:300]}")
+        if i < WARMUP:
+            continue
+        if before is not None and after is not None:
+            cpu += after - before
+        gateway.latencies.append(response.seconds)
+        gateway.totals.setdefault(case, int(page["totalCount"]))
+        direct.latencies.append(seconds)
+        direct.totals.setdefault(case, int(decoded["hits"]["total"]["value"]))
+        if len(page["edges"]) != SMALL_PAGE:
+            raise RuntimeError(
+                f"small-page search returned {len(page['edges'])} products of {page['totalCount']}"
+            )
+    return gateway, direct, cpu
+
+
+def _report_small(result: BenchResult, gateway: Side, direct: Side, cpu: float) -> list[str]:
+    """Rows for the small page; returns the filters whose counts differ between the sides."""
+    g, d = latency_stats(gateway.latencies), latency_stats(direct.latencies)
+    label = f"small page (facet filters, first {SMALL_PAGE}, 1 client)"
+    result.row(
+        f"{label}: latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"]))
+    )
+    result.row(
+        f"{label}: latency p99", fmt_ms(g["p99"]), fmt_ms(d["p99"]), fmt_ratio(ratio(g["p99"], d["p99"]))
+    )
+    per_request = 1000 * cpu / max(1, len(gateway.latencies))
+    result.row(f"{label}: gateway CPU per search", f"{per_request:.1f} ms")
+    cases = small_searches()
+    result.metrics["small_page"] = {
+        "gateway_ms": g,
+        "direct_ms": d,
+        "overhead_ratio_p50": ratio(g["p50"], d["p50"]),
+        "gateway_cpu_ms_per_search": round(per_request, 2),
+        "page": SMALL_PAGE,
+        "filters": [list(brands) for brands in cases],
+        "total_counts": {", ".join(cases[i]): n for i, n in gateway.totals.items()},
+    }
+    result.samples["small_page_gateway_seconds"] = gateway.latencies
+    result.samples["small_page_direct_seconds"] = direct.latencies
+    result.notes.append(
+        f"Small page: `products(filter: {{brands: [{SMALL_BRANDS} brands]}}, first: {SMALL_PAGE})` "
+        f"({SMALL_FILTERS} brand sets in rotation, {min(gateway.totals.values(), default=0)} to "
+        f"{max(gateway.totals.values(), default=0)} matches) with the same selection (facets "
+        "included), one request at a time, gateway and engine alternating request by request; "
+        "gateway CPU from /proc around each gateway request."
+    )
+    return [
+        f"small page {', '.join(cases[i])}"
+        for i, n in gateway.totals.items()
+        if direct.totals.get(i) not in (None, n)
+    ]
 
 
 async def _round(
@@ -176,16 +273,24 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             result.profiles += profiles
             progress.done()
 
+        progress.phase(f"small page: facet-filtered, first {SMALL_PAGE}, one client at a time")
+        small = await _small_page(stack, client, engine, SMALL_SIZES["quick" if stack.quick else "full"])
+        progress.done(
+            f"gateway p50 {fmt_ms(latency_stats(small[0].latencies)['p50'])}, "
+            f"engine {fmt_ms(latency_stats(small[1].latencies)['p50'])}"
+        )
+
     mismatched = [
         cases[i][0] for i, hits in gateway.totals.items() if direct.totals.get(i) not in (None, hits)
     ]
     g_rate = len(gateway.latencies) / gateway.busy_seconds
     d_rate = len(direct.latencies) / direct.busy_seconds
     result.status = "failed" if mismatched else "ok"
+    small_p50 = [fmt_ms(latency_stats(side.latencies)["p50"]) for side in small[:2]]
     result.headline = (
         f"gateway p50 {fmt_ms(g['p50'])} vs engine {fmt_ms(d['p50'])} "
         f"(overhead {fmt_ratio(ratio(g['p50'], d['p50']))} at p50, "
-        f"{fmt_ratio(ratio(g['p99'], d['p99']))} at p99)"
+        f"{fmt_ratio(ratio(g['p99'], d['p99']))} at p99); small page p50 {small_p50[0]} vs {small_p50[1]}"
     )
     result.row("latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"])))
     result.row("latency p95", fmt_ms(g["p95"]), fmt_ms(d["p95"]), fmt_ratio(ratio(g["p95"], d["p95"])))
@@ -228,7 +333,9 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.notes.append(
             f"Matching products per search: {hits[0]} to {hits[-1]} (median {hits[len(hits) // 2]})."
         )
+    mismatched += _report_small(result, *small)
     if mismatched:
+        result.status = "failed"
         result.notes.append(f"Result counts differ between gateway and engine for: {', '.join(mismatched)}.")
     result.plots.append(
         plot_latency(
