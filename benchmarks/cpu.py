@@ -87,8 +87,10 @@ class Watched:
 class CpuMeter:
     """CPU seconds per watched process between ``start`` and ``stop``-style readings."""
 
-    def __init__(self, watched: list[Watched]) -> None:
+    def __init__(self, watched: list[Watched], unwatched: dict[str, str] | None = None) -> None:
         self.watched = watched
+        # Processes that could not be found, and why (reported next to the figures).
+        self.unwatched = unwatched or {}
 
     def read(self) -> dict[str, float | None]:
         return {w.label: w.seconds() for w in self.watched}

@@ -244,10 +244,10 @@ async def _postgres_postmaster(kwargs: dict[str, Any]) -> int | None:
 
     conn = await asyncpg.connect(**kwargs)
     try:
-        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+        # Read while connected: the backend exits with the connection.
+        return parent(int(await conn.fetchval("SELECT pg_backend_pid()")))
     finally:
         await conn.close()
-    return parent(backend)
 
 
 async def _redis_pid(url: str) -> int | None:
@@ -273,17 +273,26 @@ async def _cpu_meter(
         Watched("gateway, in the kernel (stime)", gateway.pid, ours=False, kernel_only=True),
         Watched("payment sandbox", sandbox.pid, ours=False),
     ]
-    with contextlib.suppress(Exception):
+    unwatched: dict[str, str] = {}
+    try:
         postmaster = await _postgres_postmaster(pg)
+    except Exception as exc:
+        unwatched["PostgreSQL"] = f"its server process was not found: {exc!r}"
+    else:
         if postmaster is not None and postmaster > 1:
             watched.append(Watched("PostgreSQL", postmaster, tree=True, ours=False))
+        else:
+            unwatched["PostgreSQL"] = "its server process is not on this machine"
     if settings.redis_url is not None:
-        with contextlib.suppress(Exception):
+        try:
             redis = await _redis_pid(settings.redis_url)
+        except Exception as exc:
+            unwatched["Redis"] = f"its server process was not found: {exc!r}"
+        else:
             if redis is not None:
                 watched.append(Watched("Redis", redis, ours=False))
     watched.append(Watched("benchmark process", os.getpid(), ours=False))
-    return CpuMeter(watched)
+    return CpuMeter(watched, unwatched)
 
 
 # ---------------------------------------------------------------- the stack

@@ -320,6 +320,8 @@ def _report(
         f"({STOCK_PER_SKU:,} in stock), so no per-caller budget nor hot row is involved. "
         f"{WARMUP} warm-up purchases before the timed phases."
     )
+    for label, why in meter.unwatched.items():
+        result.notes.append(f"No CPU figure for {label}: {why}.")
     if failures:
         result.notes.append(
             f"Purchases that failed: {failures}; first of each: "
