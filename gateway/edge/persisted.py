@@ -32,6 +32,8 @@ _CACHE_ENTRIES = 10_000
 # Unknown ids are cached briefly so newly registered documents show up quickly.
 _NEGATIVE_SECONDS = 5.0
 _POSITIVE_SECONDS = 3600.0
+# Budget points an APQ registration costs on top of its operation (it holds Redis memory for a day).
+APQ_REGISTRATION_COST = 10
 
 
 def sha256_hex(text: str) -> str:

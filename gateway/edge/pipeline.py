@@ -31,7 +31,7 @@ from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
 from gateway.edge.limits import OperationLimits, analyse, check
-from gateway.edge.persisted import sha256_hex
+from gateway.edge.persisted import APQ_REGISTRATION_COST, sha256_hex
 from gateway.edge.services import EdgeServices
 from gateway.http.protocol import GraphQLParams, HttpError, bad_request
 from gateway.schema.list_sizes import cost_model
@@ -203,8 +203,6 @@ class Pipeline:
                 if state is not None and not state.allowed:
                     raise _rate_limited(state) from None
                 return self._rejected(invalid.errors, context, state, params.operation_name)
-            if resolved.register_apq:
-                await services.resolver.register_apq(resolved)
             requested = checked.requested
             kind = checked.operation.operation
             if kind is OperationType.MUTATION and method != "POST":
@@ -213,9 +211,13 @@ class Pipeline:
                 raise bad_request("Subscriptions are served over WebSocket (graphql-transport-ws)")
             if checked.requested > policy.capacity:
                 raise cost_exceeded(checked.requested, policy.capacity)
-            state = await services.budget.charge(policy, checked.requested)
+            # An APQ registration stores the document for a day: charged, and only once admitted.
+            registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
+            state = await services.budget.charge(policy, checked.requested + registration)
             if state is not None and not state.allowed:
                 raise _rate_limited(state)
+            if resolved.register_apq:
+                await services.resolver.register_apq(resolved)
             context.prepared = prepared
             return await self._execute(params, resolved.text, checked, context, services, state)
         except GatewayError as exc:
