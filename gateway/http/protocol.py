@@ -2,7 +2,8 @@
 
 Follows the GraphQL-over-HTTP spec: ``application/graphql-response+json``
 gets the spec's status codes, ``application/json`` (the legacy media type,
-also chosen for ``*/*`` or no ``Accept``) gets 200 for well-formed requests.
+also chosen for ``*/*`` or no ``Accept``) gets 200 for well-formed requests and
+400 for invalid request parameters (a missing or mistyped ``query`` and the like).
 """
 
 from __future__ import annotations
@@ -156,10 +157,18 @@ def graphql_params(data: object) -> GraphQLParams:
             raise bad_request(f"'{name}' must be {'a string' if kind is str else 'an object'}")
         return value
 
-    return GraphQLParams(
+    params = GraphQLParams(
         query=typed("query", str),
         variables=typed("variables", dict),
         operation_name=typed("operationName", str) or None,
         extensions=typed("extensions", dict),
         document_id=typed("documentId", str) or None,
     )
+    # A request naming no document is invalid in either media type (HTTP 400, even for application/json).
+    if (
+        params.query is None
+        and params.document_id is None
+        and "persistedQuery" not in (params.extensions or {})
+    ):
+        raise bad_request("No GraphQL query found in the request")
+    return params

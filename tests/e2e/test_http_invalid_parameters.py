@@ -1,0 +1,46 @@
+"""The graphql-http audit's MAY items: invalid request parameters are 400 with application/json too."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from gateway.bootstrap.container import Container
+from tests.support.edge import GRAPHQL_RESPONSE, codes, edge_http
+
+
+@pytest.fixture
+async def http(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with edge_http(container) as client:
+        yield client
+
+
+@pytest.mark.parametrize("accept", [None, "application/json", "*/*", GRAPHQL_RESPONSE])
+async def test_invalid_parameters_are_400(http: httpx.AsyncClient, accept: str | None) -> None:
+    headers = {"content-type": "application/json"} | ({"accept": accept} if accept else {})
+    for body in [
+        {"qeury": "{ __typename }"},  # audit 3E3A / 8764
+        {"notquery": "{ __typename }"},  # audit 423L
+        {},
+        {"query": None},
+        {"variables": {"a": 1}},
+        {"extensions": {"other": 1}},
+    ]:
+        response = await http.post("/graphql", json=body, headers=headers)
+        assert response.status_code == 400, (body, accept)
+        assert codes(response.json()) == ["BAD_REQUEST"]
+
+
+async def test_persisted_and_plain_requests_still_run(http: httpx.AsyncClient) -> None:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    ok = await http.post("/graphql", json={"query": "{ __typename }"}, headers=headers)
+    assert ok.status_code == 200 and ok.json()["data"] == {"__typename": "Query"}
+    digest = "0" * 64
+    miss = await http.post(
+        "/graphql",
+        json={"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}},
+        headers=headers,
+    )
+    assert miss.status_code == 200 and codes(miss.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
