@@ -31,6 +31,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from commands.bus import CommandBus, KeyPolicy
+from commands.checkout import decline_messages
 from commands.checkout import effects as effects
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.settle import PaymentSettlement, Settled
@@ -168,12 +169,9 @@ def _outcome(order_id: str, settled: Settled) -> OrderOutcome:
     if order is not None and order.status is OrderStatus.CANCELLED:
         if order.payment_status is PaymentStatus.DECLINED:
             reason = settled.outcome.reason if settled.outcome is not None else None
+            # Our own words only: the provider's reason may carry its raw error body.
             errors = (
-                ErrorInfo(
-                    "PAYMENT_DECLINED",
-                    f"the payment was declined ({reason or 'declined'}); try another card",
-                    ("payment", "token"),
-                ),
+                ErrorInfo("PAYMENT_DECLINED", decline_messages.buyer_message(reason), ("payment", "token")),
             )
         elif order.cancelled_by == "system":
             errors = (

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commands.checkout import decline_messages
 from commands.checkout import effects as effects
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import AUTHORIZE, CAPTURE, FAILED, REFUND, VOID, Attempt, Outcome
@@ -149,7 +150,9 @@ class PaymentSettlement:
         if operation == AUTHORIZE:
             if status == PaymentStatus.AUTHORIZED.value:
                 return await self._authorized(uow, order, attempt, reference)
-            return domain.payment_declined(order, outcome.reason or status.lower())
+            return domain.payment_declined(
+                order, decline_messages.recorded_reason(outcome.reason, order.order_id)
+            )
         if status == FAILED:
             return domain.payment_failed(order, operation, outcome.reason or "refused by the provider")
         if operation == CAPTURE and status == PaymentStatus.CAPTURED.value:
