@@ -1,8 +1,13 @@
-"""Liveness and readiness: /readyz names each store and whether it answered."""
+"""Liveness and readiness: /readyz names each store and whether it answered.
+
+A failed check says which store and how (failed, timed out), never the
+exception text: that may name hosts, users or versions, and goes to the logs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +18,7 @@ from starlette.responses import JSONResponse
 
 from commands.store.migrate import current_revision, head_revision
 
+log = logging.getLogger("gateway.health")
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
@@ -49,7 +55,7 @@ async def readyz(request: Request) -> JSONResponse:
         "search": search,
         "mongodb": mongodb,
     }
-    results = await asyncio.gather(*(_run(check) for check in checks.values()))
+    results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
     body = dict(zip(checks, results, strict=True))
     ready = all(r["ok"] for r in results)
     return JSONResponse(
@@ -57,11 +63,15 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-async def _run(check: Callable[[], Awaitable[str]]) -> dict[str, Any]:
+async def _run(name: str, check: Callable[[], Awaitable[str]]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
         ok = True
-    except Exception as exc:
-        detail, ok = f"{type(exc).__name__}: {exc}", False
+    except TimeoutError:
+        log.warning("readiness check %s timed out after %s s", name, CHECK_TIMEOUT_SECONDS)
+        detail, ok = "timed out", False
+    except Exception:
+        log.warning("readiness check %s failed", name, exc_info=True)
+        detail, ok = "failed", False
     return {"ok": ok, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -12,7 +14,12 @@ from starlette.responses import Response
 
 from commands import metrics as _business_metrics  # noqa: F401  (registers the business series)
 
+if TYPE_CHECKING:
+    from gateway.bootstrap.container import Container
+
 log = logging.getLogger(__name__)
+# How old the lag series may be: scrapes in between are served from the last refresh.
+LAG_CACHE_SECONDS = 5.0
 
 REQUESTS = Counter("commerce_http_requests_total", "GraphQL and HTTP requests", ["operation", "outcome"])
 REQUEST_SECONDS = Histogram(
@@ -50,15 +57,41 @@ def observe_request(operation: str, outcome: str, seconds: float) -> None:
     REQUEST_SECONDS.labels(label, outcome).observe(seconds)
 
 
+class LagCache:
+    """Projection lag refreshed at most every ``max_age_seconds``, however often /metrics is scraped.
+
+    Each refresh runs one freshness query per projection; several scrapers (or
+    a scrape loop) would otherwise multiply that load. Concurrent scrapes share
+    one refresh.
+    """
+
+    def __init__(self, max_age_seconds: float = LAG_CACHE_SECONDS) -> None:
+        self.max_age_seconds = max_age_seconds
+        self._refreshed_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, container: Container) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._refreshed_at is not None and now - self._refreshed_at < self.max_age_seconds:
+                return
+            names = [runner.name for runner in container.runners]
+            results = await asyncio.gather(
+                *(container.freshness.freshness(n) for n in names), return_exceptions=True
+            )
+            for name, result in zip(names, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("lag for %s unavailable: %s", name, result)
+                    continue
+                PROJECTION_LAG_EVENTS.labels(name).set(result.lag_events)
+                PROJECTION_LAG_SECONDS.labels(name).set(result.lag_seconds)
+            self._refreshed_at = time.monotonic()
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    container = request.app.state.container
-    # Lag is measured at scrape time, from the same source reads report.
-    names = [runner.name for runner in container.runners]
-    results = await asyncio.gather(*(container.freshness.freshness(n) for n in names), return_exceptions=True)
-    for name, result in zip(names, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("lag for %s unavailable: %s", name, result)
-            continue
-        PROJECTION_LAG_EVENTS.labels(name).set(result.lag_events)
-        PROJECTION_LAG_SECONDS.labels(name).set(result.lag_seconds)
+    state = request.app.state
+    cache: LagCache | None = getattr(state, "lag_cache", None)
+    if cache is None:
+        cache = state.lag_cache = LagCache()
+    await cache.refresh(state.container)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
