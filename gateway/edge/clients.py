@@ -27,6 +27,9 @@ from gateway.edge.ttl_cache import TtlCache
 KEY_PREFIX = "cgk_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CACHE_ENTRIES = 10_000
+_UNKNOWN_KEY_SECONDS = 5.0
+# What create() issues: the prefix and 32 random bytes, URL-safe base64 (43 characters).
+_KEY_SHAPE = re.compile(r"^cgk_[A-Za-z0-9_-]{43}$")
 
 
 class ClientError(ValueError):
@@ -79,18 +82,26 @@ class ApiClients:
     processes notice it when their cache entry expires (``cache_seconds``).
     """
 
-    def __init__(self, engine: AsyncEngine, cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, cache_seconds: float = 10.0, *, max_entries: int = _CACHE_ENTRIES
+    ) -> None:
         self._engine = engine
-        # Unknown keys are cached too, so a flood of bad keys does not reach PostgreSQL.
-        self._by_hash: TtlCache[str, ApiClient | None] = TtlCache(_CACHE_ENTRIES, cache_seconds)
+        self._by_hash: TtlCache[str, ApiClient] = TtlCache(max_entries, cache_seconds)
+        # Unknown keys are cached apart, briefly: a flood of bad keys neither reaches
+        # PostgreSQL for each one nor evicts the valid keys from their cache.
+        self._unknown: TtlCache[str, bool] = TtlCache(max_entries, min(cache_seconds, _UNKNOWN_KEY_SECONDS))
 
     async def authenticate(self, key: str) -> ApiClient:
         key = key.strip()
         if not key:
             raise unauthenticated("empty API key")
+        if not _KEY_SHAPE.match(key):
+            raise unauthenticated("invalid API key")
         digest = hash_key(key)
         found, cached = self._by_hash.get(digest)
         if not found:
+            if self._unknown.get(digest)[0]:
+                raise unauthenticated("invalid API key")
             async with self._engine.connect() as conn:
                 row = (
                     await conn.execute(
@@ -99,10 +110,12 @@ class ApiClients:
                         )
                     )
                 ).first()
-            cached = _client(row) if row is not None else None
+            if row is None:
+                self._unknown.put(digest, True)
+                raise unauthenticated("invalid API key")
+            cached = _client(row)
             self._by_hash.put(digest, cached)
-        if cached is None:
-            raise unauthenticated("invalid API key")
+        assert cached is not None
         return cached
 
     async def create(
@@ -155,7 +168,7 @@ class ApiClients:
             )
         if result.rowcount == 0:
             raise ClientError(f"no active client named {name!r}")
-        self._by_hash.discard_where(lambda _key, client: client is not None and client.name == name)
+        self._by_hash.discard_where(lambda _key, client: client.name == name)
 
     async def active(self, name: str) -> ApiClient | None:
         async with self._engine.connect() as conn:
