@@ -31,6 +31,7 @@ import asyncpg
 from benchmarks.cpu import CpuMeter
 from benchmarks.flash_sale import buy, classify, create_stocked_sku
 from benchmarks.harness import Stack, buyer_address, run_workers
+from benchmarks.pg_waits import INTERVAL_SECONDS, WaitSampler, WaitSamples
 from benchmarks.progress import Progress
 from benchmarks.report import BenchResult, environment, fmt_ms, fmt_rate, latency_stats, plot_latency
 
@@ -61,6 +62,7 @@ class Phase:
     outcomes: dict[str, int] = field(default_factory=dict)
     first_failures: dict[str, str] = field(default_factory=dict)
     cpu_seconds: dict[str, float | None] = field(default_factory=dict)
+    waits: WaitSamples | None = None  # PostgreSQL backends' waits, sampled while requests run
 
     @property
     def rate(self) -> float:
@@ -97,6 +99,7 @@ class Phase:
             "cpu_seconds": self.cpu_seconds,
             "cpu_ms_per_purchase": {w.label: self.cpu_ms_per_purchase(w.label) for w in meter.watched},
             "cpu_percent_of_one_core": {w.label: self.utilisation(w.label) for w in meter.watched},
+            "postgres_activity": None if self.waits is None else self.waits.as_dict(),
         }
 
 
@@ -152,7 +155,11 @@ async def run_phase(
             phase.purchase_latencies.append(created.seconds + checkout.seconds)
             progress.update(phase.purchases, count, phase.label)
 
-    await run_workers(phase.buyers, buyer)
+    if phase.buyers > 1:
+        async with WaitSampler(stack.asyncpg_kwargs()) as phase.waits:
+            await run_workers(phase.buyers, buyer)
+    else:
+        await run_workers(phase.buyers, buyer)
     answered = time.perf_counter()
     phase.seconds = answered - started
     await stack.wait_projections(progress, PROJECTION_WAIT_SECONDS)
@@ -288,6 +295,18 @@ def _report(
             f"{phase.label}: of the gateway's, spent anyway at its idle rate",
             _cpu(phase.background_ms_per_purchase(idle.get("gateway"))),
         )
+        if phase.waits is not None:
+            result.row(
+                f"{phase.label}: PostgreSQL backends waiting on a lock (mean / max) / idle in transaction",
+                f"{phase.waits.mean_lock_waiters:.1f} / {max(phase.waits.lock_waiters, default=0)} / "
+                f"{phase.waits.mean_idle_in_transaction:.1f}",
+            )
+            result.notes.append(
+                f"{phase.label}: `pg_stat_activity` sampled every {INTERVAL_SECONDS} s "
+                f"while the requests ran ({phase.waits.samples} samples); mean backends by state / wait: "
+                + ", ".join(f"{k} {v}" for k, v in phase.waits.top())
+                + "."
+            )
     result.row("idle CPU with no requests, % of one core", ", ".join(f"{k} {v}%" for k, v in idle.items()))
     result.row(
         "every purchase committed / CONFIRMED in the orders read model",

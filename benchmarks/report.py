@@ -94,6 +94,7 @@ class ProfileReport:
     seconds: float
     findings: list[str] = field(default_factory=list)
     components: dict[str, float] = field(default_factory=dict)
+    activities: dict[str, float] = field(default_factory=dict)
     hot_functions: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -398,6 +399,31 @@ def _idle(stack: Sequence[str]) -> bool:
     return any(_frame(f)[0] == "select" and _frame(f)[1].endswith("selectors.py") for f in stack[-3:])
 
 
+# Projection modules that are machinery, not one projector: a sample in them alone is "runner".
+_PROJECTION_MACHINERY = {"runner", "checkpoints", "version_guard", "rebuild", "tables", "__init__"}
+
+
+def _activity(stack: Sequence[str]) -> str:
+    """What the process was doing in a sample, by the outermost frame of ours that says so:
+    a projector (named by its module), the payment webhook, a GraphQL request, or other."""
+    projector = None
+    in_projections = False
+    for identifier in stack:
+        path = _frame(identifier)[1]
+        if f"{_REPO}/projections/" in path:
+            in_projections = True
+            module = path.split(f"{_REPO}/projections/", 1)[1].split("/", 1)[0].removesuffix(".py")
+            if module not in _PROJECTION_MACHINERY and projector is None:
+                projector = module
+        elif f"{_REPO}/gateway/http/webhooks" in path:
+            return "payment webhook"
+        elif f"{_REPO}/gateway/http/graphql_view" in path:
+            return "GraphQL requests"
+    if in_projections:
+        return f"projector {projector or 'runner'}"
+    return "other (HTTP parsing, event loop, background tasks)"
+
+
 def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport:
     """Where the gateway process spent its busy time, from a pyinstrument ``Session``: each
     sample goes to the deepest frame that belongs to a known component (so stdlib helpers
@@ -405,6 +431,7 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
     total = idle = 0.0
     by_component: dict[str, float] = {}
     by_function: dict[tuple[str, str], float] = {}
+    by_activity: dict[str, float] = {}
     for stack, duration in session.frame_records:
         total += duration
         if not stack or _idle(stack):
@@ -417,6 +444,8 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
                 component = found
                 break
         by_component[component] = by_component.get(component, 0.0) + duration
+        activity = _activity(stack)
+        by_activity[activity] = by_activity.get(activity, 0.0) + duration
         function, path, line = _frame(stack[-1])
         short = path.replace(_REPO + "/", "").split("/site-packages/")[-1]
         key = (function, f"{short}:{line}")
@@ -427,6 +456,7 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
         {"function": f, "where": w, "percent_of_busy": round(100 * t / busy, 1)}
         for (f, w), t in sorted(by_function.items(), key=lambda kv: -kv[1])[:10]
     ]
+    activities = {k: round(100 * v / busy, 1) for k, v in sorted(by_activity.items(), key=lambda kv: -kv[1])}
     ours = sum(v for k, v in components.items() if "(ours)" in k)
     graphql = components.get("graphql-core (parse/validate/execute)", 0.0) + components.get("strawberry", 0.0)
     drivers = sum(
@@ -440,6 +470,9 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
         "s sampled "
         "(the rest waiting on sockets).",
         f"Busy time by component (deepest known frame): {top}.",
+        "Busy time by activity (outermost frame of ours): "
+        + ", ".join(f"{k} {v:.0f}%" for k, v in activities.items())
+        + ".",
         f"GraphQL machinery (graphql-core + strawberry) {graphql:.0f}%, store client libraries "
         f"(SQLAlchemy, asyncpg, search, MongoDB, Redis) {drivers:.0f}%, our own code {ours:.0f}%.",
         "Hottest functions (self time): "
@@ -479,6 +512,7 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
         seconds=seconds,
         findings=findings,
         components=components,
+        activities=activities,
         hot_functions=hot,
     )
 
