@@ -127,9 +127,13 @@ class CommandBus:
             return result
         metadata = metadata.with_idempotency_key(key)
 
-        async def work(claimed: ClaimedKey) -> Any:
+        async def work(claimed: ClaimedKey, first: UnitOfWork | None) -> Any:
             if route.phased is not None:
-                return await route.phased(command, Phases(self._engine, metadata, claimed))
+                phases = Phases(self._engine, metadata, claimed, first)
+                try:
+                    return await route.phased(command, phases)
+                finally:
+                    await phases.close()
             assert route.handler is not None
             return await self._transaction(route.handler, command, metadata, claimed)
 
@@ -143,6 +147,7 @@ class CommandBus:
             replay=keys.replay,
             lease=keys.lease,
             wait_seconds=keys.wait_seconds,
+            first_phase=(lambda: UnitOfWork(self._engine, metadata)) if route.phased is not None else None,
         )
         return scoped
 

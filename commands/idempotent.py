@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commands.errors import DomainError
 from commands.metrics import IDEMPOTENT_REPLAYS
 from commands.store import idempotency
-from commands.store.idempotency import Claim, ClaimedKey, IdempotencyKeyInProgress, Outcome
+from commands.store.idempotency import Claim, ClaimedKey, IdempotencyKeyInProgress, KeyTaken, Outcome
+from commands.store.unit_of_work import UnitOfWork
 
 MAX_POLL_SECONDS = 0.25
 MAX_SCOPE = 200  # idempotency_keys.scope
@@ -61,33 +62,57 @@ async def run(
     scope: str,
     key: str,
     request: Mapping[str, Any],
-    work: Callable[[ClaimedKey], Awaitable[ResultT]],
+    work: Callable[[ClaimedKey, UnitOfWork | None], Awaitable[ResultT]],
     replay: Callable[[dict[str, Any]], ResultT],
     lease: timedelta,
     wait_seconds: float,
+    first_phase: Callable[[], UnitOfWork] | None = None,
 ) -> ResultT:
+    """Run ``work`` once for this key, or replay what it returned.
+
+    ``first_phase``: the common case (a key not seen yet) claims it inside the work's first
+    transaction, handed to ``work``, instead of a transaction of its own; a refusal in that phase
+    rolls the claim back with everything else, so nothing needs undoing.
+    """
     idempotency.validate_key(key, KEY_FIELD)
-    claimed = await claim_waiting(
-        engine,
-        fit_scope(scope),
-        key,
-        idempotency.request_hash(request),
-        lease=lease,
-        wait_seconds=wait_seconds,
-    )
-    if claimed.replay is not None:
+    scope, hashed = fit_scope(scope), idempotency.request_hash(request)
+    if first_phase is not None and not await idempotency.exists(engine, scope, key):
+        uow = await first_phase().__aenter__()
+        pending = ClaimedKey(Claim(scope, key, hashed), pending=True, lease=lease)
+        try:
+            return await _run_claimed(engine, pending, work, uow)
+        except KeyTaken:
+            pass  # a duplicate claimed the key first: wait for its outcome below
+        except DomainError:
+            # Refused before anything was written. A concurrent duplicate may be why (it holds the
+            # cart): if it has claimed the key meanwhile, its outcome is this request's answer too.
+            if uow.committed or not await idempotency.exists(engine, scope, key):
+                raise
+    found = await claim_waiting(engine, scope, key, hashed, lease=lease, wait_seconds=wait_seconds)
+    if found.replay is not None:
         IDEMPOTENT_REPLAYS.labels(operation).inc()
-        return replay(claimed.replay)
-    key_state = ClaimedKey(claimed)
+        return replay(found.replay)
+    return await _run_claimed(engine, ClaimedKey(found), work, None)
+
+
+async def _run_claimed(
+    engine: AsyncEngine,
+    key_state: ClaimedKey,
+    work: Callable[[ClaimedKey, UnitOfWork | None], Awaitable[ResultT]],
+    first: UnitOfWork | None,
+) -> ResultT:
     try:
-        result = await work(key_state)
+        result = await work(key_state, first)
     except DomainError:
+        if first is not None and not first.committed:
+            raise  # the claim was rolled back with the phase: nothing recorded, nothing to undo
         # Removes the key only if no phase recorded progress; otherwise a retry resumes.
         await idempotency.abandon(engine, key_state.claim)
         await idempotency.release(engine, key_state.claim)
         raise
     except BaseException:
-        await idempotency.release(engine, key_state.claim)
+        if first is None or first.committed:
+            await idempotency.release(engine, key_state.claim)
         raise
     if not key_state.completed:
         async with engine.begin() as conn:

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import Checkpoint
 
 CHECKPOINT_CHANNEL = "projection_checkpoint"
@@ -67,19 +68,26 @@ async def load_all(conn: AsyncConnection) -> list[CheckpointRow]:
 
 async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint) -> None:
     """Move the checkpoint (inside the batch's transaction) and announce it at commit."""
-    await conn.execute(
-        text(
-            # A REBUILDING model keeps serving and advancing; the rebuild ends that state.
-            "UPDATE projection_checkpoints SET tx_id = :tx, position = :pos, "
-            "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
-            "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() WHERE name = :n"
-        ),
-        {"n": name, "tx": checkpoint.tx_id, "pos": checkpoint.position},
+    # One round trip: the update and its announcement (delivered at commit).
+    driver = await asyncpg_of(conn)
+    await driver.execute(
+        _ADVANCE,
+        name,
+        checkpoint.tx_id,
+        checkpoint.position,
+        CHECKPOINT_CHANNEL,
+        f"{name}:{checkpoint.tx_id}:{checkpoint.position}",
     )
-    await conn.execute(
-        text("SELECT pg_notify(:ch, :payload)"),
-        {"ch": CHECKPOINT_CHANNEL, "payload": f"{name}:{checkpoint.tx_id}:{checkpoint.position}"},
-    )
+
+
+# A REBUILDING model keeps serving and advancing; the rebuild ends that state.
+_ADVANCE = (
+    "WITH moved AS (UPDATE projection_checkpoints SET tx_id = $2, position = $3, "
+    "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
+    "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
+    "WHERE name = $1 RETURNING 1) "
+    "SELECT pg_notify($4, $5) FROM moved"
+)
 
 
 async def record_failure(conn: AsyncConnection, name: str, error: str, failed_after: int) -> int:

@@ -39,6 +39,9 @@ class RunnerConfig:
     poll_interval: float = 1.0
     # A batch stopped at the xmin horizon: an older transaction is still open.
     held_back_interval: float = 0.02
+    # After a wake-up, wait this long for more commits to arrive, so a burst of transactions
+    # (one checkout commits several) costs one batch instead of one each.
+    gather_seconds: float = 0.004
     backoff_initial: float = 0.1
     backoff_max: float = 30.0
     failed_after: int = 3
@@ -117,7 +120,8 @@ class ProjectionRunner:
                 continue
             if not progressed:
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
-                await self._sleep(interval)
+                if await self._sleep(interval) and self._config.gather_seconds > 0:
+                    await asyncio.sleep(self._config.gather_seconds)
 
     async def step(self) -> tuple[bool, bool]:
         """Apply one batch. Returns (applied anything, stopped at the xmin horizon)."""
@@ -175,6 +179,10 @@ class ProjectionRunner:
         # New events must not cut a backoff short; only stop() does.
         await self._sleep(delay, self._stopped)
 
-    async def _sleep(self, seconds: float, until: asyncio.Event | None = None) -> None:
-        with contextlib.suppress(TimeoutError):
+    async def _sleep(self, seconds: float, until: asyncio.Event | None = None) -> bool:
+        """Wait for the event or the timeout; True when the event woke us."""
+        try:
             await asyncio.wait_for((until or self._wake).wait(), seconds)
+        except TimeoutError:
+            return False
+        return True

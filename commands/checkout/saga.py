@@ -34,6 +34,7 @@ from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
 from commands.checkout import effects as effects
 from commands.checkout import payment_attempts as payment_ops
+from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
 from commands.domain.order import OrderStatus, PaymentStatus
@@ -74,21 +75,33 @@ class CheckoutSaga:
         bus.register_phased(CompleteCheckout, self.handle, keys=keys, validate=validate)
 
     async def handle(self, command: CompleteCheckout, phases: Phases) -> OrderOutcome:
+        recorded = None
         try:
             if phases.claim.recovery_point == STARTED:
-                await self._place(command, phases)
+                recorded = await self._place(command, phases)
             progress = phases.claim.progress
+            order_id = str(progress["order_id"])
+
+            async def finish(uow: UnitOfWork, settled: Settled) -> None:
+                # The outcome is stored with the settlement: one transaction, and a retry replays it.
+                await phases.finish(uow, _outcome(order_id, settled))
+
             settled = await self.settlement.send(
-                str(progress["attempt_key"]), phases.metadata, token=command.payment_token
+                str(progress["attempt_key"]),
+                phases.metadata,
+                token=command.payment_token,
+                recorded=recorded,
+                finish=finish,
             )
         except DomainError as refused:
             CHECKOUT_OUTCOMES.labels(refused.code.lower()).inc()
             raise
-        outcome = _outcome(str(progress["order_id"]), settled)
+        outcome = _outcome(order_id, settled)
         CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
         return outcome
 
-    async def _place(self, command: CompleteCheckout, phases: Phases) -> None:
+    async def _place(self, command: CompleteCheckout, phases: Phases) -> Attempt:
+        """Phase 1; returns the authorization attempt it recorded."""
         async with phases.unit_of_work() as uow:
             conn = uow.conn
             # The cart commands' lock: no line changes between this read and the order.
@@ -149,6 +162,7 @@ class CheckoutSaga:
             )
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             await uow.commit()
+        return attempt
 
 
 async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:

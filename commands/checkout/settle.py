@@ -11,6 +11,7 @@ compensation is then sent, and its own outcome settled the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -56,20 +57,39 @@ class Settled:
     compensation: Attempt | None = None
 
 
+# Runs inside the settling transaction, before its commit (e.g. to store the command's outcome).
+Finish = Callable[[UnitOfWork, Settled], Awaitable[None]]
+
+
 class PaymentSettlement:
     def __init__(self, engine: AsyncEngine, provider: PaymentProvider, *, lease: timedelta) -> None:
         self.engine = engine
         self.provider = provider
         self._lease = lease
 
-    async def send(self, key: str, metadata: MessageMetadata, *, token: str | None = None) -> Settled:
-        """Send the attempt under ``key`` unless it is settled already, then settle what came back."""
-        async with self.engine.begin() as conn:
-            attempt = await payment_ops.begin_send(conn, key)
+    async def send(
+        self,
+        key: str,
+        metadata: MessageMetadata,
+        *,
+        token: str | None = None,
+        recorded: Attempt | None = None,
+        finish: Finish | None = None,
+    ) -> Settled:
+        """Send the attempt under ``key`` unless it is settled already, then settle what came back.
+
+        ``recorded``: the attempt as its caller just recorded it (in a committed transaction that
+        touched ``updated_at``), so it is known unsettled and needs no claim of its own.
+        ``finish``: runs in the settling transaction when the outcome needs no compensation.
+        """
+        attempt = recorded
         if attempt is None:
-            return await self.current(key, metadata)
+            async with self.engine.begin() as conn:
+                attempt = await payment_ops.begin_send(conn, key)
+            if attempt is None:
+                return await self.current(key, metadata)
         outcome = await payment_ops.execute(self.provider, attempt, token=token)
-        return await self.settle(key, outcome, metadata)
+        return await self.settle(key, outcome, metadata, finish=finish, order_id=attempt.order_id)
 
     async def current(self, key: str, metadata: MessageMetadata) -> Settled:
         async with UnitOfWork(self.engine, metadata) as uow:
@@ -88,12 +108,15 @@ class PaymentSettlement:
         receipt: WebhookReceipt | None = None,
         *,
         idle_for: timedelta | None = None,
+        finish: Finish | None = None,
+        order_id: str | None = None,
     ) -> Settled:
         """Apply ``outcome`` to its attempt and order, then send any compensation it made due.
 
         ``idle_for``: only if nobody touched the attempt for that long (reconciliation giving up).
+        ``order_id``: the attempt's order, when the caller knows it (saves looking it up first).
         """
-        settled = await self._settle_once(key, outcome, metadata, receipt, idle_for)
+        settled = await self._settle_once(key, outcome, metadata, receipt, idle_for, finish, order_id)
         for _ in range(MAX_COMPENSATIONS):
             if settled.compensation is None or settled.order is None:
                 break
@@ -115,16 +138,20 @@ class PaymentSettlement:
         metadata: MessageMetadata,
         receipt: WebhookReceipt | None,
         idle_for: timedelta | None,
+        finish: Finish | None = None,
+        order_id: str | None = None,
     ) -> Settled:
         async with UnitOfWork(self.engine, metadata) as uow:
-            found = await payment_ops.by_key(uow.conn, key)
-            if found is not None:
-                await effects.lock_order(uow, found.order_id)
+            if order_id is None:
+                found = await payment_ops.by_key(uow.conn, key)
+                order_id = None if found is None else found.order_id
+            if order_id is not None:
+                await effects.lock_order(uow, order_id)
             if receipt is not None:
                 verdict = await _receive(uow, receipt)
-                if verdict != APPLIED or found is None:
+                if verdict != APPLIED or order_id is None:
                     await uow.commit()
-                    return Settled(verdict if found is not None else IGNORED)
+                    return Settled(verdict if order_id is not None else IGNORED)
             attempt = await payment_ops.by_key(uow.conn, key, lock=True)
             order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
             if attempt is None or order is None:
@@ -134,9 +161,12 @@ class PaymentSettlement:
             await payment_ops.mark(uow.conn, attempt, outcome)
             state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
             compensation = await effects.compensation(uow, state)
-            position = await effects.head_of(uow, order.order_id)
+            position = uow.last_position or await effects.head_of(uow, order.order_id)
+            settled = Settled(APPLIED, state, attempt, outcome, position, compensation)
+            if finish is not None and compensation is None:
+                await finish(uow, settled)
             await uow.commit()
-        return Settled(APPLIED, state, attempt, outcome, position, compensation)
+        return settled
 
     async def _decide(
         self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome

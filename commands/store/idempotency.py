@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.errors import DomainError, InvalidInput
+from commands.store.driver import asyncpg_of
 
 KEY_TTL = timedelta(hours=24)
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -66,6 +67,56 @@ class Claim:
     replay: dict[str, Any] | None = None
 
 
+class KeyTaken(Exception):
+    """A key claimed at the end of a first phase was claimed by another request meanwhile:
+    the phase rolls back and the request takes the ordinary path (wait, then replay)."""
+
+
+async def try_claim(
+    conn: AsyncConnection,
+    scope: str,
+    key: str,
+    hashed_request: str,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    recovery_point: str = STARTED,
+    progress: Mapping[str, Any] | None = None,
+) -> bool:
+    """Claim a new key in the caller's transaction, already at ``recovery_point``; False when the
+    key exists (or is being claimed: the insert then waits for that transaction to end)."""
+    inserted = (
+        await conn.execute(
+            text(
+                "INSERT INTO idempotency_keys "
+                "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
+                "VALUES (:scope, :key, :hash, 'in_progress', :point, CAST(:progress AS jsonb), "
+                "now() + :lease, now() + :ttl) "
+                "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+            ),
+            {
+                "scope": scope,
+                "key": key,
+                "hash": hashed_request,
+                "point": recovery_point,
+                "progress": json.dumps(dict(progress or {}), default=str),
+                "lease": lease,
+                "ttl": KEY_TTL,
+            },
+        )
+    ).first()
+    return inserted is not None
+
+
+async def exists(engine: AsyncEngine, scope: str, key: str) -> bool:
+    """Whether the key was claimed already (a repeat: replay or resume), outside any transaction."""
+    async with engine.connect() as conn:
+        driver = await asyncpg_of(conn)
+        found = await driver.fetchval(
+            "SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key
+        )
+        return found is not None
+
+
 async def claim(
     engine: AsyncEngine,
     scope: str,
@@ -76,18 +127,7 @@ async def claim(
     field_path: Sequence[str] = ("idempotencyKey",),
 ) -> Claim:
     async with engine.begin() as conn:
-        inserted = (
-            await conn.execute(
-                text(
-                    "INSERT INTO idempotency_keys "
-                    "(scope, key, request_hash, state, locked_until, expires_at) "
-                    "VALUES (:scope, :key, :hash, 'in_progress', now() + :lease, now() + :ttl) "
-                    "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
-                ),
-                {"scope": scope, "key": key, "hash": hashed_request, "lease": lease, "ttl": KEY_TTL},
-            )
-        ).first()
-        if inserted is not None:
+        if await try_claim(conn, scope, key, hashed_request, lease=lease):
             return Claim(scope, key, hashed_request)
         row = (
             await conn.execute(
@@ -142,10 +182,15 @@ async def claim(
 @dataclass
 class ClaimedKey:
     """The claim a request works under: phases advance its recovery point, and whoever stores the
-    outcome (in the command's last transaction) marks it completed so the runner does not again."""
+    outcome (in the command's last transaction) marks it completed so the runner does not again.
+
+    ``pending``: not written yet; the first phase writes it at its end (see ``commands.idempotent``).
+    """
 
     claim: Claim
     completed: bool = False
+    pending: bool = False
+    lease: timedelta = DEFAULT_LEASE
 
 
 class Outcome(Protocol):

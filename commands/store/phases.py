@@ -9,34 +9,99 @@ the last phase may store the outcome in its transaction too (``finish``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.store import idempotency
-from commands.store.idempotency import Claim, ClaimedKey, Outcome
+from commands.store.idempotency import Claim, ClaimedKey, KeyTaken, Outcome
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 
+class _Opened(AbstractAsyncContextManager[UnitOfWork]):
+    """A unit of work opened before the handler ran (its transaction holds the key's claim)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self._uow
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._uow.__aexit__(exc_type, exc, tb)
+
+
 class Phases:
-    def __init__(self, engine: AsyncEngine, metadata: MessageMetadata, key: ClaimedKey) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        metadata: MessageMetadata,
+        key: ClaimedKey,
+        first: UnitOfWork | None = None,
+    ) -> None:
         self.engine = engine
         self.metadata = metadata
         self._key = key
+        self._first = first
+        self._uow_of_first: UnitOfWork | None = None
+        if first is not None and key.pending:
+            first.before_commit(self._write_claim)
 
     @property
     def claim(self) -> Claim:
         """Where an earlier try under this key got to: ``recovery_point`` and its ``progress``."""
         return self._key.claim
 
-    def unit_of_work(self) -> UnitOfWork:
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A new phase's transaction (the first phase may get one already holding the key's claim)."""
+        first, self._first = self._first, None
+        if first is not None:
+            self._uow_of_first = first
+            return _Opened(first)
         return UnitOfWork(self.engine, self.metadata)
+
+    async def close(self) -> None:
+        """After the handler: roll back a first phase it never used."""
+        first, self._first = self._first, None
+        if first is not None:
+            await first.__aexit__(None, None, None)
 
     async def reached(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
         """Inside the phase's transaction: the step is done; a retry resumes after it."""
-        self._key.claim = await idempotency.record_progress(
-            uow.conn, self._key.claim, recovery_point, progress
+        claim = self._key.claim
+        if self._key.pending:
+            merged = {**claim.progress, **progress}
+            await self._claim(uow, recovery_point, merged)
+            self._key.claim = Claim(claim.scope, claim.key, claim.request_hash, recovery_point, merged)
+            return
+        self._key.claim = await idempotency.record_progress(uow.conn, claim, recovery_point, progress)
+
+    async def _write_claim(self) -> None:
+        if self._key.pending and self._uow_of_first is not None:
+            claim = self._key.claim
+            await self._claim(self._uow_of_first, claim.recovery_point, claim.progress)
+
+    async def _claim(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
+        # Written at the end of the first phase, not its start: a request refused in that phase
+        # (e.g. out of stock) never holds a transaction id while it waits for locks, so the
+        # projectors' gap-safe horizon is not held back by buyers who will buy nothing.
+        claim = self._key.claim
+        claimed = await idempotency.try_claim(
+            uow.conn,
+            claim.scope,
+            claim.key,
+            claim.request_hash,
+            lease=self._key.lease,
+            recovery_point=recovery_point,
+            progress=progress,
         )
+        if not claimed:
+            raise KeyTaken(claim.key)
+        self._key.pending = False
 
     async def finish(self, uow: UnitOfWork, outcome: Outcome) -> None:
         """Inside the last phase's transaction: store the outcome every retry will get."""

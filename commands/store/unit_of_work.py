@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -40,6 +40,7 @@ class UnitOfWork:
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
         self.committed = False
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def conn(self) -> AsyncConnection:
@@ -84,6 +85,7 @@ class UnitOfWork:
             events,
             expected_version=expected_version,
             metadata=self.metadata.as_dict(),
+            notify=False,
         )
         self.appended.extend(recorded)
         return recorded
@@ -91,6 +93,16 @@ class UnitOfWork:
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         return await reader.load_stream(self.conn, stream_id, after_version)
 
+    def before_commit(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` inside the transaction just before it commits."""
+        self._before_commit.append(step)
+
     async def commit(self) -> None:
+        for step in self._before_commit:
+            await step()
+        # One announcement per transaction, however many streams it appended to.
+        position = self.last_position
+        if position is not None:
+            await writer.announce(self.conn, position)
         await self.conn.commit()
         self.committed = True

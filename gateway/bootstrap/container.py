@@ -152,7 +152,7 @@ async def build_container(settings: Settings, *, ephemeral: bool = False) -> Con
 async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Container:
     assert settings.database_url and settings.redis_url and settings.elasticsearch_url
     # Pool sized for a 2-core box serving bursts: commands hold a connection per transaction.
-    engine = create_async_engine(settings.database_url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(settings.database_url, pool_size=20, max_overflow=20)
     if settings.migrate_on_start:
         await migrate(engine)
     search = AsyncElasticsearch(

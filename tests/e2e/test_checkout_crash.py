@@ -69,7 +69,7 @@ async def test_crash_while_recording_the_payment_outcome_then_retry(
 async def test_crash_before_the_provider_call_then_retry(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 1))
-    monkeypatch.setattr(payment_ops, "begin_send", _fail_once(payment_ops.begin_send))
+    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
     assert error_codes(await _raw_checkout(shop, cart, "early")) == ["INTERNAL_SERVER_ERROR"]
     assert (await shop.provider_payments())["total_charges"] == 0
 
@@ -84,7 +84,7 @@ async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
 ) -> None:
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 2))
-    monkeypatch.setattr(payment_ops, "begin_send", _fail_once(payment_ops.begin_send))
+    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
     assert error_codes(await _raw_checkout(shop, cart, "abandoned")) == ["INTERNAL_SERVER_ERROR"]
     report = await reconcile(
         shop.container.services.settlement, META, older_than=timedelta(0), abandon_after=timedelta(0)

@@ -102,5 +102,5 @@ def test_request_hash_inputs_and_stored_responses() -> None:
     assert SetStock("S", 3).idempotency_request() == {"sku": "S", "on_hand": 3}
     assert AdjustStock("S", -1, "r").idempotency_request() == {"sku": "S", "delta": -1, "reason": "r"}
     result = StockResult("S", 5, 2, 3, 42)
-    replayed = StockResult.from_response(result.to_response())
+    replayed = StockResult.from_response(result.to_json())
     assert replayed.replayed and replayed == StockResult("S", 5, 2, 3, 42, replayed=True)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.base import Event, decode_event
+from commands.store.driver import asyncpg_of
 
 # The writer notifies this channel after every append; readers LISTEN on it.
 LEDGER_CHANNEL = "ledger"
@@ -53,38 +54,30 @@ RECORDED_COLUMNS = (
 
 
 def recorded_event(row: Any) -> RecordedEvent:
-    """The RecordedEvent of a row selected with RECORDED_COLUMNS."""
-    return RecordedEvent(
-        position=row.position,
-        tx_id=row.tx_id,
-        event_id=row.event_id,
-        stream_type=row.stream_type,
-        stream_id=row.stream_id,
-        stream_version=row.stream_version,
-        type=row.type,
-        data=row.data,
-        metadata=row.metadata,
-        recorded_at=row.recorded_at,
-    )
+    """The RecordedEvent of an asyncpg record selected with RECORDED_COLUMNS (in that order)."""
+    return RecordedEvent(*row[:10])
 
 
 async def stream_version(conn: AsyncConnection, stream_id: str) -> int:
-    result = await conn.execute(
-        text("SELECT coalesce(max(stream_version), 0) FROM ledger_events WHERE stream_id = :s"),
-        {"s": stream_id},
-    )
-    return int(result.scalar_one())
+    driver = await asyncpg_of(conn)
+    return int(await driver.fetchval(_STREAM_VERSION, stream_id))
 
 
 async def load_stream(conn: AsyncConnection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
-    result = await conn.execute(
-        text(
-            f"SELECT {RECORDED_COLUMNS} FROM ledger_events WHERE stream_id = :s AND stream_version > :v "
-            "ORDER BY stream_version"
-        ),
-        {"s": stream_id, "v": after_version},
-    )
-    return [recorded_event(r) for r in result]
+    driver = await asyncpg_of(conn)
+    return [recorded_event(r) for r in await driver.fetch(_LOAD_STREAM, stream_id, after_version)]
+
+
+_STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM ledger_events WHERE stream_id = $1"
+_LOAD_STREAM = (
+    f"SELECT {RECORDED_COLUMNS} FROM ledger_events WHERE stream_id = $1 AND stream_version > $2 "
+    "ORDER BY stream_version"
+)
+_READ_BATCH = (
+    f"SELECT {RECORDED_COLUMNS}, tx_id < pg_snapshot_xmin(pg_current_snapshot()) AS settled "
+    "FROM ledger_events WHERE (tx_id, position) > (CAST($1::text AS xid8), $2) "
+    "ORDER BY tx_id, position LIMIT $3"
+)
 
 
 @dataclass(frozen=True)
@@ -102,18 +95,12 @@ async def read_batch(conn: AsyncConnection, after: Checkpoint, limit: int) -> Ba
     below the snapshot's xmin: every transaction below that horizon has ended,
     so no event can later appear before the returned ones.
     """
-    result = await conn.execute(
-        text(
-            f"SELECT {RECORDED_COLUMNS}, tx_id < pg_snapshot_xmin(pg_current_snapshot()) AS settled "
-            "FROM ledger_events WHERE (tx_id, position) > (CAST(CAST(:tx AS text) AS xid8), :pos) "
-            "ORDER BY tx_id, position LIMIT :limit"
-        ),
-        {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
-    )
+    driver = await asyncpg_of(conn)
+    rows = await driver.fetch(_READ_BATCH, str(after.tx_id), after.position, limit)
     events: list[RecordedEvent] = []
     held_back = False
-    for row in result:
-        if not row.settled:
+    for row in rows:
+        if not row["settled"]:
             held_back = True
             break
         events.append(recorded_event(row))

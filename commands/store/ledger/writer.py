@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import msgspec
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.errors import VersionConflict
 from commands.events.base import Event, encode_event
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import (
     LEDGER_CHANNEL,
     RECORDED_COLUMNS,
@@ -36,49 +36,61 @@ async def append(
     *,
     expected_version: int | None,
     metadata: dict[str, Any],
+    notify: bool = True,
 ) -> list[RecordedEvent]:
     """Append ``events`` to a stream inside the caller's transaction.
 
     ``expected_version`` None means "after whatever is there now"; a concurrent
     writer then surfaces as StreamConflict from the unique constraint, and the
-    caller may retry the whole command.
+    caller may retry the whole command. One statement reads the stream's version,
+    checks the expected one and inserts. ``notify=False``: the caller announces the
+    transaction's appends once, at its end (``notify``).
     """
     if not events:
         return []
-    current = await stream_version(conn, stream_id)
-    if expected_version is not None and expected_version != current:
+    encoded_metadata = _METADATA_ENCODER.encode(metadata).decode()
+    driver = await asyncpg_of(conn)
+    try:
+        rows = await driver.fetch(
+            _APPEND,
+            stream_id,
+            stream_type,
+            expected_version,
+            [uuid.uuid4() for _ in events],
+            [event.event_type() for event in events],
+            [encode_event(event).decode() for event in events],
+            encoded_metadata,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "ledger_events_stream_version_key":
+            raise StreamConflict(f"stream {stream_id} was appended to concurrently") from exc
+        raise
+    recorded = sorted((recorded_event(r) for r in rows), key=lambda e: e.stream_version)
+    if not recorded:
+        current = await stream_version(conn, stream_id)
         raise VersionConflict(
             f"stream {stream_id} is at version {current}, expected {expected_version}",
             code="VERSION_CONFLICT",
         )
-    encoded_metadata = _METADATA_ENCODER.encode(metadata).decode()
-    try:
-        result = await conn.execute(
-            text(
-                "INSERT INTO ledger_events "
-                "(event_id, stream_type, stream_id, stream_version, type, data, metadata) "
-                "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:stypes AS text[]), "
-                "CAST(:sids AS text[]), CAST(:versions AS int[]), CAST(:types AS text[]), "
-                "CAST(:datas AS jsonb[]), CAST(:metas AS jsonb[])) "
-                f"RETURNING {RECORDED_COLUMNS}"
-            ),
-            {
-                "ids": [uuid.uuid4() for _ in events],
-                "stypes": [stream_type] * len(events),
-                "sids": [stream_id] * len(events),
-                "versions": [current + i + 1 for i in range(len(events))],
-                "types": [event.event_type() for event in events],
-                "datas": [encode_event(event).decode() for event in events],
-                "metas": [encoded_metadata] * len(events),
-            },
-        )
-        recorded = sorted((recorded_event(r) for r in result), key=lambda e: e.stream_version)
-    except IntegrityError as exc:
-        if "ledger_events_stream_version_key" in str(exc.orig):
-            raise StreamConflict(f"stream {stream_id} was appended to concurrently") from exc
-        raise
-    await conn.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": LEDGER_CHANNEL, "payload": str(recorded[-1].position)},
-    )
+    if notify:
+        await announce(conn, recorded[-1].position)
     return recorded
+
+
+async def announce(conn: AsyncConnection, position: int) -> None:
+    """Wake the ledger's readers (delivered at commit, so only committed appends are announced)."""
+    driver = await asyncpg_of(conn)
+    await driver.execute(_NOTIFY, LEDGER_CHANNEL, str(position))
+
+
+_NOTIFY = "SELECT pg_notify($1, $2)"
+# The jsonb values travel as text: the connection's jsonb codec would encode them again.
+_APPEND = (
+    "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
+    "FROM ledger_events WHERE stream_id = $1) "
+    "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
+    "SELECT e.id, $2, $1, current.version + e.n, e.type, e.data::jsonb, $7::text::jsonb "
+    "FROM current, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
+    "WHERE $3::int IS NULL OR current.version = $3::int "
+    f"RETURNING {RECORDED_COLUMNS}"
+)

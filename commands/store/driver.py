@@ -1,0 +1,25 @@
+"""The asyncpg connection under an SQLAlchemy connection, for the hottest statements.
+
+SQLAlchemy stays for migrations, schema and most queries. The statements every
+command and every projector batch runs (ledger appends and reads, checkpoints)
+skip its per-call work, which costs about three times the driver call itself
+here, and go straight to asyncpg, whose statement cache prepares each statement
+once per connection. Same connection, same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def asyncpg_of(conn: AsyncConnection) -> Any:
+    """The asyncpg connection of ``conn``, inside ``conn``'s transaction if it has begun one."""
+    fairy = await conn.get_raw_connection()
+    adapted: Any = fairy.dbapi_connection
+    # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a
+    # statement sent directly is part of the transaction that SQLAlchemy later commits.
+    if conn.in_transaction() and adapted._transaction is None:
+        await adapted._start_transaction()
+    return fairy.driver_connection
