@@ -153,6 +153,11 @@ class PaymentSettlement:
                     await uow.commit()
                     return Settled(verdict if order_id is not None else IGNORED)
             attempt = await payment_ops.by_key(uow.conn, key, lock=True)
+            if receipt is not None and attempt is not None and attempt.settled and _same(attempt, outcome):
+                # The provider reports what we already recorded (our own call's answer came first):
+                # the decisions it led to were made in that same transaction; keep the receipt only.
+                await uow.commit()
+                return Settled(DUPLICATE, None, attempt, outcome)
             order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
             if attempt is None or order is None:
                 return Settled(IGNORED)
@@ -209,6 +214,10 @@ class PaymentSettlement:
                 return [*events, *domain.confirm(state)]
             return [*events, *domain.stock_lost(state)]
         return events
+
+
+def _same(attempt: Attempt, outcome: Outcome) -> bool:
+    return outcome.known and outcome.status == attempt.status
 
 
 async def _idle(uow: UnitOfWork, attempt: Attempt, idle_for: timedelta) -> bool:
