@@ -1,14 +1,16 @@
-"""Checkout: a saga of three phases, each atomic, resumable from its recovery point.
+"""Checkout: a saga of three steps in two transactions, resumable from its recovery point.
 
-1. ``_place`` (one transaction): revalidate the cart, reprice from the catalog
-   tables, reserve every line, append ``OrderPlaced`` (PAYMENT_PENDING), record
-   the authorization attempt (its own provider key ``authorize:<order id>``)
-   and the recovery point ``order_placed``.
+1. ``_place`` (the first transaction): revalidate the cart, reprice from the
+   catalog tables, reserve every line, append ``OrderPlaced`` (PAYMENT_PENDING),
+   record the authorization attempt (its own provider key ``authorize:<order id>``)
+   and, last, write the idempotency key at the recovery point ``order_placed``
+   (``Phases.reached``; see ``commands.idempotent`` for why it comes last).
 2. Ask the provider to authorize, outside any transaction, with a timeout.
-3. Settle the answer (``checkout_settle``): authorized -> confirmed, stock
-   committed, cart CHECKED_OUT; declined -> stock released, order cancelled;
-   no answer -> PAYMENT_PENDING with the stock held until the webhook or
-   reconciliation settles it.
+3. Settle the answer (``commands.checkout.settle``, the second transaction, which
+   also stores this request's outcome under its key): authorized -> confirmed,
+   stock committed, cart CHECKED_OUT; declined -> stock released, order
+   cancelled; no answer -> PAYMENT_PENDING with the stock held until the webhook
+   or reconciliation settles it.
 
 A retry after a crash between phases finds ``order_placed`` and goes straight
 to phase 2 with the same attempt: the provider's idempotency by key means one
