@@ -9,7 +9,8 @@ import sys
 from asyncio.subprocess import PIPE, STDOUT
 
 from gateway.bootstrap.container import Container
-from tests.integration.orders_view_fixtures import append, new_order_id, placed
+from tests.support.order_ledger import append
+from tests.support.orders import new_order_id, placed
 
 
 async def test_projector_process_applies_events_and_wakes_readers_elsewhere(container: Container) -> None:
