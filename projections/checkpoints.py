@@ -66,18 +66,31 @@ async def load_all(conn: AsyncConnection) -> list[CheckpointRow]:
     return [_row(r) for r in result]
 
 
-async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint) -> None:
-    """Move the checkpoint (inside the batch's transaction) and announce it at commit."""
+class CheckpointMoved(Exception):
+    """The stored checkpoint is not where this batch started: another runner (a stale owner, a
+    rebuild's take-over) moved it. The batch's transaction must roll back."""
+
+
+async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint, expected: Checkpoint) -> None:
+    """Move the checkpoint from ``expected`` (inside the batch's transaction) and announce it at commit.
+
+    Compare-and-set: the fence that makes a lease safe (``projections.lease``). Under READ
+    COMMITTED a concurrent mover's commit is waited for and the condition re-checked.
+    """
     # One round trip: the update and its announcement (delivered at commit).
     driver = await asyncpg_of(conn)
-    await driver.execute(
+    moved = await driver.fetchval(
         _ADVANCE,
         name,
         checkpoint.tx_id,
         checkpoint.position,
         CHECKPOINT_CHANNEL,
         f"{name}:{checkpoint.tx_id}:{checkpoint.position}",
+        expected.tx_id,
+        expected.position,
     )
+    if not moved:
+        raise CheckpointMoved(f"the checkpoint of {name} is no longer at {expected}")
 
 
 # A REBUILDING model keeps serving and advancing; the rebuild ends that state.
@@ -85,9 +98,22 @@ _ADVANCE = (
     "WITH moved AS (UPDATE projection_checkpoints SET tx_id = $2, position = $3, "
     "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
     "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
-    "WHERE name = $1 RETURNING 1) "
-    "SELECT pg_notify($4, $5) FROM moved"
+    "WHERE name = $1 AND tx_id = $6 AND position = $7 RETURNING 1), "
+    "told AS (SELECT pg_notify($4, $5) FROM moved) "
+    "SELECT count(*) FROM told"
 )
+
+
+async def clear_failures(conn: AsyncConnection, name: str) -> None:
+    """The store answers again: forget the failures (the batch that follows may have nothing to do)."""
+    await conn.execute(
+        text(
+            "UPDATE projection_checkpoints SET failures = 0, last_error = NULL, "
+            "state = CASE WHEN state = 'FAILED' THEN 'RUNNING' ELSE state END, updated_at = now() "
+            "WHERE name = :n AND (failures > 0 OR last_error IS NOT NULL)"
+        ),
+        {"n": name},
+    )
 
 
 async def record_failure(conn: AsyncConnection, name: str, error: str, failed_after: int) -> int:

@@ -11,7 +11,16 @@ The live model keeps serving while a copy is built beside it:
    rename, table rename) and drops the old one;
 4. the live checkpoint takes over the copy's, and the live projector resumes.
 
-One rebuild per read model at a time: a second one is refused (RebuildInProgress).
+Step 3 works wherever the live projector runs: the rebuild pauses it through PostgreSQL
+(``LeaseKeeper.hold_paused``: a pause lock, a control notification, then the projection's
+lease itself, on the rebuild's own session). The owner, in any process, finishes its batch and
+releases the lease; it takes the lease back only after the swap and the take-over, and then
+reloads the checkpoint, which is the copy's. A runner that missed the pause cannot undo the
+swap either: its next checkpoint advance fails the compare-and-set and its batch rolls back.
+
+One rebuild per read model at a time, across processes: a second one is refused
+(RebuildInProgress; across processes the claim is an advisory lock, so the error comes
+from the rebuild's task).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store.ledger.reader import head_position
 from projections import checkpoints
+from projections.lease import LeaseKeeper, process_label, rebuild_key
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 
 log = logging.getLogger(__name__)
@@ -112,8 +122,16 @@ class Rebuilder:
         generation = time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 1000) % 1000:03d}"
         copy = projection.rebuild_copy(generation)
         copy_runner = ProjectionRunner(copy, self._engine, self._config)
-        was_running = runner.running
+        # An unleased runner (driven by hand in this process) is paused by stopping it.
+        was_running = runner.running and not runner.leased
+        session = LeaseKeeper(
+            self._engine.url.render_as_string(hide_password=False), process_label("rebuild")
+        )
+        claimed = False
         try:
+            if not await session.try_exclusive(rebuild_key(runner.name)):
+                raise RebuildInProgress(f"a rebuild of {runner.name} is already running in another process")
+            claimed = True
             async with self._engine.begin() as conn:
                 await checkpoints.reset(conn, copy.name)
                 await _set_state(conn, runner.name, "REBUILDING")
@@ -123,22 +141,28 @@ class Rebuilder:
                 progress.copy_position = copy_runner.checkpoint.position
                 if not progressed:
                     break
-            # Pause the live projector only for the last delta and the swap.
-            await runner.stop()
+            # Pause the live projector, wherever it runs, only for the last delta and the swap.
+            if was_running:
+                await runner.stop()
+            await session.hold_paused(runner.name)
             await copy_runner.catch_up()
             await projection.promote(copy)
             async with self._engine.begin() as conn:
                 await _take_over(conn, runner.name, copy.name)
-            runner.checkpoint = copy_runner.checkpoint
+            if not runner.leased:
+                runner.checkpoint = copy_runner.checkpoint
             progress.copy_position = copy_runner.checkpoint.position
             progress.done = True
         except Exception as exc:
             log.exception("rebuild failed", extra={"projection": runner.name})
             progress.error = f"{type(exc).__name__}: {exc}"
             progress.done = True
-            async with self._engine.begin() as conn:
-                await _set_state(conn, runner.name, "RUNNING")
+            if claimed:
+                async with self._engine.begin() as conn:
+                    await _set_state(conn, runner.name, "RUNNING")
         finally:
+            # Releases the lease and the pause, and tells standbys to take the lease now.
+            await session.close()
             if was_running and not runner.running:
                 runner.start()
 

@@ -1,4 +1,11 @@
-"""Runs one projection: gap-safe batches, checkpoint per batch, wake-ups, backoff."""
+"""Runs one projection: gap-safe batches, checkpoint per batch, wake-ups, backoff.
+
+With a ``LeaseKeeper`` the runner applies only while it holds the projection's lease
+(``projections.lease``) and stands by otherwise; every acquisition reloads the stored
+checkpoint (a read model in this process's memory starts over instead). Setting up the
+store is part of the retried work: a store that is down at start is retried with backoff
+and reported (failures, last error, FAILED) until it answers.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store.ledger.reader import Checkpoint, RecordedEvent, read_batch
 from projections import checkpoints
+from projections.checkpoints import CheckpointMoved
+from projections.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,10 @@ class RunnerConfig:
     backoff_initial: float = 0.1
     backoff_max: float = 30.0
     failed_after: int = 3
+    # A standby retries the lease this often (and on every control notification).
+    lease_retry_seconds: float = 1.0
+    # An owner re-checks its lease session and pauses this often (pauses are also notified).
+    lease_check_seconds: float = 1.0
 
 
 Listener = Callable[[str, Checkpoint], None]
@@ -57,11 +70,20 @@ class ProjectionRunner:
         engine: AsyncEngine,
         config: RunnerConfig | None = None,
         on_advance: Listener | None = None,
+        lease: LeaseKeeper | None = None,
+        *,
+        volatile: bool = False,
     ) -> None:
         self.projection = projection
         self._engine = engine
         self._config = config or RunnerConfig()
         self._on_advance = on_advance
+        self._lease = lease
+        # The store lives in this process's memory: whatever another owner applied is not in it.
+        self._volatile = volatile
+        self._start_over = False
+        self._lease_checked_at = 0.0
+        self._control = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -78,14 +100,36 @@ class ProjectionRunner:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def leased(self) -> bool:
+        return self._lease is not None
+
+    @property
+    def owns(self) -> bool:
+        """Whether this runner may apply now (holds the lease, or runs without one)."""
+        return self._lease is None or self._lease.holds(self.name)
+
     def wake(self) -> None:
+        self._wake.set()
+
+    def control(self) -> None:
+        """A pause was requested or a lease released somewhere: check the lease now."""
+        self._lease_checked_at = 0.0
+        self._control.set()
         self._wake.set()
 
     def start(self) -> asyncio.Task[None]:
         self._stopping = False
         self._stopped.clear()
         self._task = asyncio.create_task(self.run(), name=f"projector:{self.name}")
+        self._task.add_done_callback(self._report_end)
         return self._task
+
+    def _report_end(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "projector ended by an error", extra={"projection": self.name}, exc_info=task.exception()
+            )
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Finish the batch in hand, then exit; cancel if it takes longer than ``timeout``."""
@@ -103,25 +147,78 @@ class ProjectionRunner:
                 await task
 
     async def _prepare(self) -> None:
-        await self.projection.setup()
+        # The row first: a failing setup is recorded on it.
         async with self._engine.begin() as conn:
+            if self._start_over:
+                await checkpoints.reset(conn, self.name)
             self.checkpoint = (await checkpoints.ensure(conn, self.name)).checkpoint
+        self._start_over = False
+        await self.projection.setup()
         self._prepared = True
+        if self.consecutive_failures:
+            async with self._engine.begin() as conn:
+                await checkpoints.clear_failures(conn, self.name)
+            self.consecutive_failures = 0
+            log.info("projection store answers again", extra={"projection": self.name})
 
     async def run(self) -> None:
-        await self._prepare()
+        try:
+            await self._run()
+        finally:
+            if self._lease is not None:
+                await self._lease.release(self.name)
+
+    async def _run(self) -> None:
         while not self._stopping:
             try:
+                if not await self._own():
+                    self._control.clear()
+                    await self._sleep(self._config.lease_retry_seconds, self._control)
+                    continue
+                if not self._prepared:
+                    await self._prepare()
                 progressed, held_back = await self.step()
             except asyncio.CancelledError:
                 raise
+            except CheckpointMoved as exc:
+                # Someone else moved the stored checkpoint; this batch rolled back. Start from it.
+                log.warning(
+                    "checkpoint moved elsewhere; reloading",
+                    extra={"projection": self.name, "error": str(exc)},
+                )
+                self._prepared = False
+                continue
             except Exception as exc:
                 await self._failed(exc)
                 continue
             if not progressed:
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
+                interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
                 if await self._sleep(interval) and self._config.gather_seconds > 0:
                     await asyncio.sleep(self._config.gather_seconds)
+
+    async def _own(self) -> bool:
+        """Hold (or take) the lease; False means stand by."""
+        lease = self._lease
+        if lease is None:
+            return True
+        now = asyncio.get_running_loop().time()
+        if lease.holds(self.name):
+            if now - self._lease_checked_at < self._config.lease_check_seconds:
+                return True
+            self._lease_checked_at = now
+            if await lease.confirm(self.name):
+                return True
+            self._prepared = False
+            return False
+        if not await lease.acquire(self.name):
+            return False
+        self._lease_checked_at = now
+        # Another owner may have moved the checkpoint (or a rebuild swapped the model): reload it.
+        self._prepared = False
+        self._start_over = self._volatile
+        log.info("projection lease taken", extra={"projection": self.name, "holder": lease.holder})
+        return True
 
     async def step(self) -> tuple[bool, bool]:
         """Apply one batch. Returns (applied anything, stopped at the xmin horizon)."""
@@ -133,7 +230,7 @@ class ProjectionRunner:
                 return False, batch.held_back
             await self.projection.apply(batch.events, conn)
             new_checkpoint = batch.events[-1].checkpoint
-            await checkpoints.advance(conn, self.name, new_checkpoint)
+            await checkpoints.advance(conn, self.name, new_checkpoint, self.checkpoint)
         self.checkpoint = new_checkpoint
         self.consecutive_failures = 0
         if self._on_advance is not None:
@@ -166,6 +263,10 @@ class ProjectionRunner:
             "projection batch failed",
             extra={"projection": self.name, "failures": self.consecutive_failures},
         )
+        if not self.owns:
+            # The row belongs to the owner; our failure (to reach the lease session) is logged only.
+            await self._sleep(self._config.lease_retry_seconds, self._stopped)
+            return
         try:
             async with self._engine.begin() as conn:
                 await checkpoints.record_failure(

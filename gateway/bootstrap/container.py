@@ -30,6 +30,7 @@ from gateway.stores.embedded import EmbeddedStores
 from gateway.stores.es_node import PlainJsonNode
 from projections import checkpoints
 from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
+from projections.lease import CONTROL_CHANNEL, LeaseKeeper
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
 from queries.freshness import CheckpointWatcher, FreshnessService
@@ -54,6 +55,8 @@ class Container:
     authenticator: JwtAuthenticator
     hub: NotificationHub
     rebuilder: Rebuilder
+    # This process's projection leases (one owner per projection across processes).
+    leases: LeaseKeeper
     embedded: EmbeddedStores | None = None
     runners: list[ProjectionRunner] = field(default_factory=list)
     # Read models whose store lost everything at restart (in-memory stand-ins).
@@ -85,7 +88,16 @@ class Container:
 
     def add_projections(self, projections: Sequence[Projection], config: RunnerConfig | None = None) -> None:
         for projection in projections:
-            self.runners.append(ProjectionRunner(projection, self.engine, config, on_advance=self._announce))
+            self.runners.append(
+                ProjectionRunner(
+                    projection,
+                    self.engine,
+                    config,
+                    on_advance=self._announce,
+                    lease=self.leases,
+                    volatile=projection.store in self.volatile_stores,
+                )
+            )
 
     def _announce(self, name: str, checkpoint: Checkpoint) -> None:
         self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
@@ -93,6 +105,11 @@ class Container:
     def _on_ledger(self, _payload: str) -> None:
         for runner in self.runners:
             runner.wake()
+
+    def _on_control(self, payload: str) -> None:
+        for runner in self.runners:
+            if payload in (RECONNECTED, runner.name):
+                runner.control()
 
     def _on_checkpoint(self, payload: str) -> None:
         if payload == RECONNECTED:
@@ -102,15 +119,38 @@ class Container:
             name, checkpoint = parsed
             self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
 
-    async def start_projectors(self) -> None:
-        """Reset checkpoints of read models whose store is in memory, then start every runner."""
-        async with self.engine.begin() as conn:
-            for runner in self.runners:
-                if runner.projection.store in self.volatile_stores:
-                    await checkpoints.reset(conn, runner.name)
-                    self.watcher.reset(runner.name)
+    async def start_projectors(self, *, shared_stores_only: bool = False) -> None:
+        """Start the runners; each applies only while it holds its projection's lease.
+
+        A read model whose store is in this process's memory (``volatile_stores``) starts over
+        from the beginning of the ledger when its runner takes the lease. With
+        ``shared_stores_only`` (a ``project`` worker) those runners are not started at all:
+        their store would be this worker's own memory, which no reader can reach.
+        """
         for runner in self.runners:
+            volatile = runner.projection.store in self.volatile_stores
+            if volatile and shared_stores_only:
+                log.info(
+                    "projection left to the serving gateway: its store is in this process's memory",
+                    extra={"projection": runner.name, "store": runner.projection.store},
+                )
+                continue
+            if volatile:
+                await self._start_over(runner)
             runner.start()
+
+    async def _start_over(self, runner: ProjectionRunner) -> None:
+        # Before any reader is served: the store is empty, so the stored checkpoint must not count.
+        if not await self.leases.acquire(runner.name):
+            log.warning(
+                "another process owns this projection, whose store here is in memory: reads of it "
+                "in this process stay empty until this process takes the lease",
+                extra={"projection": runner.name, "owner": await self.leases.owner(runner.name)},
+            )
+            return
+        async with self.engine.begin() as conn:
+            await checkpoints.reset(conn, runner.name)
+        self.watcher.reset(runner.name)
 
     async def stop_projectors(self) -> None:
         for task in list(self.rebuilder.tasks.values()):
@@ -125,6 +165,7 @@ class Container:
                 await closer()
             except Exception:
                 log.exception("closing a service failed")
+        await self.leases.close()
         await self.hub.stop()
         with contextlib.suppress(Exception):
             await self.search.close()
@@ -176,11 +217,13 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         authenticator=JwtAuthenticator(settings.jwt_secret),
         hub=NotificationHub(settings.database_url),
         rebuilder=Rebuilder(engine),
+        leases=LeaseKeeper(settings.database_url),
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
     )
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
+    container.hub.subscribe(CONTROL_CHANNEL, container._on_control)
     await container.hub.start()
     return container
 
