@@ -11,6 +11,7 @@ from decimal import Decimal
 from msgspec.structs import replace
 
 from commands.domain.currencies import DEFAULT_CURRENCY, minor_units
+from commands.domain.money import STANDARD, TAX_CATEGORIES
 from commands.errors import DomainError, InvalidInput, ValidationErrors
 from commands.events.catalog import (
     ACTIVE,
@@ -42,6 +43,7 @@ class VariantDraft:
     sku: str
     title: str
     price: Decimal
+    tax_category: str = STANDARD
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,9 @@ def _validate_variants(
             fail(f"price has more than {decimals} decimals for this currency", *at, "price")
         elif decimals is not None:
             price = price.quantize(Decimal(1).scaleb(-decimals))
-        variants.append(VariantDraft(sku=sku, title=title, price=price))
+        if variant.tax_category not in TAX_CATEGORIES:
+            fail(f"taxCategory must be one of {', '.join(TAX_CATEGORIES)}", *at, "taxCategory")
+        variants.append(VariantDraft(sku=sku, title=title, price=price, tax_category=variant.tax_category))
     return tuple(variants)
 
 
@@ -182,7 +186,7 @@ def next_state(
     """The product after applying ``draft`` (validated): listed variants active in the given
     order, then previously known variants that are no longer listed, withdrawn."""
     listed = {v.sku for v in draft.variants}
-    variants = [ProductVariantState(v.sku, v.title, v.price, ACTIVE) for v in draft.variants]
+    variants = [ProductVariantState(v.sku, v.title, v.price, ACTIVE, v.tax_category) for v in draft.variants]
     if current is not None:
         variants += [replace(v, status=WITHDRAWN) for v in current.variants if v.sku not in listed]
     assert draft.currency is not None and draft.description is not None and draft.categories is not None

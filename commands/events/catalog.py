@@ -23,12 +23,14 @@ def product_stream_id(product_id: str) -> str:
     return f"product-{product_id}"
 
 
-class ProductVariantState(msgspec.Struct, frozen=True):
+class ProductVariantState(msgspec.Struct, frozen=True, omit_defaults=True):
     sku: str
     title: str
     price: Decimal
     # ACTIVE or WITHDRAWN: a variant removed from its product is kept, withdrawn.
     status: str
+    # 'standard', 'reduced' or 'zero' (commands.domain.money); absent (standard) in older events.
+    tax_category: str = "standard"
 
 
 class ProductState(msgspec.Struct, frozen=True):

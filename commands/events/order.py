@@ -18,13 +18,35 @@ class OrderLineData(msgspec.Struct, frozen=True):
     line_total: Decimal
 
 
-class AddressData(msgspec.Struct, frozen=True):
+class AddressData(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     line1: str
     line2: str | None
     city: str
     postal_code: str
     country_code: str
+    # State or province, where a tax rate depends on it; absent from older orders.
+    region: str | None = None
+
+
+class TaxLineData(msgspec.Struct, frozen=True):
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+class OrderTotalsData(msgspec.Struct, frozen=True):
+    """What the order charges beyond its lines (see ``commands.domain.money``)."""
+
+    subtotal: Decimal
+    shipping: Decimal
+    discounts: Decimal
+    tax: Decimal
+    total: Decimal
+    tax_lines: tuple[TaxLineData, ...] = ()
+    prices_include_tax: bool = False
+    shipping_method: str | None = None
+    discount_code: str | None = None
 
 
 class OrderEvent(Event, frozen=True):
@@ -32,7 +54,9 @@ class OrderEvent(Event, frozen=True):
     order_id: str
 
 
-class OrderPlaced(OrderEvent, frozen=True):
+class OrderPlaced(OrderEvent, frozen=True, omit_defaults=True):
+    """``totals`` is absent from orders placed before shipping, tax and discounts (or without any)."""
+
     number: str
     customer_id: str | None
     cart_id: str
@@ -44,6 +68,7 @@ class OrderPlaced(OrderEvent, frozen=True):
     shipping_address: AddressData
     payment_attempt_id: str
     reservation_expires_at: datetime | None
+    totals: OrderTotalsData | None = None
 
 
 class PaymentAuthorized(OrderEvent, frozen=True):

@@ -23,7 +23,9 @@ async def upsert_product(command: UpsertProduct, uow: UnitOfWork) -> UpsertProdu
         catalog.ProductDraft(
             handle=command.handle,
             title=command.title,
-            variants=tuple(catalog.VariantDraft(v.sku, v.title, v.price) for v in command.variants),
+            variants=tuple(
+                catalog.VariantDraft(v.sku, v.title, v.price, v.tax_category) for v in command.variants
+            ),
             description=command.description,
             brand=command.brand,
             categories=command.categories,
@@ -93,12 +95,15 @@ async def _load(conn: AsyncConnection, product_id: str) -> ProductState:
     exponent = Decimal(1).scaleb(-(minor_units(currency) or 0))
     rows = await conn.execute(
         text(
-            "SELECT sku, title, price, status FROM catalog_variants "
+            "SELECT sku, title, price, status, tax_category FROM catalog_variants "
             "WHERE product_id = CAST(:id AS uuid) ORDER BY sort_order, sku"
         ),
         {"id": product_id},
     )
-    variants = tuple(ProductVariantState(r.sku, r.title, r.price.quantize(exponent), r.status) for r in rows)
+    variants = tuple(
+        ProductVariantState(r.sku, r.title, r.price.quantize(exponent), r.status, r.tax_category)
+        for r in rows
+    )
     return ProductState(
         product_id=product_id,
         handle=product.handle,
@@ -124,21 +129,23 @@ async def _sku_owners(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, s
 _UPSERT_VARIANTS = text(
     """
     INSERT INTO catalog_variants
-        (sku, product_id, title, price, currency, status, sort_order, created_at, updated_at)
-    SELECT u.sku, CAST(:pid AS uuid), u.title, u.price, :cur, u.status, u.sort_order, :now, :now
+        (sku, product_id, title, price, currency, status, sort_order, created_at, updated_at, tax_category)
+    SELECT u.sku, CAST(:pid AS uuid), u.title, u.price, :cur, u.status, u.sort_order, :now, :now,
+           u.tax_category
     FROM unnest(CAST(:skus AS varchar[]), CAST(:titles AS text[]), CAST(:prices AS numeric[]),
-                CAST(:statuses AS varchar[]), CAST(:orders AS int[]))
-         AS u(sku, title, price, status, sort_order)
+                CAST(:statuses AS varchar[]), CAST(:orders AS int[]), CAST(:taxes AS varchar[]))
+         AS u(sku, title, price, status, sort_order, tax_category)
     -- One lock order for SKU rows, so two products claiming overlapping SKUs cannot deadlock.
     ORDER BY u.sku
     ON CONFLICT (sku) DO UPDATE SET
         title = EXCLUDED.title, price = EXCLUDED.price, currency = EXCLUDED.currency,
-        status = EXCLUDED.status, sort_order = EXCLUDED.sort_order,
+        status = EXCLUDED.status, sort_order = EXCLUDED.sort_order, tax_category = EXCLUDED.tax_category,
         updated_at = CASE
             WHEN (catalog_variants.title, catalog_variants.price, catalog_variants.currency,
-                  catalog_variants.status, catalog_variants.sort_order)
+                  catalog_variants.status, catalog_variants.sort_order, catalog_variants.tax_category)
                  IS DISTINCT FROM
-                 (EXCLUDED.title, EXCLUDED.price, EXCLUDED.currency, EXCLUDED.status, EXCLUDED.sort_order)
+                 (EXCLUDED.title, EXCLUDED.price, EXCLUDED.currency, EXCLUDED.status, EXCLUDED.sort_order,
+                  EXCLUDED.tax_category)
             THEN EXCLUDED.updated_at ELSE catalog_variants.updated_at END
     WHERE catalog_variants.product_id = EXCLUDED.product_id
     RETURNING sku
@@ -183,6 +190,7 @@ async def _save_variants(conn: AsyncConnection, state: ProductState) -> None:
             "prices": [v.price for v in state.variants],
             "statuses": [v.status for v in state.variants],
             "orders": list(range(len(state.variants))),
+            "taxes": [v.tax_category for v in state.variants],
         },
     )
     # A SKU another product claimed after our ownership check (its insert won the race).

@@ -24,6 +24,7 @@ class VariantSpec:
     sku: str
     title: str
     price: Decimal
+    tax_category: str = "standard"
 
 
 @dataclass(frozen=True)

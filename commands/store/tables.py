@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CHAR,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -83,6 +84,8 @@ catalog_variants = Table(
     Column("sort_order", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Added by 0011_money: 'standard', 'reduced' or 'zero'.
+    Column("tax_category", String(16), nullable=False),
     Index("catalog_variants_product", "product_id"),
 )
 
@@ -204,4 +207,79 @@ checkout_carts = Table(
     Column("cart_id", String(64), primary_key=True),
     Column("order_id", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Money (migration 0011_money): configuration, kept with its events in the same transactions.
+shipping_methods = Table(
+    "shipping_methods",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("price", Numeric(18, 4), nullable=False),
+    Column("free_above", Numeric(18, 4)),
+    # {country code: price}
+    Column("country_prices", JSONB, nullable=False),
+    Column("countries", ARRAY(Text), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# region '' is the country-wide rate.
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    Column("country_code", CHAR(2), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("rate", Numeric(9, 6), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("country_code", "region", "category"),
+)
+
+tax_policies = Table(
+    "tax_policies",
+    metadata,
+    Column("currency", CHAR(3), primary_key=True),
+    Column("prices_include_tax", Boolean, nullable=False),
+    Column("rounding", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# ``uses``: reserved and committed uses; the migration's CHECK (uses <= usage_limit) backs the
+# conditional UPDATE that reserves a use.
+discount_codes = Table(
+    "discount_codes",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("value", Numeric(18, 4), nullable=False),
+    Column("target", String(16), nullable=False),
+    Column("currency", CHAR(3)),
+    Column("minimum_subtotal", Numeric(18, 4)),
+    Column("starts_at", DateTime(timezone=True)),
+    Column("ends_at", DateTime(timezone=True)),
+    Column("usage_limit", Integer),
+    Column("per_customer_limit", Integer),
+    Column("active", Boolean, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per order that used a code: 'reserved', 'committed' or 'released'.
+discount_code_uses = Table(
+    "discount_code_uses",
+    metadata,
+    Column("order_id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "code",
+        String(64),
+        ForeignKey("discount_codes.code", name="discount_code_uses_code_fkey"),
+        nullable=False,
+    ),
+    Column("customer_id", String(200)),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("discount_code_uses_customer", "code", "customer_id"),
 )

@@ -158,6 +158,9 @@ class ProductVariantInput:
     sku: str
     title: str
     price: Decimal
+    tax_category: str = strawberry.field(
+        default="standard", description="standard, reduced or zero: which tax rate applies."
+    )
 
 
 @strawberry.input
@@ -276,7 +279,7 @@ async def resolve_product_upsert(info: Info, input: ProductUpsertInput) -> Produ
     command = UpsertProduct(
         handle=input.handle,
         title=input.title,
-        variants=tuple(VariantSpec(v.sku, v.title, v.price) for v in input.variants),
+        variants=tuple(VariantSpec(v.sku, v.title, v.price, v.tax_category) for v in input.variants),
         description=input.description,
         brand=input.brand,
         categories=None if input.categories is None else tuple(input.categories),

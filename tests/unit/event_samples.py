@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from commands.events import cart, catalog, inventory, order
+from commands.events import cart, catalog, inventory, money, order
 from commands.events.base import Event
 
 AT = datetime(2026, 11, 22, 10, 15, tzinfo=UTC)
@@ -84,4 +84,22 @@ SAMPLES: tuple[Event, ...] = (
     order.OrderCancelled("o-1", "customer request", "customer:cust-1"),
     order.OrderRefunded("o-1", "damaged"),
     order.OrderNeedsAttention("o-1", "capture failed"),
+    money.ShippingMethodDefined(
+        "standard",
+        "Standard",
+        "EUR",
+        Decimal("4.90"),
+        Decimal("50.00"),
+        (money.CountryPrice("FR", Decimal("6.90")),),
+        ("DE", "FR"),
+        True,
+    ),
+    money.TaxRateSet("DE", None, "reduced", Decimal("0.07")),
+    money.TaxPolicySet("EUR", True, "PER_LINE"),
+    money.DiscountCodeDefined(
+        "TEN", "PERCENTAGE", Decimal("10"), "SUBTOTAL", None, Decimal("20.00"), AT, AT_MICROS, 20, 1, True
+    ),
+    money.DiscountCodeUseReserved("TEN", "o-1", "cust-1", 3),
+    money.DiscountCodeUseCommitted("TEN", "o-1"),
+    money.DiscountCodeUseReleased("TEN", "o-1", "payment declined", 2),
 )
