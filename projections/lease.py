@@ -28,8 +28,7 @@ import socket
 import time
 
 import asyncpg
-
-from gateway.realtime.notifications import asyncpg_dsn
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class LeaseKeeper:
     """The leases of one process, on one dedicated PostgreSQL session."""
 
     def __init__(self, database_url: str, holder: str | None = None) -> None:
-        self._dsn = asyncpg_dsn(database_url)
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.holder = holder or process_label()
         self._conn: asyncpg.Connection | None = None
         # One statement at a time on the session; also orders acquire against release.
@@ -207,6 +206,7 @@ async def lease_owner(conn: asyncpg.Connection, name: str) -> str | None:
 
 
 # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+# queries/projection_status.py reads owners the same way (it may not import this package).
 OWNER_QUERY = (
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
     "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 1 "

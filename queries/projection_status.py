@@ -4,6 +4,9 @@ States are derived at read time from the checkpoint row and the lag:
 FAILED and REBUILDING come from the runner; CATCHING_UP when the lag is above
 a threshold; STALLED when events wait but the checkpoint has not moved for a
 while; RUNNING otherwise.
+
+The owner is the process holding the projection's lease (``projections/lease.py``: a session
+advisory lock keyed ``hashtextextended('projection:<name>', 0)``), as it named its session.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class ProjectionStatusView:
     freshness: Freshness
     last_error: str | None
     rebuild_progress: float | None = None
+    owner: str | None = None
+
+
+# A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+_OWNER = text(
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock' AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(:key, 0) LIMIT 1"
+)
 
 
 class ProjectionStatusService:
@@ -53,6 +66,7 @@ class ProjectionStatusService:
                     {"n": name},
                 )
             ).first()
+            owner = (await conn.execute(_OWNER, {"key": f"projection:{name}"})).scalar()
         stored_state = row.state if row is not None else "RUNNING"
         last_error = row.last_error if row is not None else None
         moved_at = row.updated_at if row is not None else None
@@ -63,6 +77,7 @@ class ProjectionStatusService:
             freshness=fresh,
             last_error=last_error,
             rebuild_progress=rebuild_progress,
+            owner=owner,
         )
 
     def _derive(self, stored: str, fresh: Freshness, moved_at: datetime | None, rebuilding: bool) -> str:

@@ -23,6 +23,7 @@ from gateway.bootstrap.settings import ConfigurationError, Settings
 from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
+from gateway.cli import workers as workers_cli
 from gateway.cli.signals import Interrupted, StopSignals
 
 if TYPE_CHECKING:
@@ -76,16 +77,28 @@ def _http_server(config: uvicorn.Config, on_started: Callable[[], None]) -> uvic
     return Server(config)
 
 
-async def _serve(stops: StopSignals, settings: Settings, host: str, port: int, ephemeral: bool) -> None:
+async def _serve(
+    stops: StopSignals,
+    settings: Settings,
+    host: str,
+    port: int,
+    ephemeral: bool,
+    listen_fd: int | None = None,
+) -> None:
     import uvicorn
 
     from gateway.bootstrap.background import start_background
     from gateway.bootstrap.container import build_container
     from gateway.bootstrap.wiring import seed_demo_data, wire
     from gateway.http.app import build_app
+    from projections.lease import process_label
 
-    _check_port(host, port)
+    # A worker of ``serve --workers`` accepts on the supervisor's socket.
+    listening = None if listen_fd is None else [socket.socket(fileno=listen_fd)]
+    if listening is None:
+        _check_port(host, port)
     container = await build_container(settings, ephemeral=ephemeral)
+    container.leases.holder = process_label("serve")
     seeding: asyncio.Task[bool] | None = None
     try:
         wire(container)
@@ -119,7 +132,7 @@ async def _serve(stops: StopSignals, settings: Settings, host: str, port: int, e
 
         server = _http_server(config, started)
         with stops.handled_by(lambda signum: server.handle_exit(signum, None)):
-            await server.serve()
+            await server.serve(sockets=listening)
         log.info("gateway stopping: requests drained, stopping projectors, jobs and stores")
     finally:
         if seeding is not None:
@@ -141,13 +154,19 @@ def _report_seeding(task: asyncio.Task[bool]) -> None:
 async def _project(stops: StopSignals, settings: Settings) -> None:
     from gateway.bootstrap.container import build_container
     from gateway.bootstrap.wiring import wire
+    from projections.lease import process_label
 
     container = await build_container(settings)
+    container.leases.holder = process_label("project")
     stop = asyncio.Event()
     try:
         wire(container)
-        await container.start_projectors()
-        log.info("projectors running", extra={"projections": [r.name for r in container.runners]})
+        # Read models in this worker's own memory would be unreachable: the gateway keeps those.
+        await container.start_projectors(shared_stores_only=True)
+        log.info(
+            "projectors standing by for their leases",
+            extra={"projections": [r.name for r in container.runners if r.running]},
+        )
         with stops.handled_by(lambda _signum: stop.set()):
             await stop.wait()
     finally:
@@ -240,6 +259,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ephemeral", action="store_true", help="fresh temporary data directory, removed at exit"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes on one port (needs every store shared by URL; projectors run once, by lease)",
+    )
+    serve.add_argument(workers_cli.LISTEN_FD_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="apply database migrations")
     token = sub.add_parser("token", help="print a development JWT")
     token.add_argument("--sub", required=True)
@@ -291,9 +317,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(_log_level(args.command, settings))
+        if args.command == "serve" and args.workers != 1:
+            workers_cli.check_shareable(settings, args.workers)
+            _check_port(args.host, args.port)
+            with contextlib.suppress(Interrupted):
+                return signals.run(
+                    lambda stops: workers_cli.supervise(stops, settings, args.host, args.port, args.workers)
+                )
+            return 0
         if args.command == "serve":
             with contextlib.suppress(Interrupted):  # a signal during start-up: stopped cleanly
-                signals.run(lambda stops: _serve(stops, settings, args.host, args.port, args.ephemeral))
+                signals.run(
+                    lambda stops: _serve(
+                        stops,
+                        settings,
+                        args.host,
+                        args.port,
+                        args.ephemeral,
+                        getattr(args, "listen_fd", None),
+                    )
+                )
         elif args.command == "project":
             with contextlib.suppress(Interrupted):
                 signals.run(lambda stops: _project(stops, settings))

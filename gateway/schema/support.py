@@ -92,6 +92,13 @@ class ProjectionStatus:
     rebuild_progress: float | None = strawberry.field(
         default=None, description="Share of the ledger a running rebuild has replayed (0..1)."
     )
+    owner: str | None = strawberry.field(
+        default=None,
+        description=(
+            "The process applying this projection now (host:pid and role), which holds its lease; "
+            "null while no process does (standbys take over within seconds)."
+        ),
+    )
 
     @classmethod
     def of(cls, view: ProjectionStatusView) -> ProjectionStatus:
@@ -102,6 +109,7 @@ class ProjectionStatus:
             freshness=Freshness.of(view.freshness),
             last_error=view.last_error,
             rebuild_progress=view.rebuild_progress,
+            owner=view.owner,
         )
 
 
