@@ -6,7 +6,6 @@ in stream order. One ``find`` and one ``bulk_write`` per batch.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -33,8 +32,6 @@ from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream
 
-log = logging.getLogger(__name__)
-
 NAME = "carts"
 COLLECTION = "carts"
 STREAM_TYPE = "cart"
@@ -56,12 +53,8 @@ class CartsProjection:
         return self._db[self.collection_name]
 
     async def setup(self) -> None:
-        # The runner calls setup once, before its retry loop: an unreachable store
-        # must not kill the projector, so indexes are retried from apply().
-        try:
-            await self._ensure_indexes()
-        except Exception:
-            log.warning("carts read store unavailable at setup; will retry", exc_info=True)
+        # An unreachable store raises: the runner retries setup with backoff and reports it.
+        await self._ensure_indexes()
 
     async def _ensure_indexes(self) -> None:
         if self._ready:
