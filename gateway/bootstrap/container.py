@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as redis_async
-from elastic_transport import HttpxAsyncHttpNode
+from elastic_transport import AiohttpHttpNode
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -198,7 +198,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         await migrate(engine)
     search = AsyncElasticsearch(
         settings.elasticsearch_url,
-        node_class=PlainJsonNode if settings.search_in_memory else HttpxAsyncHttpNode,
+        node_class=PlainJsonNode if settings.search_in_memory else AiohttpHttpNode,
         request_timeout=10,
     )
     mongo_client = _mongo_client(settings)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from elastic_transport import HttpHeaders, HttpxAsyncHttpNode
+from elastic_transport import AiohttpHttpNode, HttpHeaders
 
 _VENDOR_JSON = "vnd.elasticsearch+"
 
 
-class PlainJsonNode(HttpxAsyncHttpNode):
+class PlainJsonNode(AiohttpHttpNode):
     async def perform_request(  # type: ignore[override]
         self,
         method: str,

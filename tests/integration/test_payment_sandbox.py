@@ -110,8 +110,9 @@ async def http(sandbox: SandboxServer, receiver: Receiver) -> AsyncIterator[http
 
 
 @pytest.fixture
-async def provider(http: httpx.AsyncClient, sandbox: SandboxServer) -> HttpPaymentProvider:
-    return HttpPaymentProvider(sandbox.base_url, timeout_seconds=2.0, client=http)
+async def provider(http: httpx.AsyncClient, sandbox: SandboxServer) -> AsyncIterator[HttpPaymentProvider]:
+    async with HttpPaymentProvider(sandbox.base_url, timeout_seconds=2.0) as client:
+        yield client
 
 
 async def configure(http: httpx.AsyncClient, **changes: Any) -> None:
@@ -230,42 +231,43 @@ async def test_timeout_then_late_outcome(
     outcome: PaymentStatus,
     event_type: str,
 ) -> None:
-    impatient = HttpPaymentProvider(sandbox.base_url, timeout_seconds=0.3, client=http)
-    key = f"k-{token}"
+    async with HttpPaymentProvider(sandbox.base_url, timeout_seconds=0.3) as impatient:
+        key = f"k-{token}"
 
-    with pytest.raises(PaymentProviderUnavailable):
-        await authorize(impatient, key, token=token)
+        with pytest.raises(PaymentProviderUnavailable):
+            await authorize(impatient, key, token=token)
 
-    pending = await impatient.lookup(idempotency_key=key)
-    assert pending is not None and pending.status is PaymentStatus.PENDING
-    retried = await authorize(impatient, key, token=token)  # a retry while pending must not charge again
-    assert retried.status is PaymentStatus.PENDING
-    assert retried.provider_reference == pending.provider_reference
+        pending = await impatient.lookup(idempotency_key=key)
+        assert pending is not None and pending.status is PaymentStatus.PENDING
+        retried = await authorize(impatient, key, token=token)  # a retry while pending must not charge again
+        assert retried.status is PaymentStatus.PENDING
+        assert retried.provider_reference == pending.provider_reference
 
-    delivery = await receiver.event(event_type, key)
-    assert_signed(delivery)
-    assert delivery.event["data"]["status"] == outcome
-    assert delivery.event["data"]["reference_hint"] == f"order-{key}"
-    settled = await impatient.lookup(idempotency_key=key)
-    assert settled is not None
-    assert (settled.status, settled.provider_reference) == (outcome, pending.provider_reference)
-    assert (await payments(http))["total_charges"] == 1
+        delivery = await receiver.event(event_type, key)
+        assert_signed(delivery)
+        assert delivery.event["data"]["status"] == outcome
+        assert delivery.event["data"]["reference_hint"] == f"order-{key}"
+        settled = await impatient.lookup(idempotency_key=key)
+        assert settled is not None
+        assert (settled.status, settled.provider_reference) == (outcome, pending.provider_reference)
+        assert (await payments(http))["total_charges"] == 1
 
 
 async def test_latency_beyond_client_timeout_is_unknown_but_executed(
     sandbox: SandboxServer, http: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     await configure(http, latency_ms=500)
-    impatient = HttpPaymentProvider(sandbox.base_url, timeout_seconds=0.2, client=http)
-
-    with pytest.raises(PaymentProviderUnavailable):
-        await impatient.authorize(
-            idempotency_key="k-slow", amount=Decimal(5), currency=EUR, token="tok_ok", reference_hint="o"
-        )
-    await configure(http, latency_ms=0)
-    await receiver.event("payment.authorized", "k-slow")  # the sandbox finished what the client gave up on
-    found = await impatient.lookup(idempotency_key="k-slow")
-    assert found is not None and found.status is PaymentStatus.AUTHORIZED
+    async with HttpPaymentProvider(sandbox.base_url, timeout_seconds=0.2) as impatient:
+        with pytest.raises(PaymentProviderUnavailable):
+            await impatient.authorize(
+                idempotency_key="k-slow", amount=Decimal(5), currency=EUR, token="tok_ok", reference_hint="o"
+            )
+        await configure(http, latency_ms=0)
+        await receiver.event(
+            "payment.authorized", "k-slow"
+        )  # the sandbox finished what the client gave up on
+        found = await impatient.lookup(idempotency_key="k-slow")
+        assert found is not None and found.status is PaymentStatus.AUTHORIZED
 
 
 async def test_lookup_of_unknown_key_is_none(provider: HttpPaymentProvider) -> None:
