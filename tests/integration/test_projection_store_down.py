@@ -51,6 +51,7 @@ async def test_carts_store_down_at_start_reports_failed_then_catches_up(containe
         assert status.owner == container.leases.holder
 
         container.mongo_client.set_available(True)
+        assert cart.position is not None
         await container.freshness.wait_for("carts", cart.position, timeout=20)
         assert await container.mongo["carts"].find_one({"_id": cart.cart_id}) is not None
         recovered = await _status(container, "carts", "mongodb")
