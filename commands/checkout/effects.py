@@ -16,11 +16,12 @@ from sqlalchemy import delete, func, select, text
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.domain import order as domain
-from commands.domain.order import Order
+from commands.domain.order import Order, PaymentStatus
 from commands.errors import DomainError
 from commands.events import order as ev
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
+from commands.money import discount_uses
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import checkout_carts, ledger_events
 from commands.store.unit_of_work import UnitOfWork
@@ -59,16 +60,22 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
     """Append ``events`` and carry out their effects on stock and the cart."""
     if not events:
         return order
+    state = order
     for event in events:
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
             await reservations.commit(uow, order.order_id)
+            await discount_uses.commit(uow, order.order_id)
             await _free_cart(uow, order)
         elif isinstance(event, ev.OrderCancelled):
             await reservations.release(uow, order.order_id, reason=event.reason)
+            if state.payment_status is not PaymentStatus.CAPTURED:
+                # Declined or cancelled before capture: the discount code's use goes back.
+                await discount_uses.release(uow, order.order_id, reason=event.reason)
             await _free_cart(uow, order)
         elif isinstance(event, ev.OrderShipped):
             await reservations.consume(uow, order.order_id)
+        state = domain.apply(state, event)
     await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)
     return domain.evolve(order, events)
 

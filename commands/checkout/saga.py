@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
 from commands.checkout import effects as effects
+from commands.checkout import money as checkout_money
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import PaymentSettlement, Settled
@@ -48,6 +49,7 @@ from commands.inventory import reservations
 from commands.inventory.reservations import ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
+from commands.money import discount_uses
 from commands.store import idempotency
 from commands.store.idempotency import STARTED
 from commands.store.phases import Phases
@@ -56,6 +58,7 @@ from commands.store.unit_of_work import UnitOfWork
 
 PLACED = "order_placed"
 MAX_TEXT = 200
+MAX_CODE = 64
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
@@ -128,6 +131,14 @@ class CheckoutSaga:
             if busy is not None:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
             priced = price_cart(cart, await _variants(uow, skus(cart)))
+            charge = await checkout_money.price(
+                uow,
+                priced,
+                command.shipping_address,
+                shipping_method=command.shipping_method,
+                discount_code=command.discount_code,
+                expected_total=command.expected_total,
+            )
             order_id = str(uuid.uuid4())
             expires_at = await reservations.reserve(
                 uow,
@@ -135,13 +146,19 @@ class CheckoutSaga:
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
                 lease=self._lease,
             )
+            if charge.discount is not None:
+                # After the stock: buyers refused for stock never wait on the code's row.
+                customer_key = command.customer_id or cart.customer_id or f"email:{command.email.lower()}"
+                await discount_uses.reserve(
+                    uow, charge.discount.code, order_id, customer_key[:200], checkout_money.DISCOUNT_FIELD
+                )
             number = (await conn.execute(text("SELECT nextval('order_numbers')"))).scalar_one()
             attempt = await payment_ops.record(
                 conn,
                 order_id=order_id,
                 operation=payment_ops.AUTHORIZE,
                 key=f"authorize:{order_id}",
-                amount=priced.total,
+                amount=charge.totals.total,
                 currency=priced.currency,
             )
             placed = OrderPlaced(
@@ -153,10 +170,11 @@ class CheckoutSaga:
                 currency=priced.currency,
                 lines=priced.lines,
                 subtotal=priced.subtotal,
-                total=priced.total,
+                total=charge.totals.total,
                 shipping_address=command.shipping_address,
                 payment_attempt_id=attempt.id,
                 reservation_expires_at=expires_at,
+                totals=charge.recorded,
             )
             await uow.append(effects.STREAM_TYPE, effects.stream_id(order_id), [placed], expected_version=0)
             await conn.execute(
@@ -227,6 +245,13 @@ def validate(command: CompleteCheckout) -> None:
                 "countryCode must be two upper-case letters (ISO 3166-1)", ["shippingAddress", "countryCode"]
             )
         )
+    if address.region is not None and not 0 < len(address.region) <= MAX_CODE:
+        errors.append(
+            InvalidInput(f"region must be 1 to {MAX_CODE} characters", ["shippingAddress", "region"])
+        )
+    for name, code in (("shippingMethod", command.shipping_method), ("discountCode", command.discount_code)):
+        if code is not None and not 0 < len(code) <= MAX_CODE:
+            errors.append(InvalidInput(f"{name} must be 1 to {MAX_CODE} characters", [name]))
     if not command.payment_token or len(command.payment_token) > 255:
         errors.append(InvalidInput("payment token must be 1 to 255 characters", ["payment", "token"]))
     if errors:

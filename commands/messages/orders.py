@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from commands.bus import Command
@@ -84,6 +85,11 @@ class CompleteCheckout(Command[OrderOutcome]):
     expected_cart_version: int | None = None
     customer_id: str | None = None
     staff: bool = False
+    # Override the cart's choices; None keeps the cart's (commands.domain.money).
+    shipping_method: str | None = None
+    discount_code: str | None = None
+    # The total the buyer was shown: a different total now is PRICE_CHANGED.
+    expected_total: Decimal | None = None
 
     operation: ClassVar[str] = "checkout"
 
@@ -94,7 +100,19 @@ class CompleteCheckout(Command[OrderOutcome]):
 
     def idempotency_request(self) -> dict[str, Any]:
         address = self.shipping_address
+        # Money choices join the request only when given: earlier keys keep their hashes.
+        money = {
+            name: str(value)
+            for name, value in (
+                ("region", address.region),
+                ("shipping_method", self.shipping_method),
+                ("discount_code", self.discount_code),
+                ("expected_total", self.expected_total),
+            )
+            if value is not None
+        }
         return {
+            **money,
             "cart": self.cart_id,
             "email": self.email,
             "address": [

@@ -12,6 +12,7 @@ from commands.checkout.saga import CheckoutSaga
 from commands.checkout.settle import PaymentSettlement
 from commands.handlers import cart as cart_handlers
 from commands.handlers import inventory as inventory_handlers
+from commands.handlers import money as money_handlers
 from commands.handlers.catalog import upsert_product
 from commands.handlers.orders import OrderHandlers
 from commands.messages.catalog import UpsertProduct
@@ -43,6 +44,7 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
     bus.register(UpsertProduct, upsert_product)
     cart_handlers.register(bus)
     inventory_handlers.register(bus)
+    money_handlers.register(bus)
 
     payments = ProcessPaymentProvider(settings)
     container.on_close(payments.aclose)

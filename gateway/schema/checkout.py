@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import strawberry
 
@@ -37,6 +38,9 @@ class AddressInput:
     postal_code: str
     country_code: str
     line2: str | None = None
+    region: str | None = strawberry.field(
+        default=None, description="State or province, where a tax rate depends on it."
+    )
 
 
 @strawberry.input
@@ -52,6 +56,13 @@ class CheckoutInput:
     shipping_address: AddressInput
     payment: PaymentInput
     expected_cart_version: int | None = None
+    shipping_method: str | None = strawberry.field(
+        default=None, description="Code of the shipping method; required when the store has any."
+    )
+    discount_code: str | None = None
+    expected_total: Decimal | None = strawberry.field(
+        default=None, description="The total the buyer was shown; another total now is PRICE_CHANGED."
+    )
 
 
 async def _payload_order(root: CheckoutPayload | OrderPayload, info: Info) -> Order | None:
@@ -114,11 +125,15 @@ async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> Checkou
                 address.city,
                 address.postal_code,
                 address.country_code,
+                address.region,
             ),
             payment_token=input.payment.token,
             expected_cart_version=input.expected_cart_version,
             customer_id=principal.customer_id,
             staff=principal.staff,
+            shipping_method=input.shipping_method,
+            discount_code=input.discount_code,
+            expected_total=input.expected_total,
         )
         outcome = await context.bus.dispatch(command, context.metadata())
     except DomainError as error:

@@ -13,6 +13,7 @@ from gateway.schema import catalog as catalog_api
 from gateway.schema import catalog_import as catalog_import_api
 from gateway.schema import checkout as order_mutations_api
 from gateway.schema import inventory as inventory_api
+from gateway.schema import money as money_api
 from gateway.schema import orders as orders_api
 from gateway.schema import support as support_api
 from gateway.schema.common import Node
@@ -239,6 +240,28 @@ class Mutation:
         self, info: Info, sku: str, delta: int, idempotency_key: str, reason: str | None = None
     ) -> inventory_api.InventoryPayload:
         return await inventory_api.resolve_inventory_adjust(info, sku, delta, reason, idempotency_key)
+
+    @strawberry.mutation
+    async def shipping_method_define(
+        self, info: Info, input: money_api.ShippingMethodInput
+    ) -> money_api.MoneyConfigPayload:
+        return await money_api.resolve_shipping_method_define(info, input)
+
+    @strawberry.mutation
+    async def tax_rate_set(self, info: Info, input: money_api.TaxRateInput) -> money_api.MoneyConfigPayload:
+        return await money_api.resolve_tax_rate_set(info, input)
+
+    @strawberry.mutation
+    async def tax_policy_set(
+        self, info: Info, input: money_api.TaxPolicyInput
+    ) -> money_api.MoneyConfigPayload:
+        return await money_api.resolve_tax_policy_set(info, input)
+
+    @strawberry.mutation
+    async def discount_code_define(
+        self, info: Info, input: money_api.DiscountCodeInput
+    ) -> money_api.MoneyConfigPayload:
+        return await money_api.resolve_discount_code_define(info, input)
 
     @strawberry.mutation
     async def projection_rebuild(self, info: Info, name: str) -> support_api.ProjectionRebuildPayload:

@@ -1,0 +1,143 @@
+"""Money configuration handlers: the configuration row and its event, in one transaction.
+
+Writers of one configuration item are serialized by the row (upsert), and the
+stream append carries no expected version: the newest event is the configuration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from commands.bus import CommandBus
+from commands.events import money as ev
+from commands.messages.money import (
+    DefineDiscountCode,
+    DefineShippingMethod,
+    MoneyConfigResult,
+    SetTaxPolicy,
+    SetTaxRate,
+)
+from commands.money import validation
+from commands.store.tables import discount_codes, shipping_methods, tax_policies, tax_rates
+from commands.store.unit_of_work import UnitOfWork
+
+
+def register(bus: CommandBus) -> None:
+    bus.register(DefineShippingMethod, define_shipping_method, validate=validation.shipping_method)
+    bus.register(SetTaxRate, set_tax_rate, validate=validation.tax_rate)
+    bus.register(SetTaxPolicy, set_tax_policy, validate=validation.tax_policy)
+    bus.register(DefineDiscountCode, define_discount_code, validate=validation.discount_code)
+
+
+async def define_shipping_method(command: DefineShippingMethod, uow: UnitOfWork) -> MoneyConfigResult:
+    values = {
+        "name": command.name.strip(),
+        "currency": command.currency,
+        "price": command.price,
+        "free_above": command.free_above,
+        "country_prices": {country: str(price) for country, price in command.country_prices},
+        "countries": list(command.countries),
+        "active": command.active,
+        "updated_at": func.now(),
+    }
+    await uow.conn.execute(
+        pg_insert(shipping_methods)
+        .values(code=command.code, **values)
+        .on_conflict_do_update(index_elements=["code"], set_=values)
+    )
+    event = ev.ShippingMethodDefined(
+        code=command.code,
+        name=command.name.strip(),
+        currency=command.currency,
+        price=command.price,
+        free_above=command.free_above,
+        country_prices=tuple(ev.CountryPrice(c, p) for c, p in command.country_prices),
+        countries=command.countries,
+        active=command.active,
+    )
+    await uow.append(event.stream_type, ev.shipping_method_stream(command.code), [event])
+    return MoneyConfigResult(uow.last_position)
+
+
+async def set_tax_rate(command: SetTaxRate, uow: UnitOfWork) -> MoneyConfigResult:
+    region = command.region or ""
+    t = tax_rates.c
+    if command.rate is None:
+        await uow.conn.execute(
+            tax_rates.delete().where(
+                t.country_code == command.country_code, t.region == region, t.category == command.category
+            )
+        )
+    else:
+        await uow.conn.execute(
+            pg_insert(tax_rates)
+            .values(
+                country_code=command.country_code,
+                region=region,
+                category=command.category,
+                rate=command.rate,
+                updated_at=func.now(),
+            )
+            .on_conflict_do_update(
+                index_elements=["country_code", "region", "category"],
+                set_={"rate": command.rate, "updated_at": func.now()},
+            )
+        )
+    event = ev.TaxRateSet(command.country_code, command.region, command.category, command.rate)
+    stream = ev.tax_rate_stream(command.country_code, command.region, command.category)
+    await uow.append(event.stream_type, stream, [event])
+    return MoneyConfigResult(uow.last_position)
+
+
+async def set_tax_policy(command: SetTaxPolicy, uow: UnitOfWork) -> MoneyConfigResult:
+    values = {
+        "prices_include_tax": command.prices_include_tax,
+        "rounding": command.rounding,
+        "updated_at": func.now(),
+    }
+    await uow.conn.execute(
+        pg_insert(tax_policies)
+        .values(currency=command.currency, **values)
+        .on_conflict_do_update(index_elements=["currency"], set_=values)
+    )
+    event = ev.TaxPolicySet(command.currency, command.prices_include_tax, command.rounding)
+    await uow.append(event.stream_type, ev.tax_policy_stream(command.currency), [event])
+    return MoneyConfigResult(uow.last_position)
+
+
+async def define_discount_code(command: DefineDiscountCode, uow: UnitOfWork) -> MoneyConfigResult:
+    values = {
+        "kind": command.kind,
+        "value": command.value,
+        "target": command.target,
+        "currency": command.currency,
+        "minimum_subtotal": command.minimum_subtotal,
+        "starts_at": command.starts_at,
+        "ends_at": command.ends_at,
+        "usage_limit": command.usage_limit,
+        "per_customer_limit": command.per_customer_limit,
+        "active": command.active,
+        "updated_at": func.now(),
+    }
+    # A limit below the uses already counted fails the table's CHECK; the code keeps its count.
+    await uow.conn.execute(
+        pg_insert(discount_codes)
+        .values(code=command.code, uses=0, **values)
+        .on_conflict_do_update(index_elements=["code"], set_=values)
+    )
+    event = ev.DiscountCodeDefined(
+        code=command.code,
+        kind=command.kind,
+        value=command.value,
+        target=command.target,
+        currency=command.currency,
+        minimum_subtotal=command.minimum_subtotal,
+        starts_at=command.starts_at,
+        ends_at=command.ends_at,
+        usage_limit=command.usage_limit,
+        per_customer_limit=command.per_customer_limit,
+        active=command.active,
+    )
+    await uow.append(event.stream_type, ev.discount_code_stream(command.code), [event])
+    return MoneyConfigResult(uow.last_position)
