@@ -293,3 +293,28 @@ async def test_a_code_limited_to_n_uses_is_used_exactly_n_times_under_contention
     assert await shop.count_events("OrderConfirmed") == LIMIT
     # Stock was taken back from every buyer the code refused: only the winners hold any.
     assert await shop.stock("TEE") == (1000, LIMIT)
+
+
+async def test_cancelling_before_capture_gives_the_use_back_and_refunds_return_the_whole_total(
+    shop: Shop,
+) -> None:
+    await _store(shop)
+    admin = shop.admin()
+    voided = await _checkout(
+        shop, await shop.cart(("TEE", 3), ("BOOK", 1)), "k-1", shippingMethod="std", discountCode="TEN"
+    )
+    cancelled = await shop.order_op("orderCancel", voided["order"]["id"], "c-1", admin, reason="changed")
+    assert cancelled["data"]["orderCancel"]["order"]["payment"]["status"] == "VOIDED"
+    assert await _uses(shop, "TEN") == 0
+
+    captured = await _checkout(
+        shop, await shop.cart(("TEE", 3), ("BOOK", 1)), "k-2", shippingMethod="std", discountCode="TEN"
+    )
+    order = captured["order"]["id"]
+    await shop.order_op("orderRequestFulfillment", order, "f-1", admin)
+    refunded = await shop.order_op("orderCancel", order, "c-2", admin, reason="warehouse")
+    assert refunded["data"]["orderCancel"]["order"]["payment"]["status"] == "REFUNDED"
+    # Captured money came back whole (lines, shipping and tax, less the discount); the use stays spent.
+    payments = (await shop.provider_payments(order))["payments"]
+    assert [(p["status"], Decimal(p["amount"])) for p in payments] == [("REFUNDED", D("42.76"))]
+    assert await _uses(shop, "TEN") == 1
