@@ -99,6 +99,8 @@ class LeaseKeeper:
             return False
         async with self._lock:
             conn = await self._session()
+            if not self.holds(name):
+                return False  # the session ended (and its locks with it) since the last statement
             try:
                 if not await self._paused(conn, name):
                     return True
@@ -127,6 +129,15 @@ class LeaseKeeper:
                 self._held.add(key)
                 return True
             return False
+
+    async def taken_elsewhere(self, key: str) -> bool:
+        """Whether another session holds the advisory lock ``key`` right now (a hint: it may change)."""
+        async with self._lock:
+            conn = await self._session()
+            free = await conn.fetchval("SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))", key)
+            if free:
+                await conn.execute("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", key)
+            return not free
 
     async def hold_paused(self, name: str, timeout: float = PAUSE_WAIT_SECONDS) -> None:
         """Pause the live projector of ``name``, wherever it runs, and take its lease."""

@@ -85,11 +85,11 @@ class ProjectionRunner:
         self._lease_checked_at = 0.0
         self._control = asyncio.Event()
         self._wake = asyncio.Event()
-        self._stopped = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.checkpoint = Checkpoint()
         self.consecutive_failures = 0
+        self._drained = False
         self._prepared = False
 
     @property
@@ -120,7 +120,6 @@ class ProjectionRunner:
 
     def start(self) -> asyncio.Task[None]:
         self._stopping = False
-        self._stopped.clear()
         self._task = asyncio.create_task(self.run(), name=f"projector:{self.name}")
         self._task.add_done_callback(self._report_end)
         return self._task
@@ -134,7 +133,7 @@ class ProjectionRunner:
     async def stop(self, timeout: float = 5.0) -> None:
         """Finish the batch in hand, then exit; cancel if it takes longer than ``timeout``."""
         self._stopping = True
-        self._stopped.set()
+        self._control.set()
         self._wake.set()
         task, self._task = self._task, None
         if task is None:
@@ -172,8 +171,7 @@ class ProjectionRunner:
         while not self._stopping:
             try:
                 if not await self._own():
-                    self._control.clear()
-                    await self._sleep(self._config.lease_retry_seconds, self._control)
+                    await self._hold(self._config.lease_retry_seconds)
                     continue
                 if not self._prepared:
                     await self._prepare()
@@ -191,7 +189,9 @@ class ProjectionRunner:
             except Exception as exc:
                 await self._failed(exc)
                 continue
-            if not progressed:
+            # A short batch that was not held back drained the ledger: wait for the next wake-up
+            # instead of reading again at once (an empty read costs a transaction per projector).
+            if not progressed or (self._drained and not held_back):
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
                 interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
                 if await self._sleep(interval) and self._config.gather_seconds > 0:
@@ -226,6 +226,7 @@ class ProjectionRunner:
         self._wake.clear()
         async with self._engine.connect() as conn, conn.begin():
             batch = await read_batch(conn, self.checkpoint, self._config.batch_size)
+            self._drained = len(batch.events) < self._config.batch_size
             if not batch.events:
                 return False, batch.held_back
             await self.projection.apply(batch.events, conn)
@@ -265,7 +266,7 @@ class ProjectionRunner:
         )
         if not self.owns:
             # The row belongs to the owner; our failure (to reach the lease session) is logged only.
-            await self._sleep(self._config.lease_retry_seconds, self._stopped)
+            await self._hold(self._config.lease_retry_seconds)
             return
         try:
             async with self._engine.begin() as conn:
@@ -277,8 +278,16 @@ class ProjectionRunner:
         delay = min(
             self._config.backoff_initial * 2 ** (self.consecutive_failures - 1), self._config.backoff_max
         )
-        # New events must not cut a backoff short; only stop() does.
-        await self._sleep(delay, self._stopped)
+        # New events must not cut a backoff short; stop() and a pause request (which must not
+        # wait out a long backoff for the lease) do.
+        await self._hold(delay)
+
+    async def _hold(self, seconds: float) -> None:
+        """Stand by or back off: cut short by stop() and control notifications only."""
+        if self._stopping:
+            return
+        self._control.clear()
+        await self._sleep(seconds, self._control)
 
     async def _sleep(self, seconds: float, until: asyncio.Event | None = None) -> bool:
         """Wait for the event or the timeout; True when the event woke us."""

@@ -16,6 +16,7 @@ from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
 from gateway.schema.ids import global_id
 from gateway.schema.list_sizes import bounded
 from gateway.schema.scalars import Position
+from projections.lease import rebuild_key
 from projections.rebuild import NotRebuildable, RebuildInProgress
 from queries.projection_status import ProjectionStatusView
 from queries.timeline import TimelineEntryView
@@ -182,6 +183,9 @@ async def resolve_projection_rebuild(info: Info, name: str) -> ProjectionRebuild
         runner = container.runner(name)
     except LookupError:
         return _rebuild_refused(f"there is no projection named {name!r}", UserErrorCode.NOT_FOUND)
+    local = container.rebuilder.progress(name)
+    if (local is None or local.done) and await container.leases.taken_elsewhere(rebuild_key(name)):
+        return _rebuild_refused(f"a rebuild of {name} is already running in another process; wait for it")
     try:
         container.rebuilder.start(runner)
     except RebuildInProgress:

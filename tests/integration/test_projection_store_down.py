@@ -25,7 +25,9 @@ from tests.support.stores import FAST_RUNNERS
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
-        while not await check():
+        while True:
+            if await check():
+                return
             await asyncio.sleep(0.05)
 
 
