@@ -12,6 +12,7 @@ from gateway.bootstrap.published_defaults import DEV_JWT_SECRET as DEV_JWT_SECRE
 from gateway.bootstrap.published_defaults import DEV_WEBHOOK_SECRET as DEV_WEBHOOK_SECRET
 from gateway.bootstrap.published_defaults import MIN_SECRET_BYTES, PUBLISHED_SECRETS
 from gateway.edge.settings import EdgeSettings
+from gateway.edge.socket_settings import WebSocketSettings
 from gateway.environment import ConfigurationError as ConfigurationError
 from gateway.environment import EnvReader
 
@@ -55,6 +56,8 @@ class Settings:
     log_level: str = "INFO"
     # GraphQL edge: request limits, static cost, budgets, caches.
     edge: EdgeSettings = field(default_factory=EdgeSettings)
+    # GraphQL over WebSocket: message size, operations per socket, sockets per caller.
+    websocket: WebSocketSettings = field(default_factory=WebSocketSettings)
 
     @property
     def production(self) -> bool:
@@ -123,6 +126,7 @@ class Settings:
             migrate_on_start=read.flag("MIGRATE_ON_START", development),
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
             edge=EdgeSettings.from_env(env),
+            websocket=WebSocketSettings.from_env(env),
         )
 
 

@@ -121,6 +121,8 @@ async def _serve(
             # X-Forwarded-For from these peers only (FORWARDED_ALLOW_IPS; the budgets use the same list).
             proxy_headers=True,
             forwarded_allow_ips=list(settings.edge.forwarded_allow_ips),
+            # Refused by the server before it is buffered whole (uvicorn's default is 16 MiB).
+            ws_max_size=settings.websocket.max_message_bytes,
         )
         where = f"http://{host}:{port}/graphql"
 

@@ -64,6 +64,15 @@ class _Checked:
     introspection: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A WebSocket operation let through: its text and prepared document, or its document's errors."""
+
+    text: str
+    prepared: PreparedDocument
+    errors: list[GraphQLError] = field(default_factory=list)
+
+
 class _Invalid(Exception):
     """The document does not parse or validate."""
 
@@ -243,6 +252,56 @@ class Pipeline:
         if state is not None and not state.allowed:
             exc = _rate_limited(state)
         return Outcome(_error_body(exc, request_id, _cost(0, charged, state)), error=exc, codes=[exc.code])
+
+    async def admit_subscription(
+        self, params: GraphQLParams, caller: Caller, services: EdgeServices, headers: Mapping[str, str]
+    ) -> Admission:
+        """``run``'s steps up to execution, for one graphql-transport-ws operation.
+
+        Persisted documents, the cheap limits, validation, static cost, the
+        caller's budget (refusals charged the minimum), then APQ registration.
+        Only subscriptions are admitted: queries and mutations are served over HTTP.
+        Raises the coded error that stops the operation.
+        """
+        policy = self.policy(self.locate(caller, headers), services)
+        state: BudgetState | None = None
+        try:
+            resolved = await services.resolver.resolve(
+                query=params.query,
+                document_id=params.document_id,
+                extensions=params.extensions,
+                client=caller.client,
+            )
+            prepared = self.documents.prepare(resolved.text, resolved.sha256, validate=False)
+            try:
+                checked = self.check(prepared, params.operation_name, params.variables)
+            except _Invalid as invalid:
+                state = await services.budget.charge(policy, self.edge.rejected_cost)
+                if state is not None and not state.allowed:
+                    raise _rate_limited(state) from None
+                return Admission(resolved.text, prepared, invalid.errors)
+            if checked.operation.operation is not OperationType.SUBSCRIPTION:
+                raise GatewayError(
+                    "OPERATION_NOT_SUPPORTED",
+                    "Queries and mutations are served over HTTP; this socket carries subscriptions",
+                )
+            if checked.requested > policy.capacity:
+                raise cost_exceeded(checked.requested, policy.capacity)
+            registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
+            state = await services.budget.charge(policy, checked.requested + registration)
+            if state is not None and not state.allowed:
+                raise _rate_limited(state)
+            if resolved.register_apq:
+                await services.resolver.register_apq(resolved)
+            return Admission(resolved.text, prepared)
+        except GatewayError as exc:
+            error = exc
+            if state is None:
+                state = await services.budget.charge(policy, self.edge.rejected_cost)
+                if state is not None and not state.allowed:
+                    error = _rate_limited(state)
+            count_rejection(error)
+            raise error from None
 
     async def _execute(
         self,

@@ -2,7 +2,7 @@
 
 HTTP order: Accept negotiation, CSRF prevention, content type, body size,
 JSON, credentials (JWT or API key), then each operation through
-``Pipeline.run``. WebSocket connections authenticate in ``connection_init``.
+``Pipeline.run``. WebSocket operations take the same steps (``ws_operations``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError, StrawberryGraphQLError
-from strawberry.types.unset import UnsetType
+from strawberry.exceptions import StrawberryGraphQLError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.settings import Settings
@@ -42,6 +42,8 @@ from gateway.http.protocol import (
     read_body,
     too_large,
 )
+from gateway.http.ws_operations import EdgeTransportWSHandler, MessageTooLarge, SocketCounts
+from gateway.http.ws_operations import too_large as message_too_large
 
 log = logging.getLogger(__name__)
 CSRF_MESSAGE = (
@@ -52,10 +54,26 @@ CSRF_MESSAGE = (
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
+    # Every WebSocket operation through the edge (see ws_operations); the legacy graphql-ws
+    # protocol is not offered.
+    graphql_transport_ws_handler_class = EdgeTransportWSHandler
+
     def __init__(self, schema: GatewaySchema, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide=None if settings.production else "graphiql")
+        super().__init__(
+            schema,
+            graphql_ide=None if settings.production else "graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            max_subscriptions_per_connection=settings.websocket.max_operations_per_socket,
+        )
         self.settings = settings
         self.pipeline = Pipeline(schema, settings)
+        self.sockets = SocketCounts()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages (HTTP bodies are read by ``_request_items``), under the size limit."""
+        if message_too_large(data, self.settings.websocket.max_message_bytes):
+            raise MessageTooLarge
+        return super().decode_json(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -209,26 +227,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             container=request.app.state.container,
             checks=self.pipeline,
         )
-
-    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
-        """Credentials come in the connection_init payload (browsers cannot set handshake headers)."""
-        params = getattr(context, "connection_params", None) or {}
-        container: Container = context.container
-        services = container.services.edge
-        headers = context.request.headers
-        authorization = params.get("authorization") or params.get("Authorization")
-        api_key = params.get("apiKey")
-        if authorization is None and api_key is None:
-            authorization, api_key = headers.get("authorization"), headers.get("x-api-key")
-        if not isinstance(authorization, str | None) or not isinstance(api_key, str | None):
-            raise ConnectionRejectionError({"message": "credentials must be strings"})
-        try:
-            context.principal, _ = await authenticate(
-                container.authenticator, services.clients, authorization=authorization, api_key=api_key
-            )
-        except GatewayError as exc:
-            raise ConnectionRejectionError({"message": exc.message}) from None
-        return await super().on_ws_connect(context)
 
 
 def _address(connection: HTTPConnection) -> str:
