@@ -34,7 +34,7 @@ TABLE = order_view.name
 STREAM_TYPE = "order"
 STREAM_PREFIX = "order-"
 COLUMNS = tuple(column.name for column in order_view.columns)
-_JSON_COLUMNS = frozenset({"lines", "shipping_address", "history"})
+_JSON_COLUMNS = frozenset({"lines", "shipping_address", "history", "totals"})
 
 # Statuses as the order aggregate names them (strings: a projection works from events only).
 PLACED_STATUS = "PAYMENT_PENDING"
@@ -92,6 +92,7 @@ class OrderRow:
     stream_version: int
     created_at: datetime
     updated_at: datetime
+    totals: dict[str, Any] | None = None
 
     @classmethod
     def from_db(cls, row: Any) -> OrderRow:
@@ -99,7 +100,7 @@ class OrderRow:
 
     def params(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in COLUMNS}
-        return {k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in values.items()}
+        return {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,28 @@ def _placed(recorded: RecordedEvent, event: ev.OrderPlaced) -> OrderRow:
             "city": address.city,
             "postal_code": address.postal_code,
             "country_code": address.country_code,
+            **({} if address.region is None else {"region": address.region}),
         },
         history=[],
         stream_version=0,
         created_at=recorded.recorded_at,
         updated_at=recorded.recorded_at,
+        totals=None if event.totals is None else _totals(event.totals),
     )
+
+
+def _totals(totals: ev.OrderTotalsData) -> dict[str, Any]:
+    return {
+        "shipping": str(totals.shipping),
+        "discounts": str(totals.discounts),
+        "tax": str(totals.tax),
+        "tax_lines": [
+            {"rate": str(t.rate), "base": str(t.base), "amount": str(t.amount)} for t in totals.tax_lines
+        ],
+        "prices_include_tax": totals.prices_include_tax,
+        "shipping_method": totals.shipping_method,
+        "discount_code": totals.discount_code,
+    }
 
 
 def _apply(row: OrderRow, event: ev.OrderEvent) -> None:

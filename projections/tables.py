@@ -64,6 +64,8 @@ order_view = Table(
     Column("stream_version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # 0012_order_totals: shipping, discounts and tax lines (amounts as strings); null when none.
+    Column("totals", JSONB),
 )
 Index(
     "order_view_customer_created",

@@ -6,7 +6,7 @@ Freshness is the gateway's business (``FreshnessService.freshness(PROJECTION)``)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,7 @@ TABLE = "order_view"
 _COLUMNS = (
     "order_id, number, customer_id, email, cart_id, status, payment_status, payment_amount, currency, "
     "provider_reference, lines, subtotal, total, shipping_address, history, stream_version, "
-    "created_at, updated_at"
+    "created_at, updated_at, totals"
 )
 
 
@@ -46,6 +46,27 @@ class AddressView:
     city: str
     postal_code: str
     country_code: str
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class TaxLineView:
+    rate: Decimal
+    base: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class OrderMoneyView:
+    """What an order charges beyond its lines; all zero for orders without shipping, tax or discounts."""
+
+    shipping: Decimal = Decimal(0)
+    discounts: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    tax_lines: tuple[TaxLineView, ...] = ()
+    prices_include_tax: bool = False
+    shipping_method: str | None = None
+    discount_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,7 @@ class OrderView:
     version: int
     created_at: datetime
     updated_at: datetime
+    money: OrderMoneyView = field(default_factory=OrderMoneyView)
 
     @property
     def cursor(self) -> OrderCursor:
@@ -181,6 +203,7 @@ def to_view(row: Any) -> OrderView:
             city=address["city"],
             postal_code=address["postal_code"],
             country_code=address["country_code"],
+            region=address.get("region"),
         ),
         history=tuple(
             HistoryEntry(entry["type"], datetime.fromisoformat(entry["at"]), int(entry["position"]))
@@ -189,4 +212,20 @@ def to_view(row: Any) -> OrderView:
         version=row.stream_version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        money=OrderMoneyView() if row.totals is None else _money(row.totals),
+    )
+
+
+def _money(totals: dict[str, Any]) -> OrderMoneyView:
+    return OrderMoneyView(
+        shipping=Decimal(totals["shipping"]),
+        discounts=Decimal(totals["discounts"]),
+        tax=Decimal(totals["tax"]),
+        tax_lines=tuple(
+            TaxLineView(Decimal(t["rate"]), Decimal(t["base"]), Decimal(t["amount"]))
+            for t in totals["tax_lines"]
+        ),
+        prices_include_tax=bool(totals["prices_include_tax"]),
+        shipping_method=totals.get("shipping_method"),
+        discount_code=totals.get("discount_code"),
     )

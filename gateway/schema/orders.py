@@ -80,6 +80,14 @@ class Address:
     city: str
     postal_code: str
     country_code: str
+    region: str | None = None
+
+
+@strawberry.type(description="Tax at one rate: on what base (before tax) and how much.")
+class TaxLine:
+    rate: Decimal = strawberry.field(description="A fraction: 0.19 is 19 %.")
+    base: Money
+    amount: Money
 
 
 @strawberry.type
@@ -97,6 +105,13 @@ class Order(Node):
     history: list[OrderEvent]
     created_at: datetime
     updated_at: datetime
+    shipping: Money
+    discounts: Money
+    tax: Money = strawberry.field(description="Included in the prices when `pricesIncludeTax`, else added.")
+    tax_lines: list[TaxLine]
+    prices_include_tax: bool
+    shipping_method: str | None
+    discount_code: str | None
     # Set when the caller already knows it (lists, subscriptions); else computed once per request.
     known_freshness: strawberry.Private[FreshnessModel | None] = None
 
@@ -313,7 +328,18 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
             city=address.city,
             postal_code=address.postal_code,
             country_code=address.country_code,
+            region=address.region,
         ),
+        shipping=_money(view.money.shipping, currency),
+        discounts=_money(view.money.discounts, currency),
+        tax=_money(view.money.tax, currency),
+        tax_lines=[
+            TaxLine(rate=t.rate, base=_money(t.base, currency), amount=_money(t.amount, currency))
+            for t in view.money.tax_lines
+        ],
+        prices_include_tax=view.money.prices_include_tax,
+        shipping_method=view.money.shipping_method,
+        discount_code=view.money.discount_code,
         history=[
             OrderEvent(type=h.type, at=h.at, position=Position(h.position))
             for h in bounded("Order", "history", view.history)

@@ -119,7 +119,13 @@ async def test_the_payment_authorizes_the_total_with_shipping_tax_and_discount(s
     cart = await shop.cart(("TEE", 3), ("BOOK", 1))
     # Hand-computed (tests/unit/test_money_totals.py): 34.99 + 4.90 - 3.50 + 6.06 + 0.31 = 42.76.
     outcome = await _checkout(
-        shop, cart, "k-1", shippingMethod="std", discountCode="TEN", expectedTotal="42.76"
+        shop,
+        cart,
+        "k-1",
+        address={**DE, "region": "BE"},
+        shippingMethod="std",
+        discountCode="TEN",
+        expectedTotal="42.76",
     )
     assert outcome["userErrors"] == []
     order = outcome["order"]
@@ -141,6 +147,23 @@ async def test_the_payment_authorizes_the_total_with_shipping_tax_and_discount(s
     assert (placed.totals.shipping_method, placed.totals.discount_code) == ("std", "TEN")
     assert await _uses(shop, "TEN") == 1
     assert await shop.count_events("DiscountCodeUseCommitted") == 1
+    # The orders read model and the API show the same money.
+    body = await shop.gql(ORDER_MONEY, {"id": order["id"], "at": outcome["position"]}, shop.admin())
+    assert body["data"]["order"] == {
+        "subtotal": {"amount": "34.99"},
+        "shipping": {"amount": "4.90"},
+        "discounts": {"amount": "3.50"},
+        "tax": {"amount": "6.37"},
+        "taxLines": [
+            {"rate": "0.19", "base": {"amount": "31.90"}, "amount": {"amount": "6.06"}},
+            {"rate": "0.07", "base": {"amount": "4.49"}, "amount": {"amount": "0.31"}},
+        ],
+        "total": {"amount": "42.76"},
+        "pricesIncludeTax": False,
+        "shippingMethod": "std",
+        "discountCode": "TEN",
+        "shippingAddress": {"countryCode": "DE", "region": "BE"},
+    }
 
 
 async def test_free_shipping_from_the_threshold(shop: Shop) -> None:
@@ -253,6 +276,16 @@ async def test_a_store_without_money_configuration_charges_the_lines_as_before(s
     assert (await _placed(shop, outcome["order"]["id"])).totals is None
 
 
+ORDER_MONEY = """
+query O($id: ID!, $at: Position) {
+  order(id: $id, consistentWith: $at) {
+    subtotal { amount } shipping { amount } discounts { amount } tax { amount }
+    taxLines { rate base { amount } amount { amount } }
+    total { amount } pricesIncludeTax shippingMethod discountCode
+    shippingAddress { countryCode region }
+  }
+}
+"""
 WRITE_ONLY = """
 mutation Checkout($input: CheckoutInput!) {
   checkoutComplete(input: $input) { orderId position userErrors { field message code } }
