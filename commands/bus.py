@@ -22,7 +22,7 @@ steps whatever its kind:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands import idempotent
-from commands.errors import VersionConflict
+from commands.errors import DomainError, VersionConflict
 from commands.store import idempotency
 from commands.store.idempotency import ClaimedKey
 from commands.store.ledger.writer import StreamConflict
@@ -150,6 +150,52 @@ class CommandBus:
             first_phase=(lambda: UnitOfWork(self._engine, metadata)) if route.phased is not None else None,
         )
         return scoped
+
+    async def dispatch_batch(
+        self, commands: Sequence[Command[Any]], metadata: MessageMetadata
+    ) -> list[Any | DomainError]:
+        """Many plain commands in one transaction (bulk loads): each runs in a savepoint, so a
+        refused one (a DomainError, returned in its place) is rolled back alone and the rest
+        commit together. A command that loses a race with another writer is retried in its
+        savepoint, as ``dispatch`` would. Commands with idempotency keys or phases are not batched.
+        """
+        results: list[Any | DomainError] = []
+        async with UnitOfWork(self._engine, metadata) as uow:
+            for command in commands:
+                route = self._routes.get(type(command))
+                keyed = route is not None and route.keys is not None
+                if route is None or route.handler is None or (keyed and command.idempotency_key is not None):  # type: ignore[attr-defined]
+                    raise LookupError(f"{type(command).__name__} cannot run in a batch")
+                try:
+                    if route.validate is not None:
+                        route.validate(command)
+                    results.append(await self._retried_in_savepoint(route.handler, command, uow))
+                except DomainError as refused:
+                    results.append(refused)
+            await uow.commit()
+        return results
+
+    async def _retried_in_savepoint(self, handler: Handler, command: Any, uow: UnitOfWork) -> Any:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return await self._in_savepoint(handler, command, uow)
+            except StreamConflict:
+                if getattr(command, "expected_version", None) is not None or attempt == self._max_attempts:
+                    raise VersionConflict("the target changed concurrently; reload and retry") from None
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _in_savepoint(handler: Handler, command: Any, uow: UnitOfWork) -> Any:
+        savepoint = await uow.conn.begin_nested()
+        appended = len(uow.appended)
+        try:
+            result = await handler(command, uow)
+        except BaseException:
+            await savepoint.rollback()
+            del uow.appended[appended:]
+            raise
+        await savepoint.commit()
+        return result
 
     async def _transaction(
         self, handler: Handler, command: Any, metadata: MessageMetadata, claimed: ClaimedKey | None

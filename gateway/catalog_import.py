@@ -30,6 +30,8 @@ from commands.store.unit_of_work import MessageMetadata
 # Products in flight at once, and per chunk (stock levels are read once per chunk).
 CONCURRENCY = 8
 CHUNK = 200
+# Products (or SKUs' stock) per transaction.
+BATCH = 25
 _PRODUCT_FIELDS = frozenset(
     {"handle", "title", "description", "brand", "categories", "currencyCode", "variants"}
 )
@@ -211,42 +213,52 @@ class CatalogImporter:
     async def _chunk(self, items: Sequence[ImportItem], report: ImportReport) -> None:
         kept: list[ImportItem] = []
         for wave in _waves(items):
-            upserted = await asyncio.gather(*(self._upsert(item, report) for item in wave))
-            kept.extend(item for item, ok in zip(wave, upserted, strict=True) if ok)
+            # One transaction per batch of products (a savepoint each, so a bad line is refused
+            # alone): a commit, not a product, is what a bulk load waits for.
+            batches = [wave[i : i + BATCH] for i in range(0, len(wave), BATCH)]
+            outcomes = await asyncio.gather(*(self._upsert(batch, report) for batch in batches))
+            kept.extend(
+                item for batch, ok in zip(batches, outcomes, strict=True) for item in batch if ok[id(item)]
+            )
         wanted = {sku: on_hand for item in kept for sku, on_hand in item.stock.items()}
         current = await self._on_hand(list(wanted))
         # A SKU never stocked holds zero (the SetStock handler starts it there).
         changes = [(sku, on_hand) for sku, on_hand in wanted.items() if current.get(sku, 0) != on_hand]
         line_of = {sku: item.line for item in kept for sku in item.stock}
-        await asyncio.gather(
-            *(self._set_stock(sku, on_hand, line_of[sku], report) for sku, on_hand in changes)
-        )
+        batches_of_stock = [changes[i : i + BATCH] for i in range(0, len(changes), BATCH)]
+        await asyncio.gather(*(self._set_stock(batch, line_of, report) for batch in batches_of_stock))
 
-    async def _upsert(self, item: ImportItem, report: ImportReport) -> bool:
+    async def _upsert(self, batch: Sequence[ImportItem], report: ImportReport) -> dict[int, bool]:
         async with self._gate:
-            try:
-                result = await self._bus.dispatch(item.command, self._metadata)
-            except DomainError as exc:
-                report.errors.extend(_errors(item.line, exc))
-                return False
-        if result.position is None:
-            report.unchanged += 1
-        elif result.created:
-            report.created += 1
-        else:
-            report.updated += 1
-        report._appended(result.position)
-        return True
+            results = await self._bus.dispatch_batch([item.command for item in batch], self._metadata)
+        ok: dict[int, bool] = {}
+        for item, result in zip(batch, results, strict=True):
+            ok[id(item)] = not isinstance(result, DomainError)
+            if isinstance(result, DomainError):
+                report.errors.extend(_errors(item.line, result))
+            elif result.position is None:
+                report.unchanged += 1
+            elif result.created:
+                report.created += 1
+            else:
+                report.updated += 1
+            if not isinstance(result, DomainError):
+                report._appended(result.position)
+        return ok
 
-    async def _set_stock(self, sku: str, on_hand: int, line: int, report: ImportReport) -> None:
+    async def _set_stock(
+        self, batch: Sequence[tuple[str, int]], line_of: Mapping[str, int], report: ImportReport
+    ) -> None:
         async with self._gate:
-            try:
-                result = await self._bus.dispatch(SetStock(sku, on_hand), self._metadata)
-            except DomainError as exc:
-                report.errors.extend(_errors(line, exc, prefix=["stock", sku]))
-                return
-        report.stock_set += 1
-        report._appended(result.position)
+            results = await self._bus.dispatch_batch(
+                [SetStock(sku, on_hand) for sku, on_hand in batch], self._metadata
+            )
+        for (sku, _), result in zip(batch, results, strict=True):
+            if isinstance(result, DomainError):
+                report.errors.extend(_errors(line_of[sku], result, prefix=["stock", sku]))
+                continue
+            report.stock_set += 1
+            report._appended(result.position)
 
     async def _on_hand(self, skus: list[str]) -> dict[str, int]:
         """Current on-hand stock of these SKUs, from the inventory the SetStock handler keeps."""
