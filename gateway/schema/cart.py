@@ -242,8 +242,12 @@ def _money(amount: Decimal, currency: str) -> Money:
 
 
 def _actor(info: Info) -> CartActor:
+    """Cart writes: admins may change any cart, support only reads other customers' carts."""
     principal = info.context.principal
-    return CartActor(customer_id=principal.customer_id, staff=principal.staff)
+    admin = principal.has_role("admin")
+    return CartActor(
+        customer_id=principal.customer_id, staff=admin, support=principal.has_role("support") and not admin
+    )
 
 
 def _cart_not_found() -> CartPayload:

@@ -136,11 +136,17 @@ async def test_access_rules_over_http(
         client, ADD, {"id": cart["id"], "lines": [{"sku": "MUG", "quantity": 1}]}, token=cust2
     )
     assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"]
+    # Support reads another customer's cart but does not change it (issue 14); an admin may.
     by_support = await _ok(
         client, ADD, {"id": cart["id"], "lines": [{"sku": "CAP", "quantity": 1}]}, token=support
     )
-    assert by_support["cart"]["version"] == 2
-    mine = await _ok(client, MY_CART, {"p": by_support["position"]}, token=cust1)
+    assert [e["code"] for e in by_support["userErrors"]] == ["FORBIDDEN"]
+    admin = tokens.mint("admin-1", ["admin"])
+    by_admin = await _ok(
+        client, ADD, {"id": cart["id"], "lines": [{"sku": "CAP", "quantity": 1}]}, token=admin
+    )
+    assert by_admin["cart"]["version"] == 2
+    mine = await _ok(client, MY_CART, {"p": by_admin["position"]}, token=cust1)
     assert mine["id"] == cart["id"] and mine["version"] == 2
     assert await _ok(client, MY_CART, {}, token=cust2) is None
     assert error_codes(await gql(client, MY_CART, {})) == ["UNAUTHENTICATED"]
