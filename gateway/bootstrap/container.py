@@ -198,7 +198,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         await migrate(engine)
     search = AsyncElasticsearch(
         settings.elasticsearch_url,
-        node_class=PlainJsonNode if settings.search_in_memory else AiohttpHttpNode,
+        node_class=PlainJsonNode if settings.search_plain_json else AiohttpHttpNode,
         request_timeout=10,
     )
     mongo_client = _mongo_client(settings)

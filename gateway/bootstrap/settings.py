@@ -22,6 +22,9 @@ SANDBOX_PROVIDER = "sandbox"
 
 
 MONGOMOCK_SCHEME = "mongomock://"
+# SEARCH_ENGINE's values: a real Elasticsearch, or an embedded-engine (osmem) server shared by URL.
+ELASTICSEARCH_ENGINE = "elasticsearch"
+OSMEM_ENGINE = "osmem"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class Settings:
     elasticsearch_url: str | None = None
     # The embedded OpenSearch-compatible engine: in memory, and wants plain JSON.
     search_in_memory: bool = False
+    # Which engine ELASTICSEARCH_URL points at; osmem wants plain JSON but, reached by URL from
+    # several processes, is shared like any server (not volatile).
+    search_engine: str = ELASTICSEARCH_ENGINE
     index_prefix: str = ""
     redis_url: str | None = None
     redis_prefix: str = "cg:"
@@ -69,6 +75,11 @@ class Settings:
         return (self.mongodb_url or "").startswith(MONGOMOCK_SCHEME)
 
     @property
+    def search_plain_json(self) -> bool:
+        """The search engine is osmem, which refuses Elasticsearch's vendor media types."""
+        return self.search_in_memory or self.search_engine == OSMEM_ENGINE
+
+    @property
     def volatile_stores(self) -> frozenset[str]:
         """Read-model stores that start empty with every process."""
         stores = set()
@@ -89,6 +100,11 @@ class Settings:
         if mode not in {"development", "production"}:
             raise ConfigurationError(f"COMMERCE_ENV must be development or production, not {mode!r}")
         development = mode == "development"
+        search_engine = read.text("SEARCH_ENGINE", ELASTICSEARCH_ENGINE).strip().lower()
+        if search_engine not in {ELASTICSEARCH_ENGINE, OSMEM_ENGINE}:
+            raise ConfigurationError(
+                f"SEARCH_ENGINE must be {ELASTICSEARCH_ENGINE} or {OSMEM_ENGINE}, not {search_engine!r}"
+            )
         secret = read.text("AUTH_JWT_SECRET", "")
         webhook_secret = read.text("PAYMENT_WEBHOOK_SECRET", "")
         provider_url = read.optional("PAYMENT_PROVIDER_URL")
@@ -108,6 +124,7 @@ class Settings:
             mongodb_database=read.text("MONGODB_DATABASE", "commerce"),
             elasticsearch_url=read.optional("ELASTICSEARCH_URL"),
             search_in_memory=read.flag("ELASTICSEARCH_IN_MEMORY", False),
+            search_engine=search_engine,
             index_prefix=read.text("ELASTICSEARCH_INDEX_PREFIX", ""),
             redis_url=read.optional("REDIS_URL"),
             redis_prefix=read.text("REDIS_KEY_PREFIX", "cg:"),
