@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -182,14 +182,16 @@ async def _assert_equal_to_fresh_folds(container: Container) -> None:
         assert await _dump(container, table) == live, f"{name} differs from a fresh fold of the ledger"
 
 
-async def _assert_applied_exactly_once(container: Container) -> None:
+async def _assert_applied_exactly_once(
+    container: Container, names: Iterable[str] = tuple(POSTGRES_MODELS)
+) -> None:
     async with container.engine.connect() as conn:
         moves = (await conn.execute(text("SELECT * FROM checkpoint_moves ORDER BY id"))).all()
         stored = {
             row.name: (row.tx_id, row.position)
             for row in await conn.execute(text("SELECT name, tx_id, position FROM projection_checkpoints"))
         }
-    for name in POSTGRES_MODELS:
+    for name in names:
         chain = [m for m in moves if m.name == name]
         assert len(chain) > 1
         at = (0, 0)
