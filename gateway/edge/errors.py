@@ -24,6 +24,10 @@ class GatewayError(Exception):
         self.extensions = extensions
 
 
+class InvalidInputValue(ValueError):
+    """A scalar cannot take the value a caller sent (reported as BAD_USER_INPUT, with its location)."""
+
+
 def unauthenticated(message: str = "Authentication required") -> GatewayError:
     return GatewayError("UNAUTHENTICATED", message)
 

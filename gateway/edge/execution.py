@@ -22,7 +22,7 @@ from strawberry.types.execution import StreamExecutionResult
 
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
-from gateway.edge.errors import format_error
+from gateway.edge.errors import InvalidInputValue, format_error
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -54,8 +54,8 @@ class GatewayContext(RequestContext):
 
 def client_error(error: GraphQLError, request_id: str | None, production: bool) -> dict[str, Any]:
     """``format_error`` plus, in production, no schema hints ("Did you mean ...?")."""
-    if error.path is None and isinstance(error.original_error, GraphQLError):
-        # graphql-core wraps variable coercion failures: the caller's input, not our bug.
+    if error.path is None and isinstance(error.original_error, GraphQLError | InvalidInputValue):
+        # graphql-core wraps variable coercion and literal failures: the caller's input, not our bug.
         error = GraphQLError(
             error.message,
             nodes=error.nodes,

@@ -9,6 +9,7 @@ also chosen for ``*/*`` or no ``Accept``) gets 200 for well-formed requests and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +148,20 @@ def params_from_query_string(query: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+# A NUL character in a document, raw or as a string escape (\u0000, \u{0}).
+_NUL_IN_DOCUMENT = re.compile(r"\x00|\\u0000|\\u\{0+\}")
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def graphql_params(data: object) -> GraphQLParams:
     if not isinstance(data, dict):
         raise bad_request("A GraphQL request must be a JSON object")
@@ -164,6 +179,9 @@ def graphql_params(data: object) -> GraphQLParams:
         extensions=typed("extensions", dict),
         document_id=typed("documentId", str) or None,
     )
+    if _has_nul(params.variables) or (params.query is not None and _NUL_IN_DOCUMENT.search(params.query)):
+        # PostgreSQL text cannot hold NUL: refused here as input, never a store error later.
+        raise HttpError(400, "BAD_USER_INPUT", "Strings may not contain NUL (U+0000) characters")
     # A request naming no document is invalid in either media type (HTTP 400, even for application/json).
     if (
         params.query is None
