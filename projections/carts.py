@@ -20,12 +20,15 @@ from commands.events.cart import (
     CartCheckedOut,
     CartCreated,
     CartCustomerAttached,
+    CartDiscountCodeApplied,
+    CartDiscountCodeRemoved,
     CartLineQuantitiesChanged,
     CartLinesAdded,
     CartLinesMergedIn,
     CartLineSnapshot,
     CartLinesRemoved,
     CartMerged,
+    CartShippingChosen,
 )
 from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
@@ -140,6 +143,16 @@ def _apply_event(doc: Document, event: Event) -> None:
             doc.update(status="MERGED", merged_into=event.into_cart_id, customer_id=event.customer_id)
         case CartCheckedOut():
             doc["status"] = "CHECKED_OUT"
+        case CartShippingChosen():
+            doc["shipping"] = {
+                "country_code": event.country_code,
+                "region": event.region,
+                "method_code": event.method_code,
+            }
+        case CartDiscountCodeApplied():
+            doc["discount_code"] = event.code
+        case CartDiscountCodeRemoved():
+            doc["discount_code"] = None
 
 
 def _set_lines(doc: Document, snapshots: Sequence[CartLineSnapshot]) -> None:

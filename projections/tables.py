@@ -76,6 +76,20 @@ Index(
 Index("order_view_status", order_view.c.status, order_view.c.created_at.desc(), order_view.c.order_id)
 
 # The ``inventory`` read model: one row per tracked SKU (projections/inventory.py).
+# Money configuration and variant tax categories (0013_pricing_view), one row per
+# (kind, key): 'shipping_method' by code, 'tax_rate' by country/region/category,
+# 'tax_policy' by currency, 'discount_code' by code, 'variant_tax' by SKU.
+pricing_view = Table(
+    "pricing_view",
+    metadata,
+    Column("kind", String(32), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("kind", "key", name="pricing_view_pkey"),
+)
+
 inventory_view = Table(
     "inventory_view",
     metadata,

@@ -34,6 +34,13 @@ class CartLineView:
 
 
 @dataclass(frozen=True)
+class CartShippingView:
+    country_code: str
+    region: str | None
+    method_code: str | None
+
+
+@dataclass(frozen=True)
 class CartView:
     cart_id: str
     customer_id: str | None
@@ -44,6 +51,8 @@ class CartView:
     created_at: datetime
     updated_at: datetime
     merged_into: str | None = None
+    shipping: CartShippingView | None = None
+    discount_code: str | None = None
 
     @property
     def total_quantity(self) -> int:
@@ -83,6 +92,7 @@ class CartQueries:
 
 
 def to_view(doc: Document) -> CartView:
+    shipping = doc.get("shipping")
     return CartView(
         cart_id=str(doc["_id"]),
         customer_id=doc.get("customer_id"),
@@ -98,6 +108,8 @@ def to_view(doc: Document) -> CartView:
         created_at=_aware(doc["created_at"]),
         updated_at=_aware(doc["updated_at"]),
         merged_into=doc.get("merged_into"),
+        shipping=None if shipping is None else CartShippingView(**shipping),
+        discount_code=doc.get("discount_code"),
     )
 
 

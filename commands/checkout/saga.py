@@ -135,8 +135,9 @@ class CheckoutSaga:
                 uow,
                 priced,
                 command.shipping_address,
-                shipping_method=command.shipping_method,
-                discount_code=command.discount_code,
+                # The checkout input overrides what the buyer chose on the cart.
+                shipping_method=command.shipping_method or cart.shipping_method,
+                discount_code=command.discount_code or cart.discount_code,
                 expected_total=command.expected_total,
             )
             order_id = str(uuid.uuid4())

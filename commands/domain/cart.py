@@ -25,12 +25,15 @@ from commands.events.cart import (
     CartCheckedOut,
     CartCreated,
     CartCustomerAttached,
+    CartDiscountCodeApplied,
+    CartDiscountCodeRemoved,
     CartLineQuantitiesChanged,
     CartLinesAdded,
     CartLinesMergedIn,
     CartLineSnapshot,
     CartLinesRemoved,
     CartMerged,
+    CartShippingChosen,
 )
 
 MAX_QUANTITY = 999
@@ -40,6 +43,8 @@ ACTIVE = "ACTIVE"
 MERGED = "MERGED"
 CHECKED_OUT = "CHECKED_OUT"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+MAX_CODE = 64
 
 
 class CartNotActive(DomainError):
@@ -73,6 +78,11 @@ class Cart:
     merged_into: str | None = None
     # Highest line number handed out; line ids are never reused within a cart.
     line_seq: int = 0
+    # Where the cart ships and how, and the discount code applied (commands.domain.money).
+    shipping_country: str | None = None
+    shipping_region: str | None = None
+    shipping_method: str | None = None
+    discount_code: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -156,6 +166,17 @@ def evolve(cart: Cart, event: Event) -> Cart:
             return replace(cart, status=MERGED, merged_into=event.into_cart_id, customer_id=event.customer_id)
         case CartCheckedOut():
             return replace(cart, status=CHECKED_OUT)
+        case CartShippingChosen():
+            return replace(
+                cart,
+                shipping_country=event.country_code,
+                shipping_region=event.region,
+                shipping_method=event.method_code,
+            )
+        case CartDiscountCodeApplied():
+            return replace(cart, discount_code=event.code)
+        case CartDiscountCodeRemoved():
+            return replace(cart, discount_code=None)
     return cart
 
 
@@ -308,6 +329,40 @@ def attach(
             CartLinesMergedIn(from_cart_id=guest.cart_id, lines=merged_in, dropped_skus=dropped),
         ),
     )
+
+
+def choose_shipping(
+    cart: Cart, country_code: str, region: str | None, method_code: str | None
+) -> CartShippingChosen:
+    """Input shape only; the handler checks the method against the configuration."""
+    ensure_active(cart)
+    errors: list[DomainError] = []
+    if not _COUNTRY.match(country_code):
+        errors.append(
+            InvalidInput("countryCode must be two upper-case letters (ISO 3166-1)", ["countryCode"])
+        )
+    if region is not None and not 0 < len(region) <= MAX_CODE:
+        errors.append(InvalidInput(f"region must be 1 to {MAX_CODE} characters", ["region"]))
+    if method_code is not None and not 0 < len(method_code) <= MAX_CODE:
+        errors.append(InvalidInput(f"methodCode must be 1 to {MAX_CODE} characters", ["methodCode"]))
+    if errors:
+        raise ValidationErrors(errors)
+    return CartShippingChosen(country_code, region, method_code)
+
+
+def apply_discount_code(cart: Cart, code: str) -> CartDiscountCodeApplied:
+    """Input shape only; the handler checks the code exists and is valid now."""
+    ensure_active(cart)
+    if not 0 < len(code) <= MAX_CODE:
+        raise InvalidInput(f"code must be 1 to {MAX_CODE} characters", ["code"])
+    return CartDiscountCodeApplied(code)
+
+
+def remove_discount_code(cart: Cart) -> CartDiscountCodeRemoved:
+    ensure_active(cart)
+    if cart.discount_code is None:
+        raise InvalidInput("the cart has no discount code", ["cartId"])
+    return CartDiscountCodeRemoved(cart.discount_code)
 
 
 def check_out(cart: Cart, order_id: str) -> CartCheckedOut:

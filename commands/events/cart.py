@@ -82,6 +82,27 @@ class CartCheckedOut(Event, frozen=True):
     order_id: str
 
 
+class CartShippingChosen(Event, frozen=True):
+    """Where the cart ships (what its tax and shipping are quoted for) and by which method, if chosen."""
+
+    stream_type: ClassVar[str] = "cart"
+    country_code: str
+    region: str | None = None
+    method_code: str | None = None
+
+
+class CartDiscountCodeApplied(Event, frozen=True):
+    """The code replaces any code applied before (one code per cart)."""
+
+    stream_type: ClassVar[str] = "cart"
+    code: str
+
+
+class CartDiscountCodeRemoved(Event, frozen=True):
+    stream_type: ClassVar[str] = "cart"
+    code: str
+
+
 CART_EVENTS: tuple[type[Event], ...] = (
     CartCreated,
     CartLinesAdded,
@@ -91,4 +112,7 @@ CART_EVENTS: tuple[type[Event], ...] = (
     CartMerged,
     CartLinesMergedIn,
     CartCheckedOut,
+    CartShippingChosen,
+    CartDiscountCodeApplied,
+    CartDiscountCodeRemoved,
 )

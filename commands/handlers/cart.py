@@ -9,31 +9,40 @@ Lock order: the customer's lock first, then cart locks sorted by id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.bus import CommandBus
 from commands.domain import cart as domain
+from commands.domain import money
 from commands.domain.cart import Cart, CatalogPrice
 from commands.errors import Forbidden, VersionConflict
 from commands.events.base import Event
 from commands.events.cart import CartCheckedOut
 from commands.messages.cart import (
     AddCartLines,
+    ApplyCartDiscountCode,
     AttachCartToCustomer,
     CartResult,
     CreateCart,
+    RemoveCartDiscountCode,
     RemoveCartLines,
+    SetCartShipping,
     UpdateCartLines,
 )
+from commands.money import config as money_config
 from commands.store.ledger.reader import RecordedEvent, stream_version
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import catalog_variants, customer_carts
 from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "cart"
+# Applying a code checks its validity, not its minimum: the lines may still change until checkout.
+MAX_SUBTOTAL = Decimal("1e18")
 
 
 def stream_id(cart_id: str) -> str:
@@ -46,6 +55,9 @@ def register(bus: CommandBus) -> None:
     bus.register(UpdateCartLines, update_lines)
     bus.register(RemoveCartLines, remove_lines)
     bus.register(AttachCartToCustomer, attach_customer)
+    bus.register(SetCartShipping, set_shipping)
+    bus.register(ApplyCartDiscountCode, apply_discount_code)
+    bus.register(RemoveCartDiscountCode, remove_discount_code)
 
 
 async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
@@ -96,6 +108,61 @@ async def remove_lines(command: RemoveCartLines, uow: UnitOfWork) -> CartResult:
         lambda cart: [],
         lambda cart, prices: domain.remove_lines(cart, command.line_ids),
     )
+
+
+async def set_shipping(command: SetCartShipping, uow: UnitOfWork) -> CartResult:
+    async def decide(cart: Cart) -> Event:
+        event = domain.choose_shipping(cart, command.country_code, command.region, command.method_code)
+        if command.method_code is not None:
+            config = await money_config.load(uow.conn, cart.currency_code, None)
+            method = next((m for m in config.methods if m.code == command.method_code), None)
+            destination = money.Destination(command.country_code, command.region)
+            subtotal = sum((line.unit_price * line.quantity for line in cart.lines), Decimal(0))
+            if method is None or method.price_for(cart.currency_code, destination, subtotal) is None:
+                raise money.ShippingMethodIneligible(
+                    f"the shipping method {command.method_code} cannot ship this cart there", ["methodCode"]
+                )
+        return event
+
+    return await _decide(uow, command.cart_id, command.actor, command.expected_version, decide)
+
+
+async def apply_discount_code(command: ApplyCartDiscountCode, uow: UnitOfWork) -> CartResult:
+    async def decide(cart: Cart) -> Event:
+        event = domain.apply_discount_code(cart, command.code)
+        discount = await money_config.load_discount(uow.conn, command.code)
+        if discount is None:
+            raise money.DiscountCodeInvalid(f"there is no code {command.code}", ["code"])
+        # The minimum subtotal is checked at checkout: lines may still change.
+        money.check_discount(discount, cart.currency_code, MAX_SUBTOTAL, datetime.now(UTC), ["code"])
+        return event
+
+    return await _decide(uow, command.cart_id, command.actor, command.expected_version, decide)
+
+
+async def remove_discount_code(command: RemoveCartDiscountCode, uow: UnitOfWork) -> CartResult:
+    async def decide(cart: Cart) -> Event:
+        return domain.remove_discount_code(cart)
+
+    return await _decide(uow, command.cart_id, command.actor, command.expected_version, decide)
+
+
+async def _decide(
+    uow: UnitOfWork,
+    cart_id: str,
+    actor: domain.CartActor,
+    expected_version: int | None,
+    decide: Callable[[Cart], Awaitable[Event]],
+) -> CartResult:
+    await _lock(uow.conn, stream_id(cart_id))
+    cart, _ = await load_cart(uow, cart_id)
+    domain.ensure_access(cart, actor)
+    domain.check_version(cart, expected_version)
+    domain.ensure_active(cart)
+    event = await decide(cart)
+    await _append(uow, cart, [event], expected_version)
+    await _touch(uow.conn, cart_id)
+    return CartResult(cart_id, cart.version + 1, uow.last_position, uow.last_position)
 
 
 async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> CartResult:

@@ -10,13 +10,16 @@ from commands.domain.cart import CartActor, LineRequest, QuantityChange
 
 __all__ = [
     "AddCartLines",
+    "ApplyCartDiscountCode",
     "AttachCartToCustomer",
     "CartActor",
     "CartResult",
     "CreateCart",
     "LineRequest",
     "QuantityChange",
+    "RemoveCartDiscountCode",
     "RemoveCartLines",
+    "SetCartShipping",
     "UpdateCartLines",
     "new_cart_id",
 ]
@@ -76,3 +79,30 @@ class AttachCartToCustomer(Command[CartResult]):
 
     cart_id: str
     actor: CartActor
+
+
+@dataclass(frozen=True)
+class SetCartShipping(Command[CartResult]):
+    """Where the cart ships and, optionally, by which shipping method."""
+
+    cart_id: str
+    actor: CartActor
+    country_code: str
+    region: str | None = None
+    method_code: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ApplyCartDiscountCode(Command[CartResult]):
+    cart_id: str
+    actor: CartActor
+    code: str
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class RemoveCartDiscountCode(Command[CartResult]):
+    cart_id: str
+    actor: CartActor
+    expected_version: int | None = None

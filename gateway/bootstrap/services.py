@@ -15,6 +15,7 @@ from gateway.realtime.subscriptions import OrderUpdatesBroker
 from queries.carts import CartQueries
 from queries.inventory import InventoryQueries
 from queries.orders import OrderQueries
+from queries.pricing import PricingQueries
 from queries.products import ProductService
 from queries.projection_status import ProjectionStatusService
 from queries.timeline import TimelineQueries
@@ -32,3 +33,4 @@ class Services:
     settlement: PaymentSettlement
     order_updates: OrderUpdatesBroker
     edge: EdgeServices
+    pricing: PricingQueries

@@ -25,12 +25,14 @@ from gateway.realtime.subscriptions import OrderUpdatesBroker
 from projections.carts import CartsProjection
 from projections.inventory import InventoryProjection
 from projections.orders import OrdersProjection
+from projections.pricing import PricingProjection
 from projections.runner import RunnerConfig
 from projections.search.projector import SearchProjection, alias_name
 from projections.timeline.projector import TimelineProjection
 from queries.carts import CartQueries
 from queries.inventory import InventoryQueries
 from queries.orders import OrderQueries
+from queries.pricing import PricingQueries
 from queries.products import ProductService
 from queries.projection_status import ProjectionStatusService
 from queries.timeline import TimelineQueries
@@ -66,6 +68,7 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
             InventoryProjection(engine),
             OrdersProjection(engine, on_status_changed=relay.notice),
             TimelineProjection(engine),
+            PricingProjection(engine),
         ],
         runner_config,
     )
@@ -80,6 +83,7 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
         settlement=settlement,
         order_updates=broker,
         edge=EdgeServices.build(settings, engine, container.redis, broker),
+        pricing=PricingQueries(engine),
     )
     container.services = services
     return services

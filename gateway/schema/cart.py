@@ -19,17 +19,21 @@ from commands.bus import Command
 from commands.errors import DomainError, NotFound
 from commands.messages.cart import (
     AddCartLines,
+    ApplyCartDiscountCode,
     AttachCartToCustomer,
     CartActor,
     CartResult,
     CreateCart,
     LineRequest,
     QuantityChange,
+    RemoveCartDiscountCode,
     RemoveCartLines,
+    SetCartShipping,
     UpdateCartLines,
 )
 from gateway.edge.context import Info
 from gateway.edge.errors import GatewayError, unauthenticated
+from gateway.schema import cart_money
 from gateway.schema.catalog import ProductVariant, variant_by_sku
 from gateway.schema.common import Freshness, Money, Node, UserError
 from gateway.schema.ids import global_id, parse_global_id
@@ -76,10 +80,21 @@ class Cart(Node):
     version: int
     created_at: datetime
     updated_at: datetime
+    shipping: cart_money.CartShipping | None
+    discount_code: str | None
+    view: strawberry.Private[CartView]
 
     @strawberry.field
     async def freshness(self, info: Info) -> Freshness:
         return Freshness.of(await info.context.container.freshness.freshness(PROJECTION))
+
+    @strawberry.field
+    async def shipping_methods(self, info: Info) -> list[cart_money.ShippingOption]:
+        return await cart_money.shipping_options(info, self.view)
+
+    @strawberry.field
+    async def totals(self, info: Info) -> cart_money.CartTotals:
+        return await cart_money.totals(info, self.view)
 
 
 @strawberry.input
@@ -183,6 +198,39 @@ async def resolve_cart_lines_remove(
     return await _dispatch(info, RemoveCartLines(key, _actor(info), keys, expected_version))
 
 
+async def resolve_cart_shipping_set(
+    info: Info,
+    cart_id: strawberry.ID,
+    country_code: str,
+    region: str | None,
+    method_code: str | None,
+    expected_version: int | None,
+) -> CartPayload:
+    key = cart_key(str(cart_id))
+    if key is None:
+        return _cart_not_found()
+    command = SetCartShipping(key, _actor(info), country_code, region, method_code, expected_version)
+    return await _dispatch(info, command)
+
+
+async def resolve_cart_discount_code_apply(
+    info: Info, cart_id: strawberry.ID, code: str, expected_version: int | None
+) -> CartPayload:
+    key = cart_key(str(cart_id))
+    if key is None:
+        return _cart_not_found()
+    return await _dispatch(info, ApplyCartDiscountCode(key, _actor(info), code.strip(), expected_version))
+
+
+async def resolve_cart_discount_code_remove(
+    info: Info, cart_id: strawberry.ID, expected_version: int | None
+) -> CartPayload:
+    key = cart_key(str(cart_id))
+    if key is None:
+        return _cart_not_found()
+    return await _dispatch(info, RemoveCartDiscountCode(key, _actor(info), expected_version))
+
+
 async def resolve_cart_attach_customer(info: Info, cart_id: strawberry.ID) -> CartPayload:
     info.context.principal.require("customer")
     key = cart_key(str(cart_id))
@@ -223,6 +271,15 @@ def to_cart(view: CartView) -> Cart:
         version=view.version,
         created_at=view.created_at,
         updated_at=view.updated_at,
+        shipping=None
+        if view.shipping is None
+        else cart_money.CartShipping(
+            country_code=view.shipping.country_code,
+            region=view.shipping.region,
+            method_code=view.shipping.method_code,
+        ),
+        discount_code=view.discount_code,
+        view=view,
     )
 
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from commands.domain.cart import MAX_LINES
 from commands.domain.catalog import MAX_VARIANTS
+from commands.domain.money import TAX_CATEGORIES
 from gateway.edge.cost import CostModel
 from gateway.edge.cost import DeclaredSize as ListSize
 from gateway.edge.settings import EdgeSettings
@@ -25,6 +26,8 @@ ItemT = TypeVar("ItemT")
 # An order's history is a short state machine walk; far fewer facts than this ever happen.
 MAX_ORDER_HISTORY = 50
 MAX_PROJECTIONS = 20
+# Shipping methods offered for one cart: a store with more shows the first ones by code.
+MAX_SHIPPING_OPTIONS = 50
 # Field errors of one mutation (a product with 100 variants may have a few per variant).
 MAX_USER_ERRORS = 100
 
@@ -37,6 +40,10 @@ LIST_SIZES: dict[tuple[str, str], ListSize] = {
     ("ProductFacets", "categories"): ListSize(10, FACET_SIZE),
     ("ProductFacets", "prices"): ListSize(len(PRICE_BUCKETS), len(PRICE_BUCKETS)),
     ("Query", "projections"): ListSize(10, MAX_PROJECTIONS),
+    ("Cart", "shippingMethods"): ListSize(3, MAX_SHIPPING_OPTIONS),
+    # One tax line per distinct rate: at most one per tax category.
+    ("CartTotals", "taxLines"): ListSize(2, len(TAX_CATEGORIES)),
+    ("Order", "taxLines"): ListSize(2, len(TAX_CATEGORIES)),
 }
 # Every mutation payload's ``userErrors``: pessimistic on purpose, the actual cost is charged anyway.
 USER_ERRORS = ListSize(10, MAX_USER_ERRORS)

@@ -176,6 +176,32 @@ class Mutation:
         return await cart_api.resolve_cart_lines_remove(info, cart_id, line_ids, expected_version)
 
     @strawberry.mutation
+    async def cart_shipping_set(
+        self,
+        info: Info,
+        cart_id: strawberry.ID,
+        country_code: str,
+        region: str | None = None,
+        method_code: str | None = None,
+        expected_version: int | None = None,
+    ) -> cart_api.CartPayload:
+        return await cart_api.resolve_cart_shipping_set(
+            info, cart_id, country_code, region, method_code, expected_version
+        )
+
+    @strawberry.mutation
+    async def cart_discount_code_apply(
+        self, info: Info, cart_id: strawberry.ID, code: str, expected_version: int | None = None
+    ) -> cart_api.CartPayload:
+        return await cart_api.resolve_cart_discount_code_apply(info, cart_id, code, expected_version)
+
+    @strawberry.mutation
+    async def cart_discount_code_remove(
+        self, info: Info, cart_id: strawberry.ID, expected_version: int | None = None
+    ) -> cart_api.CartPayload:
+        return await cart_api.resolve_cart_discount_code_remove(info, cart_id, expected_version)
+
+    @strawberry.mutation
     async def cart_attach_customer(self, info: Info, cart_id: strawberry.ID) -> cart_api.CartPayload:
         return await cart_api.resolve_cart_attach_customer(info, cart_id)
 

@@ -15,65 +15,14 @@ import pytest
 from sqlalchemy import text
 
 from commands.events.order import OrderPlaced
-from commands.messages.catalog import UpsertProduct, VariantSpec
 from commands.store.ledger.reader import load_stream
 from gateway.schema.ids import parse_global_id
-from tests.support.checkout import ADDRESS, CHECKOUT, META, Shop
+from tests.support.checkout import CHECKOUT, Shop
+from tests.support.money import DE, DEFINE_CODE, SET_RATE, admin, configure_store
 
 pytestmark = pytest.mark.checkout_settings
 
 D = Decimal
-DE = {**ADDRESS, "city": "Berlin", "postalCode": "10115", "countryCode": "DE"}
-
-P = "{ position userErrors { field code } }"
-DEFINE_METHOD = f"mutation M($input: ShippingMethodInput!) {{ shippingMethodDefine(input: $input) {P} }}"
-SET_RATE = f"mutation M($input: TaxRateInput!) {{ taxRateSet(input: $input) {P} }}"
-DEFINE_CODE = f"mutation M($input: DiscountCodeInput!) {{ discountCodeDefine(input: $input) {P} }}"
-
-
-async def _admin(shop: Shop, mutation: str, values: dict[str, Any]) -> None:
-    body = await shop.gql(mutation, {"input": values}, shop.admin())
-    assert "errors" not in body, body
-    payload = next(iter(body["data"].values()))
-    assert payload["userErrors"] == [] and payload["position"] is not None, payload
-
-
-async def _store(shop: Shop, *, limit: int | None = None, per_customer: int | None = None) -> None:
-    """EUR tee (standard) and book (reduced); DE 19 % / 7 %; shipping 4.90, free from 50; code TEN."""
-    await shop.container.bus.dispatch(
-        UpsertProduct(
-            "goods",
-            "Goods",
-            (VariantSpec("TEE", "Tee", D("10.00")), VariantSpec("BOOK", "Book", D("4.99"), "reduced")),
-            currency_code="EUR",
-        ),
-        META,
-    )
-    await shop.set_stock("TEE", 1000)
-    await shop.set_stock("BOOK", 1000)
-    await _admin(
-        shop,
-        DEFINE_METHOD,
-        {"code": "std", "name": "Standard", "currencyCode": "EUR", "price": "4.90", "freeAbove": "50.00"},
-    )
-    await _admin(
-        shop,
-        DEFINE_METHOD,
-        {"code": "fr-only", "name": "France", "currencyCode": "EUR", "price": "3", "countries": ["FR"]},
-    )
-    await _admin(shop, SET_RATE, {"countryCode": "DE", "category": "standard", "rate": "0.19"})
-    await _admin(shop, SET_RATE, {"countryCode": "DE", "category": "reduced", "rate": "0.07"})
-    await _admin(
-        shop,
-        DEFINE_CODE,
-        {
-            "code": "TEN",
-            "kind": "PERCENTAGE",
-            "value": "10",
-            "usageLimit": limit,
-            "perCustomerLimit": per_customer,
-        },
-    )
 
 
 async def _checkout(shop: Shop, cart: str, key: str, auth: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -115,7 +64,7 @@ async def _uses(shop: Shop, code: str) -> int:
 
 
 async def test_the_payment_authorizes_the_total_with_shipping_tax_and_discount(shop: Shop) -> None:
-    await _store(shop)
+    await configure_store(shop)
     cart = await shop.cart(("TEE", 3), ("BOOK", 1))
     # Hand-computed (tests/unit/test_money_totals.py): 34.99 + 4.90 - 3.50 + 6.06 + 0.31 = 42.76.
     outcome = await _checkout(
@@ -167,7 +116,7 @@ async def test_the_payment_authorizes_the_total_with_shipping_tax_and_discount(s
 
 
 async def test_free_shipping_from_the_threshold(shop: Shop) -> None:
-    await _store(shop)
+    await configure_store(shop)
     at = await _checkout(shop, await shop.cart(("TEE", 5)), "k-at", shippingMethod="std")
     under = await _checkout(shop, await shop.cart(("TEE", 4), ("BOOK", 2)), "k-under", shippingMethod="std")
     assert (await _placed(shop, at["order"]["id"])).totals.shipping == D("0.00")  # type: ignore[union-attr]
@@ -176,7 +125,7 @@ async def test_free_shipping_from_the_threshold(shop: Shop) -> None:
 
 
 async def test_a_store_with_methods_needs_an_eligible_one(shop: Shop) -> None:
-    await _store(shop)
+    await configure_store(shop)
     cart = await shop.cart(("TEE", 1))
     missing = await _checkout(shop, cart, "k-1")
     assert [(e["code"], e["field"]) for e in missing["userErrors"]] == [
@@ -189,13 +138,13 @@ async def test_a_store_with_methods_needs_an_eligible_one(shop: Shop) -> None:
 
 
 async def test_expired_and_below_minimum_codes_name_the_field(shop: Shop) -> None:
-    await _store(shop)
-    await _admin(
+    await configure_store(shop)
+    await admin(
         shop,
         DEFINE_CODE,
         {"code": "OLD", "kind": "PERCENTAGE", "value": "5", "endsAt": "2020-01-01T00:00:00Z"},
     )
-    await _admin(
+    await admin(
         shop,
         DEFINE_CODE,
         {"code": "BIG", "kind": "FIXED", "value": "5", "currencyCode": "EUR", "minimumSubtotal": "100"},
@@ -214,7 +163,7 @@ async def test_expired_and_below_minimum_codes_name_the_field(shop: Shop) -> Non
 
 
 async def test_a_declined_payment_gives_the_code_use_back(shop: Shop) -> None:
-    await _store(shop, limit=1)
+    await configure_store(shop, limit=1)
     cart = await shop.cart(("TEE", 1))
     declined = await _checkout(
         shop, cart, "k-1", shippingMethod="std", discountCode="TEN", token="tok_decline"
@@ -232,7 +181,7 @@ async def test_a_declined_payment_gives_the_code_use_back(shop: Shop) -> None:
 
 
 async def test_a_customer_uses_a_code_only_as_often_as_it_allows(shop: Shop) -> None:
-    await _store(shop, per_customer=1)
+    await configure_store(shop, per_customer=1)
     auth = shop.customer("cust-7")
     first = await _checkout(
         shop,
@@ -256,10 +205,10 @@ async def test_a_customer_uses_a_code_only_as_often_as_it_allows(shop: Shop) -> 
 
 
 async def test_price_changed_when_a_tax_rate_changes_after_the_buyer_saw_the_total(shop: Shop) -> None:
-    await _store(shop)
+    await configure_store(shop)
     cart = await shop.cart(("TEE", 1))
     # Shown: 10.00 + 4.90 + 19 % of 14.90 (2.831 -> 2.83) = 17.73. Then the rate drops to 7 %: 14.90 + 1.04.
-    await _admin(shop, SET_RATE, {"countryCode": "DE", "category": "standard", "rate": "0.07"})
+    await admin(shop, SET_RATE, {"countryCode": "DE", "category": "standard", "rate": "0.07"})
     changed = await _checkout(shop, cart, "k-1", shippingMethod="std", expectedTotal="17.73")
     assert [(e["code"], e["field"]) for e in changed["userErrors"]] == [
         ("PRICE_CHANGED", ["input", "expectedTotal"])
@@ -297,7 +246,7 @@ IN_FLIGHT = 64
 
 
 async def test_a_code_limited_to_n_uses_is_used_exactly_n_times_under_contention(shop: Shop) -> None:
-    await _store(shop, limit=LIMIT)
+    await configure_store(shop, limit=LIMIT)
     gate = asyncio.Semaphore(IN_FLIGHT)
 
     async def new_cart() -> str:
@@ -331,7 +280,7 @@ async def test_a_code_limited_to_n_uses_is_used_exactly_n_times_under_contention
 async def test_cancelling_before_capture_gives_the_use_back_and_refunds_return_the_whole_total(
     shop: Shop,
 ) -> None:
-    await _store(shop)
+    await configure_store(shop)
     admin = shop.admin()
     voided = await _checkout(
         shop, await shop.cart(("TEE", 3), ("BOOK", 1)), "k-1", shippingMethod="std", discountCode="TEN"
