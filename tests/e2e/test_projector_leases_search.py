@@ -29,7 +29,7 @@ import pytest
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import head_position
 from gateway.bootstrap.container import Container, build_container
-from gateway.bootstrap.settings import OSMEM_ENGINE, Settings
+from gateway.bootstrap.settings import OSMEM_ENGINE, ConfigurationError, Settings
 from gateway.bootstrap.wiring import wire
 from gateway.edge.auth import JwtAuthenticator
 from gateway.stores.search_process import start_search
@@ -85,6 +85,15 @@ async def shared(
         yield built
     finally:
         await built.close()
+
+
+def test_search_engine_setting_shares_an_osmem_server_by_url() -> None:
+    shared = Settings.from_env({"ELASTICSEARCH_URL": "http://search:9200", "SEARCH_ENGINE": "OSMem"})
+    assert shared.search_plain_json and "elasticsearch" not in shared.volatile_stores
+    stock = Settings.from_env({"ELASTICSEARCH_URL": "http://search:9200"})
+    assert not stock.search_plain_json
+    with pytest.raises(ConfigurationError, match="SEARCH_ENGINE"):
+        Settings.from_env({"SEARCH_ENGINE": "solr"})
 
 
 class CatalogWriter(Writer):
