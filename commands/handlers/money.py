@@ -6,10 +6,11 @@ stream append carries no expected version: the newest event is the configuration
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from commands.bus import CommandBus
+from commands.errors import InvalidInput
 from commands.events import money as ev
 from commands.messages.money import (
     DefineDiscountCode,
@@ -120,7 +121,14 @@ async def define_discount_code(command: DefineDiscountCode, uow: UnitOfWork) -> 
         "active": command.active,
         "updated_at": func.now(),
     }
-    # A limit below the uses already counted fails the table's CHECK; the code keeps its count.
+    # The code keeps its count; the row lock keeps checkouts from taking a use meanwhile.
+    uses = (
+        await uow.conn.execute(
+            select(discount_codes.c.uses).where(discount_codes.c.code == command.code).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if uses is not None and command.usage_limit is not None and command.usage_limit < uses:
+        raise InvalidInput(f"the code has been used {uses} times already", ["usageLimit"])
     await uow.conn.execute(
         pg_insert(discount_codes)
         .values(code=command.code, uses=0, **values)

@@ -74,6 +74,15 @@ def _cart_entry(event_type: str, data: dict[str, Any], cart_id: str) -> EntryDra
         summary += f" (left behind {', '.join(dropped)})" if dropped else ""
     elif event_type == "CartCheckedOut":
         return EntryDraft("CART", "Checked out the cart", cart_id, data.get("order_id"))
+    elif event_type == "CartShippingChosen":
+        region = data.get("region")
+        method = data.get("method_code")
+        summary = f"Shipping to {data.get('country_code')}" + (f" ({region})" if region else "")
+        summary += f" by {method}" if method else ""
+    elif event_type == "CartDiscountCodeApplied":
+        summary = f"Applied discount code {data.get('code')}"
+    elif event_type == "CartDiscountCodeRemoved":
+        summary = f"Removed discount code {data.get('code')}"
     if summary is None:
         return None
     return EntryDraft("CART", summary, cart_id, None, customer)
@@ -98,6 +107,9 @@ def _order_entry(event_type: str, data: dict[str, Any], order_id: str) -> EntryD
             f"Placed order #{data.get('number')}: {count} item(s), "
             f"{money(data.get('total'), data.get('currency'))}"
         )
+        totals = data.get("totals")
+        if isinstance(totals, dict):
+            summary += f" ({_breakdown(totals, data.get('currency'))})"
         return EntryDraft("ORDER", summary, data.get("cart_id"), order_id, data.get("customer_id"))
     if event_type == "PaymentAuthorized":
         summary = (
@@ -139,11 +151,33 @@ def _order_entry(event_type: str, data: dict[str, Any], order_id: str) -> EntryD
     return EntryDraft(kind, summary, None, order_id)
 
 
+def _breakdown(totals: dict[str, Any], currency: str | None) -> str:
+    """Where an order total comes from: its subtotal, shipping, discounts and tax."""
+    parts = [f"subtotal {money(totals.get('subtotal'), currency)}"]
+    parts.append(f"shipping {money(totals.get('shipping'), currency)}")
+    if Decimal(str(totals.get("discounts") or 0)):
+        code = totals.get("discount_code")
+        parts.append(f"discount -{money(totals['discounts'], currency)}" + (f" ({code})" if code else ""))
+    included = " included" if totals.get("prices_include_tax") else ""
+    parts.append(f"tax {money(totals.get('tax'), currency)}{included}")
+    return ", ".join(parts)
+
+
+_DISCOUNT_SUMMARIES = {
+    "DiscountCodeUseReserved": "Discount code {code} reserved for the order",
+    "DiscountCodeUseCommitted": "Discount code {code} used by the order",
+    "DiscountCodeUseReleased": "Discount code {code} given back ({reason})",
+}
+
+
 def entry_for(stream_type: str, stream_id: str, event_type: str, data: dict[str, Any]) -> EntryDraft | None:
     if stream_type == "cart":
         return _cart_entry(event_type, data, data.get("cart_id") or stream_id.removeprefix("cart-"))
     if stream_type == "order":
         return _order_entry(event_type, data, data.get("order_id") or stream_id.removeprefix("order-"))
+    if event_type in _DISCOUNT_SUMMARIES and data.get("order_id"):
+        summary = _DISCOUNT_SUMMARIES[event_type].format(code=data.get("code"), reason=data.get("reason"))
+        return EntryDraft("ORDER", summary, None, str(data["order_id"]))
     if event_type == "ReservationExpired" and data.get("order_id"):
         sku = data.get("sku")
         summary = "Stock reservation expired" + (f" for {sku}" if sku else "") + "; the stock was released"

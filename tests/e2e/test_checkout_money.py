@@ -202,6 +202,16 @@ async def test_a_customer_uses_a_code_only_as_often_as_it_allows(shop: Shop) -> 
     assert first["userErrors"] == []
     assert [e["code"] for e in again["userErrors"]] == ["DISCOUNT_CODE_USAGE_LIMIT_REACHED"]
     assert await _uses(shop, "TEN") == 1
+    # The customer's timeline explains the order's money and the code's use.
+    variables = {"customer": "cust-7", "at": first["position"]}
+    body = await shop.gql(TIMELINE, variables, shop.tokens.mint("agent", ["support"]))
+    summaries = [edge["node"]["summary"] for edge in body["data"]["customerTimeline"]["edges"]]
+    assert any(
+        s.startswith("Placed order")
+        and "(subtotal 10.00 EUR, shipping 4.90 EUR, discount -1.00 EUR (TEN)" in s
+        for s in summaries
+    ), summaries
+    assert "Discount code TEN used by the order" in summaries
 
 
 async def test_price_changed_when_a_tax_rate_changes_after_the_buyer_saw_the_total(shop: Shop) -> None:
@@ -233,6 +243,11 @@ query O($id: ID!, $at: Position) {
     total { amount } pricesIncludeTax shippingMethod discountCode
     shippingAddress { countryCode region }
   }
+}
+"""
+TIMELINE = """
+query T($customer: ID!, $at: Position) {
+  customerTimeline(customerId: $customer, consistentWith: $at) { edges { node { summary } } }
 }
 """
 WRITE_ONLY = """
