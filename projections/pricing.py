@@ -57,7 +57,9 @@ class PricingProjection:
             if recorded.stream_type not in _STREAM_TYPES:
                 continue
             for kind, key, data in rows_of(recorded.decode()):
-                newest[(kind, key)] = _row(kind, key, data, recorded.position, recorded.recorded_at)
+                known = newest.get((kind, key))
+                if known is None or known["position"] < recorded.position:
+                    newest[(kind, key)] = _row(kind, key, data, recorded.position, recorded.recorded_at)
         if not newest:
             return
         rows = list(newest.values())

@@ -18,7 +18,7 @@ from commands.events.order import OrderPlaced
 from commands.store.ledger.reader import load_stream
 from gateway.schema.ids import parse_global_id
 from tests.support.checkout import CHECKOUT, Shop
-from tests.support.money import DE, DEFINE_CODE, SET_RATE, admin, configure_store
+from tests.support.money import DE, DEFINE_CODE, SET_RATE, P, admin, configure_store
 
 pytestmark = pytest.mark.checkout_settings
 
@@ -315,3 +315,21 @@ async def test_cancelling_before_capture_gives_the_use_back_and_refunds_return_t
     payments = (await shop.provider_payments(order))["payments"]
     assert [(p["status"], Decimal(p["amount"])) for p in payments] == [("REFUNDED", D("42.76"))]
     assert await _uses(shop, "TEN") == 1
+
+
+SET_POLICY = f"mutation M($input: TaxPolicyInput!) {{ taxPolicySet(input: $input) {P} }}"
+
+
+async def test_tax_inclusive_prices_charge_the_prices_and_carry_their_tax(shop: Shop) -> None:
+    await configure_store(shop)
+    await admin(shop, SET_POLICY, {"currencyCode": "EUR", "pricesIncludeTax": True, "rounding": "PER_LINE"})
+    cart = await shop.cart(("TEE", 3), ("BOOK", 1))
+    # Hand-computed (tests/unit/test_money_totals.py, DE inclusive): 34.99 + 4.90, of which tax 5.57 + 0.33.
+    outcome = await _checkout(shop, cart, "k-1", shippingMethod="std", expectedTotal="39.89")
+    assert outcome["userErrors"] == [] and outcome["order"]["payment"]["amount"]["amount"] == "39.89"
+    totals = (await _placed(shop, outcome["order"]["id"])).totals
+    assert totals is not None and totals.prices_include_tax
+    assert [(t.rate, t.base, t.amount) for t in totals.tax_lines] == [
+        (D("0.19"), D("29.33"), D("5.57")),
+        (D("0.07"), D("4.66"), D("0.33")),
+    ]
