@@ -15,6 +15,7 @@ from commands.domain.currencies import minor_units
 from commands.errors import InvalidInput, ValidationErrors
 from commands.events.catalog import STREAM_TYPE, ProductState, ProductVariantState, product_stream_id
 from commands.messages.catalog import UpsertProduct, UpsertProductResult
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 
@@ -55,34 +56,34 @@ async def _lock_or_insert(
     first insert makes ON CONFLICT wait for the other transaction, after which
     the row is there to lock.
     """
+    driver = await asyncpg_of(conn)
     while True:
-        found = await conn.execute(
-            text("SELECT id FROM catalog_products WHERE handle = :h FOR UPDATE"), {"h": draft.handle}
-        )
-        existing = found.scalar_one_or_none()
+        existing = await driver.fetchval(_LOCK_PRODUCT, draft.handle)
         if existing is not None:
             return str(existing), False
-        product_id = str(uuid.uuid4())
-        inserted = await conn.execute(
-            text(
-                "INSERT INTO catalog_products "
-                "(id, handle, title, description, brand, categories, currency, created_at, updated_at) "
-                "VALUES (CAST(:id AS uuid), :h, :t, :d, :b, CAST(:c AS text[]), :cur, :now, :now) "
-                "ON CONFLICT (handle) DO NOTHING RETURNING id"
-            ),
-            {
-                "id": product_id,
-                "h": draft.handle,
-                "t": draft.title,
-                "d": draft.description or "",
-                "b": draft.brand,
-                "c": list(draft.categories or ()),
-                "cur": draft.currency,
-                "now": now,
-            },
+        product_id = uuid.uuid4()
+        inserted = await driver.fetchval(
+            _INSERT_PRODUCT,
+            product_id,
+            draft.handle,
+            draft.title,
+            draft.description or "",
+            draft.brand,
+            list(draft.categories or ()),
+            draft.currency,
+            now,
         )
-        if inserted.first() is not None:
-            return product_id, True
+        if inserted is not None:
+            return str(product_id), True
+
+
+_LOCK_PRODUCT = "SELECT id FROM catalog_products WHERE handle = $1 FOR UPDATE"
+_INSERT_PRODUCT = (
+    "INSERT INTO catalog_products "
+    "(id, handle, title, description, brand, categories, currency, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
+    "ON CONFLICT (handle) DO NOTHING RETURNING id"
+)
 
 
 async def _load(conn: AsyncConnection, product_id: str) -> ProductState:
@@ -119,11 +120,11 @@ async def _load(conn: AsyncConnection, product_id: str) -> ProductState:
 
 
 async def _sku_owners(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, str]:
-    rows = await conn.execute(
-        text("SELECT sku, product_id FROM catalog_variants WHERE sku = ANY(CAST(:skus AS varchar[]))"),
-        {"skus": list(skus)},
+    driver = await asyncpg_of(conn)
+    rows = await driver.fetch(
+        "SELECT sku, product_id FROM catalog_variants WHERE sku = ANY($1::varchar[])", list(skus)
     )
-    return {r.sku: str(r.product_id) for r in rows}
+    return {r["sku"]: str(r["product_id"]) for r in rows}
 
 
 _UPSERT_VARIANTS = text(

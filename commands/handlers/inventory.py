@@ -7,7 +7,6 @@ same key replays it and a failed attempt leaves no trace.
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.bus import CommandBus, KeyPolicy
@@ -17,6 +16,7 @@ from commands.errors import NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.inventory.stock_rows import append_event, change_item, event_fields
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
@@ -48,19 +48,16 @@ async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
 
 async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
     """The SKU's stock, row locked; a catalog SKU never stocked before starts at zero."""
-    known = (await conn.execute(text("SELECT 1 FROM catalog_variants WHERE sku = :s"), {"s": sku})).first()
-    if known is None:
+    driver = await asyncpg_of(conn)
+    if await driver.fetchval("SELECT 1 FROM catalog_variants WHERE sku = $1", sku) is None:
         raise NotFound(f"no product variant has SKU {sku}", ["sku"])
-    await conn.execute(
-        text("INSERT INTO inventory_items (sku, on_hand, reserved) VALUES (:s, 0, 0) ON CONFLICT DO NOTHING"),
-        {"s": sku},
+    await driver.execute(
+        "INSERT INTO inventory_items (sku, on_hand, reserved) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING", sku
     )
-    row = (
-        await conn.execute(
-            text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s FOR UPDATE"), {"s": sku}
-        )
-    ).one()
-    return StockLevel(sku, row.on_hand, row.reserved)
+    row = await driver.fetchrow(
+        "SELECT on_hand, reserved FROM inventory_items WHERE sku = $1 FOR UPDATE", sku
+    )
+    return StockLevel(sku, row["on_hand"], row["reserved"])
 
 
 async def _finish(uow: UnitOfWork, event: InventoryEvent) -> StockResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -16,16 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from commands.domain.inventory import stream_id
 from commands.errors import InvalidInput
 from commands.events.inventory import InventoryEvent
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "inventory"
 
-_CHANGE_ITEM = text(
-    "UPDATE inventory_items AS i SET on_hand = i.on_hand + :dh, reserved = i.reserved + :dr, "
-    "updated_at = now() WHERE i.sku = :s AND i.on_hand - i.reserved >= :need "
+_CHANGE_ITEM = (
+    "UPDATE inventory_items AS i SET on_hand = i.on_hand + $2, reserved = i.reserved + $3, "
+    "updated_at = now() WHERE i.sku = $1 AND i.on_hand - i.reserved >= $4 "
     "RETURNING i.sku, i.on_hand, i.reserved, "
     "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
 )
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One SKU's ``inventory_items`` numbers after a change (and the product it belongs to)."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    product_id: str | None
 
 
 def event_fields(row: Any) -> dict[str, Any]:
@@ -47,8 +59,9 @@ async def change_item(
     conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
 ) -> Any:
     """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise."""
-    result = await conn.execute(_CHANGE_ITEM, {"s": sku, "dh": on_hand, "dr": reserved, "need": need})
-    return result.first()
+    driver = await asyncpg_of(conn)
+    row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need)
+    return None if row is None else ItemRow(*row)
 
 
 def order_uuid(order_id: str) -> uuid.UUID:

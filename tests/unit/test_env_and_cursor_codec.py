@@ -33,7 +33,12 @@ def test_settings_errors_are_configuration_errors_naming_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="GRAPHQL_MAX_DEPTH"):
         Settings.from_env({"GRAPHQL_MAX_DEPTH": "-3"})
     prod = Settings.from_env(
-        {"COMMERCE_ENV": "production", "AUTH_JWT_SECRET": "s" * 32, "PAYMENT_WEBHOOK_SECRET": "w"}
+        {
+            "COMMERCE_ENV": "production",
+            "AUTH_JWT_SECRET": "s" * 32,
+            "PAYMENT_WEBHOOK_SECRET": "w" * 32,
+            "PAYMENT_PROVIDER_URL": "https://payments.example",
+        }
     )
     assert not prod.migrate_on_start
     assert Settings.from_env({"MIGRATE_ON_START": "no"}).migrate_on_start is False

@@ -115,7 +115,12 @@ def test_settings_defaults_and_production_requirements() -> None:
     with pytest.raises(ConfigurationError, match="AUTH_JWT_SECRET"):
         Settings.from_env({"COMMERCE_ENV": "production"})
     prod = Settings.from_env(
-        {"COMMERCE_ENV": "production", "AUTH_JWT_SECRET": "s" * 32, "PAYMENT_WEBHOOK_SECRET": "w"}
+        {
+            "COMMERCE_ENV": "production",
+            "AUTH_JWT_SECRET": "s" * 32,
+            "PAYMENT_WEBHOOK_SECRET": "w" * 32,
+            "PAYMENT_PROVIDER_URL": "https://payments.example",
+        }
     )
     assert prod.production and not prod.seed_demo and not prod.migrate_on_start
     with pytest.raises(ConfigurationError):
