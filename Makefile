@@ -3,6 +3,7 @@
 # target needs (run: runtime + embedded stores; test: + test tools; bench: + plots, profiler).
 
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
@@ -40,7 +41,7 @@ lock: $(UV)
 	$(UV) lock
 
 run: $(VENV)/.installed-run
-	$(BIN)/commerce-gateway serve --host 127.0.0.1 --port 8000
+	$(BIN)/commerce-gateway serve --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from projections.version_guard import events_to_fold, group_by_stream
 log = logging.getLogger(__name__)
 
 NAME = "search"
+BULK_TIMEOUT_SECONDS = 60.0
 FIRST_GENERATION = "1"
 
 
@@ -139,7 +140,10 @@ class SearchProjection:
             operations.append(document)
         # Refresh per batch: the checkpoint moves right after, and a read that
         # waited for it must find the documents.
-        response = await self._client.bulk(operations=operations, refresh=True)
+        # A first load indexes thousands of documents per batch: more than the client's 10 s.
+        response = await self._client.options(request_timeout=BULK_TIMEOUT_SECONDS).bulk(
+            operations=operations, refresh=True
+        )
         if response.get("errors"):
             failures = [item["index"] for item in response["items"] if item["index"].get("error")]
             if failures:
