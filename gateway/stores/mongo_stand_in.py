@@ -174,6 +174,10 @@ class StandInCollection:
         found = await self.find(filter, sort).to_list(1)
         return found[0] if found else None
 
+    async def count_documents(self, filter: Mapping[str, Any]) -> int:
+        """For operators and benchmarks (how many carts the model holds)."""
+        return len(await self.find(filter).to_list())
+
     async def bulk_write(
         self, requests: Sequence[ReplaceOne[Document]], ordered: bool = True
     ) -> BulkWriteResult:
