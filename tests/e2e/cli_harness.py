@@ -58,6 +58,16 @@ class Served:
                     return candidate
         raise AssertionError(f"no data directory locked by pid {owner}")
 
+    def started_stores(self, at_least: int = 3, timeout: float = 15.0) -> set[int]:
+        """``store_pids`` once at least ``at_least`` show up (a loaded machine may list a freshly
+        started daemon a moment after the gateway answers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.store_pids()
+            if len(found) >= at_least or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
     def store_pids(self) -> set[int]:
         """The processes this gateway started: children, and the daemons serving its data directory."""
         pids = {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}

@@ -25,7 +25,7 @@ WAITING_READ = "query($p: Position) { products(consistentWith: $p, first: 1) { f
 def test_sigterm_drains_the_request_in_flight_then_stops_every_store(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with serving(data_dir, READ_WAIT_SECONDS=str(WAIT_SECONDS)) as served:
-        started = served.store_pids()
+        started = served.started_stores()
         assert len(started) >= 3, "expected PostgreSQL, Redis and the search engine to be running"
         answer: dict[str, object] = {}
 
@@ -67,7 +67,7 @@ def test_sigint_on_an_ephemeral_gateway_stops_its_stores_and_removes_its_directo
     with serving(tmp_path / "unused", "--ephemeral") as served:
         ephemeral_dir = served.locked_data_dir()
         assert ephemeral_dir != served.data_dir
-        started = served.store_pids()
+        started = served.started_stores()
         assert processes_mentioning(str(ephemeral_dir)), "its PostgreSQL runs in the temporary directory"
         served.process.send_signal(signal.SIGINT)
         exit_code = served.process.wait(STOP_SECONDS)
