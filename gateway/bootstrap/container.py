@@ -7,9 +7,8 @@ Nothing connects at import time; ``build_container`` does it all, and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -155,27 +154,35 @@ class Container:
     async def stop_projectors(self) -> None:
         for task in list(self.rebuilder.tasks.values()):
             task.cancel()
-        await asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True)
-        await asyncio.gather(*(runner.stop() for runner in self.runners))
+        await _bounded("rebuilds", asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True))
+        await _bounded("projectors", asyncio.gather(*(runner.stop() for runner in self.runners)))
 
     async def close(self) -> None:
+        # Every step is bounded: a stuck client must not keep the process (or a test session)
+        # from stopping, and the embedded servers must still be stopped after it.
         await self.stop_projectors()
         for closer in reversed(self._closers):
-            try:
-                await closer()
-            except Exception:
-                log.exception("closing a service failed")
-        await self.leases.close()
-        await self.hub.stop()
-        with contextlib.suppress(Exception):
-            await self.search.close()
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
-        with contextlib.suppress(Exception):
-            await self.mongo_client.close()
-        await self.engine.dispose()
+            await _bounded(getattr(closer, "__qualname__", "service"), closer())
+        await _bounded("leases", self.leases.close())
+        await _bounded("notification hub", self.hub.stop())
+        await _bounded("search client", self.search.close())
+        await _bounded("redis client", self.redis.aclose())
+        await _bounded("mongodb client", self.mongo_client.close())
+        await _bounded("database pool", self.engine.dispose())
         if self.embedded is not None:
             await self.embedded.close()
+
+
+CLOSE_STEP_SECONDS = 10.0
+
+
+async def _bounded(what: str, step: Awaitable[Any]) -> None:
+    try:
+        await asyncio.wait_for(step, CLOSE_STEP_SECONDS)
+    except TimeoutError:
+        log.error("closing %s took over %.0f s; went on without it", what, CLOSE_STEP_SECONDS)
+    except Exception:
+        log.exception("closing %s failed", what)
 
 
 async def build_container(settings: Settings, *, ephemeral: bool = False) -> Container:

@@ -85,8 +85,12 @@ def processes_mentioning(*markers: str) -> set[int]:
     for process in psutil.process_iter(["cmdline", "status"]):
         if process.info["status"] == psutil.STATUS_ZOMBIE or process.pid == os.getpid():
             continue
-        command = " ".join(process.info["cmdline"] or [])
-        if any(marker in command for marker in markers) and "pytest" not in command:
+        argv = process.info["cmdline"] or []
+        command = " ".join(argv)
+        # Not the test runners themselves (their arguments may name the markers); the stores'
+        # own command lines may contain "pytest" (pytest's default temporary directories do).
+        runner = "-m pytest" in command or any(Path(arg).name in ("pytest", "py.test") for arg in argv[:2])
+        if any(marker in command for marker in markers) and not runner:
             found.add(process.pid)
     return found
 
