@@ -108,12 +108,8 @@ class HttpPaymentProvider:
             raise PaymentProviderUnavailable(f"{method} {path}: {exc!r}") from exc
 
 
-def _json(response: _Answer) -> Any:
-    return response.json()
-
-
 def _error_type(response: _Answer) -> str | None:
-    body = _json(response)
+    body = response.json()
     error = body.get("error") if isinstance(body, dict) else None
     kind = error.get("type") if isinstance(error, dict) else None
     return kind if isinstance(kind, str) else None
@@ -121,7 +117,7 @@ def _error_type(response: _Answer) -> str | None:
 
 def _result(response: _Answer, idempotency_key: str) -> PaymentResult:
     """Any answer that describes the operation is a result, whatever its HTTP status (402, 409, ...)."""
-    body = _json(response)
+    body = response.json()
     if isinstance(body, dict) and body.get("object") == "operation":
         try:
             return PaymentResult(

@@ -11,7 +11,7 @@ is settled in process and applied with the owner's next charge.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,6 +71,14 @@ class Admission:
     text: str
     prepared: PreparedDocument
     errors: list[GraphQLError] = field(default_factory=list)
+
+
+@dataclass
+class _Charges:
+    """What one operation has been charged so far, and the cost it asked for."""
+
+    state: BudgetState | None = None
+    requested: int = 0
 
 
 class _Invalid(Exception):
@@ -195,53 +203,26 @@ class Pipeline:
         method: str,
     ) -> Outcome:
         policy = self.policy(self.locate(caller, context.request.headers), services)
-        state: BudgetState | None = None
-        requested = 0
-        try:
-            resolved = await services.resolver.resolve(
-                query=params.query,
-                document_id=params.document_id,
-                extensions=params.extensions,
-                client=caller.client,
-            )
-            prepared = self.documents.prepare(resolved.text, resolved.sha256, validate=False)
-            try:
-                checked = self.check(prepared, params.operation_name, params.variables)
-            except _Invalid as invalid:
-                state = await services.budget.charge(policy, self.edge.rejected_cost)
-                if state is not None and not state.allowed:
-                    raise _rate_limited(state) from None
-                return self._rejected(invalid.errors, context, state, params.operation_name)
-            requested = checked.requested
-            kind = checked.operation.operation
+        charges = _Charges()
+
+        def refuse(kind: OperationType) -> None:
             if kind is OperationType.MUTATION and method != "POST":
                 raise HttpError(405, "METHOD_NOT_ALLOWED", "Mutations need POST", {"Allow": "POST"})
             if kind is OperationType.SUBSCRIPTION:
                 raise bad_request("Subscriptions are served over WebSocket (graphql-transport-ws)")
-            if checked.requested > policy.capacity:
-                raise cost_exceeded(checked.requested, policy.capacity)
-            # An APQ registration stores the document for a day: charged, and only once admitted.
-            registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
-            state = await services.budget.charge(policy, checked.requested + registration)
-            if state is not None and not state.allowed:
-                raise _rate_limited(state)
-            if resolved.register_apq:
-                await services.resolver.register_apq(resolved)
+
+        try:
+            text, prepared, checked = await self._admit(params, caller, services, policy, charges, refuse)
+            if not isinstance(checked, _Checked):
+                return self._rejected(checked, context, charges.state, params.operation_name)
             context.prepared = prepared
-            return await self._execute(params, resolved.text, checked, context, services, state)
+            return await self._execute(params, text, checked, context, services, charges.state)
         except GatewayError as exc:
-            error, charged = exc, 0
-            if state is None:
-                charged = self.edge.rejected_cost
-                state = await services.budget.charge(policy, charged)
-                if state is not None and not state.allowed:
-                    error = _rate_limited(state)
-            if error.code == "QUERY_COST_EXCEEDED":
-                requested = error.extensions["cost"]
+            error, charged = await self._charge_refusal(exc, policy, services, charges)
+            requested = error.extensions["cost"] if error.code == "QUERY_COST_EXCEEDED" else charges.requested
             count_rejection(error)
-            name = params.operation_name
-            body = _error_body(error, context.request_id, _cost(requested, charged, state))
-            return Outcome(body, error=error, operation_name=name, codes=[error.code])
+            body = _error_body(error, context.request_id, _cost(requested, charged, charges.state))
+            return Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
 
     async def failure(
         self, exc: GatewayError, caller: Caller, services: EdgeServices, request_id: str
@@ -258,50 +239,78 @@ class Pipeline:
     ) -> Admission:
         """``run``'s steps up to execution, for one graphql-transport-ws operation.
 
-        Persisted documents, the cheap limits, validation, static cost, the
-        caller's budget (refusals charged the minimum), then APQ registration.
         Only subscriptions are admitted: queries and mutations are served over HTTP.
         Raises the coded error that stops the operation.
         """
         policy = self.policy(self.locate(caller, headers), services)
-        state: BudgetState | None = None
-        try:
-            resolved = await services.resolver.resolve(
-                query=params.query,
-                document_id=params.document_id,
-                extensions=params.extensions,
-                client=caller.client,
-            )
-            prepared = self.documents.prepare(resolved.text, resolved.sha256, validate=False)
-            try:
-                checked = self.check(prepared, params.operation_name, params.variables)
-            except _Invalid as invalid:
-                state = await services.budget.charge(policy, self.edge.rejected_cost)
-                if state is not None and not state.allowed:
-                    raise _rate_limited(state) from None
-                return Admission(resolved.text, prepared, invalid.errors)
-            if checked.operation.operation is not OperationType.SUBSCRIPTION:
+        charges = _Charges()
+
+        def refuse(kind: OperationType) -> None:
+            if kind is not OperationType.SUBSCRIPTION:
                 raise GatewayError(
                     "OPERATION_NOT_SUPPORTED",
                     "Queries and mutations are served over HTTP; this socket carries subscriptions",
                 )
-            if checked.requested > policy.capacity:
-                raise cost_exceeded(checked.requested, policy.capacity)
-            registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
-            state = await services.budget.charge(policy, checked.requested + registration)
-            if state is not None and not state.allowed:
-                raise _rate_limited(state)
-            if resolved.register_apq:
-                await services.resolver.register_apq(resolved)
-            return Admission(resolved.text, prepared)
+
+        try:
+            text, prepared, checked = await self._admit(params, caller, services, policy, charges, refuse)
         except GatewayError as exc:
-            error = exc
-            if state is None:
-                state = await services.budget.charge(policy, self.edge.rejected_cost)
-                if state is not None and not state.allowed:
-                    error = _rate_limited(state)
+            error, _ = await self._charge_refusal(exc, policy, services, charges)
             count_rejection(error)
             raise error from None
+        return Admission(text, prepared, [] if isinstance(checked, _Checked) else checked)
+
+    async def _admit(
+        self,
+        params: GraphQLParams,
+        caller: Caller,
+        services: EdgeServices,
+        policy: BudgetPolicy,
+        charges: _Charges,
+        refuse: Callable[[OperationType], None],
+    ) -> tuple[str, PreparedDocument, _Checked | list[GraphQLError]]:
+        """Every transport's steps before execution, in order: the persisted document, the cheap
+        limits and validation (an invalid document is charged the minimum and its errors
+        returned), the transport's own refusals, static cost against the caller's capacity, the
+        budget, and only then APQ registration (charged too). Charges land in ``charges``."""
+        resolved = await services.resolver.resolve(
+            query=params.query,
+            document_id=params.document_id,
+            extensions=params.extensions,
+            client=caller.client,
+        )
+        prepared = self.documents.prepare(resolved.text, resolved.sha256, validate=False)
+        try:
+            checked = self.check(prepared, params.operation_name, params.variables)
+        except _Invalid as invalid:
+            charges.state = await services.budget.charge(policy, self.edge.rejected_cost)
+            if charges.state is not None and not charges.state.allowed:
+                raise _rate_limited(charges.state) from None
+            return resolved.text, prepared, invalid.errors
+        charges.requested = checked.requested
+        refuse(checked.operation.operation)
+        if checked.requested > policy.capacity:
+            raise cost_exceeded(checked.requested, policy.capacity)
+        # An APQ registration stores the document for a day: charged, and only once admitted.
+        registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
+        charges.state = await services.budget.charge(policy, checked.requested + registration)
+        if charges.state is not None and not charges.state.allowed:
+            raise _rate_limited(charges.state)
+        if resolved.register_apq:
+            await services.resolver.register_apq(resolved)
+        return resolved.text, prepared, checked
+
+    async def _charge_refusal(
+        self, error: GatewayError, policy: BudgetPolicy, services: EdgeServices, charges: _Charges
+    ) -> tuple[GatewayError, int]:
+        """A refusal nothing was charged for yet costs the minimum (and may exhaust the budget)."""
+        if charges.state is not None:
+            return error, 0
+        charged = self.edge.rejected_cost
+        charges.state = await services.budget.charge(policy, charged)
+        if charges.state is not None and not charges.state.allowed:
+            error = _rate_limited(charges.state)
+        return error, charged
 
     async def _execute(
         self,
