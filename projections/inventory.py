@@ -8,7 +8,6 @@ guard hands over; one read and one upsert per batch.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.inventory import InventoryEvent
 from commands.store.ledger.reader import RecordedEvent, load_stream
+from projections import table_copies
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 from projections.version_guard import events_to_fold, group_by_stream
@@ -25,7 +25,6 @@ NAME = "inventory"
 TABLE = "inventory_view"
 STREAM_TYPE = "inventory"
 STREAM_PREFIX = "inventory-"
-_GENERATION = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 class InventoryProjection:
@@ -37,12 +36,7 @@ class InventoryProjection:
         self._engine = engine
 
     async def setup(self) -> None:
-        # The live table comes from the migration; a rebuild copy is shaped after it.
-        if self.table != TABLE:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    text(f"CREATE TABLE IF NOT EXISTS {self.table} (LIKE {TABLE} INCLUDING ALL)")
-                )
+        await table_copies.create_like(self._engine, self.table, TABLE)
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
@@ -80,18 +74,12 @@ class InventoryProjection:
         )
 
     def rebuild_copy(self, generation: str) -> Projection:
-        if not _GENERATION.match(generation):
-            raise ValueError(f"bad rebuild generation {generation!r}")
-        return InventoryProjection(self._engine, f"{TABLE}_{generation}", f"{self.name}{COPY_SUFFIX}")
+        name = table_copies.copy_name(TABLE, generation)
+        return InventoryProjection(self._engine, name, f"{self.name}{COPY_SUFFIX}")
 
     async def promote(self, copy: Projection) -> None:
-        """Swap the copy in under the live name, in one transaction (readers wait, never miss)."""
         assert isinstance(copy, InventoryProjection) and copy.table != self.table
-        retired = f"{copy.table}_retired"
-        async with self._engine.begin() as conn:
-            await conn.execute(text(f"ALTER TABLE {self.table} RENAME TO {retired}"))
-            await conn.execute(text(f"ALTER TABLE {copy.table} RENAME TO {self.table}"))
-            await conn.execute(text(f"DROP TABLE {retired}"))
+        await table_copies.swap_in(self._engine, self.table, copy.table)
 
 
 def _row(recorded: RecordedEvent) -> dict[str, Any]:

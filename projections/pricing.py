@@ -9,7 +9,6 @@ checkpoint); an older event never overwrites a newer row (``position`` guard).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from commands.events import money as ev
 from commands.events.base import Event
 from commands.events.catalog import ProductCreated, ProductUpdated
 from commands.store.ledger.reader import RecordedEvent
+from projections import table_copies
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
 
@@ -33,7 +33,6 @@ SHIPPING_METHOD, TAX_RATE, TAX_POLICY, DISCOUNT_CODE, VARIANT_TAX = (
     "discount_code",
     "variant_tax",
 )
-_GENERATION = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 class PricingProjection:
@@ -45,11 +44,7 @@ class PricingProjection:
         self._engine = engine
 
     async def setup(self) -> None:
-        if self.table != TABLE:
-            async with self._engine.begin() as conn:
-                await conn.execute(
-                    text(f"CREATE TABLE IF NOT EXISTS {self.table} (LIKE {TABLE} INCLUDING ALL)")
-                )
+        await table_copies.create_like(self._engine, self.table, TABLE)
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         newest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -75,17 +70,12 @@ class PricingProjection:
         )
 
     def rebuild_copy(self, generation: str) -> Projection:
-        if not _GENERATION.match(generation):
-            raise ValueError(f"bad rebuild generation {generation!r}")
-        return PricingProjection(self._engine, f"{TABLE}_{generation}", f"{self.name}{COPY_SUFFIX}")
+        name = table_copies.copy_name(TABLE, generation)
+        return PricingProjection(self._engine, name, f"{self.name}{COPY_SUFFIX}")
 
     async def promote(self, copy: Projection) -> None:
         assert isinstance(copy, PricingProjection) and copy.table != self.table
-        retired = f"{copy.table}_retired"
-        async with self._engine.begin() as conn:
-            await conn.execute(text(f"ALTER TABLE {self.table} RENAME TO {retired}"))
-            await conn.execute(text(f"ALTER TABLE {copy.table} RENAME TO {self.table}"))
-            await conn.execute(text(f"DROP TABLE {retired}"))
+        await table_copies.swap_in(self._engine, self.table, copy.table)
 
 
 _STREAM_TYPES = frozenset(
