@@ -176,22 +176,33 @@ class TrustedDocuments:
 
 
 class ApqCache:
-    """Automatic persisted queries: SHA-256 -> document text, shared by every gateway instance."""
+    """Automatic persisted queries: SHA-256 -> document text, shared by every gateway instance.
+
+    Documents found are also kept in this process (they are named by their hash, so a kept one
+    can never be wrong): a repeated GET, a revalidation above all, costs no Redis round trip.
+    """
 
     def __init__(self, redis: redis_async.Redis, prefix: str, ttl_seconds: int) -> None:
         self._redis = redis
         self._prefix = f"{prefix}apq:"
         self._ttl = ttl_seconds
+        self._known: TtlCache[str, str] = TtlCache(_CACHE_ENTRIES, min(ttl_seconds, _POSITIVE_SECONDS))
 
     # Without Redis, APQ degrades to "not found": clients fall back to sending the query.
 
     async def get(self, digest: str) -> str | None:
+        found, known = self._known.get(digest)
+        if found:
+            return known
         try:
             value = await self._redis.get(self._prefix + digest)
         except RedisError as exc:
             log.warning("APQ cache unavailable: %s", exc)
             return None
-        return value.decode() if isinstance(value, bytes) else value
+        document = value.decode() if isinstance(value, bytes) else value
+        if document is not None:
+            self._known.put(digest, document)
+        return document
 
     async def put(self, digest: str, document: str) -> None:
         try:

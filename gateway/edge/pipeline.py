@@ -6,6 +6,10 @@ Budget: every request makes exactly one charge (one Redis round trip): the
 estimate when the operation is admitted, ``rejected_cost`` when it is refused
 before running. What an operation actually cost beyond (or below) its estimate
 is settled in process and applied with the owner's next charge.
+
+HTTP caching (``gateway/edge/http_cache.py``): a GET of a persisted document gets a cache
+decision (policy and ETag) taken before execution; a conditional GET whose ETag still holds is
+answered 304 from the cached plan, charged ``NOT_MODIFIED_COST``, and nothing is executed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from gateway.edge.clients import ApiClient
 from gateway.edge.cost import actual_cost, cost_exceeded, introspection_costs, static_cost
 from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
+from gateway.edge.etag import matches
 from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
+from gateway.edge.http_cache import NOT_CACHEABLE, NOT_MODIFIED_COST, CacheDecision, CacheRequest
 from gateway.edge.limits import OperationLimits, analyse, check
 from gateway.edge.persisted import APQ_REGISTRATION_COST, sha256_hex
 from gateway.edge.services import EdgeServices
@@ -53,6 +59,10 @@ class Outcome:
     error: GatewayError | None = None
     operation_name: str | None = None
     codes: list[str] = field(default_factory=list)
+    # GETs of persisted documents: whether the answer may be stored, and its validator.
+    cache: CacheDecision | None = None
+    # The caller's copy is current: answer 304 without a body.
+    not_modified: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,9 +211,14 @@ class Pipeline:
         services: EdgeServices,
         context: GatewayContext,
         method: str,
+        cache: CacheRequest | None = None,
     ) -> Outcome:
         policy = self.policy(self.locate(caller, context.request.headers), services)
         charges = _Charges()
+        if cache is not None and cache.if_none_match:
+            revalidated = await self._revalidate(params, caller, services, policy, cache, context.request_id)
+            if revalidated is not None:
+                return revalidated
 
         def refuse(kind: OperationType) -> None:
             if kind is OperationType.MUTATION and method != "POST":
@@ -216,13 +231,65 @@ class Pipeline:
             if not isinstance(checked, _Checked):
                 return self._rejected(checked, context, charges.state, params.operation_name)
             context.prepared = prepared
-            return await self._execute(params, text, checked, context, services, charges.state)
+            decision: CacheDecision | None = None
+            if cache is not None:
+                assert prepared.document is not None
+                plan = cache.http.plan(
+                    prepared.sha256, params.operation_name, prepared.document, checked.operation
+                )
+                decision = await cache.http.decide(
+                    plan, prepared.sha256, params.operation_name, params.variables, caller.principal
+                )
+            outcome = await self._execute(params, text, checked, context, services, charges.state)
+            if decision is not None:
+                outcome.cache = decision if "errors" not in outcome.body else NOT_CACHEABLE
+            return outcome
         except GatewayError as exc:
             error, charged = await self._charge_refusal(exc, policy, services, charges)
             requested = error.extensions["cost"] if error.code == "QUERY_COST_EXCEEDED" else charges.requested
             count_rejection(error)
             body = _error_body(error, context.request_id, _cost(requested, charged, charges.state))
             return Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
+
+    async def _revalidate(
+        self,
+        params: GraphQLParams,
+        caller: Caller,
+        services: EdgeServices,
+        policy: BudgetPolicy,
+        cache: CacheRequest,
+        request_id: str,
+    ) -> Outcome | None:
+        """304 when the caller's ETag still holds; None to run the operation instead.
+
+        Only operations this process has already checked and planned are answered here (a
+        matching ETag also means their variables once ran cleanly); anything else, an unknown
+        document or a failure to resolve it included, takes the full path with its own errors.
+        """
+        try:
+            resolved = await services.resolver.resolve(
+                query=params.query,
+                document_id=params.document_id,
+                extensions=params.extensions,
+                client=caller.client,
+            )
+        except GatewayError:
+            return None
+        plan = cache.http.plans.known(resolved.sha256, params.operation_name)
+        if plan is None or resolved.register_apq:
+            return None
+        decision = await cache.http.decide(
+            plan, resolved.sha256, params.operation_name, params.variables, caller.principal
+        )
+        if decision.etag is None or not matches(cache.if_none_match, decision.etag):
+            return None
+        state = await services.budget.charge(policy, NOT_MODIFIED_COST)
+        if state is not None and not state.allowed:
+            error = _rate_limited(state)
+            count_rejection(error)
+            body = _error_body(error, request_id, _cost(0, NOT_MODIFIED_COST, state))
+            return Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
+        return Outcome({}, operation_name=params.operation_name, cache=decision, not_modified=True)
 
     async def failure(
         self, exc: GatewayError, caller: Caller, services: EdgeServices, request_id: str

@@ -3,6 +3,8 @@
 HTTP order: Accept negotiation, CSRF prevention, content type, body size,
 JSON, credentials (JWT or API key), then each operation through
 ``Pipeline.run``. WebSocket operations take the same steps (``ws_operations``).
+A GET of a persisted document is cacheable (``conditional``): it gets ``Cache-Control``,
+``ETag`` and ``Vary``, and a conditional GET whose ETag holds gets 304.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from gateway.edge.clients import authenticate
 from gateway.edge.context import RequestContext
 from gateway.edge.errors import INTERNAL_MESSAGE, GatewayError, error_body
 from gateway.edge.execution import GatewayContext, GatewaySchema
+from gateway.edge.http_cache import HttpCache
 from gateway.edge.pipeline import Caller, Outcome, Pipeline, count_rejection
+from gateway.edge.read_model_versions import ReadModelVersions
 from gateway.edge.services import EdgeServices
+from gateway.http.conditional import add_cache_headers, cache_request, not_modified
 from gateway.http.protocol import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -68,6 +73,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self.settings = settings
         self.pipeline = Pipeline(schema, settings)
         self.sockets = SocketCounts()
+        # Built with the first request: it needs the app's container (its pool and watcher).
+        self.http_cache: HttpCache | None = None
 
     def decode_json(self, data: str | bytes) -> object:
         """WebSocket messages (HTTP bodies are read by ``_request_items``), under the size limit."""
@@ -110,31 +117,43 @@ class GraphQLView(GraphQL[RequestContext, None]):
             state["outcome"] = f"error:{exc.code}"
             count_rejection(exc)
             body = error_body(exc.code, exc.message, request_id or None, **exc.extensions)
-            return self._respond([Outcome(body, error=exc)], media, batch=False)
+            return self._respond([Outcome(body, error=exc)], media, batch=False, method=request.method)
         try:
             caller = await self._caller(request, services)
         except GatewayError as exc:
             caller = Caller(ANONYMOUS, None, _address(request))
             outcome = await self.pipeline.failure(exc, caller, services, request_id)
             state["outcome"] = f"error:{exc.code}"
-            return self._respond([outcome], media, batch=False)
+            return self._respond([outcome], media, batch=False, method=request.method)
         state["client"] = caller.client.name if caller.client else caller.principal.subject
+        cache = cache_request(request, params, batch=batch, http=self._http_cache(container))
         outcomes, sub_responses = [], []
         for param in params:
             sub_response = Response()
             context = self._context(request, caller, container, sub_response)
-            outcomes.append(await self.pipeline.run(param, caller, services, context, request.method))
+            outcomes.append(await self.pipeline.run(param, caller, services, context, request.method, cache))
             sub_responses.append(sub_response)
         state["operation_name"] = outcomes[0].operation_name
+        if outcomes[0].not_modified:
+            state["outcome"] = "not-modified"
+            return not_modified(outcomes[0])
         codes = sorted({code for outcome in outcomes for code in outcome.codes})
         state["outcome"] = "error:" + ",".join(codes) if codes else "ok"
-        response = self._respond(outcomes, media, batch=batch)
+        response = self._respond(outcomes, media, batch=batch, method=request.method)
         # Headers (cookies, cache hints) that resolvers set on their sub-response.
         for sub_response in sub_responses:
             for name, value in sub_response.headers.items():
                 if name not in {"content-length", "content-type"}:
                     response.headers.append(name, value)
+        if any(sub.headers.get("set-cookie") for sub in sub_responses):
+            add_cache_headers(response, outcomes, method=request.method)
         return response
+
+    def _http_cache(self, container: Container) -> HttpCache:
+        if self.http_cache is None:
+            versions = ReadModelVersions(container.engine, container.watcher)
+            self.http_cache = HttpCache(self.pipeline.schema._schema, versions)
+        return self.http_cache
 
     def _wants_ide(self, request: Request) -> bool:
         return (
@@ -192,7 +211,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             checks=self.pipeline,
         )
 
-    def _respond(self, outcomes: list[Outcome], media: str, *, batch: bool) -> Response:
+    def _respond(self, outcomes: list[Outcome], media: str, *, batch: bool, method: str) -> Response:
         headers: dict[str, str] = {}
         status = 200
         if not batch:
@@ -210,7 +229,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
         body = [o.body for o in outcomes] if batch else outcomes[0].body
         content = json.dumps(body, separators=(",", ":"), default=str)
         content_type = f"{media}; charset=utf-8" if media == GRAPHQL_RESPONSE else media
-        return Response(content, status, headers=headers, media_type=content_type)
+        response = Response(content, status, headers=headers, media_type=content_type)
+        add_cache_headers(response, outcomes, method=method)
+        return response
 
     # ------------------------------------------------------------ WebSocket
 
