@@ -72,6 +72,9 @@ class CartsProjection:
         )
         self._ready = True
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return event.stream_type == STREAM_TYPE
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         await self._ensure_indexes()
         streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)

@@ -38,6 +38,9 @@ class InventoryProjection:
     async def setup(self) -> None:
         await table_copies.create_like(self._engine, self.table, TABLE)
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return event.stream_type == STREAM_TYPE
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
         if not streams:

@@ -248,6 +248,9 @@ class OrdersProjection:
         async with self._engine.begin() as conn:
             await conn.run_sync(table.create, checkfirst=True)
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return event.stream_type == STREAM_TYPE and event.stream_id.startswith(STREAM_PREFIX)
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         streams = group_by_stream(
             e for e in events if e.stream_type == STREAM_TYPE and e.stream_id.startswith(STREAM_PREFIX)

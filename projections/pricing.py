@@ -46,6 +46,9 @@ class PricingProjection:
     async def setup(self) -> None:
         await table_copies.create_like(self._engine, self.table, TABLE)
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return event.stream_type in _STREAM_TYPES
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for recorded in events:

@@ -150,7 +150,7 @@ class Rebuilder:
             async with self._engine.begin() as conn:
                 await _take_over(conn, runner.name, copy.name)
             if not runner.leased:
-                runner.checkpoint = copy_runner.checkpoint
+                runner.adopt(copy_runner.checkpoint)
             progress.copy_position = copy_runner.checkpoint.position
             progress.done = True
         except Exception as exc:

@@ -18,10 +18,11 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store.ledger.reader import Checkpoint, RecordedEvent, read_batch
+from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
 from projections.checkpoints import CheckpointMoved
 from projections.lease import LeaseKeeper
+from projections.tail import LedgerTail
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ class Projection(Protocol):
 
     async def setup(self) -> None: ...
 
+    def wants(self, event: RecordedEvent) -> bool:
+        """Whether ``apply`` would do anything with ``event`` (a cheap filter, no I/O)."""
+        ...
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None: ...
 
 
@@ -51,6 +56,10 @@ class RunnerConfig:
     # After a wake-up, wait this long for more commits to arrive, so a burst of transactions
     # (one checkout commits several) costs one batch instead of one each.
     gather_seconds: float = 0.004
+    # A batch the projection has nothing to apply from moves its checkpoint in memory only
+    # (announced in this process at once); the stored checkpoint follows with the next batch
+    # it applies, or after this long. Other processes see such positions this much later.
+    save_after_seconds: float = 0.1
     backoff_initial: float = 0.1
     backoff_max: float = 30.0
     failed_after: int = 3
@@ -73,12 +82,14 @@ class ProjectionRunner:
         lease: LeaseKeeper | None = None,
         *,
         volatile: bool = False,
+        tail: LedgerTail | None = None,
     ) -> None:
         self.projection = projection
         self._engine = engine
         self._config = config or RunnerConfig()
         self._on_advance = on_advance
         self._lease = lease
+        self._tail = tail or LedgerTail(engine)
         # The store lives in this process's memory: whatever another owner applied is not in it.
         self._volatile = volatile
         self._start_over = False
@@ -87,7 +98,10 @@ class ProjectionRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # Applied (in memory) and stored: the stored one trails while only ignored events passed.
         self.checkpoint = Checkpoint()
+        self._stored = Checkpoint()
+        self._unsaved_since: float | None = None
         self.consecutive_failures = 0
         self._drained = False
         self._prepared = False
@@ -150,7 +164,7 @@ class ProjectionRunner:
         async with self._engine.begin() as conn:
             if self._start_over:
                 await checkpoints.reset(conn, self.name)
-            self.checkpoint = (await checkpoints.ensure(conn, self.name)).checkpoint
+            self.adopt((await checkpoints.ensure(conn, self.name)).checkpoint)
         self._start_over = False
         await self.projection.setup()
         self._prepared = True
@@ -160,12 +174,23 @@ class ProjectionRunner:
             self.consecutive_failures = 0
             log.info("projection store answers again", extra={"projection": self.name})
 
+    def adopt(self, checkpoint: Checkpoint) -> None:
+        """Stand at ``checkpoint``, which is what the store holds (start, reload, rebuild swap)."""
+        self.checkpoint = self._stored = checkpoint
+        self._unsaved_since = None
+
     async def run(self) -> None:
         try:
             await self._run()
         finally:
-            if self._lease is not None:
-                await self._lease.release(self.name)
+            try:
+                if self._prepared and self.owns:
+                    await self.save()
+            except Exception:
+                log.warning("could not store the checkpoint at stop", extra={"projection": self.name})
+            finally:
+                if self._lease is not None:
+                    await self._lease.release(self.name)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -175,6 +200,8 @@ class ProjectionRunner:
                     continue
                 if not self._prepared:
                     await self._prepare()
+                if self._save_due() <= 0:
+                    await self.save()
                 progressed, held_back = await self.step()
             except asyncio.CancelledError:
                 raise
@@ -194,6 +221,7 @@ class ProjectionRunner:
             if not progressed or (self._drained and not held_back):
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
                 interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
+                interval = max(0.0, min(interval, self._save_due()))
                 if await self._sleep(interval) and self._config.gather_seconds > 0:
                     await asyncio.sleep(self._config.gather_seconds)
 
@@ -220,29 +248,59 @@ class ProjectionRunner:
         log.info("projection lease taken", extra={"projection": self.name, "holder": lease.holder})
         return True
 
-    async def step(self) -> tuple[bool, bool]:
-        """Apply one batch. Returns (applied anything, stopped at the xmin horizon)."""
+    async def step(self, *, shared: bool = True) -> tuple[bool, bool]:
+        """Apply one batch. Returns (read anything, stopped at the xmin horizon).
+
+        ``shared`` reads through the process's tail; without it the read starts now, so it sees
+        every commit that ended before the call, notified or not.
+        """
         # Cleared before reading: a notification during the batch re-arms the wake-up.
         self._wake.clear()
-        async with self._engine.connect() as conn, conn.begin():
-            batch = await read_batch(conn, self.checkpoint, self._config.batch_size)
-            self._drained = len(batch.events) < self._config.batch_size
-            if not batch.events:
-                return False, batch.held_back
-            await self.projection.apply(batch.events, conn)
-            new_checkpoint = batch.events[-1].checkpoint
-            await checkpoints.advance(conn, self.name, new_checkpoint, self.checkpoint)
+        if shared:
+            batch = await self._tail.read(self.checkpoint, self._config.batch_size)
+        else:
+            batch = await self._tail.read_now(self.checkpoint, self._config.batch_size)
+        self._drained = len(batch.events) < self._config.batch_size
+        if not batch.events:
+            return False, batch.held_back
+        new_checkpoint = batch.events[-1].checkpoint
+        wanted = [e for e in batch.events if self.projection.wants(e)]
+        if wanted:
+            await self._store(new_checkpoint, wanted)
+        elif self._unsaved_since is None:
+            self._unsaved_since = asyncio.get_running_loop().time()
         self.checkpoint = new_checkpoint
         self.consecutive_failures = 0
         if self._on_advance is not None:
             self._on_advance(self.name, new_checkpoint)
         return True, batch.held_back
 
+    async def save(self) -> None:
+        """Store the checkpoint that only ignored events moved."""
+        if self.checkpoint != self._stored:
+            await self._store(self.checkpoint, [])
+        self._unsaved_since = None
+
+    async def _store(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
+        """Apply ``events`` and move the stored checkpoint in one transaction."""
+        async with self._engine.connect() as conn, conn.begin():
+            if events:
+                await self.projection.apply(events, conn)
+            await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+        self._stored = checkpoint
+        self._unsaved_since = None
+
+    def _save_due(self) -> float:
+        """Seconds until the unsaved checkpoint must be stored (infinite when none is)."""
+        if self._unsaved_since is None:
+            return float("inf")
+        return self._unsaved_since + self._config.save_after_seconds - asyncio.get_running_loop().time()
+
     async def catch_up_once(self) -> tuple[bool, bool]:
         """One step, for callers that drive the projector by hand (tests, rebuilds)."""
         if not self._prepared:
             await self._prepare()
-        return await self.step()
+        return await self.step(shared=False)
 
     async def catch_up(self) -> int:
         """Apply batches until nothing is left below the horizon; returns batches applied."""
@@ -250,12 +308,13 @@ class ProjectionRunner:
             await self._prepare()
         applied = 0
         while True:
-            progressed, held_back = await self.step()
+            progressed, held_back = await self.step(shared=False)
             if progressed:
                 applied += 1
             elif held_back:
                 await asyncio.sleep(self._config.held_back_interval)
             else:
+                await self.save()
                 return applied
 
     async def _failed(self, exc: Exception) -> None:

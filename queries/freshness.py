@@ -79,10 +79,16 @@ _FRESHNESS_SQL = text(
     """
     WITH ck AS (
         SELECT tx_id, position, last_applied_at FROM projection_checkpoints WHERE name = :name
-    ), start AS (
+    ), stored AS (
         SELECT CAST(CAST(coalesce(max(tx_id), 0) AS text) AS xid8) AS tx_id,
                coalesce(max(position), 0) AS position
         FROM ck
+    ), start AS (
+        SELECT CASE WHEN (s.tx_id, s.position) >= (CAST(CAST(:seen_tx AS text) AS xid8), :seen_pos)
+                    THEN s.tx_id ELSE CAST(CAST(:seen_tx AS text) AS xid8) END AS tx_id,
+               CASE WHEN (s.tx_id, s.position) >= (CAST(CAST(:seen_tx AS text) AS xid8), :seen_pos)
+                    THEN s.position ELSE :seen_pos END AS position
+        FROM stored s
     ), pending AS (
         SELECT e.position, e.recorded_at
         FROM ledger_events e, start
@@ -114,8 +120,12 @@ class FreshnessService:
         self._watcher = watcher
 
     async def freshness(self, projection: str) -> Freshness:
+        # The announced checkpoint can be ahead of the stored one: a projector stores a
+        # checkpoint that only events it ignores moved a little later (projections.runner).
+        seen_tx, seen_pos = self._watcher.latest(projection)
+        params = {"name": projection, "scan": PENDING_SCAN_LIMIT, "seen_tx": str(seen_tx), "seen_pos": seen_pos}
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_FRESHNESS_SQL, {"name": projection, "scan": PENDING_SCAN_LIMIT})).one()
+            row = (await conn.execute(_FRESHNESS_SQL, params)).one()
         head = int(row.head)
         covered = head if row.first_pending is None else int(row.first_pending) - 1
         lag_seconds = 0.0

@@ -32,6 +32,7 @@ from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
 from projections.lease import CONTROL_CHANNEL, LeaseKeeper
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
+from projections.tail import LedgerTail
 from queries.freshness import CheckpointWatcher, FreshnessService
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Container:
     leases: LeaseKeeper
     embedded: EmbeddedStores | None = None
     runners: list[ProjectionRunner] = field(default_factory=list)
+    # One ledger read per wake-up, shared by this process's runners.
+    tail: LedgerTail | None = None
     # Read models whose store lost everything at restart (in-memory stand-ins).
     volatile_stores: set[str] = field(default_factory=set)
     # Set by gateway.bootstrap.wiring.wire: the typed services of this process.
@@ -86,6 +89,8 @@ class Container:
         raise LookupError(name)
 
     def add_projections(self, projections: Sequence[Projection], config: RunnerConfig | None = None) -> None:
+        if self.tail is None:
+            self.tail = LedgerTail(self.engine)
         for projection in projections:
             self.runners.append(
                 ProjectionRunner(
@@ -95,6 +100,7 @@ class Container:
                     on_advance=self._announce,
                     lease=self.leases,
                     volatile=projection.store in self.volatile_stores,
+                    tail=self.tail,
                 )
             )
 
@@ -102,6 +108,8 @@ class Container:
         self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
 
     def _on_ledger(self, _payload: str) -> None:
+        if self.tail is not None:
+            self.tail.notified()
         for runner in self.runners:
             runner.wake()
 

@@ -74,6 +74,9 @@ class SearchProjection:
             return
         await self._client.indices.create(index=index, settings=INDEX_SETTINGS, mappings=INDEX_MAPPINGS)
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return event.type in PRODUCT_EVENT_TYPES or event.type in INVENTORY_EVENT_TYPES
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         product_events = [e for e in events if e.type in PRODUCT_EVENT_TYPES]
         inventory_events = [e for e in events if e.type in INVENTORY_EVENT_TYPES]

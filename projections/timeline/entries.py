@@ -170,6 +170,13 @@ _DISCOUNT_SUMMARIES = {
 }
 
 
+def concerns(stream_type: str, event_type: str) -> bool:
+    """Whether an event of this kind can make an entry (``entry_for`` decides for each event)."""
+    if stream_type in ("cart", "order"):
+        return True
+    return event_type in _DISCOUNT_SUMMARIES or event_type == "ReservationExpired"
+
+
 def entry_for(stream_type: str, stream_id: str, event_type: str, data: dict[str, Any]) -> EntryDraft | None:
     if stream_type == "cart":
         return _cart_entry(event_type, data, data.get("cart_id") or stream_id.removeprefix("cart-"))

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from commands.store.ledger.reader import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
-from projections.timeline.entries import EntryDraft, entry_for
+from projections.timeline.entries import EntryDraft, concerns, entry_for
 
 ENTRIES = "timeline_entries"
 OWNERS = "timeline_owners"
@@ -48,6 +48,9 @@ class TimelineProjection:
             await conn.execute(text(f"DROP TABLE IF EXISTS {self.entries}, {self.owners}"))
             await conn.execute(text(f"CREATE TABLE {self.entries} (LIKE {ENTRIES} INCLUDING ALL)"))
             await conn.execute(text(f"CREATE TABLE {self.owners} (LIKE {OWNERS} INCLUDING ALL)"))
+
+    def wants(self, event: RecordedEvent) -> bool:
+        return concerns(event.stream_type, event.type)
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         rows = [

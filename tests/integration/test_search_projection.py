@@ -60,7 +60,7 @@ async def test_stream_version_guard_skips_replays_and_reloads_jumps(container: C
     await runner.catch_up()
     async with container.engine.begin() as conn:
         await checkpoints.reset(conn, "search")
-    runner.checkpoint = Checkpoint()
+    runner.adopt(Checkpoint())
     await runner.catch_up()
     view = (await products(container).by_ids([result.product_id]))[result.product_id]
     assert view.title == "Mug v3"

@@ -40,6 +40,9 @@ class AppliedLog:
                 )
             )
 
+    def wants(self, event: RecordedEvent) -> bool:
+        return True
+
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         await conn.execute(
             text("INSERT INTO test_applied (position, stream_id, stream_version) VALUES (:p, :s, :v)"),
@@ -68,6 +71,9 @@ class RedisDocs:
 
     async def setup(self) -> None:
         return None
+
+    def wants(self, event: RecordedEvent) -> bool:
+        return True
 
     async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:

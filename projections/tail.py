@@ -1,0 +1,56 @@
+"""One ledger read per wake-up for every projector of a process.
+
+The projectors of a process wake on the same notification and mostly stand at the same
+checkpoint, so each would send the same gap-safe read. The tail shares a read in flight
+among the runners that ask for the same (checkpoint, batch size) while no newer
+notification has arrived: a runner woken by a later commit never joins a read started
+before that commit. Callers that must see their own commit without waiting for its
+notification (``ProjectionRunner.catch_up``) read on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commands.store.ledger.reader import Batch, Checkpoint, read_batch
+
+_Key = tuple[Checkpoint, int, int]
+
+
+class LedgerTail:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._generation = 0
+        self._reads: dict[_Key, asyncio.Task[Batch]] = {}
+
+    def notified(self) -> None:
+        """New commits (or a reconnect): reads from before no longer show the newest events."""
+        self._generation += 1
+        self._reads.clear()
+
+    async def read(self, after: Checkpoint, limit: int) -> Batch:
+        key = (after, limit, self._generation)
+        task = self._reads.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch(after, limit), name="ledger-tail-read")
+            self._reads[key] = task
+            task.add_done_callback(lambda done: self._settled(key, done))
+        # Shielded: one runner's cancellation (stop) must not fail the others' read.
+        return await asyncio.shield(task)
+
+    async def read_now(self, after: Checkpoint, limit: int) -> Batch:
+        """A read of its own, started now."""
+        return await self._fetch(after, limit)
+
+    async def _fetch(self, after: Checkpoint, limit: int) -> Batch:
+        # No transaction: one statement has one snapshot, which is all the gap-safe read needs.
+        async with self._engine.connect() as conn:
+            return await read_batch(conn, after, limit)
+
+    def _settled(self, key: _Key, task: asyncio.Task[Batch]) -> None:
+        # Shared while in flight only: a commit can be visible before its notification
+        # arrives, and a later read must see it.
+        if self._reads.get(key) is task:
+            del self._reads[key]
