@@ -30,6 +30,7 @@ from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
 from gateway.stores.embedded import EmbeddedStores
 from tests.support.checkout import SANDBOX_HOLD, Shop, checkout_settings
+from tests.support.projectors import stop_projectors
 from tests.support.stores import FAST_RUNNERS, TEMPLATE_DB, isolated_settings, new_tag, with_database
 
 TESTS_ROOT = Path(__file__).parent
@@ -119,7 +120,7 @@ async def running(container: Container) -> AsyncIterator[Container]:
     """The container with every projector running in the background."""
     await container.start_projectors()
     yield container
-    await container.stop_projectors()
+    await stop_projectors(container)
 
 
 @pytest.fixture
