@@ -13,7 +13,6 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.base import Event
 from commands.events.cart import (
@@ -30,6 +29,7 @@ from commands.events.cart import (
     CartMerged,
     CartShippingChosen,
 )
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
@@ -75,7 +75,7 @@ class CartsProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return event.stream_type == STREAM_TYPE
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         await self._ensure_indexes()
         streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
         if not streams:

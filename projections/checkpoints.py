@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from commands.store.driver import asyncpg_of
+from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint
 
 CHECKPOINT_CHANNEL = "projection_checkpoint"
@@ -71,7 +71,9 @@ class CheckpointMoved(Exception):
     rebuild's take-over) moved it. The batch's transaction must roll back."""
 
 
-async def advance(conn: AsyncConnection, name: str, checkpoint: Checkpoint, expected: Checkpoint) -> None:
+async def advance(
+    conn: AsyncConnection | PgConnection, name: str, checkpoint: Checkpoint, expected: Checkpoint
+) -> None:
     """Move the checkpoint from ``expected`` (inside the batch's transaction) and announce it at commit.
 
     Compare-and-set: the fence that makes a lease safe (``projections.lease``). Under READ

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.events.inventory import InventoryEvent
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections import table_copies
 from projections.rebuild import COPY_SUFFIX
@@ -25,6 +25,8 @@ NAME = "inventory"
 TABLE = "inventory_view"
 STREAM_TYPE = "inventory"
 STREAM_PREFIX = "inventory-"
+_COLUMNS = ("sku", "product_id", "on_hand", "reserved", "available", "stream_version", "updated_at")
+_TYPES = ("text", "text", "int", "int", "int", "int", "timestamptz")
 
 
 class InventoryProjection:
@@ -34,6 +36,13 @@ class InventoryProjection:
         self.name = name
         self.table = table
         self._engine = engine
+        arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, 1))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])
+        self._upsert_sql = (
+            f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT (sku) DO UPDATE SET {updates} "
+            f"WHERE {table}.stream_version < EXCLUDED.stream_version"
+        )
 
     async def setup(self) -> None:
         await table_copies.create_like(self._engine, self.table, TABLE)
@@ -41,15 +50,15 @@ class InventoryProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return event.stream_type == STREAM_TYPE
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         streams = group_by_stream(e for e in events if e.stream_type == STREAM_TYPE)
         if not streams:
             return
         skus = [stream_id[len(STREAM_PREFIX) :] for stream_id in streams]
-        result = await conn.execute(
-            text(f"SELECT sku, stream_version FROM {self.table} WHERE sku = ANY(:skus)"), {"skus": skus}
+        result = await conn.fetch(
+            f"SELECT sku, stream_version FROM {self.table} WHERE sku = ANY($1::text[])", skus
         )
-        known = {row.sku: int(row.stream_version) for row in result}
+        known = {row["sku"]: int(row["stream_version"]) for row in result}
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
             return await load_stream(conn, stream_id, after)
@@ -62,19 +71,8 @@ class InventoryProjection:
         if rows:
             await self._upsert(conn, rows)
 
-    async def _upsert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        columns = ("sku", "product_id", "on_hand", "reserved", "available", "stream_version", "updated_at")
-        types = ("text", "text", "int", "int", "int", "int", "timestamptz")
-        arrays = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(columns, types, strict=True))
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
-        await conn.execute(
-            text(
-                f"INSERT INTO {self.table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT (sku) DO UPDATE SET {updates} "
-                f"WHERE {self.table}.stream_version < EXCLUDED.stream_version"
-            ),
-            {c: [row[c] for row in rows] for c in columns},
-        )
+    async def _upsert(self, conn: PgConnection, rows: list[dict[str, Any]]) -> None:
+        await conn.execute(self._upsert_sql, *[[row[c] for row in rows] for c in _COLUMNS])
 
     def rebuild_copy(self, generation: str) -> Projection:
         name = table_copies.copy_name(TABLE, generation)

@@ -17,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import quoted_name
 
 from commands.events import order as ev
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import Checkpoint, RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
@@ -96,11 +97,12 @@ class OrderRow:
 
     @classmethod
     def from_db(cls, row: Any) -> OrderRow:
-        return cls(**{name: getattr(row, name) for name in COLUMNS})
+        return cls(**{name: row[name] for name in COLUMNS})
 
-    def params(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in COLUMNS}
-        return {k: json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values.items()}
+    def params(self) -> tuple[Any, ...]:
+        """The values in COLUMNS order, JSON columns as JSON text."""
+        values = ((name, getattr(self, name)) for name in COLUMNS)
+        return tuple(json.dumps(v) if k in _JSON_COLUMNS and v is not None else v for k, v in values)
 
 
 @dataclass(frozen=True)
@@ -235,11 +237,12 @@ class OrdersProjection:
         self.table = table
         self._engine = engine
         self._on_status_changed = on_status_changed
-        values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON_COLUMNS else f":{c}" for c in COLUMNS)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "order_id")
-        self._upsert = text(
-            _UPSERT.format(table=table, columns=", ".join(COLUMNS), values=values, updates=updates)
+        values = ", ".join(
+            f"${i}::jsonb" if c in _JSON_COLUMNS else f"${i}" for i, c in enumerate(COLUMNS, 1)
         )
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "order_id")
+        self._upsert = _UPSERT.format(table=table, columns=", ".join(COLUMNS), values=values, updates=updates)
+        self._select = f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE order_id = ANY($1::text[])"
 
     async def setup(self) -> None:
         # The live table comes from the migration (a no-op here); a rebuild copy is built
@@ -251,18 +254,14 @@ class OrdersProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return event.stream_type == STREAM_TYPE and event.stream_id.startswith(STREAM_PREFIX)
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         streams = group_by_stream(
             e for e in events if e.stream_type == STREAM_TYPE and e.stream_id.startswith(STREAM_PREFIX)
         )
         if not streams:
             return
         order_ids = [stream_id[len(STREAM_PREFIX) :] for stream_id in streams]
-        result = await conn.execute(
-            text(f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE order_id = ANY(CAST(:ids AS text[]))"),
-            {"ids": order_ids},
-        )
-        known = {row.order_id: OrderRow.from_db(row) for row in result}
+        known = {row["order_id"]: OrderRow.from_db(row) for row in await conn.fetch(self._select, order_ids)}
 
         async def reload(stream_id: str, after: int) -> list[RecordedEvent]:
             return await load_stream(conn, stream_id, after)
@@ -285,7 +284,7 @@ class OrdersProjection:
                     StatusChange(order_id, row.status, row.stream_version, last.position, last.checkpoint)
                 )
         if writes:
-            await conn.execute(self._upsert, [row.params() for row in writes])
+            await conn.executemany(self._upsert, [row.params() for row in writes])
         if self._on_status_changed is not None:
             for change in changes:
                 self._on_status_changed(change)

@@ -13,12 +13,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.events import money as ev
 from commands.events.base import Event
 from commands.events.catalog import ProductCreated, ProductUpdated
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent
 from projections import table_copies
 from projections.rebuild import COPY_SUFFIX
@@ -49,7 +49,7 @@ class PricingProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return event.stream_type in _STREAM_TYPES
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for recorded in events:
             if recorded.stream_type not in _STREAM_TYPES:
@@ -62,14 +62,12 @@ class PricingProjection:
             return
         rows = list(newest.values())
         await conn.execute(
-            text(
-                f"INSERT INTO {self.table} (kind, key, data, position, updated_at) "
-                "SELECT * FROM unnest(CAST(:kind AS varchar[]), CAST(:key AS varchar[]), "
-                "CAST(:data AS jsonb[]), CAST(:position AS bigint[]), CAST(:updated_at AS timestamptz[])) "
-                "ON CONFLICT (kind, key) DO UPDATE SET data = EXCLUDED.data, position = EXCLUDED.position, "
-                f"updated_at = EXCLUDED.updated_at WHERE {self.table}.position < EXCLUDED.position"
-            ),
-            {c: [row[c] for row in rows] for c in ("kind", "key", "data", "position", "updated_at")},
+            f"INSERT INTO {self.table} (kind, key, data, position, updated_at) "
+            "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::jsonb[], $4::bigint[], "
+            "$5::timestamptz[]) "
+            "ON CONFLICT (kind, key) DO UPDATE SET data = EXCLUDED.data, position = EXCLUDED.position, "
+            f"updated_at = EXCLUDED.updated_at WHERE {self.table}.position < EXCLUDED.position",
+            *[[row[c] for row in rows] for c in ("kind", "key", "data", "position", "updated_at")],
         )
 
     def rebuild_copy(self, generation: str) -> Projection:

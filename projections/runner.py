@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
 from projections.checkpoints import CheckpointMoved
@@ -30,9 +31,10 @@ log = logging.getLogger(__name__)
 class Projection(Protocol):
     """A read model builder. ``apply`` must be idempotent per event.
 
-    ``conn`` is the transaction that also moves the checkpoint: PostgreSQL
-    projections write through it (rows and checkpoint commit together);
-    projections into other stores write there idempotently (at-least-once).
+    ``conn`` is an asyncpg connection. For a PostgreSQL projection (``store ==
+    "postgres"``) it is inside the transaction that also moves the checkpoint (rows and
+    checkpoint commit together); projections into other stores write there idempotently
+    (at-least-once) and use ``conn`` for ledger reads only.
     """
 
     name: str
@@ -44,7 +46,7 @@ class Projection(Protocol):
         """Whether ``apply`` would do anything with ``event`` (a cheap filter, no I/O)."""
         ...
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None: ...
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -282,11 +284,18 @@ class ProjectionRunner:
         self._unsaved_since = None
 
     async def _store(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
-        """Apply ``events`` and move the stored checkpoint in one transaction."""
-        async with self._engine.connect() as conn, conn.begin():
-            if events:
-                await self.projection.apply(events, conn)
-            await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+        """Apply ``events`` and move the stored checkpoint (in one transaction for PostgreSQL)."""
+        async with self._engine.connect() as pooled:
+            conn = await asyncpg_of(pooled)
+            if events and self.projection.store == "postgres":
+                async with conn.transaction():
+                    await self.projection.apply(events, conn)
+                    await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+            else:
+                if events:
+                    await self.projection.apply(events, conn)
+                # One statement, its own transaction: the compare-and-set needs no more.
+                await checkpoints.advance(conn, self.name, checkpoint, self._stored)
         self._stored = checkpoint
         self._unsaved_since = None
 

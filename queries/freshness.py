@@ -123,7 +123,12 @@ class FreshnessService:
         # The announced checkpoint can be ahead of the stored one: a projector stores a
         # checkpoint that only events it ignores moved a little later (projections.runner).
         seen_tx, seen_pos = self._watcher.latest(projection)
-        params = {"name": projection, "scan": PENDING_SCAN_LIMIT, "seen_tx": str(seen_tx), "seen_pos": seen_pos}
+        params = {
+            "name": projection,
+            "scan": PENDING_SCAN_LIMIT,
+            "seen_tx": str(seen_tx),
+            "seen_pos": seen_pos,
+        }
         async with self._engine.connect() as conn:
             row = (await conn.execute(_FRESHNESS_SQL, params)).one()
         head = int(row.head)

@@ -9,13 +9,19 @@ once per connection. Same connection, same transaction.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+# An asyncpg connection (asyncpg ships no type information).
+PgConnection: TypeAlias = Any
 
-async def asyncpg_of(conn: AsyncConnection) -> Any:
-    """The asyncpg connection of ``conn``, inside ``conn``'s transaction if it has begun one."""
+
+async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
+    """The asyncpg connection of ``conn``, inside ``conn``'s transaction if it has begun one;
+    an asyncpg connection itself as it is."""
+    if not isinstance(conn, AsyncConnection):
+        return conn
     fairy = await conn.get_raw_connection()
     adapted: Any = fairy.dbapi_connection
     # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a

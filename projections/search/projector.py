@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.catalog import PRODUCT_EVENT_TYPES, ProductCreated, ProductUpdated
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
@@ -77,7 +77,7 @@ class SearchProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return event.type in PRODUCT_EVENT_TYPES or event.type in INVENTORY_EVENT_TYPES
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         product_events = [e for e in events if e.type in PRODUCT_EVENT_TYPES]
         inventory_events = [e for e in events if e.type in INVENTORY_EVENT_TYPES]
         documents = await self._product_documents(product_events, conn)
@@ -86,7 +86,7 @@ class SearchProjection:
         await self._bulk_index(documents)
 
     async def _product_documents(
-        self, events: Sequence[RecordedEvent], conn: AsyncConnection
+        self, events: Sequence[RecordedEvent], conn: PgConnection
     ) -> dict[str, dict[str, Any]]:
         by_stream = group_by_stream(events)
         if not by_stream:

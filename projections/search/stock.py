@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.inventory import INVENTORY_EVENT_TYPES
+from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import RecordedEvent
 
 __all__ = ["INVENTORY_EVENT_TYPES", "StockLevel", "apply_stock", "latest_stock", "stock_from_events"]
@@ -46,18 +46,19 @@ def stock_from_events(events: Iterable[RecordedEvent]) -> dict[str, StockLevel]:
     return levels
 
 
-async def latest_stock(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, StockLevel]:
+async def latest_stock(conn: AsyncConnection | PgConnection, skus: Sequence[str]) -> dict[str, StockLevel]:
     if not skus:
         return {}
-    result = await conn.execute(
-        text(
-            "SELECT DISTINCT ON (stream_id) stream_id, stream_version, data FROM ledger_events "
-            "WHERE stream_id = ANY(:streams) ORDER BY stream_id, stream_version DESC"
-        ),
-        {"streams": [f"inventory-{sku}" for sku in skus]},
+    driver = await asyncpg_of(conn)
+    result = await driver.fetch(
+        "SELECT DISTINCT ON (stream_id) stream_id, stream_version, data FROM ledger_events "
+        "WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, stream_version DESC",
+        [f"inventory-{sku}" for sku in skus],
     )
     return {
-        _sku(r.stream_id): StockLevel(str(r.data["product_id"]), int(r.data["available"]), r.stream_version)
+        _sku(r["stream_id"]): StockLevel(
+            str(r["data"]["product_id"]), int(r["data"]["available"]), r["stream_version"]
+        )
         for r in result
     }
 

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent
 from projections.rebuild import COPY_SUFFIX
 from projections.runner import Projection
@@ -52,7 +53,7 @@ class TimelineProjection:
     def wants(self, event: RecordedEvent) -> bool:
         return concerns(event.stream_type, event.type)
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         rows = [
             _Row(e, draft)
             for e in events
@@ -74,20 +75,19 @@ class TimelineProjection:
         await self._insert_entries(conn, rows, owners)
         await self._remember_and_backfill(conn, learned)
 
-    async def _known_owners(self, conn: AsyncConnection, rows: Sequence[_Row]) -> dict[tuple[str, str], str]:
+    async def _known_owners(self, conn: PgConnection, rows: Sequence[_Row]) -> dict[tuple[str, str], str]:
         carts = sorted({r.draft.cart_id for r in rows if r.draft.cart_id})
         orders = sorted({r.draft.order_id for r in rows if r.draft.order_id})
-        result = await conn.execute(
-            text(
-                f"SELECT kind, key, customer_id FROM {self.owners} "
-                "WHERE (kind = 'cart' AND key = ANY(:carts)) OR (kind = 'order' AND key = ANY(:orders))"
-            ),
-            {"carts": carts, "orders": orders},
+        result = await conn.fetch(
+            f"SELECT kind, key, customer_id FROM {self.owners} "
+            "WHERE (kind = 'cart' AND key = ANY($1::text[])) OR (kind = 'order' AND key = ANY($2::text[]))",
+            carts,
+            orders,
         )
-        return {(r.kind, r.key): r.customer_id for r in result}
+        return {(r["kind"], r["key"]): r["customer_id"] for r in result}
 
     async def _insert_entries(
-        self, conn: AsyncConnection, rows: Sequence[_Row], owners: dict[tuple[str, str], str]
+        self, conn: PgConnection, rows: Sequence[_Row], owners: dict[tuple[str, str], str]
     ) -> None:
         def owner_of(draft: EntryDraft) -> str | None:
             if draft.customer_id is not None:
@@ -99,45 +99,35 @@ class TimelineProjection:
             return None
 
         await conn.execute(
-            text(
-                f"INSERT INTO {self.entries} "
-                "(position, customer_id, cart_id, order_id, kind, type, summary, data, at) "
-                "VALUES (:position, :customer, :cart, :order, :kind, :type, :summary, "
-                "CAST(:data AS jsonb), :at) "
-                "ON CONFLICT (position) DO NOTHING"
-            ),
-            [
-                {
-                    "position": r.event.position,
-                    "customer": owner_of(r.draft),
-                    "cart": r.draft.cart_id,
-                    "order": r.draft.order_id,
-                    "kind": r.draft.kind,
-                    "type": r.event.type,
-                    "summary": r.draft.summary,
-                    "data": json.dumps(r.event.data),
-                    "at": r.event.recorded_at,
-                }
-                for r in rows
-            ],
+            f"INSERT INTO {self.entries} "
+            "(position, customer_id, cart_id, order_id, kind, type, summary, data, at) "
+            "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+            "$7::text[], $8::jsonb[], $9::timestamptz[]) "
+            "ON CONFLICT (position) DO NOTHING",
+            [r.event.position for r in rows],
+            [owner_of(r.draft) for r in rows],
+            [r.draft.cart_id for r in rows],
+            [r.draft.order_id for r in rows],
+            [r.draft.kind for r in rows],
+            [r.event.type for r in rows],
+            [r.draft.summary for r in rows],
+            [json.dumps(r.event.data) for r in rows],
+            [r.event.recorded_at for r in rows],
         )
 
-    async def _remember_and_backfill(
-        self, conn: AsyncConnection, learned: dict[tuple[str, str], str]
-    ) -> None:
+    async def _remember_and_backfill(self, conn: PgConnection, learned: dict[tuple[str, str], str]) -> None:
         if not learned:
             return
         kinds = [kind for kind, _ in learned]
         keys = [key for _, key in learned]
         customers = list(learned.values())
         await conn.execute(
-            text(
-                f"INSERT INTO {self.owners} (kind, key, customer_id) "
-                "SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]), "
-                "CAST(:customers AS text[])) "
-                "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id"
-            ),
-            {"kinds": kinds, "keys": keys, "customers": customers},
+            f"INSERT INTO {self.owners} (kind, key, customer_id) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+            "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id",
+            kinds,
+            keys,
+            customers,
         )
         # Guest history joins the customer's timeline once we learn whose it is.
         for kind, column in (("cart", "cart_id"), ("order", "order_id")):
@@ -145,12 +135,11 @@ class TimelineProjection:
             if not pairs:
                 continue
             await conn.execute(
-                text(
-                    f"UPDATE {self.entries} AS e SET customer_id = o.customer "
-                    "FROM unnest(CAST(:keys AS text[]), CAST(:customers AS text[])) AS o(key, customer) "
-                    f"WHERE e.{column} = o.key AND e.customer_id IS NULL"
-                ),
-                {"keys": [k for k, _ in pairs], "customers": [c for _, c in pairs]},
+                f"UPDATE {self.entries} AS e SET customer_id = o.customer "
+                "FROM unnest($1::text[], $2::text[]) AS o(key, customer) "
+                f"WHERE e.{column} = o.key AND e.customer_id IS NULL",
+                [k for k, _ in pairs],
+                [c for _, c in pairs],
             )
 
     def rebuild_copy(self, generation: str) -> Projection:

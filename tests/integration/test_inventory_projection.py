@@ -11,6 +11,7 @@ from sqlalchemy import text
 from commands.domain.inventory import StockLevel
 from commands.inventory import reservations
 from commands.messages.inventory import AdjustStock
+from commands.store.driver import asyncpg_of
 from gateway.bootstrap.container import Container
 from projections.inventory import InventoryProjection
 from tests.support.inventory import (
@@ -87,7 +88,7 @@ async def test_out_of_order_and_repeated_delivery_folds_to_the_same_rows(stocked
     random.Random(3).shuffle(shuffled)
     for chunk in (shuffled[:9], shuffled[9:], shuffled):
         async with stocked.engine.begin() as conn:
-            await copy.apply(chunk, conn)
+            await copy.apply(chunk, await asyncpg_of(conn))
     assert _levels(await _view(stocked, copy.table)) == await ledger_fold(stocked)
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from commands.events import order as ev
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import Checkpoint, read_batch
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
@@ -78,10 +79,11 @@ async def test_reapplying_a_batch_changes_nothing(container: Container) -> None:
     await projection.setup()
     for _ in range(2):
         async with container.engine.begin() as conn:
-            await projection.apply(events, conn)
+            await projection.apply(events, await asyncpg_of(conn))
     once = await view_rows(container.engine)
     async with container.engine.begin() as conn:
-        await projection.apply(events[:1], conn)  # an old redelivery must not move the row back
+        # An old redelivery must not move the row back.
+        await projection.apply(events[:1], await asyncpg_of(conn))
     assert await view_rows(container.engine) == once
     assert once[oid]["stream_version"] == 2 and len(once[oid]["history"]) == 2
 

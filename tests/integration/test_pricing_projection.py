@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from commands.messages.catalog import UpsertProduct, VariantSpec
 from commands.messages.money import DefineDiscountCode, DefineShippingMethod, SetTaxPolicy, SetTaxRate
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import Checkpoint, read_batch
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
@@ -79,7 +80,7 @@ async def test_replays_in_any_order_and_rebuilds_give_the_same_rows(container: C
     random.Random(7).shuffle(shuffled)
     for chunk in (shuffled[:5], shuffled[5:], shuffled):
         async with container.engine.begin() as conn:
-            await copy.apply(chunk, conn)
+            await copy.apply(chunk, await asyncpg_of(conn))
     assert await _rows(container, copy.table) == live
 
     await container.rebuilder.run(runner)

@@ -8,8 +8,8 @@ import itertools
 from collections.abc import Sequence
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
@@ -72,7 +72,7 @@ async def test_postgres_projection_killed_mid_batch_rolls_back_with_its_checkpoi
             super().__init__(container.engine)
             self.halfway = asyncio.Event()
 
-        async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
             await super().apply(events[: len(events) // 2], conn)
             self.halfway.set()
             await asyncio.sleep(3600)  # the scenario: a batch that never finishes until it is killed
@@ -105,7 +105,7 @@ async def test_failing_projector_records_the_error_backs_off_and_recovers(contai
     allow = asyncio.Event()
 
     class Flaky(AppliedLog):
-        async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
+        async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
             attempts.append(asyncio.get_running_loop().time())
             if not allow.is_set():
                 raise RuntimeError("search cluster unreachable")

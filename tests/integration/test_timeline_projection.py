@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from commands.events import cart as cart_ev
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
@@ -102,8 +103,8 @@ async def test_owner_learned_after_later_events_were_applied_still_backfills(con
     projection = runner.projection
     async with container.engine.begin() as conn:
         events = await load_stream(conn, f"order-{order_id}")
-        await projection.apply(events[1:], conn)
-        await projection.apply(events[:1], conn)
+        await projection.apply(events[1:], await asyncpg_of(conn))
+        await projection.apply(events[:1], await asyncpg_of(conn))
     rows = await _rows(container)
     assert {r[1] for r in rows} == {"cust-3"} and len(rows) == 3
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
+from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RecordedEvent, load_stream
 from projections.version_guard import events_to_fold, group_by_stream
 
@@ -43,10 +44,10 @@ class AppliedLog:
     def wants(self, event: RecordedEvent) -> bool:
         return True
 
-    async def apply(self, events: Sequence[RecordedEvent], conn: AsyncConnection) -> None:
-        await conn.execute(
-            text("INSERT INTO test_applied (position, stream_id, stream_version) VALUES (:p, :s, :v)"),
-            [{"p": e.position, "s": e.stream_id, "v": e.stream_version} for e in events],
+    async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
+        await conn.executemany(
+            "INSERT INTO test_applied (position, stream_id, stream_version) VALUES ($1, $2, $3)",
+            [(e.position, e.stream_id, e.stream_version) for e in events],
         )
 
 

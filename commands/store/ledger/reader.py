@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.events.base import Event, decode_event
-from commands.store.driver import asyncpg_of
+from commands.store.driver import PgConnection, asyncpg_of
 
 # The writer notifies this channel after every append; readers LISTEN on it.
 LEDGER_CHANNEL = "ledger"
@@ -58,12 +58,14 @@ def recorded_event(row: Any) -> RecordedEvent:
     return RecordedEvent(*row[:10])
 
 
-async def stream_version(conn: AsyncConnection, stream_id: str) -> int:
+async def stream_version(conn: AsyncConnection | PgConnection, stream_id: str) -> int:
     driver = await asyncpg_of(conn)
     return int(await driver.fetchval(_STREAM_VERSION, stream_id))
 
 
-async def load_stream(conn: AsyncConnection, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+async def load_stream(
+    conn: AsyncConnection | PgConnection, stream_id: str, after_version: int = 0
+) -> list[RecordedEvent]:
     driver = await asyncpg_of(conn)
     return [recorded_event(r) for r in await driver.fetch(_LOAD_STREAM, stream_id, after_version)]
 
@@ -88,7 +90,7 @@ class Batch:
     held_back: bool
 
 
-async def read_batch(conn: AsyncConnection, after: Checkpoint, limit: int) -> Batch:
+async def read_batch(conn: AsyncConnection | PgConnection, after: Checkpoint, limit: int) -> Batch:
     """Gap-safe global read.
 
     Rows are returned in (tx_id, position) order and only while their tx_id is
