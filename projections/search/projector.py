@@ -50,6 +50,8 @@ class SearchProjection:
     ) -> None:
         self.name = name
         self._client = client
+        # A first load indexes thousands of documents per batch: more than the client's 10 s.
+        self._bulk_client = client.options(request_timeout=BULK_TIMEOUT_SECONDS)
         self._prefix = prefix
         self.alias = alias_name(prefix)
         # None: the live model, written through the alias. Otherwise a rebuild copy.
@@ -143,10 +145,7 @@ class SearchProjection:
             operations.append(document)
         # Refresh per batch: the checkpoint moves right after, and a read that
         # waited for it must find the documents.
-        # A first load indexes thousands of documents per batch: more than the client's 10 s.
-        response = await self._client.options(request_timeout=BULK_TIMEOUT_SECONDS).bulk(
-            operations=operations, refresh=True
-        )
+        response = await self._bulk_client.bulk(operations=operations, refresh=True)
         if response.get("errors"):
             failures = [item["index"] for item in response["items"] if item["index"].get("error")]
             if failures:
