@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands import idempotent
+from commands.batching import BatchedHandler, BatchFallback
 from commands.errors import DomainError, VersionConflict
 from commands.store import idempotency
 from commands.store.idempotency import ClaimedKey
@@ -158,22 +159,74 @@ class CommandBus:
         refused one (a DomainError, returned in its place) is rolled back alone and the rest
         commit together. A command that loses a race with another writer is retried in its
         savepoint, as ``dispatch`` would. Commands with idempotency keys or phases are not batched.
+
+        Consecutive commands of a type whose handler is a ``BatchedHandler`` go through its
+        set-based path together, in one savepoint; when that path cannot decide them
+        (``BatchFallback``, or a concurrent writer), they are run one by one instead.
         """
+        routes = [self._batch_route(command) for command in commands]
         results: list[Any | DomainError] = []
         async with UnitOfWork(self._engine, metadata) as uow:
-            for command in commands:
-                route = self._routes.get(type(command))
-                keyed = route is not None and route.keys is not None
-                if route is None or route.handler is None or (keyed and command.idempotency_key is not None):  # type: ignore[attr-defined]
-                    raise LookupError(f"{type(command).__name__} cannot run in a batch")
-                try:
-                    if route.validate is not None:
-                        route.validate(command)
-                    results.append(await self._retried_in_savepoint(route.handler, command, uow))
-                except DomainError as refused:
-                    results.append(refused)
+            start = 0
+            while start < len(commands):
+                route = routes[start]
+                end = start + 1
+                while end < len(commands) and routes[end] is route:
+                    end += 1
+                run = commands[start:end]
+                if isinstance(route.handler, BatchedHandler) and len(run) > 1:
+                    results.extend(await self._set_based(route, route.handler, run, uow))
+                else:
+                    results.extend([await self._one_in_batch(route, command, uow) for command in run])
+                start = end
             await uow.commit()
         return results
+
+    def _batch_route(self, command: Command[Any]) -> _Route:
+        route = self._routes.get(type(command))
+        keyed = route is not None and route.keys is not None
+        if route is None or route.handler is None or (keyed and command.idempotency_key is not None):  # type: ignore[attr-defined]
+            raise LookupError(f"{type(command).__name__} cannot run in a batch")
+        return route
+
+    async def _one_in_batch(self, route: _Route, command: Any, uow: UnitOfWork) -> Any | DomainError:
+        assert route.handler is not None
+        try:
+            if route.validate is not None:
+                route.validate(command)
+            return await self._retried_in_savepoint(route.handler, command, uow)
+        except DomainError as refused:
+            return refused
+
+    async def _set_based(
+        self, route: _Route, handler: BatchedHandler[Any, Any], run: Sequence[Any], uow: UnitOfWork
+    ) -> list[Any | DomainError]:
+        outcomes: list[Any | DomainError] = []
+        valid: list[Any] = []
+        for command in run:
+            try:
+                if route.validate is not None:
+                    route.validate(command)
+            except DomainError as refused:
+                outcomes.append(refused)
+                continue
+            outcomes.append(None)
+            valid.append(command)
+        savepoint = await uow.conn.begin_nested()
+        appended = len(uow.appended)
+        try:
+            decided = iter(await handler.many(valid, uow))
+        except (BatchFallback, StreamConflict):
+            await savepoint.rollback()
+            del uow.appended[appended:]
+            log.debug("set-based batch of %s fell back to one by one", type(run[0]).__name__)
+            return [await self._one_in_batch(route, command, uow) for command in run]
+        except BaseException:
+            await savepoint.rollback()
+            del uow.appended[appended:]
+            raise
+        await savepoint.commit()
+        return [next(decided) if outcome is None else outcome for outcome in outcomes]
 
     async def _retried_in_savepoint(self, handler: Handler, command: Any, uow: UnitOfWork) -> Any:
         for attempt in range(1, self._max_attempts + 1):

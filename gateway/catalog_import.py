@@ -27,11 +27,14 @@ from commands.messages.catalog import UpsertProduct, VariantSpec
 from commands.messages.inventory import SetStock
 from commands.store.unit_of_work import MessageMetadata
 
-# Products in flight at once, and per chunk (stock levels are read once per chunk).
-CONCURRENCY = 8
-CHUNK = 200
-# Products (or SKUs' stock) per transaction.
-BATCH = 25
+# Products (or SKUs' stock) per transaction. The handlers decide a batch set-based
+# (commands.batching): a few statements per batch whatever its size, so a batch, not a
+# product, is what a bulk load pays for.
+BATCH = 100
+# Batches in flight at once.
+CONCURRENCY = 4
+# Items per chunk: stock levels are read once per chunk, after its products are committed.
+CHUNK = 1000
 _PRODUCT_FIELDS = frozenset(
     {"handle", "title", "description", "brand", "categories", "currencyCode", "variants"}
 )
@@ -179,7 +182,7 @@ def parse_lines(lines: Iterable[str], first_line: int = 1) -> Iterable[ImportIte
 
 
 class CatalogImporter:
-    """Runs items through the bus, ``concurrency`` products at a time."""
+    """Runs items through the bus in batches of ``BATCH``, ``concurrency`` batches at a time."""
 
     def __init__(
         self,
@@ -213,8 +216,7 @@ class CatalogImporter:
     async def _chunk(self, items: Sequence[ImportItem], report: ImportReport) -> None:
         kept: list[ImportItem] = []
         for wave in _waves(items):
-            # One transaction per batch of products (a savepoint each, so a bad line is refused
-            # alone): a commit, not a product, is what a bulk load waits for.
+            # One transaction per batch of products; a bad line is refused alone.
             batches = [wave[i : i + BATCH] for i in range(0, len(wave), BATCH)]
             outcomes = await asyncio.gather(*(self._upsert(batch, report) for batch in batches))
             kept.extend(

@@ -7,7 +7,7 @@ Every write here locks the SKU's ``inventory_items`` row before appending to
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,22 @@ async def change_item(
     driver = await asyncpg_of(conn)
     row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need)
     return None if row is None else ItemRow(*row)
+
+
+async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRow]:
+    """Set the on-hand stock of many locked SKU rows in one statement; their rows after it."""
+    if not on_hand:
+        return {}
+    rows = await driver.fetch(_SET_ITEMS, list(on_hand), list(on_hand.values()))
+    return {row["sku"]: ItemRow(*row) for row in rows}
+
+
+_SET_ITEMS = (
+    "UPDATE inventory_items AS i SET on_hand = u.on_hand, updated_at = now() "
+    "FROM unnest($1::varchar[], $2::int[]) AS u(sku, on_hand) WHERE i.sku = u.sku "
+    "RETURNING i.sku, i.on_hand, i.reserved, "
+    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+)
 
 
 def order_uuid(order_id: str) -> uuid.UUID:

@@ -27,16 +27,22 @@ def add_commands(sub: Any) -> None:
         "running it again changes nothing, so an interrupted import resumes",
     )
     load.add_argument("file", type=Path)
-    load.add_argument("--concurrency", type=int, default=8, help="products in flight at once")
+    load.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="transactions (batches of products) in flight at once; default 4",
+    )
 
 
 async def execute(args: argparse.Namespace, settings: Settings) -> str:
     """Run one subcommand; returns what to print on stdout."""
     from commands.store.unit_of_work import MessageMetadata
-    from gateway.catalog_import import CatalogImporter, parse_lines
+    from gateway.catalog_import import CONCURRENCY, CatalogImporter, parse_lines
     from gateway.cli.stores import wired_container
 
-    if args.concurrency < 1:
+    concurrency = CONCURRENCY if args.concurrency is None else args.concurrency
+    if concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     try:
         content = await asyncio.to_thread(args.file.read_text, encoding="utf-8")
@@ -44,7 +50,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> str:
         raise ConfigurationError(f"cannot read {args.file}: {exc}") from None
     metadata = MessageMetadata(actor=ACTOR, correlation_id=f"catalog-import:{uuid.uuid4()}")
     async with wired_container(settings) as container:
-        importer = CatalogImporter(container.bus, container.engine, metadata, concurrency=args.concurrency)
+        importer = CatalogImporter(container.bus, container.engine, metadata, concurrency=concurrency)
         started = time.perf_counter()
         report = await importer.run(parse_lines(content.splitlines()))
         elapsed = time.perf_counter() - started

@@ -77,6 +77,42 @@ async def append(
     return recorded
 
 
+async def append_to_streams(
+    conn: AsyncConnection,
+    appends: Sequence[tuple[str, str, Event]],
+    *,
+    metadata: dict[str, Any],
+) -> list[RecordedEvent]:
+    """Append one event to each of many streams in one statement, inside the caller's transaction
+    (bulk loads). ``appends``: (stream_type, stream_id, event) with distinct stream ids, each
+    appended after whatever its stream holds now; positions follow the order of ``appends``.
+
+    A concurrent writer to one of the streams surfaces as StreamConflict, as in ``append``;
+    the caller announces the transaction's appends at its end.
+    """
+    if not appends:
+        return []
+    stream_ids = [stream_id for _, stream_id, _ in appends]
+    if len(set(stream_ids)) != len(stream_ids):
+        raise ValueError("append_to_streams takes one event per stream")
+    driver = await asyncpg_of(conn)
+    try:
+        rows = await driver.fetch(
+            _APPEND_TO_STREAMS,
+            [stream_type for stream_type, _, _ in appends],
+            stream_ids,
+            [uuid.uuid4() for _ in appends],
+            [event.event_type() for _, _, event in appends],
+            [encode_event(event).decode() for _, _, event in appends],
+            _METADATA_ENCODER.encode(metadata).decode(),
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "ledger_events_stream_version_key":
+            raise StreamConflict("a stream of the batch was appended to concurrently") from exc
+        raise
+    return sorted((recorded_event(r) for r in rows), key=lambda e: e.position)
+
+
 async def announce(conn: AsyncConnection, position: int) -> None:
     """Wake the ledger's readers (delivered at commit, so only committed appends are announced)."""
     driver = await asyncpg_of(conn)
@@ -92,5 +128,16 @@ _APPEND = (
     "SELECT e.id, $2, $1, current.version + e.n, e.type, e.data::jsonb, $7::text::jsonb "
     "FROM current, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
     "WHERE $3::int IS NULL OR current.version = $3::int "
+    f"RETURNING {RECORDED_COLUMNS}"
+)
+# ORDER BY e.n: rows are inserted, and so numbered by the identity column, in the caller's order.
+_APPEND_TO_STREAMS = (
+    "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
+    "SELECT e.id, e.stream_type, e.stream_id, current.version + 1, e.type, e.data::jsonb, $6::text::jsonb "
+    "FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY "
+    "AS e(stream_type, stream_id, id, type, data, n) "
+    "CROSS JOIN LATERAL (SELECT coalesce(max(l.stream_version), 0) AS version "
+    "FROM ledger_events l WHERE l.stream_id = e.stream_id) AS current "
+    "ORDER BY e.n "
     f"RETURNING {RECORDED_COLUMNS}"
 )
