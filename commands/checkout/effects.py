@@ -11,8 +11,6 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, text
-
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.domain import order as domain
@@ -22,8 +20,8 @@ from commands.events import order as ev
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.money import discount_uses
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.writer import StreamConflict
-from commands.store.tables import checkout_carts, ledger_events
 from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -36,8 +34,8 @@ def stream_id(order_id: str) -> str:
 
 
 async def lock_order(uow: UnitOfWork, order_id: str) -> None:
-    await uow.conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": stream_id(order_id)}
+    await (await asyncpg_of(uow.conn)).execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id(order_id)
     )
 
 
@@ -49,10 +47,9 @@ async def load_order(uow: UnitOfWork, order_id: str) -> Order | None:
 
 async def head_of(uow: UnitOfWork, order_id: str) -> int | None:
     """Ledger position of the order's latest event: what a read of the order must wait for."""
-    result = await uow.conn.execute(
-        select(func.max(ledger_events.c.position)).where(ledger_events.c.stream_id == stream_id(order_id))
+    position = await (await asyncpg_of(uow.conn)).fetchval(
+        "SELECT max(position) FROM ledger_events WHERE stream_id = $1", stream_id(order_id)
     )
-    position = result.scalar_one_or_none()
     return None if position is None else int(position)
 
 
@@ -98,8 +95,8 @@ async def compensation(uow: UnitOfWork, order: Order) -> Attempt | None:
 
 async def _free_cart(uow: UnitOfWork, order: Order) -> None:
     """The order no longer awaits payment: its cart may be checked out again (if still ACTIVE)."""
-    await uow.conn.execute(
-        delete(checkout_carts).where(checkout_carts.c.order_id == uuid.UUID(order.order_id))
+    await (await asyncpg_of(uow.conn)).execute(
+        "DELETE FROM checkout_carts WHERE order_id = $1", uuid.UUID(order.order_id)
     )
 
 

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from commands.domain import money
 from commands.domain.money import DiscountCode, DiscountCodeInvalid, Totals
 from commands.domain.pricing import PriceChanged, PricedOrder
 from commands.events.order import AddressData, OrderTotalsData, TaxLineData
 from commands.money import config as money_config
-from commands.store.tables import catalog_variants
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 SHIPPING_FIELD = ("shippingMethod",)
@@ -104,6 +102,7 @@ def record(totals: Totals) -> OrderTotalsData:
 
 
 async def _tax_categories(uow: UnitOfWork, skus: Sequence[str]) -> dict[str, str]:
-    v = catalog_variants.c
-    rows = await uow.conn.execute(select(v.sku, v.tax_category).where(v.sku.in_(sorted(set(skus)))))
-    return {row.sku: row.tax_category for row in rows}
+    rows = await (await asyncpg_of(uow.conn)).fetch(
+        "SELECT sku, tax_category FROM catalog_variants WHERE sku = ANY($1::text[])", sorted(set(skus))
+    )
+    return {row["sku"]: row["tax_category"] for row in rows}

@@ -9,6 +9,7 @@ returns the first answer, never a second charge.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.metrics import PAYMENT_OUTCOMES
@@ -27,8 +27,8 @@ from commands.payments import (
     PaymentProviderUnavailable,
     PaymentResult,
 )
+from commands.store.driver import asyncpg_of
 from commands.store.idempotency import request_hash
-from commands.store.tables import payment_attempts
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,45 @@ class Outcome:
 
 def _attempt(row: Any) -> Attempt:
     return Attempt(
-        id=str(row.id),
-        order_id=str(row.order_id),
-        operation=row.operation,
-        idempotency_key=row.idempotency_key,
-        amount=row.amount,
-        currency=row.currency.strip(),
-        provider_reference=row.provider_reference,
-        status=row.status,
-        context=dict(row.context or {}),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=str(row["id"]),
+        order_id=str(row["order_id"]),
+        operation=row["operation"],
+        idempotency_key=row["idempotency_key"],
+        amount=row["amount"],
+        currency=row["currency"].strip(),
+        provider_reference=row["provider_reference"],
+        status=row["status"],
+        context=dict(row["context"] or {}),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
+
+
+_COLUMNS = (
+    "id, order_id, operation, idempotency_key, amount, currency, provider_reference, status, context, "
+    "created_at, updated_at"
+)
+_RECORD = (
+    "INSERT INTO payment_attempts (id, order_id, operation, idempotency_key, request_hash, amount, "
+    "currency, provider_reference, status, context, created_at, updated_at) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now(), now()) RETURNING {_COLUMNS}"
+)
+_BY_KEY = f"SELECT {_COLUMNS} FROM payment_attempts WHERE idempotency_key = $1"
+_OF_ORDER = (
+    f"SELECT {_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND operation = $2 ORDER BY created_at"
+)
+_MARK = (
+    "UPDATE payment_attempts SET status = $2, provider_reference = $3, response = $4::jsonb, "
+    "updated_at = now() WHERE id = $1"
+)
+_BEGIN_SEND = (
+    "UPDATE payment_attempts SET updated_at = now() WHERE idempotency_key = $1 AND status = ANY($2::text[]) "
+    f"RETURNING {_COLUMNS}"
+)
+_DUE = (
+    f"SELECT {_COLUMNS} FROM payment_attempts WHERE status = ANY($1::text[]) "
+    "AND updated_at < now() - $2::interval ORDER BY updated_at LIMIT $3"
+)
 
 
 async def record(
@@ -116,42 +143,29 @@ async def record(
             "reference": provider_reference,
         }
     )
-    row = (
-        await conn.execute(
-            insert(payment_attempts)
-            .values(
-                id=uuid.uuid4(),
-                order_id=uuid.UUID(order_id),
-                operation=operation,
-                idempotency_key=key,
-                request_hash=hashed,
-                amount=amount,
-                currency=currency,
-                provider_reference=provider_reference,
-                status=PENDING,
-                context=context or {},
-                created_at=func.now(),
-                updated_at=func.now(),
-            )
-            .returning(*payment_attempts.c)
-        )
-    ).one()
+    row = await (await asyncpg_of(conn)).fetchrow(
+        _RECORD,
+        uuid.uuid4(),
+        uuid.UUID(order_id),
+        operation,
+        key,
+        hashed,
+        amount,
+        currency,
+        provider_reference,
+        PENDING,
+        json.dumps(context or {}),
+    )
     return _attempt(row)
 
 
 async def by_key(conn: AsyncConnection, key: str, *, lock: bool = False) -> Attempt | None:
-    query = select(payment_attempts).where(payment_attempts.c.idempotency_key == key)
-    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    row = await (await asyncpg_of(conn)).fetchrow(f"{_BY_KEY} FOR UPDATE" if lock else _BY_KEY, key)
     return None if row is None else _attempt(row)
 
 
 async def of_order(conn: AsyncConnection, order_id: str, operation: str) -> list[Attempt]:
-    a = payment_attempts.c
-    rows = await conn.execute(
-        select(payment_attempts)
-        .where(a.order_id == uuid.UUID(order_id), a.operation == operation)
-        .order_by(a.created_at)
-    )
+    rows = await (await asyncpg_of(conn)).fetch(_OF_ORDER, uuid.UUID(order_id), operation)
     return [_attempt(row) for row in rows]
 
 
@@ -192,15 +206,12 @@ async def mark(conn: AsyncConnection, attempt: Attempt, outcome: Outcome) -> Non
     status = outcome.status if outcome.known else UNKNOWN
     PAYMENT_OUTCOMES.labels(attempt.operation, status).inc()
     response = outcome.response or {"reason": outcome.reason}
-    await conn.execute(
-        update(payment_attempts)
-        .where(payment_attempts.c.id == uuid.UUID(attempt.id))
-        .values(
-            status=status,
-            provider_reference=outcome.provider_reference or attempt.provider_reference,
-            response=response,
-            updated_at=func.now(),
-        )
+    await (await asyncpg_of(conn)).execute(
+        _MARK,
+        uuid.UUID(attempt.id),
+        status,
+        outcome.provider_reference or attempt.provider_reference,
+        json.dumps(response, default=str),
     )
 
 
@@ -209,26 +220,12 @@ async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
 
     Touching ``updated_at`` keeps reconciliation away from an operation that is in flight.
     """
-    a = payment_attempts.c
-    row = (
-        await conn.execute(
-            update(payment_attempts)
-            .where(a.idempotency_key == key, a.status.in_(UNSETTLED))
-            .values(updated_at=func.now())
-            .returning(*payment_attempts.c)
-        )
-    ).first()
+    row = await (await asyncpg_of(conn)).fetchrow(_BEGIN_SEND, key, list(UNSETTLED))
     return None if row is None else _attempt(row)
 
 
 async def due(conn: AsyncConnection, *, older_than: timedelta, limit: int) -> list[Attempt]:
-    a = payment_attempts.c
-    rows = await conn.execute(
-        select(payment_attempts)
-        .where(a.status.in_(UNSETTLED), a.updated_at < func.now() - older_than)
-        .order_by(a.updated_at)
-        .limit(limit)
-    )
+    rows = await (await asyncpg_of(conn)).fetch(_DUE, list(UNSETTLED), older_than, limit)
     return [_attempt(row) for row in rows]
 
 

@@ -29,9 +29,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
 from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
 from commands.checkout import effects as effects
@@ -51,9 +48,9 @@ from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
 from commands.money import discount_uses
 from commands.store import idempotency
+from commands.store.driver import asyncpg_of
 from commands.store.idempotency import STARTED
 from commands.store.phases import Phases
-from commands.store.tables import catalog_variants, checkout_carts
 from commands.store.unit_of_work import UnitOfWork
 
 PLACED = "order_placed"
@@ -108,12 +105,9 @@ class CheckoutSaga:
     async def _place(self, command: CompleteCheckout, phases: Phases) -> Attempt:
         """Phase 1; returns the authorization attempt it recorded."""
         async with phases.unit_of_work() as uow:
-            conn = uow.conn
+            conn = await asyncpg_of(uow.conn)
             # The cart commands' lock: no line changes between this read and the order.
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                {"k": cart_handlers.stream_id(command.cart_id)},
-            )
+            await cart_handlers.lock_cart(uow, command.cart_id)
             cart, _ = await cart_handlers.load_cart(uow, command.cart_id)
             cart_domain.ensure_access(cart, cart_domain.CartActor(command.customer_id, command.staff))
             cart_domain.ensure_active(cart)
@@ -123,12 +117,7 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            busy = (
-                await conn.execute(
-                    select(checkout_carts.c.order_id).where(checkout_carts.c.cart_id == cart.cart_id)
-                )
-            ).first()
-            if busy is not None:
+            if await conn.fetchval("SELECT 1 FROM checkout_carts WHERE cart_id = $1", cart.cart_id):
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
             priced = price_cart(cart, await _variants(uow, skus(cart)))
             charge = await checkout_money.price(
@@ -141,6 +130,22 @@ class CheckoutSaga:
                 expected_total=command.expected_total,
             )
             order_id = str(uuid.uuid4())
+            # Everything that needs no hot row first: the stock row (and a limited code's row)
+            # stays locked from its UPDATE to the COMMIT, so as little as possible follows it.
+            number = await conn.fetchval(
+                "WITH claimed AS (INSERT INTO checkout_carts (cart_id, order_id) VALUES ($1, $2)) "
+                "SELECT nextval('order_numbers')",
+                cart.cart_id,
+                uuid.UUID(order_id),
+            )
+            attempt = await payment_ops.record(
+                uow.conn,
+                order_id=order_id,
+                operation=payment_ops.AUTHORIZE,
+                key=f"authorize:{order_id}",
+                amount=charge.totals.total,
+                currency=priced.currency,
+            )
             expires_at = await reservations.reserve(
                 uow,
                 order_id,
@@ -153,15 +158,6 @@ class CheckoutSaga:
                 await discount_uses.reserve(
                     uow, charge.discount.code, order_id, customer_key[:200], checkout_money.DISCOUNT_FIELD
                 )
-            number = (await conn.execute(text("SELECT nextval('order_numbers')"))).scalar_one()
-            attempt = await payment_ops.record(
-                conn,
-                order_id=order_id,
-                operation=payment_ops.AUTHORIZE,
-                key=f"authorize:{order_id}",
-                amount=charge.totals.total,
-                currency=priced.currency,
-            )
             placed = OrderPlaced(
                 order_id=order_id,
                 number=str(number),
@@ -178,21 +174,20 @@ class CheckoutSaga:
                 totals=charge.recorded,
             )
             await uow.append(effects.STREAM_TYPE, effects.stream_id(order_id), [placed], expected_version=0)
-            await conn.execute(
-                pg_insert(checkout_carts).values(cart_id=cart.cart_id, order_id=uuid.UUID(order_id))
-            )
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             await uow.commit()
         return attempt
 
 
 async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:
-    v = catalog_variants.c
-    rows = await uow.conn.execute(
-        select(v.sku, v.title, v.price, v.currency, v.status).where(v.sku.in_(wanted))
+    rows = await (await asyncpg_of(uow.conn)).fetch(
+        "SELECT sku, title, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])",
+        list(wanted),
     )
     return {
-        row.sku: Variant(row.sku, row.title, row.price, row.currency.strip(), row.status == "active")
+        row["sku"]: Variant(
+            row["sku"], row["title"], row["price"], row["currency"].strip(), row["status"] == "active"
+        )
         for row in rows
     }
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.bus import CommandBus
@@ -35,9 +35,10 @@ from commands.messages.cart import (
     UpdateCartLines,
 )
 from commands.money import config as money_config
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import RecordedEvent, stream_version
 from commands.store.ledger.writer import StreamConflict
-from commands.store.tables import catalog_variants, customer_carts
+from commands.store.tables import customer_carts
 from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "cart"
@@ -66,10 +67,11 @@ async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
         command.cart_id, command.actor.customer_id, command.currency_code, command.lines, prices
     )
     await uow.append(STREAM_TYPE, stream_id(command.cart_id), [event], expected_version=0)
-    await uow.conn.execute(
-        customer_carts.insert().values(
-            cart_id=command.cart_id, customer_id=command.actor.customer_id, status=domain.ACTIVE
-        )
+    await (await asyncpg_of(uow.conn)).execute(
+        "INSERT INTO customer_carts (cart_id, customer_id, status) VALUES ($1, $2, $3)",
+        command.cart_id,
+        command.actor.customer_id,
+        domain.ACTIVE,
     )
     return CartResult(command.cart_id, 1, uow.last_position, uow.last_position)
 
@@ -239,10 +241,11 @@ async def load_prices(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, C
     wanted = sorted(set(skus))
     if not wanted:
         return {}
-    v = catalog_variants.c
-    rows = await conn.execute(select(v.sku, v.price, v.currency, v.status).where(v.sku.in_(wanted)))
+    rows = await (await asyncpg_of(conn)).fetch(
+        "SELECT sku, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])", wanted
+    )
     return {
-        row.sku: CatalogPrice(row.sku, row.price, row.currency.strip(), row.status == "active")
+        row["sku"]: CatalogPrice(row["sku"], row["price"], row["currency"].strip(), row["status"] == "active")
         for row in rows
     }
 
@@ -262,15 +265,32 @@ async def _append(
         raise
 
 
+async def lock_cart(uow: UnitOfWork, cart_id: str) -> None:
+    """The lock every command on a cart holds until its transaction ends."""
+    await _lock(uow.conn, stream_id(cart_id))
+
+
 async def _lock(conn: AsyncConnection, key: str) -> None:
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+    await (await asyncpg_of(conn)).execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
-async def _touch(conn: AsyncConnection, cart_id: str, **changes: str | None) -> None:
-    await conn.execute(
-        update(customer_carts)
-        .where(customer_carts.c.cart_id == cart_id)
-        .values(updated_at=func.now(), **changes)
+async def _touch(
+    conn: AsyncConnection,
+    cart_id: str,
+    *,
+    status: str | None = None,
+    customer_id: str | None = None,
+    merged_into: str | None = None,
+) -> None:
+    """Bump the cart's row; a None change keeps the column as it is."""
+    await (await asyncpg_of(conn)).execute(
+        "UPDATE customer_carts SET updated_at = now(), status = coalesce($2, status), "
+        "customer_id = coalesce($3, customer_id), merged_into = coalesce($4, merged_into) "
+        "WHERE cart_id = $1",
+        cart_id,
+        status,
+        customer_id,
+        merged_into,
     )
 
 

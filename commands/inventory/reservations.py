@@ -49,6 +49,7 @@ from commands.inventory.stock_rows import (
     take_all_or_nothing,
 )
 from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 __all__ = [
@@ -72,11 +73,10 @@ _DUE_ORDERS = text(
 async def reservation_status(uow: UnitOfWork, order_id: str) -> str | None:
     """Where the order's reservations stand: 'active', 'committed', 'released', 'expired',
     'consumed', or None when it reserved nothing (every line untracked)."""
-    result = await uow.conn.execute(
-        text("SELECT DISTINCT status FROM inventory_reservations WHERE order_id = :o"),
-        {"o": order_uuid(order_id)},
+    result = await (await asyncpg_of(uow.conn)).fetch(
+        "SELECT DISTINCT status FROM inventory_reservations WHERE order_id = $1", order_uuid(order_id)
     )
-    statuses = {row.status for row in result}
+    statuses = {row["status"] for row in result}
     for status in (ACTIVE, COMMITTED, CONSUMED, EXPIRED, RELEASED):
         if status in statuses:
             return status
@@ -94,38 +94,36 @@ async def reserve(
     order = order_uuid(order_id)
     wanted = merge_lines(lines)
     conn = uow.conn
-    existing = (
-        await conn.execute(
-            text("SELECT status, expires_at FROM inventory_reservations WHERE order_id = :o"), {"o": order}
-        )
-    ).all()
+    driver = await asyncpg_of(conn)
+    # One round trip: the lease's end, and what the order holds already (a retried phase).
+    found = await driver.fetch(
+        "SELECT now() + $2::interval AS lease_end, r.status, r.expires_at FROM (SELECT 1) AS one "
+        "LEFT JOIN inventory_reservations AS r ON r.order_id = $1",
+        order,
+        lease,
+    )
+    existing = [r for r in found if r["status"] is not None]
     if existing:
-        if any(r.status not in HOLDING for r in existing):
+        if any(r["status"] not in HOLDING for r in existing):
             raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
-        return max((r.expires_at for r in existing if r.status == ACTIVE), default=None)
-    expires_at: datetime = (
-        await conn.execute(text("SELECT now() + CAST(:lease AS interval)"), {"lease": lease})
-    ).scalar_one()
+        return max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
+    expires_at: datetime = found[0]["lease_end"]
     reserved, short = await take_all_or_nothing(conn, wanted)
     if short:
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
     if not reserved:
         return None
-    await conn.execute(
-        text(
-            "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
-            "SELECT unnest(CAST(:ids AS uuid[])), CAST(:o AS uuid), unnest(CAST(:skus AS text[])), "
-            "unnest(CAST(:qs AS int[])), CAST(:st AS text), CAST(:exp AS timestamptz)"
-        ),
-        {
-            "ids": [uuid.uuid4() for _ in reserved],
-            "o": order,
-            "skus": [row.sku for row, _ in reserved],
-            "qs": [q for _, q in reserved],
-            "st": ACTIVE,
-            "exp": expires_at,
-        },
+    await driver.execute(
+        "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
+        "SELECT unnest($1::uuid[]), $2::uuid, unnest($3::text[]), unnest($4::int[]), $5::text, "
+        "$6::timestamptz",
+        [uuid.uuid4() for _ in reserved],
+        order,
+        [row.sku for row, _ in reserved],
+        [q for _, q in reserved],
+        ACTIVE,
+        expires_at,
     )
     for row, quantity in reserved:
         await append_event(

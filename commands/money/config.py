@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.domain.money import DiscountCode, ShippingMethod, TaxPolicy, TaxRate
-from commands.store.tables import discount_codes, shipping_methods, tax_policies, tax_rates
+from commands.store.driver import asyncpg_of
 
 
 @dataclass(frozen=True)
@@ -23,50 +22,62 @@ class MoneyConfig:
 
 
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
-    m = shipping_methods.c
-    methods = tuple(_method(row) for row in await conn.execute(select(shipping_methods).order_by(m.code)))
+    driver = await asyncpg_of(conn)
+    methods = tuple(_method(row) for row in await driver.fetch(_METHODS))
     rates: tuple[TaxRate, ...] = ()
     if country_code is not None:
-        t = tax_rates.c
-        rows = await conn.execute(select(tax_rates).where(t.country_code == country_code))
         rates = tuple(
-            TaxRate(row.country_code, row.category, row.rate.normalize(), row.region or None) for row in rows
+            TaxRate(row["country_code"], row["category"], row["rate"].normalize(), row["region"] or None)
+            for row in await driver.fetch(_RATES, country_code)
         )
-    p = tax_policies.c
-    policy_row = (await conn.execute(select(tax_policies).where(p.currency == currency))).first()
+    policy_row = await driver.fetchrow(_POLICY, currency)
     policy = (
-        TaxPolicy() if policy_row is None else TaxPolicy(policy_row.prices_include_tax, policy_row.rounding)
+        TaxPolicy()
+        if policy_row is None
+        else TaxPolicy(policy_row["prices_include_tax"], policy_row["rounding"])
     )
     return MoneyConfig(methods, rates, policy)
 
 
+_METHODS = (
+    "SELECT code, name, currency, price, free_above, country_prices, countries, active "
+    "FROM shipping_methods ORDER BY code"
+)
+_RATES = "SELECT country_code, category, rate, region FROM tax_rates WHERE country_code = $1"
+_POLICY = "SELECT prices_include_tax, rounding FROM tax_policies WHERE currency = $1"
+_DISCOUNT = (
+    "SELECT code, kind, value, target, currency, minimum_subtotal, starts_at, ends_at, usage_limit, "
+    "per_customer_limit, active FROM discount_codes WHERE code = $1"
+)
+
+
 def _method(row: Any) -> ShippingMethod:
     return ShippingMethod(
-        code=row.code,
-        name=row.name,
-        currency=row.currency.strip(),
-        price=row.price,
-        free_above=row.free_above,
-        country_prices=tuple(sorted((c, Decimal(p)) for c, p in row.country_prices.items())),
-        countries=tuple(row.countries),
-        active=row.active,
+        code=row["code"],
+        name=row["name"],
+        currency=row["currency"].strip(),
+        price=row["price"],
+        free_above=row["free_above"],
+        country_prices=tuple(sorted((c, Decimal(p)) for c, p in row["country_prices"].items())),
+        countries=tuple(row["countries"]),
+        active=row["active"],
     )
 
 
 async def load_discount(conn: AsyncConnection, code: str) -> DiscountCode | None:
-    row = (await conn.execute(select(discount_codes).where(discount_codes.c.code == code))).first()
+    row = await (await asyncpg_of(conn)).fetchrow(_DISCOUNT, code)
     if row is None:
         return None
     return DiscountCode(
-        code=row.code,
-        kind=row.kind,
-        value=row.value,
-        target=row.target,
-        currency=None if row.currency is None else row.currency.strip(),
-        minimum_subtotal=row.minimum_subtotal,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        usage_limit=row.usage_limit,
-        per_customer_limit=row.per_customer_limit,
-        active=row.active,
+        code=row["code"],
+        kind=row["kind"],
+        value=row["value"],
+        target=row["target"],
+        currency=None if row["currency"] is None else row["currency"].strip(),
+        minimum_subtotal=row["minimum_subtotal"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        usage_limit=row["usage_limit"],
+        per_customer_limit=row["per_customer_limit"],
+        active=row["active"],
     )
