@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,34 +108,67 @@ def alive(pids: set[int]) -> set[int]:
 @contextmanager
 def serving(data_dir: Path, *args: str, **env: str) -> Iterator[Served]:
     """``serve`` on a free port, ready; killed with everything it started if the test did not stop it."""
-    port = free_port()
+    with serving_side_by_side((data_dir, args, env)) as (served,):
+        yield served
+
+
+Launch = tuple[Path, Sequence[str], Mapping[str, str]]
+
+
+@contextmanager
+def serving_side_by_side(*launches: Launch) -> Iterator[list[Served]]:
+    """Several ``serve`` processes (data directory, arguments, environment each), started at
+    once and each ready; at exit each is stopped as ``serving`` stops one."""
+    gateways: list[tuple[Served, set[int]]] = []
+    ports: set[int] = set()
+    try:
+        for data_dir, args, env in launches:
+            while (port := free_port()) in ports:
+                pass
+            ports.add(port)
+            gateways.append((_launch(port, data_dir, *args, **env), set()))
+        for index, (served, _) in enumerate(gateways):
+            _wait_ready(served)
+            gateways[index] = (served, served.store_pids())
+        yield [served for served, _ in gateways]
+    finally:
+        for served, _ in gateways:
+            if served.process.poll() is None:
+                served.process.send_signal(signal.SIGTERM)
+        for served, started in gateways:
+            _stop(served.process, started)
+
+
+def _launch(port: int, data_dir: Path, *args: str, **env: str) -> Served:
     process = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), *args],
         env=cli_env(data_dir, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    served = Served(process, f"http://127.0.0.1:{port}", data_dir)
-    started: set[int] = set()
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{served.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.3)
-        started = served.store_pids()
-        yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        for pid in alive(started):
-            with suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+    return Served(process, f"http://127.0.0.1:{port}", data_dir)
+
+
+def _wait_ready(served: Served) -> None:
+    process = served.process
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"{served.base_url}/readyz", timeout=2).status_code == 200:
+                return
+        assert time.monotonic() < deadline, "gateway did not become ready"
+        time.sleep(0.3)
+
+
+def _stop(process: subprocess.Popen[bytes], started: set[int]) -> None:
+    """Wait for a SIGTERMed gateway (kill it after 30 s), then kill what it left of ``started``."""
+    if process.poll() is None:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    for pid in alive(started):
+        with suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
