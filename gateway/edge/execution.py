@@ -20,6 +20,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
+from gateway.edge.argument_errors import named_argument_error
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
 from gateway.edge.errors import InvalidInputValue, format_error
@@ -54,7 +55,11 @@ class GatewayContext(RequestContext):
 
 def client_error(error: GraphQLError, request_id: str | None, production: bool) -> dict[str, Any]:
     """``format_error`` plus, in production, no schema hints ("Did you mean ...?")."""
-    if error.path is None and isinstance(error.original_error, GraphQLError | InvalidInputValue):
+    named = named_argument_error(error)
+    if named is not None:
+        # A bad argument value, literal or refused by its resolver: BAD_USER_INPUT naming it.
+        error = named
+    elif error.path is None and isinstance(error.original_error, GraphQLError | InvalidInputValue):
         # graphql-core wraps variable coercion and literal failures: the caller's input, not our bug.
         error = GraphQLError(
             error.message,

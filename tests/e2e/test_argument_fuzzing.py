@@ -3,12 +3,16 @@
 For every Query and Mutation field, Hypothesis draws its arguments from the
 schema's types (valid-looking and hostile values alike: huge and negative
 numbers, "1e309", malformed ids and cursors, wrong JSON types) and sends them
-as variables over HTTP as an admin, so the resolvers run as deep as they can.
+over HTTP as an admin, so the resolvers run as deep as they can: as variables,
+or written inline in the document as literals (then an error the document's
+validation finds must be BAD_USER_INPUT naming the argument).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -119,6 +123,53 @@ def _document(operation: str, name: str, field: GraphQLField) -> str:
     return f"{header} {{ {call}{selection} }}"
 
 
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+
+
+def _literal(value: Any, kind: GraphQLInputType) -> str:
+    """``value`` written as a GraphQL literal for an argument of type ``kind`` (a wrong shape
+    is written as it is: the document is then refused by validation, which is the point)."""
+    if isinstance(kind, GraphQLNonNull):
+        return _literal(value, kind.of_type)
+    if isinstance(kind, GraphQLList) and isinstance(value, list):
+        return "[" + ", ".join(_literal(item, kind.of_type) for item in value) + "]"
+    if isinstance(kind, GraphQLInputObjectType) and isinstance(value, dict):
+        fields = kind.fields
+        return (
+            "{"
+            + ", ".join(
+                f"{key}: {_literal(item, fields[key].type) if key in fields else _untyped(item)}"
+                for key, item in value.items()
+                if _NAME.match(key)
+            )
+            + "}"
+        )
+    if isinstance(kind, GraphQLEnumType) and isinstance(value, str) and _NAME.match(value):
+        return value if value not in ("true", "false", "null") else json.dumps(value)
+    return _untyped(value)
+
+
+def _untyped(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_untyped(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_untyped(v)}" for k, v in value.items() if _NAME.match(k)) + "}"
+    return json.dumps(str(value))
+
+
+def _literal_document(operation: str, name: str, field: GraphQLField, values: dict[str, Any]) -> str:
+    passed = ", ".join(f"{arg}: {_literal(values[arg], spec.type)}" for arg, spec in field.args.items())
+    selection = "" if is_leaf_type(get_named_type(field.type)) else " { __typename }"
+    call = f"{name}({passed})" if passed else name
+    return f"{operation} Fuzz {{ {call}{selection} }}"
+
+
 def _root_fields() -> list[tuple[str, str, GraphQLField]]:
     schema = build_schema()._schema
     roots = [("query", schema.query_type), ("mutation", schema.mutation_type)]
@@ -168,13 +219,25 @@ async def test_no_argument_value_is_an_internal_error(
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(variables)
-        def case(values: dict[str, Any]) -> None:
-            response = asyncio.run_coroutine_threadsafe(send(query, values), loop).result(timeout=60)
+        @given(variables, st.booleans())
+        def case(values: dict[str, Any], inline: bool) -> None:
+            if inline:
+                request = send(_literal_document(operation, name, field, values), {})
+            else:
+                request = send(query, values)
+            response = asyncio.run_coroutine_threadsafe(request, loop).result(timeout=60)
             assert response.status_code < 500, (name, values, response.text[:500])
             body = response.json()
-            codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+            errors = body.get("errors", [])
+            codes = [e.get("extensions", {}).get("code") for e in errors]
             assert "INTERNAL_SERVER_ERROR" not in codes, (name, values, body)
+            if inline:
+                assert "GRAPHQL_PARSE_FAILED" not in codes, (name, values, body)
+                # Found by validation (located, no path): a bad literal, named.
+                for error in errors:
+                    if error.get("locations") and "path" not in error:
+                        assert error["extensions"]["code"] == "BAD_USER_INPUT", (name, values, error)
+                        assert error["message"].startswith("Argument "), (name, values, error)
 
         case()
 
