@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,15 +15,14 @@ import pytest
 
 from gateway.bootstrap.settings import DEV_JWT_SECRET
 from gateway.edge.auth import JwtAuthenticator
-from tests.e2e.cli_harness import Served, cli_env, run_cli, serving
+from tests.e2e.cli_harness import Served, cli_env, run_cli
 
 KEY_HINT = "store this key now, it is not shown again"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serving(tmp_path_factory.mktemp("beside") / "data") as gateway:
-        yield gateway
+@pytest.fixture
+def served(cli_gateway: Served) -> Served:
+    return cli_gateway
 
 
 def _succeeded(result: subprocess.CompletedProcess[str], *allowed_stderr: str) -> str:

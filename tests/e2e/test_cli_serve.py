@@ -6,13 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
+
+from tests.e2e.cli_harness import Served
 
 CLI = [sys.executable, "-m", "gateway.cli"]
 
@@ -31,33 +31,10 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    data_dir = tmp_path_factory.mktemp("clean") / "data"
-    port = _free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        env=_env(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            raise AssertionError("gateway did not become ready")
-        yield base, data_dir
-    finally:
-        process.terminate()
-        process.wait(30)
+@pytest.fixture
+def served(cli_gateway: Served) -> tuple[str, Path]:
+    """The shared gateway (tests/e2e/conftest.py), started from a clean data directory."""
+    return cli_gateway.base_url, cli_gateway.data_dir
 
 
 def test_serves_graphql_with_embedded_stores_from_a_clean_directory(served: tuple[str, Path]) -> None:
