@@ -37,6 +37,7 @@ from tests.helpers import gql
 from tests.support.inventory import seed_variants, set_stock
 from tests.support.order_ledger import append as append_order
 from tests.support.orders import happy_path, new_order_id, placed
+from tests.support.waiting import eventually
 
 POSTGRES_MODELS = {"orders": "order_view", "inventory": "inventory_view", "timeline": "timeline_entries"}
 KEYS = {"order_view": "order_id", "inventory_view": "sku", "timeline_entries": "position"}
@@ -128,6 +129,25 @@ async def _owned_by(container: Container, pids: set[int], timeout: float = 60.0)
             await asyncio.sleep(0.05)
 
 
+async def _moves(container: Container, name: str) -> int:
+    async with container.engine.connect() as conn:
+        found = await conn.execute(text("SELECT count(*) FROM checkpoint_moves WHERE name = :n"), {"n": name})
+        return int(found.scalar_one())
+
+
+async def _applying(container: Container, names: Iterable[str], batches: int = 3) -> None:
+    """Wait until each of ``names`` commits ``batches`` more checkpoint moves: whoever owns it
+    now has applied that many batches of the writes still coming in."""
+    targets = {name: await _moves(container, name) + batches for name in names}
+
+    async def applied() -> bool:
+        return all([await _moves(container, name) >= target for name, target in targets.items()])
+
+    await eventually(
+        applied, timeout=60, interval=0.05, message=f"{batches} more batches of each of {sorted(targets)}"
+    )
+
+
 class Writer:
     """A stream of order and stock writes straight through the ledger and the command bus."""
 
@@ -214,14 +234,14 @@ async def test_one_owner_per_projection_and_a_killed_owner_is_replaced(
         pids = {process.pid for process in processes}
         async with _writing(writer):
             owners = await _owned_by(container, pids)
-            await asyncio.sleep(1.5)
+            await _applying(container, POSTGRES_MODELS)
             victim = _pid(owners["orders"])
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
             survivors = pids - {victim}
             await _owned_by(container, survivors, timeout=TAKEOVER_SECONDS + 5)
             took_over = time.monotonic() - killed_at
-            await asyncio.sleep(1.5)
+            await _applying(container, POSTGRES_MODELS)
         assert took_over <= TAKEOVER_SECONDS, f"took {took_over:.1f} s to take over"
         await _caught_up(container)
         await _assert_applied_exactly_once(container)

@@ -42,6 +42,7 @@ from tests.e2e.test_projector_leases import (
     RECORD_MOVES,
     TAKEOVER_SECONDS,
     Writer,
+    _applying,
     _assert_applied_exactly_once,
     _pid,
     _processes,
@@ -169,13 +170,13 @@ async def test_search_shared_by_url_has_one_owner_and_a_killed_owner_is_replaced
         pids = {process.pid for process in processes}
         async with _writing(writer):
             owner = await _search_owned_by(shared, pids)
-            await asyncio.sleep(1.5)
+            await _applying(shared, [SEARCH])
             victim = _pid(owner)
             os.kill(victim, signal.SIGKILL)
             killed_at = time.monotonic()
             await _search_owned_by(shared, pids - {victim}, timeout=TAKEOVER_SECONDS + 5)
             took_over = time.monotonic() - killed_at
-            await asyncio.sleep(1.5)
+            await _applying(shared, [SEARCH])
         assert took_over <= TAKEOVER_SECONDS, f"took {took_over:.1f} s to take over"
         await _search_caught_up(shared)
         await _assert_applied_exactly_once(shared, [SEARCH])
