@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
@@ -104,6 +104,10 @@ class ProjectionRunner:
         self.checkpoint = Checkpoint()
         self._stored = Checkpoint()
         self._unsaved_since: float | None = None
+        # While the loop runs, the connection of the last batch is kept for the next one
+        # (a pool checkout per batch costs about as much as the batch's own statements).
+        self._holding = False
+        self._held: AsyncConnection | None = None
         self.consecutive_failures = 0
         self._drained = False
         self._prepared = False
@@ -182,15 +186,18 @@ class ProjectionRunner:
         self._unsaved_since = None
 
     async def run(self) -> None:
+        self._holding = True
         try:
             await self._run()
         finally:
+            self._holding = False
             try:
                 if self._prepared and self.owns:
                     await self.save()
             except Exception:
                 log.warning("could not store the checkpoint at stop", extra={"projection": self.name})
             finally:
+                await self._let_go()
                 if self._lease is not None:
                     await self._lease.release(self.name)
 
@@ -198,6 +205,7 @@ class ProjectionRunner:
         while not self._stopping:
             try:
                 if not await self._own():
+                    await self._let_go()
                     await self._hold(self._config.lease_retry_seconds)
                     continue
                 if not self._prepared:
@@ -285,7 +293,9 @@ class ProjectionRunner:
 
     async def _store(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
         """Apply ``events`` and move the stored checkpoint (in one transaction for PostgreSQL)."""
-        async with self._engine.connect() as pooled:
+        held = self._held
+        pooled = held if held is not None else await self._engine.connect()
+        try:
             conn = await asyncpg_of(pooled)
             if events and self.projection.store == "postgres":
                 async with conn.transaction():
@@ -296,8 +306,22 @@ class ProjectionRunner:
                     await self.projection.apply(events, conn)
                 # One statement, its own transaction: the compare-and-set needs no more.
                 await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+        except BaseException:
+            # A failed or cancelled batch may leave the session anywhere: never reuse it.
+            self._held = None
+            await pooled.close()
+            raise
+        if self._holding and held is None:
+            self._held = pooled
+        elif held is None:
+            await pooled.close()
         self._stored = checkpoint
         self._unsaved_since = None
+
+    async def _let_go(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await held.close()
 
     def _save_due(self) -> float:
         """Seconds until the unsaved checkpoint must be stored (infinite when none is)."""
@@ -327,6 +351,7 @@ class ProjectionRunner:
                 return applied
 
     async def _failed(self, exc: Exception) -> None:
+        await self._let_go()
         self.consecutive_failures += 1
         log.exception(
             "projection batch failed",
