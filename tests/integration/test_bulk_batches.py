@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from commands.errors import DomainError, InvalidInput, NotFound, ValidationErrors
+from commands.events.inventory import StockSet
 from commands.handlers.catalog import upsert_product
 from commands.handlers.inventory import set_stock
 from commands.messages.catalog import UpsertProduct, UpsertProductResult
 from commands.messages.inventory import SetStock, StockResult
+from commands.store.ledger import writer
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.support.catalog import ADMIN, product, upsert, variant
@@ -196,3 +199,48 @@ async def test_dispatch_batch_runs_stock_set_based_with_the_same_outcomes(stocke
         ("INV-UNTRACKED", 6),
     ]
     assert (await items(stocked))["INV-UNTRACKED"].on_hand == 6
+
+
+def _stock_set(sku: str, on_hand: int) -> StockSet:
+    return StockSet(
+        sku=sku, product_id=None, on_hand=on_hand, reserved=0, available=on_hand, previous_on_hand=0
+    )
+
+
+async def test_one_append_for_many_streams_continues_each_stream_in_the_order_given(
+    container: Container,
+) -> None:
+    async with UnitOfWork(container.engine, ADMIN) as uow:
+        await uow.append("inventory", "inventory-X", [_stock_set("X", 1)])
+        await uow.commit()
+    async with UnitOfWork(container.engine, ADMIN) as uow:
+        recorded = await writer.append_to_streams(
+            uow.conn,
+            [
+                ("inventory", "inventory-Y", _stock_set("Y", 2)),
+                ("inventory", "inventory-X", _stock_set("X", 3)),
+                ("inventory", "inventory-Z", _stock_set("Z", 4)),
+            ],
+            metadata={"actor": "admin:bulk"},
+        )
+        with pytest.raises(ValueError):
+            await writer.append_to_streams(
+                uow.conn,
+                [("inventory", "inventory-Q", _stock_set("Q", 1))] * 2,
+                metadata={},
+            )
+        await uow.commit()
+
+    assert [(r.stream_id, r.stream_version, r.data["on_hand"]) for r in recorded] == [
+        ("inventory-Y", 1, 2),
+        ("inventory-X", 2, 3),
+        ("inventory-Z", 1, 4),
+    ]
+    assert recorded[0].position < recorded[1].position < recorded[2].position
+    assert all(r.metadata == {"actor": "admin:bulk"} for r in recorded)
+    assert [e.stream_id for e in await _events(container, "inventory")] == [
+        "inventory-X",
+        "inventory-Y",
+        "inventory-X",
+        "inventory-Z",
+    ]

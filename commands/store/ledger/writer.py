@@ -85,7 +85,8 @@ async def append_to_streams(
 ) -> list[RecordedEvent]:
     """Append one event to each of many streams in one statement, inside the caller's transaction
     (bulk loads). ``appends``: (stream_type, stream_id, event) with distinct stream ids, each
-    appended after whatever its stream holds now; positions follow the order of ``appends``.
+    appended after whatever its stream holds now; positions follow the order of ``appends``,
+    and so do the recorded events returned.
 
     A concurrent writer to one of the streams surfaces as StreamConflict, as in ``append``;
     the caller announces the transaction's appends at its end.
@@ -96,12 +97,13 @@ async def append_to_streams(
     if len(set(stream_ids)) != len(stream_ids):
         raise ValueError("append_to_streams takes one event per stream")
     driver = await asyncpg_of(conn)
+    event_ids = [uuid.uuid4() for _ in appends]
     try:
         rows = await driver.fetch(
             _APPEND_TO_STREAMS,
             [stream_type for stream_type, _, _ in appends],
             stream_ids,
-            [uuid.uuid4() for _ in appends],
+            event_ids,
             [event.event_type() for _, _, event in appends],
             [encode_event(event).decode() for _, _, event in appends],
             _METADATA_ENCODER.encode(metadata).decode(),
@@ -110,7 +112,8 @@ async def append_to_streams(
         if exc.constraint_name == "ledger_events_stream_version_key":
             raise StreamConflict("a stream of the batch was appended to concurrently") from exc
         raise
-    return sorted((recorded_event(r) for r in rows), key=lambda e: e.position)
+    recorded = {event.event_id: event for event in map(recorded_event, rows)}
+    return [recorded[event_id] for event_id in event_ids]
 
 
 async def announce(conn: AsyncConnection, position: int) -> None:
