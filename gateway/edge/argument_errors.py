@@ -11,6 +11,7 @@ values already name their variable and are left alone.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from graphql import GraphQLError, Node, parse
@@ -131,7 +132,7 @@ def _describe(ancestry: Sequence[Node]) -> tuple[str, str | None] | None:
 def _inner_path(ancestry: Sequence[Node]) -> str:
     """Where inside an argument's value the offending part is: ``.minPrice``, ``[2]``."""
     path = ""
-    for node, child in zip(ancestry, ancestry[1:], strict=False):
+    for node, child in itertools.pairwise(ancestry):
         if isinstance(child, ObjectFieldNode):
             path += f".{child.name.value}"
         elif isinstance(node, ListValueNode):
