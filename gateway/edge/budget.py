@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -97,6 +98,8 @@ class BudgetState:
 # Owners with an adjustment not yet applied, per process; the least recent are forgotten first
 # (a forgotten refund is the owner's loss, a forgotten excess at most one operation's).
 _PENDING_OWNERS = 100_000
+# A small charge (a 304) is taken from what Redis said the caller had at most this long ago.
+_KNOWN_SECONDS = 1.0
 
 
 class CostBudget:
@@ -108,6 +111,8 @@ class CostBudget:
         # None: the Redis server's clock, shared by every gateway instance.
         self._clock = clock
         self._pending: LRUCache[str, float] = LRUCache(_PENDING_OWNERS)
+        # (points available, monotonic time) per owner, as of the last round trip.
+        self._known: LRUCache[str, tuple[float, float]] = LRUCache(_PENDING_OWNERS)
 
     def policy(self, caller: str, capacity: int, restore_rate: float) -> BudgetPolicy:
         return BudgetPolicy(self._prefix + caller, capacity, restore_rate)
@@ -117,6 +122,22 @@ class CostBudget:
 
     async def charge(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
         """One round trip: applies the owner's pending adjustment, then takes ``cost`` if it fits."""
+        return await self._run(policy, cost)
+
+    async def charge_small(self, policy: BudgetPolicy, cost: int) -> BudgetState | None:
+        """A small fixed charge (a 304) without a round trip while Redis's last answer for the owner
+        is under a second old and covers it; the points go to Redis with the owner's next round trip.
+
+        Within that second each gateway process can spend at most what the owner had, so a caller
+        sending only 304s to several processes may overdraw by a few points, never by a query.
+        """
+        known = self._known.get(policy.key)
+        pending = self._pending.get(policy.key, 0.0)
+        if known is not None and time.monotonic() - known[1] < _KNOWN_SECONDS:
+            left = known[0] - pending - cost
+            if left >= 0:
+                self._pending[policy.key] = pending + cost
+                return BudgetState(True, left, 0.0, policy)
         return await self._run(policy, cost)
 
     def settle(self, policy: BudgetPolicy, charged: int, actual: int) -> float:
@@ -145,4 +166,5 @@ class CostBudget:
                 self._pending[policy.key] = self._pending.get(policy.key, 0.0) + adjustment
             log.warning("cost budget unavailable, not enforced: %s", exc)
             return None
+        self._known[policy.key] = (float(available), time.monotonic())
         return BudgetState(bool(int(allowed)), float(available), float(retry), policy)

@@ -283,7 +283,7 @@ class Pipeline:
         )
         if decision.etag is None or not matches(cache.if_none_match, decision.etag):
             return None
-        state = await services.budget.charge(policy, NOT_MODIFIED_COST)
+        state = await services.budget.charge_small(policy, NOT_MODIFIED_COST)
         if state is not None and not state.allowed:
             error = _rate_limited(state)
             count_rejection(error)

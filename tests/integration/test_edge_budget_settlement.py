@@ -49,3 +49,35 @@ async def test_a_pending_settlement_survives_a_redis_outage(container: Container
         assert back is not None and back.available == 25
     finally:
         await broken.aclose()
+
+
+async def test_small_charges_ride_on_the_last_answer_and_reach_redis_with_the_next_round_trip(
+    container: Container,
+) -> None:
+    clock = FakeClock()
+    budget = CostBudget(container.redis, container.settings.redis_prefix, clock=clock)
+    policy = budget.policy("user:small", capacity=10, restore_rate=0.0)
+
+    # Nothing known about the owner yet: the first small charge is a round trip.
+    first = await budget.charge_small(policy, 1)
+    assert first is not None and first.allowed and first.available == 9
+    # Then the next ones are taken from that answer, without touching Redis...
+    for left in (8, 7, 6):
+        state = await budget.charge_small(policy, 1)
+        assert state is not None and state.allowed and state.available == left
+    other = CostBudget(container.redis, container.settings.redis_prefix, clock=clock)
+    seen_elsewhere = await other.peek(policy)
+    assert seen_elsewhere is not None and seen_elsewhere.available == 9
+    # ...and reach it with the owner's next round trip.
+    settled = await budget.charge(policy, 0)
+    assert settled is not None and settled.available == 6
+
+    # A small charge the last answer does not cover asks Redis, which refuses once it is spent.
+    for _ in range(6):
+        state = await budget.charge_small(policy, 1)
+        assert state is not None and state.allowed
+    refused = await budget.charge_small(policy, 1)
+    assert refused is not None and not refused.allowed
+    # That round trip carried the six taken locally: Redis has them all.
+    spent = await other.peek(policy)
+    assert spent is not None and spent.available == 0
