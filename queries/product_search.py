@@ -43,7 +43,12 @@ FACET_SIZE = 100
 
 
 class InvalidSearch(ValueError):
-    """The search arguments cannot be served (bad cursor, page size, price range)."""
+    """The search arguments cannot be served (bad cursor, page size, price range); ``argument``
+    names the argument at fault."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -84,27 +89,27 @@ def build_search(request: SearchRequest) -> SearchPlan:
     if request.after is not None:
         after = decode_cursor(request.after, fingerprint)
         if len(after) != len(sort):
-            raise InvalidSearch("cursor does not match this search")
+            raise InvalidSearch("cursor does not match this search", "after")
         body["search_after"] = after
     return SearchPlan(body, fingerprint, sort)
 
 
 def _validate(request: SearchRequest) -> None:
     if not 1 <= request.first <= MAX_FIRST:
-        raise InvalidSearch(f"first must be between 1 and {MAX_FIRST}")
+        raise InvalidSearch(f"first must be between 1 and {MAX_FIRST}", "first")
     if request.sort not in SORTS:
-        raise InvalidSearch(f"unknown sort {request.sort}")
+        raise InvalidSearch(f"unknown sort {request.sort}", "sort")
     if len(request.text) > MAX_QUERY_LENGTH:
-        raise InvalidSearch(f"query must be at most {MAX_QUERY_LENGTH} characters")
+        raise InvalidSearch(f"query must be at most {MAX_QUERY_LENGTH} characters", "query")
     for bound in (request.min_price, request.max_price):
         if bound is not None and (not bound.is_finite() or bound < 0):
-            raise InvalidSearch("price bounds must be non-negative numbers")
+            raise InvalidSearch("price bounds must be non-negative numbers", "filter")
     if (
         request.min_price is not None
         and request.max_price is not None
         and request.min_price > request.max_price
     ):
-        raise InvalidSearch("minPrice must not exceed maxPrice")
+        raise InvalidSearch("minPrice must not exceed maxPrice", "filter")
 
 
 def _text_query(text: str) -> dict[str, Any]:
@@ -215,10 +220,10 @@ def decode_cursor(cursor: str, fingerprint: str) -> list[Any]:
     try:
         decoded = cursors.decode(cursor)
     except cursors.MalformedCursor:
-        raise InvalidSearch("invalid cursor") from None
+        raise InvalidSearch("invalid cursor", "after") from None
     if not isinstance(decoded, dict) or not isinstance(decoded.get("a"), list):
-        raise InvalidSearch("invalid cursor")
+        raise InvalidSearch("invalid cursor", "after")
     if decoded.get("f") != fingerprint:
-        raise InvalidSearch("cursor belongs to a different search (query, filter or sort changed)")
+        raise InvalidSearch("cursor belongs to a different search (query, filter or sort changed)", "after")
     values: list[Any] = decoded["a"]
     return values

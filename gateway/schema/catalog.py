@@ -240,7 +240,7 @@ async def resolve_products(
     try:
         page = await loaders.products(info).search(request)
     except InvalidSearch as exc:
-        raise bad_user_input(str(exc)) from None
+        raise bad_user_input(str(exc), argument=exc.argument) from None
     loaders.prime(info, (hit.product for hit in page.hits))
     return _connection(page, Freshness.of(freshness))
 

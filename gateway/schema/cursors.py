@@ -17,9 +17,9 @@ def decode_cursor(tag: str, cursor: str) -> Any:
     try:
         decoded = codec.decode(cursor)
     except codec.MalformedCursor:
-        raise bad_user_input("`after` is not a cursor from this connection") from None
+        raise bad_user_input("`after` is not a cursor from this connection", argument="after") from None
     if not isinstance(decoded, list) or len(decoded) != 2 or decoded[0] != tag:
-        raise bad_user_input("`after` is not a cursor from this connection")
+        raise bad_user_input("`after` is not a cursor from this connection", argument="after")
     return decoded[1]
 
 

@@ -32,6 +32,13 @@ LITERALS = [
     ('{ products(filter: {minPrice: "1e309"}) { __typename } }', "filter", "products", "filter.minPrice"),
     ("{ products(filter: {maxPrice: true}) { __typename } }", "filter", "products", "filter.maxPrice"),
     # cursors (refused by the resolver)
+    ('{ products(after: "garbage") { __typename } }', "after", "products", "cursor"),
+    (
+        '{ customerTimeline(customerId: "c-1", after: "garbage") { __typename } }',
+        "after",
+        "customerTimeline",
+        "cursor",
+    ),
     ('{ orders(customerId: "c-1", after: "garbage") { __typename } }', "after", "orders", "cursor"),
     # ids
     ("{ product(id: 12.5) { id } }", "id", "product", "ID cannot represent"),
@@ -52,6 +59,7 @@ LITERALS = [
         "kinds[1]",
     ),
     # sizes
+    ("{ products(first: -5) { __typename } }", "first", "products", "between"),
     ("{ products(first: 99999999999) { __typename } }", "first", "products", "32-bit"),
     ('{ products(first: "ten") { __typename } }', "first", "products", "Int"),
     ('{ orders(customerId: "c-1", first: 0) { __typename } }', "first", "orders", "between"),
