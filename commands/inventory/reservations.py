@@ -220,15 +220,7 @@ async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
     ).scalar_one()
     if not locked:
         return False
-    rows = (
-        await conn.execute(
-            text(
-                "SELECT id, sku, quantity FROM inventory_reservations "
-                "WHERE order_id = :o AND status = :st AND expires_at <= now() ORDER BY sku FOR UPDATE"
-            ),
-            {"o": order_uuid(order_id), "st": ACTIVE},
-        )
-    ).all()
+    rows = await lock_reservations(conn, order_id, frozenset({ACTIVE}), due_only=True)
     await settle(
         uow, rows, EXPIRED, lambda f, q: ReservationExpired(**f, order_id=order_id, quantity=q), reserved=-1
     )

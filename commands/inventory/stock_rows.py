@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.domain.inventory import stream_id
@@ -87,15 +86,32 @@ def order_uuid(order_id: str) -> uuid.UUID:
         raise InvalidInput(f"order id {order_id!r} is not a UUID") from None
 
 
-async def lock_reservations(conn: AsyncConnection, order_id: str, statuses: frozenset[str]) -> list[Any]:
-    result = await conn.execute(
-        text(
-            "SELECT id, sku, quantity, status FROM inventory_reservations "
-            "WHERE order_id = :o AND status = ANY(:st) ORDER BY sku FOR UPDATE"
-        ),
-        {"o": order_uuid(order_id), "st": sorted(statuses)},
+@dataclass(frozen=True)
+class ReservationRow:
+    id: uuid.UUID
+    sku: str
+    quantity: int
+
+
+async def lock_reservations(
+    conn: AsyncConnection, order_id: str, statuses: frozenset[str], *, due_only: bool = False
+) -> list[ReservationRow]:
+    """The order's reservations in ``statuses`` (only those whose lease ran out with
+    ``due_only``), locked, by SKU."""
+    rows = await (await asyncpg_of(conn)).fetch(
+        _LOCK_DUE if due_only else _LOCK, order_uuid(order_id), sorted(statuses)
     )
-    return list(result)
+    return [ReservationRow(row["id"], row["sku"], row["quantity"]) for row in rows]
+
+
+_LOCK = (
+    "SELECT id, sku, quantity FROM inventory_reservations "
+    "WHERE order_id = $1 AND status = ANY($2::text[]) ORDER BY sku FOR UPDATE"
+)
+_LOCK_DUE = (
+    "SELECT id, sku, quantity FROM inventory_reservations "
+    "WHERE order_id = $1 AND status = ANY($2::text[]) AND expires_at <= now() ORDER BY sku FOR UPDATE"
+)
 
 
 async def take_all_or_nothing(
@@ -103,6 +119,10 @@ async def take_all_or_nothing(
 ) -> tuple[list[tuple[Any, int]], list[str]]:
     """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
     was (the rows already taken, and their locks, are given back)."""
+    if len(wanted) <= 1:
+        # One line changes nothing when it is short (its UPDATE matched no row): no savepoint,
+        # two round trips fewer while the row is locked.
+        return await _take(conn, wanted)
     savepoint = await conn.begin_nested()
     try:
         taken, short = await _take(conn, wanted)
@@ -125,11 +145,9 @@ async def _take(
     for sku, quantity in wanted:
         if short:
             # Already refused: only find out whether this line is short too, without locking it.
-            available = (
-                await conn.execute(
-                    text("SELECT on_hand - reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
-                )
-            ).scalar_one_or_none()
+            available = await (await asyncpg_of(conn)).fetchval(
+                "SELECT on_hand - reserved FROM inventory_items WHERE sku = $1", sku
+            )
             if available is not None and available < quantity:
                 short.append(sku)
             continue
@@ -137,9 +155,7 @@ async def _take(
         if row is not None:
             taken.append((row, quantity))
             continue
-        tracked = (
-            await conn.execute(text("SELECT 1 FROM inventory_items WHERE sku = :s"), {"s": sku})
-        ).first()
+        tracked = await (await asyncpg_of(conn)).fetchval("SELECT 1 FROM inventory_items WHERE sku = $1", sku)
         if tracked is not None:
             short.append(sku)
     return taken, short
@@ -147,7 +163,7 @@ async def _take(
 
 async def settle(
     uow: UnitOfWork,
-    rows: Sequence[Any],
+    rows: Sequence[ReservationRow],
     status: str,
     event: Callable[[dict[str, Any], int], InventoryEvent],
     *,
@@ -165,12 +181,11 @@ async def settle(
         await append_event(uow, event(event_fields(item), res.quantity))
 
 
-async def mark(conn: AsyncConnection, rows: Sequence[Any], status: str) -> None:
+async def mark(conn: AsyncConnection, rows: Sequence[ReservationRow], status: str) -> None:
     """Only active reservations are leases: every other status has no expiry."""
-    await conn.execute(
-        text(
-            "UPDATE inventory_reservations SET status = :st, expires_at = NULL, updated_at = now() "
-            "WHERE id = ANY(:ids)"
-        ),
-        {"st": status, "ids": [r.id for r in rows]},
+    await (await asyncpg_of(conn)).execute(
+        "UPDATE inventory_reservations SET status = $1, expires_at = NULL, updated_at = now() "
+        "WHERE id = ANY($2::uuid[])",
+        status,
+        [r.id for r in rows],
     )
