@@ -85,7 +85,6 @@ class UnitOfWork:
             events,
             expected_version=expected_version,
             metadata=self.metadata.as_dict(),
-            notify=False,
         )
         self.appended.extend(recorded)
         return recorded
@@ -100,9 +99,6 @@ class UnitOfWork:
     async def commit(self) -> None:
         for step in self._before_commit:
             await step()
-        # One announcement per transaction, however many streams it appended to.
-        position = self.last_position
-        if position is not None:
-            await writer.announce(self.conn, position)
+        # The appends announced themselves (once per transaction: commands.store.ledger.writer).
         await self.conn.commit()
         self.committed = True

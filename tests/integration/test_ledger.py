@@ -99,10 +99,14 @@ async def test_append_notifies_at_commit_only(container: Container) -> None:
     try:
         async with UnitOfWork(container.engine, META) as uow:
             recorded = await uow.append("thing", "thing-5", [ThingHappened(1)])
+            recorded += await uow.append("thing", "thing-6", [ThingHappened(2), ThingHappened(3)])
             await asyncio.sleep(0.1)  # a window in which a NOTIFY sent before commit would arrive
             assert received.empty(), "NOTIFY must not be delivered before commit"
             await uow.commit()
         payload = await asyncio.wait_for(received.get(), 5)
-        assert payload == str(recorded[-1].position)
+        assert payload == str(recorded[-1].tx_id)
+        # Two appends, one transaction: one notification.
+        await asyncio.sleep(0.2)
+        assert received.empty()
     finally:
         await listener.close()

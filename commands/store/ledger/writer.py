@@ -36,15 +36,13 @@ async def append(
     *,
     expected_version: int | None,
     metadata: dict[str, Any],
-    notify: bool = True,
 ) -> list[RecordedEvent]:
     """Append ``events`` to a stream inside the caller's transaction.
 
     ``expected_version`` None means "after whatever is there now"; a concurrent
     writer then surfaces as StreamConflict from the unique constraint, and the
     caller may retry the whole command. One statement reads the stream's version,
-    checks the expected one and inserts. ``notify=False``: the caller announces the
-    transaction's appends once, at its end (``notify``).
+    checks the expected one, inserts and announces the append (``_ANNOUNCE``).
     """
     if not events:
         return []
@@ -72,8 +70,6 @@ async def append(
             f"stream {stream_id} is at version {current}, expected {expected_version}",
             code="VERSION_CONFLICT",
         )
-    if notify:
-        await announce(conn, recorded[-1].position)
     return recorded
 
 
@@ -88,8 +84,7 @@ async def append_to_streams(
     appended after whatever its stream holds now; positions follow the order of ``appends``,
     and so do the recorded events returned.
 
-    A concurrent writer to one of the streams surfaces as StreamConflict, as in ``append``;
-    the caller announces the transaction's appends at its end.
+    A concurrent writer to one of the streams surfaces as StreamConflict, as in ``append``.
     """
     if not appends:
         return []
@@ -116,29 +111,27 @@ async def append_to_streams(
     return [recorded[event_id] for event_id in event_ids]
 
 
-async def announce(conn: AsyncConnection, position: int) -> None:
-    """Wake the ledger's readers (delivered at commit, so only committed appends are announced)."""
-    driver = await asyncpg_of(conn)
-    await driver.execute(_NOTIFY, LEDGER_CHANNEL, str(position))
-
-
-_NOTIFY = "SELECT pg_notify($1, $2)"
+# Every append statement wakes the ledger's readers: delivered at commit (only committed
+# appends are announced), and once per transaction however many statements appended, because
+# PostgreSQL folds identical notifications of a transaction (the payload is its id).
+_ANNOUNCE = f"told AS (SELECT pg_notify('{LEDGER_CHANNEL}', pg_current_xact_id()::text))"
 # The jsonb values travel as text: the connection's jsonb codec would encode them again.
 _APPEND = (
     "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
-    "FROM ledger_events WHERE stream_id = $1) "
+    f"FROM ledger_events WHERE stream_id = $1), {_ANNOUNCE} "
     "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
     "SELECT e.id, $2, $1, current.version + e.n, e.type, e.data::jsonb, $7::text::jsonb "
-    "FROM current, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
+    "FROM current, told, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
     "WHERE $3::int IS NULL OR current.version = $3::int "
     f"RETURNING {RECORDED_COLUMNS}"
 )
 # ORDER BY e.n: rows are inserted, and so numbered by the identity column, in the caller's order.
 _APPEND_TO_STREAMS = (
+    f"WITH {_ANNOUNCE} "
     "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
     "SELECT e.id, e.stream_type, e.stream_id, current.version + 1, e.type, e.data::jsonb, $6::text::jsonb "
     "FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY "
-    "AS e(stream_type, stream_id, id, type, data, n) "
+    "AS e(stream_type, stream_id, id, type, data, n) CROSS JOIN told "
     "CROSS JOIN LATERAL (SELECT coalesce(max(l.stream_version), 0) AS version "
     "FROM ledger_events l WHERE l.stream_id = e.stream_id) AS current "
     "ORDER BY e.n "
