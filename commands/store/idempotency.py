@@ -84,26 +84,19 @@ async def try_claim(
 ) -> bool:
     """Claim a new key in the caller's transaction, already at ``recovery_point``; False when the
     key exists (or is being claimed: the insert then waits for that transaction to end)."""
-    inserted = (
-        await conn.execute(
-            text(
-                "INSERT INTO idempotency_keys "
-                "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
-                "VALUES (:scope, :key, :hash, 'in_progress', :point, CAST(:progress AS jsonb), "
-                "now() + :lease, now() + :ttl) "
-                "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
-            ),
-            {
-                "scope": scope,
-                "key": key,
-                "hash": hashed_request,
-                "point": recovery_point,
-                "progress": json.dumps(dict(progress or {}), default=str),
-                "lease": lease,
-                "ttl": KEY_TTL,
-            },
-        )
-    ).first()
+    inserted = await (await asyncpg_of(conn)).fetchval(
+        "INSERT INTO idempotency_keys "
+        "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
+        "VALUES ($1, $2, $3, 'in_progress', $4, $5::text::jsonb, now() + $6::interval, now() + $7::interval) "
+        "ON CONFLICT (scope, key) DO NOTHING RETURNING key",
+        scope,
+        key,
+        hashed_request,
+        recovery_point,
+        json.dumps(dict(progress or {}), default=str),
+        lease,
+        KEY_TTL,
+    )
     return inserted is not None
 
 
@@ -208,30 +201,26 @@ async def record_progress(
 ) -> Claim:
     """Inside a phase's transaction: the phase is done; a retry resumes after it."""
     merged = {**claimed.progress, **progress}
-    await conn.execute(
-        text(
-            "UPDATE idempotency_keys SET recovery_point = :point, progress = CAST(:progress AS jsonb), "
-            "updated_at = now() WHERE scope = :scope AND key = :key"
-        ),
-        {
-            "scope": claimed.scope,
-            "key": claimed.key,
-            "point": recovery_point,
-            "progress": json.dumps(merged, default=str),
-        },
+    await (await asyncpg_of(conn)).execute(
+        "UPDATE idempotency_keys SET recovery_point = $3, progress = $4::text::jsonb, "
+        "updated_at = now() WHERE scope = $1 AND key = $2",
+        claimed.scope,
+        claimed.key,
+        recovery_point,
+        json.dumps(merged, default=str),
     )
     return Claim(claimed.scope, claimed.key, claimed.request_hash, recovery_point, merged)
 
 
 async def complete(conn: AsyncConnection, claimed: Claim, response: Mapping[str, Any]) -> None:
     """Inside the last phase's transaction: store the response every retry will get."""
-    await conn.execute(
-        text(
-            "UPDATE idempotency_keys SET state = 'completed', recovery_point = 'finished', "
-            "response = CAST(:response AS jsonb), locked_until = NULL, updated_at = now() "
-            "WHERE scope = :scope AND key = :key"
-        ),
-        {"scope": claimed.scope, "key": claimed.key, "response": json.dumps(response, default=str)},
+    await (await asyncpg_of(conn)).execute(
+        "UPDATE idempotency_keys SET state = 'completed', recovery_point = 'finished', "
+        "response = $3::text::jsonb, locked_until = NULL, updated_at = now() "
+        "WHERE scope = $1 AND key = $2",
+        claimed.scope,
+        claimed.key,
+        json.dumps(response, default=str),
     )
 
 
