@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import text
@@ -114,12 +114,48 @@ _LOOKUP_SQL = text(
 )
 
 
+@dataclass(frozen=True)
+class _Measured:
+    freshness: Freshness
+    # What it was measured against: the ledger moves seen, the projection's announced checkpoint.
+    ledger_generation: int
+    checkpoint: TxPosition
+    at: float
+
+
 class FreshnessService:
+    """Freshness is measured in PostgreSQL, then served from memory until the ledger or the
+    projection's checkpoint moves (every process hears both): between those, only the age of
+    the oldest pending event grows, and that is added on the way out."""
+
     def __init__(self, engine: AsyncEngine, watcher: CheckpointWatcher) -> None:
         self._engine = engine
         self._watcher = watcher
+        self._ledger_generation = 0
+        self._measured: dict[str, _Measured] = {}
+
+    def ledger_moved(self) -> None:
+        """A commit appended to the ledger (its notification arrived)."""
+        self._ledger_generation += 1
 
     async def freshness(self, projection: str) -> Freshness:
+        known = self._measured.get(projection)
+        checkpoint = self._watcher.latest(projection)
+        if (
+            known is not None
+            and known.ledger_generation == self._ledger_generation
+            and known.checkpoint == checkpoint
+        ):
+            fresh = known.freshness
+            if fresh.lag_events:
+                return replace(fresh, lag_seconds=fresh.lag_seconds + time.monotonic() - known.at)
+            return fresh
+        generation = self._ledger_generation
+        fresh = await self._measure(projection)
+        self._measured[projection] = _Measured(fresh, generation, checkpoint, time.monotonic())
+        return fresh
+
+    async def _measure(self, projection: str) -> Freshness:
         # The announced checkpoint can be ahead of the stored one: a projector stores a
         # checkpoint that only events it ignores moved a little later (projections.runner).
         seen_tx, seen_pos = self._watcher.latest(projection)

@@ -17,6 +17,7 @@ from elastic_transport import AiohttpHttpNode
 from elasticsearch import AsyncElasticsearch
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commands.bus import CommandBus
@@ -108,6 +109,7 @@ class Container:
         self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
 
     def _on_ledger(self, _payload: str) -> None:
+        self.freshness.ledger_moved()
         if self.tail is not None:
             self.tail.notified()
         for runner in self.runners:
@@ -236,6 +238,9 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
     )
+    # This process's own commits count as ledger moves at once, before their notification
+    # arrives: a read right after a write measures its freshness again.
+    event.listen(engine.sync_engine, "commit", lambda _conn: container.freshness.ledger_moved())
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
     container.hub.subscribe(CONTROL_CHANNEL, container._on_control)

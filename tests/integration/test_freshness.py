@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import event
 
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
@@ -83,3 +84,38 @@ async def test_freshness_reports_lag_until_applied(container: Container) -> None
     assert caught_up.position == caught_up.head_position == positions[-1]
     assert caught_up.lag_events == 0 and caught_up.lag_seconds == 0
     assert caught_up.updated_at is not None
+
+
+async def test_freshness_is_measured_again_only_when_the_ledger_or_a_checkpoint_moves(
+    container: Container,
+) -> None:
+    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
+    runner = container.runner("applied_log")
+    await runner.projection.setup()
+    await runner.catch_up()
+    position = await _append(container, 4)
+    await asyncio.sleep(0.2)  # the append's notification arrives (a ledger move, measured again)
+    behind = await container.freshness.freshness("applied_log")
+    assert behind.lag_events >= 1 and behind.position < position
+
+    # Nothing moved: the same measurement, older by the time that passed.
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(container.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await asyncio.sleep(0.2)
+        later = await container.freshness.freshness("applied_log")
+        assert statements == [], "served from memory"
+        assert later.position == behind.position and later.lag_events == behind.lag_events
+        assert later.lag_seconds >= behind.lag_seconds + 0.2
+
+        # The projector moves: measured again, caught up.
+        await runner.catch_up()
+        caught_up = await container.freshness.freshness("applied_log")
+        assert caught_up.lag_events == 0 and caught_up.position >= position
+        assert statements, "measured in PostgreSQL again"
+    finally:
+        event.remove(container.engine.sync_engine, "before_cursor_execute", count)
