@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import jwt
 import pytest
 
 from commands.events.base import Event, UnknownEventType, decode_event
@@ -93,6 +96,26 @@ def test_jwt_round_trip_and_failures() -> None:
         assert caught.value.code == "UNAUTHENTICATED"
     with pytest.raises(ValueError):
         auth.mint("x", ["root"])
+
+
+def test_a_remembered_token_is_verified_again_once_past_its_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = JwtAuthenticator("unit-test-secret-long-enough-for-hs256!", leeway_seconds=0)
+    header = "Bearer " + auth.mint("cust-2", ["customer"], 60)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    first = auth.authenticate(header)
+    assert auth.authenticate(header) is first and len(decoded) == 1  # verified once, remembered
+    # Past its expiry the remembered answer is not used: the token is verified (and refused) again.
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+    auth.authenticate(header)
+    assert len(decoded) == 2
 
 
 def test_role_checks() -> None:
