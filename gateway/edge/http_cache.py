@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, print_schema
+from graphql import GraphQLSchema, print_schema
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -46,15 +46,6 @@ class HttpCache:
         self.versions = versions
         # A deploy that changes the schema changes every validator.
         self._salt = hashlib.sha256(print_schema(schema).encode()).hexdigest()[:16]
-
-    def plan(
-        self,
-        sha256: str,
-        operation_name: str | None,
-        document: DocumentNode,
-        operation: OperationDefinitionNode,
-    ) -> OperationPlan:
-        return self.plans.plan(sha256, operation_name, document, operation)
 
     async def decide(
         self,

@@ -234,7 +234,7 @@ class Pipeline:
             decision: CacheDecision | None = None
             if cache is not None:
                 assert prepared.document is not None
-                plan = cache.http.plan(
+                plan = cache.http.plans.plan(
                     prepared.sha256, params.operation_name, prepared.document, checked.operation
                 )
                 decision = await cache.http.decide(
