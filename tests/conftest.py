@@ -4,8 +4,8 @@ Stores: when DATABASE_URL, REDIS_URL, ELASTICSEARCH_URL and MONGODB_URL are
 set, the suite runs against those services; otherwise the embedded stores
 start once per session, and only when a test asks for them (the unit tier
 never does). Every test that asks for ``settings`` gets its own
-PostgreSQL database (cloned from a migrated template, one test ahead), its own index
-prefix, MongoDB database and Redis key prefix, so tests never see each other's data.
+PostgreSQL database (cloned from a migrated template), its own index prefix,
+MongoDB database and Redis key prefix, so tests never see each other's data.
 
 Tiers: each test is marked ``unit``, ``integration`` or ``e2e`` after the
 folder it lives in, so ``pytest -m unit`` runs the pure tier alone.
@@ -31,7 +31,7 @@ from gateway.http.app import build_app
 from gateway.stores.embedded import EmbeddedStores
 from tests.support.checkout import SANDBOX_HOLD, Shop, checkout_settings
 from tests.support.projectors import stop_projectors
-from tests.support.stores import FAST_RUNNERS, TEMPLATE_DB, SpareDatabases, named_stores, with_database
+from tests.support.stores import FAST_RUNNERS, TEMPLATE_DB, DatabaseClones, named_stores, with_database
 
 TESTS_ROOT = Path(__file__).parent
 TIERS = {
@@ -96,28 +96,28 @@ async def base_settings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 
 
 @pytest.fixture(scope="session")
-async def spare_databases(base_settings: Settings) -> AsyncIterator[SpareDatabases]:
+async def database_clones(base_settings: Settings) -> AsyncIterator[DatabaseClones]:
     assert base_settings.database_url is not None
-    spares = SpareDatabases(base_settings.database_url)
+    clones = DatabaseClones(base_settings.database_url)
     try:
-        yield spares
+        yield clones
     finally:
-        await spares.close()
+        await clones.close()
 
 
 @pytest.fixture
 async def settings(
-    base_settings: Settings, spare_databases: SpareDatabases, request: pytest.FixtureRequest
+    base_settings: Settings, database_clones: DatabaseClones, request: pytest.FixtureRequest
 ) -> AsyncIterator[Settings]:
     """Isolated stores for one test."""
-    tag = await spare_databases.take()
+    tag = await database_clones.create()
     try:
         isolated = named_stores(base_settings, tag)
         if request.node.get_closest_marker(CHECKOUT_SETTINGS) is not None:
             isolated = checkout_settings(isolated)
         yield isolated
     finally:
-        await spare_databases.drop(tag)
+        await database_clones.drop(tag)
 
 
 @pytest.fixture
