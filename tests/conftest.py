@@ -13,6 +13,7 @@ folder it lives in, so ``pytest -m unit`` runs the pure tier alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -169,4 +170,6 @@ async def shop(running: Container, tokens: JwtAuthenticator) -> AsyncIterator[Sh
             await shop.configure(timeout_hold_seconds=SANDBOX_HOLD, webhook_retry_base_seconds=0.05)
             yield shop
     finally:
-        await server.stop()
+        # Both servers at once: each stop waits out a uvicorn shutdown of its own. (The container's
+        # close stops the provider again, which is then a no-op.)
+        await asyncio.gather(server.stop(), provider.aclose())
