@@ -229,6 +229,9 @@ class ProjectionRunner:
             # A short batch that was not held back drained the ledger: wait for the next wake-up
             # instead of reading again at once (an empty read costs a transaction per projector).
             if not progressed or (self._drained and not held_back):
+                if self._stopping:
+                    # stop() may have set the wake-up before step() cleared it: do not sleep on it.
+                    break
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
                 interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
                 interval = max(0.0, min(interval, self._save_due()))
