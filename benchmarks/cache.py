@@ -302,7 +302,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         "so each page's next revalidation after an update is a full answer; the share of 304s is about "
         "1 - (search-model changes per second) / (revalidations per page per second). A 304 runs no "
         "resolver and no search: the document plan, the read-model versions and the ETag come from "
-        "memory, and the budget charge is the request's one Redis round trip."
+        "memory, and the budget point is taken from the caller's last budget answer (at most one Redis "
+        "round trip per caller a second)."
     )
     if not_304:
         result.status = "failed"
