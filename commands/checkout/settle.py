@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.checkout import decline_messages
@@ -28,7 +27,7 @@ from commands.domain.order import Order, OrderStatus, PaymentStatus
 from commands.events import order as ev
 from commands.inventory import reservations
 from commands.payments import PaymentProvider
-from commands.store.tables import payment_webhook_events
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -225,30 +224,23 @@ async def _idle(uow: UnitOfWork, attempt: Attempt, idle_for: timedelta) -> bool:
     return bool(attempt.updated_at <= now - idle_for)
 
 
+_RECEIVE = (
+    "WITH newest AS (SELECT max(sequence) AS sequence FROM payment_webhook_events "
+    "WHERE $3::text IS NOT NULL AND provider_reference = $3), "
+    "inserted AS (INSERT INTO payment_webhook_events "
+    "(provider_event_id, type, provider_reference, sequence, received_at) "
+    "VALUES ($1, $2, $3, $4, now()) ON CONFLICT (provider_event_id) DO NOTHING RETURNING provider_event_id) "
+    "SELECT (SELECT sequence FROM newest) AS newest, (SELECT provider_event_id FROM inserted) AS inserted"
+)
+
+
 async def _receive(uow: UnitOfWork, receipt: WebhookReceipt) -> str:
     """Record the provider event once; a redelivery or an older event for the payment changes nothing."""
-    w = payment_webhook_events.c
-    newest = None
-    if receipt.provider_reference is not None:
-        newest = (
-            await uow.conn.execute(
-                select(func.max(w.sequence)).where(w.provider_reference == receipt.provider_reference)
-            )
-        ).scalar_one_or_none()
-    inserted = (
-        await uow.conn.execute(
-            pg_insert(payment_webhook_events)
-            .values(
-                provider_event_id=receipt.event_id,
-                type=receipt.type,
-                provider_reference=receipt.provider_reference,
-                sequence=receipt.sequence,
-                received_at=func.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["provider_event_id"])
-            .returning(w.provider_event_id)
-        )
-    ).first()
+    # One round trip: the newest sequence already seen for the payment, and the insert.
+    row = await (await asyncpg_of(uow.conn)).fetchrow(
+        _RECEIVE, receipt.event_id, receipt.type, receipt.provider_reference, receipt.sequence
+    )
+    newest, inserted = row["newest"], row["inserted"]
     if inserted is None:
         return DUPLICATE
     if newest is not None and receipt.sequence is not None and receipt.sequence <= newest:

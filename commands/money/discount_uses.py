@@ -24,6 +24,7 @@ from commands.events.money import (
     DiscountCodeUseReserved,
     discount_code_stream,
 )
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 RESERVED, COMMITTED, RELEASED = "reserved", "committed", "released"
@@ -43,9 +44,10 @@ _RECORD = text(
     "VALUES (CAST(:o AS uuid), :c, :cu, 'reserved')"
 )
 _LOCK_CODE = text("SELECT uses FROM discount_codes WHERE code = :c FOR UPDATE")
-_MOVE = text(
-    "UPDATE discount_code_uses SET status = :to, updated_at = now() "
-    "WHERE order_id = CAST(:o AS uuid) AND status = ANY(CAST(:from AS text[])) RETURNING code"
+# On every settled order, with a code or not: straight to asyncpg (no SQLAlchemy statement work).
+_MOVE = (
+    "UPDATE discount_code_uses SET status = $3, updated_at = now() "
+    "WHERE order_id = $1::uuid AND status = ANY($2::text[]) RETURNING code"
 )
 _GIVE_BACK = text(
     "UPDATE discount_codes SET uses = uses - 1, updated_at = now() WHERE code = :c RETURNING uses"
@@ -87,5 +89,5 @@ async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
 
 
 async def _move(uow: UnitOfWork, order_id: str, from_: Sequence[str], to: str) -> list[str]:
-    rows = await uow.conn.execute(_MOVE, {"o": str(uuid.UUID(order_id)), "from": list(from_), "to": to})
-    return [row.code for row in rows]
+    rows = await (await asyncpg_of(uow.conn)).fetch(_MOVE, uuid.UUID(order_id), list(from_), to)
+    return [row["code"] for row in rows]
