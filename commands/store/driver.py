@@ -22,10 +22,20 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
     an asyncpg connection itself as it is."""
     if not isinstance(conn, AsyncConnection):
         return conn
-    fairy = await conn.get_raw_connection()
-    adapted: Any = fairy.dbapi_connection
+    # Remembered with the pooled connection (SQLAlchemy clears ``info`` when it replaces the
+    # DBAPI connection): getting the raw connection costs a greenlet switch, and a purchase
+    # asks for it dozens of times.
+    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
+    if known is None:
+        fairy = await conn.get_raw_connection()
+        known = conn.info[_RAW] = (fairy.dbapi_connection, fairy.driver_connection)
+    adapted: Any = known[0]
+    driver = known[1]
     # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a
     # statement sent directly is part of the transaction that SQLAlchemy later commits.
     if conn.in_transaction() and adapted._transaction is None:
         await adapted._start_transaction()
-    return fairy.driver_connection
+    return driver
+
+
+_RAW = "commerce.asyncpg"
