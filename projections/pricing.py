@@ -52,8 +52,6 @@ class PricingProjection:
     async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         newest: dict[tuple[str, str], dict[str, Any]] = {}
         for recorded in events:
-            if recorded.stream_type not in _STREAM_TYPES:
-                continue
             for kind, key, data in rows_of(recorded.decode()):
                 known = newest.get((kind, key))
                 if known is None or known["position"] < recorded.position:

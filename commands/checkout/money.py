@@ -6,7 +6,7 @@ exactly as before: the lines' sum, and no ``totals`` on ``OrderPlaced``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +16,6 @@ from commands.domain.money import DiscountCode, DiscountCodeInvalid, Totals
 from commands.domain.pricing import PriceChanged, PricedOrder
 from commands.events.order import AddressData, OrderTotalsData, TaxLineData
 from commands.money import config as money_config
-from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 SHIPPING_FIELD = ("shippingMethod",)
@@ -37,6 +36,7 @@ async def price(
     priced: PricedOrder,
     address: AddressData,
     *,
+    tax_categories: Mapping[str, str],
     shipping_method: str | None,
     discount_code: str | None,
     expected_total: Decimal | None,
@@ -53,11 +53,10 @@ async def price(
         if discount is None:
             raise DiscountCodeInvalid(f"there is no code {discount_code}", DISCOUNT_FIELD)
         money.check_discount(discount, currency, priced.subtotal, datetime.now(UTC), DISCOUNT_FIELD)
-    categories = await _tax_categories(uow, [line.sku for line in priced.lines])
     totals = money.compute_totals(
         [
             money.PricedLine(
-                line.sku, line.quantity, line.unit_price, categories.get(line.sku, money.STANDARD)
+                line.sku, line.quantity, line.unit_price, tax_categories.get(line.sku, money.STANDARD)
             )
             for line in priced.lines
         ],
@@ -99,10 +98,3 @@ def record(totals: Totals) -> OrderTotalsData:
         shipping_method=totals.shipping_method,
         discount_code=totals.discount_code,
     )
-
-
-async def _tax_categories(uow: UnitOfWork, skus: Sequence[str]) -> dict[str, str]:
-    rows = await (await asyncpg_of(uow.conn)).fetch(
-        "SELECT sku, tax_category FROM catalog_variants WHERE sku = ANY($1::text[])", sorted(set(skus))
-    )
-    return {row["sku"]: row["tax_category"] for row in rows}

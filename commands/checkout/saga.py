@@ -119,11 +119,13 @@ class CheckoutSaga:
                 )
             if await conn.fetchval("SELECT 1 FROM checkout_carts WHERE cart_id = $1", cart.cart_id):
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
-            priced = price_cart(cart, await _variants(uow, skus(cart)))
+            variants = await _variants(uow, skus(cart))
+            priced = price_cart(cart, variants)
             charge = await checkout_money.price(
                 uow,
                 priced,
                 command.shipping_address,
+                tax_categories={sku: variant.tax_category for sku, variant in variants.items()},
                 # The checkout input overrides what the buyer chose on the cart.
                 shipping_method=command.shipping_method or cart.shipping_method,
                 discount_code=command.discount_code or cart.discount_code,
@@ -181,12 +183,18 @@ class CheckoutSaga:
 
 async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:
     rows = await (await asyncpg_of(uow.conn)).fetch(
-        "SELECT sku, title, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])",
+        "SELECT sku, title, price, currency, status, tax_category FROM catalog_variants "
+        "WHERE sku = ANY($1::text[])",
         list(wanted),
     )
     return {
         row["sku"]: Variant(
-            row["sku"], row["title"], row["price"], row["currency"].strip(), row["status"] == "active"
+            row["sku"],
+            row["title"],
+            row["price"],
+            row["currency"].strip(),
+            row["status"] == "active",
+            row["tax_category"],
         )
         for row in rows
     }

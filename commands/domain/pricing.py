@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from commands.domain.cart import Cart, CartEmpty, Line
 from commands.domain.currencies import minor_units
+from commands.domain.money import STANDARD
 from commands.errors import DomainError, NotFound, ValidationErrors
 from commands.events.order import OrderLineData
 
@@ -30,6 +31,7 @@ class Variant:
     price: Decimal
     currency: str
     active: bool
+    tax_category: str = STANDARD
 
 
 @dataclass(frozen=True)

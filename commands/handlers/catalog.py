@@ -29,7 +29,6 @@ from commands.events.catalog import (
 )
 from commands.messages.catalog import UpsertProduct, UpsertProductResult
 from commands.store.driver import asyncpg_of
-from commands.store.ledger import writer
 from commands.store.unit_of_work import UnitOfWork
 
 
@@ -111,12 +110,9 @@ async def _upsert_many(
     if len(await _save_variants(driver, states)) < sum(len(s.variants) for s in states):
         raise BatchFallback("a SKU of the batch was claimed concurrently")
     last = await _last_positions(driver, [product_stream_id(p) for p in unchanged.values()])
-    recorded = await writer.append_to_streams(
-        uow.conn,
-        [(STREAM_TYPE, product_stream_id(e.product.product_id), e) for _, e in changes],
-        metadata=uow.metadata.as_dict(),
+    recorded = await uow.append_to_streams(
+        [(STREAM_TYPE, product_stream_id(e.product.product_id), e) for _, e in changes]
     )
-    uow.appended.extend(recorded)
     for (i, event), appended in zip(changes, recorded, strict=True):
         created_now = isinstance(event, ProductCreated)
         outcomes[i] = UpsertProductResult(

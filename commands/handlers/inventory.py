@@ -22,7 +22,6 @@ from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.inventory.stock_rows import STREAM_TYPE, append_event, change_item, event_fields, set_items
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from commands.store.driver import asyncpg_of
-from commands.store.ledger import writer
 from commands.store.unit_of_work import UnitOfWork
 
 KEY_FIELD = ("idempotencyKey",)
@@ -72,12 +71,9 @@ async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[Stock
             outcomes[command.sku] = refused
     rows = await set_items(driver, on_hand)
     events = [StockSet(**event_fields(rows[sku]), previous_on_hand=levels[sku].on_hand) for sku in on_hand]
-    recorded = await writer.append_to_streams(
-        uow.conn,
-        [(STREAM_TYPE, domain.stream_id(event.sku), event) for event in events],
-        metadata=uow.metadata.as_dict(),
+    recorded = await uow.append_to_streams(
+        [(STREAM_TYPE, domain.stream_id(event.sku), event) for event in events]
     )
-    uow.appended.extend(recorded)
     for event, appended in zip(events, recorded, strict=True):
         outcomes[event.sku] = StockResult(
             event.sku, event.on_hand, event.reserved, event.available, appended.position

@@ -89,6 +89,12 @@ class UnitOfWork:
         self.appended.extend(recorded)
         return recorded
 
+    async def append_to_streams(self, appends: Sequence[tuple[str, str, Event]]) -> list[RecordedEvent]:
+        """One event to each of many streams in one statement (``writer.append_to_streams``)."""
+        recorded = await writer.append_to_streams(self.conn, appends, metadata=self.metadata.as_dict())
+        self.appended.extend(recorded)
+        return recorded
+
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         return await reader.load_stream(self.conn, stream_id, after_version)
 

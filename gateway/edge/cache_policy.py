@@ -36,6 +36,8 @@ from graphql import (
 )
 
 from gateway.edge.auth import Principal
+from gateway.edge.errors import InvalidInputValue
+from gateway.schema.scalars import parse_position
 
 
 class Scope(IntEnum):
@@ -149,14 +151,10 @@ class ConsistencyArgument:
     def position(self, variables: Mapping[str, Any] | None) -> int | None:
         if self.variable is None:
             return self.literal
-        value = (variables or {}).get(self.variable)
-        if isinstance(value, bool):
+        try:
+            return parse_position((variables or {}).get(self.variable))
+        except InvalidInputValue:
             return None
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-        return None
 
 
 @dataclass(frozen=True)

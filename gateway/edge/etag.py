@@ -15,9 +15,9 @@ from typing import Any
 
 from gateway.edge.auth import Principal
 from gateway.edge.cache_policy import CachePolicy, Scope
+from queries.freshness import TxPosition
 
 # (tx_id, position) of the last event that changed a read model.
-Version = tuple[int, int]
 
 # What a cacheable answer varies on besides its URL: the response media type and the credentials.
 VARY = "Accept, Authorization, X-API-Key"
@@ -38,7 +38,7 @@ def derive_etag(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     caller: str,
-    versions: Mapping[str, Version],
+    versions: Mapping[str, TxPosition],
 ) -> str:
     digest = hashlib.blake2b(digest_size=18)
     for part in (

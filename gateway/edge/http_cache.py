@@ -62,10 +62,9 @@ class HttpCache:
         try:
             # A read-your-writes read is cacheable only if it waits for nothing.
             for reads, position in plan.positions_waited_for(variables):
-                for name in reads:
-                    if not await self.versions.covers(name, position):
-                        return NOT_CACHEABLE
-            versions = await self.versions.current(sorted(policy.reads))
+                if not await self.versions.covers(reads, position):
+                    return NOT_CACHEABLE
+            versions = await self.versions.current(policy.reads)
         except (SQLAlchemyError, OSError, RedisError) as exc:
             log.warning("read-model versions unavailable, answer not cacheable: %s", exc)
             return NOT_CACHEABLE

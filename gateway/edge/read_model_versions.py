@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -94,50 +94,39 @@ class _Known:
 
 
 class ReadModelVersions:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        watcher: CheckpointWatcher,
-        *,
-        resync_seconds: float = RESYNC_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, watcher: CheckpointWatcher) -> None:
         self._engine = engine
         self._watcher = watcher
-        self._resync_seconds = resync_seconds
-        self._clock = clock
         self._synced_at = -float("inf")
         self._sync_lock = asyncio.Lock()
         self._known: dict[str, _Known] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # Versions computed from the ledger (the rest came from memory); for tests and benchmarks.
-        self.computed = 0
 
     async def current(self, names: Iterable[str]) -> dict[str, TxPosition]:
         """The version of each named read model now."""
         await self._sync_if_due()
         return {name: await self._version(name) for name in names}
 
-    async def covers(self, name: str, position: int) -> bool:
-        """Whether the read model has applied the event at ``position`` (False if none yet)."""
+    async def covers(self, names: Iterable[str], position: int) -> bool:
+        """Whether every named read model has applied the event at ``position`` (False if none yet)."""
         async with self._engine.connect() as conn:
             tx = (await conn.execute(_EVENT_TX, {"position": position})).scalar()
         if tx is None:
             return False
         await self._sync_if_due()
-        return (int(tx), position) <= self._watcher.latest(name)
+        return all((int(tx), position) <= self._watcher.latest(name) for name in names)
 
     async def _sync_if_due(self) -> None:
-        if self._clock() - self._synced_at < self._resync_seconds:
+        if time.monotonic() - self._synced_at < RESYNC_SECONDS:
             return
         async with self._sync_lock:
-            if self._clock() - self._synced_at < self._resync_seconds:
+            if time.monotonic() - self._synced_at < RESYNC_SECONDS:
                 return
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(_CHECKPOINTS)).all()
             for row in rows:
                 self._watcher.observe(str(row.name), (int(row.tx_id), int(row.position)))
-            self._synced_at = self._clock()
+            self._synced_at = time.monotonic()
 
     async def _version(self, name: str) -> TxPosition:
         checkpoint = self._watcher.latest(name)
@@ -169,7 +158,6 @@ class ReadModelVersions:
                         },
                     )
                 ).first()
-            self.computed += 1
             if row is not None:
                 version: TxPosition = (int(row.tx), int(row.position))
             else:

@@ -76,9 +76,6 @@ class SocketCounts:
         else:
             self._open.pop(owner, None)
 
-    def open(self, owner: str) -> int:
-        return self._open.get(owner, 0)
-
 
 class SocketHost(Protocol):
     """What the handler needs from the GraphQL view serving the socket."""

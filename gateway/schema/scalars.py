@@ -26,7 +26,8 @@ def bad_input(message: str) -> InvalidInputValue:
     return InvalidInputValue(message)
 
 
-def _parse_position(value: object) -> int:
+def parse_position(value: object) -> int:
+    """A Position from a variable's value or a literal's text; InvalidInputValue if it is not one."""
     if isinstance(value, bool):
         raise bad_input("Position must be a decimal string")
     if isinstance(value, int):
@@ -71,6 +72,6 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
         name="Position",
         description="Global ledger position: a non-negative 64-bit integer, serialized as a decimal string.",
         serialize=lambda value: str(int(value)),
-        parse_value=_parse_position,
+        parse_value=parse_position,
     ),
 }

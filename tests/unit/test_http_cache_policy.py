@@ -138,3 +138,14 @@ def test_cache_control_headers() -> None:
 
 def test_read_model_relevance_matches_the_projectors() -> None:
     assert set(RELEVANT_EVENTS["pricing"].values) == pricing._STREAM_TYPES
+
+
+def test_a_consistent_with_variable_that_is_not_a_position_waits_for_nothing() -> None:
+    from gateway.edge.cache_policy import ConsistencyArgument
+
+    argument = ConsistencyArgument(frozenset({"search"}), variable="at")
+    assert argument.position({"at": "42"}) == 42
+    assert argument.position({"at": 7}) == 7
+    for bad in ("²", "-1", True, "1e3", None):
+        assert argument.position({"at": bad}) is None
+    assert ConsistencyArgument(frozenset(), literal=5).position(None) == 5
