@@ -21,6 +21,7 @@ steps whatever its kind:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,18 +168,14 @@ class CommandBus:
         routes = [self._batch_route(command) for command in commands]
         results: list[Any | DomainError] = []
         async with UnitOfWork(self._engine, metadata) as uow:
-            start = 0
-            while start < len(commands):
-                route = routes[start]
-                end = start + 1
-                while end < len(commands) and routes[end] is route:
-                    end += 1
-                run = commands[start:end]
+            for route, group in itertools.groupby(
+                zip(routes, commands, strict=True), key=lambda pair: pair[0]
+            ):
+                run = [command for _, command in group]
                 if isinstance(route.handler, BatchedHandler) and len(run) > 1:
                     results.extend(await self._set_based(route, route.handler, run, uow))
                 else:
                     results.extend([await self._one_in_batch(route, command, uow) for command in run])
-                start = end
             await uow.commit()
         return results
 
@@ -212,20 +209,13 @@ class CommandBus:
                 continue
             outcomes.append(None)
             valid.append(command)
-        savepoint = await uow.conn.begin_nested()
-        appended = len(uow.appended)
+        if not valid:
+            return outcomes
         try:
-            decided = iter(await handler.many(valid, uow))
+            decided = iter(await self._in_savepoint(handler.many, valid, uow))
         except (BatchFallback, StreamConflict):
-            await savepoint.rollback()
-            del uow.appended[appended:]
             log.debug("set-based batch of %s fell back to one by one", type(run[0]).__name__)
             return [await self._one_in_batch(route, command, uow) for command in run]
-        except BaseException:
-            await savepoint.rollback()
-            del uow.appended[appended:]
-            raise
-        await savepoint.commit()
         return [next(decided) if outcome is None else outcome for outcome in outcomes]
 
     async def _retried_in_savepoint(self, handler: Handler, command: Any, uow: UnitOfWork) -> Any:

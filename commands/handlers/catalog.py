@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,7 +55,8 @@ async def _upsert_one(command: UpsertProduct, uow: UnitOfWork) -> UpsertProductR
     conn = uow.conn
     product_id, created = await _lock_or_insert(conn, draft, now)
     current = None if created else await _load(conn, product_id)
-    catalog.check_sku_owners(draft, await _sku_owners(conn, [v.sku for v in draft.variants]), product_id)
+    owners = await _sku_owners_of(await asyncpg_of(conn), [v.sku for v in draft.variants])
+    catalog.check_sku_owners(draft, owners, product_id)
     event = catalog.decide_upsert(current, draft, product_id, now)
     stream_id = product_stream_id(product_id)
     if event is None:
@@ -120,7 +121,9 @@ async def _upsert_many(
         )
     for i, product_id in unchanged.items():
         outcomes[i] = UpsertProductResult(product_id, None, last.get(product_stream_id(product_id)), False)
-    return [outcome for outcome in outcomes if outcome is not None]
+    # Every command was decided above: a gap would shift the answers against the commands.
+    assert None not in outcomes
+    return cast(list[UpsertProductResult | DomainError], outcomes)
 
 
 upsert_product = BatchedHandler(_upsert_one, _upsert_many)
@@ -145,6 +148,8 @@ async def _lock_products(driver: Any, handles: Sequence[str]) -> dict[str, Produ
 
 
 async def _sku_owners_of(driver: Any, skus: Sequence[str]) -> dict[str, str]:
+    if not skus:
+        return {}
     rows = await driver.fetch(
         "SELECT sku, product_id FROM catalog_variants WHERE sku = ANY($1::varchar[])", list(skus)
     )
@@ -155,18 +160,22 @@ async def _insert_products(driver: Any, states: Sequence[ProductState]) -> list[
     """Insert these new products' rows; the handles inserted (not one another transaction took)."""
     if not states:
         return []
-    rows = await driver.fetch(
-        _INSERT_PRODUCTS,
+    rows = await driver.fetch(_INSERT_PRODUCTS, *_product_columns(states), [s.handle for s in states])
+    return [r["handle"] for r in rows]
+
+
+def _product_columns(states: Sequence[ProductState]) -> list[list[Any]]:
+    """$1-$7 of the product statements: id, title, description, brand, categories, currency, at."""
+    return [
         [s.product_id for s in states],
-        [s.handle for s in states],
         [s.title for s in states],
         [s.description for s in states],
         [s.brand for s in states],
+        # Text arrays of one dimension cannot nest: each product's categories travel as a literal.
         [_text_array(s.categories) for s in states],
         [s.currency for s in states],
         [s.updated_at for s in states],
-    )
-    return [r["handle"] for r in rows]
+    ]
 
 
 async def _last_positions(driver: Any, stream_ids: Sequence[str]) -> dict[str, int]:
@@ -259,10 +268,6 @@ def _state_of(product: asyncpg.Record, variant_rows: Sequence[asyncpg.Record]) -
     )
 
 
-async def _sku_owners(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, str]:
-    return await _sku_owners_of(await asyncpg_of(conn), skus)
-
-
 # Statements over arrays, one row per product or variant: the same statement writes one
 # product (productUpsert) or a whole batch (bulk import).
 _UPSERT_VARIANTS = """
@@ -300,9 +305,9 @@ _INSERT_PRODUCTS = """
     INSERT INTO catalog_products
         (id, handle, title, description, brand, categories, currency, created_at, updated_at)
     SELECT u.id, u.handle, u.title, u.description, u.brand, u.categories::text[], u.currency, u.at, u.at
-    FROM unnest($1::uuid[], $2::varchar[], $3::text[], $4::text[], $5::text[], $6::text[], $7::varchar[],
-                $8::timestamptz[])
-         AS u(id, handle, title, description, brand, categories, currency, at)
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::varchar[],
+                $7::timestamptz[], $8::varchar[])
+         AS u(id, title, description, brand, categories, currency, at, handle)
     ORDER BY u.handle
     ON CONFLICT (handle) DO NOTHING
     RETURNING handle
@@ -329,17 +334,7 @@ async def _save(conn: AsyncConnection, state: ProductState, *, product_row_curre
 async def _update_product_rows(driver: Any, states: Sequence[ProductState]) -> None:
     if not states:
         return
-    await driver.execute(
-        _UPDATE_PRODUCTS,
-        [s.product_id for s in states],
-        [s.title for s in states],
-        [s.description for s in states],
-        [s.brand for s in states],
-        # Text arrays of one dimension cannot nest: each product's categories travel as a literal.
-        [_text_array(s.categories) for s in states],
-        [s.currency for s in states],
-        [s.updated_at for s in states],
-    )
+    await driver.execute(_UPDATE_PRODUCTS, *_product_columns(states))
 
 
 async def _save_variants(driver: Any, states: Sequence[ProductState]) -> set[str]:
