@@ -63,7 +63,7 @@ _VERIFIED_TOKENS = 10_000
 class JwtAuthenticator:
     def __init__(self, secret: str, *, leeway_seconds: int = 5) -> None:
         self._secret = secret
-        self._leeway = leeway_seconds
+        self.leeway = leeway_seconds
         # token -> (principal, expiry): only tokens that verified; the expiry is checked on every use.
         self._verified: LRUCache[str, tuple[Principal, float]] = LRUCache(_VERIFIED_TOKENS)
 
@@ -76,7 +76,7 @@ class JwtAuthenticator:
         if scheme.lower() != "bearer" or not token:
             raise unauthenticated("Authorization must be 'Bearer <token>'")
         known = self._verified.get(token)
-        if known is not None and time.time() <= known[1] + self._leeway:
+        if known is not None and time.time() <= known[1] + self.leeway:
             return known[0]
         try:
             claims = jwt.decode(
@@ -84,7 +84,7 @@ class JwtAuthenticator:
                 self._secret,
                 algorithms=["HS256"],
                 options={"require": ["sub", "exp"]},
-                leeway=self._leeway,
+                leeway=self.leeway,
             )
         except jwt.ExpiredSignatureError:
             raise unauthenticated("token expired") from None

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -47,7 +47,7 @@ from gateway.http.protocol import (
     read_body,
     too_large,
 )
-from gateway.http.ws_operations import EdgeTransportWSHandler, MessageTooLarge, SocketCounts
+from gateway.http.ws_operations import EdgeTransportWSHandler, MessageTooLarge, SocketCounts, peer_address
 from gateway.http.ws_operations import too_large as message_too_large
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         try:
             caller = await self._caller(request, services)
         except GatewayError as exc:
-            caller = Caller(ANONYMOUS, None, _address(request))
+            caller = Caller(ANONYMOUS, None, peer_address(request))
             outcome = await self.pipeline.failure(exc, caller, services, request_id)
             state["outcome"] = f"error:{exc.code}"
             return self._respond([outcome], media, batch=False, method=request.method)
@@ -195,7 +195,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             authorization=request.headers.get("authorization"),
             api_key=request.headers.get("x-api-key"),
         )
-        return Caller(principal, client, _address(request))
+        return Caller(principal, client, peer_address(request))
 
     def _context(
         self, request: Request, caller: Caller, container: Container, sub_response: Response
@@ -248,10 +248,6 @@ class GraphQLView(GraphQL[RequestContext, None]):
             container=request.app.state.container,
             checks=self.pipeline,
         )
-
-
-def _address(connection: HTTPConnection) -> str:
-    return connection.client.host if connection.client else "unknown"
 
 
 def _not_acceptable() -> str:

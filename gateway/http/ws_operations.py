@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 
 import jwt
 from graphql import GraphQLError, GraphQLFormattedError
+from starlette.requests import HTTPConnection
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -39,7 +40,7 @@ from gateway.bootstrap.settings import Settings
 from gateway.edge.clients import authenticate
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
-from gateway.edge.errors import GatewayError, unauthenticated
+from gateway.edge.errors import GatewayError, error_body, unauthenticated
 from gateway.edge.execution import GatewayContext, client_error
 from gateway.edge.pipeline import Caller, Pipeline
 from gateway.http.protocol import GraphQLParams, graphql_params
@@ -86,10 +87,13 @@ class SocketHost(Protocol):
 
 
 def coded(error: GatewayError, request_id: str | None) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": error.code, **error.extensions}
-    if request_id:
-        extensions["requestId"] = request_id
-    return {"message": error.message, "extensions": extensions}
+    body = error_body(error.code, error.message, request_id or None, **error.extensions)
+    entry: dict[str, Any] = body["errors"][0]
+    return entry
+
+
+def peer_address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
 
 
 def error_message(operation_id: str, errors: list[dict[str, Any]]) -> ErrorMessage:
@@ -203,13 +207,11 @@ class EdgeTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]
             authorization=authorization,
             api_key=api_key,
         )
-        connection = self.context.request
-        address = connection.client.host if connection.client else "unknown"
-        return Caller(principal, client, address)
+        return Caller(principal, client, peer_address(self.context.request))
 
     async def _close_on_expiry(self, expires_at: float) -> None:
         """A token's expiry ends the socket even while no operation sends anything."""
-        leeway = 5.0  # JwtAuthenticator's
+        leeway = self.container.authenticator.leeway
         await asyncio.sleep(max(0.0, expires_at + leeway - time.time()) + 0.05)
         await self._end_unauthenticated(unauthenticated("token expired"))
 
