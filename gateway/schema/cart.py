@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from decimal import Decimal
 from enum import Enum
 
 import strawberry
@@ -44,7 +43,6 @@ from queries.freshness import StaleRead
 
 # secrets.token_urlsafe(16): 22 URL-safe characters.
 _CART_KEY = re.compile(r"^[A-Za-z0-9_-]{22}$")
-_CENT = Decimal("0.01")
 _Fetch = Callable[[CartQueries], Awaitable[CartView | None]]
 
 
@@ -267,7 +265,7 @@ def to_cart(view: CartView) -> Cart:
         currency_code=view.currency_code,
         lines=[_to_line(view, line) for line in bounded("Cart", "lines", view.lines)],
         total_quantity=view.total_quantity,
-        subtotal=_money(view.subtotal, view.currency_code),
+        subtotal=Money.of(view.subtotal, view.currency_code),
         version=view.version,
         created_at=view.created_at,
         updated_at=view.updated_at,
@@ -288,14 +286,9 @@ def _to_line(cart: CartView, line: CartLineView) -> CartLine:
         id=strawberry.ID(global_id("CartLine", f"{cart.cart_id}:{line.line_id}")),
         sku=line.sku,
         quantity=line.quantity,
-        unit_price=_money(line.unit_price, cart.currency_code),
-        line_total=_money(line.line_total, cart.currency_code),
+        unit_price=Money.of(line.unit_price, cart.currency_code),
+        line_total=Money.of(line.line_total, cart.currency_code),
     )
-
-
-def _money(amount: Decimal, currency: str) -> Money:
-    cents = amount.quantize(_CENT)
-    return Money(amount=cents if cents == amount else amount.normalize(), currency_code=currency)
 
 
 def _actor(info: Info) -> CartActor:

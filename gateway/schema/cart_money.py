@@ -7,6 +7,7 @@ changed meanwhile is PRICE_CHANGED when the buyer sends it as ``expectedTotal``.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,8 +22,6 @@ from gateway.schema.list_sizes import bounded
 from gateway.schema.orders import TaxLine
 from queries.carts import CartView
 from queries.pricing import PricingView
-
-_CENT = Decimal("0.01")
 
 
 @strawberry.type(description="Where the cart ships (what its tax and shipping are quoted for) and how.")
@@ -61,7 +60,7 @@ async def shipping_options(info: Info, view: CartView) -> list[ShippingOption]:
         _methods(pricing), view.currency_code, _destination(view), view.subtotal
     )
     return [
-        ShippingOption(code=m.code, name=m.name, price=_money(p, view.currency_code))
+        ShippingOption(code=m.code, name=m.name, price=Money.of(p, view.currency_code))
         for m, p in bounded("Cart", "shippingMethods", eligible)
     ]
 
@@ -92,24 +91,32 @@ async def totals(info: Info, view: CartView) -> CartTotals:
         discount=discount,
     )
     return CartTotals(
-        subtotal=_money(quoted.subtotal, currency),
-        shipping=_money(quoted.shipping, currency),
-        discounts=_money(quoted.discounts, currency),
-        tax=_money(quoted.tax, currency),
+        subtotal=Money.of(quoted.subtotal, currency),
+        shipping=Money.of(quoted.shipping, currency),
+        discounts=Money.of(quoted.discounts, currency),
+        tax=Money.of(quoted.tax, currency),
         tax_lines=[
-            TaxLine(rate=t.rate, base=_money(t.base, currency), amount=_money(t.amount, currency))
+            TaxLine(rate=t.rate, base=Money.of(t.base, currency), amount=Money.of(t.amount, currency))
             for t in quoted.tax_lines
         ],
-        total=_money(quoted.total, currency),
+        total=Money.of(quoted.total, currency),
         prices_include_tax=quoted.prices_include_tax,
         discount_code_error=None if error is None else UserError.from_domain(error)[0],
     )
 
 
 async def _pricing(info: Info, view: CartView) -> PricingView:
+    """The cart's pricing inputs, read once per request (`shippingMethods` and `totals` both ask)."""
     country = None if view.shipping is None else view.shipping.country_code
     skus = sorted({line.sku for line in view.lines})
-    return await info.context.services.pricing.for_cart(view.currency_code, country, skus, view.discount_code)
+    key = "pricing:" + repr((view.currency_code, country, tuple(skus), view.discount_code))
+    reading: asyncio.Future[PricingView] = info.context.loader(
+        key,
+        lambda: asyncio.ensure_future(
+            info.context.services.pricing.for_cart(view.currency_code, country, skus, view.discount_code)
+        ),
+    )
+    return await reading
 
 
 def _destination(view: CartView) -> money.Destination | None:
@@ -181,8 +188,3 @@ def _decimal(value: Any) -> Decimal | None:
 
 def _datetime(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
-
-
-def _money(amount: Decimal, currency: str) -> Money:
-    cents = amount.quantize(_CENT)
-    return Money(amount=cents if cents == amount else amount.normalize(), currency_code=currency)

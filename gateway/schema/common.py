@@ -13,6 +13,8 @@ from gateway.schema.list_sizes import MAX_USER_ERRORS
 from gateway.schema.scalars import Position
 from queries.freshness import Freshness as FreshnessModel
 
+_CENT = Decimal("0.01")
+
 
 @strawberry.interface
 class Node:
@@ -31,6 +33,12 @@ class PageInfo:
 class Money:
     amount: Decimal
     currency_code: str
+
+    @classmethod
+    def of(cls, amount: Decimal, currency: str) -> Money:
+        """Cents when the amount has no finer part (19.9 -> 19.90), else the amount as it is."""
+        cents = amount.quantize(_CENT)
+        return cls(amount=cents if cents == amount else amount.normalize(), currency_code=currency)
 
 
 @strawberry.type(description="How current the answering read model was. Computed at read time.")

@@ -40,7 +40,6 @@ MAX_PAGE = 100
 # and once soon after joining (a change may land between the first read and the join).
 RESYNC_SECONDS = 15.0
 FIRST_RESYNC_SECONDS = 1.0
-_CENT = Decimal("0.01")
 
 
 # The contract's enums are the domain's: schema.graphql (checked against the contract by a
@@ -309,16 +308,16 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
                 sku=line.sku,
                 title=line.title,
                 quantity=line.quantity,
-                unit_price=_money(line.unit_price, currency),
-                line_total=_money(line.line_total, currency),
+                unit_price=Money.of(line.unit_price, currency),
+                line_total=Money.of(line.line_total, currency),
             )
             for line in bounded("Order", "lines", view.lines)
         ],
-        subtotal=_money(view.subtotal, currency),
-        total=_money(view.total, currency),
+        subtotal=Money.of(view.subtotal, currency),
+        total=Money.of(view.total, currency),
         payment=PaymentSummary(
             status=PaymentStatus(view.payment_status),
-            amount=_money(view.payment_amount, currency),
+            amount=Money.of(view.payment_amount, currency),
             provider_reference=view.provider_reference,
         ),
         shipping_address=Address(
@@ -330,11 +329,11 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
             country_code=address.country_code,
             region=address.region,
         ),
-        shipping=_money(view.money.shipping, currency),
-        discounts=_money(view.money.discounts, currency),
-        tax=_money(view.money.tax, currency),
+        shipping=Money.of(view.money.shipping, currency),
+        discounts=Money.of(view.money.discounts, currency),
+        tax=Money.of(view.money.tax, currency),
         tax_lines=[
-            TaxLine(rate=t.rate, base=_money(t.base, currency), amount=_money(t.amount, currency))
+            TaxLine(rate=t.rate, base=Money.of(t.base, currency), amount=Money.of(t.amount, currency))
             for t in view.money.tax_lines
         ],
         prices_include_tax=view.money.prices_include_tax,
@@ -348,8 +347,3 @@ def to_order(view: OrderView, freshness: FreshnessModel | None = None) -> Order:
         updated_at=view.updated_at,
         known_freshness=freshness,
     )
-
-
-def _money(amount: Decimal, currency: str) -> Money:
-    cents = amount.quantize(_CENT)
-    return Money(amount=cents if cents == amount else amount.normalize(), currency_code=currency)
