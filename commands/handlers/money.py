@@ -6,6 +6,8 @@ stream append carries no expected version: the newest event is the configuration
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -108,19 +110,9 @@ async def set_tax_policy(command: SetTaxPolicy, uow: UnitOfWork) -> MoneyConfigR
 
 
 async def define_discount_code(command: DefineDiscountCode, uow: UnitOfWork) -> MoneyConfigResult:
-    values = {
-        "kind": command.kind,
-        "value": command.value,
-        "target": command.target,
-        "currency": command.currency,
-        "minimum_subtotal": command.minimum_subtotal,
-        "starts_at": command.starts_at,
-        "ends_at": command.ends_at,
-        "usage_limit": command.usage_limit,
-        "per_customer_limit": command.per_customer_limit,
-        "active": command.active,
-        "updated_at": func.now(),
-    }
+    # The command, the event and the table's columns share their names.
+    fields = dataclasses.asdict(command)
+    values = {name: value for name, value in fields.items() if name != "code"} | {"updated_at": func.now()}
     # The code keeps its count; the row lock keeps checkouts from taking a use meanwhile.
     uses = (
         await uow.conn.execute(
@@ -134,18 +126,6 @@ async def define_discount_code(command: DefineDiscountCode, uow: UnitOfWork) -> 
         .values(code=command.code, uses=0, **values)
         .on_conflict_do_update(index_elements=["code"], set_=values)
     )
-    event = ev.DiscountCodeDefined(
-        code=command.code,
-        kind=command.kind,
-        value=command.value,
-        target=command.target,
-        currency=command.currency,
-        minimum_subtotal=command.minimum_subtotal,
-        starts_at=command.starts_at,
-        ends_at=command.ends_at,
-        usage_limit=command.usage_limit,
-        per_customer_limit=command.per_customer_limit,
-        active=command.active,
-    )
+    event = ev.DiscountCodeDefined(**fields)
     await uow.append(event.stream_type, ev.discount_code_stream(command.code), [event])
     return MoneyConfigResult(uow.last_position)
