@@ -215,8 +215,12 @@ class Pipeline:
     ) -> Outcome:
         policy = self.policy(self.locate(caller, context.request.headers), services)
         charges = _Charges()
+        # A revalidation that did not match already took the answer's policy and versions.
+        decision: CacheDecision | None = None
         if cache is not None and cache.if_none_match:
-            revalidated = await self._revalidate(params, caller, services, policy, cache, context.request_id)
+            revalidated, decision = await self._revalidate(
+                params, caller, services, policy, cache, context.request_id
+            )
             if revalidated is not None:
                 return revalidated
 
@@ -231,8 +235,7 @@ class Pipeline:
             if not isinstance(checked, _Checked):
                 return self._rejected(checked, context, charges.state, params.operation_name)
             context.prepared = prepared
-            decision: CacheDecision | None = None
-            if cache is not None:
+            if cache is not None and decision is None:
                 assert prepared.document is not None
                 plan = cache.http.plans.plan(
                     prepared.sha256, params.operation_name, prepared.document, checked.operation
@@ -259,8 +262,9 @@ class Pipeline:
         policy: BudgetPolicy,
         cache: CacheRequest,
         request_id: str,
-    ) -> Outcome | None:
-        """304 when the caller's ETag still holds; None to run the operation instead.
+    ) -> tuple[Outcome | None, CacheDecision | None]:
+        """A 304 when the caller's ETag still holds; else no outcome (run the operation), with the
+        decision taken on the way when there was one.
 
         Only operations this process has already checked and planned are answered here (a
         matching ETag also means their variables once ran cleanly); anything else, an unknown
@@ -274,22 +278,23 @@ class Pipeline:
                 client=caller.client,
             )
         except GatewayError:
-            return None
+            return None, None
         plan = cache.http.plans.known(resolved.sha256, params.operation_name)
         if plan is None or resolved.register_apq:
-            return None
+            return None, None
         decision = await cache.http.decide(
             plan, resolved.sha256, params.operation_name, params.variables, caller.principal
         )
         if decision.etag is None or not matches(cache.if_none_match, decision.etag):
-            return None
+            return None, decision
         state = await services.budget.charge_small(policy, NOT_MODIFIED_COST)
         if state is not None and not state.allowed:
             error = _rate_limited(state)
             count_rejection(error)
             body = _error_body(error, request_id, _cost(0, NOT_MODIFIED_COST, state))
-            return Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
-        return Outcome({}, operation_name=params.operation_name, cache=decision, not_modified=True)
+            refused = Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
+            return refused, None
+        return Outcome({}, operation_name=params.operation_name, cache=decision, not_modified=True), decision
 
     async def failure(
         self, exc: GatewayError, caller: Caller, services: EdgeServices, request_id: str
