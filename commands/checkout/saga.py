@@ -55,9 +55,7 @@ from commands.store.unit_of_work import UnitOfWork
 
 PLACED = "order_placed"
 MAX_TEXT = 200
-MAX_CODE = 64
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 class CheckoutSaga:
@@ -243,19 +241,21 @@ def validate(command: CompleteCheckout) -> None:
         errors.append(
             InvalidInput(f"line2 must be at most {MAX_TEXT} characters", ["shippingAddress", "line2"])
         )
-    if not _COUNTRY.match(address.country_code):
+    if not cart_domain.COUNTRY.match(address.country_code):
         errors.append(
             InvalidInput(
                 "countryCode must be two upper-case letters (ISO 3166-1)", ["shippingAddress", "countryCode"]
             )
         )
-    if address.region is not None and not 0 < len(address.region) <= MAX_CODE:
+    if address.region is not None and not 0 < len(address.region) <= cart_domain.MAX_CODE:
         errors.append(
-            InvalidInput(f"region must be 1 to {MAX_CODE} characters", ["shippingAddress", "region"])
+            InvalidInput(
+                f"region must be 1 to {cart_domain.MAX_CODE} characters", ["shippingAddress", "region"]
+            )
         )
     for name, code in (("shippingMethod", command.shipping_method), ("discountCode", command.discount_code)):
-        if code is not None and not 0 < len(code) <= MAX_CODE:
-            errors.append(InvalidInput(f"{name} must be 1 to {MAX_CODE} characters", [name]))
+        if code is not None and not 0 < len(code) <= cart_domain.MAX_CODE:
+            errors.append(InvalidInput(f"{name} must be 1 to {cart_domain.MAX_CODE} characters", [name]))
     if not command.payment_token or len(command.payment_token) > 255:
         errors.append(InvalidInput("payment token must be 1 to 255 characters", ["payment", "token"]))
     if errors:

@@ -43,7 +43,7 @@ ACTIVE = "ACTIVE"
 MERGED = "MERGED"
 CHECKED_OUT = "CHECKED_OUT"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_CODE = 64
 
 
@@ -337,7 +337,7 @@ def choose_shipping(
     """Input shape only; the handler checks the method against the configuration."""
     ensure_active(cart)
     errors: list[DomainError] = []
-    if not _COUNTRY.match(country_code):
+    if not COUNTRY.match(country_code):
         errors.append(
             InvalidInput("countryCode must be two upper-case letters (ISO 3166-1)", ["countryCode"])
         )
