@@ -5,8 +5,11 @@ status relay publishing after commit."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from commands.events import order as ev
@@ -152,12 +155,24 @@ async def test_rebuild_equals_incremental(container: Container) -> None:
     assert (await view_rows(container.engine))[ids[0]]["payment_status"] == "AUTHORIZED"
 
 
-async def test_status_changes_are_published_after_commit(container: Container) -> None:
+async def test_status_changes_are_published_after_commit(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = container.services.order_updates
+    published: list[dict[str, Any]] = []
+    publish = broker.publish
+
+    async def recorded(order_id: str, payload: Mapping[str, Any]) -> int:
+        published.append(dict(payload))
+        return await publish(order_id, payload)
+
+    monkeypatch.setattr(broker, "publish", recorded)
     oid = new_order_id()
     await append(container.engine, oid, placed(oid))
     runner = container.runner("orders")
     await runner.catch_up()
-    broker = container.services.order_updates
+    # The placement's status goes out on its own task: let it, before this subscriber joins.
+    await eventually(lambda: bool(published), message="the placement's status was never published")
     updates = broker.subscribe(oid)
     received = asyncio.ensure_future(anext(updates))
 
