@@ -168,9 +168,14 @@ class ProjectionRunner:
     async def _prepare(self) -> None:
         # The row first: a failing setup is recorded on it.
         async with self._engine.begin() as conn:
-            if self._start_over:
+            stored = (await checkpoints.ensure(conn, self.name)).checkpoint
+            # A store in this process's memory holds what this runner applied up to the checkpoint
+            # it stored last. If the row still says so, nobody else applied since (every advance is
+            # a compare-and-set): keep going from there instead of folding the ledger again.
+            if self._start_over and stored != self._stored:
                 await checkpoints.reset(conn, self.name)
-            self.adopt((await checkpoints.ensure(conn, self.name)).checkpoint)
+                stored = Checkpoint()
+            self.adopt(stored)
         self._start_over = False
         await self.projection.setup()
         self._prepared = True
