@@ -47,7 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.logging import configure_logging
-from gateway.bootstrap.settings import Settings
+from gateway.bootstrap.settings import PROJECTORS_NONE, Settings
 from gateway.bootstrap.wiring import wire
 from gateway.http.app import build_app
 
@@ -385,8 +385,8 @@ async def serve() -> None:
     container = await build_container(settings)
     try:
         wire(container)
-        if settings.run_projectors:
-            await container.start_projectors()
+        if settings.run_projectors != PROJECTORS_NONE:
+            await container.start_projectors(scope=settings.run_projectors)
         app = dispatcher(build_app(container), Control(container, profile_dir))
         # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (no delayed-ACK stalls).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

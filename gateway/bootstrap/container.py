@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commands.bus import CommandBus
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
-from gateway.bootstrap.settings import Settings
+from gateway.bootstrap.settings import PROJECTORS_ALL, PROJECTORS_PRIVATE, Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.realtime.notifications import RECONNECTED, NotificationHub
 from gateway.stores.embedded import EmbeddedStores
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from gateway.bootstrap.services import Services
 
 log = logging.getLogger(__name__)
+# start_projectors scope of a ``project`` worker: every projection it can reach from its process.
+SHARED_ONLY = "shared"
 
 
 @dataclass
@@ -64,6 +66,8 @@ class Container:
     tail: LedgerTail | None = None
     # Read models whose store lost everything at restart (in-memory stand-ins).
     volatile_stores: set[str] = field(default_factory=set)
+    # Read models no other process can reach (the MongoDB stand-in): only this process projects them.
+    private_stores: set[str] = field(default_factory=set)
     # Set by gateway.bootstrap.wiring.wire: the typed services of this process.
     _services: Services | None = None
     # Coroutines run by close(), newest first (domain clients, background tasks).
@@ -128,24 +132,32 @@ class Container:
             name, checkpoint = parsed
             self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
 
-    async def start_projectors(self, *, shared_stores_only: bool = False) -> None:
+    async def start_projectors(self, *, scope: str = PROJECTORS_ALL) -> None:
         """Start the runners; each applies only while it holds its projection's lease.
 
         A read model whose store is in this process's memory (``volatile_stores``) starts over
-        from the beginning of the ledger when its runner takes the lease. With
-        ``shared_stores_only`` (a ``project`` worker) those runners are not started at all:
-        their store would be this worker's own memory, which no reader can reach.
+        from the beginning of the ledger when its runner takes the lease. ``scope``:
+        - ``all``: every runner;
+        - ``shared`` (a ``project`` worker): not those whose store is this worker's own memory,
+          which no reader can reach;
+        - ``private`` (``serve`` beside a ``project`` worker): only those whose store no other
+          process can reach. A volatile store another process reaches (the embedded search
+          engine) is still started over here, before any reader is served, then left to it.
         """
         for runner in self.runners:
-            volatile = runner.projection.store in self.volatile_stores
-            if volatile and shared_stores_only:
+            store = runner.projection.store
+            volatile = store in self.volatile_stores
+            if scope == SHARED_ONLY and volatile:
                 log.info(
                     "projection left to the serving gateway: its store is in this process's memory",
-                    extra={"projection": runner.name, "store": runner.projection.store},
+                    extra={"projection": runner.name, "store": store},
                 )
                 continue
             if volatile:
                 await self._start_over(runner)
+            if scope == PROJECTORS_PRIVATE and store not in self.private_stores:
+                await self.leases.release(runner.name)
+                continue
             runner.start()
 
     async def _start_over(self, runner: ProjectionRunner) -> None:
@@ -237,6 +249,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         leases=LeaseKeeper(settings.database_url),
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
+        private_stores=set(settings.private_stores),
     )
     # This process's own commits count as ledger moves at once, before their notification
     # arrives: a read right after a write measures its freshness again.

@@ -56,7 +56,10 @@ class Settings:
     read_wait_seconds: float = 2.0
     # How long checkout holds reserved stock before the sweeper releases it.
     reservation_lease_seconds: float = 900
-    run_projectors: bool = True
+    # Which projectors ``serve`` runs (RUN_PROJECTORS): all of them; none (``project`` workers
+    # run them); or ``private``: only those whose read model no other process can reach (the
+    # MongoDB stand-in), the rest being left to a ``project`` worker beside this gateway.
+    run_projectors: str = "all"
     seed_demo: bool = True
     migrate_on_start: bool = True
     log_level: str = "INFO"
@@ -78,6 +81,12 @@ class Settings:
     def search_plain_json(self) -> bool:
         """The search engine is osmem, which refuses Elasticsearch's vendor media types."""
         return self.search_in_memory or self.search_engine == OSMEM_ENGINE
+
+    @property
+    def private_stores(self) -> frozenset[str]:
+        """Read-model stores no other process can reach (the embedded search engine is a server
+        other processes reach by URL; the MongoDB stand-in lives in this process)."""
+        return frozenset({"mongodb"} if self.mongo_stand_in else ())
 
     @property
     def volatile_stores(self) -> frozenset[str]:
@@ -138,7 +147,7 @@ class Settings:
             data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=read.real("READ_WAIT_SECONDS", 2.0),
             reservation_lease_seconds=read.real("RESERVATION_LEASE_SECONDS", 900),
-            run_projectors=read.flag("RUN_PROJECTORS", True),
+            run_projectors=_projectors(read.text("RUN_PROJECTORS", "all")),
             seed_demo=development and read.flag("SEED_DEMO_DATA", True),
             migrate_on_start=read.flag("MIGRATE_ON_START", development),
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
@@ -178,3 +187,17 @@ def _url(raw: str | None) -> str | None:
         if raw.startswith(prefix):
             return "postgresql+asyncpg://" + raw[len(prefix) :]
     return raw
+
+
+PROJECTORS_ALL, PROJECTORS_NONE, PROJECTORS_PRIVATE = "all", "none", "private"
+
+
+def _projectors(raw: str) -> str:
+    value = raw.strip().lower()
+    if value in {"", "1", "true", "yes", PROJECTORS_ALL}:
+        return PROJECTORS_ALL
+    if value in {"0", "false", "no", PROJECTORS_NONE}:
+        return PROJECTORS_NONE
+    if value == PROJECTORS_PRIVATE:
+        return PROJECTORS_PRIVATE
+    raise ConfigurationError(f"RUN_PROJECTORS must be 1 (all), 0 (none) or private, not {raw!r}")

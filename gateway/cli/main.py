@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.bootstrap.logging import configure_logging
-from gateway.bootstrap.settings import ConfigurationError, Settings
+from gateway.bootstrap.settings import PROJECTORS_NONE, ConfigurationError, Settings
 from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
@@ -104,8 +104,8 @@ async def _serve(
         wire(container)
         base_url = _local_url(host, port)
         await start_background(container, webhook_url=f"{base_url}/webhooks/payments")
-        if settings.run_projectors:
-            await container.start_projectors()
+        if settings.run_projectors != PROJECTORS_NONE:
+            await container.start_projectors(scope=settings.run_projectors)
         if settings.seed_demo:
             # In the background: the gateway answers (with honest freshness) while the catalog loads.
             seeding = asyncio.create_task(seed_demo_data(container), name="seed-demo")
@@ -154,17 +154,22 @@ def _report_seeding(task: asyncio.Task[bool]) -> None:
 
 
 async def _project(stops: StopSignals, settings: Settings) -> None:
-    from gateway.bootstrap.container import build_container
+    from gateway.bootstrap.container import SHARED_ONLY, build_container
     from gateway.bootstrap.wiring import wire
+    from gateway.cli.running import borrowed, running_gateway
     from projections.lease import process_label
 
+    gateway = running_gateway(settings)
+    if gateway is not None:
+        # Embedded mode: the stores are the serving gateway's (start it with RUN_PROJECTORS=private).
+        settings = borrowed(settings, gateway)
     container = await build_container(settings)
     container.leases.holder = process_label("project")
     stop = asyncio.Event()
     try:
         wire(container)
         # Read models in this worker's own memory would be unreachable: the gateway keeps those.
-        await container.start_projectors(shared_stores_only=True)
+        await container.start_projectors(scope=SHARED_ONLY)
         log.info(
             "projectors standing by for their leases",
             extra={"projections": [r.name for r in container.runners if r.running]},

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from gateway.bootstrap.settings import MONGOMOCK_SCHEME, ConfigurationError, Settings
+from gateway.bootstrap.settings import MONGOMOCK_SCHEME, OSMEM_ENGINE, ConfigurationError, Settings
 from gateway.stores import runtime
 from gateway.stores.runtime import GatewayRuntime
 
@@ -56,7 +56,8 @@ def borrowed(settings: Settings, gateway: GatewayRuntime) -> Settings:
     """Settings that use the running gateway's servers for every store this process would embed.
 
     The MongoDB stand-in is in the gateway's memory: a borrowing process gets an empty one of
-    its own, which only commands that do not read carts may rely on.
+    its own, which only commands that do not read carts may rely on (and which a ``project``
+    worker leaves to the gateway).
     """
     changes: dict[str, object] = {"migrate_on_start": False}
     if settings.database_url is None:
@@ -71,7 +72,9 @@ def borrowed(settings: Settings, gateway: GatewayRuntime) -> Settings:
         if gateway.elasticsearch_url is None:
             raise ConfigurationError("the running gateway did not publish its search engine")
         changes["elasticsearch_url"] = gateway.elasticsearch_url
-        changes["search_in_memory"] = True
+        # The gateway's embedded engine is a server this process reaches by URL: shared, not
+        # this process's memory (a ``project`` worker may keep its index).
+        changes["search_engine"] = OSMEM_ENGINE
     if settings.mongodb_url is None:
         changes["mongodb_url"] = MONGOMOCK_SCHEME
     return settings.with_overrides(**changes)

@@ -4,7 +4,7 @@ the gateway while the live projector runs in a ``project`` worker.
 
 The worker processes run the PostgreSQL read models (orders, inventory, timeline); the search
 engine and the MongoDB stand-in of these tests live in one process's memory, which workers
-leave to the gateway (``Container.start_projectors(shared_stores_only=True)``).
+leave to the gateway (``Container.start_projectors(scope="shared")``).
 
 Exactly once: a trigger records every move of a checkpoint row (from, to). A batch applies the
 events in (from, to] and commits with its move, so the committed moves of a projection forming

@@ -150,6 +150,23 @@ def test_settings_defaults_and_production_requirements() -> None:
         Settings.from_env({"COMMERCE_ENV": "staging"})
 
 
+def test_which_projectors_serve_runs() -> None:
+    def runs(value: str) -> str:
+        return Settings.from_env({"RUN_PROJECTORS": value}).run_projectors
+
+    assert Settings.from_env({}).run_projectors == "all"
+    assert [runs(v) for v in ("1", "true", "ALL", "0", "no", "none", " Private ")] == [
+        "all", "all", "all", "none", "none", "none", "private"
+    ]  # fmt: skip
+    with pytest.raises(ConfigurationError, match="RUN_PROJECTORS"):
+        runs("some")
+    # Only the MongoDB stand-in is out of other processes' reach; the embedded search engine is a server.
+    stand_in = Settings.from_env({"MONGODB_URL": "mongomock://", "ELASTICSEARCH_IN_MEMORY": "1"})
+    assert stand_in.private_stores == frozenset({"mongodb"})
+    assert stand_in.volatile_stores == frozenset({"mongodb", "elasticsearch"})
+    assert Settings.from_env({"MONGODB_URL": "mongodb://db"}).private_stores == frozenset()
+
+
 def test_global_ids() -> None:
     gid = global_id("Cart", "abc")
     assert gid == "gid://commerce/Cart/abc"
