@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from cachetools import LRUCache
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from commands.events.catalog import PRODUCT_EVENT_TYPES, ProductCreated, ProductUpdated
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 NAME = "search"
 BULK_TIMEOUT_SECONDS = 60.0
 FIRST_GENERATION = "1"
+# Documents this projector wrote last, kept to fold stock changes without reading them back.
+WRITTEN_DOCUMENTS_CACHED = 10_000
 
 
 class SearchProjectionError(RuntimeError):
@@ -56,12 +59,18 @@ class SearchProjection:
         self.alias = alias_name(prefix)
         # None: the live model, written through the alias. Otherwise a rebuild copy.
         self.index = index
+        # Product id -> the document the last successful bulk wrote, which is what the index holds
+        # while this projector is its only writer (it holds the lease, see _bulk_index).
+        self._written: LRUCache[str, dict[str, Any]] = LRUCache(WRITTEN_DOCUMENTS_CACHED)
 
     @property
     def target(self) -> str:
         return self.index or self.alias
 
     async def setup(self) -> None:
+        # The runner sets up again after it (re)takes the lease: another process may have
+        # written the index meanwhile.
+        self._written.clear()
         if self.index is not None:
             await self._create_index(self.index)
             return
@@ -80,6 +89,15 @@ class SearchProjection:
         return event.type in PRODUCT_EVENT_TYPES or event.type in INVENTORY_EVENT_TYPES
 
     async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
+        try:
+            await self._apply(events, conn)
+        except BaseException:
+            # apply_stock folds into cached documents in place: after a failure (engine error,
+            # rejected documents, cancellation) they may hold changes the index never got.
+            self._written.clear()
+            raise
+
+    async def _apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         product_events = [e for e in events if e.type in PRODUCT_EVENT_TYPES]
         inventory_events = [e for e in events if e.type in INVENTORY_EVENT_TYPES]
         documents = await self._product_documents(product_events, conn)
@@ -116,10 +134,18 @@ class SearchProjection:
         return documents
 
     async def _existing(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not product_ids:
-            return {}
-        response = await self._client.mget(index=self.target, ids=product_ids)
-        return {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
+        """The indexed documents of ``product_ids`` (those found), in that order."""
+        unwritten = [product_id for product_id in product_ids if product_id not in self._written]
+        fetched: dict[str, dict[str, Any]] = {}
+        if unwritten:
+            response = await self._client.mget(index=self.target, ids=unwritten)
+            fetched = {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
+        existing: dict[str, dict[str, Any]] = {}
+        for product_id in product_ids:
+            document = fetched[product_id] if product_id in fetched else self._written.get(product_id)
+            if document is not None:
+                existing[product_id] = document
+        return existing
 
     async def _apply_inventory(
         self, events: Sequence[RecordedEvent], documents: dict[str, dict[str, Any]]
@@ -139,8 +165,9 @@ class SearchProjection:
         operations: list[dict[str, Any]] = []
         for product_id, document in documents.items():
             # This projector is the only writer of its index, and it read every document it
-            # writes in this batch, so versions are guarded above (product stream version and
-            # per-variant stock version); whole documents are written back.
+            # writes in this batch (from the engine, or as it wrote it last), so versions are
+            # guarded above (product stream version and per-variant stock version); whole
+            # documents are written back.
             operations.append({"index": {"_index": self.target, "_id": product_id}})
             operations.append(document)
         # Refresh per batch: the checkpoint moves right after, and a read that
@@ -150,6 +177,7 @@ class SearchProjection:
             failures = [item["index"] for item in response["items"] if item["index"].get("error")]
             if failures:
                 raise SearchProjectionError(f"{len(failures)} documents rejected, first: {failures[0]}")
+        self._written.update(documents)
 
     # -- rebuild (projections.rebuild.Rebuildable) -------------------------------------------------
 
@@ -163,6 +191,8 @@ class SearchProjection:
 
     async def promote(self, copy: Projection) -> None:
         assert isinstance(copy, SearchProjection) and copy.index is not None
+        # The alias is about to point at the copy's index, which this cache never described.
+        self._written.clear()
         await self._client.indices.refresh(index=copy.index)
         try:
             current = list((await self._client.indices.get_alias(name=self.alias)).body)

@@ -1,21 +1,28 @@
-"""The search projection: freshness, the stream-version guard, withdrawn variants, rebuild."""
+"""The search projection: freshness, the stream-version guard, withdrawn variants, rebuild,
+and the documents it wrote itself (stock changes fold into them without reading them back)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
+import pytest
+from elastic_transport import ConnectionError as TransportConnectionError
+from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 
+from commands.messages.inventory import SetStock
 from commands.store.ledger.reader import Checkpoint, head_position, load_stream
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
 from projections.search.projector import SearchProjection, alias_name
 from queries.products import SearchRequest
-from tests.support.catalog import product, products, upsert, variant
+from tests.support.catalog import ADMIN, CallCounter, product, products, upsert, variant
 
 
 async def test_search_lags_until_the_projector_applies_and_waits_are_woken(container: Container) -> None:
@@ -135,3 +142,136 @@ async def test_rebuild_under_concurrent_search_traffic(container: Container) -> 
         f"product-{h['_source']['product_id']}": h["_source"]["stream_version"] for h in docs["hits"]["hits"]
     }
     assert indexed == versions
+
+
+# -- documents the projector wrote itself ----------------------------------------------------------
+
+
+async def _indexed(client: AsyncElasticsearch, index: str, product_id: str) -> dict[str, Any]:
+    source: dict[str, Any] = (await client.get(index=index, id=product_id))["_source"]
+    return source
+
+
+async def _set_stock(container: Container, sku: str, on_hand: int) -> None:
+    await container.bus.dispatch(SetStock(sku=sku, on_hand=on_hand), ADMIN)
+
+
+def _mgets(counter: CallCounter) -> list[str]:
+    return [path for path in counter.paths if path.endswith("/_mget")]
+
+
+@contextlib.contextmanager
+def _bulk_fails_once(client: AsyncElasticsearch, error: BaseException) -> Iterator[list[str]]:
+    """The next bulk request raises ``error`` before reaching the engine (wraps the transport)."""
+    transport = client.transport
+    original = transport.perform_request
+    failed: list[str] = []
+
+    async def failing(method: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        if not failed and target.split("?")[0].endswith("/_bulk"):
+            failed.append(target)
+            raise error
+        return await original(method, target, *args, **kwargs)
+
+    transport.perform_request = failing  # type: ignore[method-assign]
+    try:
+        yield failed
+    finally:
+        transport.perform_request = original  # type: ignore[method-assign]
+
+
+async def test_stock_changes_fold_into_written_documents_without_reading_them(container: Container) -> None:
+    runner, client = container.runner("search"), container.search
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("kettle", "Kettle", [variant("KET-1"), variant("KET-2")]))
+    await _set_stock(container, "KET-1", 4)
+    await runner.catch_up()
+
+    for sku, on_hand in (("KET-1", 0), ("KET-2", 9), ("KET-1", 2)):
+        await _set_stock(container, sku, on_hand)
+        counter = CallCounter(client)
+        try:
+            await runner.catch_up()
+        finally:
+            counter.close()
+        assert _mgets(counter) == [] and any(path.endswith("/_bulk") for path in counter.paths)
+
+    doc = await _indexed(client, alias, created.product_id)
+    stock = {v["sku"]: (v["available"], v["in_stock"], v["stock_version"]) for v in doc["variants"]}
+    assert stock == {"KET-1": (2, True, 3), "KET-2": (9, True, 1)} and doc["in_stock"] is True
+    assert doc["stream_version"] == 1 and doc["title"] == "Kettle"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [TransportConnectionError("engine unreachable"), asyncio.CancelledError()],
+    ids=["error", "cancel"],
+)
+async def test_a_failed_bulk_leaves_no_unwritten_change_in_memory(
+    container: Container, error: BaseException
+) -> None:
+    runner, client = container.runner("search"), container.search
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("teapot", "Teapot", [variant("POT-1")]))
+    await _set_stock(container, "POT-1", 5)
+    await runner.catch_up()
+
+    await _set_stock(container, "POT-1", 3)
+    with _bulk_fails_once(client, error) as failed, pytest.raises(type(error)):
+        await runner.catch_up()
+    assert failed and (await _indexed(client, alias, created.product_id))["variants"][0]["available"] == 5
+
+    # The same batch again: the stock change it folded before the failure must still be written.
+    await runner.catch_up()
+    doc = await _indexed(client, alias, created.product_id)
+    assert (doc["variants"][0]["available"], doc["variants"][0]["stock_version"]) == (3, 2)
+    await _set_stock(container, "POT-1", 0)
+    await runner.catch_up()
+    doc = await _indexed(client, alias, created.product_id)
+    assert (doc["variants"][0]["available"], doc["in_stock"]) == (0, False)
+
+
+async def test_setup_again_reads_what_another_writer_left_in_the_index(container: Container) -> None:
+    runner, client = container.runner("search"), container.search
+    projection = runner.projection
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("ladle", "Ladle", [variant("LAD-1")]))
+    await runner.catch_up()
+
+    # Another process held the lease meanwhile and wrote the document.
+    elsewhere = await _indexed(client, alias, created.product_id)
+    elsewhere["title"] = "Ladle (written elsewhere)"
+    await client.index(index=alias, id=created.product_id, document=elsewhere, refresh=True)
+    await projection.setup()
+
+    await _set_stock(container, "LAD-1", 6)
+    counter = CallCounter(client)
+    try:
+        await runner.catch_up()
+    finally:
+        counter.close()
+    assert len(_mgets(counter)) == 1
+    doc = await _indexed(client, alias, created.product_id)
+    assert (doc["title"], doc["variants"][0]["available"]) == ("Ladle (written elsewhere)", 6)
+
+
+async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(container: Container) -> None:
+    runner, client = container.runner("search"), container.search
+    projection = runner.projection
+    assert isinstance(projection, SearchProjection)
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("whisk", "Whisk", [variant("WHI-1")]))
+    await runner.catch_up()
+
+    copy = projection.rebuild_copy("cache")
+    assert isinstance(copy, SearchProjection) and copy.index is not None
+    await copy.setup()
+    rebuilt = await _indexed(client, alias, created.product_id)
+    rebuilt["title"] = "Whisk (rebuilt)"
+    await client.index(index=copy.index, id=created.product_id, document=rebuilt, refresh=True)
+    await projection.promote(copy)
+
+    await _set_stock(container, "WHI-1", 8)
+    await runner.catch_up()
+    doc = await _indexed(client, alias, created.product_id)
+    assert (doc["title"], doc["variants"][0]["available"]) == ("Whisk (rebuilt)", 8)
