@@ -7,9 +7,10 @@ inventory rows: one lock order everywhere, so writers wait instead of deadlockin
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
@@ -58,22 +59,30 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
     if not events:
         return order
     state = order
+    # The stock and discount-code rows last (in that order, as in the checkout's first phase):
+    # a hot row stays locked from its UPDATE to the COMMIT, so the rest goes before it.
+    row_effects: list[Callable[[], Awaitable[object]]] = []
     for event in events:
+        order_id = order.order_id
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
-            await reservations.commit(uow, order.order_id)
-            await discount_uses.commit(uow, order.order_id)
             await _free_cart(uow, order)
+            row_effects.append(functools.partial(reservations.commit, uow, order_id))
+            row_effects.append(functools.partial(discount_uses.commit, uow, order_id))
         elif isinstance(event, ev.OrderCancelled):
-            await reservations.release(uow, order.order_id, reason=event.reason)
+            await _free_cart(uow, order)
+            row_effects.append(functools.partial(reservations.release, uow, order_id, reason=event.reason))
             if state.payment_status is not PaymentStatus.CAPTURED:
                 # Declined or cancelled before capture: the discount code's use goes back.
-                await discount_uses.release(uow, order.order_id, reason=event.reason)
-            await _free_cart(uow, order)
+                row_effects.append(
+                    functools.partial(discount_uses.release, uow, order_id, reason=event.reason)
+                )
         elif isinstance(event, ev.OrderShipped):
-            await reservations.consume(uow, order.order_id)
+            row_effects.append(functools.partial(reservations.consume, uow, order_id))
         state = domain.apply(state, event)
     await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)
+    for effect in row_effects:
+        await effect()
     return domain.evolve(order, events)
 
 

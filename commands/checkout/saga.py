@@ -146,18 +146,12 @@ class CheckoutSaga:
                 amount=charge.totals.total,
                 currency=priced.currency,
             )
-            expires_at = await reservations.reserve(
+            pending = await reservations.prepare(
                 uow,
                 order_id,
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
                 lease=self._lease,
             )
-            if charge.discount is not None:
-                # After the stock: buyers refused for stock never wait on the code's row.
-                customer_key = command.customer_id or cart.customer_id or f"email:{command.email.lower()}"
-                await discount_uses.reserve(
-                    uow, charge.discount.code, order_id, customer_key[:200], checkout_money.DISCOUNT_FIELD
-                )
             placed = OrderPlaced(
                 order_id=order_id,
                 number=str(number),
@@ -170,11 +164,20 @@ class CheckoutSaga:
                 total=charge.totals.total,
                 shipping_address=command.shipping_address,
                 payment_attempt_id=attempt.id,
-                reservation_expires_at=expires_at,
+                reservation_expires_at=pending.expires_at,
                 totals=charge.recorded,
             )
             await uow.append(effects.STREAM_TYPE, effects.stream_id(order_id), [placed], expected_version=0)
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
+            # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
+            # to the COMMIT only the reservation rows and their events follow.
+            await reservations.take(uow, pending)
+            if charge.discount is not None:
+                # After the stock: buyers refused for stock never wait on the code's row.
+                customer_key = command.customer_id or cart.customer_id or f"email:{command.email.lower()}"
+                await discount_uses.reserve(
+                    uow, charge.discount.code, order_id, customer_key[:200], checkout_money.DISCOUNT_FIELD
+                )
             await uow.commit()
         return attempt
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -54,14 +55,17 @@ from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 __all__ = [
     "OutOfStock",
+    "PendingReservation",
     "ReservationLine",
     "commit",
     "consume",
     "expire_due",
+    "prepare",
     "release",
     "rereserve",
     "reservation_status",
     "reserve",
+    "take",
 ]
 
 _DUE_ORDERS = text(
@@ -91,35 +95,71 @@ async def reserve(
     Returns the lease expiry, or None when no line is tracked. Calling it again
     for an order that already holds stock returns the existing expiry.
     """
-    order = order_uuid(order_id)
+    return await take(uow, await prepare(uow, order_id, lines, lease=lease))
+
+
+@dataclass(frozen=True)
+class PendingReservation:
+    """What ``take`` will reserve for an order, decided before any stock row is touched."""
+
+    order_id: str
+    # The lease's end when a line is tracked (or the order's existing expiry); None otherwise.
+    expires_at: datetime | None
+    # Tracked SKUs and quantities, in lock (SKU) order; empty when the order holds stock already.
+    lines: tuple[tuple[str, int], ...]
+
+
+async def prepare(
+    uow: UnitOfWork, order_id: str, lines: Sequence[ReservationLine], *, lease: timedelta
+) -> PendingReservation:
+    """Everything a reservation needs that locks nothing: its expiry, whether the order holds
+    stock already (a retried phase), which lines are tracked. The checkout writes its order
+    with the expiry *before* ``take`` locks the stock rows, so little follows those locks.
+
+    Tracking only ever starts (``inventory_items`` rows are never deleted): a SKU tracked here
+    is tracked at ``take``; one that starts being tracked in between is not reserved, as if its
+    stock had been set after this checkout.
+    """
     wanted = merge_lines(lines)
-    conn = uow.conn
-    driver = await asyncpg_of(conn)
-    # One round trip: the lease's end, and what the order holds already (a retried phase).
-    found = await driver.fetch(
-        "SELECT now() + $2::interval AS lease_end, r.status, r.expires_at FROM (SELECT 1) AS one "
-        "LEFT JOIN inventory_reservations AS r ON r.order_id = $1",
-        order,
+    # One round trip: the lease's end, what the order holds already, which SKUs are tracked.
+    found = await (await asyncpg_of(uow.conn)).fetch(
+        "SELECT now() + $2::interval AS lease_end, r.status, r.expires_at, "
+        "ARRAY(SELECT sku FROM inventory_items WHERE sku = ANY($3::text[])) AS tracked "
+        "FROM (SELECT 1) AS one LEFT JOIN inventory_reservations AS r ON r.order_id = $1",
+        order_uuid(order_id),
         lease,
+        [sku for sku, _ in wanted],
     )
     existing = [r for r in found if r["status"] is not None]
     if existing:
         if any(r["status"] not in HOLDING for r in existing):
             raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
-        return max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
-    expires_at: datetime = found[0]["lease_end"]
-    reserved, short = await take_all_or_nothing(conn, wanted)
+        expiry = max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
+        return PendingReservation(order_id, expiry, ())
+    tracked = set(found[0]["tracked"])
+    taking = tuple((sku, quantity) for sku, quantity in wanted if sku in tracked)
+    return PendingReservation(order_id, found[0]["lease_end"] if taking else None, taking)
+
+
+async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
+    """Reserve the prepared lines, all or none (OutOfStock names the short SKUs, and nothing
+    is written). From the first stock UPDATE the row stays locked until the caller commits."""
+    if not pending.lines:
+        return pending.expires_at
+    conn = uow.conn
+    reserved, short = await take_all_or_nothing(conn, pending.lines)
     if short:
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
     if not reserved:
         return None
-    await driver.execute(
+    expires_at = pending.expires_at
+    await (await asyncpg_of(conn)).execute(
         "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
         "SELECT unnest($1::uuid[]), $2::uuid, unnest($3::text[]), unnest($4::int[]), $5::text, "
         "$6::timestamptz",
         [uuid.uuid4() for _ in reserved],
-        order,
+        order_uuid(pending.order_id),
         [row.sku for row, _ in reserved],
         [q for _, q in reserved],
         ACTIVE,
@@ -128,7 +168,9 @@ async def reserve(
     for row, quantity in reserved:
         await append_event(
             uow,
-            StockReserved(**event_fields(row), order_id=order_id, quantity=quantity, expires_at=expires_at),
+            StockReserved(
+                **event_fields(row), order_id=pending.order_id, quantity=quantity, expires_at=expires_at
+            ),
         )
     return expires_at
 

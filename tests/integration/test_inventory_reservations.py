@@ -79,6 +79,30 @@ async def test_nothing_tracked_returns_none(stocked: Container) -> None:
     assert await in_uow(stocked, lambda uow: reservations.reservation_status(uow, order)) is None
 
 
+async def test_a_sku_tracked_after_the_reservation_was_prepared_is_not_taken(stocked: Container) -> None:
+    """The checkout writes its order between ``prepare`` and ``take``: what ``take`` reserves is
+    exactly what ``prepare`` announced (the order's expiry included)."""
+    order = new_order()
+    lines = [ReservationLine("INV-A", 1), ReservationLine("INV-UNTRACKED", 2)]
+    async with UnitOfWork(stocked.engine, META) as uow:
+        pending = await reservations.prepare(uow, order, lines, lease=timedelta(minutes=5))
+        assert pending.lines == (("INV-A", 1),) and pending.expires_at is not None
+        await set_stock(stocked, "INV-UNTRACKED", 9)  # another transaction starts tracking it
+        assert await reservations.take(uow, pending) == pending.expires_at
+        await uow.commit()
+    assert [r.sku for r in await reservation_rows(stocked, order)] == ["INV-A"]
+    levels = await items(stocked)
+    assert levels["INV-A"].reserved == 1 and levels["INV-UNTRACKED"].reserved == 0
+
+    untracked = new_order()
+    async with UnitOfWork(stocked.engine, META) as uow:
+        nothing = await reservations.prepare(
+            uow, untracked, [ReservationLine("NOT-IN-CATALOG", 1)], lease=timedelta(minutes=5)
+        )
+        assert nothing.lines == () and nothing.expires_at is None
+        assert await reservations.take(uow, nothing) is None
+
+
 async def test_bad_lines_are_refused(stocked: Container) -> None:
     with pytest.raises(InvalidInput):
         await reserve(stocked, new_order(), [("INV-A", 0)])
