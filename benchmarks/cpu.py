@@ -110,3 +110,8 @@ class CpuMeter:
 
     def ours(self) -> list[str]:
         return [w.label for w in self.watched if w.ours]
+
+    def ours_total(self, spent: Mapping[str, float | None]) -> float | None:
+        """Our processes' CPU together (gateway, and the projector worker when there is one)."""
+        values = [spent.get(label) for label in self.ours()]
+        return None if any(v is None for v in values) else round(sum(v or 0.0 for v in values), 3)

@@ -13,7 +13,12 @@
 3. the gateway in its own process (``python -m benchmarks.server``): ``build_container``,
    ``wire``, projectors in-process and ``build_app`` under uvicorn on a free 127.0.0.1 port,
    exactly like ``commerce-gateway serve``, so load generation never shares its CPU;
-4. in this process, for seeding and baselines: a SQLAlchemy engine, a command bus with the
+   with ``RUN_PROJECTORS=private`` it keeps only the carts projector (the MongoDB stand-in is
+   in its memory) and
+4. the projector worker in its own process (``python -m benchmarks.projector_worker``, what
+   ``commerce-gateway project`` runs) applies every other projection; ``BENCH_PROJECTOR_WORKER=0``
+   runs every projector in the gateway instead;
+5. in this process, for seeding and baselines: a SQLAlchemy engine, a command bus with the
    catalog and cart handlers, and direct access to PostgreSQL (asyncpg) and the search engine.
 
 The gateway's edge limits stay on, with a cost budget large enough for benchmark traffic
@@ -71,9 +76,11 @@ GATEWAY_ENV = {
     "GRAPHQL_BUDGET_RESTORE_RATE": "1000000000",
     "GRAPHQL_MAX_COST": "1000000",
     "SEED_DEMO_DATA": "0",
-    "RUN_PROJECTORS": "1",
     "MIGRATE_ON_START": "1",
 }
+# BENCH_PROJECTOR_WORKER=0: every projector in the gateway process, as one ``serve`` runs them.
+PROJECTOR_WORKER = os.environ.get("BENCH_PROJECTOR_WORKER", "1") not in {"0", "false", "no"}
+WORKER_LABEL = "projector worker"
 
 
 class HarnessError(RuntimeError):
@@ -263,16 +270,23 @@ async def _redis_pid(url: str) -> int | None:
 
 
 async def _cpu_meter(
-    gateway: ServerProcess, sandbox: ServerProcess, settings: Settings, pg: dict[str, Any]
+    gateway: ServerProcess,
+    worker: ServerProcess | None,
+    sandbox: ServerProcess,
+    settings: Settings,
+    pg: dict[str, Any],
 ) -> CpuMeter:
-    """The gateway (ours: it runs the projectors too), then for information the payment
-    sandbox, PostgreSQL, Redis and this process (load generator; in-memory search engine)."""
+    """Ours: the gateway and the projector worker (or the gateway alone, running every
+    projector); then for information the payment sandbox, PostgreSQL, Redis and this process
+    (load generator; in-memory search engine)."""
     watched = [
         Watched("gateway", gateway.pid),
         # Of which in the kernel: on loopback a socket send does the receiver's wake-up too.
         Watched("gateway, in the kernel (stime)", gateway.pid, ours=False, kernel_only=True),
-        Watched("payment sandbox", sandbox.pid, ours=False),
     ]
+    if worker is not None:
+        watched.append(Watched(WORKER_LABEL, worker.pid))
+    watched.append(Watched("payment sandbox", sandbox.pid, ours=False))
     unwatched: dict[str, str] = {}
     try:
         postmaster = await _postgres_postmaster(pg)
@@ -311,6 +325,8 @@ class Stack:
     results_dir: Path
     gateway: ServerProcess
     sandbox: ServerProcess
+    # The shared-store projectors' process (None: they run in the gateway).
+    worker: ServerProcess | None
     cpu: CpuMeter
     catalog: list[UpsertProduct] = field(default_factory=list)
 
@@ -527,6 +543,7 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
     embedded: EmbeddedStores | None = None
     created_db: tuple[str, str] | None = None
     gateway: ServerProcess | None = None
+    worker: ServerProcess | None = None
     sandbox: ServerProcess | None = None
     engine: AsyncEngine | None = None
     try:
@@ -597,9 +614,21 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
             "BENCH_PROFILE_DIR": str(results_dir / "profiles"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
+        env["RUN_PROJECTORS"] = "private" if PROJECTOR_WORKER else "1"
         gateway = GatewayProcess(env, workdir / "gateway.log")
         base_url = await gateway.start()
         progress.done(f"{base_url} (pid {gateway.pid}, log {gateway.log_path})")
+        if PROJECTOR_WORKER:
+            progress.phase("starting the projector worker process")
+            # The embedded search engine is a server the worker reaches by URL, like the gateway.
+            shared_search = {"ELASTICSEARCH_IN_MEMORY": "0", "SEARCH_ENGINE": "osmem"}
+            worker = ServerProcess(
+                {**env, **(shared_search if settings.search_in_memory else {})},
+                workdir / "projector-worker.log", module="benchmarks.projector_worker",
+                label=WORKER_LABEL,
+            )  # fmt: skip
+            await worker.start()
+            progress.done(f"pid {worker.pid}, log {worker.log_path}")
         async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
             configured_hook = await client.post(
                 "/_sandbox/config", json={"webhook_url": f"{base_url}/webhooks/payments"}
@@ -623,10 +652,13 @@ async def open_stack(quick: bool, results_dir: Path, progress: Progress) -> Asyn
             results_dir=results_dir,
             gateway=gateway,
             sandbox=sandbox,
-            cpu=await _cpu_meter(gateway, sandbox, settings, _asyncpg_kwargs(settings.database_url)),
+            worker=worker,
+            cpu=await _cpu_meter(gateway, worker, sandbox, settings, _asyncpg_kwargs(settings.database_url)),
         )
     finally:
         progress.phase("stopping the gateway and the stores")
+        if worker is not None:
+            await worker.stop()
         if gateway is not None:
             await gateway.stop()
             with contextlib.suppress(OSError):

@@ -72,6 +72,11 @@ class Phase:
         spent = self.cpu_seconds.get(label)
         return None if spent is None or not self.purchases else round(1000 * spent / self.purchases, 2)
 
+    def ours_ms_per_purchase(self, meter: CpuMeter) -> float | None:
+        """Gateway and projector worker together: the whole cost of a purchase to us."""
+        spent = meter.ours_total(self.cpu_seconds)
+        return None if spent is None or not self.purchases else round(1000 * spent / self.purchases, 2)
+
     def utilisation(self, label: str) -> float | None:
         """CPU of ``label`` over the phase's wall time (requests and catch-up), in % of one core."""
         spent, wall = self.cpu_seconds.get(label), self.seconds + self.catch_up_seconds
@@ -98,6 +103,7 @@ class Phase:
             "first_failures": self.first_failures,
             "cpu_seconds": self.cpu_seconds,
             "cpu_ms_per_purchase": {w.label: self.cpu_ms_per_purchase(w.label) for w in meter.watched},
+            "ours_cpu_ms_per_purchase": self.ours_ms_per_purchase(meter),
             "cpu_percent_of_one_core": {w.label: self.utilisation(w.label) for w in meter.watched},
             "postgres_activity": None if self.waits is None else self.waits.as_dict(),
         }
@@ -263,9 +269,10 @@ def _report(
     ok = not failures and reserved == checked_out and confirmed == checked_out
     result.status = "ok" if ok and one.purchases and many.purchases else "failed"
     o, m = latency_stats(one.purchase_latencies), latency_stats(many.purchase_latencies)
+    ours = " + ".join(meter.ours())
     result.headline = (
-        f"gateway CPU per purchase {_cpu(one.cpu_ms_per_purchase('gateway'))} (1 buyer) / "
-        f"{_cpu(many.cpu_ms_per_purchase('gateway'))} ({CONCURRENT} buyers); purchase p50 "
+        f"CPU per purchase ({ours}) {_cpu(one.ours_ms_per_purchase(meter))} (1 buyer) / "
+        f"{_cpu(many.ours_ms_per_purchase(meter))} ({CONCURRENT} buyers); purchase p50 "
         f"{fmt_ms(o.get('p50'))} (1 buyer), {fmt_rate(many.rate, ' purchases/s')} at {CONCURRENT}"
     )
     for phase, stats in ((one, o), (many, m)):
@@ -279,13 +286,17 @@ def _report(
             f"{fmt_ms(c.get('p50'))} / {fmt_ms(k.get('p50'))}",
         )
         result.row(f"{phase.label}: purchases per second", fmt_rate(phase.rate))
+        result.row(
+            f"{phase.label}: CPU per purchase, ours in total ({ours}, every projector included)",
+            _cpu(phase.ours_ms_per_purchase(meter)),
+        )
         for watched in meter.watched:
             label = watched.label
             if watched.kernel_only:
                 label += " (part of the gateway's figure)"
             elif not watched.ours:
                 label += " (not ours, for information)"
-            extra = " (incl. every projector)" if watched.label == "gateway" else ""
+            extra = " (incl. every projector)" if watched.label == "gateway" and not stack.worker else ""
             result.row(
                 f"{phase.label}: CPU per purchase, {label}{extra}",
                 _cpu(phase.cpu_ms_per_purchase(watched.label)),
@@ -325,12 +336,21 @@ def _report(
         "processes": [{"label": w.label, "pid": w.pid, "ours": w.ours} for w in meter.watched],
         "gateway_cpu_ms_per_purchase_one": one.cpu_ms_per_purchase("gateway"),
         "gateway_cpu_ms_per_purchase_concurrent": many.cpu_ms_per_purchase("gateway"),
+        "ours_cpu_ms_per_purchase_one": one.ours_ms_per_purchase(meter),
+        "ours_cpu_ms_per_purchase_concurrent": many.ours_ms_per_purchase(meter),
+        "projector_worker": stack.worker is not None,
     }
     result.notes.append(
         "CPU is utime + stime from /proc for each process, from every projector caught up before "
         "the first purchase to every projector caught up after the last, divided by the purchases; "
-        "the gateway runs the projectors, so its figure is the whole cost of a purchase to us. The "
-        "payment sandbox runs in its own process. The 'of one core' column is that CPU over the "
+        + (
+            "the gateway keeps the carts projector (its MongoDB stand-in is in its memory) and the "
+            "projector worker runs the others, so the two together are the whole cost of a purchase "
+            "to us. "
+            if stack.worker
+            else "the gateway runs the projectors, so its figure is the whole cost of a purchase to us. "
+        )
+        + "The payment sandbox runs in its own process. The 'of one core' column is that CPU over the "
         "phase's wall time (requests and projector catch-up). A few `projections` polls by the "
         "harness while waiting for catch-up are included in the gateway figure."
     )
