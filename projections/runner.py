@@ -111,6 +111,7 @@ class ProjectionRunner:
         self.consecutive_failures = 0
         self._drained = False
         self._prepared = False
+        self._woken_to_save = False
 
     @property
     def name(self) -> str:
@@ -217,7 +218,13 @@ class ProjectionRunner:
                     await self._prepare()
                 if self._save_due() <= 0:
                     await self.save()
-                progressed, held_back = await self.step()
+                if self._woken_to_save:
+                    # The sleep ended only to store the deferred checkpoint: no notification came,
+                    # so there is nothing new to read (a read per runner for nothing).
+                    self._woken_to_save = False
+                    progressed, held_back = False, False
+                else:
+                    progressed, held_back = await self.step()
             except asyncio.CancelledError:
                 raise
             except CheckpointMoved as exc:
@@ -239,9 +246,11 @@ class ProjectionRunner:
                     break
                 interval = self._config.held_back_interval if held_back else self._config.poll_interval
                 interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
-                interval = max(0.0, min(interval, self._save_due()))
-                if await self._sleep(interval) and self._config.gather_seconds > 0:
+                save_due = self._save_due()
+                woke = await self._sleep(max(0.0, min(interval, save_due)))
+                if woke and self._config.gather_seconds > 0:
                     await asyncio.sleep(self._config.gather_seconds)
+                self._woken_to_save = not woke and save_due < interval
 
     async def _own(self) -> bool:
         """Hold (or take) the lease; False means stand by."""

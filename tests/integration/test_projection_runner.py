@@ -8,13 +8,15 @@ import itertools
 from collections.abc import Sequence
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.store.driver import PgConnection
-from commands.store.ledger.reader import RecordedEvent
+from commands.store.ledger.reader import Batch, Checkpoint, RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
 from projections.runner import ProjectionRunner, RunnerConfig
+from projections.tail import LedgerTail
 from tests.support.projections import AmountRecorded, AppliedLog, RedisDocs
 from tests.support.stores import FAST_RUNNERS
 from tests.support.waiting import eventually
@@ -153,3 +155,48 @@ async def test_stop_is_clean_and_restart_resumes_from_the_checkpoint(container: 
     await container.freshness.wait_for("applied_log", max(second), timeout=5)
     await runner.stop()
     assert await _applied_positions(container) == first + second
+
+
+class CountingTail(LedgerTail):
+    """The process's shared ledger tail, counting the reads it sends to PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.fetches = 0
+
+    async def _fetch(self, after: Checkpoint, limit: int) -> Batch:
+        self.fetches += 1
+        return await super()._fetch(after, limit)
+
+
+class IgnoresEverything(AppliedLog):
+    def wants(self, event: RecordedEvent) -> bool:
+        return False
+
+
+async def test_a_deferred_checkpoint_is_stored_without_reading_the_ledger_again(container: Container) -> None:
+    tail = CountingTail(container.engine)
+    config = RunnerConfig(poll_interval=30.0, save_after_seconds=0.1)
+    runner = ProjectionRunner(
+        IgnoresEverything(container.engine, "ignores"), container.engine, config, tail=tail
+    )
+    runner.start()
+    try:
+        await eventually(lambda: tail.fetches >= 1, message="first read")
+        positions = await _append_many(container, streams=1, per_stream=1)
+        tail.notified()
+        runner.wake()
+        await eventually(lambda: runner.checkpoint.position == max(positions), message="read past the event")
+        reads = tail.fetches
+
+        async def stored() -> bool:
+            async with container.engine.connect() as conn:
+                row = await checkpoints.load(conn, "ignores")
+            return row is not None and row.checkpoint.position == max(positions)
+
+        # Stored within save_after_seconds, by a wake-up that reads nothing.
+        await eventually(stored, timeout=2.0, message="deferred checkpoint stored")
+        await asyncio.sleep(0.2)
+        assert tail.fetches == reads
+    finally:
+        await runner.stop()
