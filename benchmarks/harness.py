@@ -13,11 +13,11 @@
 3. the gateway in its own process (``python -m benchmarks.server``): ``build_container``,
    ``wire``, projectors in-process and ``build_app`` under uvicorn on a free 127.0.0.1 port,
    exactly like ``commerce-gateway serve``, so load generation never shares its CPU;
-   with ``RUN_PROJECTORS=private`` it keeps only the carts projector (the MongoDB stand-in is
-   in its memory) and
+   with ``BENCH_PROJECTOR_WORKER=1`` it runs with ``RUN_PROJECTORS=private``, keeping only the
+   carts projector (the MongoDB stand-in is in its memory), and
 4. the projector worker in its own process (``python -m benchmarks.projector_worker``, what
-   ``commerce-gateway project`` runs) applies every other projection; ``BENCH_PROJECTOR_WORKER=0``
-   runs every projector in the gateway instead;
+   ``commerce-gateway project`` runs) applies every other projection; by default (no worker)
+   every projector runs in the gateway;
 5. in this process, for seeding and baselines: a SQLAlchemy engine, a command bus with the
    catalog and cart handlers, and direct access to PostgreSQL (asyncpg) and the search engine.
 
@@ -69,6 +69,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 BENCH_METADATA = MessageMetadata(actor="system:bench", correlation_id="bench")
 GATEWAY_START_SECONDS = 180.0
 SEED_CONCURRENCY = 12
+CLIENT_KEEPALIVE_SECONDS = 2.0
 # Edge settings for the benchmark gateway: limits unchanged except the cost budget and the
 # static-cost cap (a 50-line cart with variants is above the default 1,000).
 GATEWAY_ENV = {
@@ -78,8 +79,10 @@ GATEWAY_ENV = {
     "SEED_DEMO_DATA": "0",
     "MIGRATE_ON_START": "1",
 }
-# BENCH_PROJECTOR_WORKER=0: every projector in the gateway process, as one ``serve`` runs them.
-PROJECTOR_WORKER = os.environ.get("BENCH_PROJECTOR_WORKER", "1") not in {"0", "false", "no"}
+# BENCH_PROJECTOR_WORKER=1: the shared-store projectors in a worker process beside the gateway.
+# Off by default: on this 2-core machine with embedded stores a second process costs more CPU per
+# purchase than it takes off the gateway (docs/scaling.md section 9 has both sets of figures).
+PROJECTOR_WORKER = os.environ.get("BENCH_PROJECTOR_WORKER", "0") in {"1", "true", "yes"}
 WORKER_LABEL = "projector worker"
 
 
@@ -148,7 +151,13 @@ def http_client(
 ) -> httpx.AsyncClient:
     """A pooled keep-alive client: at most ``connections`` sockets, all reused; with
     ``local_address`` (a 127.x.y.z loopback address) its sockets come from that address."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # Idle sockets are dropped before the gateway's 5 s keep-alive closes them: reusing one the
+    # server is closing at that moment fails the request with a ReadError.
+    limits = httpx.Limits(
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=CLIENT_KEEPALIVE_SECONDS,
+    )
     transport = httpx.AsyncHTTPTransport(limits=limits, local_address=local_address)
     return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=httpx.Timeout(timeout))
 
