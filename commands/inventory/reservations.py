@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.domain.inventory import (
     ACTIVE,
@@ -41,11 +41,13 @@ from commands.events.inventory import (
     StockShipped,
 )
 from commands.inventory.stock_rows import (
+    ItemRow,
     append_event,
     event_fields,
     lock_reservations,
     mark,
     order_uuid,
+    reserve_one,
     settle,
     take_all_or_nothing,
 )
@@ -146,13 +148,42 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
     is written). From the first stock UPDATE the row stays locked until the caller commits."""
     if not pending.lines:
         return pending.expires_at
-    conn = uow.conn
+    conn, expires_at = uow.conn, pending.expires_at
+    if len(pending.lines) == 1:
+        reserved = await _take_one(conn, pending)
+    else:
+        reserved = await _take_many(conn, pending)
+    for row, quantity in reserved:
+        await append_event(
+            uow,
+            StockReserved(
+                **event_fields(row), order_id=pending.order_id, quantity=quantity, expires_at=expires_at
+            ),
+        )
+    return expires_at
+
+
+async def _take_one(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
+    ((sku, quantity),) = pending.lines
+    row = await reserve_one(
+        conn,
+        sku,
+        quantity,
+        order_id=order_uuid(pending.order_id),
+        status=ACTIVE,
+        expires_at=pending.expires_at,
+    )
+    if row is None:  # tracked (prepare saw its row, and rows are never deleted), so short
+        RESERVATION_CONFLICTS.inc()
+        raise OutOfStock([sku])
+    return [(row, quantity)]
+
+
+async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
     reserved, short = await take_all_or_nothing(conn, pending.lines)
     if short:
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
-    if not reserved:
-        return None
     expires_at = pending.expires_at
     await (await asyncpg_of(conn)).execute(
         "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
@@ -165,14 +196,7 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
         ACTIVE,
         expires_at,
     )
-    for row, quantity in reserved:
-        await append_event(
-            uow,
-            StockReserved(
-                **event_fields(row), order_id=pending.order_id, quantity=quantity, expires_at=expires_at
-            ),
-        )
-    return expires_at
+    return reserved
 
 
 async def commit(uow: UnitOfWork, order_id: str) -> None:

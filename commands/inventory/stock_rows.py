@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,6 +64,23 @@ async def change_item(
     return None if row is None else ItemRow(*row)
 
 
+async def reserve_one(
+    conn: AsyncConnection,
+    sku: str,
+    quantity: int,
+    *,
+    order_id: uuid.UUID,
+    status: str,
+    expires_at: datetime | None,
+) -> ItemRow | None:
+    """Reserve ``quantity`` of one SKU and record the order's reservation row, in one statement
+    (one round trip fewer while the row is locked); None, and nothing written, when it is short."""
+    row = await (await asyncpg_of(conn)).fetchrow(
+        _RESERVE_ONE, sku, 0, quantity, quantity, uuid.uuid4(), order_id, status, expires_at
+    )
+    return None if row is None else ItemRow(*row)
+
+
 async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRow]:
     """Set the on-hand stock of many locked SKU rows in one statement; their rows after it."""
     if not on_hand:
@@ -70,6 +88,13 @@ async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRo
     rows = await driver.fetch(_SET_ITEMS, list(on_hand), list(on_hand.values()))
     return {row["sku"]: ItemRow(*row) for row in rows}
 
+
+_RESERVE_ONE = (
+    f"WITH item AS ({_CHANGE_ITEM}), "
+    "held AS (INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
+    "SELECT $5::uuid, $6::uuid, item.sku, $3, $7::text, $8::timestamptz FROM item) "
+    "SELECT * FROM item"
+)
 
 _SET_ITEMS = (
     "UPDATE inventory_items AS i SET on_hand = u.on_hand, updated_at = now() "
