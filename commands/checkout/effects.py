@@ -67,8 +67,10 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
             await _free_cart(uow, order)
+            codes = await discount_uses.mark_committed(uow, order_id)
             row_effects.append(functools.partial(reservations.commit, uow, order_id))
-            row_effects.append(functools.partial(discount_uses.commit, uow, order_id))
+            if codes:
+                row_effects.append(functools.partial(discount_uses.record_committed, uow, order_id, codes))
         elif isinstance(event, ev.OrderCancelled):
             await _free_cart(uow, order)
             row_effects.append(functools.partial(reservations.release, uow, order_id, reason=event.reason))
