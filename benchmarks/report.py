@@ -575,7 +575,7 @@ def budget_lines(results: Sequence[BenchResult]) -> list[str]:
          f"{_num(_get(wr, 'gateway_cpu_ms_per_add'), 1)} ms CPU each",
          f"bare ledger append {_num(_get(wr, 'baseline_adds', 'rate'))}/s "
          f"(ratio {_num(_get(wr, 'throughput_ratio'), 2)})"),
-        ("Checkout of one hot SKU (64 buyers), one gateway process (+ projector worker)",
+        ("Checkout of one hot SKU (64 buyers), one gateway process",
          f"{_num(_get(fs, 'gateway', 'rate'), 1)} confirmed/s, p50 "
          f"{_num(_get(fs, 'gateway', 'ms', 'p50'))} ms, "
          f"{_num(_get(fs, 'gateway', 'cpu_ms_per_unit'))} ms CPU per unit",
