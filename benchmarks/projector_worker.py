@@ -10,11 +10,6 @@ is in the gateway's memory).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import os
-import socket
 import sys
 
 import uvicorn
@@ -23,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from benchmarks import announced
+from benchmarks.announced import serve_announced
 from gateway.bootstrap.container import SHARED_ONLY, build_container
 from gateway.bootstrap.logging import configure_logging
 from gateway.bootstrap.settings import Settings
@@ -43,22 +40,11 @@ async def serve() -> None:
         async def ready(_request: Request) -> JSONResponse:
             return JSONResponse({"projections": running})
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
         app = Starlette(routes=[Route("/readyz", ready)])
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-        print(json.dumps({"port": sock.getsockname()[1], "pid": os.getpid()}), flush=True)
-        await server.serve(sockets=[sock])
+        await serve_announced(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
     finally:
         await container.close()
 
 
-def main() -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(announced.run(serve))

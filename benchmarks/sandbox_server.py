@@ -8,36 +8,21 @@ and the provider's CPU is its own process's, not the gateway's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
-import socket
 import sys
 
 import uvicorn
 
+from benchmarks import announced
+from benchmarks.announced import serve_announced
 from commands.payments.sandbox import build_sandbox_app, config_from_env
 
 
 async def serve() -> None:
     config, _port = config_from_env(os.environ)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(build_sandbox_app(config), lifespan="on", log_level="warning", access_log=False)
-    )
-    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
-    await server.serve(sockets=[sock])
-
-
-def main() -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-    return 0
+    app = build_sandbox_app(config)
+    await serve_announced(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(announced.run(serve))

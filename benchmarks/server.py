@@ -26,9 +26,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-import json
 import os
-import socket
 import sys
 import time
 from collections import Counter
@@ -44,6 +42,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from benchmarks import announced
+from benchmarks.announced import serve_announced
 from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.logging import configure_logging
@@ -388,25 +388,11 @@ async def serve() -> None:
         if settings.run_projectors != PROJECTORS_NONE:
             await container.start_projectors(scope=settings.run_projectors)
         app = dispatcher(build_app(container), Control(container, profile_dir))
-        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets (no delayed-ACK stalls).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
         # The same options as ``commerce-gateway serve``.
-        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
-        print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
-        await server.serve(sockets=[sock])
+        await serve_announced(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
     finally:
         await container.close()
 
 
-def main() -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(announced.run(serve))
