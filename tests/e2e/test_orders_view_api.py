@@ -161,13 +161,14 @@ async def test_status_filter_and_cursor_paging(
     client: httpx.AsyncClient, tokens: JwtAuthenticator, running: Container
 ) -> None:
     ids = [new_order_id() for _ in range(9)]
-    last = 0
     for i, oid in enumerate(ids):
         start = placed(oid, "cust-1")
         await append(running.engine, oid, start)
         if i % 3 == 0:
-            last = (await append(running.engine, oid, *happy_path(oid, start.total)[1:3]))[-1].position
-    await append(running.engine, new_order_id(), placed(new_order_id(), "cust-2"))
+            await append(running.engine, oid, *happy_path(oid, start.total)[1:3])
+    other = new_order_id()
+    # The read waits for every order above: the newest (ids[-1]) was placed after the last payment.
+    last = (await append(running.engine, other, placed(other, "cust-2")))[-1].position
     owner = tokens.mint("cust-1", ["customer"])
     first_page = await data(client, LIST, {"first": 1, "p": str(last)}, token=owner)
     assert first_page["edges"][0]["node"]["id"] == gid(ids[-1])
