@@ -176,8 +176,10 @@ async def _project(stops: StopSignals, settings: Settings) -> None:
         )
         with stops.handled_by(lambda _signum: stop.set()):
             await stop.wait()
+        log.info("projector worker stopping: finishing batches, storing checkpoints, releasing leases")
     finally:
         await container.close()
+    log.info("projector worker stopped")
 
 
 async def _migrate(settings: Settings) -> str | None:

@@ -93,5 +93,6 @@ def test_a_project_worker_runs_the_shared_read_models_of_an_embedded_gateway(tmp
             worker.send_signal(signal.SIGTERM)
             output = worker.communicate(timeout=30)[0].decode()
         assert worker.returncode == 0, output
+        assert "projector worker stopped" in output, output
         # Once the worker is gone its leases are free again; nobody else is configured to take them.
         assert "project" not in str(_owners(served.base_url, admin).values())
