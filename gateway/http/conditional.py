@@ -52,5 +52,8 @@ def add_cache_headers(response: Response, outcomes: list[Outcome], *, method: st
         response.headers["Cache-Control"] = cache_control(decision.policy)
     else:
         response.headers["Cache-Control"] = "no-store"
+        # A validator on an answer no cache may keep would let a later 304 revive it.
+        if "etag" in response.headers:
+            del response.headers["etag"]
     if method == "GET":
         response.headers["Vary"] = VARY

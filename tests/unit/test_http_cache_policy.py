@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from graphql import GraphQLSchema, OperationDefinitionNode, parse
+from starlette.responses import Response
 
 from gateway.edge.auth import ANONYMOUS, Principal
 from gateway.edge.cache_policy import (
@@ -19,8 +20,11 @@ from gateway.edge.cache_policy import (
     plan_operation,
 )
 from gateway.edge.etag import cache_control, caller_key, derive_etag, matches
+from gateway.edge.http_cache import CacheDecision
+from gateway.edge.pipeline import Outcome
 from gateway.edge.read_model_versions import RELEVANT_EVENTS
 from gateway.http.app import build_schema
+from gateway.http.conditional import add_cache_headers
 from projections import pricing
 
 SCHEMA: GraphQLSchema = build_schema()._schema
@@ -149,3 +153,16 @@ def test_a_consistent_with_variable_that_is_not_a_position_waits_for_nothing() -
     for bad in ("²", "-1", True, "1e3", None):
         assert argument.position({"at": bad}) is None
     assert ConsistencyArgument(frozenset(), literal=5).position(None) == 5
+
+
+def test_an_answer_that_sets_a_cookie_loses_its_validator_with_its_cacheability() -> None:
+    decision = CacheDecision(CachePolicy(Scope.PUBLIC, 60, 0, frozenset()), etag='W/"abc"')
+    outcome = Outcome(body={"data": {}}, cache=decision)
+    response = Response(content=b"{}", media_type="application/json")
+    add_cache_headers(response, [outcome], method="GET")
+    assert response.headers["etag"] == 'W/"abc"' and "public" in response.headers["cache-control"]
+    # A resolver then sets a cookie: the view decides again, and nothing cacheable may remain.
+    response.headers.append("set-cookie", "session=1; HttpOnly")
+    add_cache_headers(response, [outcome], method="GET")
+    assert response.headers["cache-control"] == "no-store"
+    assert "etag" not in response.headers
