@@ -116,11 +116,15 @@ async def set_shipping(command: SetCartShipping, uow: UnitOfWork) -> CartResult:
     async def decide(cart: Cart) -> Event:
         event = domain.choose_shipping(cart, command.country_code, command.region, command.method_code)
         if command.method_code is not None:
-            config = await money_config.load(uow.conn, cart.currency_code, None)
-            method = next((m for m in config.methods if m.code == command.method_code), None)
-            destination = money.Destination(command.country_code, command.region)
-            subtotal = sum((line.unit_price * line.quantity for line in cart.lines), Decimal(0))
-            if method is None or method.price_for(cart.currency_code, destination, subtotal) is None:
+            chosen = money.choose_shipping(
+                await money_config.load_methods(uow.conn),
+                command.method_code,
+                cart.currency_code,
+                money.Destination(command.country_code, command.region),
+                sum((line.unit_price * line.quantity for line in cart.lines), Decimal(0)),
+                ["methodCode"],
+            )
+            if chosen is None:  # the store ships nothing by method: no code can be chosen
                 raise money.ShippingMethodIneligible(
                     f"the shipping method {command.method_code} cannot ship this cart there", ["methodCode"]
                 )

@@ -21,9 +21,14 @@ class MoneyConfig:
     policy: TaxPolicy = field(default_factory=TaxPolicy)
 
 
+async def load_methods(conn: AsyncConnection) -> tuple[ShippingMethod, ...]:
+    """The shipping methods alone (a cart choosing one needs no tax configuration)."""
+    return tuple(_method(row) for row in await (await asyncpg_of(conn)).fetch(_METHODS))
+
+
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
     driver = await asyncpg_of(conn)
-    methods = tuple(_method(row) for row in await driver.fetch(_METHODS))
+    methods = await load_methods(driver)
     rates: tuple[TaxRate, ...] = ()
     if country_code is not None:
         rates = tuple(
