@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -46,23 +47,16 @@ async def append(
     """
     if not events:
         return []
-    encoded_metadata = _METADATA_ENCODER.encode(metadata).decode()
     driver = await asyncpg_of(conn)
-    try:
+    async with _conflicts_raised(f"stream {stream_id} was appended to concurrently"):
         rows = await driver.fetch(
             _APPEND,
             stream_id,
             stream_type,
             expected_version,
             [uuid.uuid4() for _ in events],
-            [event.event_type() for event in events],
-            [encode_event(event).decode() for event in events],
-            encoded_metadata,
+            *_encoded(events, metadata),
         )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "ledger_events_stream_version_key":
-            raise StreamConflict(f"stream {stream_id} was appended to concurrently") from exc
-        raise
     recorded = sorted((recorded_event(r) for r in rows), key=lambda e: e.stream_version)
     if not recorded:
         current = await stream_version(conn, stream_id)
@@ -93,22 +87,36 @@ async def append_to_streams(
         raise ValueError("append_to_streams takes one event per stream")
     driver = await asyncpg_of(conn)
     event_ids = [uuid.uuid4() for _ in appends]
-    try:
+    async with _conflicts_raised("a stream of the batch was appended to concurrently"):
         rows = await driver.fetch(
             _APPEND_TO_STREAMS,
             [stream_type for stream_type, _, _ in appends],
             stream_ids,
             event_ids,
-            [event.event_type() for _, _, event in appends],
-            [encode_event(event).decode() for _, _, event in appends],
-            _METADATA_ENCODER.encode(metadata).decode(),
+            *_encoded([event for _, _, event in appends], metadata),
         )
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == "ledger_events_stream_version_key":
-            raise StreamConflict("a stream of the batch was appended to concurrently") from exc
-        raise
     recorded = {event.event_id: event for event in map(recorded_event, rows)}
     return [recorded[event_id] for event_id in event_ids]
+
+
+def _encoded(events: Sequence[Event], metadata: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    """The statements' event columns: types, data and the shared metadata, as JSON text."""
+    return (
+        [event.event_type() for event in events],
+        [encode_event(event).decode() for event in events],
+        _METADATA_ENCODER.encode(metadata).decode(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _conflicts_raised(message: str) -> AsyncIterator[None]:
+    """A stream version taken by a concurrent transaction becomes StreamConflict."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "ledger_events_stream_version_key":
+            raise StreamConflict(message) from exc
+        raise
 
 
 # Every append statement wakes the ledger's readers: delivered at commit (only committed
