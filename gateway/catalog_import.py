@@ -218,10 +218,8 @@ class CatalogImporter:
         for wave in _waves(items):
             # One transaction per batch of products; a bad line is refused alone.
             batches = [wave[i : i + BATCH] for i in range(0, len(wave), BATCH)]
-            outcomes = await asyncio.gather(*(self._upsert(batch, report) for batch in batches))
-            kept.extend(
-                item for batch, ok in zip(batches, outcomes, strict=True) for item in batch if ok[id(item)]
-            )
+            accepted = await asyncio.gather(*(self._upsert(batch, report) for batch in batches))
+            kept.extend(item for items_kept in accepted for item in items_kept)
         wanted = {sku: on_hand for item in kept for sku, on_hand in item.stock.items()}
         current = await self._on_hand(list(wanted))
         # A SKU never stocked holds zero (the SetStock handler starts it there).
@@ -230,23 +228,24 @@ class CatalogImporter:
         batches_of_stock = [changes[i : i + BATCH] for i in range(0, len(changes), BATCH)]
         await asyncio.gather(*(self._set_stock(batch, line_of, report) for batch in batches_of_stock))
 
-    async def _upsert(self, batch: Sequence[ImportItem], report: ImportReport) -> dict[int, bool]:
+    async def _upsert(self, batch: Sequence[ImportItem], report: ImportReport) -> list[ImportItem]:
+        """Upsert a batch of products; the items the handlers accepted, in batch order."""
         async with self._gate:
             results = await self._bus.dispatch_batch([item.command for item in batch], self._metadata)
-        ok: dict[int, bool] = {}
+        accepted: list[ImportItem] = []
         for item, result in zip(batch, results, strict=True):
-            ok[id(item)] = not isinstance(result, DomainError)
             if isinstance(result, DomainError):
                 report.errors.extend(_errors(item.line, result))
-            elif result.position is None:
+                continue
+            accepted.append(item)
+            if result.position is None:
                 report.unchanged += 1
             elif result.created:
                 report.created += 1
             else:
                 report.updated += 1
-            if not isinstance(result, DomainError):
-                report._appended(result.position)
-        return ok
+            report._appended(result.position)
+        return accepted
 
     async def _set_stock(
         self, batch: Sequence[tuple[str, int]], line_of: Mapping[str, int], report: ImportReport
