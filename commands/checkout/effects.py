@@ -62,8 +62,8 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
     # The stock and discount-code rows last (in that order, as in the checkout's first phase):
     # a hot row stays locked from its UPDATE to the COMMIT, so the rest goes before it.
     row_effects: list[Callable[[], Awaitable[object]]] = []
+    order_id = order.order_id
     for event in events:
-        order_id = order.order_id
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
             await _free_cart(uow, order)
@@ -82,7 +82,7 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
         elif isinstance(event, ev.OrderShipped):
             row_effects.append(functools.partial(reservations.consume, uow, order_id))
         state = domain.apply(state, event)
-    await uow.append(STREAM_TYPE, stream_id(order.order_id), events, expected_version=order.version)
+    await uow.append(STREAM_TYPE, stream_id(order_id), events, expected_version=order.version)
     for effect in row_effects:
         await effect()
     return domain.evolve(order, events)

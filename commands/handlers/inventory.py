@@ -19,7 +19,13 @@ from commands.domain import inventory as domain
 from commands.domain.inventory import StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
-from commands.inventory.stock_rows import STREAM_TYPE, append_event, change_item, event_fields, set_items
+from commands.inventory.stock_rows import (
+    append_event,
+    append_events,
+    change_item,
+    event_fields,
+    set_items,
+)
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
@@ -71,9 +77,7 @@ async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[Stock
             outcomes[command.sku] = refused
     rows = await set_items(driver, on_hand)
     events = [StockSet(**event_fields(rows[sku]), previous_on_hand=levels[sku].on_hand) for sku in on_hand]
-    recorded = await uow.append_to_streams(
-        [(STREAM_TYPE, domain.stream_id(event.sku), event) for event in events]
-    )
+    recorded = await append_events(uow, events)
     for event, appended in zip(events, recorded, strict=True):
         outcomes[event.sku] = StockResult(
             event.sku, event.on_hand, event.reserved, event.available, appended.position

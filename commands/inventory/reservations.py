@@ -12,7 +12,6 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,10 +42,12 @@ from commands.events.inventory import (
 from commands.inventory.stock_rows import (
     ItemRow,
     append_event,
+    append_events,
     event_fields,
     lock_reservations,
     mark,
     order_uuid,
+    record_reservations,
     reserve_one,
     settle,
     take_all_or_nothing,
@@ -148,19 +149,23 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
     is written). From the first stock UPDATE the row stays locked until the caller commits."""
     if not pending.lines:
         return pending.expires_at
-    conn, expires_at = uow.conn, pending.expires_at
     if len(pending.lines) == 1:
-        reserved = await _take_one(conn, pending)
+        reserved = await _take_one(uow.conn, pending)
     else:
-        reserved = await _take_many(conn, pending)
-    for row, quantity in reserved:
-        await append_event(
-            uow,
+        reserved = await _take_many(uow.conn, pending)
+    await append_events(
+        uow,
+        [
             StockReserved(
-                **event_fields(row), order_id=pending.order_id, quantity=quantity, expires_at=expires_at
-            ),
-        )
-    return expires_at
+                **event_fields(row),
+                order_id=pending.order_id,
+                quantity=quantity,
+                expires_at=pending.expires_at,
+            )
+            for row, quantity in reserved
+        ],
+    )
+    return pending.expires_at
 
 
 async def _take_one(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
@@ -184,17 +189,12 @@ async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list
     if short:
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
-    expires_at = pending.expires_at
-    await (await asyncpg_of(conn)).execute(
-        "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
-        "SELECT unnest($1::uuid[]), $2::uuid, unnest($3::text[]), unnest($4::int[]), $5::text, "
-        "$6::timestamptz",
-        [uuid.uuid4() for _ in reserved],
+    await record_reservations(
+        conn,
         order_uuid(pending.order_id),
-        [row.sku for row, _ in reserved],
-        [q for _, q in reserved],
-        ACTIVE,
-        expires_at,
+        [(row.sku, quantity) for row, quantity in reserved],
+        status=ACTIVE,
+        expires_at=pending.expires_at,
     )
     return reserved
 

@@ -18,6 +18,7 @@ from commands.domain.inventory import stream_id
 from commands.errors import InvalidInput
 from commands.events.inventory import InventoryEvent
 from commands.store.driver import asyncpg_of
+from commands.store.ledger.reader import RecordedEvent
 from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "inventory"
@@ -55,6 +56,11 @@ async def append_event(uow: UnitOfWork, event: InventoryEvent) -> None:
     await uow.append(STREAM_TYPE, stream_id(event.sku), [event])
 
 
+async def append_events(uow: UnitOfWork, events: Sequence[InventoryEvent]) -> list[RecordedEvent]:
+    """One event for each of several SKUs, in one statement (each SKU has its own stream)."""
+    return await uow.append_to_streams([(STREAM_TYPE, stream_id(event.sku), event) for event in events])
+
+
 async def change_item(
     conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
 ) -> Any:
@@ -79,6 +85,28 @@ async def reserve_one(
         _RESERVE_ONE, sku, 0, quantity, quantity, uuid.uuid4(), order_id, status, expires_at
     )
     return None if row is None else ItemRow(*row)
+
+
+async def record_reservations(
+    conn: AsyncConnection,
+    order_id: uuid.UUID,
+    taken: Sequence[tuple[str, int]],
+    *,
+    status: str,
+    expires_at: datetime | None,
+) -> None:
+    """The order's reservation rows for stock already taken: (sku, quantity) each."""
+    await (await asyncpg_of(conn)).execute(
+        "INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
+        "SELECT unnest($1::uuid[]), $2::uuid, unnest($3::text[]), unnest($4::int[]), $5::text, "
+        "$6::timestamptz",
+        [uuid.uuid4() for _ in taken],
+        order_id,
+        [sku for sku, _ in taken],
+        [quantity for _, quantity in taken],
+        status,
+        expires_at,
+    )
 
 
 async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRow]:
@@ -199,11 +227,13 @@ async def settle(
     if not rows:
         return
     await mark(uow.conn, rows, status)
+    events = []
     for res in rows:
         item = await change_item(
             uow.conn, res.sku, on_hand=on_hand * res.quantity, reserved=reserved * res.quantity
         )
-        await append_event(uow, event(event_fields(item), res.quantity))
+        events.append(event(event_fields(item), res.quantity))
+    await append_events(uow, events)
 
 
 async def mark(conn: AsyncConnection, rows: Sequence[ReservationRow], status: str) -> None:

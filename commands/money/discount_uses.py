@@ -73,18 +73,15 @@ async def reserve(
     return int(taken.uses)
 
 
-async def commit(uow: UnitOfWork, order_id: str) -> None:
-    """The order's payment was authorized: its reserved use becomes committed."""
-    await record_committed(uow, order_id, await mark_committed(uow, order_id))
-
-
 async def mark_committed(uow: UnitOfWork, order_id: str) -> list[str]:
-    """First half of ``commit``: the order's own use rows (no code's row is locked); the codes."""
+    """The order's payment was authorized: its reserved use becomes committed. Only the order's
+    own use rows are touched (no code's row is locked); returns their codes for
+    ``record_committed``, which the settlement runs after the stock rows."""
     return await _move(uow, order_id, (RESERVED,), COMMITTED)
 
 
 async def record_committed(uow: UnitOfWork, order_id: str, codes: Sequence[str]) -> None:
-    """Second half of ``commit``: each code's row locked (after any stock row), its event appended."""
+    """Each code's row locked (after any stock row), its use's event appended."""
     for code in codes:
         await uow.conn.execute(_LOCK_CODE, {"c": code})
         await uow.append(STREAM_TYPE, discount_code_stream(code), [DiscountCodeUseCommitted(code, order_id)])
