@@ -111,7 +111,6 @@ class ProjectionRunner:
         self.consecutive_failures = 0
         self._drained = False
         self._prepared = False
-        self._woken_to_save = False
 
     @property
     def name(self) -> str:
@@ -208,7 +207,10 @@ class ProjectionRunner:
                     await self._lease.release(self.name)
 
     async def _run(self) -> None:
+        woken_to_save = False
         while not self._stopping:
+            # Only the turn right after such a wake-up may skip its read.
+            skip_read, woken_to_save = woken_to_save, False
             try:
                 if not await self._own():
                     await self._let_go()
@@ -218,10 +220,9 @@ class ProjectionRunner:
                     await self._prepare()
                 if self._save_due() <= 0:
                     await self.save()
-                if self._woken_to_save:
+                if skip_read:
                     # The sleep ended only to store the deferred checkpoint: no notification came,
                     # so there is nothing new to read (a read per runner for nothing).
-                    self._woken_to_save = False
                     progressed, held_back = False, False
                 else:
                     progressed, held_back = await self.step()
@@ -250,7 +251,8 @@ class ProjectionRunner:
                 woke = await self._sleep(max(0.0, min(interval, save_due)))
                 if woke and self._config.gather_seconds > 0:
                     await asyncio.sleep(self._config.gather_seconds)
-                self._woken_to_save = not woke and save_due < interval
+                # A held-back batch must be read again whatever woke us.
+                woken_to_save = not woke and not held_back and save_due < interval
 
     async def _own(self) -> bool:
         """Hold (or take) the lease; False means stand by."""

@@ -135,17 +135,12 @@ class SearchProjection:
 
     async def _existing(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The indexed documents of ``product_ids`` (those found), in that order."""
-        unwritten = [product_id for product_id in product_ids if product_id not in self._written]
-        fetched: dict[str, dict[str, Any]] = {}
+        found = {pid: doc for pid in product_ids if (doc := self._written.get(pid)) is not None}
+        unwritten = [pid for pid in product_ids if pid not in found]
         if unwritten:
             response = await self._client.mget(index=self.target, ids=unwritten)
-            fetched = {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
-        existing: dict[str, dict[str, Any]] = {}
-        for product_id in product_ids:
-            document = fetched[product_id] if product_id in fetched else self._written.get(product_id)
-            if document is not None:
-                existing[product_id] = document
-        return existing
+            found.update((doc["_id"], doc["_source"]) for doc in response["docs"] if doc.get("found"))
+        return {pid: found[pid] for pid in product_ids if pid in found}
 
     async def _apply_inventory(
         self, events: Sequence[RecordedEvent], documents: dict[str, dict[str, Any]]
