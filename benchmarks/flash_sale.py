@@ -397,10 +397,6 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             await stack.wait_projections(progress, timeout=120, names={"orders"})
             orders_catch_up = time.perf_counter() - started
             progress.done()
-    if sale is not None:
-        # Fresh connections: the catch-up wait may outlast the gateway's keep-alive, and a
-        # connection it closed meanwhile would fail its next request.
-        async with stack.http(BUYERS) as client:
             rw_sku = f"FLASH-RW-{stack.run_id}".upper()
             await create_stocked_sku(stack, client, rw_sku, rw_units)
             progress.phase(

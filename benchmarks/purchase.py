@@ -69,12 +69,13 @@ class Phase:
         return self.purchases / self.seconds if self.seconds > 0 else 0.0
 
     def cpu_ms_per_purchase(self, label: str) -> float | None:
-        spent = self.cpu_seconds.get(label)
-        return None if spent is None or not self.purchases else round(1000 * spent / self.purchases, 2)
+        return self._per_purchase(self.cpu_seconds.get(label))
 
     def ours_ms_per_purchase(self, meter: CpuMeter) -> float | None:
         """Gateway and projector worker together: the whole cost of a purchase to us."""
-        spent = meter.ours_total(self.cpu_seconds)
+        return self._per_purchase(meter.ours_total(self.cpu_seconds))
+
+    def _per_purchase(self, spent: float | None) -> float | None:
         return None if spent is None or not self.purchases else round(1000 * spent / self.purchases, 2)
 
     def utilisation(self, label: str) -> float | None:

@@ -14,14 +14,13 @@ import sys
 import uvicorn
 
 from benchmarks import announced
-from benchmarks.announced import serve_announced
 from commands.payments.sandbox import build_sandbox_app, config_from_env
 
 
 async def serve() -> None:
     config, _port = config_from_env(os.environ)
     app = build_sandbox_app(config)
-    await serve_announced(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+    await announced.serve_announced(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
 
 
 if __name__ == "__main__":

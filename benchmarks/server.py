@@ -43,7 +43,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks import announced
-from benchmarks.announced import serve_announced
 from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.logging import configure_logging
@@ -389,7 +388,9 @@ async def serve() -> None:
             await container.start_projectors(scope=settings.run_projectors)
         app = dispatcher(build_app(container), Control(container, profile_dir))
         # The same options as ``commerce-gateway serve``.
-        await serve_announced(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+        await announced.serve_announced(
+            uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        )
     finally:
         await container.close()
 

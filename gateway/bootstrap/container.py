@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commands.bus import CommandBus
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
-from gateway.bootstrap.settings import PROJECTORS_ALL, PROJECTORS_PRIVATE, Settings
+from gateway.bootstrap.settings import PROJECTORS_ALL, PROJECTORS_PRIVATE, PROJECTORS_SHARED, Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.realtime.notifications import RECONNECTED, NotificationHub
 from gateway.stores.embedded import EmbeddedStores
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from gateway.bootstrap.services import Services
 
 log = logging.getLogger(__name__)
-# start_projectors scope of a ``project`` worker: every projection it can reach from its process.
-SHARED_ONLY = "shared"
 
 
 @dataclass
@@ -147,7 +145,7 @@ class Container:
         for runner in self.runners:
             store = runner.projection.store
             volatile = store in self.volatile_stores
-            if scope == SHARED_ONLY and volatile:
+            if scope == PROJECTORS_SHARED and volatile:
                 log.info(
                     "projection left to the serving gateway: its store is in this process's memory",
                     extra={"projection": runner.name, "store": store},

@@ -190,6 +190,8 @@ def _url(raw: str | None) -> str | None:
 
 
 PROJECTORS_ALL, PROJECTORS_NONE, PROJECTORS_PRIVATE = "all", "none", "private"
+# Container.start_projectors scope of a ``project`` worker: every projection it can reach.
+PROJECTORS_SHARED = "shared"
 
 
 def _projectors(raw: str) -> str:

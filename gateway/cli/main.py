@@ -154,32 +154,12 @@ def _report_seeding(task: asyncio.Task[bool]) -> None:
 
 
 async def _project(stops: StopSignals, settings: Settings) -> None:
-    from gateway.bootstrap.container import SHARED_ONLY, build_container
-    from gateway.bootstrap.wiring import wire
-    from gateway.cli.running import borrowed, running_gateway
-    from projections.lease import process_label
+    from gateway.cli.project import running_projectors
 
-    gateway = running_gateway(settings)
-    if gateway is not None:
-        # Embedded mode: the stores are the serving gateway's (start it with RUN_PROJECTORS=private).
-        settings = borrowed(settings, gateway)
-    container = await build_container(settings)
-    container.leases.holder = process_label("project")
     stop = asyncio.Event()
-    try:
-        wire(container)
-        # Read models in this worker's own memory would be unreachable: the gateway keeps those.
-        await container.start_projectors(scope=SHARED_ONLY)
-        log.info(
-            "projectors standing by for their leases",
-            extra={"projections": [r.name for r in container.runners if r.running]},
-        )
+    async with running_projectors(settings):
         with stops.handled_by(lambda _signum: stop.set()):
             await stop.wait()
-        log.info("projector worker stopping: finishing batches, storing checkpoints, releasing leases")
-    finally:
-        await container.close()
-    log.info("projector worker stopped")
 
 
 async def _migrate(settings: Settings) -> str | None:
