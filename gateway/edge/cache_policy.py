@@ -163,8 +163,13 @@ class OperationPlan:
     consistency: tuple[ConsistencyArgument, ...] = ()
 
     def positions_waited_for(self, variables: Mapping[str, Any] | None) -> list[tuple[frozenset[str], int]]:
-        found = ((arg.reads, arg.position(variables)) for arg in self.consistency)
-        return [(reads, position) for reads, position in found if position is not None]
+        """Each distinct position some ``consistentWith`` names, with every read model waiting for it."""
+        waiting: dict[int, frozenset[str]] = {}
+        for arg in self.consistency:
+            position = arg.position(variables)
+            if position is not None:
+                waiting[position] = waiting.get(position, frozenset()) | arg.reads
+        return [(reads, position) for position, reads in waiting.items()]
 
 
 @dataclass
