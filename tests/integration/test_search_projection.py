@@ -15,14 +15,14 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 
-from commands.messages.inventory import SetStock
 from commands.store.ledger.reader import Checkpoint, head_position, load_stream
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
 from projections.search.projector import SearchProjection, alias_name
 from queries.products import SearchRequest
-from tests.support.catalog import ADMIN, CallCounter, product, products, upsert, variant
+from tests.support.catalog import CallCounter, product, products, upsert, variant
+from tests.support.inventory import set_stock
 
 
 async def test_search_lags_until_the_projector_applies_and_waits_are_woken(container: Container) -> None:
@@ -152,10 +152,6 @@ async def _indexed(client: AsyncElasticsearch, index: str, product_id: str) -> d
     return source
 
 
-async def _set_stock(container: Container, sku: str, on_hand: int) -> None:
-    await container.bus.dispatch(SetStock(sku=sku, on_hand=on_hand), ADMIN)
-
-
 def _mgets(counter: CallCounter) -> list[str]:
     return [path for path in counter.paths if path.endswith("/_mget")]
 
@@ -184,11 +180,11 @@ async def test_stock_changes_fold_into_written_documents_without_reading_them(co
     runner, client = container.runner("search"), container.search
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("kettle", "Kettle", [variant("KET-1"), variant("KET-2")]))
-    await _set_stock(container, "KET-1", 4)
+    await set_stock(container, "KET-1", 4)
     await runner.catch_up()
 
     for sku, on_hand in (("KET-1", 0), ("KET-2", 9), ("KET-1", 2)):
-        await _set_stock(container, sku, on_hand)
+        await set_stock(container, sku, on_hand)
         counter = CallCounter(client)
         try:
             await runner.catch_up()
@@ -213,10 +209,10 @@ async def test_a_failed_bulk_leaves_no_unwritten_change_in_memory(
     runner, client = container.runner("search"), container.search
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("teapot", "Teapot", [variant("POT-1")]))
-    await _set_stock(container, "POT-1", 5)
+    await set_stock(container, "POT-1", 5)
     await runner.catch_up()
 
-    await _set_stock(container, "POT-1", 3)
+    await set_stock(container, "POT-1", 3)
     with _bulk_fails_once(client, error) as failed, pytest.raises(type(error)):
         await runner.catch_up()
     assert failed and (await _indexed(client, alias, created.product_id))["variants"][0]["available"] == 5
@@ -225,7 +221,7 @@ async def test_a_failed_bulk_leaves_no_unwritten_change_in_memory(
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["variants"][0]["available"], doc["variants"][0]["stock_version"]) == (3, 2)
-    await _set_stock(container, "POT-1", 0)
+    await set_stock(container, "POT-1", 0)
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["variants"][0]["available"], doc["in_stock"]) == (0, False)
@@ -244,7 +240,7 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
     await client.index(index=alias, id=created.product_id, document=elsewhere, refresh=True)
     await projection.setup()
 
-    await _set_stock(container, "LAD-1", 6)
+    await set_stock(container, "LAD-1", 6)
     counter = CallCounter(client)
     try:
         await runner.catch_up()
@@ -271,7 +267,7 @@ async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(cont
     await client.index(index=copy.index, id=created.product_id, document=rebuilt, refresh=True)
     await projection.promote(copy)
 
-    await _set_stock(container, "WHI-1", 8)
+    await set_stock(container, "WHI-1", 8)
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["title"], doc["variants"][0]["available"]) == ("Whisk (rebuilt)", 8)
