@@ -18,21 +18,17 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def running_projectors(settings: Settings) -> AsyncIterator[Container]:
-    """A wired container whose projectors run until the block ends (then everything is closed)."""
-    from gateway.bootstrap.container import build_container
-    from gateway.bootstrap.wiring import wire
-    from gateway.cli.running import borrowed, running_gateway
+    """A wired container whose projectors run until the block ends (then everything is closed).
+
+    Beside an embedded gateway it borrows that gateway's servers (start it with
+    ``RUN_PROJECTORS=private``); read models in this worker's own memory would be unreachable,
+    so the gateway keeps those.
+    """
+    from gateway.cli.stores import wired_container
     from projections.lease import process_label
 
-    gateway = running_gateway(settings)
-    if gateway is not None:
-        # Embedded mode: the stores are the serving gateway's (start it with RUN_PROJECTORS=private).
-        settings = borrowed(settings, gateway)
-    container = await build_container(settings)
-    container.leases.holder = process_label("project")
-    try:
-        wire(container)
-        # Read models in this worker's own memory would be unreachable: the gateway keeps those.
+    async with wired_container(settings) as container:
+        container.leases.holder = process_label("project")
         await container.start_projectors(scope=PROJECTORS_SHARED)
         log.info(
             "projectors standing by for their leases",
@@ -40,6 +36,4 @@ async def running_projectors(settings: Settings) -> AsyncIterator[Container]:
         )
         yield container
         log.info("projector worker stopping: finishing batches, storing checkpoints, releasing leases")
-    finally:
-        await container.close()
     log.info("projector worker stopped")
