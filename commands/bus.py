@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commands import idempotent
 from commands.batching import BatchedHandler, BatchFallback
 from commands.errors import DomainError, VersionConflict
+from commands.sagas_in_flight import SagasInFlight
 from commands.store import idempotency
 from commands.store.idempotency import ClaimedKey
 from commands.store.ledger.writer import StreamConflict
@@ -91,6 +92,8 @@ class CommandBus:
         self._engine = engine
         self._routes: dict[type[Any], _Route] = {}
         self._max_attempts = max_attempts
+        # Read by this process's projectors, which gather a saga's commits into one batch.
+        self.sagas = SagasInFlight()
 
     def register(
         self,
@@ -133,7 +136,8 @@ class CommandBus:
             if route.phased is not None:
                 phases = Phases(self._engine, metadata, claimed, first)
                 try:
-                    return await route.phased(command, phases)
+                    with self.sagas:
+                        return await route.phased(command, phases)
                 finally:
                     await phases.close()
             assert route.handler is not None

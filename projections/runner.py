@@ -18,6 +18,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from commands.sagas_in_flight import SagasInFlight
 from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
@@ -58,6 +59,10 @@ class RunnerConfig:
     # After a wake-up, wait this long for more commits to arrive, so a burst of transactions
     # (one checkout commits several) costs one batch instead of one each.
     gather_seconds: float = 0.004
+    # While a saga of this process is in flight (a checkout commits its order, then its
+    # settlement a few milliseconds later), keep gathering until its next commit, up to this
+    # long after the wake-up. A reader waiting for a position ends any gathering (``hurry``).
+    saga_gather_seconds: float = 0.025
     # A batch the projection has nothing to apply from moves its checkpoint in memory only
     # (announced in this process at once); the stored checkpoint follows with the next batch
     # it applies, or after this long. Other processes see such positions this much later.
@@ -85,6 +90,7 @@ class ProjectionRunner:
         *,
         volatile: bool = False,
         tail: LedgerTail | None = None,
+        sagas: SagasInFlight | None = None,
     ) -> None:
         self.projection = projection
         self._engine = engine
@@ -98,6 +104,10 @@ class ProjectionRunner:
         self._lease_checked_at = 0.0
         self._control = asyncio.Event()
         self._wake = asyncio.Event()
+        # Set by a reader waiting for a position this runner has not applied: no gathering.
+        self._hurry = asyncio.Event()
+        self._sagas = sagas
+        self._gathering = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         # Applied (in memory) and stored: the stored one trails while only ignored events passed.
@@ -132,6 +142,16 @@ class ProjectionRunner:
     def wake(self) -> None:
         self._wake.set()
 
+    def hurry(self) -> None:
+        """A reader waits for a position: apply what there is now instead of gathering more."""
+        self._hurry.set()
+        self._wake.set()
+
+    def sagas_ended(self) -> None:
+        """The last saga in flight ended: a gathering in progress waits for nothing more."""
+        if self._gathering:
+            self._wake.set()
+
     def control(self) -> None:
         """A pause was requested or a lease released somewhere: check the lease now."""
         self._lease_checked_at = 0.0
@@ -154,6 +174,7 @@ class ProjectionRunner:
         """Finish the batch in hand, then exit; cancel if it takes longer than ``timeout``."""
         self._stopping = True
         self._control.set()
+        self._hurry.set()
         self._wake.set()
         task, self._task = self._task, None
         if task is None:
@@ -249,10 +270,30 @@ class ProjectionRunner:
                 interval = min(interval, self._config.lease_check_seconds) if self._lease else interval
                 save_due = self._save_due()
                 woke = await self._sleep(max(0.0, min(interval, save_due)))
-                if woke and self._config.gather_seconds > 0:
-                    await asyncio.sleep(self._config.gather_seconds)
+                if woke:
+                    await self._gather()
                 # A held-back batch must be read again whatever woke us.
                 woken_to_save = not woke and not held_back and save_due < interval
+
+    async def _gather(self) -> None:
+        """After a wake-up, let more commits arrive so that a burst costs one batch."""
+        config = self._config
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.saga_gather_seconds
+        if config.gather_seconds > 0 and not self._hurry.is_set():
+            await self._sleep(config.gather_seconds, self._hurry)
+        sagas = self._sagas
+        self._gathering = True
+        try:
+            while sagas is not None and sagas.active and not self._hurry.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                # The next commit's notification, the end of the last saga, a hurry or stop().
+                self._wake.clear()
+                await self._sleep(remaining)
+        finally:
+            self._gathering = False
 
     async def _own(self) -> bool:
         """Hold (or take) the lease; False means stand by."""
@@ -283,8 +324,9 @@ class ProjectionRunner:
         ``shared`` reads through the process's tail; without it the read starts now, so it sees
         every commit that ended before the call, notified or not.
         """
-        # Cleared before reading: a notification during the batch re-arms the wake-up.
+        # Cleared before reading: a notification (or a reader's hurry) during the batch re-arms them.
         self._wake.clear()
+        self._hurry.clear()
         if shared:
             batch = await self._tail.read(self.checkpoint, self._config.batch_size)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -52,6 +53,12 @@ class CheckpointWatcher:
     def __init__(self) -> None:
         self._latest: dict[str, TxPosition] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        # Told when a reader starts waiting for a projection (the projector then stops gathering).
+        self.on_wanted: Callable[[str], None] | None = None
+
+    def want(self, projection: str) -> None:
+        if self.on_wanted is not None:
+            self.on_wanted(projection)
 
     def observe(self, projection: str, checkpoint: TxPosition) -> None:
         if checkpoint > self._latest.get(projection, (0, 0)):
@@ -186,6 +193,7 @@ class FreshnessService:
         bound = DEFAULT_WAIT_SECONDS if timeout is None else min(max(timeout, 0.0), MAX_WAIT_SECONDS)
         deadline = time.monotonic() + bound
         target: TxPosition | None = None
+        wanted = False
         while True:
             # Subscribe before checking, so an announcement in between is not lost.
             changed = self._watcher.changed(projection)
@@ -193,6 +201,9 @@ class FreshnessService:
                 target = await self._lookup(projection, position)
             if target is not None and self._watcher.latest(projection) >= target:
                 return
+            if target is not None and not wanted:
+                wanted = True
+                self._watcher.want(projection)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)

@@ -30,6 +30,7 @@ from gateway.stores.embedded import EmbeddedStores
 from gateway.stores.es_node import PlainJsonNode
 from projections import checkpoints
 from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
+from projections.hurry import ProjectorHurry
 from projections.lease import CONTROL_CHANNEL, LeaseKeeper
 from projections.rebuild import Rebuilder
 from projections.runner import Projection, ProjectionRunner, RunnerConfig
@@ -58,8 +59,9 @@ class Container:
     rebuilder: Rebuilder
     # This process's projection leases (one owner per projection across processes).
     leases: LeaseKeeper
+    runners: list[ProjectionRunner]
+    hurry: ProjectorHurry
     embedded: EmbeddedStores | None = None
-    runners: list[ProjectionRunner] = field(default_factory=list)
     # One ledger read per wake-up, shared by this process's runners.
     tail: LedgerTail | None = None
     # Read models whose store lost everything at restart (in-memory stand-ins).
@@ -104,6 +106,7 @@ class Container:
                     lease=self.leases,
                     volatile=projection.store in self.volatile_stores,
                     tail=self.tail,
+                    sagas=self.bus.sagas,
                 )
             )
 
@@ -117,7 +120,13 @@ class Container:
         for runner in self.runners:
             runner.wake()
 
+    def _sagas_ended(self) -> None:
+        for runner in self.runners:
+            runner.sagas_ended()
+
     def _on_control(self, payload: str) -> None:
+        if self.hurry.heard(payload):
+            return
         for runner in self.runners:
             if payload in (RECONNECTED, runner.name):
                 runner.control()
@@ -181,6 +190,7 @@ class Container:
         # Every step is bounded: a stuck client must not keep the process (or a test session)
         # from stopping, and the embedded servers must still be stopped after it.
         await self.stop_projectors()
+        await _bounded("projector hurries", self.hurry.close())
         for closer in reversed(self._closers):
             await _bounded(getattr(closer, "__qualname__", "service"), closer())
         await _bounded("leases", self.leases.close())
@@ -231,6 +241,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     mongo_client = _mongo_client(settings)
     mongo = cast(AsyncDatabase[dict[str, Any]], mongo_client[settings.mongodb_database])
     watcher = CheckpointWatcher()
+    runners: list[ProjectionRunner] = []
     container = Container(
         settings=settings,
         engine=engine,
@@ -245,6 +256,8 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         hub=NotificationHub(settings.database_url),
         rebuilder=Rebuilder(engine),
         leases=LeaseKeeper(settings.database_url),
+        runners=runners,
+        hurry=ProjectorHurry(engine, runners),
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
         private_stores=set(settings.private_stores),
@@ -252,6 +265,8 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     # This process's own commits count as ledger moves at once, before their notification
     # arrives: a read right after a write measures its freshness again.
     event.listen(engine.sync_engine, "commit", lambda _conn: container.freshness.ledger_moved())
+    watcher.on_wanted = container.hurry.want
+    container.bus.sagas.on_idle(container._sagas_ended)
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
     container.hub.subscribe(CONTROL_CHANNEL, container._on_control)
