@@ -3,7 +3,6 @@ JSON line (``{"port", "pid"}``) on stdout, which ``harness.ServerProcess`` reads
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -12,6 +11,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvicorn
+
+from gateway.bootstrap import event_loop
 
 
 async def serve_announced(config: uvicorn.Config) -> None:
@@ -28,5 +29,5 @@ async def serve_announced(config: uvicorn.Config) -> None:
 def run(serve: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """The process's main: ``serve`` until interrupted."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+        event_loop.run(serve())
     return 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.bootstrap import event_loop
 from gateway.bootstrap.settings import ConfigurationError, Settings
 from gateway.edge.auth import ROLES
 
@@ -49,7 +50,7 @@ def add_commands(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> str:
-    return asyncio.run(execute(args, settings))
+    return event_loop.run(execute(args, settings))
 
 
 async def execute(args: argparse.Namespace, settings: Settings) -> str:

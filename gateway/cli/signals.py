@@ -18,6 +18,8 @@ import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from gateway.bootstrap import event_loop
+
 log = logging.getLogger("gateway.cli")
 T = TypeVar("T")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -82,4 +84,4 @@ def run(command: Callable[[StopSignals], Coroutine[Any, Any, T]]) -> T:
         # The handlers stay until the loop closes: a signal during the rest of the teardown
         # must not kill the process by the default action.
 
-    return asyncio.run(guarded())
+    return event_loop.run(guarded())
