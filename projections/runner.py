@@ -18,7 +18,6 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.sagas_in_flight import SagasInFlight
 from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
@@ -48,6 +47,13 @@ class Projection(Protocol):
         ...
 
     async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None: ...
+
+
+class SagasInFlight(Protocol):
+    """Whether a saga of this process is between its commits (``commands.sagas_in_flight``)."""
+
+    @property
+    def active(self) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+import msgspec
 import redis.asyncio as redis_async
 from elastic_transport import AiohttpHttpNode
 from elasticsearch import AsyncElasticsearch
@@ -230,7 +231,14 @@ async def build_container(settings: Settings, *, ephemeral: bool = False) -> Con
 async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Container:
     assert settings.database_url and settings.redis_url and settings.elasticsearch_url
     # Pool sized for a 2-core box serving bursts: commands hold a connection per transaction.
-    engine = create_async_engine(settings.database_url, pool_size=20, max_overflow=20)
+    engine = create_async_engine(
+        settings.database_url,
+        pool_size=20,
+        max_overflow=20,
+        # json/jsonb columns (every ledger event's data and metadata) decoded by msgspec: the same
+        # values as json.loads at a quarter of its CPU, and a purchase decodes about sixty.
+        json_deserializer=msgspec.json.decode,
+    )
     if settings.migrate_on_start:
         await migrate(engine)
     search = AsyncElasticsearch(
