@@ -144,6 +144,16 @@ class PaymentSettlement:
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)
                 order_id = None if found is None else found.order_id
+                if receipt is not None and found is not None and found.settled and _same(found, outcome):
+                    # The provider repeats what we recorded (our own call's answer came first). A
+                    # settled attempt never changes again (``payment_attempts.mark``), so no lock
+                    # is needed to know that: keep the receipt only, without queueing on the
+                    # order's lock behind the settlement that may still hold it.
+                    verdict = await _receive(uow, receipt)
+                    await uow.commit()
+                    if verdict != APPLIED:
+                        return Settled(verdict)
+                    return Settled(DUPLICATE, None, found, outcome)
             if order_id is not None:
                 await effects.lock_order(uow, order_id)
             if receipt is not None:

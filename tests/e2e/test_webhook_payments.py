@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from commands.payments import SIGNATURE_HEADER, sign
 from tests.support.checkout import SANDBOX_HOLD, Shop
@@ -128,3 +130,25 @@ async def test_unreadable_and_unknown_events(shop: Shop) -> None:
     }
     response = await _post(shop, stranger)
     assert (response.status_code, response.json()["result"]) == (200, "ignored")
+
+
+async def test_an_event_repeating_the_recorded_answer_does_not_wait_for_the_orders_lock(shop: Shop) -> None:
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
+    assert payload["order"]["status"] == "CONFIRMED"
+    order_gid: str = payload["order"]["id"]
+    event = await _provider_event(shop, order_gid)
+    order_id = order_gid.rsplit("/", 1)[1]
+    # Another settlement of the order holds its lock (as the checkout's own does when the
+    # provider's webhook overtakes it): a pure repeat must not queue behind it.
+    async with shop.container.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"order-{order_id}"}
+        )
+        repeat = await asyncio.wait_for(_post(shop, event), 10)
+        await holder.rollback()
+    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    again = await _post(shop, event)
+    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
