@@ -67,14 +67,15 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
         if isinstance(event, ev.OrderConfirmed):
             await _close_cart(uow, order)
             await _free_cart(uow, order)
-            codes = await discount_uses.mark_committed(uow, order_id)
+            # An order without a code holds no use of one: nothing to look for.
+            codes = [] if order.discount_code is None else await discount_uses.mark_committed(uow, order_id)
             row_effects.append(functools.partial(reservations.commit, uow, order_id))
             if codes:
                 row_effects.append(functools.partial(discount_uses.record_committed, uow, order_id, codes))
         elif isinstance(event, ev.OrderCancelled):
             await _free_cart(uow, order)
             row_effects.append(functools.partial(reservations.release, uow, order_id, reason=event.reason))
-            if state.payment_status is not PaymentStatus.CAPTURED:
+            if state.payment_status is not PaymentStatus.CAPTURED and order.discount_code is not None:
                 # Declined or cancelled before capture: the discount code's use goes back.
                 row_effects.append(
                     functools.partial(discount_uses.release, uow, order_id, reason=event.reason)

@@ -77,6 +77,8 @@ class Order:
     version: int
     # Who cancelled it: "payment" (declined), "system" (stock lost), or the actor who asked.
     cancelled_by: str | None = None
+    # The discount code the order used (it holds one of the code's uses), if any.
+    discount_code: str | None = None
 
     def can_become(self, target: OrderStatus) -> bool:
         return target in ORDER_TRANSITIONS[self.status]
@@ -117,6 +119,7 @@ def apply(order: Order | None, event: ev.OrderEvent) -> Order:
             payment_attempt_id=event.payment_attempt_id,
             lines=event.lines,
             version=1,
+            discount_code=None if event.totals is None else event.totals.discount_code,
         )
     if order is None:
         raise ValueError(f"{type(event).__name__} before OrderPlaced")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from commands.domain import order as domain
@@ -182,3 +183,19 @@ def test_capture_requests_fulfillment_and_refund_depends_on_status() -> None:
 
 def _admin_cancel_event(order: Order) -> ev.OrderCancelled:
     return domain.cancel(order, "r", "admin:1", by_customer=False)
+
+
+def test_an_order_knows_the_discount_code_it_placed_with() -> None:
+    plain = domain.fold([placed()])
+    assert plain is not None and plain.discount_code is None
+    totals = ev.OrderTotalsData(
+        subtotal=TOTAL,
+        shipping=Decimal("0"),
+        discounts=Decimal("3.00"),
+        tax=Decimal("0"),
+        total=TOTAL - Decimal("3.00"),
+        discount_code="SAVE10",
+    )
+    discounted = domain.fold([msgspec.structs.replace(placed(), totals=totals), *AUTHORIZED])
+    assert discounted is not None and discounted.discount_code == "SAVE10"
+    assert discounted.status is S.CONFIRMED
