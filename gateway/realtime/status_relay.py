@@ -48,18 +48,29 @@ class StatusRelay:
         if not ready:
             return
         self._pending = [c for c in self._pending if c.checkpoint > upto]
+        # Subscribers read the order again on every message: its newest change says it all.
+        newest: dict[str, StatusChange] = {}
         for change in ready:
-            payload = {
-                "orderId": change.order_id,
-                "status": change.status,
-                "version": change.stream_version,
-                "position": change.position,
-            }
-            try:
-                await self._broker.publish(change.order_id, payload)
-            except Exception:
-                # At-most-once by design: subscribers also re-read on a timer.
-                log.warning("could not publish an order status change", exc_info=True)
+            known = newest.get(change.order_id)
+            if known is None or change.position > known.position:
+                newest[change.order_id] = change
+        updates = [
+            (
+                change.order_id,
+                {
+                    "orderId": change.order_id,
+                    "status": change.status,
+                    "version": change.stream_version,
+                    "position": change.position,
+                },
+            )
+            for change in newest.values()
+        ]
+        try:
+            await self._broker.publish_many(updates)
+        except Exception:
+            # At-most-once by design: subscribers also re-read on a timer.
+            log.warning("could not publish order status changes", exc_info=True)
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis_async
@@ -43,6 +43,13 @@ class OrderUpdatesBroker:
         """Send ``payload`` (JSON-serializable) to every subscriber; returns the processes reached."""
         receivers = await self._redis.publish(self.channel(order_id), json.dumps(payload, default=str))
         return int(receivers)
+
+    async def publish_many(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Several (order id, payload) updates in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for order_id, payload in updates:
+            pipe.publish(self.channel(order_id), json.dumps(payload, default=str))
+        await pipe.execute()
 
     async def subscribe(self, order_id: str) -> AsyncIterator[dict[str, Any]]:
         """Updates for one order, until the consumer stops iterating."""

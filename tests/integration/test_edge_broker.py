@@ -9,9 +9,13 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from commands.store.ledger.reader import Checkpoint
 from gateway.bootstrap.container import Container
 from gateway.edge.budget import CostBudget
+from gateway.realtime.status_relay import StatusRelay
 from gateway.realtime.subscriptions import OrderUpdatesBroker
+from projections.orders import StatusChange
+from queries.freshness import CheckpointWatcher
 from tests.support.edge import FakeClock
 from tests.support.waiting import eventually
 
@@ -66,6 +70,37 @@ async def test_an_update_published_anywhere_reaches_every_subscriber(container: 
         await again.aclose()
     finally:
         await elsewhere.close()
+
+
+async def test_the_relay_sends_each_orders_newest_change_after_its_commit(container: Container) -> None:
+    broker = container.services.order_updates
+    watcher = CheckpointWatcher()
+    relay = StatusRelay(watcher, broker, name="orders")
+    first, second = _subscribe(broker, "o-1"), _subscribe(broker, "o-2")
+    try:
+        waits = [asyncio.create_task(_next(it)) for it in (first, second)]
+        await _subscribers(container, broker, "o-1", 1)
+        await _subscribers(container, broker, "o-2", 1)
+        relay.notice(StatusChange("o-1", "PAYMENT_PENDING", 1, 10, Checkpoint(5, 10)))
+        relay.notice(StatusChange("o-2", "CONFIRMED", 3, 11, Checkpoint(5, 11)))
+        relay.notice(StatusChange("o-1", "CONFIRMED", 3, 12, Checkpoint(6, 12)))
+        await asyncio.sleep(0.2)
+        assert not any(w.done() for w in waits), "sent before the batch committed"
+        watcher.observe("orders", (6, 12))
+        first_update = await asyncio.wait_for(waits[0], 5)
+        assert first_update == {"orderId": "o-1", "status": "CONFIRMED", "version": 3, "position": 12}
+        assert (await asyncio.wait_for(waits[1], 5))["status"] == "CONFIRMED"
+        # The superseded PAYMENT_PENDING was never sent.
+        late = asyncio.create_task(_next(first))
+        await asyncio.sleep(0.3)
+        assert not late.done()
+        late.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await late
+    finally:
+        await relay.close()
+        await first.aclose()
+        await second.aclose()
 
 
 async def test_budget_leaks_back_at_the_restore_rate(container: Container) -> None:
