@@ -115,9 +115,10 @@ async def _free_cart(uow: UnitOfWork, order: Order) -> None:
 async def _close_cart(uow: UnitOfWork, order: Order) -> None:
     """The paid-for cart becomes CHECKED_OUT; a cart that moved on meanwhile (merged) is left alone."""
     try:
-        # A savepoint on the driver (asyncpg nests it in the unit of work's transaction): a
-        # refused close must not abort the settlement around it.
-        async with (await asyncpg_of(uow.conn)).transaction():
-            await cart_handlers.check_out_cart(uow, order.cart_id, order.order_id, None)
+        # No savepoint needed: a refusal (the cart merged or closed meanwhile, its version moved)
+        # is decided in Python before anything is written, so the settlement's transaction is
+        # intact; and every writer of a cart stream holds the cart's lock, which check_out_cart
+        # takes, so its append cannot collide with another one in PostgreSQL.
+        await cart_handlers.check_out_cart(uow, order.cart_id, order.order_id, None)
     except (DomainError, StreamConflict) as exc:
         log.info("cart not closed by its order", extra={"cart_id": order.cart_id, "reason": str(exc)})

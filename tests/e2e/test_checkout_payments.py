@@ -156,3 +156,30 @@ async def test_cancelled_while_pending_then_late_success_is_voided(shop: Shop) -
     order = await shop.order(order_gid)
     assert (order.status.value, order.payment_status.value) == ("CANCELLED", "VOIDED")
     assert [p["status"] for p in (await shop.provider_payments(order_gid))["payments"]] == ["VOIDED"]
+
+
+ATTACH = """mutation($cart: ID!) {
+  cartAttachCustomer(cartId: $cart) { cart { id } position userErrors { code message } } }"""
+CART_STATUS = "query($id: ID!, $at: Position) { cart(id: $id, consistentWith: $at) { status } }"
+
+
+async def test_a_cart_merged_while_its_payment_was_pending_stays_merged_and_the_order_confirms(
+    shop: Shop,
+) -> None:
+    await shop.product("TEE", on_hand=3)
+    customer = shop.customer("cust-merging")
+    kept = await shop.cart(("TEE", 1), customer="cust-merging")
+    guest = await shop.cart(("TEE", 1))
+    payload = await _pending_checkout(shop, guest, "pending-then-merged")
+    # The guest signs in while the card is still being decided: the guest cart merges into theirs.
+    attached = (await shop.gql(ATTACH, {"cart": guest}, customer))["data"]["cartAttachCustomer"]
+    assert attached["userErrors"] == [] and attached["cart"]["id"] == kept
+    # The late success settles the order; closing its cart is refused (merged), not the settlement.
+    order = await shop.status_becomes(payload["order"]["id"], "CONFIRMED", timeout=10)
+    assert order.payment_status.value == "AUTHORIZED"
+    assert await shop.stock("TEE") == (3, 1)
+    types = await shop.order_event_types(payload["order"]["id"])
+    assert types == ["OrderPlaced", "PaymentOutcomeUnknown", "PaymentAuthorized", "OrderConfirmed"]
+    body = await shop.gql(CART_STATUS, {"id": guest, "at": attached["position"]}, customer)
+    assert body["data"]["cart"]["status"] == "MERGED", body
+    assert await shop.count_events("CartCheckedOut") == 0
