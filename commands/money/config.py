@@ -29,17 +29,19 @@ async def load_methods(conn: AsyncConnection) -> tuple[ShippingMethod, ...]:
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
     driver = await asyncpg_of(conn)
     methods = await load_methods(driver)
-    rates: tuple[TaxRate, ...] = ()
-    if country_code is not None:
-        rates = tuple(
-            TaxRate(row["country_code"], row["category"], row["rate"].normalize(), row["region"] or None)
-            for row in await driver.fetch(_RATES, country_code)
-        )
-    policy_row = await driver.fetchrow(_POLICY, currency)
+    # The currency's policy and the country's rates in one round trip: one row per rate, each
+    # carrying the policy (or one row of NULL rate columns when the country has none).
+    rows = await driver.fetch(_POLICY_AND_RATES, currency, country_code)
+    first = rows[0]
     policy = (
         TaxPolicy()
-        if policy_row is None
-        else TaxPolicy(policy_row["prices_include_tax"], policy_row["rounding"])
+        if first["prices_include_tax"] is None
+        else TaxPolicy(first["prices_include_tax"], first["rounding"])
+    )
+    rates = tuple(
+        TaxRate(row["country_code"], row["category"], row["rate"].normalize(), row["region"] or None)
+        for row in rows
+        if row["country_code"] is not None
     )
     return MoneyConfig(methods, rates, policy)
 
@@ -48,8 +50,12 @@ _METHODS = (
     "SELECT code, name, currency, price, free_above, country_prices, countries, active "
     "FROM shipping_methods ORDER BY code"
 )
-_RATES = "SELECT country_code, category, rate, region FROM tax_rates WHERE country_code = $1"
-_POLICY = "SELECT prices_include_tax, rounding FROM tax_policies WHERE currency = $1"
+_POLICY_AND_RATES = (
+    "SELECT p.prices_include_tax, p.rounding, r.country_code, r.category, r.rate, r.region "
+    "FROM (SELECT 1) AS one "
+    "LEFT JOIN tax_policies AS p ON p.currency = $1 "
+    "LEFT JOIN tax_rates AS r ON r.country_code = $2::text"
+)
 _DISCOUNT = (
     "SELECT code, kind, value, target, currency, minimum_subtotal, starts_at, ends_at, usage_limit, "
     "per_customer_limit, active FROM discount_codes WHERE code = $1"
