@@ -61,7 +61,8 @@ class TimelineProjection:
         ]
         if not rows:
             return
-        owners = await self._known_owners(conn, rows)
+        known = await self._known_owners(conn, rows)
+        owners = dict(known)
         learned: dict[tuple[str, str], str] = {}
         for row in rows:
             draft = row.draft
@@ -71,7 +72,9 @@ class TimelineProjection:
                 )
                 if key[1] is not None:
                     owners[(key[0], key[1])] = draft.customer_id
-                    learned[(key[0], key[1])] = draft.customer_id
+                    # An owner known already was remembered, and its entries filled, back then.
+                    if known.get((key[0], key[1])) != draft.customer_id:
+                        learned[(key[0], key[1])] = draft.customer_id
         await self._insert_entries(conn, rows, owners)
         await self._remember_and_backfill(conn, learned)
 
@@ -116,31 +119,27 @@ class TimelineProjection:
         )
 
     async def _remember_and_backfill(self, conn: PgConnection, learned: dict[tuple[str, str], str]) -> None:
+        """Remember new owners and give them their entries recorded before (guest history joins
+        the customer's timeline once we learn whose it is), in one statement. An entry naming a
+        newly owned cart takes the cart's owner; the order pass leaves such entries alone, so
+        the two updates never touch the same row (which one statement must not do)."""
         if not learned:
             return
-        kinds = [kind for kind, _ in learned]
-        keys = [key for _, key in learned]
-        customers = list(learned.values())
         await conn.execute(
-            f"INSERT INTO {self.owners} (kind, key, customer_id) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
-            "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id",
-            kinds,
-            keys,
-            customers,
+            f"WITH learned AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+            "AS l(kind, key, customer)), "
+            f"remembered AS (INSERT INTO {self.owners} (kind, key, customer_id) "
+            "SELECT kind, key, customer FROM learned "
+            "ON CONFLICT (kind, key) DO UPDATE SET customer_id = EXCLUDED.customer_id), "
+            f"carts AS (UPDATE {self.entries} AS e SET customer_id = l.customer FROM learned AS l "
+            "WHERE l.kind = 'cart' AND e.cart_id = l.key AND e.customer_id IS NULL) "
+            f"UPDATE {self.entries} AS e SET customer_id = l.customer FROM learned AS l "
+            "WHERE l.kind = 'order' AND e.order_id = l.key AND e.customer_id IS NULL "
+            "AND (e.cart_id IS NULL OR e.cart_id NOT IN (SELECT key FROM learned WHERE kind = 'cart'))",
+            [kind for kind, _ in learned],
+            [key for _, key in learned],
+            list(learned.values()),
         )
-        # Guest history joins the customer's timeline once we learn whose it is.
-        for kind, column in (("cart", "cart_id"), ("order", "order_id")):
-            pairs = [(key, customer) for (k, key), customer in learned.items() if k == kind]
-            if not pairs:
-                continue
-            await conn.execute(
-                f"UPDATE {self.entries} AS e SET customer_id = o.customer "
-                "FROM unnest($1::text[], $2::text[]) AS o(key, customer) "
-                f"WHERE e.{column} = o.key AND e.customer_id IS NULL",
-                [k for k, _ in pairs],
-                [c for _, c in pairs],
-            )
 
     def rebuild_copy(self, generation: str) -> Projection:
         return TimelineProjection(self._engine, suffix=f"_{generation}", name=f"{self.name}{COPY_SUFFIX}")
