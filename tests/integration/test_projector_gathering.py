@@ -80,16 +80,21 @@ async def test_without_a_saga_each_commit_is_applied_at_once(container: Containe
         await runner.stop()
 
 
+async def _read_own_write_during_a_saga(container: Container, log: BatchLog, reader: Container) -> None:
+    """A saga commits and stays in flight; ``reader`` reads its write back (read-your-writes)."""
+    with container.bus.sagas:
+        position = await _append(container, 1)
+        await asyncio.sleep(0.3)
+        assert log.batches == [], "applied while the saga that committed is still in flight"
+        # Would raise StaleRead after 2 s if the runner kept gathering for its 30 s.
+        await reader.freshness.wait_for("applied_log", position)
+        assert log.batches == [[position]]
+
+
 async def test_a_reader_waiting_for_a_position_ends_the_gathering(container: Container) -> None:
     log, runner = await _started(container, LONG_GATHER)
     try:
-        with container.bus.sagas:
-            position = await _append(container, 1)
-            await asyncio.sleep(0.3)
-            assert log.batches == []
-            # Would raise StaleRead after 2 s if the runner kept gathering for its 30 s.
-            await container.freshness.wait_for("applied_log", position)
-            assert log.batches == [[position]]
+        await _read_own_write_during_a_saga(container, log, container)
     finally:
         await runner.stop()
 
@@ -100,12 +105,7 @@ async def test_a_reader_in_another_process_hurries_the_owner(container: Containe
     # owner through a control notification.
     elsewhere = await build_container(container.settings)
     try:
-        with container.bus.sagas:
-            position = await _append(container, 1)
-            await asyncio.sleep(0.3)
-            assert log.batches == []
-            await elsewhere.freshness.wait_for("applied_log", position)
-            assert log.batches == [[position]]
+        await _read_own_write_during_a_saga(container, log, elsewhere)
     finally:
         await elsewhere.close()
         await runner.stop()
