@@ -110,8 +110,10 @@ class ProjectionRunner:
         self._lease_checked_at = 0.0
         self._control = asyncio.Event()
         self._wake = asyncio.Event()
-        # Set by a reader waiting for a position this runner has not applied: no gathering.
-        self._hurry = asyncio.Event()
+        # The newest position a reader waits for: no gathering while the checkpoint is below it.
+        self._wanted = Checkpoint()
+        # Ends a gathering's sleep (a reader's hurry, or stop()).
+        self._hurried = asyncio.Event()
         self._sagas = sagas
         self._gathering = False
         self._stopping = False
@@ -148,10 +150,16 @@ class ProjectionRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def hurry(self) -> None:
-        """A reader waits for a position: apply what there is now instead of gathering more."""
-        self._hurry.set()
+    def hurry(self, target: Checkpoint) -> None:
+        """A reader waits for ``target``: apply what there is instead of gathering more, until
+        the checkpoint has passed it (a hurry is not used up by a batch that missed it)."""
+        if target > self._wanted:
+            self._wanted = target
+        self._hurried.set()
         self._wake.set()
+
+    def _readers_wait(self) -> bool:
+        return self.checkpoint < self._wanted
 
     def sagas_ended(self) -> None:
         """The last saga in flight ended: a gathering in progress waits for nothing more."""
@@ -180,7 +188,7 @@ class ProjectionRunner:
         """Finish the batch in hand, then exit; cancel if it takes longer than ``timeout``."""
         self._stopping = True
         self._control.set()
-        self._hurry.set()
+        self._hurried.set()
         self._wake.set()
         task, self._task = self._task, None
         if task is None:
@@ -286,12 +294,13 @@ class ProjectionRunner:
         config = self._config
         loop = asyncio.get_running_loop()
         deadline = loop.time() + config.saga_gather_seconds
-        if config.gather_seconds > 0 and not self._hurry.is_set():
-            await self._sleep(config.gather_seconds, self._hurry)
+        self._hurried.clear()
+        if config.gather_seconds > 0 and not self._readers_wait() and not self._stopping:
+            await self._sleep(config.gather_seconds, self._hurried)
         sagas = self._sagas
         self._gathering = True
         try:
-            while sagas is not None and sagas.active and not self._hurry.is_set():
+            while sagas is not None and sagas.active and not self._readers_wait() and not self._stopping:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
@@ -330,9 +339,8 @@ class ProjectionRunner:
         ``shared`` reads through the process's tail; without it the read starts now, so it sees
         every commit that ended before the call, notified or not.
         """
-        # Cleared before reading: a notification (or a reader's hurry) during the batch re-arms them.
+        # Cleared before reading: a notification during the batch re-arms the wake-up.
         self._wake.clear()
-        self._hurry.clear()
         if shared:
             batch = await self._tail.read(self.checkpoint, self._config.batch_size)
         else:

@@ -53,12 +53,13 @@ class CheckpointWatcher:
     def __init__(self) -> None:
         self._latest: dict[str, TxPosition] = {}
         self._changed: dict[str, asyncio.Event] = {}
-        # Told when a reader starts waiting for a projection (the projector then stops gathering).
-        self.on_wanted: Callable[[str], None] | None = None
+        # Told when a reader starts waiting for a projection to reach a position (the projector
+        # then stops gathering until it has passed it).
+        self.on_wanted: Callable[[str, TxPosition], None] | None = None
 
-    def want(self, projection: str) -> None:
+    def want(self, projection: str, target: TxPosition) -> None:
         if self.on_wanted is not None:
-            self.on_wanted(projection)
+            self.on_wanted(projection, target)
 
     def observe(self, projection: str, checkpoint: TxPosition) -> None:
         if checkpoint > self._latest.get(projection, (0, 0)):
@@ -203,7 +204,7 @@ class FreshnessService:
                 return
             if target is not None and not wanted:
                 wanted = True
-                self._watcher.want(projection)
+                self._watcher.want(projection, target)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -183,3 +184,19 @@ async def test_a_cart_merged_while_its_payment_was_pending_stays_merged_and_the_
     body = await shop.gql(CART_STATUS, {"id": guest, "at": attached["position"]}, customer)
     assert body["data"]["cart"]["status"] == "MERGED", body
     assert await shop.count_events("CartCheckedOut") == 0
+
+
+async def test_a_checkout_is_a_saga_in_flight_until_it_settles(shop: Shop) -> None:
+    await shop.product("TEE", on_hand=1)
+    cart = await shop.cart(("TEE", 1))
+    sagas = shop.container.bus.sagas
+    assert not sagas.active
+    checkout = asyncio.create_task(_pending_checkout(shop, cart, "in-flight"))
+
+    async def in_flight() -> bool:
+        return sagas.active
+
+    # While the provider keeps the answer (the projectors of this process gather meanwhile).
+    await shop.eventually(in_flight)
+    await checkout
+    assert not sagas.active

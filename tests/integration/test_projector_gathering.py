@@ -89,6 +89,10 @@ async def _read_own_write_during_a_saga(container: Container, log: BatchLog, rea
         # Would raise StaleRead after 2 s if the runner kept gathering for its 30 s.
         await reader.freshness.wait_for("applied_log", position)
         assert log.batches == [[position]]
+        # The hurry ends once its position is applied: the next commit is gathered again.
+        await _append(container, 2)
+        await asyncio.sleep(0.3)
+        assert log.batches == [[position]]
 
 
 async def test_a_reader_waiting_for_a_position_ends_the_gathering(container: Container) -> None:
@@ -109,3 +113,16 @@ async def test_a_reader_in_another_process_hurries_the_owner(container: Containe
     finally:
         await elsewhere.close()
         await runner.stop()
+
+
+async def test_stop_ends_a_gathering_at_once(container: Container) -> None:
+    log, runner = await _started(container, LONG_GATHER)
+    loop = asyncio.get_running_loop()
+    with container.bus.sagas:
+        await _append(container, 1)
+        await asyncio.sleep(0.3)
+        assert log.batches == []
+        started = loop.time()
+        await runner.stop(timeout=10.0)
+        # Not the stop's 10 s timeout, nor the gathering's 30 s bound.
+        assert loop.time() - started < 2.0
