@@ -155,8 +155,9 @@ class ProjectionRunner:
         the checkpoint has passed it (a hurry is not used up by a batch that missed it)."""
         if target > self._wanted:
             self._wanted = target
-        self._hurried.set()
-        self._wake.set()
+        if self._readers_wait():  # else applied already: nothing to wake up for
+            self._hurried.set()
+            self._wake.set()
 
     def _readers_wait(self) -> bool:
         return self.checkpoint < self._wanted
