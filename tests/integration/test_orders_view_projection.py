@@ -5,7 +5,7 @@ status relay publishing after commit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -160,13 +160,13 @@ async def test_status_changes_are_published_after_commit(
 ) -> None:
     broker = container.services.order_updates
     published: list[dict[str, Any]] = []
-    publish = broker.publish
+    publish_many = broker.publish_many
 
-    async def recorded(order_id: str, payload: Mapping[str, Any]) -> int:
-        published.append(dict(payload))
-        return await publish(order_id, payload)
+    async def recorded(updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        published.extend(dict(payload) for _, payload in updates)
+        await publish_many(updates)
 
-    monkeypatch.setattr(broker, "publish", recorded)
+    monkeypatch.setattr(broker, "publish_many", recorded)
     oid = new_order_id()
     await append(container.engine, oid, placed(oid))
     runner = container.runner("orders")
