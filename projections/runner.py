@@ -50,7 +50,7 @@ class Projection(Protocol):
 
 
 class SagasInFlight(Protocol):
-    """Whether a saga of this process is between its commits (``commands.sagas_in_flight``)."""
+    """Whether a saga of this process is in flight (``commands.sagas_in_flight``)."""
 
     @property
     def active(self) -> bool: ...
@@ -65,9 +65,9 @@ class RunnerConfig:
     # After a wake-up, wait this long for more commits to arrive, so a burst of transactions
     # (one checkout commits several) costs one batch instead of one each.
     gather_seconds: float = 0.004
-    # While a saga of this process is in flight (a checkout commits its order, then its
-    # settlement a few milliseconds later), keep gathering until its next commit, up to this
-    # long after the wake-up. A reader waiting for a position ends any gathering (``hurry``).
+    # While any saga of this process is in flight (a checkout commits its order, then its
+    # settlement a few milliseconds later), keep gathering until none is, up to this long after
+    # the wake-up. Never while a reader waits for a position not yet applied (``hurry``).
     saga_gather_seconds: float = 0.025
     # A batch the projection has nothing to apply from moves its checkpoint in memory only
     # (announced in this process at once); the stored checkpoint follows with the next batch

@@ -194,17 +194,16 @@ class FreshnessService:
         bound = DEFAULT_WAIT_SECONDS if timeout is None else min(max(timeout, 0.0), MAX_WAIT_SECONDS)
         deadline = time.monotonic() + bound
         target: TxPosition | None = None
-        wanted = False
         while True:
             # Subscribe before checking, so an announcement in between is not lost.
             changed = self._watcher.changed(projection)
             if target is None:
                 target = await self._lookup(projection, position)
+                if target is not None and self._watcher.latest(projection) < target:
+                    # Once: the owner holds the position until its checkpoint has passed it.
+                    self._watcher.want(projection, target)
             if target is not None and self._watcher.latest(projection) >= target:
                 return
-            if target is not None and not wanted:
-                wanted = True
-                self._watcher.want(projection, target)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)

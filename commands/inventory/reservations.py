@@ -250,9 +250,10 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     for item, quantity in taken:
         fields = event_fields(item)
         await append_event(
-            uow, StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None)
+            uow,
+            StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None),
+            ReservationCommitted(**fields, order_id=order_id, quantity=quantity),
         )
-        await append_event(uow, ReservationCommitted(**fields, order_id=order_id, quantity=quantity))
     return True
 
 

@@ -52,8 +52,9 @@ def event_fields(row: Any) -> dict[str, Any]:
     }
 
 
-async def append_event(uow: UnitOfWork, event: InventoryEvent) -> None:
-    await uow.append(STREAM_TYPE, stream_id(event.sku), [event])
+async def append_event(uow: UnitOfWork, event: InventoryEvent, *more: InventoryEvent) -> None:
+    """One SKU's event (or events, all of that SKU), in one statement."""
+    await uow.append(STREAM_TYPE, stream_id(event.sku), [event, *more])
 
 
 async def append_events(uow: UnitOfWork, events: Sequence[InventoryEvent]) -> list[RecordedEvent]:

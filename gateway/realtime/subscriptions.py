@@ -41,15 +41,15 @@ class OrderUpdatesBroker:
 
     async def publish(self, order_id: str, payload: Mapping[str, Any]) -> int:
         """Send ``payload`` (JSON-serializable) to every subscriber; returns the processes reached."""
-        receivers = await self._redis.publish(self.channel(order_id), json.dumps(payload, default=str))
-        return int(receivers)
+        (receivers,) = await self.publish_many([(order_id, payload)])
+        return receivers
 
-    async def publish_many(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Several (order id, payload) updates in one round trip."""
+    async def publish_many(self, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """Several (order id, payload) updates in one round trip; the processes each reached."""
         pipe = self._redis.pipeline(transaction=False)
         for order_id, payload in updates:
             pipe.publish(self.channel(order_id), json.dumps(payload, default=str))
-        await pipe.execute()
+        return [int(receivers) for receivers in await pipe.execute()]
 
     async def subscribe(self, order_id: str) -> AsyncIterator[dict[str, Any]]:
         """Updates for one order, until the consumer stops iterating."""

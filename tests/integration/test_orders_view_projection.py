@@ -162,9 +162,9 @@ async def test_status_changes_are_published_after_commit(
     published: list[dict[str, Any]] = []
     publish_many = broker.publish_many
 
-    async def recorded(updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    async def recorded(updates: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
         published.extend(dict(payload) for _, payload in updates)
-        await publish_many(updates)
+        return await publish_many(updates)
 
     monkeypatch.setattr(broker, "publish_many", recorded)
     oid = new_order_id()
