@@ -24,6 +24,7 @@ from gateway.edge.argument_errors import named_argument_error
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
 from gateway.edge.errors import InvalidInputValue, format_error
+from gateway.edge.plain_fields import PlainFieldExecutor
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -77,6 +78,7 @@ def client_error(error: GraphQLError, request_id: str | None, production: bool) 
 class GatewaySchema(Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["extensions"] = [*kwargs.get("extensions", ()), EdgeExtension]
+        kwargs.setdefault("execution_context_class", PlainFieldExecutor)
         super().__init__(*args, **kwargs)
 
     def process_errors(
