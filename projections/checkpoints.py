@@ -96,16 +96,12 @@ async def advance(
 
 
 # A REBUILDING model keeps serving and advancing; the rebuild ends that state.
-# The batch's commit does not wait for its WAL flush (synchronous_commit off for this one
-# transaction, set in the same round trip): a crash can lose only the newest batches of a read
-# model together with the checkpoint that covers them, and the projector applies them again
-# from the ledger, whose own commits stay synchronous. Others see the commit at once either way.
 _ADVANCE = (
     "WITH moved AS (UPDATE projection_checkpoints SET tx_id = $2, position = $3, "
     "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
     "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
     "WHERE name = $1 AND tx_id = $6 AND position = $7 RETURNING 1), "
-    "told AS (SELECT pg_notify($4, $5), set_config('synchronous_commit', 'off', true) FROM moved) "
+    "told AS (SELECT pg_notify($4, $5) FROM moved) "
     "SELECT count(*) FROM told"
 )
 

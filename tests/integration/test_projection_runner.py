@@ -200,24 +200,3 @@ async def test_a_deferred_checkpoint_is_stored_without_reading_the_ledger_again(
         assert tail.fetches == reads
     finally:
         await runner.stop()
-
-
-async def test_a_batch_commits_without_waiting_for_its_wal_flush_and_only_that_batch(
-    container: Container,
-) -> None:
-    async with container.engine.connect() as conn:
-        await checkpoints.ensure(conn, "async_commit")
-        await conn.commit()
-        await conn.execute(text("SET synchronous_commit = on"))
-        await conn.commit()
-        try:
-            async with conn.begin():
-                await checkpoints.advance(conn, "async_commit", Checkpoint(1, 1), Checkpoint(0, 0))
-                during = (await conn.execute(text("SELECT current_setting('synchronous_commit')"))).scalar()
-            after = (await conn.execute(text("SELECT current_setting('synchronous_commit')"))).scalar()
-        finally:
-            await conn.execute(text("RESET synchronous_commit"))
-            await conn.commit()
-    # The batch's own commit is asynchronous; the session's next transaction (a command's, once
-    # the connection is back in the pool) is not.
-    assert (during, after) == ("off", "on")
