@@ -39,6 +39,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
+from gateway.edge.selection_cache import Completer, shared_completer
+
 # Types whose values are never awaitable: no awaitable check for them.
 _PLAIN_VALUES = frozenset({str, int, float, bool})
 _TYPENAME = "__typename"
@@ -93,9 +95,6 @@ def _strawberry_type_check(object_type: GraphQLObjectType) -> bool:
     return check is None or check.__qualname__.endswith("_get_is_type_of.<locals>.is_type_of")
 
 
-Completer = Callable[[Any], Any]
-
-
 class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -142,7 +141,7 @@ class PlainFieldExecutor(StrawberryGraphQLCoreExecutionContext):
         known = self._completers.get(key)
         if known is not None:
             return known[1]
-        complete = self._make_completer(type_, details)
+        complete = shared_completer(self.operation, self.fragments, type_, details, self._make_completer)
         self._completers[key] = (details, complete)
         return complete
 
