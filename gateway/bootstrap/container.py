@@ -29,6 +29,7 @@ from gateway.edge.auth import JwtAuthenticator
 from gateway.realtime.notifications import RECONNECTED, NotificationHub
 from gateway.stores.embedded import EmbeddedStores
 from gateway.stores.es_node import PlainJsonNode
+from gateway.stores.es_serializers import search_serializers
 from projections import checkpoints
 from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
 from projections.hurry import ProjectorHurry
@@ -245,6 +246,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         settings.elasticsearch_url,
         node_class=PlainJsonNode if settings.search_plain_json else AiohttpHttpNode,
         request_timeout=10,
+        serializers=search_serializers(),
     )
     mongo_client = _mongo_client(settings)
     mongo = cast(AsyncDatabase[dict[str, Any]], mongo_client[settings.mongodb_database])

@@ -41,6 +41,7 @@ from gateway.http.protocol import (
     check_content_type,
     csrf_blocked,
     decode_json,
+    encode_json,
     graphql_params,
     negotiate,
     params_from_query_string,
@@ -227,7 +228,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             elif media == GRAPHQL_RESPONSE and "data" not in outcome.body:
                 status = 400
         body = [o.body for o in outcomes] if batch else outcomes[0].body
-        content = json.dumps(body, separators=(",", ":"), default=str)
+        content = encode_json(body)
         content_type = f"{media}; charset=utf-8" if media == GRAPHQL_RESPONSE else media
         response = Response(content, status, headers=headers, media_type=content_type)
         add_cache_headers(response, outcomes, method=method)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from graphql import get_introspection_query, get_operation_ast, parse
 
@@ -13,7 +15,7 @@ from gateway.edge.persisted import parse_manifest, sha256_hex
 from gateway.edge.settings import EdgeSettings
 from gateway.edge.ttl_cache import TtlCache
 from gateway.http.app import build_schema
-from gateway.http.protocol import GRAPHQL_RESPONSE, JSON, negotiate
+from gateway.http.protocol import GRAPHQL_RESPONSE, JSON, encode_json, negotiate
 
 SCHEMA = build_schema()._schema
 MODEL = CostModel(max_cost=1000, default_list_size=10, mutation_cost=10)
@@ -153,3 +155,12 @@ def test_ttl_cache_expires_and_evicts() -> None:
     assert cache.get("a") == (False, None) and cache.get("c") == (True, 3)
     now[0] = 10.0
     assert cache.get("c") == (False, None)
+
+
+def test_responses_are_compact_json_and_a_lone_surrogate_is_escaped_not_an_error() -> None:
+    body = {"data": {"title": "Café", "n": 1, "ok": True, "none": None}, "extensions": {"x": [1.5]}}
+    encoded = encode_json(body)
+    assert json.loads(encoded) == body
+    assert b" " not in encoded.replace(b"Caf", b"")
+    echoed = {"errors": [{"message": "unknown sku \ud800"}]}
+    assert json.loads(encode_json(echoed)) == echoed
