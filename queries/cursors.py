@@ -9,13 +9,17 @@ import base64
 import json
 from typing import Any
 
+import msgspec
+
 
 class MalformedCursor(ValueError):
     """The text is not base64 of a JSON value, so no connection made it."""
 
 
 def encode(payload: Any) -> str:
-    raw = json.dumps(payload, separators=(",", ":")).encode()
+    # msgspec writes the same compact JSON as json.dumps, except non-ASCII text as UTF-8 rather
+    # than escapes; decode reads both, so cursors handed out before stay valid.
+    raw = msgspec.json.encode(payload)
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from gateway.bootstrap.settings import ConfigurationError, Settings
@@ -51,3 +54,12 @@ def test_cursor_codec_round_trips_unpadded_and_rejects_non_cursors() -> None:
     for bad in ["", "!!!", "bm90IGpzb24", "//79"]:
         with pytest.raises(cursors.MalformedCursor):
             cursors.decode(bad)
+
+
+def test_cursors_handed_out_with_escaped_text_still_decode() -> None:
+    payload = ["s", ["Café", 19.5, 1e16], "f1"]
+    before = (
+        base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+    )
+    assert before != cursors.encode(payload)  # escapes then, UTF-8 now
+    assert cursors.decode(before) == cursors.decode(cursors.encode(payload)) == payload
