@@ -43,6 +43,7 @@ from gateway.http.protocol import (
     decode_json,
     encode_json,
     graphql_params,
+    loads,
     negotiate,
     params_from_query_string,
     read_body,
@@ -81,7 +82,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         """WebSocket messages (HTTP bodies are read by ``_request_items``), under the size limit."""
         if message_too_large(data, self.settings.websocket.max_message_bytes):
             raise MessageTooLarge
-        return super().decode_json(data)
+        return loads(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

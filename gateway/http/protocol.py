@@ -134,11 +134,30 @@ def bad_request(message: str) -> HttpError:
     return HttpError(400, "BAD_REQUEST", message)
 
 
+def loads(raw: str | bytes) -> Any:
+    """JSON text to Python values, strictly: a lone UTF-16 surrogate escape (which no store can
+    take), NaN and out-of-range numbers are refused as malformed, as ``json.JSONDecodeError``."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        # msgspec names a lone surrogate only sometimes ("truncated" when a quote follows it).
+        reason = "a lone UTF-16 surrogate escape" if _SURROGATE_ESCAPE.search(text) else str(exc)
+        raise json.JSONDecodeError(reason, "", 0) from None
+
+
+# A high surrogate escape not followed by a low one, or a low one not preceded by a high one.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def decode_json(raw: str | bytes, what: str) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_request(f"{what} is not valid JSON") from None
+        return loads(raw)
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"{what} is not valid JSON: {exc.msg}") from None
 
 
 # Responses are encoded by msgspec (compact, UTF-8): a page of products is a few hundred

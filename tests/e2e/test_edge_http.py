@@ -166,6 +166,13 @@ async def test_get_with_a_simple_content_type_needs_a_preflight_header(http: htt
 async def test_malformed_requests_are_400(http: httpx.AsyncClient) -> None:
     for content, message in [
         (b"{not json", "not valid JSON"),
+        # No store can take a lone surrogate: refused whole, in variables as in the query text.
+        (
+            rb'{"query": "query($q: String) { products(query: $q) { totalCount } }", '
+            rb'"variables": {"q": "a\ud800"}}',
+            "lone UTF-16 surrogate",
+        ),
+        (rb'{"query": "{ products(query: \"x\udfff\") { totalCount } }"}', "lone UTF-16 surrogate"),
         (b'"a string"', "JSON object"),
         (b"[]", "empty batch"),
         (b'{"query": "{ __typename }", "variables": [1]}', "'variables'"),

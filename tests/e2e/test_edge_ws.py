@@ -91,3 +91,11 @@ async def test_operations_over_ws_are_checked_and_coded(ws_url: str) -> None:
             message = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert message["id"] == op_id and message["type"] == "error", message
             assert message["payload"][0]["extensions"]["code"] == code
+
+
+async def test_a_message_with_a_lone_surrogate_is_not_json_and_closes_the_socket(ws_url: str) -> None:
+    async with connect(ws_url, subprotocols=PROTOCOL) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.send('{"type": "connection_init", "payload": {"x": "\\ud800"}}')
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
