@@ -460,8 +460,16 @@ class ProjectionRunner:
 
     async def _sleep(self, seconds: float, until: asyncio.Event | None = None) -> bool:
         """Wait for the event or the timeout; True when the event woke us."""
+        event = until or self._wake
+        if event.is_set():
+            return True
+        if seconds <= 0:
+            return False
+        # A timeout scope, not wait_for: every runner sleeps several times per purchase, and
+        # wait_for wraps each wait in a task of its own.
         try:
-            await asyncio.wait_for((until or self._wake).wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
         except TimeoutError:
             return False
         return True

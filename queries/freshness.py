@@ -208,7 +208,8 @@ class FreshnessService:
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)
             try:
-                await asyncio.wait_for(changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+                    await changed.wait()
             except TimeoutError:
                 raise self._stale(projection, position, target is None) from None
 
