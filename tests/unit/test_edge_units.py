@@ -15,7 +15,7 @@ from gateway.edge.persisted import parse_manifest, sha256_hex
 from gateway.edge.settings import EdgeSettings
 from gateway.edge.ttl_cache import TtlCache
 from gateway.http.app import build_schema
-from gateway.http.protocol import GRAPHQL_RESPONSE, JSON, encode_json, negotiate
+from gateway.http.protocol import GRAPHQL_RESPONSE, JSON, decode_json, encode_json, negotiate
 
 SCHEMA = build_schema()._schema
 MODEL = CostModel(max_cost=1000, default_list_size=10, mutation_cost=10)
@@ -164,3 +164,30 @@ def test_responses_are_compact_json_and_a_lone_surrogate_is_escaped_not_an_error
     assert b" " not in encoded.replace(b"Caf", b"")
     echoed = {"errors": [{"message": "unknown sku \ud800"}]}
     assert json.loads(encode_json(echoed)) == echoed
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"q": "a\\ud800"}', "lone UTF-16 surrogate"),
+        ('{"q": "\\udfff"}', "lone UTF-16 surrogate"),
+        ('{"q": "\\\\ud800", "b": [}', "malformed"),  # a backslash, then text: not a surrogate
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ("[1e400]", "out of range"),
+    ],
+)
+def test_request_json_is_refused_with_its_reason(raw: str, reason: str) -> None:
+    with pytest.raises(GatewayError) as refused:
+        decode_json(raw, "The request body")
+    assert refused.value.message.startswith("The request body is not valid JSON: ")
+    assert reason in refused.value.message
+
+
+def test_request_json_keeps_surrogate_pairs_big_numbers_and_the_last_duplicate_key() -> None:
+    assert decode_json(
+        '{"e": "\\ud83d\\ude00", "n": 123456789012345678901234567890, "k": 1, "k": 2}', "x"
+    ) == {
+        "e": "\U0001f600",
+        "n": 123456789012345678901234567890,
+        "k": 2,
+    }
