@@ -8,6 +8,7 @@ checkpoint announcements (CheckpointWatcher.observe), never by polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -207,11 +208,11 @@ class FreshnessService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._stale(projection, position, target is None)
-            try:
-                async with asyncio.timeout(remaining):  # no task per wait, unlike wait_for
+            # A timeout scope, not wait_for (no task per wait). A change in the same loop turn as
+            # the deadline loses to the timeout: the loop looks at the checkpoint again first.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
                     await changed.wait()
-            except TimeoutError:
-                raise self._stale(projection, position, target is None) from None
 
     async def _lookup(self, projection: str, position: int) -> TxPosition | None:
         """Where event ``position`` sits in (tx_id, position) order, and (as a side effect)
