@@ -66,6 +66,12 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
     # the tests' short payment timeout (the order then waits for the webhook or reconciliation),
     # so an order not CONFIRMED in its payload must become so in its ledger stream.
     unsettled = [o["order"]["id"] for o in placed if o["order"]["status"] != "CONFIRMED"]
+    for outcome in placed:
+        if outcome["order"]["status"] != "CONFIRMED":
+            # Read as of its payload's position: not confirmed there yet, only waiting on payment.
+            assert outcome["order"]["status"] == "PAYMENT_PENDING", outcome
+            until = await shop.order_event_types_until(outcome["order"]["id"], int(outcome["position"]))
+            assert "OrderConfirmed" not in until, outcome
 
     async def reconciled() -> bool:
         await shop.reconcile()

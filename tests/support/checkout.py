@@ -185,6 +185,14 @@ class Shop:
         async with self.container.engine.connect() as conn:
             return [r.type for r in await load_stream(conn, order_stream(parsed[1]))]
 
+    async def order_event_types_until(self, order_gid: str, position: int) -> list[str]:
+        """The order's event types committed at or before ``position``."""
+        parsed = parse_global_id(order_gid, "Order")
+        assert parsed is not None
+        async with self.container.engine.connect() as conn:
+            recorded = await load_stream(conn, order_stream(parsed[1]))
+        return [r.type for r in recorded if r.position <= position]
+
     async def count_events(self, event_type: str) -> int:
         async with self.container.engine.connect() as conn:
             result = await conn.execute(
