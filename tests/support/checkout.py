@@ -32,8 +32,11 @@ from tests.support.cart import seed_catalog
 from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="test")
-PAYMENT_TIMEOUT = 0.5
-SANDBOX_HOLD = 1.0
+# The provider call's timeout in tests: short, so tok_timeout tests are quick, yet long enough
+# that a tok_ok answer from the in-process sandbox (same event loop) is not late when the
+# whole suite loads both cores. The sandbox holds tok_timeout answers for longer.
+PAYMENT_TIMEOUT = 1.0
+SANDBOX_HOLD = 2.0
 ADDRESS = {
     "name": "Ada Lovelace",
     "line1": "1 Analytical Way",
