@@ -83,12 +83,6 @@ def _make_read(field_def: GraphQLField) -> _Read | None:
     return _Read(definition.python_name, definition.default_resolver)
 
 
-def _named(type_: GraphQLOutputType) -> GraphQLOutputType:
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        type_ = type_.of_type
-    return type_
-
-
 def _strawberry_type_check(object_type: GraphQLObjectType) -> bool:
     """Whether the type's ``is_type_of`` (if any) is Strawberry's own, which ignores its info."""
     check = object_type.is_type_of
