@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,35 @@ _ADVANCE = (
     "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
     "WHERE name = $1 AND tx_id = $6 AND position = $7 RETURNING 1), "
     "told AS (SELECT pg_notify($4, $5) FROM moved) "
+    "SELECT count(*) FROM told"
+)
+
+
+async def advance_many(conn: PgConnection, moves: Sequence[tuple[str, Checkpoint, Checkpoint]]) -> int:
+    """``advance`` for several projections in one statement: (name, checkpoint, expected) each.
+    Returns how many moved; the caller rolls back unless all did."""
+    return int(
+        await conn.fetchval(
+            _ADVANCE_MANY,
+            [m[0] for m in moves],
+            [m[1].tx_id for m in moves],
+            [m[1].position for m in moves],
+            [m[2].tx_id for m in moves],
+            [m[2].position for m in moves],
+            CHECKPOINT_CHANNEL,
+        )
+    )
+
+
+_ADVANCE_MANY = (
+    "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], "
+    "$5::bigint[]) AS w(name, tx_id, position, was_tx_id, was_position)), "
+    "moved AS (UPDATE projection_checkpoints AS c SET tx_id = w.tx_id, position = w.position, "
+    "state = CASE WHEN c.state = 'REBUILDING' THEN c.state ELSE 'RUNNING' END, "
+    "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
+    "FROM wanted AS w WHERE c.name = w.name AND c.tx_id = w.was_tx_id AND c.position = w.was_position "
+    "RETURNING c.name, c.tx_id, c.position), "
+    "told AS (SELECT pg_notify($6, name || ':' || tx_id || ':' || position) FROM moved) "
     "SELECT count(*) FROM told"
 )
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
+from projections.batch_commits import Apply, BatchCommits
 from projections.checkpoints import CheckpointMoved
 from projections.lease import LeaseKeeper
 from projections.tail import LedgerTail
@@ -97,6 +99,7 @@ class ProjectionRunner:
         volatile: bool = False,
         tail: LedgerTail | None = None,
         sagas: SagasInFlight | None = None,
+        commits: BatchCommits | None = None,
     ) -> None:
         self.projection = projection
         self._engine = engine
@@ -115,6 +118,8 @@ class ProjectionRunner:
         # Ends a gathering's sleep (a reader's hurry, or stop()).
         self._hurried = asyncio.Event()
         self._sagas = sagas
+        # Shared by the process's runners: batches ready together commit in one transaction.
+        self._commits = commits
         self._gathering = False
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -369,19 +374,44 @@ class ProjectionRunner:
 
     async def _store(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
         """Apply ``events`` and move the stored checkpoint (in one transaction for PostgreSQL)."""
-        held = self._held
-        pooled = held if held is not None else await self._engine.connect()
-        try:
-            conn = await asyncpg_of(pooled)
+        if self._commits is not None:
+            await self._store_with_others(self._commits, checkpoint, events)
+        else:
+            await self._store_alone(checkpoint, events)
+        self._stored = checkpoint
+        self._unsaved_since = None
+
+    async def _store_with_others(
+        self, commits: BatchCommits, checkpoint: Checkpoint, events: Sequence[RecordedEvent]
+    ) -> None:
+        apply: Apply | None = None
+        if events and self.projection.store == "postgres":
+            apply = partial(self.projection.apply, events)
+        elif events:
+            # Another store: written (idempotently) before the checkpoint moves.
+            await self._with_connection(partial(self.projection.apply, events))
+        await commits.commit(self.name, checkpoint, self._stored, apply)
+
+    async def _store_alone(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
+        async def store(conn: PgConnection) -> None:
             if events and self.projection.store == "postgres":
                 async with conn.transaction():
                     await self.projection.apply(events, conn)
                     await checkpoints.advance(conn, self.name, checkpoint, self._stored)
-            else:
-                if events:
-                    await self.projection.apply(events, conn)
-                # One statement, its own transaction: the compare-and-set needs no more.
-                await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+                return
+            if events:
+                await self.projection.apply(events, conn)
+            # One statement, its own transaction: the compare-and-set needs no more.
+            await checkpoints.advance(conn, self.name, checkpoint, self._stored)
+
+        await self._with_connection(store)
+
+    async def _with_connection(self, work: Apply) -> None:
+        """Run ``work`` on the connection kept between batches (from the pool if none is kept)."""
+        held = self._held
+        pooled = held if held is not None else await self._engine.connect()
+        try:
+            await work(await asyncpg_of(pooled))
         except BaseException:
             # A failed or cancelled batch may leave the session anywhere: never reuse it.
             self._held = None
@@ -391,8 +421,6 @@ class ProjectionRunner:
             self._held = pooled
         elif held is None:
             await pooled.close()
-        self._stored = checkpoint
-        self._unsaved_since = None
 
     async def _let_go(self) -> None:
         held, self._held = self._held, None

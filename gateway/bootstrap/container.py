@@ -31,6 +31,7 @@ from gateway.stores.embedded import EmbeddedStores
 from gateway.stores.es_node import PlainJsonNode
 from gateway.stores.es_serializers import search_serializers
 from projections import checkpoints
+from projections.batch_commits import BatchCommits
 from projections.checkpoints import CHECKPOINT_CHANNEL, parse_announcement
 from projections.hurry import ProjectorHurry
 from projections.lease import CONTROL_CHANNEL, LeaseKeeper
@@ -66,6 +67,8 @@ class Container:
     embedded: EmbeddedStores | None = None
     # One ledger read per wake-up, shared by this process's runners.
     tail: LedgerTail | None = None
+    # One PostgreSQL transaction for the batches this process's runners have ready together.
+    commits: BatchCommits | None = None
     # Read models whose store lost everything at restart (in-memory stand-ins).
     volatile_stores: set[str] = field(default_factory=set)
     # Read models no other process can reach (the MongoDB stand-in): only this process projects them.
@@ -98,6 +101,8 @@ class Container:
     def add_projections(self, projections: Sequence[Projection], config: RunnerConfig | None = None) -> None:
         if self.tail is None:
             self.tail = LedgerTail(self.engine)
+        if self.commits is None:
+            self.commits = BatchCommits(self.engine)
         for projection in projections:
             self.runners.append(
                 ProjectionRunner(
@@ -109,6 +114,7 @@ class Container:
                     volatile=projection.store in self.volatile_stores,
                     tail=self.tail,
                     sagas=self.bus.sagas,
+                    commits=self.commits,
                 )
             )
 
@@ -187,6 +193,8 @@ class Container:
             task.cancel()
         await _bounded("rebuilds", asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True))
         await _bounded("projectors", asyncio.gather(*(runner.stop() for runner in self.runners)))
+        if self.commits is not None:
+            await _bounded("projection commits", self.commits.close())
 
     async def close(self) -> None:
         # Every step is bounded: a stuck client must not keep the process (or a test session)
