@@ -4,6 +4,8 @@
 
 PYTHON ?= python3
 PORT ?= 8000
+# pytest-xdist workers for `make test`; each starts its own embedded stores (1 runs serially).
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
@@ -46,7 +48,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

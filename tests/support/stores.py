@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.bootstrap.settings import Settings
 from projections.runner import RunnerConfig
 
-TEMPLATE_DB = "commerce_test_template"
+# One template per pytest-xdist worker: with DATABASE_URL set, the workers share one server.
+TEMPLATE_DB = f"commerce_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 FAST_RUNNERS = RunnerConfig(batch_size=200, poll_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
 _counter = itertools.count(1)
 
