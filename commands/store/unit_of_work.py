@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
 
@@ -25,10 +25,14 @@ class MessageMetadata:
     idempotency_key: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # Not dataclasses.asdict: it deep-copies every value, and each append asks for this.
+        return {name: value for name in _METADATA_FIELDS if (value := getattr(self, name)) is not None}
 
     def with_idempotency_key(self, key: str) -> MessageMetadata:
         return replace(self, idempotency_key=key)
+
+
+_METADATA_FIELDS = tuple(f.name for f in fields(MessageMetadata))
 
 
 class UnitOfWork:
