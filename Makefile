@@ -4,7 +4,7 @@
 
 PYTHON ?= python3
 PORT ?= 8000
-# pytest-xdist workers for `make test`; each starts its own embedded stores (1 runs serially).
+# pytest-xdist workers for `make test`, each with its own embedded stores (0: no worker, in-process).
 TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin

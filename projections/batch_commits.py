@@ -7,11 +7,13 @@ projection per wake-up. Here the batches that are ready together are applied in 
 transaction, and every checkpoint of the group moves in one statement.
 
 Failure stays per projection: when the group's transaction fails for any reason (a batch
-that raises, a checkpoint another owner moved), it rolls back as a whole and each batch is
-applied again in a transaction of its own, so every runner gets exactly the outcome it would
-have had alone. Applying a PostgreSQL batch again after a rollback is safe because nothing
-of it was kept; a batch for another store was applied before it was submitted (idempotently)
-and only its checkpoint is part of the group.
+that raises, a checkpoint another owner moved, a lock not granted within
+``lock_timeout_ms``), it rolls back as a whole and every batch of it is handed back
+(``GroupFailed``): its runner applies it alone, on its own connection, exactly as it would
+without a group, so one projection that waits or fails never holds the others up. Applying
+a PostgreSQL batch again after the rollback is safe because nothing of it was kept; a batch
+for another store was written (idempotently) before it was submitted, and only its
+checkpoint is part of the group.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ log = logging.getLogger(__name__)
 Apply = Callable[[PgConnection], Awaitable[None]]
 
 
+class GroupFailed(Exception):
+    """The batch was not committed (its group rolled back, or the commits are closed): the
+    caller applies it alone."""
+
+
 @dataclass(frozen=True)
 class _Batch:
     name: str
@@ -45,10 +52,12 @@ class _Batch:
 
 
 class BatchCommits:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, lock_timeout_ms: int = 1000) -> None:
         self._engine = engine
+        self._lock_timeout_ms = lock_timeout_ms
         self._queue: list[_Batch] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._closed = False
         # Kept between groups: a pool checkout per group costs about as much as its statements.
         self._held: AsyncConnection | None = None
         self.groups = 0
@@ -57,8 +66,10 @@ class BatchCommits:
     async def commit(
         self, name: str, checkpoint: Checkpoint, expected: Checkpoint, apply: Apply | None
     ) -> None:
-        """Apply and move ``name``'s checkpoint from ``expected`` to ``checkpoint``, maybe with
-        others; raises what applying it alone would raise (``CheckpointMoved`` included)."""
+        """Apply and move ``name``'s checkpoint from ``expected`` to ``checkpoint``, maybe in
+        one transaction with others; ``GroupFailed`` when the caller must do it alone."""
+        if self._closed:
+            raise GroupFailed("the batch commits are closed")
         outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Batch(name, checkpoint, expected, apply, outcome))
         if self._flushing is None:
@@ -66,12 +77,16 @@ class BatchCommits:
         await outcome
 
     async def close(self) -> None:
+        self._closed = True
         task, self._flushing = self._flushing, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._let_go()
+        # A task cancelled before its first step never ran its own clean-up.
+        self._hand_back(self._queue, "the batch commits are closed")
+        self._queue = []
+        await self._release(reset=True)
 
     async def _flush(self) -> None:
         try:
@@ -81,79 +96,73 @@ class BatchCommits:
                 group, self._queue = self._queue, []
                 await self._commit(group)
         finally:
-            self._flushing = None
-            for batch in self._queue:
-                batch.outcome.cancel()
+            if self._flushing is asyncio.current_task():
+                self._flushing = None
+            self._hand_back(self._queue, "the batch commits stopped")
             self._queue = []
 
     async def _commit(self, group: list[_Batch]) -> None:
+        # A runner that stopped waiting (stop()) gave its batch up: it must not be written later.
+        live = sorted((b for b in group if not b.outcome.done()), key=lambda b: b.name)
+        if not live:
+            return
         try:
-            if len(group) > 1:
-                try:
-                    await self._transaction(group)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    await self._let_go()
-                    log.info(
-                        "grouped projection batches failed; applying each alone",
-                        extra={
-                            "projections": [b.name for b in group],
-                            "error": f"{type(exc).__name__}: {exc}",
-                        },
-                    )
-                else:
-                    self.groups += 1
-                    self.grouped_batches += len(group)
-                    for batch in group:
-                        _settle(batch, None)
-                    return
-            for batch in group:
-                try:
-                    await self._transaction([batch])
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    await self._let_go()
-                    _settle(batch, exc)
-                else:
-                    _settle(batch, None)
-        except BaseException:
-            await self._let_go()
-            for batch in group:
-                batch.outcome.cancel()
-            raise
+            await self._transaction(live)
+        except BaseException as exc:
+            await self._release(reset=False)
+            self._hand_back(live, f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, Exception):
+                raise
+            log.info(
+                "grouped projection batches rolled back; each is applied alone",
+                extra={"projections": [b.name for b in live], "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return
+        self.groups += 1
+        self.grouped_batches += len(live)
+        for batch in live:
+            if not batch.outcome.done():
+                batch.outcome.set_result(None)
 
     async def _transaction(self, group: Sequence[_Batch]) -> None:
-        if self._held is None:
-            self._held = await self._engine.connect()
-        conn = await asyncpg_of(self._held)
+        conn = await self._connection()
+        # The batches in name order, like the checkpoint rows: two processes' groups lock alike.
         async with conn.transaction():
             for batch in group:
                 if batch.apply is not None:
                     await batch.apply(conn)
-            if len(group) == 1:
-                (batch,) = group
-                await checkpoints.advance(conn, batch.name, batch.checkpoint, batch.expected)
-            else:
-                moved = await checkpoints.advance_many(
-                    conn, [(b.name, b.checkpoint, b.expected) for b in group]
-                )
-                if moved != len(group):
-                    raise CheckpointMoved("a checkpoint of the group is no longer where its batch started")
+            moved = await checkpoints.advance_many(conn, [(b.name, b.checkpoint, b.expected) for b in group])
+            if moved != len(group):
+                raise CheckpointMoved("a checkpoint of the group is no longer where its batch started")
 
-    async def _let_go(self) -> None:
+    async def _connection(self) -> PgConnection:
+        if self._held is None:
+            held = await self._engine.connect()
+            try:
+                driver = await asyncpg_of(held)
+                # A lock another session holds fails the group instead of holding every projection.
+                await driver.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
+            except BaseException:
+                await held.invalidate()
+                raise
+            self._held = held
+        return await asyncpg_of(self._held)
+
+    async def _release(self, *, reset: bool) -> None:
+        """Give the connection back (its lock_timeout reset first) or, after a failure, discard it."""
         held, self._held = self._held, None
-        if held is not None:
-            with contextlib.suppress(Exception):
+        if held is None:
+            return
+        with contextlib.suppress(Exception):
+            if reset:
+                await (await asyncpg_of(held)).execute("RESET lock_timeout")
                 await held.close()
+                return
+        with contextlib.suppress(Exception):
+            await held.invalidate()
 
-
-def _settle(batch: _Batch, error: Exception | None) -> None:
-    # The runner may have given up waiting (stopped): nobody reads the outcome then.
-    if batch.outcome.done():
-        return
-    if error is None:
-        batch.outcome.set_result(None)
-    else:
-        batch.outcome.set_exception(error)
+    @staticmethod
+    def _hand_back(batches: Sequence[_Batch], reason: str) -> None:
+        for batch in batches:
+            if not batch.outcome.done():
+                batch.outcome.set_exception(GroupFailed(reason))

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from commands.store.driver import PgConnection, asyncpg_of
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
-from projections.batch_commits import Apply, BatchCommits
+from projections.batch_commits import Apply, BatchCommits, GroupFailed
 from projections.checkpoints import CheckpointMoved
 from projections.lease import LeaseKeeper
 from projections.tail import LedgerTail
@@ -390,7 +390,12 @@ class ProjectionRunner:
         elif events:
             # Another store: written (idempotently) before the checkpoint moves.
             await self._with_connection(partial(self.projection.apply, events))
-        await commits.commit(self.name, checkpoint, self._stored, apply)
+        try:
+            await commits.commit(self.name, checkpoint, self._stored, apply)
+        except GroupFailed:
+            # Its group rolled back: alone, on this runner's own connection, with the outcome
+            # (and the waits) of this projection only.
+            await self._store_alone(checkpoint, events if apply is not None else [])
 
     async def _store_alone(self, checkpoint: Checkpoint, events: Sequence[RecordedEvent]) -> None:
         async def store(conn: PgConnection) -> None:
