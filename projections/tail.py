@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store.ledger.reader import Batch, Checkpoint, read_batch
 
@@ -20,10 +20,15 @@ _Key = tuple[Checkpoint, int, int]
 
 
 class LedgerTail:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, hold_connection: bool = False) -> None:
         self._engine = engine
         self._generation = 0
         self._reads: dict[_Key, asyncio.Task[Batch]] = {}
+        # A long-lived tail (the process's) keeps a connection for its reads: a pool checkout
+        # and return cost about four times the read itself. Reads that overlap use the pool.
+        self._hold = hold_connection
+        self._held: AsyncConnection | None = None
+        self._held_busy = False
 
     def notified(self) -> None:
         """New commits (or a reconnect): reads from before no longer show the newest events."""
@@ -46,8 +51,32 @@ class LedgerTail:
 
     async def _fetch(self, after: Checkpoint, limit: int) -> Batch:
         # No transaction: one statement has one snapshot, which is all the gap-safe read needs.
-        async with self._engine.connect() as conn:
-            return await read_batch(conn, after, limit)
+        if not self._hold or self._held_busy:
+            async with self._engine.connect() as conn:
+                return await read_batch(conn, after, limit)
+        self._held_busy = True
+        try:
+            if self._held is None:
+                self._held = await self._engine.connect()
+            return await read_batch(self._held, after, limit)
+        except BaseException:
+            # A failed or cancelled read may leave the session anywhere: never reuse it.
+            await self._let_go()
+            raise
+        finally:
+            self._held_busy = False
+            if not self._hold:  # closed while this read was in flight
+                await self._let_go()
+
+    async def close(self) -> None:
+        self._hold = False
+        if not self._held_busy:
+            await self._let_go()
+
+    async def _let_go(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            await held.close()
 
     def _settled(self, key: _Key, task: asyncio.Task[Batch]) -> None:
         # Shared while in flight only: a commit can be visible before its notification

@@ -100,7 +100,7 @@ class Container:
 
     def add_projections(self, projections: Sequence[Projection], config: RunnerConfig | None = None) -> None:
         if self.tail is None:
-            self.tail = LedgerTail(self.engine)
+            self.tail = LedgerTail(self.engine, hold_connection=True)
         if self.commits is None:
             self.commits = BatchCommits(self.engine)
         for projection in projections:
@@ -193,13 +193,15 @@ class Container:
             task.cancel()
         await _bounded("rebuilds", asyncio.gather(*self.rebuilder.tasks.values(), return_exceptions=True))
         await _bounded("projectors", asyncio.gather(*(runner.stop() for runner in self.runners)))
-        if self.commits is not None:
-            await _bounded("projection commits", self.commits.close())
 
     async def close(self) -> None:
         # Every step is bounded: a stuck client must not keep the process (or a test session)
         # from stopping, and the embedded servers must still be stopped after it.
         await self.stop_projectors()
+        if self.commits is not None:
+            await _bounded("projection commits", self.commits.close())
+        if self.tail is not None:
+            await _bounded("ledger tail", self.tail.close())
         await _bounded("projector hurries", self.hurry.close())
         for closer in reversed(self._closers):
             await _bounded(getattr(closer, "__qualname__", "service"), closer())

@@ -200,3 +200,30 @@ async def test_a_deferred_checkpoint_is_stored_without_reading_the_ledger_again(
         assert tail.fetches == reads
     finally:
         await runner.stop()
+
+
+async def test_the_process_tail_reads_on_one_kept_connection_and_gives_it_back_at_close(
+    container: Container,
+) -> None:
+    positions = await _append_many(container, streams=2, per_stream=2)
+    pool = container.engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    tail = LedgerTail(container.engine, hold_connection=True)
+    try:
+        first = await tail.read(Checkpoint(), 100)
+        tail.notified()
+        again = await tail.read(Checkpoint(), 100)
+        assert [e.position for e in first.events] == [e.position for e in again.events] == positions
+        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+        # Reads that overlap: one on the kept connection, the other from the pool.
+        tail.notified()
+        both = await asyncio.gather(tail.read(Checkpoint(), 100), tail.read(first.events[1].checkpoint, 100))
+        assert [e.position for e in both[0].events] == positions
+        assert [e.position for e in both[1].events] == positions[2:]
+        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+    finally:
+        await tail.close()
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    # A closed tail still reads, from the pool.
+    assert [e.position for e in (await tail.read(Checkpoint(), 100)).events] == positions
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
