@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commands.bus import CommandBus
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
+from gateway.bootstrap.catch_up import StartupCatchUp
 from gateway.bootstrap.settings import PROJECTORS_ALL, PROJECTORS_PRIVATE, PROJECTORS_SHARED, Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.realtime.notifications import RECONNECTED, NotificationHub
@@ -64,6 +65,8 @@ class Container:
     leases: LeaseKeeper
     runners: list[ProjectionRunner]
     hurry: ProjectorHurry
+    # /readyz: whether the read models have passed the ledger head noted when projectors started.
+    catch_up: StartupCatchUp
     embedded: EmbeddedStores | None = None
     # One ledger read per wake-up, shared by this process's runners.
     tail: LedgerTail | None = None
@@ -159,6 +162,7 @@ class Container:
           process can reach. A volatile store another process reaches (the embedded search
           engine) is still started over here, before any reader is served, then left to it.
         """
+        await self.catch_up.note_start()
         for runner in self.runners:
             store = runner.projection.store
             volatile = store in self.volatile_stores
@@ -261,6 +265,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     mongo_client = _mongo_client(settings)
     mongo = cast(AsyncDatabase[dict[str, Any]], mongo_client[settings.mongodb_database])
     watcher = CheckpointWatcher()
+    freshness = FreshnessService(engine, watcher)
     runners: list[ProjectionRunner] = []
     container = Container(
         settings=settings,
@@ -271,13 +276,14 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         mongo=mongo,
         bus=CommandBus(engine),
         watcher=watcher,
-        freshness=FreshnessService(engine, watcher),
+        freshness=freshness,
         authenticator=JwtAuthenticator(settings.jwt_secret),
         hub=NotificationHub(settings.database_url),
         rebuilder=Rebuilder(engine),
         leases=LeaseKeeper(settings.database_url),
         runners=runners,
         hurry=ProjectorHurry(engine, runners),
+        catch_up=StartupCatchUp(engine, freshness),
         embedded=embedded,
         volatile_stores=set(settings.volatile_stores),
         private_stores=set(settings.private_stores),

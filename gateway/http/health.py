@@ -1,4 +1,5 @@
-"""Liveness and readiness: /readyz names each store and whether it answered.
+"""Liveness and readiness: /readyz names each store and whether it answered, and whether the
+read models have caught up with the ledger as it was at start (``gateway.bootstrap.catch_up``).
 
 A failed check says which store and how (failed, timed out), never the
 exception text: that may name hosts, users or versions, and goes to the logs.
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from commands.store.migrate import current_revision, head_revision
+from gateway.bootstrap.catch_up import NotCaughtUp, StartupCatchUp
 
 log = logging.getLogger("gateway.health")
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -49,11 +51,16 @@ async def readyz(request: Request) -> JSONResponse:
         await container.mongo.command("ping")
         return "pong"
 
+    async def read_models() -> str:
+        catch_up: StartupCatchUp = container.catch_up
+        return await catch_up.check([runner.name for runner in container.runners])
+
     checks: dict[str, Callable[[], Awaitable[str]]] = {
         "postgres": postgres,
         "redis": redis,
         "search": search,
         "mongodb": mongodb,
+        "read_models": read_models,
     }
     results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
     body = dict(zip(checks, results, strict=True))
@@ -71,6 +78,9 @@ async def _run(name: str, check: Callable[[], Awaitable[str]]) -> dict[str, Any]
     except TimeoutError:
         log.warning("readiness check %s timed out after %s s", name, CHECK_TIMEOUT_SECONDS)
         detail, ok = "timed out", False
+    except NotCaughtUp as behind:
+        # Not a failure: projection names and ledger positions, nothing a client must not see.
+        detail, ok = str(behind), False
     except Exception:
         log.warning("readiness check %s failed", name, exc_info=True)
         detail, ok = "failed", False

@@ -45,6 +45,7 @@ def test_serves_graphql_with_embedded_stores_from_a_clean_directory(served: tupl
         "redis",
         "search",
         "mongodb",
+        "read_models",
     }
     assert (data_dir / "pg").is_dir(), "embedded PostgreSQL keeps its data in COMMERCE_DATA_DIR"
     answer = httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}).json()

@@ -9,6 +9,9 @@ import httpx
 import jwt
 import pytest
 
+from commands.domain.cart import CartActor
+from commands.messages.cart import CreateCart
+from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
@@ -16,6 +19,7 @@ from queries.projection_status import ProjectionStatusService
 from tests.helpers import error_codes, gql
 from tests.support.projections import AppliedLog
 from tests.support.stores import FAST_RUNNERS
+from tests.support.waiting import eventually
 
 PROJECTIONS = "{ projections { name store state lastError freshness { projection lagEvents } } }"
 
@@ -31,7 +35,7 @@ async def test_readyz_names_every_store(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"postgres", "redis", "search", "mongodb"}
+    assert set(body["checks"]) == {"postgres", "redis", "search", "mongodb", "read_models"}
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["postgres"]["detail"].startswith("revision ")
 
@@ -46,6 +50,41 @@ async def test_readyz_reports_a_store_that_does_not_answer(running: Container) -
     assert response.status_code == 503
     assert body["checks"]["mongodb"]["ok"] is False
     assert body["checks"]["postgres"]["ok"] is True
+
+
+async def test_readyz_waits_for_the_read_models_to_pass_the_ledger_as_it_was_at_start(
+    container: Container,
+) -> None:
+    cart = await gql_bus_cart(container)
+    transport = httpx.ASGITransport(app=build_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        # Projectors not started in this process: nothing to wait for.
+        read_models = (await http.get("/readyz")).json()["checks"]["read_models"]
+        assert read_models["ok"] is True and read_models["detail"] == "no projectors started in this process"
+        # Noted at start, before any runner applied the cart's event: not ready yet.
+        await container.catch_up.note_start()
+        response = await http.get("/readyz")
+        read_models = response.json()["checks"]["read_models"]
+        assert response.status_code == 503 and read_models["ok"] is False
+        assert f"behind position {cart}" in read_models["detail"] and "carts at 0" in read_models["detail"]
+        await container.start_projectors()
+        try:
+            await eventually(lambda: _ready(http), timeout=10, message="read models caught up")
+            detail = (await http.get("/readyz")).json()["checks"]["read_models"]["detail"]
+            assert detail == f"caught up with position {cart}"
+        finally:
+            await container.stop_projectors()
+
+
+async def _ready(http: httpx.AsyncClient) -> bool:
+    return (await http.get("/readyz")).status_code == 200
+
+
+async def gql_bus_cart(container: Container) -> int:
+    """A cart created through the command bus; the ledger position of its event."""
+    result = await container.bus.dispatch(CreateCart(CartActor()), MessageMetadata(actor="test"))
+    assert result.position is not None
+    return result.position
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
