@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store.driver import PgConnection, asyncpg_of
+from commands.store.driver import PgConnection, asyncpg_of, discard
 from commands.store.ledger.reader import Checkpoint
 from projections import checkpoints
 from projections.checkpoints import CheckpointMoved
@@ -143,7 +143,7 @@ class BatchCommits:
                 # A lock another session holds fails the group instead of holding every projection.
                 await driver.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
             except BaseException:
-                await held.invalidate()
+                await discard(held)
                 raise
             self._held = held
         return await asyncpg_of(self._held)
@@ -153,13 +153,12 @@ class BatchCommits:
         held, self._held = self._held, None
         if held is None:
             return
-        with contextlib.suppress(Exception):
-            if reset:
+        if reset:
+            with contextlib.suppress(Exception):
                 await (await asyncpg_of(held)).execute("RESET lock_timeout")
                 await held.close()
                 return
-        with contextlib.suppress(Exception):
-            await held.invalidate()
+        await discard(held)
 
     @staticmethod
     def _hand_back(batches: Sequence[_Batch], reason: str) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from commands.store.driver import PgConnection, asyncpg_of
+from commands.store.driver import PgConnection, asyncpg_of, discard
 from commands.store.ledger.reader import Checkpoint, RecordedEvent
 from projections import checkpoints
 from projections.batch_commits import Apply, BatchCommits, GroupFailed
@@ -418,9 +418,9 @@ class ProjectionRunner:
         try:
             await work(await asyncpg_of(pooled))
         except BaseException:
-            # A failed or cancelled batch may leave the session anywhere: never reuse it.
+            # A failed or cancelled batch may leave the session dead or anywhere: never reuse it.
             self._held = None
-            await pooled.close()
+            await discard(pooled)
             raise
         if self._holding and held is None:
             self._held = pooled

@@ -14,6 +14,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from commands.store.driver import discard
 from commands.store.ledger.reader import Batch, Checkpoint, read_batch
 
 _Key = tuple[Checkpoint, int, int]
@@ -60,8 +61,10 @@ class LedgerTail:
                 self._held = await self._engine.connect()
             return await read_batch(self._held, after, limit)
         except BaseException:
-            # A failed or cancelled read may leave the session anywhere: never reuse it.
-            await self._let_go()
+            # A failed or cancelled read may leave the session dead or anywhere: never reuse it.
+            held, self._held = self._held, None
+            if held is not None:
+                await discard(held)
             raise
         finally:
             self._held_busy = False

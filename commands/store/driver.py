@@ -9,6 +9,7 @@ once per connection. Same connection, same transaction.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,3 +40,14 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
 
 
 _RAW = "commerce.asyncpg"
+
+
+async def discard(conn: AsyncConnection) -> None:
+    """Give back a connection whose session must not be reused (a statement failed or was
+    cancelled on it: it may be dead, or anywhere in a transaction). Its pool slot reconnects."""
+    # Errors from direct asyncpg calls bypass SQLAlchemy's disconnect detection, so a plain
+    # close() would hand a dead connection to the next command.
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()

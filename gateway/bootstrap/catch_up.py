@@ -9,12 +9,16 @@ after that it stays ready (later lag is reported per read, not by taking the pro
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.store.ledger.reader import head_position
 from queries.freshness import FreshnessService
+
+log = logging.getLogger(__name__)
 
 
 class NotCaughtUp(Exception):
@@ -34,18 +38,22 @@ class StartupCatchUp:
             self.floor = await head_position(conn)
         self._reached = False
 
-    async def check(self, projections: Sequence[str]) -> str:
-        """A description when caught up; ``NotCaughtUp`` naming those still behind otherwise."""
+    async def check(self, projections: Sequence[str], failing: Sequence[str] = ()) -> str:
+        """A description when ``projections`` have all caught up; ``NotCaughtUp`` naming those still
+        behind otherwise. ``failing`` ones (a poison event, a bug) do not block: they would keep
+        every new process out of service; their reads and ``projections`` say they are stale."""
         floor = self.floor
         if floor is None:
             return "no projectors started in this process"
         if not self._reached:
-            behind = []
-            for name in projections:
-                position = (await self._freshness.freshness(name)).position
-                if position < floor:
-                    behind.append(f"{name} at {position}")
+            waiting = [name for name in projections if name not in failing]
+            positions = await asyncio.gather(*(self._freshness.freshness(name) for name in waiting))
+            behind = [f"{f.projection} at {f.position}" for f in positions if f.position < floor]
             if behind:
-                raise NotCaughtUp(f"behind position {floor}: {', '.join(behind)}")
+                raise NotCaughtUp(
+                    f"rebuilding from the ledger: behind position {floor} (the ledger head when the "
+                    f"projectors started): {', '.join(behind)}"
+                )
             self._reached = True
+            log.info("read models caught up with the ledger as it was at start", extra={"position": floor})
         return f"caught up with position {floor}"

@@ -43,7 +43,12 @@ class ProcessPaymentProvider:
                 url = self._settings.payment_provider_url
                 if url is None:
                     config = SandboxConfig(
-                        webhook_url=self._webhook_url, webhook_secret=self._settings.webhook_secret
+                        webhook_url=self._webhook_url,
+                        webhook_secret=self._settings.webhook_secret,
+                        # tok_timeout answers well after the gateway stopped waiting: the order
+                        # shows PAYMENT_PENDING, then the webhook settles it (its default hold
+                        # equals the default payment timeout, a race the webhook often won).
+                        timeout_hold_seconds=self._settings.payment_timeout_seconds + 3.0,
                     )
                     self.sandbox = SandboxServer(config)
                     url = await self.sandbox.start()

@@ -53,7 +53,11 @@ async def readyz(request: Request) -> JSONResponse:
 
     async def read_models() -> str:
         catch_up: StartupCatchUp = container.catch_up
-        return await catch_up.check([runner.name for runner in container.runners])
+        # Only what this process projects: beside a `project` worker, the worker's own share is
+        # its readiness (and gating on it would deadlock a worker started after this gateway).
+        ours = [runner for runner in container.runners if runner.running]
+        failing = [runner.name for runner in ours if runner.consecutive_failures]
+        return await catch_up.check([runner.name for runner in ours], failing)
 
     checks: dict[str, Callable[[], Awaitable[str]]] = {
         "postgres": postgres,

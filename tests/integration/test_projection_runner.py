@@ -227,3 +227,37 @@ async def test_the_process_tail_reads_on_one_kept_connection_and_gives_it_back_a
     # A closed tail still reads, from the pool.
     assert [e.position for e in (await tail.read(Checkpoint(), 100)).events] == positions
     assert pool.checkedout() == before  # type: ignore[attr-defined]
+
+
+async def test_a_tail_whose_kept_connection_died_reads_on_a_new_one_and_leaves_no_dead_one(
+    container: Container,
+) -> None:
+    positions = await _append_many(container, streams=1, per_stream=2)
+    tail = LedgerTail(container.engine, hold_connection=True)
+    try:
+        await tail.read(Checkpoint(), 100)
+        # The kept connection's backend goes away (a restart, an idle timeout, an operator).
+        async with container.engine.connect() as admin:
+            killed = await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE 'SELECT position, tx_id%'"
+                )
+            )
+            assert killed.all(), "the kept connection's backend was found"
+        tail.notified()
+        with contextlib.suppress(Exception):  # the read on the dead connection fails (or notices)
+            await tail.read(Checkpoint(), 100)
+        tail.notified()
+        assert [e.position for e in (await tail.read(Checkpoint(), 100)).events] == positions
+        # Nothing dead went back to the pool: every connection it hands out answers.
+        connections = [await container.engine.connect() for _ in range(5)]
+        try:
+            for conn in connections:
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        finally:
+            for conn in connections:
+                await conn.close()
+    finally:
+        await tail.close()
