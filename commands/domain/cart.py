@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from commands.domain.currencies import minor_units
 from commands.errors import (
     DomainError,
     Forbidden,
@@ -244,6 +245,9 @@ def create(
 ) -> CartCreated:
     if currency_code is not None and not _CURRENCY.match(currency_code):
         raise InvalidInput("currencyCode must be three upper-case letters (ISO 4217)", ["currencyCode"])
+    if currency_code is not None and minor_units(currency_code) is None:
+        # A cart in a currency nothing can be priced in would refuse every line.
+        raise InvalidInput(f"{currency_code} is not an ISO 4217 currency in circulation", ["currencyCode"])
     currency = currency_code or _first_known_currency(lines, prices) or DEFAULT_CURRENCY
     empty = Cart(cart_id=cart_id, currency_code=currency)
     snapshots = _plan_additions(empty, lines, prices) if lines else ()

@@ -11,6 +11,7 @@ from asyncio.subprocess import PIPE, STDOUT
 from gateway.bootstrap.container import Container
 from tests.support.order_ledger import append
 from tests.support.orders import new_order_id, placed
+from tests.support.waiting import read_model_reaches
 
 
 async def test_projector_process_applies_events_and_wakes_readers_elsewhere(container: Container) -> None:
@@ -38,7 +39,7 @@ async def test_projector_process_applies_events_and_wakes_readers_elsewhere(cont
         # Nothing runs projectors in this process: only the worker's checkpoint NOTIFY can wake us.
         assert not any(runner.running for runner in container.runners)
         for projection in ("orders", "timeline"):
-            await container.freshness.wait_for(projection, event.position, timeout=60)
+            await read_model_reaches(container.freshness, projection, event.position, 60)
         fresh = await container.freshness.freshness("orders")
         assert fresh.position >= event.position
     finally:

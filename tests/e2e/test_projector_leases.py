@@ -37,7 +37,7 @@ from tests.helpers import gql
 from tests.support.inventory import seed_variants, set_stock
 from tests.support.order_ledger import append as append_order
 from tests.support.orders import happy_path, new_order_id, placed
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, read_model_reaches
 
 POSTGRES_MODELS = {"orders": "order_view", "inventory": "inventory_view", "timeline": "timeline_entries"}
 KEYS = {"order_view": "order_id", "inventory_view": "sku", "timeline_entries": "position"}
@@ -185,7 +185,7 @@ async def _caught_up(container: Container) -> None:
     async with container.engine.connect() as conn:
         head = await head_position(conn)
     for name in POSTGRES_MODELS:
-        await container.freshness.wait_for(name, head, timeout=30)
+        await read_model_reaches(container.freshness, name, head, 30)
 
 
 async def _dump(container: Container, table: str) -> list[tuple[Any, ...]]:

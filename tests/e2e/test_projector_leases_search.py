@@ -52,6 +52,7 @@ from tests.helpers import gql
 from tests.support.catalog import product, upsert, variant
 from tests.support.inventory import set_stock
 from tests.support.stores import FAST_RUNNERS
+from tests.support.waiting import read_model_reaches
 
 SEARCH = "search"
 HANDLES = tuple(f"lease-search-{i}" for i in range(6))
@@ -131,7 +132,7 @@ async def _search_owned_by(container: Container, pids: set[int], timeout: float 
 async def _search_caught_up(container: Container) -> None:
     async with container.engine.connect() as conn:
         head = await head_position(conn)
-    await container.freshness.wait_for(SEARCH, head, timeout=30)
+    await read_model_reaches(container.freshness, SEARCH, head, 30)
 
 
 async def _documents(container: Container, index: str) -> dict[str, dict[str, Any]]:

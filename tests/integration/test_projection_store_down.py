@@ -21,6 +21,7 @@ from projections.search.projector import SearchProjection
 from queries.projection_status import ProjectionStatusView
 from tests.support.cart import GUEST, META, seed_catalog
 from tests.support.stores import FAST_RUNNERS
+from tests.support.waiting import read_model_reaches
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -54,7 +55,7 @@ async def test_carts_store_down_at_start_reports_failed_then_catches_up(containe
 
         container.mongo_client.set_available(True)
         assert cart.position is not None
-        await container.freshness.wait_for("carts", cart.position, timeout=20)
+        await read_model_reaches(container.freshness, "carts", cart.position, 20)
         assert await container.mongo["carts"].find_one({"_id": cart.cart_id}) is not None
         recovered = await _status(container, "carts", "mongodb")
         assert recovered.state == "RUNNING" and recovered.last_error is None

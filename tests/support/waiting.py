@@ -7,6 +7,8 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 
+from queries.freshness import MAX_WAIT_SECONDS, FreshnessService, StaleRead
+
 POLL_INTERVAL = 0.02
 
 Predicate = Callable[[], bool | Awaitable[bool]]
@@ -38,3 +40,18 @@ async def _holds(predicate: Predicate) -> bool:
 
 def _name(predicate: Predicate) -> str:
     return getattr(predicate, "__qualname__", repr(predicate))
+
+
+async def read_model_reaches(
+    freshness: FreshnessService, projection: str, position: int, timeout: float
+) -> None:
+    """``freshness.wait_for`` beyond its bound of MAX_WAIT_SECONDS (a reader's wait is capped; a
+    test waiting for another process to start and catch up may need longer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await freshness.wait_for(projection, position, min(MAX_WAIT_SECONDS, deadline - time.monotonic()))
+            return
+        except StaleRead:
+            if time.monotonic() >= deadline:
+                raise

@@ -49,6 +49,12 @@ def test_create_takes_the_currency_from_the_first_line_or_the_default() -> None:
     with pytest.raises(DomainError) as exc:
         domain.create("c", None, "usd", [], PRICES)
     assert errors_of(exc) == [("INVALID_INPUT", ["currencyCode"])]
+    # Well formed but no currency: a cart nothing could be priced in.
+    with pytest.raises(DomainError) as exc:
+        domain.create("c", None, "XYZ", [], PRICES)
+    assert errors_of(exc) == [("INVALID_INPUT", ["currencyCode"])]
+    assert "XYZ is not an ISO 4217 currency" in str(exc.value)
+    assert domain.create("c", None, "JPY", [], PRICES).currency_code == "JPY"
 
 
 def test_create_validates_lines_like_an_add() -> None:
