@@ -81,30 +81,8 @@ async def advance(
     COMMITTED a concurrent mover's commit is waited for and the condition re-checked.
     """
     # One round trip: the update and its announcement (delivered at commit).
-    driver = await asyncpg_of(conn)
-    moved = await driver.fetchval(
-        _ADVANCE,
-        name,
-        checkpoint.tx_id,
-        checkpoint.position,
-        CHECKPOINT_CHANNEL,
-        f"{name}:{checkpoint.tx_id}:{checkpoint.position}",
-        expected.tx_id,
-        expected.position,
-    )
-    if not moved:
+    if not await advance_many(await asyncpg_of(conn), [(name, checkpoint, expected)]):
         raise CheckpointMoved(f"the checkpoint of {name} is no longer at {expected}")
-
-
-# A REBUILDING model keeps serving and advancing; the rebuild ends that state.
-_ADVANCE = (
-    "WITH moved AS (UPDATE projection_checkpoints SET tx_id = $2, position = $3, "
-    "state = CASE WHEN state = 'REBUILDING' THEN state ELSE 'RUNNING' END, "
-    "last_error = NULL, failures = 0, updated_at = now(), last_applied_at = now() "
-    "WHERE name = $1 AND tx_id = $6 AND position = $7 RETURNING 1), "
-    "told AS (SELECT pg_notify($4, $5) FROM moved) "
-    "SELECT count(*) FROM told"
-)
 
 
 async def advance_many(conn: PgConnection, moves: Sequence[tuple[str, Checkpoint, Checkpoint]]) -> int:
@@ -123,6 +101,7 @@ async def advance_many(conn: PgConnection, moves: Sequence[tuple[str, Checkpoint
     )
 
 
+# A REBUILDING model keeps serving and advancing; the rebuild ends that state.
 _ADVANCE_MANY = (
     "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], "
     "$5::bigint[]) AS w(name, tx_id, position, was_tx_id, was_position)), "

@@ -38,16 +38,14 @@ class StartupCatchUp:
             self.floor = await head_position(conn)
         self._reached = False
 
-    async def check(self, projections: Sequence[str], failing: Sequence[str] = ()) -> str:
+    async def check(self, projections: Sequence[str]) -> str:
         """A description when ``projections`` have all caught up; ``NotCaughtUp`` naming those still
-        behind otherwise. ``failing`` ones (a poison event, a bug) do not block: they would keep
-        every new process out of service; their reads and ``projections`` say they are stale."""
+        behind otherwise."""
         floor = self.floor
         if floor is None:
             return "no projectors started in this process"
         if not self._reached:
-            waiting = [name for name in projections if name not in failing]
-            positions = await asyncio.gather(*(self._freshness.freshness(name) for name in waiting))
+            positions = await asyncio.gather(*(self._freshness.freshness(name) for name in projections))
             behind = [f"{f.projection} at {f.position}" for f in positions if f.position < floor]
             if behind:
                 raise NotCaughtUp(

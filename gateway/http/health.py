@@ -55,9 +55,10 @@ async def readyz(request: Request) -> JSONResponse:
         catch_up: StartupCatchUp = container.catch_up
         # Only what this process projects: beside a `project` worker, the worker's own share is
         # its readiness (and gating on it would deadlock a worker started after this gateway).
-        ours = [runner for runner in container.runners if runner.running]
-        failing = [runner.name for runner in ours if runner.consecutive_failures]
-        return await catch_up.check([runner.name for runner in ours], failing)
+        # Failing ones (a poison event, a bug) do not block either: they would keep every new
+        # process out of service; their reads and `projections` say they are stale.
+        waited = [r.name for r in container.runners if r.running and not r.consecutive_failures]
+        return await catch_up.check(waited)
 
     checks: dict[str, Callable[[], Awaitable[str]]] = {
         "postgres": postgres,

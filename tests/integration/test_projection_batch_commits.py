@@ -48,10 +48,10 @@ def _failing(projection: str) -> Apply:
     return apply
 
 
-async def _rows(engine: AsyncEngine, projection: str) -> list[int]:
+async def _rows(engine: AsyncEngine, projection: str, table: str = "test_grouped") -> list[int]:
     async with engine.connect() as conn:
         result = await conn.execute(
-            text("SELECT n FROM test_grouped WHERE projection = :p ORDER BY n"), {"p": projection}
+            text(f"SELECT n FROM {table} WHERE projection = :p ORDER BY n"), {"p": projection}
         )
         return [r.n for r in result]
 
@@ -232,9 +232,6 @@ class _Blockable(_Positions):
         super().__init__(name)
         self.broken = False
 
-    async def setup(self) -> None:
-        return None
-
     async def apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
         if self.broken:
             raise RuntimeError("this projection's batch fails")
@@ -299,14 +296,6 @@ async def test_a_waiting_or_failing_projection_holds_no_other_projection_up(cont
     finally:
         await asyncio.gather(*(runner.stop() for runner in runners))
         await commits.close()
-    owned = await _rows_of(engine, "test_grouped_own", stuck.name)
+    owned = await _rows(engine, stuck.name, "test_grouped_own")
     assert owned == sorted({first, second, third} & set(owned)) and {first, second, third} <= set(owned)
     assert {first, second, third} <= set(await _rows(engine, steady.name))
-
-
-async def _rows_of(engine: AsyncEngine, table: str, projection: str) -> list[int]:
-    async with engine.connect() as conn:
-        result = await conn.execute(
-            text(f"SELECT n FROM {table} WHERE projection = :p ORDER BY n"), {"p": projection}
-        )
-        return [r.n for r in result]
