@@ -35,6 +35,7 @@ from commands.batching import BatchedHandler, BatchFallback
 from commands.errors import DomainError, VersionConflict
 from commands.sagas_in_flight import SagasInFlight
 from commands.store import idempotency
+from commands.store.connections import CommandConnections
 from commands.store.idempotency import ClaimedKey
 from commands.store.ledger.writer import StreamConflict
 from commands.store.phases import Phases
@@ -88,8 +89,9 @@ class _Route:
 
 
 class CommandBus:
-    def __init__(self, engine: AsyncEngine, *, max_attempts: int = 8) -> None:
-        self._engine = engine
+    def __init__(self, source: AsyncEngine | CommandConnections, *, max_attempts: int = 8) -> None:
+        self._connections = CommandConnections.of(source)
+        self._engine = self._connections.engine
         self._routes: dict[type[Any], _Route] = {}
         self._max_attempts = max_attempts
         # Read by this process's projectors, which gather a saga's commits into one batch.
@@ -134,7 +136,7 @@ class CommandBus:
 
         async def work(claimed: ClaimedKey, first: UnitOfWork | None) -> Any:
             if route.phased is not None:
-                phases = Phases(self._engine, metadata, claimed, first)
+                phases = Phases(self._connections, metadata, claimed, first)
                 try:
                     with self.sagas:
                         return await route.phased(command, phases)
@@ -153,7 +155,7 @@ class CommandBus:
             replay=keys.replay,
             lease=keys.lease,
             wait_seconds=keys.wait_seconds,
-            first_phase=(lambda: UnitOfWork(self._engine, metadata)) if route.phased is not None else None,
+            first_phase=None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata)),
         )
         return scoped
 
@@ -171,7 +173,7 @@ class CommandBus:
         """
         routes = [self._batch_route(command) for command in commands]
         results: list[Any | DomainError] = []
-        async with UnitOfWork(self._engine, metadata) as uow:
+        async with UnitOfWork(self._connections, metadata) as uow:
             for route, group in itertools.groupby(
                 zip(routes, commands, strict=True), key=lambda pair: pair[0]
             ):
@@ -249,7 +251,7 @@ class CommandBus:
     ) -> Any:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                async with UnitOfWork(self._engine, metadata) as uow:
+                async with UnitOfWork(self._connections, metadata) as uow:
                     result = await handler(command, uow)
                     if claimed is not None:
                         # The outcome is stored in the command's own transaction: both or neither.

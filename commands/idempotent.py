@@ -79,8 +79,8 @@ async def run(
     """
     idempotency.validate_key(key, KEY_FIELD)
     scope, hashed = fit_scope(scope), idempotency.request_hash(request)
-    if first_phase is not None and not await idempotency.exists(engine, scope, key):
-        uow = await first_phase().__aenter__()
+    uow = None if first_phase is None else await _first_phase_of_new_key(first_phase(), scope, key)
+    if uow is not None:
         pending = ClaimedKey(Claim(scope, key, hashed), pending=True, lease=lease)
         try:
             return await _run_claimed(engine, pending, work, uow)
@@ -96,6 +96,20 @@ async def run(
         IDEMPOTENT_REPLAYS.labels(operation).inc()
         return replay(found.replay)
     return await _run_claimed(engine, ClaimedKey(found), work, None)
+
+
+async def _first_phase_of_new_key(uow: UnitOfWork, scope: str, key: str) -> UnitOfWork | None:
+    """``uow`` opened, unless the key was seen before (a repeat: replay or resume)."""
+    await uow.__aenter__()
+    try:
+        # On the phase's own connection: no checkout just to ask.
+        if not await idempotency.exists(uow.conn, scope, key):
+            return uow
+    except BaseException as error:
+        await uow.__aexit__(type(error), error, error.__traceback__)
+        raise
+    await uow.__aexit__(None, None, None)
+    return None
 
 
 async def _run_claimed(

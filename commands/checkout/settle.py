@@ -27,6 +27,7 @@ from commands.domain.order import Order, OrderStatus, PaymentStatus
 from commands.events import order as ev
 from commands.inventory import reservations
 from commands.payments import PaymentProvider
+from commands.store.connections import CommandConnections
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
@@ -61,8 +62,11 @@ Finish = Callable[[UnitOfWork, Settled], Awaitable[None]]
 
 
 class PaymentSettlement:
-    def __init__(self, engine: AsyncEngine, provider: PaymentProvider, *, lease: timedelta) -> None:
-        self.engine = engine
+    def __init__(
+        self, source: AsyncEngine | CommandConnections, provider: PaymentProvider, *, lease: timedelta
+    ) -> None:
+        self.connections = CommandConnections.of(source)
+        self.engine = self.connections.engine
         self.provider = provider
         self._lease = lease
 
@@ -91,7 +95,7 @@ class PaymentSettlement:
         return await self.settle(key, outcome, metadata, finish=finish, order_id=attempt.order_id)
 
     async def current(self, key: str, metadata: MessageMetadata) -> Settled:
-        async with UnitOfWork(self.engine, metadata) as uow:
+        async with UnitOfWork(self.connections, metadata) as uow:
             attempt = await payment_ops.by_key(uow.conn, key)
             if attempt is None:
                 return Settled(IGNORED)
@@ -140,7 +144,7 @@ class PaymentSettlement:
         finish: Finish | None = None,
         order_id: str | None = None,
     ) -> Settled:
-        async with UnitOfWork(self.engine, metadata) as uow:
+        async with UnitOfWork(self.connections, metadata) as uow:
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)
                 order_id = None if found is None else found.order_id

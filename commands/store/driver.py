@@ -23,15 +23,8 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
     an asyncpg connection itself as it is."""
     if not isinstance(conn, AsyncConnection):
         return conn
-    # Remembered with the pooled connection (SQLAlchemy clears ``info`` when it replaces the
-    # DBAPI connection): getting the raw connection costs a greenlet switch, and a purchase
-    # asks for it dozens of times.
-    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
-    if known is None:
-        fairy = await conn.get_raw_connection()
-        known = conn.info[_RAW] = (fairy.dbapi_connection, fairy.driver_connection)
-    adapted: Any = known[0]
-    driver = known[1]
+    adapted = await _adapted(conn)
+    driver = conn.info[_RAW][1]
     # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a
     # statement sent directly is part of the transaction that SQLAlchemy later commits.
     if conn.in_transaction() and adapted._transaction is None:
@@ -40,6 +33,68 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
 
 
 _RAW = "commerce.asyncpg"
+
+
+async def _adapted(conn: AsyncConnection) -> Any:
+    # Remembered with the pooled connection (SQLAlchemy clears ``info`` when it replaces the
+    # DBAPI connection): getting the raw connection costs a greenlet switch, and a purchase
+    # asks for it dozens of times.
+    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
+    if known is None:
+        fairy = await conn.get_raw_connection()
+        known = conn.info[_RAW] = (fairy.dbapi_connection, fairy.driver_connection)
+    return known[0]
+
+
+class TransactionAborted(RuntimeError):
+    """COMMIT found the transaction failed (a statement in it raised): PostgreSQL rolled it back."""
+
+
+class _DriverTransaction:
+    """A transaction begun on the driver, kept where SQLAlchemy's adapter keeps its own: statements
+    SQLAlchemy runs on the connection join it (its adapter begins only when it holds none)."""
+
+    def __init__(self, driver: PgConnection) -> None:
+        self._driver = driver
+
+    async def commit(self) -> None:
+        # PostgreSQL answers COMMIT in a failed transaction with ROLLBACK, and no error.
+        if await self._driver.execute("COMMIT") != "COMMIT":
+            raise TransactionAborted("a statement failed in this transaction: it was rolled back")
+
+    async def rollback(self) -> None:
+        await self._driver.execute("ROLLBACK")
+
+
+async def begin(conn: AsyncConnection) -> None:
+    """Begin a transaction on the driver, without SQLAlchemy's transaction machinery (a greenlet
+    switch per step)."""
+    adapted = await _adapted(conn)
+    if adapted._transaction is None:
+        driver = conn.info[_RAW][1]
+        await driver.execute("BEGIN")
+        adapted._transaction = _DriverTransaction(driver)
+
+
+async def commit(conn: AsyncConnection) -> None:
+    """Commit what ``begin`` began. SQLAlchemy's own bookkeeping of the transaction, if one of its
+    statements opened it, is closed without I/O (its adapter holds no transaction any more)."""
+    adapted = await _adapted(conn)
+    transaction, adapted._transaction = adapted._transaction, None
+    if transaction is not None:
+        await transaction.commit()
+    if conn.sync_connection is not None and conn.sync_connection.in_transaction():
+        conn.sync_connection.commit()
+
+
+async def rollback(conn: AsyncConnection) -> None:
+    """Roll back what ``begin`` began (and SQLAlchemy's bookkeeping of it, without I/O)."""
+    adapted = await _adapted(conn)
+    transaction, adapted._transaction = adapted._transaction, None
+    if transaction is not None:
+        await transaction.rollback()
+    if conn.sync_connection is not None and conn.sync_connection.in_transaction():
+        conn.sync_connection.rollback()
 
 
 async def discard(conn: AsyncConnection) -> None:

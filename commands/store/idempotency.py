@@ -100,14 +100,14 @@ async def try_claim(
     return inserted is not None
 
 
-async def exists(engine: AsyncEngine, scope: str, key: str) -> bool:
-    """Whether the key was claimed already (a repeat: replay or resume), outside any transaction."""
-    async with engine.connect() as conn:
-        driver = await asyncpg_of(conn)
-        found = await driver.fetchval(
-            "SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key
-        )
-        return found is not None
+async def exists(source: AsyncEngine | AsyncConnection, scope: str, key: str) -> bool:
+    """Whether the key was claimed already (a repeat: replay or resume)."""
+    if isinstance(source, AsyncEngine):
+        async with source.connect() as conn:
+            return await exists(conn, scope, key)
+    driver = await asyncpg_of(source)
+    found = await driver.fetchval("SELECT 1 FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key)
+    return found is not None
 
 
 async def claim(

@@ -13,9 +13,8 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from commands.store import idempotency
+from commands.store.connections import CommandConnections
 from commands.store.idempotency import Claim, ClaimedKey, KeyTaken, Outcome
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
@@ -38,12 +37,12 @@ class _Opened(AbstractAsyncContextManager[UnitOfWork]):
 class Phases:
     def __init__(
         self,
-        engine: AsyncEngine,
+        connections: CommandConnections,
         metadata: MessageMetadata,
         key: ClaimedKey,
         first: UnitOfWork | None = None,
     ) -> None:
-        self.engine = engine
+        self.connections = connections
         self.metadata = metadata
         self._key = key
         self._first = first
@@ -62,7 +61,7 @@ class Phases:
         if first is not None:
             self._uow_of_first = first
             return _Opened(first)
-        return UnitOfWork(self.engine, self.metadata)
+        return UnitOfWork(self.connections, self.metadata)
 
     async def close(self) -> None:
         """After the handler: roll back a first phase it never used."""

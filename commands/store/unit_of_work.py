@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
+from commands.store import driver
+from commands.store.connections import CommandConnections
 from commands.store.ledger import reader, writer
 from commands.store.ledger.reader import RecordedEvent
 
@@ -36,14 +38,19 @@ _METADATA_FIELDS = tuple(f.name for f in fields(MessageMetadata))
 
 
 class UnitOfWork:
-    """Opens a connection and a transaction; commit makes appends and table writes visible together."""
+    """One transaction; commit makes appends and table writes visible together.
 
-    def __init__(self, engine: AsyncEngine, metadata: MessageMetadata) -> None:
-        self._engine = engine
+    ``source``: kept connections (``CommandConnections``, the hot paths), or an engine to borrow
+    a connection from for this unit of work alone.
+    """
+
+    def __init__(self, source: AsyncEngine | CommandConnections, metadata: MessageMetadata) -> None:
+        self._connections = CommandConnections.of(source)
         self.metadata = metadata
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
         self.committed = False
+        self._commit_failed = False
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -58,21 +65,39 @@ class UnitOfWork:
         return max((e.position for e in self.appended), default=None)
 
     async def __aenter__(self) -> UnitOfWork:
-        self._conn = await self._engine.connect()
-        await self._conn.begin()
+        conn = await self._connections.take()
+        try:
+            await driver.begin(conn)
+        except Exception:
+            # A kept connection may have died while idle (a database restart): one more try, on
+            # a connection fresh from the pool, before the command fails.
+            await self._connections.give_back(conn, broken=True)
+            conn = await self._connections.take(fresh=True)
+            try:
+                await driver.begin(conn)
+            except BaseException:
+                await self._connections.give_back(conn, broken=True)
+                raise
+        except BaseException:
+            await self._connections.give_back(conn, broken=True)
+            raise
+        self._conn = conn
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._conn is not None
+        conn, self._conn = self.conn, None
+        broken = True
         try:
             if not self.committed:
-                await self._conn.rollback()
                 self.appended.clear()
+                await driver.rollback(conn)
+            broken = self._commit_failed
         finally:
-            await self._conn.close()
-            self._conn = None
+            # A rollback that fails (a dead connection, a statement still running after a
+            # cancellation) leaves the session unknown: it is not kept.
+            await self._connections.give_back(conn, broken=broken)
 
     async def append(
         self,
@@ -110,5 +135,11 @@ class UnitOfWork:
         for step in self._before_commit:
             await step()
         # The appends announced themselves (once per transaction: commands.store.ledger.writer).
-        await self.conn.commit()
+        try:
+            await driver.commit(self.conn)
+        except BaseException:
+            self._commit_failed = True
+            raise
         self.committed = True
+        if self.appended and self._connections.on_commit is not None:
+            self._connections.on_commit()

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commands.bus import CommandBus
+from commands.store.connections import CommandConnections
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
 from gateway.bootstrap.catch_up import StartupCatchUp
@@ -55,6 +56,8 @@ class Container:
     search: AsyncElasticsearch
     mongo_client: Any
     mongo: AsyncDatabase[dict[str, Any]]
+    # Connections the units of work keep between them (shared by the bus and the settlement).
+    connections: CommandConnections
     bus: CommandBus
     watcher: CheckpointWatcher
     freshness: FreshnessService
@@ -214,6 +217,7 @@ class Container:
         await _bounded("search client", self.search.close())
         await _bounded("redis client", self.redis.aclose())
         await _bounded("mongodb client", self.mongo_client.close())
+        await _bounded("command connections", self.connections.close())
         await _bounded("database pool", self.engine.dispose())
         if self.embedded is not None:
             await self.embedded.close()
@@ -267,6 +271,8 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     watcher = CheckpointWatcher()
     freshness = FreshnessService(engine, watcher)
     runners: list[ProjectionRunner] = []
+    # A unit of work's commit counts as a ledger move at once, before its notification arrives.
+    connections = CommandConnections(engine, on_commit=freshness.ledger_moved)
     container = Container(
         settings=settings,
         engine=engine,
@@ -274,7 +280,8 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         search=search,
         mongo_client=mongo_client,
         mongo=mongo,
-        bus=CommandBus(engine),
+        connections=connections,
+        bus=CommandBus(connections),
         watcher=watcher,
         freshness=freshness,
         authenticator=JwtAuthenticator(settings.jwt_secret),
@@ -288,8 +295,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         volatile_stores=set(settings.volatile_stores),
         private_stores=set(settings.private_stores),
     )
-    # This process's own commits count as ledger moves at once, before their notification
-    # arrives: a read right after a write measures its freshness again.
+    # So do this process's other commits (those through SQLAlchemy's transactions).
     event.listen(engine.sync_engine, "commit", lambda _conn: container.freshness.ledger_moved())
     watcher.on_wanted = container.hurry.want
     container.bus.sagas.on_idle(container._sagas_ended)

@@ -51,7 +51,7 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
     payments = ProcessPaymentProvider(settings)
     container.on_close(payments.aclose)
     lease = timedelta(seconds=settings.reservation_lease_seconds)
-    settlement = PaymentSettlement(engine, payments, lease=lease)
+    settlement = PaymentSettlement(container.connections, payments, lease=lease)
     timeout = settings.payment_timeout_seconds
     CheckoutSaga(settlement, reservation_lease=lease).register(bus, payment_timeout_seconds=timeout)
     OrderHandlers(settlement).register(bus, payment_timeout_seconds=timeout)

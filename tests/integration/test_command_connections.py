@@ -1,0 +1,189 @@
+"""Units of work on kept connections: one transaction for driver and SQLAlchemy statements,
+kept between units of work, never kept broken, and never more than asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from commands.events.base import Event
+from commands.store.connections import CommandConnections
+from commands.store.driver import TransactionAborted, asyncpg_of
+from commands.store.ledger.reader import stream_version
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap.container import Container
+
+META = MessageMetadata(actor="admin:test")
+
+
+class ThingCounted(Event, frozen=True):
+    stream_type = "thing"
+    count: int
+
+
+async def _cart_rows(container: Container, cart_id: str) -> int:
+    async with container.engine.connect() as conn:
+        return int(
+            (
+                await conn.execute(
+                    text("SELECT count(*) FROM customer_carts WHERE cart_id = :c"), {"c": cart_id}
+                )
+            ).scalar_one()
+        )
+
+
+async def _version(container: Container, stream: str) -> int:
+    async with container.engine.connect() as conn:
+        return await stream_version(conn, stream)
+
+
+async def _write_both(uow: UnitOfWork, stream: str, cart_id: str) -> None:
+    """An append on the driver and a row written through SQLAlchemy, on the unit's connection."""
+    await uow.append("thing", stream, [ThingCounted(1)])
+    await uow.conn.execute(
+        text("INSERT INTO customer_carts (cart_id, customer_id, status) VALUES (:c, 'cust', 'ACTIVE')"),
+        {"c": cart_id},
+    )
+
+
+async def test_a_kept_connection_is_reused_and_sqlalchemy_statements_join_its_transaction(
+    container: Container,
+) -> None:
+    commits: list[None] = []
+    connections = CommandConnections(container.engine, keep=2, on_commit=lambda: commits.append(None))
+    stream, cart = f"thing-{uuid.uuid4()}", str(uuid.uuid4())
+    try:
+        async with UnitOfWork(connections, META) as uow:
+            first = uow.conn
+            await _write_both(uow, stream, cart)
+            driver_xact = await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_current_xact_id()::text")
+            orm_xact = (await uow.conn.execute(text("SELECT pg_current_xact_id()::text"))).scalar_one()
+            assert driver_xact == orm_xact
+            await uow.commit()
+        assert await _version(container, stream) == 1 and await _cart_rows(container, cart) == 1
+        assert len(commits) == 1 and connections.kept == 1
+        async with UnitOfWork(connections, META) as uow:
+            assert uow.conn is first, "the kept connection is handed out again"
+            await uow.conn.execute(text("SELECT 1"))
+            await uow.commit()
+        assert len(commits) == 1, "a commit that appended nothing moves no ledger"
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_failure_rolls_back_both_kinds_of_statement_and_keeps_the_connection(
+    container: Container,
+) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    stream, cart = f"thing-{uuid.uuid4()}", str(uuid.uuid4())
+    try:
+        with pytest.raises(LookupError):
+            async with UnitOfWork(connections, META) as uow:
+                await _write_both(uow, stream, cart)
+                raise LookupError("refused")
+        assert await _version(container, stream) == 0 and await _cart_rows(container, cart) == 0
+        assert connections.kept == 1
+        async with UnitOfWork(connections, META) as uow:
+            await _write_both(uow, stream, cart)
+            await uow.commit()
+        assert await _version(container, stream) == 1 and await _cart_rows(container, cart) == 1
+    finally:
+        await connections.close()
+
+
+async def test_a_failed_sqlalchemy_statement_makes_commit_refuse(container: Container) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    stream = f"thing-{uuid.uuid4()}"
+    try:
+        async with UnitOfWork(connections, META) as uow:
+            await uow.append("thing", stream, [ThingCounted(1)])
+            with pytest.raises(DBAPIError):
+                await uow.conn.execute(text("SELECT 1 / 0"))
+            with pytest.raises(TransactionAborted):
+                await uow.commit()
+        assert await _version(container, stream) == 0
+        async with UnitOfWork(connections, META) as uow:  # the connection is clean again
+            await uow.append("thing", stream, [ThingCounted(2)])
+            await uow.commit()
+        assert await _version(container, stream) == 1
+    finally:
+        await connections.close()
+
+
+async def test_beyond_the_kept_number_units_borrow_from_the_pool(container: Container) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    streams = [f"thing-{uuid.uuid4()}" for _ in range(6)]
+    opened: list[str] = []
+    all_open, go = asyncio.Event(), asyncio.Event()
+    try:
+
+        async def one(stream: str) -> None:
+            async with UnitOfWork(connections, META) as uow:
+                await uow.append("thing", stream, [ThingCounted(1)])
+                opened.append(stream)
+                if len(opened) == len(streams):
+                    all_open.set()
+                await go.wait()  # all six are open at once
+                await uow.commit()
+
+        tasks = [asyncio.create_task(one(stream)) for stream in streams]
+        await asyncio.wait_for(all_open.wait(), 10)
+        assert container.engine.pool.checkedout() == len(streams)
+        go.set()
+        await asyncio.gather(*tasks)
+        assert [await _version(container, s) for s in streams] == [1] * len(streams)
+        assert connections.kept == 1 and container.engine.pool.checkedout() == 1
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_kept_connection_that_died_idle_is_replaced_without_failing_the_command(
+    container: Container,
+) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    stream = f"thing-{uuid.uuid4()}"
+    try:
+        async with UnitOfWork(connections, META) as uow:
+            pid = await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()")
+            await uow.commit()
+        async with container.engine.connect() as admin:
+            assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+        async with UnitOfWork(connections, META) as uow:
+            assert await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()") != pid
+            await uow.append("thing", stream, [ThingCounted(1)])
+            await uow.commit()
+        assert await _version(container, stream) == 1
+        assert connections.kept == 1, "the fresh connection is kept in place of the dead one"
+    finally:
+        await connections.close()
+
+
+async def test_a_cancelled_statement_does_not_leave_its_connection_kept(container: Container) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    try:
+        running = asyncio.Event()
+
+        async def slow() -> None:
+            async with UnitOfWork(connections, META) as uow:
+                driver = await asyncpg_of(uow.conn)
+                running.set()
+                await driver.execute("SELECT pg_sleep(5)")
+
+        task = asyncio.create_task(slow())
+        await asyncio.wait_for(running.wait(), 10)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with UnitOfWork(connections, META) as uow:
+            assert await (await asyncpg_of(uow.conn)).fetchval("SELECT 1") == 1
+            await uow.commit()
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
