@@ -33,9 +33,8 @@ class VariantView:
     sku: str
     title: str
     price: Decimal
+    # As search last filtered on it; the exact numbers are in the inventory read model.
     in_stock: bool
-    # None: the SKU's stock is not tracked.
-    available: int | None
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,6 @@ def _product(source: dict[str, Any]) -> ProductView:
                 title=v["title"],
                 price=Decimal(v["amount"]),
                 in_stock=bool(v.get("in_stock", True)),
-                available=v.get("available"),
             )
             for v in source.get("variants") or ()
         ),

@@ -54,9 +54,8 @@ INDEX_MAPPINGS: dict[str, Any] = {
                 # Exact decimal string; the scaled_float above is for range and sort.
                 "amount": {"type": "keyword", "index": False},
                 "in_stock": {"type": "boolean"},
-                # Units available as the inventory projection last saw them; null = untracked.
-                "available": {"type": "integer"},
-                # Version of the SKU's inventory stream folded in (guard for stock updates).
+                # Version of the SKU's inventory stream folded in (guard for stock updates; it
+                # is written with the document, so it may trail changes that flipped nothing).
                 "stock_version": {"type": "integer"},
             },
         },
@@ -82,7 +81,6 @@ def product_document(state: ProductState, stream_version: int) -> dict[str, Any]
             "amount": str(v.price),
             # Untracked SKUs count as in stock until the inventory read model says otherwise.
             "in_stock": True,
-            "available": None,
             "stock_version": 0,
         }
         for v in state.active_variants

@@ -1,4 +1,4 @@
-"""Stock hints inside search documents (``variants[].in_stock``/``available``, product ``in_stock``).
+"""Stock inside search documents (``variants[].in_stock``, product ``in_stock``), for filtering.
 
 Inventory streams (``inventory-<sku>``) are not the product stream, so each
 variant keeps the version of its own inventory stream (``stock_version``) and
@@ -64,16 +64,22 @@ async def latest_stock(conn: AsyncConnection | PgConnection, skus: Sequence[str]
 
 
 def apply_stock(document: dict[str, Any], levels: Mapping[str, StockLevel]) -> bool:
-    """Fold newer stock levels into a product document; True when anything changed."""
-    changed = False
+    """Fold newer stock levels into a product document; True when what search filters on (a
+    variant's ``in_stock``, hence maybe the product's) changed, the only case worth a write.
+
+    Exact numbers are not kept here: the API reads them from the inventory read model
+    (``gateway.schema.stock``). A document is therefore rewritten when a SKU sells out or comes
+    back, not on every sale; a purchase of a SKU in stock costs the engine nothing.
+    """
+    flipped = False
     for variant in document.get("variants", []):
         level = levels.get(variant["sku"])
         if level is None or level.version <= int(variant.get("stock_version") or 0):
             continue
-        variant["available"] = level.available
-        variant["in_stock"] = level.available > 0
+        in_stock = level.available > 0
+        flipped = flipped or in_stock != variant["in_stock"]
+        variant["in_stock"] = in_stock
         variant["stock_version"] = level.version
-        changed = True
-    if changed:
+    if flipped:
         document["in_stock"] = any(v["in_stock"] for v in document.get("variants", []))
-    return changed
+    return flipped

@@ -176,26 +176,44 @@ def _bulk_fails_once(client: AsyncElasticsearch, error: BaseException) -> Iterat
         transport.perform_request = original  # type: ignore[method-assign]
 
 
-async def test_stock_changes_fold_into_written_documents_without_reading_them(container: Container) -> None:
+async def test_only_a_stock_change_that_flips_in_stock_is_written_and_none_is_read(
+    container: Container,
+) -> None:
     runner, client = container.runner("search"), container.search
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("kettle", "Kettle", [variant("KET-1"), variant("KET-2")]))
     await set_stock(container, "KET-1", 4)
     await runner.catch_up()
 
-    for sku, on_hand in (("KET-1", 0), ("KET-2", 9), ("KET-1", 2)):
+    # (sku, on hand, whether search sees a change): a sale of a SKU in stock costs no write.
+    for sku, on_hand, flips in (
+        ("KET-1", 0, True),
+        ("KET-2", 9, False),
+        ("KET-1", 2, True),
+        ("KET-1", 1, False),
+    ):
         await set_stock(container, sku, on_hand)
         counter = CallCounter(client)
         try:
             await runner.catch_up()
         finally:
             counter.close()
-        assert _mgets(counter) == [] and any(path.endswith("/_bulk") for path in counter.paths)
+        assert _mgets(counter) == []
+        assert any(path.endswith("/_bulk") for path in counter.paths) is flips, (sku, on_hand)
 
     doc = await _indexed(client, alias, created.product_id)
-    stock = {v["sku"]: (v["available"], v["in_stock"], v["stock_version"]) for v in doc["variants"]}
-    assert stock == {"KET-1": (2, True, 3), "KET-2": (9, True, 1)} and doc["in_stock"] is True
+    stock = {v["sku"]: (v["in_stock"], v["stock_version"]) for v in doc["variants"]}
+    # As of KET-1's last flip (its version 3; the whole document, KET-2's fold included, went
+    # with it): KET-1's later sale (version 4) is not written.
+    assert stock == {"KET-1": (True, 3), "KET-2": (True, 1)} and doc["in_stock"] is True
+    assert "available" not in doc["variants"][0], "exact numbers come from the inventory read model"
     assert doc["stream_version"] == 1 and doc["title"] == "Kettle"
+
+    await set_stock(container, "KET-2", 0)
+    await set_stock(container, "KET-1", 0)
+    await runner.catch_up()
+    doc = await _indexed(client, alias, created.product_id)
+    assert doc["in_stock"] is False and [v["in_stock"] for v in doc["variants"]] == [False, False]
 
 
 @pytest.mark.parametrize(
@@ -212,19 +230,23 @@ async def test_a_failed_bulk_leaves_no_unwritten_change_in_memory(
     await set_stock(container, "POT-1", 5)
     await runner.catch_up()
 
-    await set_stock(container, "POT-1", 3)
+    await set_stock(container, "POT-1", 0)
     with _bulk_fails_once(client, error) as failed, pytest.raises(type(error)):
         await runner.catch_up()
-    assert failed and (await _indexed(client, alias, created.product_id))["variants"][0]["available"] == 5
+    assert failed and (await _indexed(client, alias, created.product_id))["variants"][0]["in_stock"] is True
 
-    # The same batch again: the stock change it folded before the failure must still be written.
+    # The same batch again: the sell-out it folded before the failure must still be written.
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
-    assert (doc["variants"][0]["available"], doc["variants"][0]["stock_version"]) == (3, 2)
-    await set_stock(container, "POT-1", 0)
+    assert (doc["variants"][0]["in_stock"], doc["variants"][0]["stock_version"], doc["in_stock"]) == (
+        False,
+        2,
+        False,
+    )
+    await set_stock(container, "POT-1", 3)
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
-    assert (doc["variants"][0]["available"], doc["in_stock"]) == (0, False)
+    assert (doc["variants"][0]["in_stock"], doc["in_stock"]) == (True, True)
 
 
 async def test_setup_again_reads_what_another_writer_left_in_the_index(container: Container) -> None:
@@ -240,7 +262,7 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
     await client.index(index=alias, id=created.product_id, document=elsewhere, refresh=True)
     await projection.setup()
 
-    await set_stock(container, "LAD-1", 6)
+    await set_stock(container, "LAD-1", 0)
     counter = CallCounter(client)
     try:
         await runner.catch_up()
@@ -248,7 +270,7 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
         counter.close()
     assert len(_mgets(counter)) == 1
     doc = await _indexed(client, alias, created.product_id)
-    assert (doc["title"], doc["variants"][0]["available"]) == ("Ladle (written elsewhere)", 6)
+    assert (doc["title"], doc["variants"][0]["in_stock"]) == ("Ladle (written elsewhere)", False)
 
 
 async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(container: Container) -> None:
@@ -267,7 +289,7 @@ async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(cont
     await client.index(index=copy.index, id=created.product_id, document=rebuilt, refresh=True)
     await projection.promote(copy)
 
-    await set_stock(container, "WHI-1", 8)
+    await set_stock(container, "WHI-1", 0)
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
-    assert (doc["title"], doc["variants"][0]["available"]) == ("Whisk (rebuilt)", 8)
+    assert (doc["title"], doc["variants"][0]["in_stock"]) == ("Whisk (rebuilt)", False)
