@@ -20,7 +20,7 @@ from commands.domain.inventory import StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
 from commands.inventory.stock_rows import (
-    append_event,
+    ItemRow,
     append_events,
     change_item,
     event_fields,
@@ -45,7 +45,7 @@ async def _set_one(command: SetStock, uow: UnitOfWork) -> StockResult:
     on_hand = domain.decide_set(level, command.on_hand)
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
-    return await _finish(uow, event)
+    return await _finish(uow, row, event)
 
 
 async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[StockResult | DomainError]:
@@ -77,7 +77,7 @@ async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[Stock
             outcomes[command.sku] = refused
     rows = await set_items(driver, on_hand)
     events = [StockSet(**event_fields(rows[sku]), previous_on_hand=levels[sku].on_hand) for sku in on_hand]
-    recorded = await append_events(uow, events)
+    recorded = await append_events(uow, [(rows[event.sku], event) for event in events])
     for event, appended in zip(events, recorded, strict=True):
         outcomes[event.sku] = StockResult(
             event.sku, event.on_hand, event.reserved, event.available, appended.position
@@ -94,7 +94,7 @@ async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
     on_hand = domain.decide_adjust(level, command.delta, command.reason)
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
-    return await _finish(uow, event)
+    return await _finish(uow, row, event)
 
 
 async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
@@ -133,6 +133,6 @@ async def _lock_levels(driver: Any, skus: Sequence[str]) -> dict[str, StockLevel
     return {r["sku"]: StockLevel(r["sku"], r["on_hand"], r["reserved"]) for r in rows}
 
 
-async def _finish(uow: UnitOfWork, event: InventoryEvent) -> StockResult:
-    await append_event(uow, event)
+async def _finish(uow: UnitOfWork, row: ItemRow, event: InventoryEvent) -> StockResult:
+    await append_events(uow, [(row, event)])
     return StockResult(event.sku, event.on_hand, event.reserved, event.available, uow.last_position)

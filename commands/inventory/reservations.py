@@ -33,6 +33,7 @@ from commands.domain.inventory import (
 )
 from commands.errors import InvalidStateTransition
 from commands.events.inventory import (
+    InventoryEvent,
     ReservationCommitted,
     ReservationExpired,
     StockReleased,
@@ -41,7 +42,6 @@ from commands.events.inventory import (
 )
 from commands.inventory.stock_rows import (
     ItemRow,
-    append_event,
     append_events,
     event_fields,
     lock_reservations,
@@ -150,17 +150,20 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
     if not pending.lines:
         return pending.expires_at
     if len(pending.lines) == 1:
-        reserved = await _take_one(uow.conn, pending)
-    else:
-        reserved = await _take_many(uow.conn, pending)
+        await _take_one(uow, pending)  # its event goes with the stock UPDATE
+        return pending.expires_at
+    reserved = await _take_many(uow.conn, pending)
     await append_events(
         uow,
         [
-            StockReserved(
-                **event_fields(row),
-                order_id=pending.order_id,
-                quantity=quantity,
-                expires_at=pending.expires_at,
+            (
+                row,
+                StockReserved(
+                    **event_fields(row),
+                    order_id=pending.order_id,
+                    quantity=quantity,
+                    expires_at=pending.expires_at,
+                ),
             )
             for row, quantity in reserved
         ],
@@ -168,20 +171,19 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
     return pending.expires_at
 
 
-async def _take_one(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
+async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
     ((sku, quantity),) = pending.lines
-    row = await reserve_one(
-        conn,
+    taken = await reserve_one(
+        uow,
         sku,
         quantity,
         order_id=order_uuid(pending.order_id),
         status=ACTIVE,
         expires_at=pending.expires_at,
     )
-    if row is None:  # tracked (prepare saw its row, and rows are never deleted), so short
+    if taken is None:  # tracked (prepare saw its row, and rows are never deleted), so short
         RESERVATION_CONFLICTS.inc()
         raise OutOfStock([sku])
-    return [(row, quantity)]
 
 
 async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
@@ -243,17 +245,17 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     if not rows:
         return True
     conn = uow.conn
-    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
+    # Two events per line: taken again, and committed at once.
+    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows], events=2)
     if short:
         return False
     await mark(conn, rows, COMMITTED)
+    events: list[tuple[ItemRow, InventoryEvent]] = []
     for item, quantity in taken:
         fields = event_fields(item)
-        await append_event(
-            uow,
-            StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None),
-            ReservationCommitted(**fields, order_id=order_id, quantity=quantity),
-        )
+        events.append((item, StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None)))
+        events.append((item, ReservationCommitted(**fields, order_id=order_id, quantity=quantity)))
+    await append_events(uow, events)
     return True
 
 

@@ -1,12 +1,15 @@
 """Row-level inventory writes shared by reservations and the admin commands.
 
-Every write here locks the SKU's ``inventory_items`` row before appending to
-``inventory-<sku>``, so appends to one stream are serialized by that lock.
+Every write here locks the SKU's ``inventory_items`` row and appends to ``inventory-<sku>``.
+The row counts the stream's version (``stream_version``): each UPDATE adds the number of events
+its caller will append for it, and the appends take their versions from the row it returned,
+so appends to one stream are ordered by the row lock and never read the ledger.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,18 +19,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from commands.domain.inventory import stream_id
 from commands.errors import InvalidInput
-from commands.events.inventory import InventoryEvent
+from commands.events.base import encode_event
+from commands.events.inventory import InventoryEvent, StockReserved
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.reader import RecordedEvent
+from commands.store.ledger.reader import RECORDED_COLUMNS, RecordedEvent, recorded_event
+from commands.store.ledger.writer import ANNOUNCE, INSERT_EVENTS, conflicts_raised, encoded_metadata
 from commands.store.unit_of_work import UnitOfWork
 
 STREAM_TYPE = "inventory"
 
+_ITEM_COLUMNS = (
+    "i.sku, i.on_hand, i.reserved, "
+    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id, "
+    "i.stream_version"
+)
+# $5: how many events the caller appends for this change (the row counts them).
 _CHANGE_ITEM = (
     "UPDATE inventory_items AS i SET on_hand = i.on_hand + $2, reserved = i.reserved + $3, "
-    "updated_at = now() WHERE i.sku = $1 AND i.on_hand - i.reserved >= $4 "
-    "RETURNING i.sku, i.on_hand, i.reserved, "
-    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+    "stream_version = i.stream_version + $5, updated_at = now() "
+    f"WHERE i.sku = $1 AND i.on_hand - i.reserved >= $4 RETURNING {_ITEM_COLUMNS}"
 )
 
 
@@ -39,6 +49,8 @@ class ItemRow:
     on_hand: int
     reserved: int
     product_id: str | None
+    # The SKU's stream version once this change's events are appended.
+    stream_version: int
 
 
 def event_fields(row: Any) -> dict[str, Any]:
@@ -52,40 +64,76 @@ def event_fields(row: Any) -> dict[str, Any]:
     }
 
 
-async def append_event(uow: UnitOfWork, event: InventoryEvent, *more: InventoryEvent) -> None:
-    """One SKU's event (or events, all of that SKU), in one statement."""
-    await uow.append(STREAM_TYPE, stream_id(event.sku), [event, *more])
-
-
-async def append_events(uow: UnitOfWork, events: Sequence[InventoryEvent]) -> list[RecordedEvent]:
-    """One event for each of several SKUs, in one statement (each SKU has its own stream)."""
-    return await uow.append_to_streams([(STREAM_TYPE, stream_id(event.sku), event) for event in events])
+async def append_events(
+    uow: UnitOfWork, events: Sequence[tuple[ItemRow, InventoryEvent]]
+) -> list[RecordedEvent]:
+    """Each event after the change of its SKU's row (a row given for k events, k times, in order),
+    at the versions that change counted; one statement for all."""
+    left = Counter(row.sku for row, _ in events)
+    appends: list[tuple[str, str, int, Any]] = []
+    for row, event in events:
+        left[row.sku] -= 1
+        appends.append((STREAM_TYPE, stream_id(row.sku), row.stream_version - left[row.sku], event))
+    return await uow.append_at_versions(appends)
 
 
 async def change_item(
-    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
+    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0, events: int = 1
 ) -> Any:
-    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise."""
+    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise.
+    ``events``: how many events the caller will append for the change (``append_events``)."""
     driver = await asyncpg_of(conn)
-    row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need)
+    row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need, events)
     return None if row is None else ItemRow(*row)
 
 
 async def reserve_one(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
     sku: str,
     quantity: int,
     *,
     order_id: uuid.UUID,
-    status: str,
     expires_at: datetime | None,
-) -> ItemRow | None:
-    """Reserve ``quantity`` of one SKU and record the order's reservation row, in one statement
-    (one round trip fewer while the row is locked); None, and nothing written, when it is short."""
-    row = await (await asyncpg_of(conn)).fetchrow(
-        _RESERVE_ONE, sku, 0, quantity, quantity, uuid.uuid4(), order_id, status, expires_at
+    status: str,
+) -> tuple[ItemRow, RecordedEvent] | None:
+    """Reserve ``quantity`` of one SKU, record the order's reservation row and append its
+    StockReserved, in one statement: after the row's lock is taken only the COMMIT follows.
+    None, and nothing written, when it is short."""
+    # The event's row-dependent fields are filled in by the statement (it alone knows them).
+    event = StockReserved(
+        sku=sku,
+        product_id=None,
+        on_hand=0,
+        reserved=0,
+        available=0,
+        order_id=str(order_id),
+        quantity=quantity,
+        expires_at=expires_at,
     )
-    return None if row is None else ItemRow(*row)
+    driver = await asyncpg_of(uow.conn)
+    async with conflicts_raised(f"the version counted for {stream_id(sku)} was taken already"):
+        row = await driver.fetchrow(
+            _RESERVE_ONE,
+            sku,
+            0,
+            quantity,
+            quantity,
+            1,
+            uuid.uuid4(),
+            order_id,
+            status,
+            expires_at,
+            uuid.uuid4(),
+            StockReserved.event_type(),
+            encode_event(event).decode(),
+            encoded_metadata(uow.metadata.as_dict()),
+            stream_id(sku),
+        )
+    if row is None:
+        return None
+    item, recorded = ItemRow(*row[:5]), recorded_event(row[5:])
+    uow.appended_by_statement([recorded])
+    return item, recorded
 
 
 async def record_reservations(
@@ -111,25 +159,35 @@ async def record_reservations(
 
 
 async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRow]:
-    """Set the on-hand stock of many locked SKU rows in one statement; their rows after it."""
+    """Set the on-hand stock of many locked SKU rows in one statement (one event each to
+    follow); their rows after it."""
     if not on_hand:
         return {}
     rows = await driver.fetch(_SET_ITEMS, list(on_hand), list(on_hand.values()))
     return {row["sku"]: ItemRow(*row) for row in rows}
 
 
+# The reservation row and the event go with the UPDATE (whose RETURNING is all they need): the
+# event's data is the caller's, with the row's numbers merged in, as event_fields() gives them.
 _RESERVE_ONE = (
     f"WITH item AS ({_CHANGE_ITEM}), "
     "held AS (INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
-    "SELECT $5::uuid, $6::uuid, item.sku, $3, $7::text, $8::timestamptz FROM item) "
-    "SELECT * FROM item"
+    "SELECT $6::uuid, $7::uuid, item.sku, $3, $8::text, $9::timestamptz FROM item), "
+    f"{ANNOUNCE}, "
+    f"appended AS ({INSERT_EVENTS} "
+    f"SELECT $10::uuid, '{STREAM_TYPE}', $14::text, item.stream_version, $11::text, "
+    "$12::text::jsonb || jsonb_build_object('sku', item.sku, 'product_id', item.product_id, "
+    "'on_hand', item.on_hand, 'reserved', item.reserved, 'available', item.on_hand - item.reserved), "
+    "$13::text::jsonb FROM item CROSS JOIN told "
+    f"RETURNING {RECORDED_COLUMNS}) "
+    "SELECT item.sku, item.on_hand, item.reserved, item.product_id, item.stream_version, "
+    "appended.* FROM item CROSS JOIN appended"
 )
 
 _SET_ITEMS = (
-    "UPDATE inventory_items AS i SET on_hand = u.on_hand, updated_at = now() "
-    "FROM unnest($1::varchar[], $2::int[]) AS u(sku, on_hand) WHERE i.sku = u.sku "
-    "RETURNING i.sku, i.on_hand, i.reserved, "
-    "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id"
+    "UPDATE inventory_items AS i SET on_hand = u.on_hand, stream_version = i.stream_version + 1, "
+    "updated_at = now() FROM unnest($1::varchar[], $2::int[]) AS u(sku, on_hand) WHERE i.sku = u.sku "
+    f"RETURNING {_ITEM_COLUMNS}"
 )
 
 
@@ -169,17 +227,17 @@ _LOCK_DUE = (
 
 
 async def take_all_or_nothing(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]], *, events: int = 1
 ) -> tuple[list[tuple[Any, int]], list[str]]:
     """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
-    was (the rows already taken, and their locks, are given back)."""
+    was (the rows already taken, and their locks, are given back). ``events`` per line taken."""
     if len(wanted) <= 1:
         # One line changes nothing when it is short (its UPDATE matched no row): no savepoint,
         # two round trips fewer while the row is locked.
-        return await _take(conn, wanted)
+        return await _take(conn, wanted, events)
     savepoint = await conn.begin_nested()
     try:
-        taken, short = await _take(conn, wanted)
+        taken, short = await _take(conn, wanted, events)
     except BaseException:
         await savepoint.rollback()
         raise
@@ -191,7 +249,7 @@ async def take_all_or_nothing(
 
 
 async def _take(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]], events: int
 ) -> tuple[list[tuple[Any, int]], list[str]]:
     """Conditionally reserve each (sku, quantity) in order; the rows taken and the SKUs short."""
     taken: list[tuple[Any, int]] = []
@@ -205,7 +263,7 @@ async def _take(
             if available is not None and available < quantity:
                 short.append(sku)
             continue
-        row = await change_item(conn, sku, reserved=quantity, need=quantity)
+        row = await change_item(conn, sku, reserved=quantity, need=quantity, events=events)
         if row is not None:
             taken.append((row, quantity))
             continue
@@ -233,7 +291,7 @@ async def settle(
         item = await change_item(
             uow.conn, res.sku, on_hand=on_hand * res.quantity, reserved=reserved * res.quantity
         )
-        events.append(event(event_fields(item), res.quantity))
+        events.append((item, event(event_fields(item), res.quantity)))
     await append_events(uow, events)
 
 

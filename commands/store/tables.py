@@ -118,6 +118,9 @@ inventory_items = Table(
     Column("on_hand", Integer, nullable=False),
     Column("reserved", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The version of the SKU's ledger stream (``inventory-<sku>``): every write that changes the
+    # row appends one event there and counts it here, in the same statement.
+    Column("stream_version", BigInteger, nullable=False, server_default="0"),
 )
 
 # One row per (order, SKU): 'active' (a lease until expires_at), 'committed',

@@ -124,6 +124,17 @@ class UnitOfWork:
         self.appended.extend(recorded)
         return recorded
 
+    async def append_at_versions(self, appends: Sequence[tuple[str, str, int, Event]]) -> list[RecordedEvent]:
+        """Events at versions counted on rows the caller holds locked (``writer.append_at_versions``)."""
+        recorded = await writer.append_at_versions(self.conn, appends, metadata=self.metadata.as_dict())
+        self.appended.extend(recorded)
+        return recorded
+
+    def appended_by_statement(self, events: Sequence[RecordedEvent]) -> None:
+        """Events that a statement of the caller's own appended in this transaction (a row's change
+        and its event in one round trip), counted like those appended here."""
+        self.appended.extend(events)
+
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         return await reader.load_stream(self.conn, stream_id, after_version)
 

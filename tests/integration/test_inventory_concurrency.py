@@ -14,6 +14,7 @@ from commands.inventory.reservations import OutOfStock
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     META,
+    assert_versions_counted,
     expire_now,
     in_uow,
     inventory_events,
@@ -66,6 +67,7 @@ async def test_fifty_buyers_for_five_units(stocked: Container) -> None:
     assert versions == list(range(1, len(versions) + 1))
     assert sorted(e.data["reserved"] for e in reserved_events) == [1, 2, 3, 4, 5]
     assert await ledger_fold(stocked) == await items(stocked)
+    await assert_versions_counted(stocked)
 
 
 async def test_multi_line_buyers_in_any_line_order_never_deadlock_or_oversell(stocked: Container) -> None:
@@ -95,6 +97,7 @@ async def test_multi_line_buyers_in_any_line_order_never_deadlock_or_oversell(st
         assert levels[sku].reserved == taken[sku] <= levels[sku].on_hand
     assert 1 <= outcomes.count(True) <= 5
     assert await ledger_fold(stocked) == levels
+    await assert_versions_counted(stocked)
 
 
 async def test_two_sweepers_release_each_expired_reservation_once(stocked: Container) -> None:
@@ -123,6 +126,7 @@ async def test_two_sweepers_release_each_expired_reservation_once(stocked: Conta
     assert {r.status for r in await reservation_rows(stocked, still_leased)} == {"active"}
     assert await reservations.expire_due(stocked.engine, META) == []
     assert await ledger_fold(stocked) == await items(stocked)
+    await assert_versions_counted(stocked)
 
 
 async def test_commit_racing_the_sweeper_has_one_winner(stocked: Container) -> None:
@@ -142,3 +146,4 @@ async def test_commit_racing_the_sweeper_has_one_winner(stocked: Container) -> N
             assert status == {"committed"} and level.reserved == 3
             await in_uow(stocked, lambda uow, o=order: reservations.release(uow, o, reason="test"))
     assert await ledger_fold(stocked) == await items(stocked)
+    await assert_versions_counted(stocked)

@@ -14,6 +14,7 @@ from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     META,
+    assert_versions_counted,
     expire_now,
     in_uow,
     inventory_events,
@@ -152,6 +153,7 @@ async def test_commit_release_consume_lifecycle(stocked: Container) -> None:
     released = next(e for e in await inventory_events(stocked) if e.type == "StockReleased")
     assert released.data["reason"] == "payment declined" and released.data["order_id"] == cancelled
     assert await ledger_fold(stocked) == {k: v for k, v in (await items(stocked)).items()}
+    await assert_versions_counted(stocked)
 
 
 async def test_rereserve_after_expiry_commits_when_stock_is_there(stocked: Container) -> None:
@@ -170,6 +172,7 @@ async def test_rereserve_after_expiry_commits_when_stock_is_there(stocked: Conta
     assert await in_uow(stocked, lambda uow: reservations.rereserve(uow, order, lease=lease)) is True
     assert (await items(stocked))["INV-B"].reserved == 5
     assert await ledger_fold(stocked) == await items(stocked)
+    await assert_versions_counted(stocked)
 
 
 async def test_rereserve_when_sold_out_changes_nothing(stocked: Container) -> None:

@@ -118,3 +118,24 @@ async def expire_now(container: Container, order_id: str) -> None:
             ),
             {"o": uuid.UUID(order_id)},
         )
+
+
+async def assert_versions_counted(container: Container) -> None:
+    """Every ``inventory_items`` row counts its stream: its ``stream_version`` is the version of
+    the last event in ``inventory-<sku>``, whose versions run 1..n without a gap."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT i.sku, i.stream_version, "
+                "coalesce(array_agg(l.stream_version ORDER BY l.stream_version) "
+                "FILTER (WHERE l.stream_version IS NOT NULL), '{}') AS versions "
+                "FROM inventory_items i LEFT JOIN ledger_events l ON l.stream_id = 'inventory-' || i.sku "
+                "GROUP BY i.sku, i.stream_version"
+            )
+        )
+        wrong = {
+            r.sku: (r.stream_version, list(r.versions))
+            for r in rows
+            if list(r.versions) != list(range(1, r.stream_version + 1))
+        }
+    assert wrong == {}, f"rows whose count is not their stream's version (count, versions): {wrong}"

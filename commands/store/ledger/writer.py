@@ -43,12 +43,12 @@ async def append(
     ``expected_version`` None means "after whatever is there now"; a concurrent
     writer then surfaces as StreamConflict from the unique constraint, and the
     caller may retry the whole command. One statement reads the stream's version,
-    checks the expected one, inserts and announces the append (``_ANNOUNCE``).
+    checks the expected one, inserts and announces the append (``ANNOUNCE``).
     """
     if not events:
         return []
     driver = await asyncpg_of(conn)
-    async with _conflicts_raised(f"stream {stream_id} was appended to concurrently"):
+    async with conflicts_raised(f"stream {stream_id} was appended to concurrently"):
         rows = await driver.fetch(
             _APPEND,
             stream_id,
@@ -87,7 +87,7 @@ async def append_to_streams(
         raise ValueError("append_to_streams takes one event per stream")
     driver = await asyncpg_of(conn)
     event_ids = [uuid.uuid4() for _ in appends]
-    async with _conflicts_raised("a stream of the batch was appended to concurrently"):
+    async with conflicts_raised("a stream of the batch was appended to concurrently"):
         rows = await driver.fetch(
             _APPEND_TO_STREAMS,
             [stream_type for stream_type, _, _ in appends],
@@ -99,17 +99,48 @@ async def append_to_streams(
     return [recorded[event_id] for event_id in event_ids]
 
 
+async def append_at_versions(
+    conn: AsyncConnection,
+    appends: Sequence[tuple[str, str, int, Event]],
+    *,
+    metadata: dict[str, Any],
+) -> list[RecordedEvent]:
+    """Append each (stream_type, stream_id, version, event) at the version its caller counted on a
+    row it holds locked (``inventory_items.stream_version``), in one statement and without
+    reading the ledger. A version already taken means the count fell behind: StreamConflict."""
+    if not appends:
+        return []
+    driver = await asyncpg_of(conn)
+    event_ids = [uuid.uuid4() for _ in appends]
+    async with conflicts_raised("a stream's counted version was taken already"):
+        rows = await driver.fetch(
+            _APPEND_AT_VERSIONS,
+            [stream_type for stream_type, _, _, _ in appends],
+            [stream_id for _, stream_id, _, _ in appends],
+            [version for _, _, version, _ in appends],
+            event_ids,
+            *_encoded([event for _, _, _, event in appends], metadata),
+        )
+    recorded = {event.event_id: event for event in map(recorded_event, rows)}
+    return [recorded[event_id] for event_id in event_ids]
+
+
+def encoded_metadata(metadata: dict[str, Any]) -> str:
+    """Metadata as the append statements take it (JSON text, cast to jsonb in SQL)."""
+    return _METADATA_ENCODER.encode(metadata).decode()
+
+
 def _encoded(events: Sequence[Event], metadata: dict[str, Any]) -> tuple[list[str], list[str], str]:
     """The statements' event columns: types, data and the shared metadata, as JSON text."""
     return (
         [event.event_type() for event in events],
         [encode_event(event).decode() for event in events],
-        _METADATA_ENCODER.encode(metadata).decode(),
+        encoded_metadata(metadata),
     )
 
 
 @contextlib.asynccontextmanager
-async def _conflicts_raised(message: str) -> AsyncIterator[None]:
+async def conflicts_raised(message: str) -> AsyncIterator[None]:
     """A stream version taken by a concurrent transaction becomes StreamConflict."""
     try:
         yield
@@ -122,12 +153,15 @@ async def _conflicts_raised(message: str) -> AsyncIterator[None]:
 # Every append statement wakes the ledger's readers: delivered at commit (only committed
 # appends are announced), and once per transaction however many statements appended, because
 # PostgreSQL folds identical notifications of a transaction (the payload is its id).
-_ANNOUNCE = f"told AS (SELECT pg_notify('{LEDGER_CHANNEL}', pg_current_xact_id()::text))"
+ANNOUNCE = f"told AS (SELECT pg_notify('{LEDGER_CHANNEL}', pg_current_xact_id()::text))"
+INSERT_EVENTS = (
+    "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata)"
+)
 # The jsonb values travel as text: the connection's jsonb codec would encode them again.
 _APPEND = (
     "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
-    f"FROM ledger_events WHERE stream_id = $1), {_ANNOUNCE} "
-    "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
+    f"FROM ledger_events WHERE stream_id = $1), {ANNOUNCE} "
+    f"{INSERT_EVENTS} "
     "SELECT e.id, $2, $1, current.version + e.n, e.type, e.data::jsonb, $7::text::jsonb "
     "FROM current, told, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
     "WHERE $3::int IS NULL OR current.version = $3::int "
@@ -135,13 +169,21 @@ _APPEND = (
 )
 # ORDER BY e.n: rows are inserted, and so numbered by the identity column, in the caller's order.
 _APPEND_TO_STREAMS = (
-    f"WITH {_ANNOUNCE} "
-    "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata) "
+    f"WITH {ANNOUNCE} "
+    f"{INSERT_EVENTS} "
     "SELECT e.id, e.stream_type, e.stream_id, current.version + 1, e.type, e.data::jsonb, $6::text::jsonb "
     "FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY "
     "AS e(stream_type, stream_id, id, type, data, n) CROSS JOIN told "
     "CROSS JOIN LATERAL (SELECT coalesce(max(l.stream_version), 0) AS version "
     "FROM ledger_events l WHERE l.stream_id = e.stream_id) AS current "
+    "ORDER BY e.n "
+    f"RETURNING {RECORDED_COLUMNS}"
+)
+_APPEND_AT_VERSIONS = (
+    f"WITH {ANNOUNCE} {INSERT_EVENTS} "
+    "SELECT e.id, e.stream_type, e.stream_id, e.version, e.type, e.data::jsonb, $7::text::jsonb "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY "
+    "AS e(stream_type, stream_id, version, id, type, data, n) CROSS JOIN told "
     "ORDER BY e.n "
     f"RETURNING {RECORDED_COLUMNS}"
 )
