@@ -37,6 +37,11 @@ class StockReserved(InventoryEvent, frozen=True):
 
 
 class ReservationCommitted(InventoryEvent, frozen=True):
+    """No longer appended: a reservation is committed by the order's confirmation (the order
+    stream's events, in the same transaction). It changed no number, and appending it to the
+    SKU's stream took the SKU's row lock a second time per purchase. Ledgers that hold it
+    still decode and fold."""
+
     order_id: str
     quantity: int
 

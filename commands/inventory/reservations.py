@@ -33,8 +33,6 @@ from commands.domain.inventory import (
 )
 from commands.errors import InvalidStateTransition
 from commands.events.inventory import (
-    InventoryEvent,
-    ReservationCommitted,
     ReservationExpired,
     StockReleased,
     StockReserved,
@@ -202,9 +200,15 @@ async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list
 
 
 async def commit(uow: UnitOfWork, order_id: str) -> None:
-    """Payment authorized: active reservations become committed (they no longer expire)."""
+    """Payment authorized: active reservations become committed (they no longer expire).
+
+    The stock rows are not touched (no number changes) and nothing is appended to the SKUs'
+    streams: the order's confirmation, in the same transaction, is the record. A purchase so
+    locks a SKU's row once, when it reserves.
+    """
     rows = await lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
-    await settle(uow, rows, COMMITTED, lambda f, q: ReservationCommitted(**f, order_id=order_id, quantity=q))
+    if rows:
+        await mark(uow.conn, rows, COMMITTED)
 
 
 async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
@@ -245,17 +249,18 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     if not rows:
         return True
     conn = uow.conn
-    # Two events per line: taken again, and committed at once.
-    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows], events=2)
+    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
     if short:
         return False
+    # Committed at once: no lease (expires_at None), like ``commit``.
     await mark(conn, rows, COMMITTED)
-    events: list[tuple[ItemRow, InventoryEvent]] = []
-    for item, quantity in taken:
-        fields = event_fields(item)
-        events.append((item, StockReserved(**fields, order_id=order_id, quantity=quantity, expires_at=None)))
-        events.append((item, ReservationCommitted(**fields, order_id=order_id, quantity=quantity)))
-    await append_events(uow, events)
+    await append_events(
+        uow,
+        [
+            (item, StockReserved(**event_fields(item), order_id=order_id, quantity=quantity, expires_at=None))
+            for item, quantity in taken
+        ],
+    )
     return True
 
 

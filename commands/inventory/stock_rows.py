@@ -1,15 +1,14 @@
 """Row-level inventory writes shared by reservations and the admin commands.
 
-Every write here locks the SKU's ``inventory_items`` row and appends to ``inventory-<sku>``.
-The row counts the stream's version (``stream_version``): each UPDATE adds the number of events
-its caller will append for it, and the appends take their versions from the row it returned,
-so appends to one stream are ordered by the row lock and never read the ledger.
+Every write here locks the SKU's ``inventory_items`` row and appends one event to
+``inventory-<sku>``. The row counts the stream's version (``stream_version``): each UPDATE adds
+one, and the append takes its version from the row the UPDATE returned, so appends to one
+stream are ordered by the row lock and never read the ledger.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,10 +32,9 @@ _ITEM_COLUMNS = (
     "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id, "
     "i.stream_version"
 )
-# $5: how many events the caller appends for this change (the row counts them).
 _CHANGE_ITEM = (
     "UPDATE inventory_items AS i SET on_hand = i.on_hand + $2, reserved = i.reserved + $3, "
-    "stream_version = i.stream_version + $5, updated_at = now() "
+    "stream_version = i.stream_version + 1, updated_at = now() "
     f"WHERE i.sku = $1 AND i.on_hand - i.reserved >= $4 RETURNING {_ITEM_COLUMNS}"
 )
 
@@ -67,23 +65,20 @@ def event_fields(row: Any) -> dict[str, Any]:
 async def append_events(
     uow: UnitOfWork, events: Sequence[tuple[ItemRow, InventoryEvent]]
 ) -> list[RecordedEvent]:
-    """Each event after the change of its SKU's row (a row given for k events, k times, in order),
-    at the versions that change counted; one statement for all."""
-    left = Counter(row.sku for row, _ in events)
-    appends: list[tuple[str, str, int, Any]] = []
-    for row, event in events:
-        left[row.sku] -= 1
-        appends.append((STREAM_TYPE, stream_id(row.sku), row.stream_version - left[row.sku], event))
-    return await uow.append_at_versions(appends)
+    """Each event at the version its SKU's row counted when it changed (one event per change),
+    in one statement for all."""
+    return await uow.append_at_versions(
+        [(STREAM_TYPE, stream_id(row.sku), row.stream_version, event) for row, event in events]
+    )
 
 
 async def change_item(
-    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0, events: int = 1
+    conn: AsyncConnection, sku: str, *, on_hand: int = 0, reserved: int = 0, need: int = 0
 ) -> Any:
-    """Apply deltas to one SKU's row (locking it) if ``need`` units are available; None otherwise.
-    ``events``: how many events the caller will append for the change (``append_events``)."""
+    """Apply deltas to one SKU's row (locking it, counting the one event that will follow) if
+    ``need`` units are available; None otherwise."""
     driver = await asyncpg_of(conn)
-    row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need, events)
+    row = await driver.fetchrow(_CHANGE_ITEM, sku, on_hand, reserved, need)
     return None if row is None else ItemRow(*row)
 
 
@@ -118,7 +113,6 @@ async def reserve_one(
             0,
             quantity,
             quantity,
-            1,
             uuid.uuid4(),
             order_id,
             status,
@@ -172,13 +166,13 @@ async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRo
 _RESERVE_ONE = (
     f"WITH item AS ({_CHANGE_ITEM}), "
     "held AS (INSERT INTO inventory_reservations (id, order_id, sku, quantity, status, expires_at) "
-    "SELECT $6::uuid, $7::uuid, item.sku, $3, $8::text, $9::timestamptz FROM item), "
+    "SELECT $5::uuid, $6::uuid, item.sku, $3, $7::text, $8::timestamptz FROM item), "
     f"{ANNOUNCE}, "
     f"appended AS ({INSERT_EVENTS} "
-    f"SELECT $10::uuid, '{STREAM_TYPE}', $14::text, item.stream_version, $11::text, "
-    "$12::text::jsonb || jsonb_build_object('sku', item.sku, 'product_id', item.product_id, "
+    f"SELECT $9::uuid, '{STREAM_TYPE}', $13::text, item.stream_version, $10::text, "
+    "$11::text::jsonb || jsonb_build_object('sku', item.sku, 'product_id', item.product_id, "
     "'on_hand', item.on_hand, 'reserved', item.reserved, 'available', item.on_hand - item.reserved), "
-    "$13::text::jsonb FROM item CROSS JOIN told "
+    "$12::text::jsonb FROM item CROSS JOIN told "
     f"RETURNING {RECORDED_COLUMNS}) "
     "SELECT item.sku, item.on_hand, item.reserved, item.product_id, item.stream_version, "
     "appended.* FROM item CROSS JOIN appended"
@@ -227,17 +221,17 @@ _LOCK_DUE = (
 
 
 async def take_all_or_nothing(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]], *, events: int = 1
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
 ) -> tuple[list[tuple[Any, int]], list[str]]:
     """``_take`` in a savepoint: when a line is short, the caller's transaction is left as it
-    was (the rows already taken, and their locks, are given back). ``events`` per line taken."""
+    was (the rows already taken, and their locks, are given back)."""
     if len(wanted) <= 1:
         # One line changes nothing when it is short (its UPDATE matched no row): no savepoint,
         # two round trips fewer while the row is locked.
-        return await _take(conn, wanted, events)
+        return await _take(conn, wanted)
     savepoint = await conn.begin_nested()
     try:
-        taken, short = await _take(conn, wanted, events)
+        taken, short = await _take(conn, wanted)
     except BaseException:
         await savepoint.rollback()
         raise
@@ -249,7 +243,7 @@ async def take_all_or_nothing(
 
 
 async def _take(
-    conn: AsyncConnection, wanted: Sequence[tuple[str, int]], events: int
+    conn: AsyncConnection, wanted: Sequence[tuple[str, int]]
 ) -> tuple[list[tuple[Any, int]], list[str]]:
     """Conditionally reserve each (sku, quantity) in order; the rows taken and the SKUs short."""
     taken: list[tuple[Any, int]] = []
@@ -263,7 +257,7 @@ async def _take(
             if available is not None and available < quantity:
                 short.append(sku)
             continue
-        row = await change_item(conn, sku, reserved=quantity, need=quantity, events=events)
+        row = await change_item(conn, sku, reserved=quantity, need=quantity)
         if row is not None:
             taken.append((row, quantity))
             continue

@@ -146,7 +146,6 @@ async def test_commit_release_consume_lifecycle(stocked: Container) -> None:
         "StockSet",
         "StockReserved",
         "StockReserved",
-        "ReservationCommitted",
         "StockReleased",
         "StockShipped",
     ]
