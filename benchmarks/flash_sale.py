@@ -19,6 +19,7 @@ half is reported as unavailable with the exact answer, and only the baseline run
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -487,24 +488,38 @@ def _report_limits(
         f"{100 * waits.share_with_lock_waiter:.0f}%",
     )
     result.row(
-        "during the sale, PostgreSQL backends running / idle in transaction (mean)",
+        "during the sale, PostgreSQL backends queued on a row lock (the hot SKU) / on advisory locks "
+        "(orders, carts) (mean)",
+        f"{waits.mean_row_lock_waiters:.1f} / {waits.mean_advisory_waiters:.1f}",
+    )
+    result.row(
+        "during the sale, PostgreSQL backends running / idle in transaction, waiting for our process (mean)",
         f"{waits.mean_running:.1f} / {waits.mean_idle_in_transaction:.1f}",
     )
     gateway = percent.get("gateway")
     worker = percent.get(WORKER_LABEL)
+    # Every process on the machine (the kernel share is already inside its process's figure).
+    machine = sum(v for k, v in percent.items() if v is not None and "in the kernel" not in k)
+    cores = os.cpu_count() or 1
     if gateway is not None and gateway >= CPU_BOUND_PERCENT:
         verdict = f"gateway CPU: its event loop is at {gateway:.0f}% of the one core it can use"
     elif worker is not None and worker >= CPU_BOUND_PERCENT:
         verdict = f"projector worker CPU: its event loop is at {worker:.0f}% of the one core it can use"
-    elif waits.mean_lock_waiters >= 1:
+    elif machine >= CPU_BOUND_PERCENT * cores:
         verdict = (
-            f"lock waits on the hot SKU row: {waits.mean_lock_waiters:.1f} backends queued on average, "
+            f"the machine's CPU: the processes together at {machine:.0f}% of {cores} cores (gateway "
+            f"{gateway}%); {waits.mean_row_lock_waiters:.1f} backends queued on the hot row, "
+            f"{waits.mean_idle_in_transaction:.1f} waiting for our process"
+        )
+    elif waits.mean_row_lock_waiters >= 1:
+        verdict = (
+            f"lock waits on the hot SKU row: {waits.mean_row_lock_waiters:.1f} backends queued on average, "
             f"gateway at {gateway}% of one core"
         )
     else:
         verdict = (
-            f"neither the gateway's CPU ({gateway}% of one core) nor lock waits "
-            f"({waits.mean_lock_waiters:.1f} backends): the machine's other load "
+            f"neither the gateway's CPU ({gateway}% of one core) nor lock waits on the row "
+            f"({waits.mean_row_lock_waiters:.1f} backends): the machine's other load "
             f"(load average {result.environment.get('loadavg')}) or round trips"
         )
     result.row("what limits throughput", verdict)

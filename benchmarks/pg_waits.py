@@ -50,6 +50,16 @@ class WaitSamples:
         return sum(1 for n in self.lock_waiters if n) / len(self.lock_waiters)
 
     @property
+    def mean_row_lock_waiters(self) -> float:
+        """Backends queued on a row: they wait for the holder's transaction (or the tuple lock)."""
+        return self.mean("active / Lock:transactionid") + self.mean("active / Lock:tuple")
+
+    @property
+    def mean_advisory_waiters(self) -> float:
+        """Backends queued on an advisory lock (an order's or a cart's, not a stock row)."""
+        return self.mean("active / Lock:advisory")
+
+    @property
     def mean_running(self) -> float:
         return self.mean("active / running")
 
@@ -73,6 +83,8 @@ class WaitSamples:
             "mean_locks_not_granted": round(
                 sum(self.locks_not_granted) / max(1, len(self.locks_not_granted)), 2
             ),
+            "mean_row_lock_waiters": round(self.mean_row_lock_waiters, 2),
+            "mean_advisory_waiters": round(self.mean_advisory_waiters, 2),
             "mean_running": round(self.mean_running, 2),
             "mean_idle_in_transaction": round(self.mean_idle_in_transaction, 2),
         }

@@ -206,9 +206,15 @@ async def commit(uow: UnitOfWork, order_id: str) -> None:
     streams: the order's confirmation, in the same transaction, is the record. A purchase so
     locks a SKU's row once, when it reserves.
     """
-    rows = await lock_reservations(uow.conn, order_id, frozenset({ACTIVE}))
-    if rows:
-        await mark(uow.conn, rows, COMMITTED)
+    # One statement locks and marks them (a sweeper holding one is waited for, and its
+    # expiry then leaves that row out: the status is checked again once the lock is had).
+    await (await asyncpg_of(uow.conn)).execute(
+        "UPDATE inventory_reservations SET status = $1, expires_at = NULL, updated_at = now() "
+        "WHERE order_id = $2 AND status = $3",
+        COMMITTED,
+        order_uuid(order_id),
+        ACTIVE,
+    )
 
 
 async def release(uow: UnitOfWork, order_id: str, *, reason: str) -> None:
