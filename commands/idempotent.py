@@ -70,10 +70,9 @@ async def run(
 ) -> ResultT:
     """Run ``work`` once for this key, or replay what it returned.
 
-    ``first_phase``: the common case (a key not seen yet) writes the key at the end of the work's
-    first transaction (handed to ``work``; see ``Phases``), not in a transaction of its own: a
-    refusal in that phase leaves nothing behind, and a request that will be refused never holds
-    a transaction id while it waits for locks. A duplicate that got there first surfaces as
+    ``first_phase``: the common case (a key not seen yet) writes the key in the work's first
+    transaction (handed to ``work``; see ``Phases``), not in a transaction of its own: a refusal
+    in that phase leaves nothing behind. A duplicate that got there first surfaces as
     ``KeyTaken`` (or as the refusal its hold on the cart caused), and this request then waits
     for the first one's outcome like any repeat.
     """

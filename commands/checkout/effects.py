@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.domain import order as domain
-from commands.domain.order import Order, PaymentStatus
+from commands.domain.order import Order, PaymentStatus, stream_id
 from commands.errors import DomainError
 from commands.events import order as ev
 from commands.handlers import cart as cart_handlers
@@ -28,10 +28,6 @@ from commands.store.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 STREAM_TYPE = "order"
-
-
-def stream_id(order_id: str) -> str:
-    return f"order-{order_id}"
 
 
 async def lock_order(uow: UnitOfWork, order_id: str) -> None:

@@ -38,6 +38,7 @@ from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
 from commands.domain.order import OrderStatus, PaymentStatus
+from commands.domain.order import stream_id as order_stream_id
 from commands.domain.pricing import Variant, price_cart, skus
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
 from commands.events.order import OrderPlaced
@@ -167,7 +168,7 @@ class CheckoutSaga:
                 reservation_expires_at=pending.expires_at,
                 totals=charge.recorded,
             )
-            await uow.append(effects.STREAM_TYPE, effects.stream_id(order_id), [placed], expected_version=0)
+            await uow.append(effects.STREAM_TYPE, order_stream_id(order_id), [placed], expected_version=0)
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
             # to the COMMIT only the reservation rows and their events follow.

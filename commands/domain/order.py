@@ -97,6 +97,11 @@ class Order:
             )
 
 
+def stream_id(order_id: str) -> str:
+    """The order's ledger stream; also the key of the order's lock (``checkout.effects.lock_order``)."""
+    return f"order-{order_id}"
+
+
 def fold(events: Iterable[ev.OrderEvent]) -> Order | None:
     order: Order | None = None
     for event in events:

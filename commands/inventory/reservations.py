@@ -12,6 +12,7 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from commands.domain.inventory import (
     ReservationLine,
     merge_lines,
 )
+from commands.domain.order import stream_id as order_stream_id
 from commands.errors import InvalidStateTransition
 from commands.events.inventory import (
     ReservationExpired,
@@ -53,6 +55,8 @@ from commands.inventory.stock_rows import (
 from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OutOfStock",
@@ -273,9 +277,12 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
 async def expire_due(engine: AsyncEngine, metadata: MessageMetadata, *, limit: int = 500) -> list[str]:
     """Release active reservations whose lease ran out; one transaction per order.
 
-    Safe with several sweepers: a sweeper skips an order another one holds
-    (advisory try-lock), and the locked re-check of status and expiry makes a
-    release happen exactly once even when commit or release races it.
+    Safe with several sweepers and beside the order's own writers: a sweeper try-locks the
+    order's lock, which the settlement, cancellation and the other sweepers take too, and skips
+    an order in use (a later sweep takes it). So a settlement never commits reservations that a
+    sweep is expiring under it (it would find nothing to commit, or too late, nothing lapsed to
+    take again), and the locked re-check of status and expiry releases each lease once.
+    An order that fails is logged and left for the next sweep; the others go on.
     """
     async with engine.connect() as conn:
         result = await conn.execute(_DUE_ORDERS, {"st": ACTIVE, "limit": limit})
@@ -283,10 +290,13 @@ async def expire_due(engine: AsyncEngine, metadata: MessageMetadata, *, limit: i
     expired: list[str] = []
     for order in due:
         order_id = str(order)
-        async with UnitOfWork(engine, metadata) as uow:
-            if await _expire_order(uow, order_id):
-                await uow.commit()
-                expired.append(order_id)
+        try:
+            async with UnitOfWork(engine, metadata) as uow:
+                if await _expire_order(uow, order_id):
+                    await uow.commit()
+                    expired.append(order_id)
+        except Exception:
+            log.exception("expiring an order's reservations failed", extra={"order_id": order_id})
     return expired
 
 
@@ -295,7 +305,7 @@ async def _expire_order(uow: UnitOfWork, order_id: str) -> bool:
     locked = (
         await conn.execute(
             text("SELECT pg_try_advisory_xact_lock(hashtextextended(CAST(:key AS text), 0))"),
-            {"key": f"inventory-order:{order_id}"},
+            {"key": order_stream_id(order_id)},
         )
     ).scalar_one()
     if not locked:

@@ -3,7 +3,7 @@
 Every write here locks the SKU's ``inventory_items`` row and appends one event to
 ``inventory-<sku>``. The row counts the stream's version (``stream_version``): each UPDATE adds
 one, and the append takes its version from the row the UPDATE returned, so appends to one
-stream are ordered by the row lock and never read the ledger.
+stream are ordered by the row lock (the ledger's own maximum is only a floor: ``_NEXT_VERSION``).
 """
 
 from __future__ import annotations
@@ -32,9 +32,17 @@ _ITEM_COLUMNS = (
     "(SELECT CAST(v.product_id AS text) FROM catalog_variants v WHERE v.sku = i.sku) AS product_id, "
     "i.stream_version"
 )
+# The next version: the row's count, or the ledger's own if the count fell behind it (a writer
+# of an older release, during a rolling deploy, appended without counting): it heals at the next
+# write. The ledger's maximum comes from the statement's snapshot, which may predate the row lock
+# it waited for, so it is only a floor; a version taken meanwhile is a StreamConflict, retried.
+_NEXT_VERSION = (
+    "greatest(i.stream_version, (SELECT coalesce(max(l.stream_version), 0) FROM ledger_events AS l "
+    "WHERE l.stream_id = 'inventory-' || i.sku)) + 1"
+)
 _CHANGE_ITEM = (
     "UPDATE inventory_items AS i SET on_hand = i.on_hand + $2, reserved = i.reserved + $3, "
-    "stream_version = i.stream_version + 1, updated_at = now() "
+    f"stream_version = {_NEXT_VERSION}, updated_at = now() "
     f"WHERE i.sku = $1 AND i.on_hand - i.reserved >= $4 RETURNING {_ITEM_COLUMNS}"
 )
 
@@ -179,7 +187,7 @@ _RESERVE_ONE = (
 )
 
 _SET_ITEMS = (
-    "UPDATE inventory_items AS i SET on_hand = u.on_hand, stream_version = i.stream_version + 1, "
+    f"UPDATE inventory_items AS i SET on_hand = u.on_hand, stream_version = {_NEXT_VERSION}, "
     "updated_at = now() FROM unnest($1::varchar[], $2::int[]) AS u(sku, on_hand) WHERE i.sku = u.sku "
     f"RETURNING {_ITEM_COLUMNS}"
 )

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from commands.store import driver
 from commands.store.driver import discard
 
 DEFAULT_KEEP = 16
@@ -63,7 +64,7 @@ class CommandConnections:
         """``broken``: a statement failed or was cancelled in a way that may leave the session
         anywhere; the connection is discarded and its slot reconnects."""
         kept = conn in self._kept
-        if broken or conn.invalidated or conn.closed:
+        if broken or conn.invalidated or conn.closed or not driver.session_idle(conn):
             self._kept.discard(conn)
             await discard(conn)
         elif kept and not self._closed:
@@ -71,6 +72,13 @@ class CommandConnections:
         else:
             self._kept.discard(conn)
             await conn.close()
+
+    async def drop_idle(self) -> None:
+        """Discard the idle kept connections (one of them was found dead: the others likely are)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._kept.discard(conn)
+            await discard(conn)
 
     async def close(self) -> None:
         """Return the idle kept connections to the pool; those in use go back when released."""

@@ -52,7 +52,10 @@ class TransactionAborted(RuntimeError):
 
 class _DriverTransaction:
     """A transaction begun on the driver, kept where SQLAlchemy's adapter keeps its own: statements
-    SQLAlchemy runs on the connection join it (its adapter begins only when it holds none)."""
+    SQLAlchemy runs on the connection join it (its adapter begins only when it holds none).
+
+    asyncpg does not know of it: ``Connection.transaction()`` inside a unit of work raises
+    ("manually started transaction"); a savepoint there is SQL (``begin_nested`` does that)."""
 
     def __init__(self, driver: PgConnection) -> None:
         self._driver = driver
@@ -95,6 +98,16 @@ async def rollback(conn: AsyncConnection) -> None:
         await transaction.rollback()
     if conn.sync_connection is not None and conn.sync_connection.in_transaction():
         conn.sync_connection.rollback()
+
+
+def session_idle(conn: AsyncConnection) -> bool:
+    """Whether ``conn``'s session is open and outside any transaction (no I/O: the driver's own
+    record of the last status PostgreSQL reported). Only such a session is kept for the next
+    unit of work: a plain BEGIN inside an open transaction would only warn and join it."""
+    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
+    if known is None:
+        return True
+    return not known[1].is_closed() and not known[1].is_in_transaction()
 
 
 async def discard(conn: AsyncConnection) -> None:

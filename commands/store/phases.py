@@ -85,9 +85,9 @@ class Phases:
             await self._claim(self._uow_of_first, claim.recovery_point, claim.progress)
 
     async def _claim(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
-        # Written at the end of the first phase, not its start: a request refused in that phase
-        # (e.g. out of stock) never holds a transaction id while it waits for locks, so the
-        # projectors' gap-safe horizon is not held back by buyers who will buy nothing.
+        # In the first phase's own transaction, at its first recovery point (the checkout's comes
+        # just before the stock row is taken): a request refused in that phase (e.g. out of
+        # stock) leaves no key behind, and a duplicate finds the key only once the order exists.
         claim = self._key.claim
         claimed = await idempotency.try_claim(
             uow.conn,

@@ -69,9 +69,11 @@ class UnitOfWork:
         try:
             await driver.begin(conn)
         except Exception:
-            # A kept connection may have died while idle (a database restart): one more try, on
-            # a connection fresh from the pool, before the command fails.
+            # A kept connection may have died while idle (a database restart, and then the other
+            # idle ones with it): one more try, on a connection fresh from the pool, before the
+            # command fails.
             await self._connections.give_back(conn, broken=True)
+            await self._connections.drop_idle()
             conn = await self._connections.take(fresh=True)
             try:
                 await driver.begin(conn)
@@ -92,6 +94,11 @@ class UnitOfWork:
         try:
             if not self.committed:
                 self.appended.clear()
+                if conn.invalidated or conn.closed:
+                    # SQLAlchemy saw a statement of its own fail with the session (a cancellation
+                    # or a disconnect): nothing to roll back on it, and touching it would raise
+                    # in place of the exception on its way out. It is discarded below.
+                    return
                 await driver.rollback(conn)
             broken = self._commit_failed
         finally:

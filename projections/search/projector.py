@@ -59,8 +59,9 @@ class SearchProjection:
         self.alias = alias_name(prefix)
         # None: the live model, written through the alias. Otherwise a rebuild copy.
         self.index = index
-        # Product id -> the document the last successful bulk wrote, which is what the index holds
-        # while this projector is its only writer (it holds the lease, see _bulk_index).
+        # Product id -> the document as the index holds it while this projector is its only writer
+        # (it holds the lease, see _bulk_index): as the last successful bulk wrote it, or as read,
+        # with stock changes that flipped nothing folded in (those are not written).
         self._written: LRUCache[str, dict[str, Any]] = LRUCache(WRITTEN_DOCUMENTS_CACHED)
 
     @property
@@ -139,7 +140,11 @@ class SearchProjection:
         unwritten = [pid for pid in product_ids if pid not in found]
         if unwritten:
             response = await self._client.mget(index=self.target, ids=unwritten)
-            found.update((doc["_id"], doc["_source"]) for doc in response["docs"] if doc.get("found"))
+            fetched = {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
+            # Kept like the documents written: most stock changes flip nothing and write nothing,
+            # and a product read once is not read again for each of them.
+            self._written.update(fetched)
+            found.update(fetched)
         return {pid: found[pid] for pid in product_ids if pid in found}
 
     async def _apply_inventory(

@@ -187,3 +187,46 @@ async def test_a_cancelled_statement_does_not_leave_its_connection_kept(containe
     finally:
         await connections.close()
     assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_task_cancelled_in_a_sqlalchemy_statement_ends_cancelled(container: Container) -> None:
+    """SQLAlchemy invalidates a connection whose statement was cancelled; the unit of work then
+    lets the cancellation out (not an error about that connection) and keeps nothing."""
+    connections = CommandConnections(container.engine, keep=1)
+    try:
+        running = asyncio.Event()
+
+        async def slow() -> None:
+            async with UnitOfWork(connections, META) as uow:
+                running.set()
+                await uow.conn.execute(text("SELECT pg_sleep(5)"))
+
+        task = asyncio.create_task(slow())
+        await asyncio.wait_for(running.wait(), 10)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert connections.kept == 0
+        async with UnitOfWork(connections, META) as uow:
+            assert (await uow.conn.execute(text("SELECT 1"))).scalar_one() == 1
+            await uow.commit()
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_session_left_inside_a_transaction_is_not_kept(container: Container) -> None:
+    connections = CommandConnections(container.engine, keep=1)
+    try:
+        async with UnitOfWork(connections, META) as uow:
+            first = uow.conn
+            await uow.commit()
+            # A stray statement after the commit opens a transaction nobody will end.
+            await (await asyncpg_of(uow.conn)).execute("BEGIN")
+        assert connections.kept == 0
+        async with UnitOfWork(connections, META) as uow:
+            assert uow.conn is not first
+            await uow.commit()
+    finally:
+        await connections.close()

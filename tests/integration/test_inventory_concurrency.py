@@ -147,3 +147,19 @@ async def test_commit_racing_the_sweeper_has_one_winner(stocked: Container) -> N
             await in_uow(stocked, lambda uow, o=order: reservations.release(uow, o, reason="test"))
     assert await ledger_fold(stocked) == await items(stocked)
     await assert_versions_counted(stocked)
+
+
+async def test_the_sweeper_leaves_an_order_whose_lock_a_settlement_holds(stocked: Container) -> None:
+    order = new_order()
+    await reserve(stocked, order, [("INV-A", 2)])
+    await expire_now(stocked, order)
+    async with stocked.engine.begin() as settling:
+        # What a settlement of the order holds while it commits or re-takes the reservations.
+        await settling.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"order-{order}"}
+        )
+        assert await reservations.expire_due(stocked.engine, META) == []
+        assert [row.status for row in await reservation_rows(stocked, order)] == ["active"]
+    assert await reservations.expire_due(stocked.engine, META) == [order]
+    assert [row.status for row in await reservation_rows(stocked, order)] == ["expired"]
+    await assert_versions_counted(stocked)

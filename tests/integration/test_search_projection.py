@@ -272,6 +272,19 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["title"], doc["variants"][0]["in_stock"]) == ("Ladle (written elsewhere)", False)
 
+    # A document read but not written is kept too: after the first change that flips nothing
+    # (one read), the next ones cost the engine nothing.
+    await projection.setup()
+    for reads in (1, 0):
+        await set_stock(container, "LAD-1", 0)
+        counter = CallCounter(client)
+        try:
+            await runner.catch_up()
+        finally:
+            counter.close()
+        assert len(_mgets(counter)) == reads
+        assert not any(path.endswith("/_bulk") for path in counter.paths)
+
 
 async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(container: Container) -> None:
     runner, client = container.runner("search"), container.search
