@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -76,157 +77,149 @@ async def test_a_kept_connection_is_reused_and_sqlalchemy_statements_join_its_tr
     assert container.engine.pool.checkedout() == 0
 
 
+@pytest.fixture
+async def connections(container: Container) -> AsyncIterator[CommandConnections]:
+    """Keeping one connection; closed after the test, and then nothing is left checked out."""
+    kept = CommandConnections(container.engine, keep=1)
+    try:
+        yield kept
+    finally:
+        await kept.close()
+    assert container.engine.pool.checkedout() == 0
+
+
 async def test_a_failure_rolls_back_both_kinds_of_statement_and_keeps_the_connection(
     container: Container,
+    connections: CommandConnections,
 ) -> None:
-    connections = CommandConnections(container.engine, keep=1)
     stream, cart = f"thing-{uuid.uuid4()}", str(uuid.uuid4())
-    try:
-        with pytest.raises(LookupError):
-            async with UnitOfWork(connections, META) as uow:
-                await _write_both(uow, stream, cart)
-                raise LookupError("refused")
-        assert await _version(container, stream) == 0 and await _cart_rows(container, cart) == 0
-        assert connections.kept == 1
+    with pytest.raises(LookupError):
         async with UnitOfWork(connections, META) as uow:
             await _write_both(uow, stream, cart)
-            await uow.commit()
-        assert await _version(container, stream) == 1 and await _cart_rows(container, cart) == 1
-    finally:
-        await connections.close()
+            raise LookupError("refused")
+    assert await _version(container, stream) == 0 and await _cart_rows(container, cart) == 0
+    assert connections.kept == 1
+    async with UnitOfWork(connections, META) as uow:
+        await _write_both(uow, stream, cart)
+        await uow.commit()
+    assert await _version(container, stream) == 1 and await _cart_rows(container, cart) == 1
 
 
-async def test_a_failed_sqlalchemy_statement_makes_commit_refuse(container: Container) -> None:
-    connections = CommandConnections(container.engine, keep=1)
+async def test_a_failed_sqlalchemy_statement_makes_commit_refuse(
+    container: Container, connections: CommandConnections
+) -> None:
     stream = f"thing-{uuid.uuid4()}"
-    try:
-        async with UnitOfWork(connections, META) as uow:
-            await uow.append("thing", stream, [ThingCounted(1)])
-            with pytest.raises(DBAPIError):
-                await uow.conn.execute(text("SELECT 1 / 0"))
-            with pytest.raises(TransactionAborted):
-                await uow.commit()
-        assert await _version(container, stream) == 0
-        async with UnitOfWork(connections, META) as uow:  # the connection is clean again
-            await uow.append("thing", stream, [ThingCounted(2)])
+    async with UnitOfWork(connections, META) as uow:
+        await uow.append("thing", stream, [ThingCounted(1)])
+        with pytest.raises(DBAPIError):
+            await uow.conn.execute(text("SELECT 1 / 0"))
+        with pytest.raises(TransactionAborted):
             await uow.commit()
-        assert await _version(container, stream) == 1
-    finally:
-        await connections.close()
+    assert await _version(container, stream) == 0
+    async with UnitOfWork(connections, META) as uow:  # the connection is clean again
+        await uow.append("thing", stream, [ThingCounted(2)])
+        await uow.commit()
+    assert await _version(container, stream) == 1
 
 
-async def test_beyond_the_kept_number_units_borrow_from_the_pool(container: Container) -> None:
-    connections = CommandConnections(container.engine, keep=1)
+async def test_beyond_the_kept_number_units_borrow_from_the_pool(
+    container: Container, connections: CommandConnections
+) -> None:
     streams = [f"thing-{uuid.uuid4()}" for _ in range(6)]
     opened: list[str] = []
     all_open, go = asyncio.Event(), asyncio.Event()
-    try:
 
-        async def one(stream: str) -> None:
-            async with UnitOfWork(connections, META) as uow:
-                await uow.append("thing", stream, [ThingCounted(1)])
-                opened.append(stream)
-                if len(opened) == len(streams):
-                    all_open.set()
-                await go.wait()  # all six are open at once
-                await uow.commit()
+    async def one(stream: str) -> None:
+        async with UnitOfWork(connections, META) as uow:
+            await uow.append("thing", stream, [ThingCounted(1)])
+            opened.append(stream)
+            if len(opened) == len(streams):
+                all_open.set()
+            await go.wait()  # all six are open at once
+            await uow.commit()
 
-        tasks = [asyncio.create_task(one(stream)) for stream in streams]
-        await asyncio.wait_for(all_open.wait(), 10)
-        assert container.engine.pool.checkedout() == len(streams)
-        go.set()
-        await asyncio.gather(*tasks)
-        assert [await _version(container, s) for s in streams] == [1] * len(streams)
-        assert connections.kept == 1 and container.engine.pool.checkedout() == 1
-    finally:
-        await connections.close()
-    assert container.engine.pool.checkedout() == 0
+    tasks = [asyncio.create_task(one(stream)) for stream in streams]
+    await asyncio.wait_for(all_open.wait(), 10)
+    assert container.engine.pool.checkedout() == len(streams)
+    go.set()
+    await asyncio.gather(*tasks)
+    assert [await _version(container, s) for s in streams] == [1] * len(streams)
+    assert connections.kept == 1 and container.engine.pool.checkedout() == 1
 
 
 async def test_a_kept_connection_that_died_idle_is_replaced_without_failing_the_command(
     container: Container,
+    connections: CommandConnections,
 ) -> None:
-    connections = CommandConnections(container.engine, keep=1)
     stream = f"thing-{uuid.uuid4()}"
-    try:
+    async with UnitOfWork(connections, META) as uow:
+        pid = await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()")
+        await uow.commit()
+    async with container.engine.connect() as admin:
+        assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+    async with UnitOfWork(connections, META) as uow:
+        assert await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()") != pid
+        await uow.append("thing", stream, [ThingCounted(1)])
+        await uow.commit()
+    assert await _version(container, stream) == 1
+    assert connections.kept == 1, "the fresh connection is kept in place of the dead one"
+
+
+async def test_a_cancelled_statement_does_not_leave_its_connection_kept(
+    container: Container, connections: CommandConnections
+) -> None:
+    running = asyncio.Event()
+
+    async def slow() -> None:
         async with UnitOfWork(connections, META) as uow:
-            pid = await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()")
-            await uow.commit()
-        async with container.engine.connect() as admin:
-            assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
-        async with UnitOfWork(connections, META) as uow:
-            assert await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()") != pid
-            await uow.append("thing", stream, [ThingCounted(1)])
-            await uow.commit()
-        assert await _version(container, stream) == 1
-        assert connections.kept == 1, "the fresh connection is kept in place of the dead one"
-    finally:
-        await connections.close()
+            driver = await asyncpg_of(uow.conn)
+            running.set()
+            await driver.execute("SELECT pg_sleep(5)")
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(running.wait(), 10)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with UnitOfWork(connections, META) as uow:
+        assert await (await asyncpg_of(uow.conn)).fetchval("SELECT 1") == 1
+        await uow.commit()
 
 
-async def test_a_cancelled_statement_does_not_leave_its_connection_kept(container: Container) -> None:
-    connections = CommandConnections(container.engine, keep=1)
-    try:
-        running = asyncio.Event()
-
-        async def slow() -> None:
-            async with UnitOfWork(connections, META) as uow:
-                driver = await asyncpg_of(uow.conn)
-                running.set()
-                await driver.execute("SELECT pg_sleep(5)")
-
-        task = asyncio.create_task(slow())
-        await asyncio.wait_for(running.wait(), 10)
-        await asyncio.sleep(0.1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        async with UnitOfWork(connections, META) as uow:
-            assert await (await asyncpg_of(uow.conn)).fetchval("SELECT 1") == 1
-            await uow.commit()
-    finally:
-        await connections.close()
-    assert container.engine.pool.checkedout() == 0
-
-
-async def test_a_task_cancelled_in_a_sqlalchemy_statement_ends_cancelled(container: Container) -> None:
+async def test_a_task_cancelled_in_a_sqlalchemy_statement_ends_cancelled(
+    container: Container, connections: CommandConnections
+) -> None:
     """SQLAlchemy invalidates a connection whose statement was cancelled; the unit of work then
     lets the cancellation out (not an error about that connection) and keeps nothing."""
-    connections = CommandConnections(container.engine, keep=1)
-    try:
-        running = asyncio.Event()
+    running = asyncio.Event()
 
-        async def slow() -> None:
-            async with UnitOfWork(connections, META) as uow:
-                running.set()
-                await uow.conn.execute(text("SELECT pg_sleep(5)"))
-
-        task = asyncio.create_task(slow())
-        await asyncio.wait_for(running.wait(), 10)
-        await asyncio.sleep(0.1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert connections.kept == 0
+    async def slow() -> None:
         async with UnitOfWork(connections, META) as uow:
-            assert (await uow.conn.execute(text("SELECT 1"))).scalar_one() == 1
-            await uow.commit()
-    finally:
-        await connections.close()
-    assert container.engine.pool.checkedout() == 0
+            running.set()
+            await uow.conn.execute(text("SELECT pg_sleep(5)"))
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(running.wait(), 10)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert connections.kept == 0
+    async with UnitOfWork(connections, META) as uow:
+        assert (await uow.conn.execute(text("SELECT 1"))).scalar_one() == 1
+        await uow.commit()
 
 
-async def test_a_session_left_inside_a_transaction_is_not_kept(container: Container) -> None:
-    connections = CommandConnections(container.engine, keep=1)
-    try:
-        async with UnitOfWork(connections, META) as uow:
-            first = uow.conn
-            await uow.commit()
-            # A stray statement after the commit opens a transaction nobody will end.
-            await (await asyncpg_of(uow.conn)).execute("BEGIN")
-        assert connections.kept == 0
-        async with UnitOfWork(connections, META) as uow:
-            assert uow.conn is not first
-            await uow.commit()
-    finally:
-        await connections.close()
+async def test_a_session_left_inside_a_transaction_is_not_kept(
+    container: Container, connections: CommandConnections
+) -> None:
+    async with UnitOfWork(connections, META) as uow:
+        first = uow.conn
+        await uow.commit()
+        # A stray statement after the commit opens a transaction nobody will end.
+        await (await asyncpg_of(uow.conn)).execute("BEGIN")
+    assert connections.kept == 0
+    async with UnitOfWork(connections, META) as uow:
+        assert uow.conn is not first
+        await uow.commit()

@@ -19,6 +19,7 @@ from commands.store.ledger.reader import Checkpoint, head_position, load_stream
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
+from projections.runner import ProjectionRunner
 from projections.search.projector import SearchProjection, alias_name
 from queries.products import SearchRequest
 from tests.support.catalog import CallCounter, product, products, upsert, variant
@@ -156,6 +157,16 @@ def _mgets(counter: CallCounter) -> list[str]:
     return [path for path in counter.paths if path.endswith("/_mget")]
 
 
+async def _engine_calls_to_catch_up(runner: ProjectionRunner, client: AsyncElasticsearch) -> CallCounter:
+    """The requests the search runner sends the engine while it catches up."""
+    counter = CallCounter(client)
+    try:
+        await runner.catch_up()
+    finally:
+        counter.close()
+    return counter
+
+
 @contextlib.contextmanager
 def _bulk_fails_once(client: AsyncElasticsearch, error: BaseException) -> Iterator[list[str]]:
     """The next bulk request raises ``error`` before reaching the engine (wraps the transport)."""
@@ -193,11 +204,7 @@ async def test_only_a_stock_change_that_flips_in_stock_is_written_and_none_is_re
         ("KET-1", 1, False),
     ):
         await set_stock(container, sku, on_hand)
-        counter = CallCounter(client)
-        try:
-            await runner.catch_up()
-        finally:
-            counter.close()
+        counter = await _engine_calls_to_catch_up(runner, client)
         assert _mgets(counter) == []
         assert any(path.endswith("/_bulk") for path in counter.paths) is flips, (sku, on_hand)
 
@@ -263,11 +270,7 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
     await projection.setup()
 
     await set_stock(container, "LAD-1", 0)
-    counter = CallCounter(client)
-    try:
-        await runner.catch_up()
-    finally:
-        counter.close()
+    counter = await _engine_calls_to_catch_up(runner, client)
     assert len(_mgets(counter)) == 1
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["title"], doc["variants"][0]["in_stock"]) == ("Ladle (written elsewhere)", False)
@@ -277,11 +280,7 @@ async def test_setup_again_reads_what_another_writer_left_in_the_index(container
     await projection.setup()
     for reads in (1, 0):
         await set_stock(container, "LAD-1", 0)
-        counter = CallCounter(client)
-        try:
-            await runner.catch_up()
-        finally:
-            counter.close()
+        counter = await _engine_calls_to_catch_up(runner, client)
         assert len(_mgets(counter)) == reads
         assert not any(path.endswith("/_bulk") for path in counter.paths)
 
