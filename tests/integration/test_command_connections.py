@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
@@ -165,16 +165,16 @@ async def test_a_kept_connection_that_died_idle_is_replaced_without_failing_the_
     assert connections.kept == 1, "the fresh connection is kept in place of the dead one"
 
 
-async def test_a_cancelled_statement_does_not_leave_its_connection_kept(
-    container: Container, connections: CommandConnections
+async def _cancelled_in(
+    connections: CommandConnections, statement: Callable[[UnitOfWork], Awaitable[object]]
 ) -> None:
+    """Cancel a task while ``statement`` runs in its unit of work; the task ends cancelled."""
     running = asyncio.Event()
 
     async def slow() -> None:
         async with UnitOfWork(connections, META) as uow:
-            driver = await asyncpg_of(uow.conn)
             running.set()
-            await driver.execute("SELECT pg_sleep(5)")
+            await statement(uow)
 
     task = asyncio.create_task(slow())
     await asyncio.wait_for(running.wait(), 10)
@@ -182,6 +182,15 @@ async def test_a_cancelled_statement_does_not_leave_its_connection_kept(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_cancelled_statement_does_not_leave_its_connection_kept(
+    container: Container, connections: CommandConnections
+) -> None:
+    async def sleep_on_the_driver(uow: UnitOfWork) -> object:
+        return await (await asyncpg_of(uow.conn)).execute("SELECT pg_sleep(5)")
+
+    await _cancelled_in(connections, sleep_on_the_driver)
     async with UnitOfWork(connections, META) as uow:
         assert await (await asyncpg_of(uow.conn)).fetchval("SELECT 1") == 1
         await uow.commit()
@@ -192,19 +201,11 @@ async def test_a_task_cancelled_in_a_sqlalchemy_statement_ends_cancelled(
 ) -> None:
     """SQLAlchemy invalidates a connection whose statement was cancelled; the unit of work then
     lets the cancellation out (not an error about that connection) and keeps nothing."""
-    running = asyncio.Event()
 
-    async def slow() -> None:
-        async with UnitOfWork(connections, META) as uow:
-            running.set()
-            await uow.conn.execute(text("SELECT pg_sleep(5)"))
+    async def sleep_through_sqlalchemy(uow: UnitOfWork) -> object:
+        return await uow.conn.execute(text("SELECT pg_sleep(5)"))
 
-    task = asyncio.create_task(slow())
-    await asyncio.wait_for(running.wait(), 10)
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await _cancelled_in(connections, sleep_through_sqlalchemy)
     assert connections.kept == 0
     async with UnitOfWork(connections, META) as uow:
         assert (await uow.conn.execute(text("SELECT 1"))).scalar_one() == 1
