@@ -27,6 +27,10 @@ from gateway.edge.errors import InvalidInputValue, format_error
 from gateway.edge.plain_fields import PlainFieldExecutor
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# graphql-core ends an input object's coercion error with the whole object it was given
+# ("..., found: {...}."): an address, an email. The caller sent it and the path names the
+# field; it is not repeated back (nor kept in logs and caches along with the response).
+_ECHOED_INPUT = re.compile(r", found: .*\Z", re.DOTALL)
 
 
 class EdgeChecks(Protocol):
@@ -62,8 +66,11 @@ def client_error(error: GraphQLError, request_id: str | None, production: bool) 
         error = named
     elif error.path is None and isinstance(error.original_error, GraphQLError | InvalidInputValue):
         # graphql-core wraps variable coercion and literal failures: the caller's input, not our bug.
+        message = error.message
+        if message.startswith("Variable '$"):
+            message = _ECHOED_INPUT.sub(".", message)
         error = GraphQLError(
-            error.message,
+            message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,

@@ -44,3 +44,25 @@ async def test_persisted_and_plain_requests_still_run(http: httpx.AsyncClient) -
         headers=headers,
     )
     assert miss.status_code == 200 and codes(miss.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+async def test_a_variable_error_names_the_field_without_echoing_the_input(http: httpx.AsyncClient) -> None:
+    address = {
+        "name": "Ada",
+        "line1": "7 Private Lane",
+        "city": "London",
+        "postalCode": "N1",
+        "countryCode": "GB",
+    }
+    query = "mutation($input: CheckoutInput!) { checkoutComplete(input: $input) { position } }"
+    missing_email = {
+        "cartId": "c1",
+        "idempotencyKey": "k1",
+        "shippingAddress": address,
+        "payment": {"token": "t"},
+    }
+    response = await http.post("/graphql", json={"query": query, "variables": {"input": missing_email}})
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "required field 'email'" in error["message"]
+    assert "Private Lane" not in response.text and error["message"].endswith("'email'.")
