@@ -117,6 +117,7 @@ _FRESHNESS_SQL = text(
 _LOOKUP_SQL = text(
     """
     SELECT (SELECT tx_id::text::bigint FROM ledger_events WHERE position = :p) AS target_tx,
+           (SELECT coalesce(max(position), 0) FROM ledger_events) AS head,
            c.tx_id AS checkpoint_tx, c.position AS checkpoint_position
     FROM (SELECT 1) AS one LEFT JOIN projection_checkpoints c ON c.name = :n
     """
@@ -199,7 +200,13 @@ class FreshnessService:
             # Subscribe before checking, so an announcement in between is not lost.
             changed = self._watcher.changed(projection)
             if target is None:
-                target = await self._lookup(projection, position)
+                target, head = await self._lookup(projection, position)
+                if target is None and position > head:
+                    # Positions reach callers only once their transaction has committed, so one
+                    # past the newest committed event can never arrive: say so now rather than
+                    # hold the request for its whole bound. (The lookup reads the primary; a
+                    # replica behind it would have to wait instead.)
+                    raise self._stale(projection, position, True)
                 if target is not None and self._watcher.latest(projection) < target:
                     # Once: the owner holds the position until its checkpoint has passed it.
                     self._watcher.want(projection, target)
@@ -214,14 +221,16 @@ class FreshnessService:
                 async with asyncio.timeout(remaining):
                     await changed.wait()
 
-    async def _lookup(self, projection: str, position: int) -> TxPosition | None:
-        """Where event ``position`` sits in (tx_id, position) order, and (as a side effect)
-        what the projector has stored, in one round trip; None while the event is not visible."""
+    async def _lookup(self, projection: str, position: int) -> tuple[TxPosition | None, int]:
+        """Where event ``position`` sits in (tx_id, position) order (None while it is not
+        visible) and the newest committed position, and (as a side effect) what the projector
+        has stored, in one round trip."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(_LOOKUP_SQL, {"p": position, "n": projection})).one()
         if row.checkpoint_tx is not None:
             self._watcher.observe(projection, (int(row.checkpoint_tx), int(row.checkpoint_position)))
-        return None if row.target_tx is None else (int(row.target_tx), position)
+        target = None if row.target_tx is None else (int(row.target_tx), position)
+        return target, int(row.head)
 
     @staticmethod
     def _stale(projection: str, position: int, unknown: bool) -> StaleRead:

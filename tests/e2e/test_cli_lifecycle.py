@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from gateway.bootstrap.settings import DEV_JWT_SECRET
+from gateway.edge.auth import JwtAuthenticator
 from gateway.stores import runtime
 from tests.e2e.cli_harness import alive, processes_mentioning, serving
 
@@ -20,21 +22,46 @@ STOP_SECONDS = 30
 # Long enough that the signal certainly lands while the read waits (READ_WAIT_SECONDS below).
 WAIT_SECONDS = 4.0
 WAITING_READ = "query($p: Position) { products(consistentWith: $p, first: 1) { freshness { position } } }"
+UPSERT = (
+    "mutation($input: ProductUpsertInput!) { productUpsert(input: $input) { position userErrors { code } } }"
+)
+
+
+def _written_position(base_url: str) -> str:
+    """A product written through the gateway: the ledger position of its event."""
+    token = JwtAuthenticator(DEV_JWT_SECRET).mint("ops-test", ["admin"], 60)
+    product = {
+        "handle": "lamp",
+        "title": "Lamp",
+        "currencyCode": "USD",
+        "variants": [{"sku": "LAMP-1", "title": "Lamp", "price": "20.00"}],
+    }
+    answer = httpx.post(
+        f"{base_url}/graphql",
+        json={"query": UPSERT, "variables": {"input": product}},
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    ).json()
+    payload = answer["data"]["productUpsert"]
+    assert payload["userErrors"] == [] and payload["position"], answer
+    return str(payload["position"])
 
 
 def test_sigterm_drains_the_request_in_flight_then_stops_every_store(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with serving(data_dir, READ_WAIT_SECONDS=str(WAIT_SECONDS)) as served:
+    # No projector in this process: a read that waits for a real position waits its whole bound.
+    with serving(data_dir, READ_WAIT_SECONDS=str(WAIT_SECONDS), RUN_PROJECTORS="0") as served:
         started = served.started_stores()
         assert len(started) >= 3, "expected PostgreSQL, Redis and the search engine to be running"
         answer: dict[str, object] = {}
+        position = _written_position(served.base_url)
 
         def waiting_read() -> None:
             began = time.monotonic()
-            # A position far ahead of the ledger: the read waits its whole bound, then says STALE_READ.
+            # The search read model never reaches the position: STALE_READ once the bound is up.
             response = httpx.post(
                 f"{served.base_url}/graphql",
-                json={"query": WAITING_READ, "variables": {"p": "999999999"}},
+                json={"query": WAITING_READ, "variables": {"p": position}},
                 timeout=30,
             )
             answer.update(status=response.status_code, body=response.json(), took=time.monotonic() - began)
