@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from commands.domain.catalog import MAX_SKU
 from commands.domain.currencies import minor_units
 from commands.errors import (
     DomainError,
@@ -395,6 +396,13 @@ def _quantity_error(quantity: int, minimum: int, field: list[str]) -> DomainErro
     return None
 
 
+def _sku_error(sku: str, field: list[str]) -> DomainError | None:
+    # No catalog SKU is longer; a longer one is refused without being repeated back whole.
+    if len(sku) > MAX_SKU:
+        return InvalidInput(f"sku must be at most {MAX_SKU} characters", field)
+    return None
+
+
 def _price_error(price: CatalogPrice | None, sku: str, currency: str, field: list[str]) -> DomainError | None:
     if price is None or not price.active:
         return NotFound(f"SKU {sku!r} is not for sale", field)
@@ -413,8 +421,10 @@ def _plan_additions(
     errors: list[DomainError] = []
     for i, request in enumerate(requests):
         path = ["lines", str(i)]
-        error = _quantity_error(request.quantity, 1, [*path, "quantity"]) or _price_error(
-            prices.get(request.sku), request.sku, cart.currency_code, [*path, "sku"]
+        error = (
+            _quantity_error(request.quantity, 1, [*path, "quantity"])
+            or _sku_error(request.sku, [*path, "sku"])
+            or _price_error(prices.get(request.sku), request.sku, cart.currency_code, [*path, "sku"])
         )
         if error is not None:
             errors.append(error)

@@ -130,7 +130,12 @@ async def _serve(
             if container.embedded is not None:
                 container.embedded.publish(gateway_url=base_url)
             log.info("gateway listening", extra={"url": where, "env": settings.env})
-            print(f"commerce gateway ready on {where}", file=sys.stderr, flush=True)
+            # Listening is not ready: a restart rebuilds its in-memory read models first.
+            print(
+                f"commerce gateway listening on {where} (ready when /readyz answers 200)",
+                file=sys.stderr,
+                flush=True,
+            )
 
         server = _http_server(config, started)
         with stops.handled_by(lambda signum: server.handle_exit(signum, None)):

@@ -87,6 +87,7 @@ def test_adding_a_sku_already_in_the_cart_adds_to_its_line_at_the_current_price(
         (LineRequest("NOPE", 1), ("NOT_FOUND", ["lines", "0", "sku"])),
         (LineRequest("OLD", 1), ("NOT_FOUND", ["lines", "0", "sku"])),
         (LineRequest("EUR", 1), ("INVALID_INPUT", ["lines", "0", "sku"])),
+        (LineRequest("X" * 10_000, 1), ("INVALID_INPUT", ["lines", "0", "sku"])),
     ],
 )
 def test_add_rejects(request_: LineRequest, expected: tuple[str, list[str]]) -> None:
@@ -207,3 +208,9 @@ def test_events_round_trip_through_the_ledger_codec() -> None:
         assert decode_event(event.event_type(), event.to_data()) == event
     assert isinstance(added, CartLinesAdded) and isinstance(created, CartCreated)
     assert created.to_data()["lines"][0]["unit_price"] == "19.99"
+
+
+def test_an_overlong_sku_is_refused_without_being_repeated_back() -> None:
+    with pytest.raises(DomainError) as exc:
+        domain.add_lines(new_cart(LineRequest("TEE", 1)), [LineRequest("X" * 10_000, 1)], PRICES)
+    assert "X" * 100 not in str(exc.value) and all(len(e.message) < 200 for e in exc.value.errors)
