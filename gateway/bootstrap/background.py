@@ -54,6 +54,10 @@ class PeriodicJobs:
     def __init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def names(self) -> list[str]:
+        return [task.get_name() for task in self._tasks]
+
     def every(self, seconds: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(_repeat(seconds, name, job), name=name))
 
@@ -82,8 +86,10 @@ async def start_background(container: Container, *, webhook_url: str | None) -> 
     await container.services.payments.start(webhook_url)
     settings = container.settings
     jobs = PeriodicJobs()
-    jobs.every(settings.reconcile_interval_seconds, "payment-reconcile", lambda: reconcile_once(container))
-    jobs.every(settings.reservation_sweep_seconds, "reservation-sweep", lambda: sweep_once(container))
+    if settings.background_jobs:
+        reconcile, sweep = settings.reconcile_interval_seconds, settings.reservation_sweep_seconds
+        jobs.every(reconcile, "payment-reconcile", lambda: reconcile_once(container))
+        jobs.every(sweep, "reservation-sweep", lambda: sweep_once(container))
     container.on_close(jobs.stop)
     return jobs
 

@@ -61,6 +61,9 @@ class Settings:
     # MongoDB stand-in), the rest being left to a ``project`` worker beside this gateway.
     run_projectors: str = "all"
     seed_demo: bool = True
+    # The periodic jobs (payment reconciliation, reservation sweep): on in one process of a
+    # ``serve --workers`` group (BACKGROUND_JOBS=0 on the others; both jobs are safe to run twice).
+    background_jobs: bool = True
     migrate_on_start: bool = True
     log_level: str = "INFO"
     # GraphQL edge: request limits, static cost, budgets, caches.
@@ -149,6 +152,7 @@ class Settings:
             reservation_lease_seconds=read.real("RESERVATION_LEASE_SECONDS", 900),
             run_projectors=_projectors(read.text("RUN_PROJECTORS", "all")),
             seed_demo=development and read.flag("SEED_DEMO_DATA", True),
+            background_jobs=read.flag("BACKGROUND_JOBS", True),
             migrate_on_start=read.flag("MIGRATE_ON_START", development),
             log_level=read.text("LOG_LEVEL", "INFO").upper(),
             edge=EdgeSettings.from_env(env),

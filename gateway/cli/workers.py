@@ -4,8 +4,9 @@ The supervisor binds the port, applies the migrations once, and starts N ``serve
 processes that accept on the inherited socket. Every worker runs the projectors; the
 projection leases (``projections/lease.py``) let exactly one process apply each projection,
 and a standby takes over within seconds if its owner dies. Only the first worker loads the
-demo data. A signal to the supervisor stops every worker cleanly (each drains its requests);
-a worker that exits on its own stops the others, and the supervisor exits non-zero.
+demo data and runs the periodic jobs (payment reconciliation, the reservation sweep). A
+signal to the supervisor stops every worker cleanly (each drains its requests); a worker
+that exits on its own stops the others, and the supervisor exits non-zero.
 
 Refused when any store would live inside one process: in embedded mode (a URL unset), with
 the MongoDB stand-in (``mongomock://``) or the in-memory search engine, the other workers
@@ -28,6 +29,16 @@ from gateway.cli.signals import StopSignals
 log = logging.getLogger("gateway.cli")
 STOP_SECONDS = 30.0
 LISTEN_FD_OPTION = "--listen-fd"
+
+
+def worker_environment(index: int) -> dict[str, str]:
+    """Worker ``index``'s environment: the supervisor migrated already; only the first worker
+    loads the demo data and runs the periodic jobs (a worker that exits stops the group, so
+    the jobs never go unrun)."""
+    env = dict(os.environ, MIGRATE_ON_START="0")
+    if index > 0:
+        env.update(SEED_DEMO_DATA="0", BACKGROUND_JOBS="0")
+    return env
 
 
 def check_shareable(settings: Settings, workers: int) -> None:
@@ -84,9 +95,7 @@ async def supervise(stops: StopSignals, settings: Settings, host: str, port: int
     stopping = asyncio.Event()
     try:
         for index in range(workers):
-            env = dict(os.environ, MIGRATE_ON_START="0")
-            if index > 0:
-                env["SEED_DEMO_DATA"] = "0"
+            env = worker_environment(index)
             args = ["-m", "gateway.cli", "serve", "--host", host, "--port", str(port)]
             children.append(
                 await asyncio.create_subprocess_exec(

@@ -30,6 +30,7 @@ async def test_jobs_settle_unknown_payments_and_release_expired_leases(shop: Sho
     abandoned_cart = await shop.checkout(await shop.cart(("TEE", 2)), "leased", token="tok_late_decline")
     assert await shop.stock("TEE") == (3, 3)
     jobs = await start_background(shop.container, webhook_url=None)
+    assert sorted(jobs.names) == ["payment-reconcile", "reservation-sweep"]
     try:
         # Reconciliation asks the provider (no webhook was sent) and settles both orders.
         await shop.status_becomes(pending["order"]["id"], "CONFIRMED", timeout=8)
@@ -74,3 +75,16 @@ async def test_a_failing_job_is_logged_and_retried(caplog: pytest.LogCaptureFixt
     stopped_at = runs
     await asyncio.sleep(0.05)  # five job intervals in which a job that outlived stop() would run
     assert runs == stopped_at
+
+
+async def test_a_process_told_not_to_runs_no_periodic_jobs(shop: Shop) -> None:
+    """``serve --workers``: only the first worker reconciles and sweeps (BACKGROUND_JOBS=0 elsewhere)."""
+    container = shop.container
+    settings = container.settings
+    container.settings = settings.with_overrides(background_jobs=False)
+    try:
+        jobs = await start_background(container, webhook_url=None)
+        assert jobs.names == []
+        await jobs.stop()
+    finally:
+        container.settings = settings
