@@ -75,15 +75,16 @@ class CommandConnections:
 
     async def drop_idle(self) -> None:
         """Discard the idle kept connections (one of them was found dead: the others likely are)."""
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            self._kept.discard(conn)
+        for conn in self._forget_idle():
             await discard(conn)
 
     async def close(self) -> None:
         """Return the idle kept connections to the pool; those in use go back when released."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            self._kept.discard(conn)
+        for conn in self._forget_idle():
             await conn.close()
+
+    def _forget_idle(self) -> list[AsyncConnection]:
+        idle, self._idle = self._idle, []
+        self._kept.difference_update(idle)
+        return idle

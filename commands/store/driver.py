@@ -23,8 +23,7 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
     an asyncpg connection itself as it is."""
     if not isinstance(conn, AsyncConnection):
         return conn
-    adapted = await _adapted(conn)
-    driver = conn.info[_RAW][1]
+    adapted, driver = await _raw(conn)
     # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a
     # statement sent directly is part of the transaction that SQLAlchemy later commits.
     if conn.in_transaction() and adapted._transaction is None:
@@ -35,7 +34,8 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
 _RAW = "commerce.asyncpg"
 
 
-async def _adapted(conn: AsyncConnection) -> Any:
+async def _raw(conn: AsyncConnection) -> tuple[Any, PgConnection]:
+    """SQLAlchemy's adapter of ``conn``'s DBAPI connection, and the asyncpg connection under it."""
     # Remembered with the pooled connection (SQLAlchemy clears ``info`` when it replaces the
     # DBAPI connection): getting the raw connection costs a greenlet switch, and a purchase
     # asks for it dozens of times.
@@ -43,7 +43,7 @@ async def _adapted(conn: AsyncConnection) -> Any:
     if known is None:
         fairy = await conn.get_raw_connection()
         known = conn.info[_RAW] = (fairy.dbapi_connection, fairy.driver_connection)
-    return known[0]
+    return known
 
 
 class TransactionAborted(RuntimeError):
@@ -72,9 +72,8 @@ class _DriverTransaction:
 async def begin(conn: AsyncConnection) -> None:
     """Begin a transaction on the driver, without SQLAlchemy's transaction machinery (a greenlet
     switch per step)."""
-    adapted = await _adapted(conn)
+    adapted, driver = await _raw(conn)
     if adapted._transaction is None:
-        driver = conn.info[_RAW][1]
         await driver.execute("BEGIN")
         adapted._transaction = _DriverTransaction(driver)
 
@@ -82,22 +81,25 @@ async def begin(conn: AsyncConnection) -> None:
 async def commit(conn: AsyncConnection) -> None:
     """Commit what ``begin`` began. SQLAlchemy's own bookkeeping of the transaction, if one of its
     statements opened it, is closed without I/O (its adapter holds no transaction any more)."""
-    adapted = await _adapted(conn)
-    transaction, adapted._transaction = adapted._transaction, None
-    if transaction is not None:
-        await transaction.commit()
-    if conn.sync_connection is not None and conn.sync_connection.in_transaction():
-        conn.sync_connection.commit()
+    await _end(conn, commit=True)
 
 
 async def rollback(conn: AsyncConnection) -> None:
     """Roll back what ``begin`` began (and SQLAlchemy's bookkeeping of it, without I/O)."""
-    adapted = await _adapted(conn)
+    await _end(conn, commit=False)
+
+
+async def _end(conn: AsyncConnection, *, commit: bool) -> None:
+    adapted, _ = await _raw(conn)
     transaction, adapted._transaction = adapted._transaction, None
     if transaction is not None:
-        await transaction.rollback()
-    if conn.sync_connection is not None and conn.sync_connection.in_transaction():
-        conn.sync_connection.rollback()
+        await (transaction.commit() if commit else transaction.rollback())
+    bookkept = conn.sync_connection
+    if bookkept is not None and bookkept.in_transaction():
+        if commit:
+            bookkept.commit()
+        else:
+            bookkept.rollback()
 
 
 def session_idle(conn: AsyncConnection) -> bool:

@@ -65,26 +65,21 @@ class UnitOfWork:
         return max((e.position for e in self.appended), default=None)
 
     async def __aenter__(self) -> UnitOfWork:
-        conn = await self._connections.take()
-        try:
-            await driver.begin(conn)
-        except Exception:
-            # A kept connection may have died while idle (a database restart, and then the other
-            # idle ones with it): one more try, on a connection fresh from the pool, before the
-            # command fails.
-            await self._connections.give_back(conn, broken=True)
-            await self._connections.drop_idle()
-            conn = await self._connections.take(fresh=True)
+        # A kept connection may have died while idle (a database restart, and then the other idle
+        # ones with it): one more try, on a connection fresh from the pool, before the command fails.
+        for fresh in (False, True):
+            conn = await self._connections.take(fresh=fresh)
             try:
                 await driver.begin(conn)
-            except BaseException:
+            except BaseException as error:
                 await self._connections.give_back(conn, broken=True)
-                raise
-        except BaseException:
-            await self._connections.give_back(conn, broken=True)
-            raise
-        self._conn = conn
-        return self
+                if fresh or not isinstance(error, Exception):
+                    raise
+                await self._connections.drop_idle()
+                continue
+            self._conn = conn
+            return self
+        raise AssertionError("unreachable")
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 NAME = "search"
 BULK_TIMEOUT_SECONDS = 60.0
 FIRST_GENERATION = "1"
-# Documents this projector wrote last, kept to fold stock changes without reading them back.
-WRITTEN_DOCUMENTS_CACHED = 10_000
+# Documents as the index holds them (written or read last), kept to fold stock changes without
+# reading them again.
+INDEXED_DOCUMENTS_CACHED = 10_000
 
 
 class SearchProjectionError(RuntimeError):
@@ -62,7 +63,7 @@ class SearchProjection:
         # Product id -> the document as the index holds it while this projector is its only writer
         # (it holds the lease, see _bulk_index): as the last successful bulk wrote it, or as read,
         # with stock changes that flipped nothing folded in (those are not written).
-        self._written: LRUCache[str, dict[str, Any]] = LRUCache(WRITTEN_DOCUMENTS_CACHED)
+        self._indexed: LRUCache[str, dict[str, Any]] = LRUCache(INDEXED_DOCUMENTS_CACHED)
 
     @property
     def target(self) -> str:
@@ -71,7 +72,7 @@ class SearchProjection:
     async def setup(self) -> None:
         # The runner sets up again after it (re)takes the lease: another process may have
         # written the index meanwhile.
-        self._written.clear()
+        self._indexed.clear()
         if self.index is not None:
             await self._create_index(self.index)
             return
@@ -95,7 +96,7 @@ class SearchProjection:
         except BaseException:
             # apply_stock folds into cached documents in place: after a failure (engine error,
             # rejected documents, cancellation) they may hold changes the index never got.
-            self._written.clear()
+            self._indexed.clear()
             raise
 
     async def _apply(self, events: Sequence[RecordedEvent], conn: PgConnection) -> None:
@@ -136,14 +137,14 @@ class SearchProjection:
 
     async def _existing(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The indexed documents of ``product_ids`` (those found), in that order."""
-        found = {pid: doc for pid in product_ids if (doc := self._written.get(pid)) is not None}
+        found = {pid: doc for pid in product_ids if (doc := self._indexed.get(pid)) is not None}
         unwritten = [pid for pid in product_ids if pid not in found]
         if unwritten:
             response = await self._client.mget(index=self.target, ids=unwritten)
             fetched = {doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")}
             # Kept like the documents written: most stock changes flip nothing and write nothing,
             # and a product read once is not read again for each of them.
-            self._written.update(fetched)
+            self._indexed.update(fetched)
             found.update(fetched)
         return {pid: found[pid] for pid in product_ids if pid in found}
 
@@ -177,7 +178,7 @@ class SearchProjection:
             failures = [item["index"] for item in response["items"] if item["index"].get("error")]
             if failures:
                 raise SearchProjectionError(f"{len(failures)} documents rejected, first: {failures[0]}")
-        self._written.update(documents)
+        self._indexed.update(documents)
 
     # -- rebuild (projections.rebuild.Rebuildable) -------------------------------------------------
 
@@ -192,7 +193,7 @@ class SearchProjection:
     async def promote(self, copy: Projection) -> None:
         assert isinstance(copy, SearchProjection) and copy.index is not None
         # The alias is about to point at the copy's index, which this cache never described.
-        self._written.clear()
+        self._indexed.clear()
         await self._client.indices.refresh(index=copy.index)
         try:
             current = list((await self._client.indices.get_alias(name=self.alias)).body)
