@@ -6,6 +6,12 @@ among the runners that ask for the same (checkpoint, batch size) while no newer
 notification has arrived: a runner woken by a later commit never joins a read started
 before that commit. Callers that must see their own commit without waiting for its
 notification (``ProjectionRunner.catch_up``) read on their own.
+
+What a read returned stays in an ``EventWindow``: a runner whose checkpoint lies inside it
+gets the events that follow from memory. Such a batch says "held back" (come back at once)
+unless it reaches the window's end and the read that ended the window found nothing more,
+with no notification since it began: a commit after that read has its notification still
+to come, which wakes the runner as it would have after reading the ledger itself.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store.driver import discard
 from commands.store.ledger.reader import Batch, Checkpoint, read_batch
+from projections.event_window import EventWindow
 
 _Key = tuple[Checkpoint, int, int]
+# Events kept in memory: a few batches of every projector of a process.
+WINDOW_EVENTS = 4096
 
 
 class LedgerTail:
@@ -30,6 +39,10 @@ class LedgerTail:
         self._hold = hold_connection
         self._held: AsyncConnection | None = None
         self._held_busy = False
+        self._window = EventWindow(WINDOW_EVENTS)
+        # The generation in which the read that ended the window began, when it found nothing
+        # more past its events; None when it stopped short (a full batch, or held back).
+        self._quiet_since: int | None = None
 
     def notified(self) -> None:
         """New commits (or a reconnect): reads from before no longer show the newest events."""
@@ -37,6 +50,11 @@ class LedgerTail:
         self._reads.clear()
 
     async def read(self, after: Checkpoint, limit: int) -> Batch:
+        known = self._window.after(after, limit)
+        if known is not None:
+            events, reaches_end = known
+            quiet = reaches_end and self._quiet_since == self._generation
+            return Batch(events, held_back=not quiet)
         key = (after, limit, self._generation)
         task = self._reads.get(key)
         if task is None:
@@ -51,6 +69,14 @@ class LedgerTail:
         return await self._fetch(after, limit)
 
     async def _fetch(self, after: Checkpoint, limit: int) -> Batch:
+        generation = self._generation
+        batch = await self._read_ledger(after, limit)
+        if self._window.learn(after, batch.events):
+            drained = len(batch.events) < limit and not batch.held_back
+            self._quiet_since = generation if drained else None
+        return batch
+
+    async def _read_ledger(self, after: Checkpoint, limit: int) -> Batch:
         # No transaction: one statement has one snapshot, which is all the gap-safe read needs.
         if not self._hold or self._held_busy:
             async with self._engine.connect() as conn:

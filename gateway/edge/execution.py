@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 
 from gateway.edge.argument_errors import named_argument_error
+from gateway.edge.compiled_inputs import compile_inputs
 from gateway.edge.context import RequestContext
 from gateway.edge.document_cache import PreparedDocument
 from gateway.edge.errors import InvalidInputValue, format_error
@@ -87,6 +88,8 @@ class GatewaySchema(Schema):
         kwargs["extensions"] = [*kwargs.get("extensions", ()), EdgeExtension]
         kwargs.setdefault("execution_context_class", PlainFieldExecutor)
         super().__init__(*args, **kwargs)
+        # After the schema is built: Strawberry converts argument defaults while building it.
+        self.inputs_left_to_strawberry = compile_inputs(self)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -141,6 +141,21 @@ async def _documents(container: Container, index: str) -> dict[str, dict[str, An
     return {hit["_id"]: hit["_source"] for hit in found["hits"]["hits"]}
 
 
+def _as_searched(documents: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The documents without each variant's ``stock_version``: a stock change that flips nothing is
+    not written, so that guard holds the version of the last one written, which depends on where
+    the batches fell (what search filters on, ``in_stock``, does not)."""
+    return {
+        product_id: {
+            **doc,
+            "variants": [
+                {k: v for k, v in variant.items() if k != "stock_version"} for variant in doc["variants"]
+            ],
+        }
+        for product_id, doc in documents.items()
+    }
+
+
 async def _assert_equal_to_a_fresh_fold(container: Container, writer: CatalogWriter) -> None:
     prefix = container.settings.index_prefix
     live = await _documents(container, alias_name(prefix))
@@ -148,7 +163,8 @@ async def _assert_equal_to_a_fresh_fold(container: Container, writer: CatalogWri
     fresh = SearchProjection(container.search, prefix, name="search~fresh", index=index_name(prefix, "fresh"))
     await ProjectionRunner(fresh, container.engine, FAST_RUNNERS).catch_up()
     assert fresh.index is not None
-    assert live == await _documents(container, fresh.index), "search differs from a fresh fold of the ledger"
+    folded = await _documents(container, fresh.index)
+    assert _as_searched(live) == _as_searched(folded), "search differs from a fresh fold of the ledger"
 
 
 async def _ready(port: str) -> None:

@@ -215,12 +215,18 @@ async def test_the_process_tail_reads_on_one_kept_connection_and_gives_it_back_a
         again = await tail.read(Checkpoint(), 100)
         assert [e.position for e in first.events] == [e.position for e in again.events] == positions
         assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
-        # Reads that overlap: one on the kept connection, the other from the pool.
-        tail.notified()
-        both = await asyncio.gather(tail.read(Checkpoint(), 100), tail.read(first.events[1].checkpoint, 100))
-        assert [e.position for e in both[0].events] == positions
-        assert [e.position for e in both[1].events] == positions[2:]
-        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+        # Reads that overlap (a second tail, nothing in memory yet): one on its kept connection,
+        # the other from the pool.
+        other = LedgerTail(container.engine, hold_connection=True)
+        try:
+            both = await asyncio.gather(
+                other.read(Checkpoint(), 100), other.read(first.events[1].checkpoint, 100)
+            )
+            assert [e.position for e in both[0].events] == positions
+            assert [e.position for e in both[1].events] == positions[2:]
+            assert pool.checkedout() == before + 2  # type: ignore[attr-defined]
+        finally:
+            await other.close()
     finally:
         await tail.close()
     assert pool.checkedout() == before  # type: ignore[attr-defined]
