@@ -14,7 +14,7 @@ the actual cost counts them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableNode,
     get_named_type,
     get_nullable_type,
     is_composite_type,
@@ -96,6 +97,9 @@ class _Calculator:
         }
         self._memo: dict[tuple[str, int | None], int] = {}
         self._active: set[str] = set()
+        # The variables a ``first`` argument took its value from: all that the cost depends on
+        # besides the document (the same names for any values, as every field is visited).
+        self.variables_read: set[str] = set()
 
     def selection_set(
         self, node: SelectionSetNode, parent: GraphQLNamedType, connection_size: int | None
@@ -176,6 +180,8 @@ class _Calculator:
         value: Any = Undefined
         for arg in node.arguments or ():
             if arg.name.value == "first":
+                if isinstance(arg.value, VariableNode):
+                    self.variables_read.add(arg.value.name.value)
                 value = value_from_ast(arg.value, argument.type, self._variables)
         if value is Undefined or value is None:
             value = argument.default_value
@@ -190,8 +196,13 @@ def static_cost(
     model: CostModel,
     *,
     worst_case: bool = False,
+    known: KnownCosts | None = None,
 ) -> int:
-    """The estimate (declared realistic list sizes), or with ``worst_case`` the bound (their maxima)."""
+    """The estimate (declared realistic list sizes), or with ``worst_case`` the bound (their maxima).
+
+    ``known``: the costs of this operation (of this document, with this model) already
+    computed, by the values of the variables they depend on; looked up and filled in.
+    """
     root = schema.get_root_type(operation.operation)
     if root is None:
         return 0
@@ -200,12 +211,46 @@ def static_cost(
         name = definition.variable.name.value
         if name not in values and definition.default_value is not None:
             values[name] = value_from_ast_untyped(definition.default_value)
+    key = None if known is None else known.key(values, worst_case)
+    if key is not None and known is not None and (cost := known.costs.get(key)) is not None:
+        return cost
     calculator = _Calculator(schema, document, values, model, worst_case)
     try:
-        return calculator.selection_set(operation.selection_set, root, None)
+        cost = calculator.selection_set(operation.selection_set, root, None)
     except RecursionError:
         # Depth limits run first, so only a pathological document gets here.
         return model.max_cost + 1
+    if known is not None:
+        known.remember(calculator.variables_read, values, worst_case, cost)
+    return cost
+
+
+# Costs kept per operation: one per combination of the values its ``first`` variables take.
+_KNOWN_PER_OPERATION = 64
+
+
+@dataclass
+class KnownCosts:
+    """The static costs of one operation, by the values of the variables its ``first`` arguments read."""
+
+    variables: tuple[str, ...] | None = None  # None until a cost is known
+    costs: dict[tuple[object, ...], int] = field(default_factory=dict)
+
+    def key(self, values: Mapping[str, Any], worst_case: bool) -> tuple[object, ...] | None:
+        if self.variables is None:
+            return None
+        key = (worst_case, *(values.get(name, Undefined) for name in self.variables))
+        try:
+            hash(key)
+        except TypeError:  # a list or an object where a number belongs: not kept
+            return None
+        return key
+
+    def remember(self, read: set[str], values: Mapping[str, Any], worst_case: bool, cost: int) -> None:
+        self.variables = tuple(sorted(read))
+        key = self.key(values, worst_case)
+        if key is not None and len(self.costs) < _KNOWN_PER_OPERATION:
+            self.costs[key] = cost
 
 
 def actual_cost(
@@ -221,15 +266,26 @@ def actual_cost(
         return weight
     counted = introspection or {}
     count = sum(counted.values())
-    stack: list[object] = [value for key, value in data.items() if key not in counted]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            count += 1
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
+    for key, value in data.items():
+        if key not in counted:
+            count += _objects(value)
     return count + weight
+
+
+def _objects(value: object) -> int:
+    """The objects in a response value. Recursive: a response is as deep as its query, which the
+    depth limit bounds; scalars, most of a response, are passed over without being pushed."""
+    items: Iterable[object]
+    if type(value) is dict:
+        count, items = 1, value.values()
+    elif type(value) is list:
+        count, items = 0, value
+    else:
+        return 0
+    for item in items:
+        if type(item) is dict or type(item) is list:
+            count += _objects(item)
+    return count
 
 
 def introspection_costs(

@@ -27,6 +27,7 @@ from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule, NoS
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from gateway.edge.cost import KnownCosts
 from gateway.edge.errors import GatewayError
 from gateway.edge.limits import Shape, limit_exceeded
 
@@ -39,6 +40,10 @@ class PreparedDocument:
     errors: list[GraphQLError]
     # Limits analysis per selected operation name, filled on first use.
     shapes: dict[str | None, Shape | GatewayError] = field(default_factory=dict)
+    # Static costs per selected operation name, filled as they are computed (the cache's
+    # pipeline has one cost model); and each operation's root introspection costs.
+    costs: dict[str | None, KnownCosts] = field(default_factory=dict)
+    introspection: dict[str | None, dict[str, int]] = field(default_factory=dict)
     # False until validation has run (``errors`` then holds only syntax or token errors).
     validated: bool = True
 

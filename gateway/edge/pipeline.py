@@ -30,7 +30,7 @@ from gateway.edge.addresses import TrustedProxies, buyer_address, client_address
 from gateway.edge.auth import Principal
 from gateway.edge.budget import BudgetPolicy, BudgetState
 from gateway.edge.clients import ApiClient
-from gateway.edge.cost import actual_cost, cost_exceeded, introspection_costs, static_cost
+from gateway.edge.cost import KnownCosts, actual_cost, cost_exceeded, introspection_costs, static_cost
 from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.etag import matches
@@ -185,11 +185,15 @@ class Pipeline:
         if errors := self.documents.validate(prepared):
             raise _Invalid(errors)
         schema, document = self.schema._schema, prepared.document
-        requested = static_cost(schema, document, operation, variables, self.cost_model)
+        known = prepared.costs.setdefault(operation_name, KnownCosts())
+        requested = static_cost(schema, document, operation, variables, self.cost_model, known=known)
         if requested > self.cost_model.max_cost:
             raise cost_exceeded(requested, self.cost_model.max_cost)
         mutations = shape.root_fields if operation.operation is OperationType.MUTATION else 0
-        introspection = introspection_costs(schema, document, operation, self.cost_model)
+        introspection = prepared.introspection.get(operation_name)
+        if introspection is None:
+            introspection = introspection_costs(schema, document, operation, self.cost_model)
+            prepared.introspection[operation_name] = introspection
         return _Checked(operation, requested, mutations, introspection)
 
     def static_errors(

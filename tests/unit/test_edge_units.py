@@ -7,7 +7,7 @@ import json
 import pytest
 from graphql import get_introspection_query, get_operation_ast, parse
 
-from gateway.edge.cost import CostModel, actual_cost, static_cost
+from gateway.edge.cost import CostModel, KnownCosts, actual_cost, static_cost
 from gateway.edge.document_cache import DocumentCache
 from gateway.edge.errors import GatewayError
 from gateway.edge.limits import OperationLimits, Shape, analyse
@@ -83,10 +83,42 @@ def test_static_cost_of_connections_lists_and_mutations() -> None:
     assert cost(get_introspection_query()) < 100
 
 
+def test_known_costs_answer_what_a_fresh_computation_does_for_every_value_of_first() -> None:
+    query = (
+        "query($n: Int, $m: Int = 3, $q: String) { products(first: $n, query: $q) "
+        "{ edges { node { variants { sku } } } } orders(first: $m) { edges { node { number } } } }"
+    )
+    document = parse(query)
+    operation = get_operation_ast(document)
+    assert operation is not None
+    known = KnownCosts()
+    cases: list[dict[str, object]] = [
+        {"n": 3},
+        {"n": 7, "q": "boots"},
+        {"n": 3, "q": "a different text: the same cost, from memory"},
+        {"n": 3, "m": 50},
+        {},
+        {"n": [1, 2]},  # not a number: computed (and refused later by validation), not kept
+    ]
+    for variables in cases * 2:
+        for worst_case in (False, True):
+            fresh = static_cost(SCHEMA, document, operation, variables, MODEL, worst_case=worst_case)
+            remembered = static_cost(
+                SCHEMA, document, operation, variables, MODEL, worst_case=worst_case, known=known
+            )
+            assert remembered == fresh
+    # Only the variables ``first`` reads are part of the key: the search text is not.
+    assert known.variables == ("m", "n")
+    assert len(known.costs) == 2 * 4
+
+
 def test_actual_cost_counts_returned_objects() -> None:
     data = {"products": {"edges": [{"node": {"id": "1"}}, {"node": {"id": "2"}}], "totalCount": 2}}
     assert actual_cost(data, 0, MODEL) == 1 + 2 * 2
     assert actual_cost(None, 1, MODEL) == 10
+    nested = {"a": [[{"b": None}, {"b": {"c": [1, 2]}}], [], None], "s": "text", "n": [1, [2]]}
+    assert actual_cost(nested, 0, MODEL) == 3
+    assert actual_cost({"__schema": {"types": [{}, {}]}, "x": {}}, 2, MODEL, {"__schema": 7}) == 7 + 1 + 20
 
 
 def test_token_limit_is_exact_and_documents_are_cached() -> None:
