@@ -116,9 +116,9 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            if await conn.fetchval("SELECT 1 FROM checkout_carts WHERE cart_id = $1", cart.cart_id):
+            awaiting_payment, variants = await _variants(uow, cart.cart_id, skus(cart))
+            if awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
-            variants = await _variants(uow, skus(cart))
             priced = price_cart(cart, variants)
             charge = await checkout_money.price(
                 uow,
@@ -183,13 +183,10 @@ class CheckoutSaga:
         return attempt
 
 
-async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant]:
-    rows = await (await asyncpg_of(uow.conn)).fetch(
-        "SELECT sku, title, price, currency, status, tax_category FROM catalog_variants "
-        "WHERE sku = ANY($1::text[])",
-        list(wanted),
-    )
-    return {
+async def _variants(uow: UnitOfWork, cart_id: str, wanted: Sequence[str]) -> tuple[bool, dict[str, Variant]]:
+    """Whether an order for the cart awaits payment, and the cart's variants: one round trip."""
+    rows = await (await asyncpg_of(uow.conn)).fetch(_CART_AND_VARIANTS, list(wanted), cart_id)
+    return bool(rows[0]["awaiting_payment"]), {
         row["sku"]: Variant(
             row["sku"],
             row["title"],
@@ -199,7 +196,16 @@ async def _variants(uow: UnitOfWork, wanted: Sequence[str]) -> dict[str, Variant
             row["tax_category"],
         )
         for row in rows
+        if row["sku"] is not None
     }
+
+
+# One row at least (NULL variant columns when no SKU matches) to carry the claim's flag.
+_CART_AND_VARIANTS = (
+    "SELECT v.sku, v.title, v.price, v.currency, v.status, v.tax_category, "
+    "EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment "
+    "FROM (SELECT 1) AS one LEFT JOIN catalog_variants AS v ON v.sku = ANY($1::text[])"
+)
 
 
 def _outcome(order_id: str, settled: Settled) -> OrderOutcome:

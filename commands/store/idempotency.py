@@ -45,7 +45,8 @@ class IdempotencyKeyInProgress(DomainError):
 
 def validate_key(key: str, field_path: Sequence[str]) -> None:
     """1 to 255 printable ASCII characters."""
-    if not key or len(key) > MAX_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+    # ASCII and printable: exactly " " to "~".
+    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
         raise InvalidInput(
             f"idempotency key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters", field_path
         )

@@ -41,6 +41,19 @@ async def _replay_webhooks(shop: Shop, order_gid: str) -> list[dict[str, Any]]:
     return results
 
 
+async def test_a_cart_whose_order_awaits_payment_is_not_checked_out_again(shop: Shop) -> None:
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    await _pending_checkout(shop, cart, "first-try")
+    again = await shop.checkout(cart, "second-try")
+    assert [(e["code"], e["field"], e["message"]) for e in again["userErrors"]] == [
+        ("CART_NOT_ACTIVE", ["input", "cartId"], "an order for this cart is awaiting payment")
+    ]
+    assert again["order"] is None
+    assert await shop.stock("TEE") == (2, 1)  # the second try took nothing
+    assert (await shop.provider_payments())["total_charges"] <= 1
+
+
 async def test_timeout_then_late_success_by_webhook(shop: Shop) -> None:
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 1))
