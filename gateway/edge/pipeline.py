@@ -20,9 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast
-from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from commands.metrics import RATE_LIMIT_REJECTIONS
 from gateway.bootstrap.settings import Settings
@@ -34,7 +31,7 @@ from gateway.edge.cost import KnownCosts, actual_cost, cost_exceeded, introspect
 from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.etag import matches
-from gateway.edge.execution import GatewayContext, GatewaySchema, client_error
+from gateway.edge.execution import GatewayContext, GatewaySchema, client_error, execute_checked
 from gateway.edge.http_cache import NOT_CACHEABLE, NOT_MODIFIED_COST, CacheDecision, CacheRequest
 from gateway.edge.limits import OperationLimits, analyse, check
 from gateway.edge.persisted import APQ_REGISTRATION_COST, sha256_hex
@@ -235,7 +232,7 @@ class Pipeline:
                 raise bad_request("Subscriptions are served over WebSocket (graphql-transport-ws)")
 
         try:
-            text, prepared, checked = await self._admit(params, caller, services, policy, charges, refuse)
+            _text, prepared, checked = await self._admit(params, caller, services, policy, charges, refuse)
             if not isinstance(checked, _Checked):
                 return self._rejected(checked, context, charges.state, params.operation_name)
             context.prepared = prepared
@@ -247,7 +244,7 @@ class Pipeline:
                 decision = await cache.http.decide(
                     plan, prepared.sha256, params.operation_name, params.variables, caller.principal
                 )
-            outcome = await self._execute(params, text, checked, context, services, charges.state)
+            outcome = await self._execute(params, prepared, checked, context, services, charges.state)
             if decision is not None:
                 outcome.cache = decision if "errors" not in outcome.body else NOT_CACHEABLE
             return outcome
@@ -391,24 +388,23 @@ class Pipeline:
     async def _execute(
         self,
         params: GraphQLParams,
-        text: str,
+        prepared: PreparedDocument,
         checked: _Checked,
         context: GatewayContext,
         services: EdgeServices,
         state: BudgetState | None,
     ) -> Outcome:
         name = checked.operation.name.value if checked.operation.name else params.operation_name
-        try:
-            result = await self.schema.execute(
-                text,
-                variable_values=params.variables,
-                context_value=context,
-                operation_name=params.operation_name,
-                allowed_operation_types=(StrawberryOperationType.QUERY, StrawberryOperationType.MUTATION),
-                operation_extensions=params.extensions,
-            )
-        except (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError) as exc:
-            raise bad_request(str(exc)) from exc
+        # Checked above: a query or a mutation (``refuse``), and the operation the name selects.
+        assert prepared.document is not None
+        result = await execute_checked(
+            self.schema,
+            prepared.document,
+            variables=params.variables,
+            operation_name=params.operation_name,
+            context=context,
+            extensions=params.extensions,
+        )
         actual = actual_cost(result.data, checked.mutation_fields, self.cost_model, checked.introspection)
         if state is not None:
             # Charged in full, the excess over the estimate included, with the owner's next charge.
