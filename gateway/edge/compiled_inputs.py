@@ -15,6 +15,8 @@ default, else left to the class's default.
 A type with anything the walk treats specially (``Maybe``, relay's ``GlobalID``, a type
 that already builds itself) is left to Strawberry, and so is every input type that holds
 one: whether the walk and these converters agree is checked type by type in the tests.
+The hook belongs to the input class, shared by every schema built over it: schemas that
+name its fields differently are refused at build (see ``CompiledFromInput``).
 """
 
 from __future__ import annotations
@@ -53,23 +55,26 @@ def _leaf(value: Any) -> Any:
     return value
 
 
+def _absent(value: Any) -> bool:
+    """Null or unset: taken as it is, like Strawberry does, whatever the type."""
+    return value is None or value is UNSET
+
+
 def _copied_list(value: Any) -> Any:
     # graphql-core gives every request that omits a list the same default object.
-    return value if value is None or value is UNSET else list(value)
+    return value if _absent(value) else list(value)
 
 
 def _optional(convert: Convert) -> Convert:
     def optional(value: Any) -> Any:
-        return value if value is None or value is UNSET else convert(value)
+        return value if _absent(value) else convert(value)
 
     return optional
 
 
 def _list_of(convert: Convert) -> Convert:
     def converted_list(value: Any) -> Any:
-        if value is None or value is UNSET:
-            return value
-        return [convert(item) for item in value]
+        return value if _absent(value) else [convert(item) for item in value]
 
     return converted_list
 
@@ -90,10 +95,15 @@ class _Compiler:
         self._schema = schema
         self._scalars = schema.schema_converter.scalar_registry
         self._names = schema.config.name_converter
+        # In the order compiling began: a class compiled inside another one's compilation may
+        # use that one's converter before it is complete.
         self._builders: dict[type, Builder] = {}
         self._refused: set[type] = set()
 
     def _is_leaf(self, type_: object) -> bool:
+        # Relay's GlobalID is in the scalar registry, but Strawberry builds an object from it.
+        if type_ is GlobalID:
+            return False
         return is_scalar(type_, self._scalars) or isinstance(type_, StrawberryEnumDefinition)
 
     def converter(self, type_: StrawberryType | type) -> Convert:
@@ -108,7 +118,7 @@ class _Compiler:
             item = type_.of_type
             while isinstance(item, StrawberryOptional | LazyType):
                 item = item.of_type if isinstance(item, StrawberryOptional) else item.resolve_type()
-            if self._is_leaf(item) and item is not GlobalID:
+            if self._is_leaf(item):
                 return _copied_list
             return _list_of(self.converter(type_.of_type))
         if self._is_leaf(type_) or has_enum_definition(type_):
@@ -147,17 +157,35 @@ class _Compiler:
                 if field.default_value is MISSING and field.default_factory is MISSING:
                     implicit_none[field.python_name] = None
         except _NotCompiled:
-            del self._builders[cls]
+            # Refused, and so is everything compiled since it began (they may hold its half-built
+            # converter): those compile again when next asked for, and then meet the refusal.
+            begun = list(self._builders)
+            for later in begun[begun.index(cls) :]:
+                del self._builders[later]
             self._refused.add(cls)
             raise
         return build
 
+    def field_names(self, cls: type) -> tuple[str, ...]:
+        definition: StrawberryObjectDefinition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+        return tuple(self._names.from_field(field) for field in definition.fields)
+
+
+class SharedInputConflict(ValueError):
+    """Two schemas name the fields of a shared input type differently: one hook cannot serve both."""
+
 
 class CompiledFromInput:
-    """The ``from_input`` hook installed here (a later schema over the same types compiles again)."""
+    """The ``from_input`` hook installed here, with the GraphQL field names it was compiled for.
 
-    def __init__(self, build: Builder) -> None:
+    The hook sits on the input type's definition, which every schema built over that class
+    shares: a later schema naming the fields alike compiles again, one naming them otherwise
+    is refused (``SharedInputConflict``) rather than served with the wrong names.
+    """
+
+    def __init__(self, build: Builder, names: tuple[str, ...]) -> None:
         self._build = build
+        self.names = names
 
     def __call__(self, cls: type, value: Mapping[str, Any], context: InputContext) -> Any:
         return self._build(value, cls)
@@ -174,10 +202,17 @@ def compile_inputs(schema: Schema) -> list[str]:
         definition = concrete.definition
         if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:
             continue
+        names = compiler.field_names(definition.origin)
+        installed = definition.from_input
+        if isinstance(installed, CompiledFromInput) and installed.names != names:
+            raise SharedInputConflict(
+                f"input {name} is shared with a schema that names its fields {list(installed.names)}, "
+                f"not {list(names)}"
+            )
         try:
             build = compiler.builder(definition.origin)
         except _NotCompiled:
             left.append(name)
             continue
-        definition.from_input = CompiledFromInput(build)
+        definition.from_input = CompiledFromInput(build, names)
     return left

@@ -14,7 +14,7 @@ the actual cost counts them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,14 +237,14 @@ class KnownCosts:
     costs: dict[tuple[object, ...], int] = field(default_factory=dict)
 
     def key(self, values: Mapping[str, Any], worst_case: bool) -> tuple[object, ...] | None:
+        """None (not kept) unless every value read is an int, null or absent: ``1.0`` and ``True``
+        equal ``1`` as keys but are not numbers to ``_first``, and a list is no key at all."""
         if self.variables is None:
             return None
-        key = (worst_case, *(values.get(name, Undefined) for name in self.variables))
-        try:
-            hash(key)
-        except TypeError:  # a list or an object where a number belongs: not kept
+        read = tuple(values.get(name, Undefined) for name in self.variables)
+        if not all(type(value) is int or value is None or value is Undefined for value in read):
             return None
-        return key
+        return (worst_case, *read)
 
     def remember(self, read: set[str], values: Mapping[str, Any], worst_case: bool, cost: int) -> None:
         self.variables = tuple(sorted(read))
@@ -266,26 +266,15 @@ def actual_cost(
         return weight
     counted = introspection or {}
     count = sum(counted.values())
-    for key, value in data.items():
-        if key not in counted:
-            count += _objects(value)
+    stack: list[object] = [value for key, value in data.items() if key not in counted]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            count += 1
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
     return count + weight
-
-
-def _objects(value: object) -> int:
-    """The objects in a response value. Recursive: a response is as deep as its query, which the
-    depth limit bounds; scalars, most of a response, are passed over without being pushed."""
-    items: Iterable[object]
-    if type(value) is dict:
-        count, items = 1, value.values()
-    elif type(value) is list:
-        count, items = 0, value
-    else:
-        return 0
-    for item in items:
-        if type(item) is dict or type(item) is list:
-            count += _objects(item)
-    return count
 
 
 def introspection_costs(

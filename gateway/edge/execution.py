@@ -58,7 +58,7 @@ class EdgeChecks(Protocol):
 class GatewayContext(RequestContext):
     # The edge pipeline serving this request (absent in direct schema execution, e.g. tests).
     checks: EdgeChecks | None = None
-    # Set by the HTTP pipeline: the document it already parsed, validated and checked.
+    # Set by the WebSocket transport: the document the pipeline admitted (parsed, validated, checked).
     prepared: PreparedDocument | None = None
     # graphql-transport-ws: the connection_init payload (credentials).
     connection_params: dict[str, Any] | None = None
@@ -104,21 +104,27 @@ async def execute_checked(
     validation and execution, and checks the operation type: here all of it is done already
     (the extension's hooks only hand over the prepared document) or would be a no-op, which cost
     about a tenth of a small request's GraphQL time. The call to graphql-core is the one
-    ``Schema.execute`` makes; this schema has no resolve hooks, so no field middleware.
+    ``Schema.execute`` makes, without field middleware: ``GatewaySchema`` takes no extension
+    with resolve hooks (nor any but ours) and no schema directive.
     """
-    result = graphql_execute(
-        schema._schema,
-        document,
-        variable_values=variables,
-        operation_name=operation_name,
-        context_value=context,
-        is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-        executor_class=schema.execution_context_class,
-        operation_extensions=extensions,
-    )
-    if isinstance(result, GraphQLExecutionResult):
-        return result
-    return await result
+    try:
+        result = graphql_execute(
+            schema._schema,
+            document,
+            variable_values=variables,
+            operation_name=operation_name,
+            context_value=context,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            executor_class=schema.execution_context_class,
+            operation_extensions=extensions,
+        )
+        if isinstance(result, GraphQLExecutionResult):
+            return result
+        return await result
+    except Exception as exc:
+        # Raised by execution itself, not by a resolver (those are errors in the result): an error
+        # result, as Strawberry gave, which the pipeline masks and logs with the request id.
+        return GraphQLExecutionResult(None, [GraphQLError(str(exc), original_error=exc)])
 
 
 class GatewaySchema(Schema):
@@ -126,6 +132,10 @@ class GatewaySchema(Schema):
         kwargs["extensions"] = [*kwargs.get("extensions", ()), EdgeExtension]
         kwargs.setdefault("execution_context_class", PlainFieldExecutor)
         super().__init__(*args, **kwargs)
+        if tuple(self.extensions) != (EdgeExtension,) or self.directives:
+            # HTTP operations run through graphql-core directly (``execute_checked``): another
+            # extension's hooks, or a directive's, would be skipped there without a word.
+            raise ValueError("the gateway schema takes no other extension and no schema directive")
         # After the schema is built: Strawberry converts argument defaults while building it.
         self.inputs_left_to_strawberry = compile_inputs(self)
 
@@ -142,13 +152,13 @@ class EdgeExtension(SchemaExtension):
         context = self.execution_context.context
         return context.checks if isinstance(context, GatewayContext) else None
 
-    def _http_prepared(self) -> PreparedDocument | None:
+    def _admitted(self) -> PreparedDocument | None:
         context = self.execution_context.context
         return context.prepared if isinstance(context, GatewayContext) else None
 
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
-        prepared = self._http_prepared()
+        prepared = self._admitted()
         pipeline = self._pipeline()
         if prepared is not None:
             ctx.graphql_document = prepared.document
@@ -165,7 +175,7 @@ class EdgeExtension(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
         pipeline = self._pipeline()
-        if self._http_prepared() is not None:
+        if self._admitted() is not None:
             ctx.pre_execution_errors = []
         elif self._prepared is not None and pipeline is not None:
             ctx.pre_execution_errors = pipeline.static_errors(

@@ -235,7 +235,6 @@ class Pipeline:
             _text, prepared, checked = await self._admit(params, caller, services, policy, charges, refuse)
             if not isinstance(checked, _Checked):
                 return self._rejected(checked, context, charges.state, params.operation_name)
-            context.prepared = prepared
             if cache is not None and decision is None:
                 assert prepared.document is not None
                 plan = cache.http.plans.plan(

@@ -37,6 +37,21 @@ class LedgerReadsCounted(LedgerTail):
         return batch
 
 
+class HeldRead(LedgerReadsCounted):
+    """A tail whose ledger reads wait for ``go`` once they have started."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+        self.go.set()
+
+    async def _read_ledger(self, after: Checkpoint, limit: int) -> Batch:
+        self.started.set()
+        await self.go.wait()
+        return await super()._read_ledger(after, limit)
+
+
 class RecordedOrder:
     """Keeps the positions it is given, in the order given (a read model of the test)."""
 
@@ -107,12 +122,43 @@ async def test_a_projector_behind_the_last_read_gets_the_same_events_from_memory
         await tail.close()
 
 
+async def test_a_commit_notified_during_the_read_that_ended_the_window_is_not_taken_as_seen(
+    container: Container,
+) -> None:
+    for k in range(3):
+        await _append(container, f"acct-{k}", [k])
+    tail = HeldRead(container.engine)
+    try:
+        first = await tail.read(Checkpoint(), 500)
+        end, behind = first.events[-1].checkpoint, first.events[0].checkpoint
+        await _append(container, "acct-late", [7])
+        tail.go.clear()
+        tail.started.clear()
+        reading = asyncio.create_task(tail.read(end, 500))
+        await tail.started.wait()
+        # A commit is notified while the read is in flight: the read may or may not show it.
+        tail.notified()
+        tail.go.set()
+        assert len((await reading).events) == 1
+        # So memory that reaches the window's end says "read again", not "sleep until notified".
+        again = await tail.read(behind, 500)
+        assert [e.position for e in again.events][-1] == (await _ledger_order(container))[-1]
+        assert again.held_back
+        # A read at the end with no notification since it began: the end is known quiet again.
+        newest = again.events[-1].checkpoint
+        assert (await tail.read(newest, 500)).events == []
+        assert not (await tail.read(behind, 500)).held_back
+    finally:
+        await tail.close()
+
+
 async def test_projectors_at_their_own_pace_under_concurrent_commits_apply_every_event_once_in_order(
     container: Container,
 ) -> None:
     tail = LedgerReadsCounted(container.engine)
     models = [RecordedOrder("fast"), RecordedOrder("mid", delay=0.001), RecordedOrder("slow", delay=0.004)]
-    config = RunnerConfig(batch_size=500, poll_interval=0.2, gather_seconds=0.0, save_after_seconds=0.05)
+    # No polling to fall back on: a wake-up missed for good would leave a projector behind.
+    config = RunnerConfig(batch_size=500, poll_interval=30, gather_seconds=0.0, save_after_seconds=0.05)
     sizes = {"fast": 50, "mid": 10, "slow": 3}
     runners = [
         ProjectionRunner(

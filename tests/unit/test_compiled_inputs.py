@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import strawberry
+import strawberry.relay
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -17,10 +18,13 @@ from graphql import (
     GraphQLNonNull,
     GraphQLScalarType,
 )
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types.arguments import convert_argument
 from strawberry.types.base import StrawberryObjectDefinition
 
-from gateway.edge.execution import GatewaySchema
+from gateway.edge.compiled_inputs import SharedInputConflict
+from gateway.edge.execution import GatewaySchema, execute_checked
 from gateway.http.app import build_schema
 
 SCHEMA = build_schema()
@@ -163,3 +167,77 @@ def test_a_recursive_input_compiles_and_maybe_is_left_to_strawberry() -> None:
         schema.config,
     )
     assert isinstance(built, TreeInput) and built.children == [TreeInput(label="c")]
+
+
+@strawberry.input
+class NoteHolder:
+    other: NoteHolderRef | None = None
+    note: strawberry.Maybe[str] = None
+
+
+@strawberry.input
+class NoteHolderRef:
+    holder: NoteHolder | None = None
+
+
+@strawberry.input
+class ByGlobalId:
+    node: strawberry.relay.GlobalID | None = None
+
+
+@strawberry.input
+class Tagged:
+    first_tag: str = "x"
+    tags: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class _MoreQuery:
+    @strawberry.field
+    def note(self, value: NoteHolderRef) -> str:
+        holder = value.holder
+        return "none" if holder is None or holder.note is None else repr(holder.note)
+
+    @strawberry.field
+    def node(self, value: ByGlobalId) -> str:
+        return type(value.node).__name__
+
+    @strawberry.field
+    def tags(self, value: Tagged) -> list[str]:
+        return value.tags
+
+
+def test_types_that_hold_a_refused_one_are_refused_too_even_when_compiled_inside_it() -> None:
+    # NoteHolder starts compiling, compiles NoteHolderRef inside it (which then uses NoteHolder's
+    # unfinished converter), and only afterwards meets its Maybe field.
+    schema = GatewaySchema(query=_MoreQuery)
+    assert {"NoteHolder", "NoteHolderRef", "ByGlobalId"} <= set(schema.inputs_left_to_strawberry)
+    result = schema.execute_sync(
+        '{ note(value: {holder: {note: "n"}}) node(value: {node: "VXNlcjox"}) tags(value: {}) '
+        'more: tags(value: {tags: ["a", "b"]}) }'
+    )
+    assert result.errors is None
+    assert result.data == {"note": "Some('n')", "node": "GlobalID", "tags": [], "more": ["a", "b"]}
+
+
+def test_a_schema_naming_shared_input_fields_otherwise_is_refused() -> None:
+    GatewaySchema(query=_MoreQuery)  # camelCase: firstTag
+    with pytest.raises(SharedInputConflict, match="firstTag"):
+        GatewaySchema(query=_MoreQuery, config=StrawberryConfig(auto_camel_case=False))
+
+
+def test_the_gateway_schema_takes_no_other_extension_nor_directive() -> None:
+    class Other(SchemaExtension):
+        pass
+
+    with pytest.raises(ValueError, match="no other extension"):
+        GatewaySchema(query=_MoreQuery, extensions=[Other])
+
+
+async def test_an_exception_from_execution_itself_is_an_error_result() -> None:
+    # No document at all: graphql-core fails before any resolver runs (the pipeline never does this).
+    result = await execute_checked(
+        SCHEMA, cast(Any, None), variables=None, operation_name=None, context=cast(Any, None), extensions=None
+    )
+    assert result.data is None and result.errors is not None
+    assert isinstance(result.errors[0].original_error, AttributeError)

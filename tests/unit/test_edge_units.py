@@ -112,6 +112,22 @@ def test_known_costs_answer_what_a_fresh_computation_does_for_every_value_of_fir
     assert len(known.costs) == 2 * 4
 
 
+def test_a_value_that_only_equals_a_number_does_not_share_its_known_cost() -> None:
+    query = "query($n: Int) { products(first: $n) { edges { node { variants { sku } } } } }"
+    document = parse(query)
+    operation = get_operation_ast(document)
+    assert operation is not None
+    known = KnownCosts()
+    # 1.0 and True are equal to 1 (and hash alike) but are no Int to the cost: they take the default.
+    for odd in ({"n": 1.0}, {"n": True}):
+        assert static_cost(SCHEMA, document, operation, odd, MODEL, known=known) == static_cost(
+            SCHEMA, document, operation, odd, MODEL
+        )
+    one = static_cost(SCHEMA, document, operation, {"n": 1}, MODEL, known=known)
+    assert one == static_cost(SCHEMA, document, operation, {"n": 1}, MODEL) == 1 + 1 * (1 + 1 + 10)
+    assert list(known.costs) == [(False, 1)]
+
+
 def test_actual_cost_counts_returned_objects() -> None:
     data = {"products": {"edges": [{"node": {"id": "1"}}, {"node": {"id": "2"}}], "totalCount": 2}}
     assert actual_cost(data, 0, MODEL) == 1 + 2 * 2
