@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from benchmarks import announced
 from commands.store.ledger.reader import RecordedEvent
 from gateway.bootstrap.container import Container, build_container
+from gateway.bootstrap.heap import settle_startup_heap
 from gateway.bootstrap.logging import configure_logging
 from gateway.bootstrap.settings import PROJECTORS_NONE, Settings
 from gateway.bootstrap.wiring import wire
@@ -387,6 +388,7 @@ async def serve() -> None:
         if settings.run_projectors != PROJECTORS_NONE:
             await container.start_projectors(scope=settings.run_projectors)
         app = dispatcher(build_app(container), Control(container, profile_dir))
+        settle_startup_heap()
         # The same options as ``commerce-gateway serve``.
         await announced.serve_announced(
             uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)

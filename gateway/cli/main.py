@@ -89,6 +89,7 @@ async def _serve(
 
     from gateway.bootstrap.background import start_background
     from gateway.bootstrap.container import build_container
+    from gateway.bootstrap.heap import settle_startup_heap
     from gateway.bootstrap.wiring import seed_demo_data, wire
     from gateway.http.app import build_app
     from projections.lease import process_label
@@ -138,6 +139,7 @@ async def _serve(
             )
 
         server = _http_server(config, started)
+        settle_startup_heap()
         with stops.handled_by(lambda signum: server.handle_exit(signum, None)):
             await server.serve(sockets=listening)
         log.info("gateway stopping: requests drained, stopping projectors, jobs and stores")

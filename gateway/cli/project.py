@@ -24,12 +24,14 @@ async def running_projectors(settings: Settings) -> AsyncIterator[Container]:
     ``RUN_PROJECTORS=private``); read models in this worker's own memory would be unreachable,
     so the gateway keeps those.
     """
+    from gateway.bootstrap.heap import settle_startup_heap
     from gateway.cli.stores import wired_container
     from projections.lease import process_label
 
     async with wired_container(settings) as container:
         container.leases.holder = process_label("project")
         await container.start_projectors(scope=PROJECTORS_SHARED)
+        settle_startup_heap()
         log.info(
             "projectors standing by for their leases",
             extra={"projections": [r.name for r in container.runners if r.running]},
