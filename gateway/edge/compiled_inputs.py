@@ -194,25 +194,31 @@ class CompiledFromInput:
 def compile_inputs(schema: Schema) -> list[str]:
     """Install a compiled ``from_input`` on every input type of ``schema`` that can have one.
 
-    Returns the names of the input types left to Strawberry's own conversion.
+    Returns the names of the input types left to Strawberry's own conversion. Raises
+    ``SharedInputConflict``, having installed nothing, when another schema over the same
+    classes names their fields otherwise.
     """
     compiler = _Compiler(schema)
-    left: list[str] = []
-    for name, concrete in sorted(schema.schema_converter.type_map.items()):
-        definition = concrete.definition
-        if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:
-            continue
-        names = compiler.field_names(definition.origin)
+    definitions = {
+        name: concrete.definition
+        for name, concrete in sorted(schema.schema_converter.type_map.items())
+        if isinstance(concrete.definition, StrawberryObjectDefinition) and concrete.definition.is_input
+    }
+    names = {name: compiler.field_names(definition.origin) for name, definition in definitions.items()}
+    # Every type checked before any hook changes: compiling one type compiles those it holds.
+    for name, definition in definitions.items():
         installed = definition.from_input
-        if isinstance(installed, CompiledFromInput) and installed.names != names:
+        if isinstance(installed, CompiledFromInput) and installed.names != names[name]:
             raise SharedInputConflict(
                 f"input {name} is shared with a schema that names its fields {list(installed.names)}, "
-                f"not {list(names)}"
+                f"not {list(names[name])}"
             )
+    left: list[str] = []
+    for name, definition in definitions.items():
         try:
             build = compiler.builder(definition.origin)
         except _NotCompiled:
             left.append(name)
             continue
-        definition.from_input = CompiledFromInput(build, names)
+        definition.from_input = CompiledFromInput(build, names[name])
     return left

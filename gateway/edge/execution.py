@@ -107,24 +107,21 @@ async def execute_checked(
     ``Schema.execute`` makes, without field middleware: ``GatewaySchema`` takes no extension
     with resolve hooks (nor any but ours) and no schema directive.
     """
-    try:
-        result = graphql_execute(
-            schema._schema,
-            document,
-            variable_values=variables,
-            operation_name=operation_name,
-            context_value=context,
-            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            executor_class=schema.execution_context_class,
-            operation_extensions=extensions,
-        )
-        if isinstance(result, GraphQLExecutionResult):
-            return result
-        return await result
-    except Exception as exc:
-        # Raised by execution itself, not by a resolver (those are errors in the result): an error
-        # result, as Strawberry gave, which the pipeline masks and logs with the request id.
-        return GraphQLExecutionResult(None, [GraphQLError(str(exc), original_error=exc)])
+    # An exception from execution itself (not from a resolver: those are errors in the result)
+    # is the gateway's fault: it reaches the view, which logs it and answers 500.
+    result = graphql_execute(
+        schema._schema,
+        document,
+        variable_values=variables,
+        operation_name=operation_name,
+        context_value=context,
+        is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+        executor_class=schema.execution_context_class,
+        operation_extensions=extensions,
+    )
+    if isinstance(result, GraphQLExecutionResult):
+        return result
+    return await result
 
 
 class GatewaySchema(Schema):
