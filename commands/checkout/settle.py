@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.checkout import decline_messages
 from commands.checkout import effects as effects
@@ -144,24 +144,18 @@ class PaymentSettlement:
         finish: Finish | None = None,
         order_id: str | None = None,
     ) -> Settled:
+        if order_id is None and receipt is not None:
+            repeated = await self._repeated(key, outcome, receipt)
+            if repeated is not None:
+                return repeated
         async with UnitOfWork(self.connections, metadata) as uow:
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)
                 order_id = None if found is None else found.order_id
-                if receipt is not None and found is not None and found.settled and _same(found, outcome):
-                    # The provider repeats what we recorded (our own call's answer came first). A
-                    # settled attempt never changes again (``payment_attempts.mark``), so no lock
-                    # is needed to know that: keep the receipt only, without queueing on the
-                    # order's lock behind the settlement that may still hold it.
-                    verdict = await _receive(uow, receipt)
-                    await uow.commit()
-                    if verdict != APPLIED:
-                        return Settled(verdict)
-                    return Settled(DUPLICATE, None, found, outcome)
             if order_id is not None:
                 await effects.lock_order(uow, order_id)
             if receipt is not None:
-                verdict = await _receive(uow, receipt)
+                verdict = await _receive(uow.conn, receipt)
                 if verdict != APPLIED or order_id is None:
                     await uow.commit()
                     return Settled(verdict if order_id is not None else IGNORED)
@@ -185,6 +179,32 @@ class PaymentSettlement:
                 await finish(uow, settled)
             await uow.commit()
         return settled
+
+    async def _repeated(self, key: str, outcome: Outcome, receipt: WebhookReceipt) -> Settled | None:
+        """The provider repeating what we recorded (our own call's answer came first): its receipt
+        kept, and nothing else; None when that is not the case.
+
+        A settled attempt never changes again (``payment_attempts.mark``), so knowing it needs no
+        lock, and the receipt's insert deduplicates on its own: two statements, each its own
+        transaction, without queueing on the order's lock behind the settlement that may still
+        hold it. On a connection that fails, None too: the caller's unit of work starts over on a
+        fresh one, and a receipt already inserted is then a duplicate.
+        """
+        conn = await self.connections.take()
+        broken = True
+        try:
+            found = await payment_ops.by_key(conn, key)
+            if found is None or not (found.settled and _same(found, outcome)):
+                broken = False
+                return None
+            verdict = await _receive(conn, receipt)
+            broken = False
+        except Exception:
+            log.warning("webhook receipt without a transaction failed; settling it in one", exc_info=True)
+            return None
+        finally:
+            await self.connections.give_back(conn, broken=broken)
+        return Settled(verdict) if verdict != APPLIED else Settled(DUPLICATE, None, found, outcome)
 
     async def _decide(
         self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome
@@ -248,10 +268,10 @@ _RECEIVE = (
 )
 
 
-async def _receive(uow: UnitOfWork, receipt: WebhookReceipt) -> str:
+async def _receive(conn: AsyncConnection, receipt: WebhookReceipt) -> str:
     """Record the provider event once; a redelivery or an older event for the payment changes nothing."""
     # One round trip: the newest sequence already seen for the payment, and the insert.
-    row = await (await asyncpg_of(uow.conn)).fetchrow(
+    row = await (await asyncpg_of(conn)).fetchrow(
         _RECEIVE, receipt.event_id, receipt.type, receipt.provider_reference, receipt.sequence
     )
     newest, inserted = row["newest"], row["inserted"]

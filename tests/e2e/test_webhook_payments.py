@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -149,6 +150,34 @@ async def test_an_event_repeating_the_recorded_answer_does_not_wait_for_the_orde
         repeat = await asyncio.wait_for(_post(shop, event), 10)
         await holder.rollback()
     assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    again = await _post(shop, event)
+    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+
+
+async def test_a_repeat_is_kept_when_the_connection_it_reads_on_has_died(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
+    order_gid: str = payload["order"]["id"]
+    event = await _provider_event(shop, order_gid)
+    # Every idle session of the gateway goes away (a database restart, an idle timeout): the
+    # connections kept between commands are dead when the repeat reads on one of them.
+    async with shop.container.engine.connect() as admin:
+        killed = await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            )
+        )
+        assert killed.all()
+    with caplog.at_level(logging.WARNING, logger="commands.checkout.settle"):
+        repeat = await _post(shop, event)
+    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    # Settled in a transaction instead, on a fresh connection.
+    assert "webhook receipt without a transaction failed" in caplog.text
     again = await _post(shop, event)
     assert (again.status_code, again.json()["result"]) == (200, "duplicate")
     assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
