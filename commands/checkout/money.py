@@ -38,15 +38,29 @@ async def price(
     *,
     tax_categories: Mapping[str, str],
     shipping_method: str | None,
+    cart_shipping_method: str | None,
     discount_code: str | None,
     expected_total: Decimal | None,
 ) -> CheckoutMoney:
+    """``shipping_method``: the checkout's own choice, which overrides the cart's."""
     currency = priced.currency
     config = await money_config.load(uow.conn, currency, address.country_code)
     destination = money.Destination(address.country_code, address.region)
     chosen = money.choose_shipping(
-        config.methods, shipping_method, currency, destination, priced.subtotal, SHIPPING_FIELD
+        config.methods,
+        shipping_method or cart_shipping_method,
+        currency,
+        destination,
+        priced.subtotal,
+        SHIPPING_FIELD,
     )
+    if chosen is None and shipping_method is not None:
+        # The store ships without methods: a method named at checkout is a mistake to report (as
+        # ``cartShippingSet`` does), not a free delivery. One the cart chose while the store had
+        # methods is let go, so such carts can still be bought.
+        raise money.ShippingMethodIneligible(
+            f"the shipping method {shipping_method} cannot ship this cart there", SHIPPING_FIELD
+        )
     discount = None
     if discount_code is not None:
         discount = await money_config.load_discount(uow.conn, discount_code)

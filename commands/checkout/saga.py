@@ -37,6 +37,7 @@ from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
+from commands.domain.countries import is_country
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.domain.order import stream_id as order_stream_id
 from commands.domain.pricing import Variant, price_cart, skus
@@ -125,8 +126,8 @@ class CheckoutSaga:
                 priced,
                 command.shipping_address,
                 tax_categories={sku: variant.tax_category for sku, variant in variants.items()},
-                # The checkout input overrides what the buyer chose on the cart.
-                shipping_method=command.shipping_method or cart.shipping_method,
+                shipping_method=command.shipping_method,
+                cart_shipping_method=cart.shipping_method,
                 discount_code=command.discount_code or cart.discount_code,
                 expected_total=command.expected_total,
             )
@@ -251,10 +252,10 @@ def validate(command: CompleteCheckout) -> None:
         errors.append(
             InvalidInput(f"line2 must be at most {MAX_TEXT} characters", ["shippingAddress", "line2"])
         )
-    if not cart_domain.COUNTRY.match(address.country_code):
+    if not is_country(address.country_code):
         errors.append(
             InvalidInput(
-                "countryCode must be two upper-case letters (ISO 3166-1)", ["shippingAddress", "countryCode"]
+                "countryCode must be an ISO 3166-1 country code, like GB", ["shippingAddress", "countryCode"]
             )
         )
     if address.region is not None and not 0 < len(address.region) <= cart_domain.MAX_CODE:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from commands.domain.catalog import MAX_SKU
+from commands.domain.countries import is_country
 from commands.domain.currencies import minor_units
 from commands.errors import (
     DomainError,
@@ -45,7 +46,6 @@ ACTIVE = "ACTIVE"
 MERGED = "MERGED"
 CHECKED_OUT = "CHECKED_OUT"
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 MAX_CODE = 64
 
 
@@ -342,9 +342,9 @@ def choose_shipping(
     """Input shape only; the handler checks the method against the configuration."""
     ensure_active(cart)
     errors: list[DomainError] = []
-    if not COUNTRY.match(country_code):
+    if not is_country(country_code):
         errors.append(
-            InvalidInput("countryCode must be two upper-case letters (ISO 3166-1)", ["countryCode"])
+            InvalidInput("countryCode must be an ISO 3166-1 country code, like GB", ["countryCode"])
         )
     if region is not None and not 0 < len(region) <= MAX_CODE:
         errors.append(InvalidInput(f"region must be 1 to {MAX_CODE} characters", ["region"]))

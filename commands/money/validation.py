@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from commands.domain.countries import is_country
 from commands.domain.currencies import minor_units
 from commands.domain.money import (
     FIXED,
@@ -20,7 +21,6 @@ from commands.errors import DomainError, InvalidInput, ValidationErrors
 from commands.messages.money import DefineDiscountCode, DefineShippingMethod, SetTaxPolicy, SetTaxRate
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 REGION = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 MAX_NAME = 200
 MAX_AMOUNT = Decimal("99999999999999")
@@ -61,16 +61,16 @@ def shipping_method(command: DefineShippingMethod) -> None:
     errors.amount(command.price, command.currency, "price")
     errors.amount(command.free_above, command.currency, "freeAbove")
     for i, (country, price) in enumerate(command.country_prices):
-        errors.check(bool(COUNTRY.match(country)), "must be an ISO 3166-1 code", "countryPrices", str(i))
+        errors.check(is_country(country), "must be an ISO 3166-1 code", "countryPrices", str(i))
         errors.amount(price, command.currency, "countryPrices", str(i), "price")
     for i, country in enumerate(command.countries):
-        errors.check(bool(COUNTRY.match(country)), "must be an ISO 3166-1 code", "countries", str(i))
+        errors.check(is_country(country), "must be an ISO 3166-1 code", "countries", str(i))
     errors.raise_any()
 
 
 def tax_rate(command: SetTaxRate) -> None:
     errors = _Errors()
-    errors.check(bool(COUNTRY.match(command.country_code)), "must be an ISO 3166-1 code", "countryCode")
+    errors.check(is_country(command.country_code), "must be an ISO 3166-1 code", "countryCode")
     errors.check(command.region is None or bool(REGION.match(command.region)), "invalid region", "region")
     errors.check(command.category in TAX_CATEGORIES, f"one of {', '.join(TAX_CATEGORIES)}", "category")
     rate = command.rate

@@ -155,20 +155,33 @@ async def seed_catalog(
     return sum(await asyncio.gather(*(one(c) for c in commands)))
 
 
-async def catalog_is_empty(container: Container) -> bool:
+async def catalog_handles(container: Container) -> set[str]:
     async with container.engine.connect() as conn:
-        result = await conn.execute(text("SELECT NOT EXISTS (SELECT 1 FROM catalog_products)"))
-        return bool(result.scalar_one())
+        result = await conn.execute(text("SELECT handle FROM catalog_products"))
+        return set(result.scalars())
 
 
 async def seed_if_empty(container: Container, count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> bool:
-    """Seed the demo catalog when the catalog is empty. False: there was already a catalog."""
-    if not await catalog_is_empty(container):
+    """Seed the demo catalog on first start, and finish one a first start left partial (stopped
+    while loading). A catalog holding any product of its own is left alone. False: nothing to seed.
+    """
+    present = await catalog_handles(container)
+    demo = demo_catalog(count, seed)
+    if not present <= {command.handle for command in demo}:
+        return False
+    missing = [command for command in demo if command.handle not in present]
+    if not missing:
         return False
     started = time.perf_counter()
-    appended = await seed_catalog(container, demo_catalog(count, seed))
+    appended = await seed_catalog(container, missing)
     log.info(
-        "demo catalog seeded",
-        extra={"products": appended, "seconds": round(time.perf_counter() - started, 2)},
+        "demo catalog seeded"
+        if not present
+        else "demo catalog completed (a first start was stopped while loading it)",
+        extra={
+            "products": appended,
+            "already_there": len(present),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
     )
     return True

@@ -137,6 +137,19 @@ async def test_a_store_with_methods_needs_an_eligible_one(shop: Shop) -> None:
     assert await shop.count_events("OrderPlaced") == 0
 
 
+async def test_a_store_without_methods_refuses_a_method_named_at_checkout(shop: Shop) -> None:
+    await shop.product("TEE", on_hand=5)
+    cart = await shop.cart(("TEE", 1))
+    typo = await _checkout(shop, cart, "k-1", shippingMethod="warp")
+    assert [(e["code"], e["field"]) for e in typo["userErrors"]] == [
+        ("SHIPPING_METHOD_INELIGIBLE", ["input", "shippingMethod"])
+    ]
+    assert typo["order"] is None and await shop.count_events("OrderPlaced") == 0
+    # Without one it ships as the store does, by no method.
+    shipped = await _checkout(shop, cart, "k-2")
+    assert shipped["userErrors"] == [] and shipped["order"]["status"] == "CONFIRMED"
+
+
 async def test_expired_and_below_minimum_codes_name_the_field(shop: Shop) -> None:
     await configure_store(shop)
     await admin(

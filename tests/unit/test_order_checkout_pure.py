@@ -10,6 +10,7 @@ import pytest
 from commands.checkout.saga import validate
 from commands.checkout.webhooks import InvalidWebhook, parse
 from commands.domain.cart import Cart, CartEmpty, Line
+from commands.domain.countries import COUNTRY_CODES
 from commands.domain.pricing import PriceChanged, Variant, price_cart
 from commands.errors import ValidationErrors
 from commands.events.order import AddressData
@@ -84,6 +85,21 @@ def test_validate_reports_every_bad_field() -> None:
         ["shippingAddress", "countryCode"],
         ["payment", "token"],
     ]
+
+
+@pytest.mark.parametrize("code", ["XX", "ZZ", "UK", "EU", "gb", "GBR", ""])
+def test_a_country_code_must_be_an_assigned_one(code: str) -> None:
+    address = AddressData("Ada", "1 Way", None, "London", "N1", code)
+    with pytest.raises(ValidationErrors) as refused:
+        validate(_command(shipping_address=address))
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        (["shippingAddress", "countryCode"], "countryCode must be an ISO 3166-1 country code, like GB")
+    ]
+
+
+def test_the_country_list_is_the_assigned_iso_3166_1_codes() -> None:
+    assert len(COUNTRY_CODES) == 249
+    assert {"GB", "DE", "US", "FR", "JP", "AX", "CW", "SS", "XK"} - COUNTRY_CODES == {"XK"}
 
 
 def test_webhook_parsing() -> None:
