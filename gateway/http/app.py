@@ -31,7 +31,7 @@ def build_schema() -> GatewaySchema:
 def _routes(settings: Settings) -> list[Route | WebSocketRoute]:
     view = GraphQLView(build_schema(), settings)
     return [
-        Route("/graphql", view, methods=["GET", "POST"]),
+        Route("/graphql", view),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -60,6 +60,10 @@ CSRF_MESSAGE = (
 )
 
 
+# HEAD as GET; any other method is answered here (405 in the GraphQL error shape), not by routing.
+_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
     # Every WebSocket operation through the edge (see ws_operations); the legacy graphql-ws
     # protocol is not offered.
@@ -110,6 +114,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
         services = container.services.edge
         try:
             media = negotiate(request.headers.get("accept")) or _not_acceptable()
+            if request.method not in _METHODS:
+                raise HttpError(
+                    405, "METHOD_NOT_ALLOWED", "GraphQL takes GET or POST", {"Allow": "GET, POST"}
+                )
             if csrf_blocked(request):
                 raise HttpError(400, "BAD_REQUEST", CSRF_MESSAGE)
             items = await self._request_items(request)

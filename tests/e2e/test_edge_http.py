@@ -102,9 +102,12 @@ async def test_get_never_runs_mutations(http: httpx.AsyncClient) -> None:
 
 
 async def test_other_methods_are_405(http: httpx.AsyncClient) -> None:
-    response = await http.put("/graphql", json=TYPENAME)
-    assert response.status_code == 405
-    assert "POST" in response.headers["allow"]
+    for method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+        response = await http.request(method, "/graphql", json=TYPENAME)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "GET, POST"
+        # In the shape of every other refusal: a coded GraphQL error, as JSON.
+        assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
 async def test_get_without_query_is_400(http: httpx.AsyncClient) -> None:
