@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from commands.domain import money
-from commands.domain.money import DiscountCode, DiscountCodeInvalid, Totals
+from commands.domain.money import DiscountCode, DiscountCodeInvalid, ShippingMethod, Totals
 from commands.domain.pricing import PriceChanged, PricedOrder
 from commands.events.order import AddressData, OrderTotalsData, TaxLineData
 from commands.money import config as money_config
@@ -46,20 +46,16 @@ async def price(
     currency = priced.currency
     config = await money_config.load(uow.conn, currency, address.country_code)
     destination = money.Destination(address.country_code, address.region)
-    chosen = money.choose_shipping(
-        config.methods,
-        shipping_method or cart_shipping_method,
-        currency,
-        destination,
-        priced.subtotal,
-        SHIPPING_FIELD,
-    )
-    if chosen is None and shipping_method is not None:
-        # The store ships without methods: a method named at checkout is a mistake to report (as
-        # ``cartShippingSet`` does), not a free delivery. One the cart chose while the store had
-        # methods is let go, so such carts can still be bought.
-        raise money.ShippingMethodIneligible(
-            f"the shipping method {shipping_method} cannot ship this cart there", SHIPPING_FIELD
+    chosen: tuple[ShippingMethod, Decimal] | None
+    if shipping_method is not None:
+        # Named at checkout: checked like a method named on the cart (``cartShippingSet``).
+        chosen = money.choose_named_shipping(
+            config.methods, shipping_method, currency, destination, priced.subtotal, SHIPPING_FIELD
+        )
+    else:
+        # The cart's choice: let go if the store has no methods now, so such a cart still sells.
+        chosen = money.choose_shipping(
+            config.methods, cart_shipping_method, currency, destination, priced.subtotal, SHIPPING_FIELD
         )
     discount = None
     if discount_code is not None:

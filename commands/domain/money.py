@@ -194,6 +194,22 @@ def choose_shipping(
     return method, price
 
 
+def choose_named_shipping(
+    methods: Sequence[ShippingMethod],
+    code: str,
+    currency: str,
+    destination: Destination | None,
+    subtotal: Decimal,
+    field: Sequence[str],
+) -> tuple[ShippingMethod, Decimal]:
+    """A method the buyer names just now: as ``choose_shipping``, and refused also when the store
+    ships without methods (a name then is a mistake to report, not a free delivery)."""
+    chosen = choose_shipping(methods, code, currency, destination, subtotal, field)
+    if chosen is None:
+        raise ShippingMethodIneligible(f"the shipping method {code} cannot ship this cart there", field)
+    return chosen
+
+
 # ---------------------------------------------------------------- totals
 
 

@@ -116,7 +116,7 @@ async def set_shipping(command: SetCartShipping, uow: UnitOfWork) -> CartResult:
     async def decide(cart: Cart) -> Event:
         event = domain.choose_shipping(cart, command.country_code, command.region, command.method_code)
         if command.method_code is not None:
-            chosen = money.choose_shipping(
+            money.choose_named_shipping(
                 await money_config.load_methods(uow.conn),
                 command.method_code,
                 cart.currency_code,
@@ -124,10 +124,6 @@ async def set_shipping(command: SetCartShipping, uow: UnitOfWork) -> CartResult:
                 sum((line.unit_price * line.quantity for line in cart.lines), Decimal(0)),
                 ["methodCode"],
             )
-            if chosen is None:  # the store ships nothing by method: no code can be chosen
-                raise money.ShippingMethodIneligible(
-                    f"the shipping method {command.method_code} cannot ship this cart there", ["methodCode"]
-                )
         return event
 
     return await _decide(uow, command.cart_id, command.actor, command.expected_version, decide)

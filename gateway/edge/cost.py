@@ -211,8 +211,7 @@ def static_cost(
         name = definition.variable.name.value
         if name not in values and definition.default_value is not None:
             values[name] = value_from_ast_untyped(definition.default_value)
-    key = None if known is None else known.key(values, worst_case)
-    if key is not None and known is not None and (cost := known.costs.get(key)) is not None:
+    if known is not None and (cost := known.lookup(values, worst_case)) is not None:
         return cost
     calculator = _Calculator(schema, document, values, model, worst_case)
     try:
@@ -245,6 +244,10 @@ class KnownCosts:
         if not all(type(value) is int or value is None or value is Undefined for value in read):
             return None
         return (worst_case, *read)
+
+    def lookup(self, values: Mapping[str, Any], worst_case: bool) -> int | None:
+        key = self.key(values, worst_case)
+        return None if key is None else self.costs.get(key)
 
     def remember(self, read: set[str], values: Mapping[str, Any], worst_case: bool, cost: int) -> None:
         self.variables = tuple(sorted(read))

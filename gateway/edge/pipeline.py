@@ -182,7 +182,9 @@ class Pipeline:
         if errors := self.documents.validate(prepared):
             raise _Invalid(errors)
         schema, document = self.schema._schema, prepared.document
-        known = prepared.costs.setdefault(operation_name, KnownCosts())
+        known = prepared.costs.get(operation_name)
+        if known is None:
+            known = prepared.costs[operation_name] = KnownCosts()
         requested = static_cost(schema, document, operation, variables, self.cost_model, known=known)
         if requested > self.cost_model.max_cost:
             raise cost_exceeded(requested, self.cost_model.max_cost)
