@@ -53,8 +53,14 @@ class CommandConnections:
 
     async def take(self, *, fresh: bool = False) -> AsyncConnection:
         """A kept idle connection, or (``fresh``: always) one from the pool."""
-        if self._idle and not fresh:
-            return self._idle.pop()
+        while self._idle and not fresh:
+            conn = self._idle.pop()
+            if driver.session_idle(conn):
+                return conn
+            # Its session went away while it waited (a restart, an idle timeout): replaced by
+            # one from the pool, whose checkout replaces closed sessions too.
+            self._kept.discard(conn)
+            await discard(conn)
         conn = await self.engine.connect()
         if not self._closed and len(self._kept) < self._keep:
             self._kept.add(conn)

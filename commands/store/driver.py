@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, TypeAlias
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import event, exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # An asyncpg connection (asyncpg ships no type information).
 PgConnection: TypeAlias = Any
@@ -121,3 +122,20 @@ async def discard(conn: AsyncConnection) -> None:
         await conn.invalidate()
     with contextlib.suppress(Exception):
         await conn.close()
+
+
+def replace_closed_on_checkout(engine: AsyncEngine) -> None:
+    """Make ``engine``'s pool replace, as it hands one out, a connection whose session the driver
+    already knows is gone (a database restart, an idle session terminated), without a round trip.
+
+    SQLAlchemy notices a dead connection only when one of its own statements fails on it; the
+    statements sent here straight to asyncpg fail with asyncpg's error, which it never sees. So
+    after a restart every pooled connection would fail one caller before it was replaced."""
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if driver_connection is not None and driver_connection.is_closed():
+        # The pool answers this by reconnecting the slot and handing out the new connection.
+        raise exc.DisconnectionError("the pooled connection's session is gone")

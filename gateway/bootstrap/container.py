@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from commands.bus import CommandBus
 from commands.store.connections import CommandConnections
+from commands.store.driver import replace_closed_on_checkout
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
 from gateway.bootstrap.catch_up import StartupCatchUp
@@ -258,6 +259,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
         # values as json.loads at a quarter of its CPU, and a purchase decodes about sixty.
         json_deserializer=msgspec.json.decode,
     )
+    replace_closed_on_checkout(engine)
     if settings.migrate_on_start:
         await migrate(engine)
     search = AsyncElasticsearch(

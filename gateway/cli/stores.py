@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from commands.store.driver import replace_closed_on_checkout
 from commands.store.migrate import migrate
 from gateway.bootstrap.settings import Settings
 from gateway.cli.running import borrowed, borrowed_postgres, running_gateway
@@ -33,6 +34,7 @@ async def postgres_engine(
             )
     assert settings.database_url is not None
     engine = create_async_engine(settings.database_url)
+    replace_closed_on_checkout(engine)
     try:
         if settings.migrate_on_start if run_migrations is None else run_migrations:
             await migrate(engine)

@@ -155,16 +155,14 @@ async def test_an_event_repeating_the_recorded_answer_does_not_wait_for_the_orde
     assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
 
 
-async def test_a_repeat_is_kept_when_the_connection_it_reads_on_has_died(
-    shop: Shop, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_repeat_is_kept_when_every_idle_session_has_died(shop: Shop) -> None:
     await shop.configure(webhooks_enabled=False)
     await shop.product("TEE", on_hand=2)
     payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
     order_gid: str = payload["order"]["id"]
     event = await _provider_event(shop, order_gid)
     # Every idle session of the gateway goes away (a database restart, an idle timeout): the
-    # connections kept between commands are dead when the repeat reads on one of them.
+    # connections kept between commands and those in the pool are dead when the repeat comes.
     async with shop.container.engine.connect() as admin:
         killed = await admin.execute(
             text(
@@ -173,11 +171,51 @@ async def test_a_repeat_is_kept_when_the_connection_it_reads_on_has_died(
             )
         )
         assert killed.all()
-    with caplog.at_level(logging.WARNING, logger="commands.checkout.settle"):
+    await asyncio.sleep(0.2)
+    for _ in range(2):
         repeat = await _post(shop, event)
+        assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+
+
+async def test_a_repeat_whose_receipt_fails_outside_a_transaction_is_kept_in_one(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
+    order_gid: str = payload["order"]["id"]
+    event = await _provider_event(shop, order_gid)
+    async with shop.container.engine.connect() as admin:
+        # The receipts table is locked, so the repeat's receipt waits; an operator then cancels
+        # that statement (any failure of the statement would do).
+        await admin.execute(text("LOCK TABLE payment_webhook_events IN ACCESS EXCLUSIVE MODE"))
+        with caplog.at_level(logging.WARNING, logger="commands.checkout.settle"):
+            posting = asyncio.create_task(_post(shop, event))
+            for _ in range(200):
+                # pg_stat_activity is read once per transaction: the lock holder's would not change.
+                async with shop.container.engine.connect() as operator:
+                    cancelled = await operator.execute(
+                        text(
+                            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND wait_event_type = 'Lock' "
+                            "AND query LIKE 'WITH newest AS%'"
+                        )
+                    )
+                    if cancelled.all():
+                        break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the receipt never waited on the lock")
+            # Settled in a transaction instead: it waits for the lock like the first try.
+            for _ in range(500):
+                if "webhook receipt without a transaction failed" in caplog.text:
+                    break
+                await asyncio.sleep(0.02)
+            assert "webhook receipt without a transaction failed" in caplog.text
+            await admin.rollback()
+            repeat = await asyncio.wait_for(posting, 30)
     assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
-    # Settled in a transaction instead, on a fresh connection.
-    assert "webhook receipt without a transaction failed" in caplog.text
     again = await _post(shop, event)
     assert (again.status_code, again.json()["result"]) == (200, "duplicate")
     assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]

@@ -224,3 +224,59 @@ async def test_a_session_left_inside_a_transaction_is_not_kept(
     async with UnitOfWork(connections, META) as uow:
         assert uow.conn is not first
         await uow.commit()
+
+
+async def test_after_every_idle_session_is_terminated_no_command_and_no_pooled_read_fails(
+    container: Container,
+) -> None:
+    connections = CommandConnections(container.engine, keep=4)
+    opened = asyncio.Event()
+    held: list[None] = []
+
+    async def hold_one() -> None:
+        async with UnitOfWork(connections, META) as uow:
+            held.append(None)
+            if len(held) == 4:
+                opened.set()
+            await opened.wait()
+            await uow.commit()
+
+    await asyncio.gather(*(hold_one() for _ in range(4)))
+    pooled = [await container.engine.connect() for _ in range(6)]
+    drivers = [await asyncpg_of(conn) for conn in pooled]
+    admin = pooled.pop()
+    drivers.pop()
+    for conn in pooled:
+        await conn.close()
+    assert connections.kept == 4
+    try:
+        killed = await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            )
+        )
+        assert len(killed.all()) >= 9
+    finally:
+        await admin.close()
+    for _ in range(100):  # the driver reads each session's end from its socket
+        if all(d.is_closed() for d in drivers):
+            break
+        await asyncio.sleep(0.02)
+    assert all(d.is_closed() for d in drivers)
+
+    streams = [f"thing-{uuid.uuid4()}" for _ in range(8)]
+
+    async def command(stream: str) -> None:
+        async with UnitOfWork(connections, META) as uow:
+            await uow.append("thing", stream, [ThingCounted(1)])
+            await uow.commit()
+
+    async def pooled_read() -> int:
+        async with container.engine.connect() as conn:
+            return int(await (await asyncpg_of(conn)).fetchval("SELECT 1"))
+
+    results = await asyncio.gather(*(command(s) for s in streams), *(pooled_read() for _ in range(6)))
+    assert results[len(streams) :] == [1] * 6
+    assert [await _version(container, s) for s in streams] == [1] * len(streams)
+    await connections.close()
