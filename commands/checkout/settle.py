@@ -10,6 +10,8 @@ compensation is then sent, and its own outcome settled the same way.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 APPLIED, DUPLICATE, STALE, IGNORED = "applied", "duplicate", "stale", "ignored"
 MAX_COMPENSATIONS = 3
+# Bounds a webhook's wait for this process's own settlement of the same payment (a settlement
+# normally takes milliseconds; past this the webhook settles under the order's lock anyway).
+OWN_SETTLEMENT_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class PaymentSettlement:
         self.engine = self.connections.engine
         self.provider = provider
         self._lease = lease
+        # Keys whose outcome this process is settling from its own call's answer.
+        self._settling: dict[str, asyncio.Event] = {}
 
     async def send(
         self,
@@ -144,10 +151,45 @@ class PaymentSettlement:
         finish: Finish | None = None,
         order_id: str | None = None,
     ) -> Settled:
-        if order_id is None and receipt is not None:
-            repeated = await self._repeated(key, outcome, receipt)
-            if repeated is not None:
-                return repeated
+        if receipt is not None:
+            await self._own_settlement_done(key)
+            if order_id is None:
+                repeated = await self._repeated(key, outcome, receipt)
+                if repeated is not None:
+                    return repeated
+            return await self._settle_in_unit(key, outcome, metadata, receipt, idle_for, finish, order_id)
+        if key in self._settling:
+            return await self._settle_in_unit(key, outcome, metadata, receipt, idle_for, finish, order_id)
+        self._settling[key] = done = asyncio.Event()
+        try:
+            return await self._settle_in_unit(key, outcome, metadata, receipt, idle_for, finish, order_id)
+        finally:
+            del self._settling[key]
+            done.set()
+
+    async def _own_settlement_done(self, key: str) -> None:
+        """Wait while this process settles ``key`` from its own call's answer.
+
+        The provider's webhook for a payment usually arrives while the settlement of the answer
+        to our own call is under way. Settled first, the webhook is a repeat and is kept without
+        a transaction (``_repeated``); otherwise it would queue on the order's lock for the same
+        moment, in a transaction of its own, to find the same thing. A settlement in another
+        process is not seen here: the webhook then queues on the lock as before."""
+        settling = self._settling.get(key)
+        if settling is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settling.wait(), OWN_SETTLEMENT_WAIT_SECONDS)
+
+    async def _settle_in_unit(
+        self,
+        key: str,
+        outcome: Outcome,
+        metadata: MessageMetadata,
+        receipt: WebhookReceipt | None,
+        idle_for: timedelta | None,
+        finish: Finish | None,
+        order_id: str | None,
+    ) -> Settled:
         async with UnitOfWork(self.connections, metadata) as uow:
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)

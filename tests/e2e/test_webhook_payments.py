@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from commands.payments import SIGNATURE_HEADER, sign
+from gateway.schema.ids import global_id
 from tests.support.checkout import SANDBOX_HOLD, Shop
 
 # Short payment timeouts and a large cost budget (see tests.support.checkout).
@@ -219,3 +220,50 @@ async def test_a_repeat_whose_receipt_fails_outside_a_transaction_is_kept_in_one
     again = await _post(shop, event)
     assert (again.status_code, again.json()["result"]) == (200, "duplicate")
     assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+
+
+async def test_the_webhook_for_a_payment_being_settled_here_waits_for_it_instead_of_the_lock(
+    shop: Shop,
+) -> None:
+    await shop.configure(webhooks_enabled=False, latency_ms=800)
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    checkout = asyncio.create_task(shop.checkout(cart, "k", token="tok_ok"))
+
+    order_ids: list[str] = []
+
+    async def placed() -> bool:
+        async with shop.container.engine.connect() as conn:
+            found = await conn.execute(text("SELECT order_id::text FROM payment_attempts"))
+            order_ids.extend(found.scalars())
+        return bool(order_ids)
+
+    await shop.eventually(placed)
+    async with shop.container.engine.connect() as admin:
+        # The settlement of our own call's answer stops at the attempt's row, under the order's lock.
+        await admin.execute(text("SELECT 1 FROM payment_attempts FOR UPDATE"))
+        event = await _provider_event(shop, global_id("Order", order_ids[0]))
+
+        async def waiting(kind: str) -> int:
+            async with shop.container.engine.connect() as conn:
+                found = await conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND wait_event = :kind"
+                    ),
+                    {"kind": kind},
+                )
+                return int(found.scalar_one())
+
+        async def settlement_stopped() -> bool:
+            return await waiting("transactionid") == 1
+
+        await shop.eventually(settlement_stopped)
+        webhook = asyncio.create_task(_post(shop, event))
+        await asyncio.sleep(0.5)
+        assert not webhook.done()
+        assert await waiting("advisory") == 0, "the webhook queued on the order's lock"
+        await admin.rollback()
+    repeat = await asyncio.wait_for(webhook, 30)
+    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    assert (await asyncio.wait_for(checkout, 30))["order"]["status"] == "CONFIRMED"
