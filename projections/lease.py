@@ -134,10 +134,7 @@ class LeaseKeeper:
         """Whether another session holds the advisory lock ``key`` right now (a hint: it may change)."""
         async with self._lock:
             conn = await self._session()
-            free = await conn.fetchval("SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))", key)
-            if free:
-                await conn.execute("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", key)
-            return not free
+            return bool(await conn.fetchval(_HELD_ELSEWHERE, key))
 
     async def hold_paused(self, name: str, timeout: float = PAUSE_WAIT_SECONDS) -> None:
         """Pause the live projector of ``name``, wherever it runs, and take its lease."""
@@ -193,12 +190,7 @@ class LeaseKeeper:
         return self._conn
 
     async def _paused(self, conn: asyncpg.Connection, name: str) -> bool:
-        free = await conn.fetchval(
-            "SELECT pg_try_advisory_lock_shared(hashtextextended($1, 0))", pause_key(name)
-        )
-        if free:
-            await conn.execute("SELECT pg_advisory_unlock_shared(hashtextextended($1, 0))", pause_key(name))
-        return not free
+        return bool(await conn.fetchval(_HELD_ELSEWHERE, pause_key(name)))
 
     async def _unlock(self, conn: asyncpg.Connection, key: str) -> None:
         self._held.discard(key)
@@ -210,6 +202,14 @@ class LeaseKeeper:
         self._held.clear()
         if conn is not None:
             conn.terminate()
+
+
+# Whether another session holds the advisory lock: taken shared and given back at once if free,
+# in one round trip (CASE evaluates its THEN branch only when the lock was taken).
+_HELD_ELSEWHERE = (
+    "SELECT CASE WHEN pg_try_advisory_lock_shared(hashtextextended($1, 0)) "
+    "THEN NOT pg_advisory_unlock_shared(hashtextextended($1, 0)) ELSE true END"
+)
 
 
 async def lease_owner(conn: asyncpg.Connection, name: str) -> str | None:

@@ -132,6 +132,7 @@ class ProjectionRunner:
         self._holding = False
         self._held: AsyncConnection | None = None
         self.consecutive_failures = 0
+        self._last_error = ""
         self._drained = False
         self._prepared = False
 
@@ -462,21 +463,31 @@ class ProjectionRunner:
     async def _failed(self, exc: Exception) -> None:
         await self._let_go()
         self.consecutive_failures += 1
-        log.exception(
-            "projection batch failed",
-            extra={"projection": self.name, "failures": self.consecutive_failures},
-        )
+        error = f"{type(exc).__name__}: {exc}"
+        if self.consecutive_failures == 1 or error != self._last_error:
+            log.exception(
+                "projection batch failed",
+                extra={"projection": self.name, "failures": self.consecutive_failures},
+            )
+        else:
+            # The same failure again (a store down: every retry would print the same traceback).
+            log.warning(
+                "projection batch failed again",
+                extra={"projection": self.name, "failures": self.consecutive_failures, "error": error},
+            )
+        self._last_error = error
         if not self.owns:
             # The row belongs to the owner; our failure (to reach the lease session) is logged only.
             await self._hold(self._config.lease_retry_seconds)
             return
         try:
             async with self._engine.begin() as conn:
-                await checkpoints.record_failure(
-                    conn, self.name, f"{type(exc).__name__}: {exc}", self._config.failed_after
-                )
-        except Exception:
-            log.exception("could not record projection failure", extra={"projection": self.name})
+                await checkpoints.record_failure(conn, self.name, error, self._config.failed_after)
+        except Exception as unrecorded:
+            log.warning(
+                "could not record projection failure",
+                extra={"projection": self.name, "error": f"{type(unrecorded).__name__}: {unrecorded}"},
+            )
         delay = min(
             self._config.backoff_initial * 2 ** (self.consecutive_failures - 1), self._config.backoff_max
         )

@@ -434,7 +434,13 @@ def _plan_additions(
         if existing is not None:
             total = existing.quantity + request.quantity
             if total > MAX_QUANTITY:
-                errors.append(InvalidInput(f"a line holds at most {MAX_QUANTITY}", [*path, "quantity"]))
+                errors.append(
+                    InvalidInput(
+                        f"a line holds at most {MAX_QUANTITY}; {request.sku} would hold {total} "
+                        "(lines of one SKU add up)",
+                        [*path, "quantity"],
+                    )
+                )
                 continue
             by_sku[request.sku] = replace(existing, quantity=total, unit_price=price)
         elif len(by_sku) >= MAX_LINES:

@@ -27,34 +27,29 @@ async def load_methods(conn: AsyncConnection) -> tuple[ShippingMethod, ...]:
 
 
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
-    driver = await asyncpg_of(conn)
-    methods = await load_methods(driver)
-    # The currency's policy and the country's rates in one round trip: one row per rate, each
-    # carrying the policy (or one row of NULL rate columns when the country has none).
-    rows = await driver.fetch(_POLICY_AND_RATES, currency, country_code)
-    first = rows[0]
-    policy = (
-        TaxPolicy()
-        if first["prices_include_tax"] is None
-        else TaxPolicy(first["prices_include_tax"], first["rounding"])
+    # One round trip: the methods, the currency's policy and the country's rates, each table's
+    # rows as composite values (a checkout reads this on every purchase).
+    row = await (await asyncpg_of(conn)).fetchrow(_CONFIG, currency, country_code)
+    policy = row["policy"]
+    return MoneyConfig(
+        tuple(_method(method) for method in row["methods"]),
+        tuple(
+            TaxRate(rate["country_code"], rate["category"], rate["rate"].normalize(), rate["region"] or None)
+            for rate in row["rates"]
+        ),
+        TaxPolicy() if policy is None else TaxPolicy(policy["prices_include_tax"], policy["rounding"]),
     )
-    rates = tuple(
-        TaxRate(row["country_code"], row["category"], row["rate"].normalize(), row["region"] or None)
-        for row in rows
-        if row["country_code"] is not None
-    )
-    return MoneyConfig(methods, rates, policy)
 
 
 _METHODS = (
     "SELECT code, name, currency, price, free_above, country_prices, countries, active "
     "FROM shipping_methods ORDER BY code"
 )
-_POLICY_AND_RATES = (
-    "SELECT p.prices_include_tax, p.rounding, r.country_code, r.category, r.rate, r.region "
-    "FROM (SELECT 1) AS one "
-    "LEFT JOIN tax_policies AS p ON p.currency = $1 "
-    "LEFT JOIN tax_rates AS r ON r.country_code = $2::text"
+_CONFIG = (
+    "SELECT ARRAY(SELECT m FROM shipping_methods AS m ORDER BY m.code) AS methods, "
+    "(SELECT p FROM tax_policies AS p WHERE p.currency = $1) AS policy, "
+    "ARRAY(SELECT r FROM tax_rates AS r WHERE r.country_code = $2::text "
+    "ORDER BY r.region, r.category) AS rates"
 )
 _DISCOUNT = (
     "SELECT code, kind, value, target, currency, minimum_subtotal, starts_at, ends_at, usage_limit, "

@@ -19,8 +19,10 @@ from commands.inventory import reservations
 from commands.store import idempotency
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
+from gateway.stores.embedded import EmbeddedStores
 
 log = logging.getLogger("gateway.background")
+EMBEDDED_WATCH_SECONDS = 5.0
 # Calls in flight are left alone: an attempt is reconciled once it is this much older than a call can take.
 RECONCILE_GRACE_SECONDS = 1.0
 
@@ -90,8 +92,35 @@ async def start_background(container: Container, *, webhook_url: str | None) -> 
         reconcile, sweep = settings.reconcile_interval_seconds, settings.reservation_sweep_seconds
         jobs.every(reconcile, "payment-reconcile", lambda: reconcile_once(container))
         jobs.every(sweep, "reservation-sweep", lambda: sweep_once(container))
+    if container.embedded is not None:
+        watch = EmbeddedStoreWatch(container.embedded)
+        jobs.every(EMBEDDED_WATCH_SECONDS, "embedded-store-watch", watch.check)
     container.on_close(jobs.stop)
     return jobs
+
+
+class EmbeddedStoreWatch:
+    """Says once, plainly, that an embedded server has stopped (killed, crashed).
+
+    Everything else then fails on its own (projector batches, commands; /readyz answers 503), each
+    with its own error; this line names the cause and the remedy."""
+
+    def __init__(self, stores: EmbeddedStores) -> None:
+        self._stores = stores
+        self._reported: set[str] = set()
+
+    async def check(self) -> list[str]:
+        """The servers newly found stopped (each is logged once)."""
+        gone = [name for name in self._stores.stopped() if name not in self._reported]
+        for name in gone:
+            log.error(
+                "the embedded %s has stopped; the gateway cannot work without it: "
+                "stop the gateway and start it again",
+                name,
+                extra={"store": name},
+            )
+        self._reported.update(gone)
+        return gone
 
 
 def local_webhook_url(host: str, port: int) -> str:

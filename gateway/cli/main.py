@@ -148,6 +148,7 @@ async def _serve(
             seeding.cancel()
             await asyncio.gather(seeding, return_exceptions=True)
         await container.close()
+    log.info("gateway stopped")
 
 
 def _report_seeding(task: asyncio.Task[bool]) -> None:

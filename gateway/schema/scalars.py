@@ -51,7 +51,9 @@ def _parse_decimal(value: object) -> decimal.Decimal:
         number = decimal.Decimal(text)
     except decimal.DecimalException:
         raise bad_input(f"Decimal cannot represent {text[:40]!r}") from None
-    if not number.is_finite() or abs(number) >= MAX_DECIMAL:
+    if not number.is_finite():
+        raise bad_input(f"Decimal must be a finite number, not {text[:40]!r}")
+    if abs(number) >= MAX_DECIMAL:
         raise bad_input(f"Decimal is out of range (below {MAX_DECIMAL:,})")
     return number
 

@@ -98,6 +98,23 @@ class EmbeddedStores:
         self._runtime = (self._runtime or GatewayRuntime(pid=os.getpid())).with_changes(**fields)
         runtime.write(self.data_dir, self._runtime)
 
+    def stopped(self) -> list[str]:
+        """The embedded servers whose process is gone (killed, crashed) while this one runs."""
+        gone = []
+        if self.postgres is not None and not _alive(self._postgres_pid()):
+            gone.append("PostgreSQL")
+        if self.redis_server is not None and not _alive(self.redis_server.pid):
+            gone.append("Redis")
+        if self.search_server is not None and self.search_server.process.poll() is not None:
+            gone.append("search engine")
+        return gone
+
+    def _postgres_pid(self) -> int | None:
+        try:
+            return int(self.postgres.get_pid())
+        except Exception:  # no postmaster.pid: the server is not running
+            return None
+
     def _lock(self) -> None:
         path = self.data_dir / runtime.LOCK_FILE
         handle = path.open("a+")
@@ -271,6 +288,17 @@ def _end_process(pid: int | None, *, terminate: bool, grace: float = STOP_TIMEOU
             time.sleep(0.02)
     except psutil.NoSuchProcess:
         return
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a running process (a zombie, dead but not yet reaped, is not)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _str_or_none(value: object) -> str | None:

@@ -88,6 +88,7 @@ def test_sigterm_drains_the_request_in_flight_then_stops_every_store(tmp_path: P
     assert processes_mentioning(str(data_dir)) == set()
     assert not (data_dir / runtime.RUNTIME_FILE).exists(), "the runtime file outlived the gateway"
     assert "Traceback" not in output, output
+    assert "gateway stopped" in output.splitlines()[-1], "the last line says it stopped"
 
 
 def test_sigint_on_an_ephemeral_gateway_stops_its_stores_and_removes_its_directory(tmp_path: Path) -> None:

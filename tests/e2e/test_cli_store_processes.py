@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +13,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from gateway.bootstrap.background import EmbeddedStoreWatch
 from gateway.bootstrap.settings import Settings
 from gateway.stores.embedded import EmbeddedStores
 from tests.e2e.cli_harness import alive, processes_mentioning
@@ -119,3 +123,28 @@ def test_a_pytest_session_leaves_no_store_process(tmp_path: Path) -> None:
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
     assert leftovers == set(), "store processes outlived the pytest session"
+
+
+async def test_a_stopped_server_is_named_once_with_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stores, _ = await EmbeddedStores.start(_embedded_settings(tmp_path / "data"))
+    try:
+        watch = EmbeddedStoreWatch(stores)
+        assert stores.stopped() == [] and await watch.check() == []
+        os.kill(int(stores.redis_server.pid), signal.SIGKILL)
+        os.kill(int(stores.search_server.pid), signal.SIGKILL)
+        os.kill(int(stores.postgres.get_pid()), signal.SIGTERM)  # no client left: it shuts down
+        for _ in range(200):
+            if len(stores.stopped()) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert stores.stopped() == ["PostgreSQL", "Redis", "search engine"]
+        with caplog.at_level(logging.ERROR, logger="gateway.background"):
+            assert await watch.check() == ["PostgreSQL", "Redis", "search engine"]
+            assert await watch.check() == []
+        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.background"]
+        assert len(lines) == 3 and all("start it again" in line for line in lines), lines
+    finally:
+        await stores.close()
+    assert processes_mentioning(str(tmp_path / "data")) == set()

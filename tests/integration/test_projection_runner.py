@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -101,7 +103,10 @@ async def _checkpoint(container: Container) -> checkpoints.CheckpointRow | None:
         return await checkpoints.load(conn, "applied_log")
 
 
-async def test_failing_projector_records_the_error_backs_off_and_recovers(container: Container) -> None:
+async def test_failing_projector_records_the_error_backs_off_and_recovers(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="projections.runner")
     await _append_many(container, streams=2, per_stream=3)
     attempts: list[float] = []
     allow = asyncio.Event()
@@ -131,6 +136,10 @@ async def test_failing_projector_records_the_error_backs_off_and_recovers(contai
         assert row.failures >= 3 and row.checkpoint.position == 0
         gaps = [b - a for a, b in itertools.pairwise(attempts)]
         assert gaps[1] > gaps[0], "retries must back off, not spin"
+        # One traceback for the failure; its repeats are one line each.
+        failures = [r for r in caplog.records if r.getMessage().startswith("projection batch failed")]
+        assert [r.exc_info is not None for r in failures[:3]] == [True, False, False]
+        assert failures[1].getMessage() == "projection batch failed again"
         allow.set()
         await runner.catch_up()
     finally:

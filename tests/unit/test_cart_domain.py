@@ -214,3 +214,14 @@ def test_an_overlong_sku_is_refused_without_being_repeated_back() -> None:
     with pytest.raises(DomainError) as exc:
         domain.add_lines(new_cart(LineRequest("TEE", 1)), [LineRequest("X" * 10_000, 1)], PRICES)
     assert "X" * 100 not in str(exc.value) and all(len(e.message) < 200 for e in exc.value.errors)
+
+
+def test_a_line_over_the_limit_by_repeats_of_its_sku_says_what_it_would_hold() -> None:
+    with pytest.raises(ValidationErrors) as exc:
+        new_cart(*[LineRequest("TEE", 1)] * 1000)
+    assert [(e.field, e.message) for e in exc.value.errors] == [
+        (
+            ["lines", "999", "quantity"],
+            "a line holds at most 999; TEE would hold 1000 (lines of one SKU add up)",
+        )
+    ]
