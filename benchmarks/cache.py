@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import BENCH_METADATA, Stack, buyer_address, run_workers
+from benchmarks.load_client import LoadClient
 from benchmarks.progress import Progress
 from benchmarks.report import BenchResult, environment, percentile
 
@@ -85,7 +86,7 @@ class Copy:
 
 @dataclass
 class Client:
-    http: httpx.AsyncClient
+    http: LoadClient
     copies: dict[int, Copy] = field(default_factory=dict)
     # Every use of a page: (sent at, answered at, position of the copy the client then holds)
     uses: list[tuple[float, float, int]] = field(default_factory=list)
@@ -118,7 +119,7 @@ class Client:
         return 200
 
 
-async def _register(client: httpx.AsyncClient, queries: list[tuple[str, dict[str, Any]]]) -> None:
+async def _register(client: LoadClient, queries: list[tuple[str, dict[str, Any]]]) -> None:
     for query, variables in queries:
         response = await client.get(_url(query, variables, with_query=True), headers={"accept": ACCEPT})
         if response.status_code != 200 or "errors" in response.json():

@@ -50,6 +50,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from benchmarks.cpu import CpuMeter, Watched, parent
+from benchmarks.load_client import LoadClient
 from benchmarks.progress import Progress
 from benchmarks.report import ProfileReport
 from commands.bus import CommandBus
@@ -124,7 +125,7 @@ GQL_HEADERS = {"accept": "application/graphql-response+json, application/json"}
 
 
 async def gql(
-    client: httpx.AsyncClient,
+    client: LoadClient,
     query: str,
     variables: dict[str, Any] | None = None,
     *,
@@ -148,18 +149,18 @@ async def gql(
 
 def http_client(
     base_url: str, connections: int, timeout: float = 60.0, *, local_address: str | None = None
-) -> httpx.AsyncClient:
+) -> LoadClient:
     """A pooled keep-alive client: at most ``connections`` sockets, all reused; with
     ``local_address`` (a 127.x.y.z loopback address) its sockets come from that address."""
     # Idle sockets are dropped before the gateway's 5 s keep-alive closes them: reusing one the
-    # server is closing at that moment fails the request with a ReadError.
-    limits = httpx.Limits(
-        max_connections=connections,
-        max_keepalive_connections=connections,
-        keepalive_expiry=CLIENT_KEEPALIVE_SECONDS,
+    # server is closing at that moment fails the request.
+    return LoadClient(
+        base_url,
+        connections,
+        timeout=timeout,
+        keepalive_seconds=CLIENT_KEEPALIVE_SECONDS,
+        local_address=local_address,
     )
-    transport = httpx.AsyncHTTPTransport(limits=limits, local_address=local_address)
-    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=httpx.Timeout(timeout))
 
 
 def buyer_address(i: int) -> str:
@@ -352,7 +353,7 @@ class Stack:
     def profile_dir(self) -> Path:
         return self.results_dir / "profiles"
 
-    def http(self, connections: int, local_address: str | None = None) -> httpx.AsyncClient:
+    def http(self, connections: int, local_address: str | None = None) -> LoadClient:
         return http_client(self.base_url, connections, local_address=local_address)
 
     def admin_token(self) -> str:
