@@ -88,7 +88,8 @@ class LoadClient:
         params: Mapping[str, str] | None = None,
     ) -> Reply:
         if json is not None:
-            content, headers = msgspec.json.encode(json), {**JSON, **(headers or {})}
+            given = {name.lower(): value for name, value in (headers or {}).items()}
+            content, headers = msgspec.json.encode(json), {**JSON, **given}
         async with self._open().request(
             method, f"{self._base_url}{path}", data=content, headers=headers, params=params
         ) as response:

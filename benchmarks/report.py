@@ -355,6 +355,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("/site-packages/elastic_transport/", "elasticsearch client"),
     ("/site-packages/httpx/", "httpx/httpcore"),
     ("/site-packages/httpcore/", "httpx/httpcore"),
+    ("/site-packages/aiohttp/", "aiohttp"),
     ("/site-packages/uvicorn/", "uvicorn/httptools"),
     ("/site-packages/httptools/", "uvicorn/httptools"),
     ("/site-packages/h11/", "uvicorn/httptools"),
@@ -461,8 +462,8 @@ def analyze_profile(session: Any, *, name: str, seconds: float) -> ProfileReport
     graphql = components.get("graphql-core (parse/validate/execute)", 0.0) + components.get("strawberry", 0.0)
     drivers = sum(
         components.get(k, 0.0)
-        for k in ("SQLAlchemy", "asyncpg", "elasticsearch client", "httpx/httpcore", "MongoDB stand-in",
-                  "pymongo", "redis client")
+        for k in ("SQLAlchemy", "asyncpg", "elasticsearch client", "httpx/httpcore", "aiohttp",
+                  "MongoDB stand-in", "pymongo", "redis client")
     )  # fmt: skip
     top = ", ".join(f"{k} {v:.0f}%" for k, v in list(components.items())[:7])
     findings = [

@@ -3,9 +3,10 @@ the demo catalog, through the gateway, against the same search-engine request se
 
 The direct request is the body the gateway's own query builder makes
 (``queries.product_search.build_search``), POSTed to ``<engine>/<alias>/_search`` with the
-same kind of pooled httpx client and decoded the same way. Rounds alternate (gateway,
-direct, gateway, ...) so a noisy neighbour hurts both sides alike. Each response is checked:
-the gateway's ``totalCount`` must equal the engine's hit count for the same search.
+same kind of pooled client (``benchmarks/load_client.py``) and decoded the same way. Rounds
+alternate (gateway, direct, gateway, ...) so a noisy neighbour hurts both sides alike. Each
+response is checked: the gateway's ``totalCount`` must equal the engine's hit count for the
+same search.
 """
 
 from __future__ import annotations

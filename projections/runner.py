@@ -487,6 +487,7 @@ class ProjectionRunner:
             log.warning(
                 "could not record projection failure",
                 extra={"projection": self.name, "error": f"{type(unrecorded).__name__}: {unrecorded}"},
+                exc_info=self.consecutive_failures == 1,
             )
         delay = min(
             self._config.backoff_initial * 2 ** (self.consecutive_failures - 1), self._config.backoff_max

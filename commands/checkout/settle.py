@@ -39,7 +39,8 @@ APPLIED, DUPLICATE, STALE, IGNORED = "applied", "duplicate", "stale", "ignored"
 MAX_COMPENSATIONS = 3
 # Bounds a webhook's wait for this process's own settlement of the same payment (a settlement
 # normally takes milliseconds; past this the webhook settles under the order's lock anyway).
-OWN_SETTLEMENT_WAIT_SECONDS = 5.0
+# Shorter than a provider's delivery timeout (the sandbox's is 5 s), which would send it again.
+OWN_SETTLEMENT_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class PaymentSettlement:
         self._lease = lease
         # Keys whose outcome this process is settling from its own call's answer.
         self._settling: dict[str, asyncio.Event] = {}
+
+    @property
+    def settling(self) -> frozenset[str]:
+        """The keys whose outcome this process is settling from its own call's answer now."""
+        return frozenset(self._settling)
 
     async def send(
         self,

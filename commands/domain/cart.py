@@ -436,7 +436,7 @@ def _plan_additions(
             if total > MAX_QUANTITY:
                 errors.append(
                     InvalidInput(
-                        f"a line holds at most {MAX_QUANTITY}; {request.sku} would hold {total} "
+                        f"a line holds at most {MAX_QUANTITY}; {request.sku!r} would hold {total} "
                         "(lines of one SKU add up)",
                         [*path, "quantity"],
                     )

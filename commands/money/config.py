@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -27,29 +28,30 @@ async def load_methods(conn: AsyncConnection) -> tuple[ShippingMethod, ...]:
 
 
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
-    # One round trip: the methods, the currency's policy and the country's rates, each table's
-    # rows as composite values (a checkout reads this on every purchase).
+    # One round trip: the methods, the currency's policy and the country's rates (a checkout reads
+    # this on every purchase). Anonymous ROW values, read by position: the driver decodes them
+    # from the answer alone, where a table's row type would be described once per connection
+    # and go stale when a migration changes the table under a kept connection.
     row = await (await asyncpg_of(conn)).fetchrow(_CONFIG, currency, country_code)
     policy = row["policy"]
     return MoneyConfig(
         tuple(_method(method) for method in row["methods"]),
         tuple(
-            TaxRate(rate["country_code"], rate["category"], rate["rate"].normalize(), rate["region"] or None)
-            for rate in row["rates"]
+            TaxRate(country, category, rate.normalize(), region or None)
+            for country, category, rate, region in row["rates"]
         ),
-        TaxPolicy() if policy is None else TaxPolicy(policy["prices_include_tax"], policy["rounding"]),
+        TaxPolicy() if policy is None else TaxPolicy(policy[0], policy[1]),
     )
 
 
-_METHODS = (
-    "SELECT code, name, currency, price, free_above, country_prices, countries, active "
-    "FROM shipping_methods ORDER BY code"
-)
+# Both in the column order ``_method`` reads.
+_METHOD_COLUMNS = "code, name, currency, price, free_above, country_prices, countries, active"
+_METHODS = f"SELECT {_METHOD_COLUMNS} FROM shipping_methods ORDER BY code"
 _CONFIG = (
-    "SELECT ARRAY(SELECT m FROM shipping_methods AS m ORDER BY m.code) AS methods, "
-    "(SELECT p FROM tax_policies AS p WHERE p.currency = $1) AS policy, "
-    "ARRAY(SELECT r FROM tax_rates AS r WHERE r.country_code = $2::text "
-    "ORDER BY r.region, r.category) AS rates"
+    f"SELECT ARRAY(SELECT ROW({_METHOD_COLUMNS}) FROM shipping_methods ORDER BY code) AS methods, "
+    "(SELECT ROW(prices_include_tax, rounding) FROM tax_policies WHERE currency = $1) AS policy, "
+    "ARRAY(SELECT ROW(country_code, category, rate, region) FROM tax_rates "
+    "WHERE country_code = $2::text ORDER BY region, category) AS rates"
 )
 _DISCOUNT = (
     "SELECT code, kind, value, target, currency, minimum_subtotal, starts_at, ends_at, usage_limit, "
@@ -57,16 +59,18 @@ _DISCOUNT = (
 )
 
 
-def _method(row: Any) -> ShippingMethod:
+def _method(row: Sequence[Any]) -> ShippingMethod:
+    """A method from its ``_METHOD_COLUMNS``, by position."""
+    code, name, currency, price, free_above, country_prices, countries, active = row
     return ShippingMethod(
-        code=row["code"],
-        name=row["name"],
-        currency=row["currency"].strip(),
-        price=row["price"],
-        free_above=row["free_above"],
-        country_prices=tuple(sorted((c, Decimal(p)) for c, p in row["country_prices"].items())),
-        countries=tuple(row["countries"]),
-        active=row["active"],
+        code=code,
+        name=name,
+        currency=currency.strip(),
+        price=price,
+        free_above=free_above,
+        country_prices=tuple(sorted((c, Decimal(p)) for c, p in country_prices.items())),
+        countries=tuple(countries),
+        active=active,
     )
 
 

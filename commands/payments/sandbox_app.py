@@ -250,8 +250,11 @@ class SandboxState:
             signature = sign(self.config.webhook_secret, body, int(time.time()))
             headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature}
             try:
-                async with self._http().post(url, data=body, headers=headers) as response:
+                async with self._http().post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as response:
                     status = response.status
+                    await response.read()  # read whole, so the connection is kept for the next
             except (aiohttp.ClientError, TimeoutError) as exc:
                 record.last_status, record.last_error = None, repr(exc)
                 continue

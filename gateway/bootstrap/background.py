@@ -83,7 +83,9 @@ async def _repeat(seconds: float, name: str, job: Callable[[], Awaitable[object]
             log.exception("background job failed", extra={"job": name})
 
 
-async def start_background(container: Container, *, webhook_url: str | None) -> PeriodicJobs:
+async def start_background(
+    container: Container, *, webhook_url: str | None, stopping: Callable[[], bool] = lambda: False
+) -> PeriodicJobs:
     """Connect the payment provider (starting the sandbox if configured so) and start the jobs."""
     await container.services.payments.start(webhook_url)
     settings = container.settings
@@ -93,7 +95,7 @@ async def start_background(container: Container, *, webhook_url: str | None) -> 
         jobs.every(reconcile, "payment-reconcile", lambda: reconcile_once(container))
         jobs.every(sweep, "reservation-sweep", lambda: sweep_once(container))
     if container.embedded is not None:
-        watch = EmbeddedStoreWatch(container.embedded)
+        watch = EmbeddedStoreWatch(container.embedded, stopping)
         jobs.every(EMBEDDED_WATCH_SECONDS, "embedded-store-watch", watch.check)
     container.on_close(jobs.stop)
     return jobs
@@ -105,12 +107,16 @@ class EmbeddedStoreWatch:
     Everything else then fails on its own (projector batches, commands; /readyz answers 503), each
     with its own error; this line names the cause and the remedy."""
 
-    def __init__(self, stores: EmbeddedStores) -> None:
+    def __init__(self, stores: EmbeddedStores, stopping: Callable[[], bool] = lambda: False) -> None:
         self._stores = stores
+        # While the gateway stops, its servers may go first (a terminal's Ctrl-C reaches them too).
+        self._stopping = stopping
         self._reported: set[str] = set()
 
     async def check(self) -> list[str]:
         """The servers newly found stopped (each is logged once)."""
+        if self._stopping():
+            return []
         gone = [name for name in self._stores.stopped() if name not in self._reported]
         for name in gone:
             log.error(

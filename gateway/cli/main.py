@@ -104,7 +104,11 @@ async def _serve(
     try:
         wire(container)
         base_url = _local_url(host, port)
-        await start_background(container, webhook_url=f"{base_url}/webhooks/payments")
+        await start_background(
+            container,
+            webhook_url=f"{base_url}/webhooks/payments",
+            stopping=lambda: stops.received is not None,
+        )
         if settings.run_projectors != PROJECTORS_NONE:
             await container.start_projectors(scope=settings.run_projectors)
         if settings.seed_demo:

@@ -133,13 +133,15 @@ async def test_a_stopped_server_is_named_once_with_what_to_do(
         watch = EmbeddedStoreWatch(stores)
         assert stores.stopped() == [] and await watch.check() == []
         os.kill(int(stores.redis_server.pid), signal.SIGKILL)
-        os.kill(int(stores.search_server.pid), signal.SIGKILL)
+        os.kill(int(stores.search_server.process.pid), signal.SIGKILL)
         os.kill(int(stores.postgres.get_pid()), signal.SIGTERM)  # no client left: it shuts down
         for _ in range(200):
             if len(stores.stopped()) == 3:
                 break
             await asyncio.sleep(0.05)
         assert stores.stopped() == ["PostgreSQL", "Redis", "search engine"]
+        # A gateway stopping (its servers may go first) says nothing.
+        assert await EmbeddedStoreWatch(stores, stopping=lambda: True).check() == []
         with caplog.at_level(logging.ERROR, logger="gateway.background"):
             assert await watch.check() == ["PostgreSQL", "Redis", "search engine"]
             assert await watch.check() == []

@@ -222,6 +222,6 @@ def test_a_line_over_the_limit_by_repeats_of_its_sku_says_what_it_would_hold() -
     assert [(e.field, e.message) for e in exc.value.errors] == [
         (
             ["lines", "999", "quantity"],
-            "a line holds at most 999; TEE would hold 1000 (lines of one SKU add up)",
+            "a line holds at most 999; 'TEE' would hold 1000 (lines of one SKU add up)",
         )
     ]
