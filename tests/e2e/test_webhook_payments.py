@@ -47,6 +47,24 @@ async def _provider_event(shop: Shop, order_gid: str) -> dict[str, Any]:
     return event
 
 
+async def _confirmed_with_undelivered_event(shop: Shop) -> tuple[str, dict[str, Any]]:
+    """A confirmed order (our own call's answer settled it) and its provider event, undelivered."""
+    await shop.configure(webhooks_enabled=False)
+    await shop.product("TEE", on_hand=2)
+    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
+    assert payload["order"]["status"] == "CONFIRMED"
+    order_gid: str = payload["order"]["id"]
+    return order_gid, await _provider_event(shop, order_gid)
+
+
+async def _kept_as_a_repeat(shop: Shop, order_gid: str, event: dict[str, Any], repeat: Any) -> None:
+    """``repeat`` (the answer to ``event``) and a redelivery are duplicates; the order unchanged."""
+    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
+    again = await _post(shop, event)
+    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+
+
 async def _pending_order(shop: Shop, token: str = "tok_timeout") -> str:
     await shop.configure(webhooks_enabled=False)
     await shop.product("TEE", on_hand=2)
@@ -135,12 +153,7 @@ async def test_unreadable_and_unknown_events(shop: Shop) -> None:
 
 
 async def test_an_event_repeating_the_recorded_answer_does_not_wait_for_the_orders_lock(shop: Shop) -> None:
-    await shop.configure(webhooks_enabled=False)
-    await shop.product("TEE", on_hand=2)
-    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
-    assert payload["order"]["status"] == "CONFIRMED"
-    order_gid: str = payload["order"]["id"]
-    event = await _provider_event(shop, order_gid)
+    order_gid, event = await _confirmed_with_undelivered_event(shop)
     order_id = order_gid.rsplit("/", 1)[1]
     # Another settlement of the order holds its lock (as the checkout's own does when the
     # provider's webhook overtakes it): a pure repeat must not queue behind it.
@@ -150,20 +163,13 @@ async def test_an_event_repeating_the_recorded_answer_does_not_wait_for_the_orde
         )
         repeat = await asyncio.wait_for(_post(shop, event), 10)
         await holder.rollback()
-    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
-    again = await _post(shop, event)
-    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
-    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+    await _kept_as_a_repeat(shop, order_gid, event, repeat)
 
 
 async def test_a_repeat_is_kept_when_every_idle_session_has_died(
     shop: Shop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await shop.configure(webhooks_enabled=False)
-    await shop.product("TEE", on_hand=2)
-    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
-    order_gid: str = payload["order"]["id"]
-    event = await _provider_event(shop, order_gid)
+    order_gid, event = await _confirmed_with_undelivered_event(shop)
     # Every idle session of the gateway goes away (a database restart, an idle timeout): the
     # connections kept between commands and those in the pool are dead when the repeat comes.
     async with shop.container.engine.connect() as admin:
@@ -187,11 +193,7 @@ async def test_a_repeat_is_kept_when_every_idle_session_has_died(
 async def test_a_repeat_whose_receipt_fails_outside_a_transaction_is_kept_in_one(
     shop: Shop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await shop.configure(webhooks_enabled=False)
-    await shop.product("TEE", on_hand=2)
-    payload = await shop.checkout(await shop.cart(("TEE", 1)), "k", token="tok_ok")
-    order_gid: str = payload["order"]["id"]
-    event = await _provider_event(shop, order_gid)
+    order_gid, event = await _confirmed_with_undelivered_event(shop)
     async with shop.container.engine.connect() as admin:
         # The receipts table is locked, so the repeat's receipt waits; an operator then cancels
         # that statement (any failure of the statement would do).
@@ -221,10 +223,7 @@ async def test_a_repeat_whose_receipt_fails_outside_a_transaction_is_kept_in_one
             assert "webhook receipt without a transaction failed" in caplog.text
             await admin.rollback()
             repeat = await asyncio.wait_for(posting, 30)
-    assert (repeat.status_code, repeat.json()["result"]) == (200, "duplicate")
-    again = await _post(shop, event)
-    assert (again.status_code, again.json()["result"]) == (200, "duplicate")
-    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+    await _kept_as_a_repeat(shop, order_gid, event, repeat)
 
 
 async def test_the_webhook_for_a_payment_being_settled_here_waits_for_it_instead_of_the_lock(
