@@ -37,7 +37,7 @@ from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
-from commands.domain.countries import is_country
+from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.domain.order import stream_id as order_stream_id
 from commands.domain.pricing import Variant, price_cart, skus
@@ -253,11 +253,7 @@ def validate(command: CompleteCheckout) -> None:
             InvalidInput(f"line2 must be at most {MAX_TEXT} characters", ["shippingAddress", "line2"])
         )
     if not is_country(address.country_code):
-        errors.append(
-            InvalidInput(
-                "countryCode must be an ISO 3166-1 country code, like GB", ["shippingAddress", "countryCode"]
-            )
-        )
+        errors.append(InvalidInput(NOT_A_COUNTRY, ["shippingAddress", "countryCode"]))
     if address.region is not None and not 0 < len(address.region) <= cart_domain.MAX_CODE:
         errors.append(
             InvalidInput(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -163,43 +163,40 @@ class PaymentSettlement:
                 repeated = await self._repeated(key, outcome, receipt)
                 if repeated is not None:
                     return repeated
-        with self._tracked(key if receipt is None else None):
-            async with UnitOfWork(self.connections, metadata) as uow:
-                if order_id is None:
-                    found = await payment_ops.by_key(uow.conn, key)
-                    order_id = None if found is None else found.order_id
-                if order_id is not None:
-                    await effects.lock_order(uow, order_id)
-                if receipt is not None:
-                    verdict = await _receive(uow.conn, receipt)
-                    if verdict != APPLIED or order_id is None:
-                        await uow.commit()
-                        return Settled(verdict if order_id is not None else IGNORED)
-                attempt = await payment_ops.by_key(uow.conn, key, lock=True)
-                if (
-                    receipt is not None
-                    and attempt is not None
-                    and attempt.settled
-                    and _same(attempt, outcome)
-                ):
-                    # The provider reports what we already recorded (our own call's answer came first):
-                    # the decisions it led to were made in that same transaction; keep the receipt only.
+        async with (
+            self._tracked(key if receipt is None else None),
+            UnitOfWork(self.connections, metadata) as uow,
+        ):
+            if order_id is None:
+                found = await payment_ops.by_key(uow.conn, key)
+                order_id = None if found is None else found.order_id
+            if order_id is not None:
+                await effects.lock_order(uow, order_id)
+            if receipt is not None:
+                verdict = await _receive(uow.conn, receipt)
+                if verdict != APPLIED or order_id is None:
                     await uow.commit()
-                    return Settled(DUPLICATE, None, attempt, outcome)
-                order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
-                if attempt is None or order is None:
-                    return Settled(IGNORED)
-                if idle_for is not None and (attempt.settled or not await _idle(uow, attempt, idle_for)):
-                    return Settled(IGNORED, order, attempt)
-                await payment_ops.mark(uow.conn, attempt, outcome)
-                state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
-                compensation = await effects.compensation(uow, state)
-                position = uow.last_position or await effects.head_of(uow, order.order_id)
-                settled = Settled(APPLIED, state, attempt, outcome, position, compensation)
-                if finish is not None and compensation is None:
-                    await finish(uow, settled)
+                    return Settled(verdict if order_id is not None else IGNORED)
+            attempt = await payment_ops.by_key(uow.conn, key, lock=True)
+            if receipt is not None and attempt is not None and attempt.settled and _same(attempt, outcome):
+                # The provider reports what we already recorded (our own call's answer came first):
+                # the decisions it led to were made in that same transaction; keep the receipt only.
                 await uow.commit()
-            return settled
+                return Settled(DUPLICATE, None, attempt, outcome)
+            order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
+            if attempt is None or order is None:
+                return Settled(IGNORED)
+            if idle_for is not None and (attempt.settled or not await _idle(uow, attempt, idle_for)):
+                return Settled(IGNORED, order, attempt)
+            await payment_ops.mark(uow.conn, attempt, outcome)
+            state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
+            compensation = await effects.compensation(uow, state)
+            position = uow.last_position or await effects.head_of(uow, order.order_id)
+            settled = Settled(APPLIED, state, attempt, outcome, position, compensation)
+            if finish is not None and compensation is None:
+                await finish(uow, settled)
+            await uow.commit()
+        return settled
 
     async def _own_settlement_done(self, key: str) -> None:
         """Wait while this process settles ``key`` from its own call's answer.
@@ -214,8 +211,8 @@ class PaymentSettlement:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settling.wait(), OWN_SETTLEMENT_WAIT_SECONDS)
 
-    @contextlib.contextmanager
-    def _tracked(self, key: str | None) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _tracked(self, key: str | None) -> AsyncIterator[None]:
         """While this process settles ``key`` from its own call's answer (None: not such a one)."""
         if key is None or key in self._settling:
             yield

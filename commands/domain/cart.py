@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from commands.domain.catalog import MAX_SKU
-from commands.domain.countries import is_country
+from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.currencies import minor_units
 from commands.errors import (
     DomainError,
@@ -343,9 +343,7 @@ def choose_shipping(
     ensure_active(cart)
     errors: list[DomainError] = []
     if not is_country(country_code):
-        errors.append(
-            InvalidInput("countryCode must be an ISO 3166-1 country code, like GB", ["countryCode"])
-        )
+        errors.append(InvalidInput(NOT_A_COUNTRY, ["countryCode"]))
     if region is not None and not 0 < len(region) <= MAX_CODE:
         errors.append(InvalidInput(f"region must be 1 to {MAX_CODE} characters", ["region"]))
     if method_code is not None and not 0 < len(method_code) <= MAX_CODE:

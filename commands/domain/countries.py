@@ -13,6 +13,7 @@ _ASSIGNED = (
     "TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"
 )
 COUNTRY_CODES = frozenset(_ASSIGNED.split())
+NOT_A_COUNTRY = "countryCode must be an ISO 3166-1 country code, like GB"
 
 
 def is_country(code: str) -> bool:

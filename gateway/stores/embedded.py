@@ -291,13 +291,15 @@ def _end_process(pid: int | None, *, terminate: bool, grace: float = STOP_TIMEOU
 
 
 def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` is a running process (a zombie, dead but not yet reaped, is not)."""
-    if pid is None:
+    """Whether ``pid`` runs (an exited server waiting to be reaped counts as stopped, as in
+    ``_end_process``)."""
+    if not pid:
         return False
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
         return False
 
 
