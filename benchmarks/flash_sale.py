@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks.flash_sale_buckets import BucketedSale, report_bucketed, run_bucketed
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
 from benchmarks.pg_waits import WaitSampler, WaitSamples
 from benchmarks.progress import Progress
@@ -343,15 +344,23 @@ class StockState:
 
 async def _stock_state(pool: Any, sku: str) -> StockState:
     async with pool.acquire() as conn:
-        item = await conn.fetchrow("SELECT on_hand, reserved FROM inventory_items WHERE sku = $1", sku)
-        rows = await conn.fetch(
-            "SELECT status, sum(quantity) AS units FROM inventory_reservations WHERE sku = $1 "
-            "GROUP BY status",
-            sku,
-        )
+        return await stock_state(conn, sku)
+
+
+async def stock_state(conn: Any, sku: str) -> StockState:
+    """The SKU's stock summed over its rows (buckets), and its reservations by status."""
+    item = await conn.fetchrow(
+        "SELECT coalesce(sum(on_hand), 0) AS on_hand, coalesce(sum(reserved), 0) AS reserved "
+        "FROM inventory_items WHERE sku = $1",
+        sku,
+    )
+    rows = await conn.fetch(
+        "SELECT status, sum(quantity) AS units FROM inventory_reservations WHERE sku = $1 GROUP BY status",
+        sku,
+    )
     return StockState(
-        on_hand=0 if item is None else int(item["on_hand"]),
-        reserved=0 if item is None else int(item["reserved"]),
+        on_hand=int(item["on_hand"]),
+        reserved=int(item["reserved"]),
         by_status={str(r["status"]): int(r["units"]) for r in rows},
     )
 
@@ -365,6 +374,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     unavailable: str | None = None
     sale: Sale | None = None
     rw: Sale | None = None
+    bucketed_sale: BucketedSale | None = None
     stock: StockState | None = None
     cpu_seconds = orders_catch_up = 0.0
     sale_cpu: dict[str, float | None] = {}
@@ -407,6 +417,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 stack, client, rw_sku, rw_units, rw_limit, progress, CHECKOUT_READ, "CONFIRMED"
             )
             progress.done(f"outcomes {rw.outcomes}")
+            bucketed_sale = await run_bucketed(stack, client, units, limit, progress)
 
     pool = await asyncpg.create_pool(min_size=1, max_size=1, **stack.asyncpg_kwargs())
     try:
@@ -457,6 +468,9 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
         _report_limits(result, sale, sale_cpu, waits)
+        if bucketed_sale is not None:
+            one_row = result.metrics["gateway"]["rate"]
+            report_bucketed(result, stack, bucketed_sale, one_row)
     return result
 
 

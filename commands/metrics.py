@@ -15,6 +15,9 @@ RESERVATION_CONFLICTS = Counter(
 RESERVATION_EXPIRIES = Counter(
     "commerce_reservation_expiries_total", "Reservations released by the lease sweeper"
 )
+STOCK_REBALANCES = Counter(
+    "commerce_stock_rebalances_total", "Hot SKUs whose free stock was spread over their buckets again"
+)
 PAYMENT_OUTCOMES = Counter(
     "commerce_payment_outcomes_total", "Payment provider outcomes", ["operation", "status"]
 )

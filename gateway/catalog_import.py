@@ -267,7 +267,10 @@ class CatalogImporter:
             return {}
         async with self._engine.connect() as conn:
             rows = await conn.execute(
-                text("SELECT sku, on_hand FROM inventory_items WHERE sku = ANY(CAST(:skus AS varchar[]))"),
+                text(
+                    "SELECT sku, sum(on_hand) AS on_hand FROM inventory_items "
+                    "WHERE sku = ANY(CAST(:skus AS varchar[])) GROUP BY sku"
+                ),
                 {"skus": skus},
             )
             return {row.sku: row.on_hand for row in rows}

@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -75,7 +76,6 @@ Index(
 )
 Index("order_view_status", order_view.c.status, order_view.c.created_at.desc(), order_view.c.order_id)
 
-# The ``inventory`` read model: one row per tracked SKU (projections/inventory.py).
 # Money configuration and variant tax categories (0013_pricing_view), one row per
 # (kind, key): 'shipping_method' by code, 'tax_rate' by country/region/category,
 # 'tax_policy' by currency, 'discount_code' by code, 'variant_tax' by SKU.
@@ -90,10 +90,14 @@ pricing_view = Table(
     PrimaryKeyConstraint("kind", "key", name="pricing_view_pkey"),
 )
 
+# The ``inventory`` read model (projections/inventory.py), one row per stock bucket (sku, bucket):
+# the row of stream ``inventory-<sku>`` (bucket 0) or ``inventory-<sku>~<bucket>``; a SKU's level
+# is the sum of its rows (queries/inventory.py). Buckets since 0016_inventory_view_buckets.
 inventory_view = Table(
     "inventory_view",
     metadata,
     Column("sku", String(64), primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True, server_default="0"),
     Column("product_id", String(64)),
     Column("on_hand", Integer, nullable=False),
     Column("reserved", Integer, nullable=False),

@@ -33,17 +33,13 @@ class InventoryQueries:
         return (await self.by_skus([sku])).get(sku)
 
     async def by_skus(self, skus: Sequence[str]) -> dict[str, InventoryLevelView]:
-        """Levels of the tracked SKUs among ``skus`` (untracked ones are absent)."""
+        """Levels of the tracked SKUs among ``skus`` (untracked ones are absent): the sum over
+        each SKU's stock buckets (one row per bucket). ``version`` is the sum of the buckets'
+        stream versions, which only grows as any of them moves."""
         if not skus:
             return {}
         async with self._engine.connect() as conn:
-            result = await conn.execute(
-                text(
-                    "SELECT sku, product_id, on_hand, reserved, available, stream_version, updated_at "
-                    f"FROM {TABLE} WHERE sku = ANY(:skus)"
-                ),
-                {"skus": list(dict.fromkeys(skus))},
-            )
+            result = await conn.execute(_LEVELS, {"skus": list(dict.fromkeys(skus))})
             return {
                 row.sku: InventoryLevelView(
                     sku=row.sku,
@@ -51,8 +47,16 @@ class InventoryQueries:
                     on_hand=row.on_hand,
                     reserved=row.reserved,
                     available=row.available,
-                    version=row.stream_version,
+                    version=row.version,
                     updated_at=row.updated_at,
                 )
                 for row in result
             }
+
+
+# Every bucket row names the same product, so any one will do (min skips a null).
+_LEVELS = text(
+    "SELECT sku, min(product_id) AS product_id, sum(on_hand) AS on_hand, sum(reserved) AS reserved, "
+    "sum(available) AS available, sum(stream_version) AS version, max(updated_at) AS updated_at "
+    f"FROM {TABLE} WHERE sku = ANY(:skus) GROUP BY sku"
+)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from commands.errors import DomainError, InvalidInput
-from commands.events.inventory import InventoryEvent
+from commands.events.inventory import MAX_BUCKETS, InventoryEvent, sku_and_bucket
 
 # on_hand is a PostgreSQL integer; stay well inside it so sums never overflow.
 MAX_ON_HAND = 1_000_000_000
@@ -28,10 +28,6 @@ CONSUMED = "consumed"
 HOLDING = frozenset({ACTIVE, COMMITTED})
 # Reservations whose stock went back: a late payment success may take it again.
 LAPSED = frozenset({RELEASED, EXPIRED})
-
-
-def stream_id(sku: str) -> str:
-    return f"inventory-{sku}"
 
 
 @dataclass(frozen=True)
@@ -110,9 +106,77 @@ def level_after(event: InventoryEvent) -> StockLevel:
     return StockLevel(event.sku, event.on_hand, event.reserved)
 
 
-def fold(events: Iterable[InventoryEvent]) -> dict[str, StockLevel]:
-    """Level per SKU after the events, applied in stream order."""
+def fold(stream_events: Iterable[tuple[str, InventoryEvent]]) -> dict[str, StockLevel]:
+    """Level per SKU after (stream id, event) pairs applied in stream order: each stream's last
+    event is its row's level, and a SKU's level is the sum over its buckets' streams."""
+    rows: dict[tuple[str, int], StockLevel] = {}
+    for stream, event in stream_events:
+        rows[sku_and_bucket(stream)] = level_after(event)
     levels: dict[str, StockLevel] = {}
-    for event in events:
-        levels[event.sku] = level_after(event)
+    for (sku, _), row in sorted(rows.items()):
+        before = levels.get(sku, StockLevel(sku, 0, 0))
+        levels[sku] = StockLevel(sku, before.on_hand + row.on_hand, before.reserved + row.reserved)
     return levels
+
+
+@dataclass(frozen=True)
+class BucketLevel:
+    bucket: int
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+def take_in_bucket_order(free: Sequence[tuple[int, int]], quantity: int) -> dict[int, int]:
+    """Units to take from each bucket, (bucket, free) given in bucket order: each gives what it
+    has until the line is whole. Empty when all of them together have less than ``quantity``."""
+    if sum(units for _, units in free) < quantity:
+        return {}
+    takes: dict[int, int] = {}
+    left = quantity
+    for bucket, units in free:
+        if left == 0:
+            break
+        if units > 0:
+            takes[bucket] = min(units, left)
+            left -= takes[bucket]
+    return takes
+
+
+def validate_buckets(buckets: int) -> int:
+    if not 1 <= buckets <= MAX_BUCKETS:
+        raise InvalidInput(f"buckets must be between 1 and {MAX_BUCKETS}", ["buckets"])
+    return buckets
+
+
+def spread(rows: Sequence[BucketLevel], buckets: int, free: int) -> dict[int, int]:
+    """The on-hand of each bucket row once ``free`` available units are spread evenly over the
+    first ``buckets`` buckets (the lower ones get the remainder); rows beyond them keep only
+    what they have reserved. What is reserved never moves: a reservation names its bucket.
+    Only rows whose on-hand changes are returned."""
+    if free < 0:
+        raise ValueError("free stock cannot be negative")
+    if not set(range(buckets)) <= {row.bucket for row in rows}:
+        raise ValueError(f"every bucket below {buckets} needs its row to spread over it")
+    share, remainder = divmod(free, buckets)
+    changed: dict[int, int] = {}
+    for row in sorted(rows, key=lambda r: r.bucket):
+        gets = (share + (1 if row.bucket < remainder else 0)) if row.bucket < buckets else 0
+        if row.reserved + gets != row.on_hand:
+            changed[row.bucket] = row.reserved + gets
+    return changed
+
+
+def needs_rebalancing(rows: Sequence[BucketLevel], buckets: int) -> bool:
+    """True when the free stock is spread so unevenly that buyers would queue on the fuller
+    buckets (or find a bucket empty while another holds several units), or when a bucket beyond
+    ``buckets`` still holds free units (after the SKU was given fewer buckets)."""
+    if any(row.bucket >= buckets and row.available > 0 for row in rows):
+        return True
+    used = [row.available for row in rows if row.bucket < buckets]
+    if len(used) < buckets:
+        return sum(used) > 0
+    return max(used) - min(used) > max(1, sum(used) // (2 * buckets))

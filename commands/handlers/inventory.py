@@ -8,7 +8,7 @@ same key replays it and a failed attempt leaves no trace. Without a key (bulk im
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from commands.batching import BatchedHandler, BatchFallback
 from commands.bus import CommandBus, KeyPolicy
 from commands.domain import inventory as domain
-from commands.domain.inventory import StockLevel
+from commands.domain.inventory import BucketLevel, StockLevel
 from commands.errors import DomainError, NotFound
 from commands.events.inventory import InventoryEvent, StockAdjusted, StockSet
+from commands.inventory import buckets
+from commands.inventory.buckets import LockedStock
 from commands.inventory.stock_rows import (
     ItemRow,
     append_events,
@@ -26,7 +28,7 @@ from commands.inventory.stock_rows import (
     event_fields,
     set_items,
 )
-from commands.messages.inventory import AdjustStock, SetStock, StockResult
+from commands.messages.inventory import AdjustStock, SetStock, SetStockBuckets, StockResult
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
@@ -37,12 +39,18 @@ def register(bus: CommandBus) -> None:
     keys = KeyPolicy(replay=StockResult.from_response)
     bus.register(SetStock, set_stock, keys=keys)
     bus.register(AdjustStock, adjust_stock, keys=keys)
+    bus.register(SetStockBuckets, set_stock_buckets, keys=keys)
 
 
 async def _set_one(command: SetStock, uow: UnitOfWork) -> StockResult:
     domain.validate_sku(command.sku)
-    level = await _lock_level(uow.conn, command.sku)
+    stock = await _lock_stock(uow.conn, command.sku)
+    level = stock.level
     on_hand = domain.decide_set(level, command.on_hand)
+    if len(stock.rows) > 1:
+        return await _respread(
+            uow, stock, on_hand, lambda row, was: StockSet(**event_fields(row), previous_on_hand=was.on_hand)
+        )
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
     return await _finish(uow, row, event)
@@ -90,25 +98,56 @@ set_stock = BatchedHandler(_set_one, _set_many)
 
 async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
     domain.validate_sku(command.sku)
-    level = await _lock_level(uow.conn, command.sku)
+    stock = await _lock_stock(uow.conn, command.sku)
+    level = stock.level
     on_hand = domain.decide_adjust(level, command.delta, command.reason)
+    if len(stock.rows) > 1:
+        return await _respread(
+            uow,
+            stock,
+            on_hand,
+            lambda row, was: StockAdjusted(
+                **event_fields(row), delta=row.on_hand - was.on_hand, reason=command.reason
+            ),
+        )
     row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
     event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
     return await _finish(uow, row, event)
 
 
-async def _lock_level(conn: AsyncConnection, sku: str) -> StockLevel:
-    """The SKU's stock, row locked; a catalog SKU never stocked before starts at zero."""
+async def set_stock_buckets(command: SetStockBuckets, uow: UnitOfWork) -> StockResult:
+    domain.validate_sku(command.sku)
+    count = domain.validate_buckets(command.buckets)
+    await _lock_stock(uow.conn, command.sku)
+    stock = await buckets.flag(uow, command.sku, count)
+    level = stock.level
+    return StockResult(command.sku, level.on_hand, level.reserved, level.available, uow.last_position)
+
+
+async def _lock_stock(conn: AsyncConnection, sku: str) -> LockedStock:
+    """The SKU's stock rows, locked in bucket order; a catalog SKU never stocked before starts
+    at zero in one row."""
     driver = await asyncpg_of(conn)
     if await driver.fetchval("SELECT 1 FROM catalog_variants WHERE sku = $1", sku) is None:
         raise NotFound(f"no product variant has SKU {sku}", ["sku"])
     await driver.execute(
         "INSERT INTO inventory_items (sku, on_hand, reserved) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING", sku
     )
-    row = await driver.fetchrow(
-        "SELECT on_hand, reserved FROM inventory_items WHERE sku = $1 FOR UPDATE", sku
-    )
-    return StockLevel(sku, row["on_hand"], row["reserved"])
+    return await buckets.lock_stock(driver, sku)
+
+
+async def _respread(
+    uow: UnitOfWork,
+    stock: LockedStock,
+    on_hand: int,
+    event: Callable[[ItemRow, BucketLevel], InventoryEvent],
+) -> StockResult:
+    """A bucketed SKU's new on-hand total: its free units spread over its buckets again, one
+    event per bucket that changed (bucket 0's at least: the command's position)."""
+    level = stock.level
+    await buckets.respread(uow, stock, on_hand - level.reserved, event, always_record=True)
+    available = on_hand - level.reserved
+    return StockResult(stock.sku, on_hand, level.reserved, available, uow.last_position)
 
 
 async def _variant_skus(driver: Any, skus: Sequence[str]) -> set[str]:
@@ -127,9 +166,11 @@ async def _lock_levels(driver: Any, skus: Sequence[str]) -> dict[str, StockLevel
     )
     rows = await driver.fetch(
         "SELECT sku, on_hand, reserved FROM inventory_items WHERE sku = ANY($1::varchar[]) "
-        "ORDER BY sku FOR UPDATE",
+        "ORDER BY sku, bucket FOR UPDATE",
         list(skus),
     )
+    if len(rows) > len(skus):
+        raise BatchFallback("a SKU of the batch keeps its stock in buckets")
     return {r["sku"]: StockLevel(r["sku"], r["on_hand"], r["reserved"]) for r in rows}
 
 

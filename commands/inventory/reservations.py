@@ -1,11 +1,14 @@
 """Stock reservations (leases), inside the caller's unit of work.
 
-Never oversell: a reservation is one conditional UPDATE per SKU
+Never oversell: a reservation is one conditional UPDATE per stock row
 (``on_hand - reserved >= q``), and the table's CHECK backs it up. Lock order
 is the same everywhere, so concurrent writers wait instead of deadlocking:
-an order's reservation rows (by SKU), then ``inventory_items`` rows (by SKU).
-Every writer of ``inventory-<sku>`` holds that SKU's row lock while it
-appends, so stream appends of one SKU are serialized too.
+an order's reservation rows (by SKU and bucket), then ``inventory_items`` rows
+(by SKU and bucket). Every writer of a stock row's stream holds that row's lock
+while it appends, so appends to one stream are serialized too.
+
+A hot SKU's stock is spread over buckets (``commands.inventory.buckets``): a one-line
+order takes from any bucket no other buyer holds, so its buyers do not queue on one row.
 
 SKUs without an ``inventory_items`` row are untracked: never reserved, never short.
 """
@@ -13,8 +16,8 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -40,16 +43,18 @@ from commands.events.inventory import (
     StockReserved,
     StockShipped,
 )
+from commands.inventory.reservation_rows import (
+    lock_reservations,
+    order_uuid,
+    record_reservations,
+    remove,
+    settle,
+)
 from commands.inventory.stock_rows import (
     ItemRow,
     append_events,
     event_fields,
-    lock_reservations,
-    mark,
-    order_uuid,
-    record_reservations,
     reserve_one,
-    settle,
     take_all_or_nothing,
 )
 from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
@@ -112,6 +117,8 @@ class PendingReservation:
     expires_at: datetime | None
     # Tracked SKUs and quantities, in lock (SKU) order; empty when the order holds stock already.
     lines: tuple[tuple[str, int], ...]
+    # How many stock rows (buckets) each of them has; a SKU absent here has one.
+    buckets: Mapping[str, int] = field(default_factory=dict)
 
 
 async def prepare(
@@ -141,9 +148,12 @@ async def prepare(
             raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
         expiry = max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
         return PendingReservation(order_id, expiry, ())
-    tracked = set(found[0]["tracked"])
-    taking = tuple((sku, quantity) for sku, quantity in wanted if sku in tracked)
-    return PendingReservation(order_id, found[0]["lease_end"] if taking else None, taking)
+    rows: dict[str, int] = {}
+    for sku in found[0]["tracked"]:  # one entry per stock row: a hot SKU appears once per bucket
+        rows[sku] = rows.get(sku, 0) + 1
+    taking = tuple((sku, quantity) for sku, quantity in wanted if sku in rows)
+    buckets = {sku: count for sku, count in rows.items() if count > 1}
+    return PendingReservation(order_id, found[0]["lease_end"] if taking else None, taking, buckets)
 
 
 async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
@@ -155,6 +165,13 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
         await _take_one(uow, pending)  # its event goes with the stock UPDATE
         return pending.expires_at
     reserved = await _take_many(uow.conn, pending)
+    await _append_reserved(uow, pending, reserved)
+    return pending.expires_at
+
+
+async def _append_reserved(
+    uow: UnitOfWork, pending: PendingReservation, reserved: list[tuple[ItemRow, int]]
+) -> None:
     await append_events(
         uow,
         [
@@ -170,11 +187,11 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
             for row, quantity in reserved
         ],
     )
-    return pending.expires_at
 
 
 async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
     ((sku, quantity),) = pending.lines
+    buckets = pending.buckets.get(sku, 1)
     taken = await reserve_one(
         uow,
         sku,
@@ -182,10 +199,17 @@ async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
         order_id=order_uuid(pending.order_id),
         status=ACTIVE,
         expires_at=pending.expires_at,
+        buckets=buckets,
     )
-    if taken is None:  # tracked (prepare saw its row, and rows are never deleted), so short
+    if taken is not None:
+        return
+    if buckets == 1:  # tracked (prepare saw its row, and rows are never deleted), so short
         RESERVATION_CONFLICTS.inc()
         raise OutOfStock([sku])
+    # No bucket alone had the units, or the one waited for was emptied meanwhile: lock the
+    # buckets in their order and take from as many as the line needs (or learn it is short).
+    reserved = await _take_many(uow.conn, pending)
+    await _append_reserved(uow, pending, reserved)
 
 
 async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
@@ -194,11 +218,7 @@ async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)
     await record_reservations(
-        conn,
-        order_uuid(pending.order_id),
-        [(row.sku, quantity) for row, quantity in reserved],
-        status=ACTIVE,
-        expires_at=pending.expires_at,
+        conn, order_uuid(pending.order_id), reserved, status=ACTIVE, expires_at=pending.expires_at
     )
     return reserved
 
@@ -259,11 +279,14 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     if not rows:
         return True
     conn = uow.conn
-    taken, short = await take_all_or_nothing(conn, [(r.sku, r.quantity) for r in rows])
+    lines = merge_lines(ReservationLine(r.sku, r.quantity) for r in rows)
+    taken, short = await take_all_or_nothing(conn, lines)
     if short:
         return False
-    # Committed at once: no lease (expires_at None), like ``commit``.
-    await mark(conn, rows, COMMITTED)
+    # The stock may come from other buckets than the first time: the lapsed rows give way to
+    # rows naming where it was taken now, committed at once (no lease, like ``commit``).
+    await remove(conn, rows)
+    await record_reservations(conn, order_uuid(order_id), taken, status=COMMITTED, expires_at=None)
     await append_events(
         uow,
         [

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from commands.bus import Command
 from commands.store.unit_of_work import MessageMetadata
 
-__all__ = ["AdjustStock", "SetStock", "StockResult"]
+__all__ = ["AdjustStock", "SetStock", "SetStockBuckets", "StockResult"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,16 @@ class AdjustStock(_StockCommand, Command[StockResult]):
 
     def idempotency_request(self) -> dict[str, Any]:
         return {"sku": self.sku, "delta": self.delta, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SetStockBuckets(_StockCommand, Command[StockResult]):
+    """Spread a hot SKU's stock over ``buckets`` rows (1 gathers it back into one)."""
+
+    operation: ClassVar[str] = "inventorySetBuckets"
+    sku: str
+    buckets: int
+    idempotency_key: str | None = None
+
+    def idempotency_request(self) -> dict[str, Any]:
+        return {"sku": self.sku, "buckets": self.buckets}

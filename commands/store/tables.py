@@ -16,12 +16,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -111,37 +113,51 @@ Index(
 
 # Stock per SKU. A SKU without a row is untracked (not stock-managed). The
 # migration's CHECK (0 <= reserved <= on_hand) is what makes overselling impossible.
+# Bucket 0 is every tracked SKU's row; a SKU flagged hot (inventory_hot_skus) has rows
+# 1..n-1 too, each its own CHECK and ledger stream (docs/scaling.md, section 8).
 inventory_items = Table(
     "inventory_items",
     metadata,
     Column("sku", String(64), primary_key=True),
+    Column("bucket", SmallInteger, primary_key=True, server_default="0"),
     Column("on_hand", Integer, nullable=False),
     Column("reserved", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    # The version of the SKU's ledger stream (``inventory-<sku>``): every write that changes the
-    # row appends one event there and counts it here, in the same statement.
+    # The version of the row's ledger stream (``inventory-<sku>``, ``inventory-<sku>~<bucket>``):
+    # every write that changes the row appends one event there and counts it here, in the same
+    # statement.
     Column("stream_version", BigInteger, nullable=False, server_default="0"),
 )
 
-# One row per (order, SKU): 'active' (a lease until expires_at), 'committed',
+# SKUs whose stock is spread over ``buckets`` rows.
+inventory_hot_skus = Table(
+    "inventory_hot_skus",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("buckets", SmallInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per (order, SKU, bucket): 'active' (a lease until expires_at), 'committed',
 # 'released', 'expired' or 'consumed'.
 inventory_reservations = Table(
     "inventory_reservations",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("order_id", UUID(as_uuid=True), nullable=False),
-    Column(
-        "sku",
-        String(64),
-        ForeignKey("inventory_items.sku", name="inventory_reservations_sku_fkey"),
-        nullable=False,
-    ),
+    Column("sku", String(64), nullable=False),
+    Column("bucket", SmallInteger, nullable=False, server_default="0"),
     Column("quantity", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("order_id", "sku", name="inventory_reservations_order_sku"),
+    ForeignKeyConstraint(
+        ["sku", "bucket"],
+        ["inventory_items.sku", "inventory_items.bucket"],
+        name="inventory_reservations_sku_fkey",
+    ),
+    UniqueConstraint("order_id", "sku", "bucket", name="inventory_reservations_order_sku"),
     Index("inventory_reservations_expiring", "expires_at", postgresql_where="status = 'active'"),
 )
 

@@ -1,4 +1,5 @@
-"""Background work of a serving gateway: payment reconciliation and the reservation sweeper.
+"""Background work of a serving gateway: payment reconciliation, the reservation sweeper and
+the rebalancing of hot SKUs' stock buckets.
 
 Each job runs on its own interval, logs its failures and keeps going: a store or
 the provider being down delays the job, never the process. The tasks stop with
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from commands.checkout.reconcile import ReconcileReport, reconcile
-from commands.inventory import reservations
+from commands.inventory import buckets, reservations
 from commands.store import idempotency
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
@@ -50,6 +51,13 @@ async def sweep_once(container: Container) -> list[str]:
     if expired:
         log.info("expired reservations released", extra={"orders": len(expired)})
     return expired
+
+
+async def rebalance_once(container: Container) -> list[str]:
+    moved = await buckets.rebalance_due(container.engine, system_metadata("stock-rebalance"))
+    if moved:
+        log.info("hot SKUs' free stock spread over their buckets again", extra={"skus": moved})
+    return moved
 
 
 class PeriodicJobs:
@@ -94,6 +102,7 @@ async def start_background(
         reconcile, sweep = settings.reconcile_interval_seconds, settings.reservation_sweep_seconds
         jobs.every(reconcile, "payment-reconcile", lambda: reconcile_once(container))
         jobs.every(sweep, "reservation-sweep", lambda: sweep_once(container))
+        jobs.every(settings.stock_rebalance_seconds, "stock-rebalance", lambda: rebalance_once(container))
     if container.embedded is not None:
         watch = EmbeddedStoreWatch(container.embedded, stopping)
         jobs.every(EMBEDDED_WATCH_SECONDS, "embedded-store-watch", watch.check)

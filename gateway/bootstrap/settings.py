@@ -50,6 +50,9 @@ class Settings:
     payment_timeout_seconds: float = 5.0
     reconcile_interval_seconds: float = 30.0
     reservation_sweep_seconds: float = 15.0
+    # How often hot SKUs' buckets are checked for free stock spread too unevenly (a cheap
+    # unlocked read; only a SKU that drifted is locked and respread).
+    stock_rebalance_seconds: float = 2.0
     # An authorization the provider never received, this old, is given up (the order is cancelled).
     payment_abandon_seconds: float = 900.0
     data_dir: Path = field(default_factory=lambda: Path(".data"))
@@ -146,6 +149,7 @@ class Settings:
             payment_timeout_seconds=read.real("PAYMENT_TIMEOUT_SECONDS", 5.0),
             reconcile_interval_seconds=read.real("PAYMENT_RECONCILE_INTERVAL_SECONDS", 30.0),
             reservation_sweep_seconds=read.real("RESERVATION_SWEEP_SECONDS", 15.0),
+            stock_rebalance_seconds=read.real("STOCK_REBALANCE_SECONDS", 2.0),
             payment_abandon_seconds=read.real("PAYMENT_ABANDON_SECONDS", 900.0),
             data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=read.real("READ_WAIT_SECONDS", 2.0),

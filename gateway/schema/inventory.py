@@ -10,7 +10,7 @@ from __future__ import annotations
 import strawberry
 
 from commands.errors import DomainError
-from commands.messages.inventory import AdjustStock, SetStock, StockResult
+from commands.messages.inventory import AdjustStock, SetStock, SetStockBuckets, StockResult
 from gateway.edge.context import Info
 from gateway.schema.common import Freshness, UserError
 from gateway.schema.loaders import inventory as loaders
@@ -67,7 +67,14 @@ async def resolve_inventory_adjust(
     return await _execute(info, AdjustStock(sku, delta, reason, idempotency_key=idempotency_key))
 
 
-async def _execute(info: Info, command: SetStock | AdjustStock) -> InventoryPayload:
+async def resolve_inventory_set_buckets(
+    info: Info, sku: str, buckets: int, idempotency_key: str
+) -> InventoryPayload:
+    info.context.principal.require("admin")
+    return await _execute(info, SetStockBuckets(sku, buckets, idempotency_key=idempotency_key))
+
+
+async def _execute(info: Info, command: SetStock | AdjustStock | SetStockBuckets) -> InventoryPayload:
     ctx = info.context
     try:
         result = await ctx.bus.dispatch(command, ctx.metadata())

@@ -268,6 +268,12 @@ class Mutation:
         return await inventory_api.resolve_inventory_adjust(info, sku, delta, reason, idempotency_key)
 
     @strawberry.mutation
+    async def inventory_set_buckets(
+        self, info: Info, sku: str, buckets: int, idempotency_key: str
+    ) -> inventory_api.InventoryPayload:
+        return await inventory_api.resolve_inventory_set_buckets(info, sku, buckets, idempotency_key)
+
+    @strawberry.mutation
     async def shipping_method_define(
         self, info: Info, input: money_api.ShippingMethodInput
     ) -> money_api.MoneyConfigPayload:

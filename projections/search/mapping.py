@@ -54,9 +54,14 @@ INDEX_MAPPINGS: dict[str, Any] = {
                 # Exact decimal string; the scaled_float above is for range and sort.
                 "amount": {"type": "keyword", "index": False},
                 "in_stock": {"type": "boolean"},
-                # Version of the SKU's inventory stream folded in (guard for stock updates; it
-                # is written with the document, so it may trail changes that flipped nothing).
+                # Version of the SKU's inventory stream (bucket 0's) folded in (guard for stock
+                # updates; it is written with the document, so it may trail changes that flipped
+                # nothing).
                 "stock_version": {"type": "integer"},
+                # Per stock bucket, {"<bucket>": [stream version, available]} as last written, for a
+                # SKU with buckets besides 0 (projections/search/stock.py): kept for the projector,
+                # never searched.
+                "stock_buckets": {"type": "object", "enabled": False},
             },
         },
         "created_at": {"type": "date"},

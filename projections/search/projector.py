@@ -77,6 +77,10 @@ class SearchProjection:
             await self._create_index(self.index)
             return
         if await self._client.indices.exists_alias(name=self.alias):
+            # The mapping is strict: an index created by an earlier release needs the fields added
+            # since (stock_buckets) before it takes documents that have them. Adding fields to a
+            # live index is allowed, and fields stated as they are change nothing.
+            await self._client.indices.put_mapping(index=self.alias, properties=INDEX_MAPPINGS["properties"])
             return
         first = index_name(self._prefix, FIRST_GENERATION)
         await self._create_index(first)
@@ -155,7 +159,8 @@ class SearchProjection:
         levels = stock_from_events(events)
         for document in documents.values():
             apply_stock(document, levels)
-        missing = sorted({level.product_id for level in levels.values()} - set(documents))
+        named = {level.product_id for level in levels.values() if level.product_id is not None}
+        missing = sorted(named - set(documents))
         for product_id, document in (await self._existing(missing)).items():
             if apply_stock(document, levels):
                 documents[product_id] = document

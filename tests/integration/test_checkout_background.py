@@ -30,7 +30,7 @@ async def test_jobs_settle_unknown_payments_and_release_expired_leases(shop: Sho
     abandoned_cart = await shop.checkout(await shop.cart(("TEE", 2)), "leased", token="tok_late_decline")
     assert await shop.stock("TEE") == (3, 3)
     jobs = await start_background(shop.container, webhook_url=None)
-    assert sorted(jobs.names) == ["payment-reconcile", "reservation-sweep"]
+    assert sorted(jobs.names) == ["payment-reconcile", "reservation-sweep", "stock-rebalance"]
     try:
         # Reconciliation asks the provider (no webhook was sent) and settles both orders.
         await shop.status_becomes(pending["order"]["id"], "CONFIRMED", timeout=8)

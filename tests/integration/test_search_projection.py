@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,12 +16,18 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 
-from commands.store.ledger.reader import Checkpoint, head_position, load_stream
+from commands.events.catalog import ProductCreated
+from commands.events.inventory import StockRebalanced, stream_id
+from commands.store.driver import asyncpg_of
+from commands.store.ledger.reader import Checkpoint, RecordedEvent, head_position, load_stream
+from commands.store.ledger.writer import append
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
 from projections.runner import ProjectionRunner
-from projections.search.projector import SearchProjection, alias_name
+from projections.search.mapping import INDEX_MAPPINGS, INDEX_SETTINGS, product_document
+from projections.search.projector import FIRST_GENERATION, SearchProjection, alias_name, index_name
+from projections.search.stock import StockLevel, latest_stock
 from queries.products import SearchRequest
 from tests.support.catalog import CallCounter, product, products, upsert, variant
 from tests.support.inventory import set_stock
@@ -305,3 +312,191 @@ async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(cont
     await runner.catch_up()
     doc = await _indexed(client, alias, created.product_id)
     assert (doc["title"], doc["variants"][0]["in_stock"]) == ("Whisk (rebuilt)", False)
+
+
+# -- stock buckets: a variant is in stock while any of its buckets is ------------------------------
+
+
+async def _on_bucket(
+    container: Container, sku: str, bucket: int, product_id: str, on_hand: int, reserved: int = 0
+) -> RecordedEvent:
+    """An event on one bucket's stream carrying that bucket's numbers, as the command side appends."""
+    event = StockRebalanced(
+        sku=sku,
+        product_id=product_id,
+        on_hand=on_hand,
+        reserved=reserved,
+        available=on_hand - reserved,
+        previous_on_hand=0,
+    )
+    async with container.engine.begin() as conn:
+        (recorded,) = await append(
+            conn, "inventory", stream_id(sku, bucket), [event], expected_version=None, metadata={}
+        )
+    return recorded
+
+
+def _variant(doc: dict[str, Any], sku: str) -> dict[str, Any]:
+    (found,) = [v for v in doc["variants"] if v["sku"] == sku]
+    return found
+
+
+async def _in_stock_only(container: Container, handle: str) -> bool:
+    page = await products(container).search(SearchRequest(in_stock_only=True, first=50))
+    return handle in [hit.product.handle for hit in page.hits]
+
+
+async def test_a_variant_runs_out_only_when_every_bucket_is_empty(container: Container) -> None:
+    runner, client = container.runner("search"), container.search
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("drum", "Drum", [variant("DRM-1"), variant("DRM-2")]))
+    pid = created.product_id
+    await _on_bucket(container, "DRM-2", 0, pid, 0)  # the product's stock rests on DRM-1
+    await _on_bucket(container, "DRM-1", 0, pid, 6)
+    await _on_bucket(container, "DRM-1", 0, pid, 2)  # bucket 0 at version 2, ahead of the others
+    await runner.catch_up()
+
+    # (bucket, on hand, reserved, DRM-1 in stock, whether the document is written)
+    for bucket, on_hand, reserved, in_stock, written in (
+        (1, 2, 0, True, True),  # a bucket gets stock: what each bucket holds is written
+        (2, 2, 0, True, True),
+        (0, 2, 2, True, True),  # bucket 0 runs out, buckets 1 and 2 still hold stock
+        (1, 2, 1, True, False),  # a sale that empties no bucket costs the engine nothing
+        (1, 2, 2, True, True),
+        (2, 2, 2, False, True),  # the last unit of the last bucket
+        (2, 2, 2, False, False),  # a change that changes no number
+        (1, 2, 1, True, True),  # a release in one bucket brings the variant back
+    ):
+        await _on_bucket(container, "DRM-1", bucket, pid, on_hand, reserved)
+        counter = await _engine_calls_to_catch_up(runner, client)
+        assert _mgets(counter) == []
+        assert any(path.endswith("/_bulk") for path in counter.paths) is written, (bucket, on_hand, reserved)
+        doc = await _indexed(client, alias, pid)
+        assert _variant(doc, "DRM-1")["in_stock"] is in_stock, (bucket, on_hand, reserved)
+        assert doc["in_stock"] is in_stock and await _in_stock_only(container, "drum") is in_stock
+
+    doc = await _indexed(client, alias, pid)
+    drum = _variant(doc, "DRM-1")
+    assert drum["stock_buckets"] == {"0": [3, 0], "1": [4, 1], "2": [3, 0]}
+    assert drum["stock_version"] == 3  # bucket 0's
+    # A SKU with bucket 0 alone is written as before buckets.
+    other = _variant(doc, "DRM-2")
+    assert (other["in_stock"], other["stock_version"], "stock_buckets" in other) == (False, 1, False)
+
+
+async def test_a_document_read_back_knows_which_buckets_hold_stock(container: Container) -> None:
+    """The document in the index, not only the projector's memory, says which buckets have stock:
+    one read back (another process, an eviction) and then told a bucket ran out stays right."""
+    runner, client = container.runner("search"), container.search
+    projection = runner.projection
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("bell", "Bell", [variant("BEL-1")]))
+    pid = created.product_id
+    await _on_bucket(container, "BEL-1", 0, pid, 3)
+    await _on_bucket(container, "BEL-1", 1, pid, 2)
+    await runner.catch_up()
+
+    for bucket, on_hand, reserved, in_stock in (
+        (0, 3, 3, True),  # bucket 1 still holds 2
+        (1, 2, 2, False),  # and now none does
+        (0, 5, 3, True),
+        (1, 4, 2, True),
+        (0, 5, 5, True),  # bucket 1 holds 2 again
+    ):
+        await projection.setup()  # forgets the documents it wrote: reads them back
+        await _on_bucket(container, "BEL-1", bucket, pid, on_hand, reserved)
+        await runner.catch_up()
+        doc = await _indexed(client, alias, pid)
+        assert (doc["variants"][0]["in_stock"], doc["in_stock"]) == (in_stock, in_stock), (bucket, on_hand)
+
+
+async def test_buckets_survive_replays_product_updates_and_a_rebuild(container: Container) -> None:
+    runner, client = container.runner("search"), container.search
+    alias = alias_name(container.settings.index_prefix)
+    created = await upsert(container, product("gong", "Gong", [variant("GNG-1"), variant("GNG-10")]))
+    pid = created.product_id
+    await _on_bucket(container, "GNG-1", 0, pid, 1)
+    await _on_bucket(container, "GNG-1", 0, pid, 0)  # bucket 0 empty at version 2
+    await _on_bucket(container, "GNG-1", 1, pid, 3)
+    await _on_bucket(container, "GNG-10", 0, pid, 0)
+    await _on_bucket(container, "GNG-10", 3, pid, 0)
+    await runner.catch_up()
+    doc = await _indexed(client, alias, pid)
+    assert _variant(doc, "GNG-1")["stock_buckets"] == {"0": [2, 0], "1": [1, 3]}
+    assert (_variant(doc, "GNG-10")["in_stock"], doc["in_stock"]) == (False, True)
+
+    # Every stream of the SKUs asked for, and no other SKU's (GNG-10 starts like GNG-1).
+    async with container.engine.connect() as conn:
+        assert await latest_stock(conn, ["GNG-1"]) == {
+            ("GNG-1", 0): StockLevel(pid, 0, 2),
+            ("GNG-1", 1): StockLevel(pid, 3, 1),
+        }
+        assert set(await latest_stock(conn, ["GNG-10", "GNG-1", "GNG-10"])) == {
+            ("GNG-1", 0),
+            ("GNG-1", 1),
+            ("GNG-10", 0),
+            ("GNG-10", 3),
+        }
+
+    # A product update rebuilds the document from its catalog event and every bucket's latest.
+    await upsert(container, product("gong", "Gong XL", [variant("GNG-1"), variant("GNG-10")]))
+    await runner.catch_up()
+    updated = await _indexed(client, alias, pid)
+    assert updated["title"] == "Gong XL" and updated["variants"] == doc["variants"]
+
+    # A replay from the start, every event delivered again, changes nothing.
+    async with container.engine.begin() as conn:
+        await checkpoints.reset(conn, "search")
+    runner.adopt(Checkpoint())
+    await runner.catch_up()
+    assert await _indexed(client, alias, pid) == updated
+
+    await container.rebuilder.run(runner)
+    assert await _indexed(client, alias, pid) == updated
+    # The rebuilt document knows bucket 1 holds the only stock.
+    await _on_bucket(container, "GNG-1", 1, pid, 3, 3)
+    await runner.catch_up()
+    doc = await _indexed(client, alias, pid)
+    assert (_variant(doc, "GNG-1")["in_stock"], doc["in_stock"]) == (False, False)
+
+
+async def test_an_index_and_documents_from_before_buckets_keep_working(container: Container) -> None:
+    client = container.search
+    prefix = f"{container.settings.index_prefix}old_"
+    created = await upsert(container, product("horn", "Horn", [variant("HRN-1")]))
+    pid = created.product_id
+    await _on_bucket(container, "HRN-1", 0, pid, 0)  # inventory-HRN-1 v1: sold out
+
+    # The index and its document as the release before buckets left them.
+    old_mappings = copy.deepcopy(INDEX_MAPPINGS)
+    del old_mappings["properties"]["variants"]["properties"]["stock_buckets"]
+    index = index_name(prefix, FIRST_GENERATION)
+    await client.indices.create(index=index, settings=INDEX_SETTINGS, mappings=old_mappings)
+    await client.indices.update_aliases(actions=[{"add": {"index": index, "alias": alias_name(prefix)}}])
+    async with container.engine.connect() as conn:
+        (created_event,) = await load_stream(conn, f"product-{pid}")
+    event = created_event.decode()
+    assert isinstance(event, ProductCreated)
+    old = product_document(event.product, 1)
+    old["variants"][0].update(in_stock=False, stock_version=1)
+    old["in_stock"] = False
+    await client.index(index=index, id=pid, document=old, refresh=True)
+
+    projection = SearchProjection(client, prefix)
+    await projection.setup()
+    mapping = (await client.indices.get_mapping(index=index))[index]["mappings"]
+    assert mapping["properties"]["variants"]["properties"]["stock_buckets"] == {
+        "type": "object",
+        "enabled": False,
+    }
+
+    late = await _on_bucket(container, "HRN-1", 1, pid, 4)
+    async with container.engine.connect() as conn:
+        await projection.apply([late], await asyncpg_of(conn))
+    doc = await _indexed(client, index, pid)
+    assert doc["variants"][0]["stock_buckets"] == {"0": [1, 0], "1": [1, 4]}
+    assert (doc["variants"][0]["in_stock"], doc["variants"][0]["stock_version"], doc["in_stock"]) == (
+        True,
+        1,
+        True,
+    )

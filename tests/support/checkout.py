@@ -107,7 +107,7 @@ class Shop:
             await conn.execute(
                 text(
                     "INSERT INTO inventory_items (sku, on_hand) VALUES (:s, :q) "
-                    "ON CONFLICT (sku) DO UPDATE SET on_hand = :q"
+                    "ON CONFLICT (sku, bucket) DO UPDATE SET on_hand = :q"
                 ),
                 {"s": sku, "q": on_hand},
             )
@@ -207,7 +207,11 @@ class Shop:
         async with self.container.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT on_hand, reserved FROM inventory_items WHERE sku = :s"), {"s": sku}
+                    text(
+                        "SELECT sum(on_hand) AS on_hand, sum(reserved) AS reserved FROM inventory_items "
+                        "WHERE sku = :s"
+                    ),
+                    {"s": sku},
                 )
             ).one()
             return int(row.on_hand), int(row.reserved)

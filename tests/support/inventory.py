@@ -74,8 +74,13 @@ async def in_uow(container: Container, action: Any) -> Any:
 
 async def items(container: Container) -> dict[str, StockLevel]:
     async with container.engine.connect() as conn:
-        rows = await conn.execute(text("SELECT sku, on_hand, reserved FROM inventory_items"))
-        return {r.sku: StockLevel(r.sku, r.on_hand, r.reserved) for r in rows}
+        rows = await conn.execute(
+            text(
+                "SELECT sku, sum(on_hand) AS on_hand, sum(reserved) AS reserved "
+                "FROM inventory_items GROUP BY sku"
+            )
+        )
+        return {r.sku: StockLevel(r.sku, int(r.on_hand), int(r.reserved)) for r in rows}
 
 
 async def reservation_rows(container: Container, order_id: str) -> list[Any]:
@@ -104,8 +109,8 @@ async def inventory_events(container: Container) -> list[RecordedEvent]:
 
 
 async def ledger_fold(container: Container) -> dict[str, StockLevel]:
-    decoded = [e.decode() for e in await inventory_events(container)]
-    return fold(e for e in decoded if isinstance(e, InventoryEvent))
+    decoded = [(e.stream_id, e.decode()) for e in await inventory_events(container)]
+    return fold((stream, e) for stream, e in decoded if isinstance(e, InventoryEvent))
 
 
 async def expire_now(container: Container, order_id: str) -> None:
@@ -122,20 +127,53 @@ async def expire_now(container: Container, order_id: str) -> None:
 
 async def assert_versions_counted(container: Container) -> None:
     """Every ``inventory_items`` row counts its stream: its ``stream_version`` is the version of
-    the last event in ``inventory-<sku>``, whose versions run 1..n without a gap."""
+    the last event in its stream (``inventory-<sku>``, ``inventory-<sku>~<bucket>``), whose
+    versions run 1..n without a gap."""
     async with container.engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT i.sku, i.stream_version, "
+                "SELECT i.sku, i.bucket, i.stream_version, "
                 "coalesce(array_agg(l.stream_version ORDER BY l.stream_version) "
                 "FILTER (WHERE l.stream_version IS NOT NULL), '{}') AS versions "
                 "FROM inventory_items i LEFT JOIN ledger_events l ON l.stream_id = 'inventory-' || i.sku "
-                "GROUP BY i.sku, i.stream_version"
+                "|| CASE WHEN i.bucket = 0 THEN '' ELSE '~' || i.bucket END "
+                "GROUP BY i.sku, i.bucket, i.stream_version"
             )
         )
         wrong = {
-            r.sku: (r.stream_version, list(r.versions))
+            (r.sku, r.bucket): (r.stream_version, list(r.versions))
             for r in rows
             if list(r.versions) != list(range(1, r.stream_version + 1))
         }
     assert wrong == {}, f"rows whose count is not their stream's version (count, versions): {wrong}"
+
+
+async def bucket_rows(container: Container, sku: str) -> dict[int, StockLevel]:
+    """The SKU's stock rows by bucket."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT bucket, on_hand, reserved FROM inventory_items WHERE sku = :sku ORDER BY bucket"),
+            {"sku": sku},
+        )
+        return {r.bucket: StockLevel(sku, r.on_hand, r.reserved) for r in rows}
+
+
+async def held_by_reservations(container: Container) -> dict[tuple[str, int], int]:
+    """Units the active and committed reservation rows hold, per (SKU, bucket)."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT sku, bucket, sum(quantity) AS held FROM inventory_reservations "
+                "WHERE status IN ('active', 'committed') GROUP BY sku, bucket"
+            )
+        )
+        return {(r.sku, r.bucket): int(r.held) for r in rows}
+
+
+async def reserved_per_row(container: Container) -> dict[tuple[str, int], int]:
+    """What each stock row counts as reserved (rows reserving nothing left out)."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT sku, bucket, reserved FROM inventory_items WHERE reserved > 0")
+        )
+        return {(r.sku, r.bucket): r.reserved for r in rows}

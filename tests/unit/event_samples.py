@@ -59,6 +59,7 @@ SAMPLES: tuple[Event, ...] = (
     inventory.StockReleased(*_STOCK, order_id="o-1", quantity=2, reason="payment declined"),
     inventory.ReservationExpired(*_STOCK, order_id="o-1", quantity=2),
     inventory.StockShipped(*_STOCK, order_id="o-1", quantity=2),
+    inventory.StockRebalanced(*_STOCK, previous_on_hand=3),
     order.OrderEvent("o-1"),
     order.OrderPlaced(
         order_id="o-1",

@@ -94,8 +94,10 @@ def test_events_round_trip_and_fold_takes_the_latest_numbers() -> None:
         assert decode_event(event.event_type(), event.to_data()) == event
         assert event.event_type() in INVENTORY_EVENT_TYPES
         assert event.stream_type == "inventory"
-    assert domain.fold(events) == {"S": StockLevel("S", 5, 0), "T": StockLevel("T", 1, 0)}
-    assert domain.stream_id("S") == "inventory-S"
+    assert domain.fold((f"inventory-{e.sku}", e) for e in events) == {
+        "S": StockLevel("S", 5, 0),
+        "T": StockLevel("T", 1, 0),
+    }
 
 
 def test_request_hash_inputs_and_stored_responses() -> None:
