@@ -27,7 +27,8 @@ from typing import Any
 
 import asyncpg
 
-from benchmarks.flash_sale_buckets import BucketedSale, report_bucketed, run_bucketed
+from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
+from benchmarks.flash_sale_buckets import SET_BUCKETS, BucketedSale, report_bucketed
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
 from benchmarks.pg_waits import WaitSampler, WaitSamples
 from benchmarks.progress import Progress
@@ -374,7 +375,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     unavailable: str | None = None
     sale: Sale | None = None
     rw: Sale | None = None
-    bucketed_sale: BucketedSale | None = None
+    spread_sale: BucketedSale | None = None
     stock: StockState | None = None
     cpu_seconds = orders_catch_up = 0.0
     sale_cpu: dict[str, float | None] = {}
@@ -417,7 +418,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 stack, client, rw_sku, rw_units, rw_limit, progress, CHECKOUT_READ, "CONFIRMED"
             )
             progress.done(f"outcomes {rw.outcomes}")
-            bucketed_sale = await run_bucketed(stack, client, units, limit, progress)
+            spread_sale = await bucketed_sale(stack, client, units, limit, progress)
 
     pool = await asyncpg.create_pool(min_size=1, max_size=1, **stack.asyncpg_kwargs())
     try:
@@ -468,9 +469,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
         _report_limits(result, sale, sale_cpu, waits)
-        if bucketed_sale is not None:
-            one_row = result.metrics["gateway"]["rate"]
-            report_bucketed(result, stack, bucketed_sale, one_row)
+        if spread_sale is not None:
+            report_bucketed(result, stack, spread_sale, result.metrics["gateway"]["rate"])
     return result
 
 
@@ -719,3 +719,33 @@ async def _profile(stack: Stack, progress: Progress, result: BenchResult, units:
             await gateway_sale(stack, client, sku, units, limit, progress)
         result.profiles += profiles
         progress.done()
+
+
+async def bucketed_sale(
+    stack: Stack, client: Any, units: int, limit: float, progress: Progress
+) -> BucketedSale:
+    """The same sale on a SKU whose stock is spread over buckets first (``inventorySetBuckets``)."""
+    sku = f"FLASH-B{SALE_BUCKETS}-{stack.run_id}".upper()
+    await create_stocked_sku(stack, client, sku, units)
+    spread = await gql(
+        client,
+        SET_BUCKETS,
+        {"sku": sku, "buckets": SALE_BUCKETS, "key": f"buckets-{sku}"},
+        token=stack.admin_token(),
+    )
+    payload = spread.field("inventorySetBuckets")
+    if not payload or payload.get("userErrors") or spread.error_codes:
+        raise Unavailable(f"inventorySetBuckets: {spread.describe()}")
+    progress.phase(f"gateway, stock in {SALE_BUCKETS} buckets: {BUYERS} buyers, {units} units of {sku}")
+    cpu_before = stack.cpu.read()
+    async with WaitSampler(stack.asyncpg_kwargs()) as waits:
+        sale = await gateway_sale(stack, client, sku, units, limit, progress)
+    spent = stack.cpu.spent(cpu_before, stack.cpu.read())
+    conn = await asyncpg.connect(**stack.asyncpg_kwargs())
+    try:
+        stock = await stock_state(conn, sku)
+    finally:
+        await conn.close()
+    confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
+    progress.done(f"{confirmed} confirmed, outcomes {sale.outcomes}")
+    return BucketedSale(sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status)

@@ -1,17 +1,15 @@
 """The flash sale again, through the gateway, with the hot SKU's stock spread over buckets
 (``inventorySetBuckets``): the same buyers, units and checkout, so the two sales side by side
-show what the one-row lock cost (docs/scaling.md, section 8)."""
+show what the one-row lock cost (docs/scaling.md, section 8). The sale itself is run by
+``benchmarks.flash_sale.bucketed_sale``; this is its mutation, its record and its report."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
-from benchmarks.harness import Stack, gql
-from benchmarks.pg_waits import WaitSampler, WaitSamples
-from benchmarks.progress import Progress
+from benchmarks.harness import Stack
+from benchmarks.pg_waits import WaitSamples
 from benchmarks.report import BenchResult, fmt_ms, fmt_rate, fmt_ratio, latency_stats, ratio
 
 BUCKETS = 8
@@ -26,43 +24,12 @@ mutation($sku: String!, $buckets: Int!, $key: String!) {
 
 @dataclass
 class BucketedSale:
-    sale: Any  # benchmarks.flash_sale.Sale
+    sale: Any  # benchmarks.flash_sale.Sale (that module reports with this one)
     cpu_seconds: dict[str, float | None]
     waits: WaitSamples
     confirmed: int
     oversold: int
     by_status: dict[str, int]
-
-
-async def run_bucketed(
-    stack: Stack, client: Any, units: int, limit: float, progress: Progress
-) -> BucketedSale:
-    from benchmarks import flash_sale  # the sale's own module imports this one
-
-    sku = f"FLASH-B{BUCKETS}-{stack.run_id}".upper()
-    await flash_sale.create_stocked_sku(stack, client, sku, units)
-    spread = await gql(
-        client,
-        SET_BUCKETS,
-        {"sku": sku, "buckets": BUCKETS, "key": f"buckets-{sku}"},
-        token=stack.admin_token(),
-    )
-    payload = spread.field("inventorySetBuckets")
-    if not payload or payload.get("userErrors") or spread.error_codes:
-        raise flash_sale.Unavailable(f"inventorySetBuckets: {spread.describe()}")
-    progress.phase(f"gateway, stock in {BUCKETS} buckets: {flash_sale.BUYERS} buyers, {units} units of {sku}")
-    cpu_before = stack.cpu.read()
-    async with WaitSampler(stack.asyncpg_kwargs()) as waits:
-        sale = await flash_sale.gateway_sale(stack, client, sku, units, limit, progress)
-    spent = stack.cpu.spent(cpu_before, stack.cpu.read())
-    conn = await asyncpg.connect(**stack.asyncpg_kwargs())
-    try:
-        stock = await flash_sale.stock_state(conn, sku)
-    finally:
-        await conn.close()
-    confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
-    progress.done(f"{confirmed} confirmed, outcomes {sale.outcomes}")
-    return BucketedSale(sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status)
 
 
 def report_bucketed(result: BenchResult, stack: Stack, run: BucketedSale, one_row_rate: float) -> None:
@@ -82,9 +49,16 @@ def report_bucketed(result: BenchResult, stack: Stack, run: BucketedSale, one_ro
         f"stock in {BUCKETS} buckets: checkout p50 / p99; oversold (must be 0)",
         f"{fmt_ms(g['p50'])} / {fmt_ms(g['p99'])}; {run.oversold}",
     )
+    gateway = run.cpu_seconds.get("gateway")
+    percent = None if gateway is None or sale.seconds <= 0 else 100 * gateway / sale.seconds
     result.row(
-        f"stock in {BUCKETS} buckets: CPU per unit, ours; backends queued on a row lock (mean)",
-        f"{cpu_ms:.1f} ms; {run.waits.mean_row_lock_waiters:.1f}",
+        f"stock in {BUCKETS} buckets: CPU per unit, ours; gateway in % of one core",
+        f"{cpu_ms:.1f} ms; {'n/a' if percent is None else f'{percent:.0f}%'}",
+    )
+    result.row(
+        f"stock in {BUCKETS} buckets: backends queued on a row lock / idle in transaction, waiting for "
+        "our process (mean)",
+        f"{run.waits.mean_row_lock_waiters:.1f} / {run.waits.mean_idle_in_transaction:.1f}",
     )
     result.metrics["gateway_bucketed"] = {
         "buckets": BUCKETS,
@@ -95,6 +69,8 @@ def report_bucketed(result: BenchResult, stack: Stack, run: BucketedSale, one_ro
         "reservations_by_status": run.by_status,
         "cpu_ms_per_unit": round(cpu_ms, 2),
         "cpu_seconds": run.cpu_seconds,
+        "seconds": round(sale.seconds, 2),
+        "gateway_percent_of_one_core": None if percent is None else round(percent, 1),
         "postgres_activity": run.waits.as_dict(),
         "outcomes": sale.outcomes,
     }

@@ -118,7 +118,7 @@ async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
 async def set_stock_buckets(command: SetStockBuckets, uow: UnitOfWork) -> StockResult:
     domain.validate_sku(command.sku)
     count = domain.validate_buckets(command.buckets)
-    await _lock_stock(uow.conn, command.sku)
+    await _variant_exists(await asyncpg_of(uow.conn), command.sku)
     stock = await buckets.flag(uow, command.sku, count)
     level = stock.level
     return StockResult(command.sku, level.on_hand, level.reserved, level.available, uow.last_position)
@@ -128,12 +128,16 @@ async def _lock_stock(conn: AsyncConnection, sku: str) -> LockedStock:
     """The SKU's stock rows, locked in bucket order; a catalog SKU never stocked before starts
     at zero in one row."""
     driver = await asyncpg_of(conn)
-    if await driver.fetchval("SELECT 1 FROM catalog_variants WHERE sku = $1", sku) is None:
-        raise NotFound(f"no product variant has SKU {sku}", ["sku"])
+    await _variant_exists(driver, sku)
     await driver.execute(
         "INSERT INTO inventory_items (sku, on_hand, reserved) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING", sku
     )
     return await buckets.lock_stock(driver, sku)
+
+
+async def _variant_exists(driver: Any, sku: str) -> None:
+    if await driver.fetchval("SELECT 1 FROM catalog_variants WHERE sku = $1", sku) is None:
+        raise NotFound(f"no product variant has SKU {sku}", ["sku"])
 
 
 async def _respread(
@@ -156,7 +160,8 @@ async def _variant_skus(driver: Any, skus: Sequence[str]) -> set[str]:
 
 
 async def _lock_levels(driver: Any, skus: Sequence[str]) -> dict[str, StockLevel]:
-    """``_lock_level`` for many variant SKUs, their rows locked in SKU order."""
+    """The levels of many variant SKUs each in one row, locked in SKU order (a SKU in buckets
+    sends the batch down the one-by-one path)."""
     if not skus:
         return {}
     await driver.execute(
@@ -169,7 +174,12 @@ async def _lock_levels(driver: Any, skus: Sequence[str]) -> dict[str, StockLevel
         "ORDER BY sku, bucket FOR UPDATE",
         list(skus),
     )
-    if len(rows) > len(skus):
+    # A statement that waited for a row reads the table as of its snapshot: bucket rows added
+    # meanwhile (``inventorySetBuckets`` holds bucket 0 while it adds them) are counted anew.
+    counted = await driver.fetchval(
+        "SELECT count(*) FROM inventory_items WHERE sku = ANY($1::varchar[])", list(skus)
+    )
+    if len(rows) > len(skus) or counted > len(skus):
         raise BatchFallback("a SKU of the batch keeps its stock in buckets")
     return {r["sku"]: StockLevel(r["sku"], r["on_hand"], r["reserved"]) for r in rows}
 

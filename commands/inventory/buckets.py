@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.domain.inventory import BucketLevel, StockLevel, needs_rebalancing, spread
+from commands.errors import InvalidInput
 from commands.events.inventory import InventoryEvent, StockRebalanced
 from commands.inventory.stock_rows import ItemRow, append_events, event_fields, set_bucket_on_hand
 from commands.metrics import STOCK_REBALANCES
@@ -42,7 +43,12 @@ class LockedStock:
 
 
 async def lock_stock(driver: Any, sku: str) -> LockedStock:
-    """The SKU's rows, locked in bucket order (the SKU has at least its bucket 0)."""
+    """The SKU's rows, locked in bucket order (the SKU has at least its bucket 0).
+
+    Bucket 0 first, alone: ``flag`` adds rows while it holds it, and a statement that waited for
+    it reads the table as of its snapshot, from before those rows existed. The rows are then
+    read by a statement begun once bucket 0 is ours: it sees every row (none can be added now)."""
+    await driver.execute(_LOCK_FIRST, sku)
     rows = await driver.fetch(_LOCK_ROWS, sku)
     target = rows[0]["target"] if rows else None
     return LockedStock(
@@ -50,6 +56,7 @@ async def lock_stock(driver: Any, sku: str) -> LockedStock:
     )
 
 
+_LOCK_FIRST = "SELECT 1 FROM inventory_items WHERE sku = $1 AND bucket = 0 FOR UPDATE"
 _LOCK_ROWS = (
     "SELECT bucket, on_hand, reserved, (SELECT buckets FROM inventory_hot_skus WHERE sku = $1) AS target "
     "FROM inventory_items WHERE sku = $1 ORDER BY bucket FOR UPDATE"
@@ -82,8 +89,14 @@ def rebalanced(row: ItemRow, before: BucketLevel) -> StockRebalanced:
 
 
 async def flag(uow: UnitOfWork, sku: str, buckets: int) -> LockedStock:
-    """Give a tracked SKU ``buckets`` rows (1 unflags it) and spread its free stock over them."""
+    """Give a tracked SKU ``buckets`` rows (1 unflags it) and spread its free stock over them.
+    InvalidInput for a SKU whose stock is not tracked (spreading it would start it at zero)."""
     driver = await asyncpg_of(uow.conn)
+    if await driver.fetchval(_LOCK_FIRST, sku) is None:
+        raise InvalidInput(
+            f"the stock of {sku} is not tracked: set it (inventorySet) before spreading it over buckets",
+            ["sku"],
+        )
     await driver.execute(
         "INSERT INTO inventory_items (sku, bucket, on_hand, reserved) "
         "SELECT $1, b, 0, 0 FROM generate_series(0, $2::int - 1) AS b ORDER BY b ON CONFLICT DO NOTHING",

@@ -2,10 +2,12 @@
 
 Never oversell: a reservation is one conditional UPDATE per stock row
 (``on_hand - reserved >= q``), and the table's CHECK backs it up. Lock order
-is the same everywhere, so concurrent writers wait instead of deadlocking:
-an order's reservation rows (by SKU and bucket), then ``inventory_items`` rows
-(by SKU and bucket). Every writer of a stock row's stream holds that row's lock
-while it appends, so appends to one stream are serialized too.
+is the same for every writer of more than one row, so concurrent writers wait
+instead of deadlocking: an order's reservation rows (by SKU and bucket), then
+``inventory_items`` rows (by SKU and bucket); the one-line reservation of a SKU in
+buckets is the exception that cannot close a cycle (``commands.inventory.stock_taking``).
+Every writer of a stock row's stream holds that row's lock while it appends, so
+appends to one stream are serialized too.
 
 A hot SKU's stock is spread over buckets (``commands.inventory.buckets``): a one-line
 order takes from any bucket no other buyer holds, so its buyers do not queue on one row.
@@ -16,7 +18,7 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -50,13 +52,8 @@ from commands.inventory.reservation_rows import (
     remove,
     settle,
 )
-from commands.inventory.stock_rows import (
-    ItemRow,
-    append_events,
-    event_fields,
-    reserve_one,
-    take_all_or_nothing,
-)
+from commands.inventory.stock_rows import ItemRow, append_events, event_fields
+from commands.inventory.stock_taking import has_buckets, reserve_one, take_all_or_nothing
 from commands.metrics import RESERVATION_CONFLICTS, RESERVATION_EXPIRIES
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
@@ -203,17 +200,23 @@ async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
     )
     if taken is not None:
         return
-    if buckets == 1:  # tracked (prepare saw its row, and rows are never deleted), so short
+    if buckets == 1 and not await has_buckets(uow.conn, sku):
+        # Tracked (prepare saw its row, and rows are never deleted), in one row, so short.
         RESERVATION_CONFLICTS.inc()
         raise OutOfStock([sku])
-    # No bucket alone had the units, or the one waited for was emptied meanwhile: lock the
-    # buckets in their order and take from as many as the line needs (or learn it is short).
-    reserved = await _take_many(uow.conn, pending)
+    # No bucket alone had the units, or the one waited for was emptied meanwhile, or the SKU was
+    # spread over buckets since ``prepare``: lock its rows in bucket order and take from as many
+    # as the line needs (or learn it is short).
+    reserved = await _take_many(uow.conn, pending, one_row=())
     await _append_reserved(uow, pending, reserved)
 
 
-async def _take_many(conn: AsyncConnection, pending: PendingReservation) -> list[tuple[ItemRow, int]]:
-    reserved, short = await take_all_or_nothing(conn, pending.lines)
+async def _take_many(
+    conn: AsyncConnection, pending: PendingReservation, one_row: Collection[str] | None = None
+) -> list[tuple[ItemRow, int]]:
+    if one_row is None:
+        one_row = {sku for sku, _ in pending.lines if sku not in pending.buckets}
+    reserved, short = await take_all_or_nothing(conn, pending.lines, one_row)
     if short:
         RESERVATION_CONFLICTS.inc(len(short))
         raise OutOfStock(short)

@@ -127,6 +127,7 @@ inventory_items = Table(
     # every write that changes the row appends one event there and counts it here, in the same
     # statement.
     Column("stream_version", BigInteger, nullable=False, server_default="0"),
+    Index("inventory_items_bucketed", "sku", postgresql_where="bucket > 0"),
 )
 
 # SKUs whose stock is spread over ``buckets`` rows.

@@ -4,7 +4,7 @@ The supervisor binds the port, applies the migrations once, and starts N ``serve
 processes that accept on the inherited socket. Every worker runs the projectors; the
 projection leases (``projections/lease.py``) let exactly one process apply each projection,
 and a standby takes over within seconds if its owner dies. Only the first worker loads the
-demo data and runs the periodic jobs (payment reconciliation, the reservation sweep). A
+demo data and runs the periodic jobs (payment reconciliation, the reservation sweep, stock rebalancing). A
 signal to the supervisor stops every worker cleanly (each drains its requests); a worker
 that exits on its own stops the others, and the supervisor exits non-zero.
 

@@ -3,13 +3,19 @@ every stock row's numbers, its reservation rows and its ledger stream agreeing t
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection
 
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
 from commands.inventory import buckets, reservations
 from commands.inventory.reservations import OutOfStock
 from commands.messages.inventory import AdjustStock, SetStockBuckets, StockResult
+from commands.store.migrate import MIGRATIONS_DIR
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     LEASE,
@@ -59,6 +65,21 @@ async def test_a_bucket_count_outside_one_to_sixteen_is_refused_and_changes_noth
         with pytest.raises(InvalidInput, match="buckets must be between 1 and 16"):
             await flag(stocked, "INV-A", count)
     assert list(await bucket_rows(stocked, "INV-A")) == [0]
+
+
+async def test_an_untracked_sku_is_not_spread(stocked: Container) -> None:
+    with pytest.raises(InvalidInput, match="the stock of INV-UNTRACKED is not tracked"):
+        await flag(stocked, "INV-UNTRACKED", 4)
+    assert await bucket_rows(stocked, "INV-UNTRACKED") == {}
+
+
+async def test_setting_stock_while_the_sku_is_being_spread_counts_every_bucket(stocked: Container) -> None:
+    # A set that waited for bucket 0 while the flag added rows must still see (and count) them.
+    await set_stock(stocked, "INV-A", 100)
+    for count in (4, 1, 8, 2, 6, 1, 3):
+        await asyncio.gather(flag(stocked, "INV-A", count), set_stock(stocked, "INV-A", 100))
+        assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 100, 0)
+    await assert_consistent(stocked)
 
 
 async def test_a_line_larger_than_any_bucket_takes_from_several(stocked: Container) -> None:
@@ -158,3 +179,35 @@ async def test_a_late_payment_takes_the_stock_again_from_whichever_buckets_have_
     assert {r.status for r in rows} == {"committed"} and sum(r.quantity for r in rows) == 4
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 9)
     await assert_consistent(stocked)
+
+
+def _down_to_before_buckets_and_up(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.downgrade(config, "0014_inventory_stream_version")
+    command.upgrade(config, "head")
+
+
+async def test_going_back_before_buckets_waits_for_them_to_empty_and_merges_split_reservations(
+    stocked: Container,
+) -> None:
+    await flag(stocked, "INV-A", 4)  # 3, 3, 2, 2
+    order = new_order()
+    await reserve(stocked, order, [("INV-A", 7)])  # from buckets 0, 1 and 2
+    await stocked.connections.close()  # no kept session holds the tables while they are altered
+    async with stocked.engine.connect() as conn:
+        with pytest.raises(Exception, match="stock is still spread over buckets"):
+            await conn.run_sync(_down_to_before_buckets_and_up)
+        await conn.rollback()
+    await in_uow(stocked, lambda uow: reservations.release(uow, order, reason="cancelled"))
+    await flag(stocked, "INV-A", 1)
+    await buckets.rebalance_due(stocked.engine, META)
+    await stocked.connections.close()
+    async with stocked.engine.connect() as conn:
+        await conn.run_sync(_down_to_before_buckets_and_up)
+        await conn.commit()
+    assert [(r.sku, r.quantity, r.status) for r in await reservation_rows(stocked, order)] == [
+        ("INV-A", 7, "released")
+    ]
+    assert await bucket_rows(stocked, "INV-A") == {0: StockLevel("INV-A", 10, 0)}
