@@ -60,7 +60,20 @@ def report_bucketed(result: BenchResult, stack: Stack, run: BucketedSale, one_ro
         "our process (mean)",
         f"{run.waits.mean_row_lock_waiters:.1f} / {run.waits.mean_idle_in_transaction:.1f}",
     )
+    waits = run.waits
+    if waits.mean_row_lock_waiters >= 1:
+        verdict = (
+            f"lock waits on the buckets' rows: {waits.mean_row_lock_waiters:.1f} backends queued on average"
+        )
+    else:
+        verdict = (
+            f"not the rows ({waits.mean_row_lock_waiters:.1f} backends queued on them): the gateway, at "
+            f"{'n/a' if percent is None else f'{percent:.0f}%'} of its one core, with "
+            f"{waits.mean_idle_in_transaction:.1f} transactions idle waiting for it"
+        )
+    result.row(f"stock in {BUCKETS} buckets: what limits throughput", verdict)
     result.metrics["gateway_bucketed"] = {
+        "verdict": verdict,
         "buckets": BUCKETS,
         "confirmed": run.confirmed,
         "rate": round(rate, 1),

@@ -24,27 +24,14 @@ from tests.support.inventory import (
     reservation_rows,
     reserve,
     set_stock,
+    worst_overdraft,
 )
-
-
-async def _watch_invariant(container: Container, stop: asyncio.Event) -> int:
-    """Sample the table while buyers race; returns the worst over-reservation seen."""
-    worst = 0
-    async with container.engine.connect() as conn:
-        while not stop.is_set():
-            over = (
-                await conn.execute(text("SELECT coalesce(max(reserved - on_hand), 0) FROM inventory_items"))
-            ).scalar_one()
-            await conn.rollback()
-            worst = max(worst, int(over))
-            await asyncio.sleep(0.005)  # sampling rate of the watcher while buyers race
-    return worst
 
 
 async def test_fifty_buyers_for_five_units(stocked: Container) -> None:
     orders = [new_order() for _ in range(50)]
     stop = asyncio.Event()
-    watcher = asyncio.create_task(_watch_invariant(stocked, stop))
+    watcher = asyncio.create_task(worst_overdraft(stocked, stop))
 
     async def buy(order: str) -> bool:
         try:

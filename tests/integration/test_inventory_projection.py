@@ -7,24 +7,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from commands.domain.inventory import StockLevel
-from commands.events.inventory import StockRebalanced, sku_and_bucket, stream_id
+from commands.events.inventory import sku_and_bucket
 from commands.inventory import reservations
 from commands.messages.inventory import AdjustStock
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import RecordedEvent
-from commands.store.ledger.writer import append
-from commands.store.migrate import MIGRATIONS_DIR
 from gateway.bootstrap.container import Container
 from projections.inventory import InventoryProjection
 from tests.support.inventory import (
     META,
     PRODUCT_ID,
+    append_bucket_event,
     expire_now,
     in_uow,
     inventory_events,
@@ -34,6 +30,7 @@ from tests.support.inventory import (
     reserve,
     set_stock,
 )
+from tests.support.migrations import migrate
 
 
 async def _history(container: Container) -> None:
@@ -137,34 +134,15 @@ async def test_rebuild_gives_the_same_rows_and_keeps_serving(stocked: Container)
 # -- stock buckets: a row per bucket stream, a SKU's level the sum of its rows ---------------------
 
 
-async def _on_bucket(
-    container: Container, sku: str, bucket: int, on_hand: int, reserved: int = 0
-) -> RecordedEvent:
-    """An event on one bucket's stream carrying that bucket's numbers, as the command side appends."""
-    event = StockRebalanced(
-        sku=sku,
-        product_id=str(PRODUCT_ID),
-        on_hand=on_hand,
-        reserved=reserved,
-        available=on_hand - reserved,
-        previous_on_hand=0,
-    )
-    async with container.engine.begin() as conn:
-        (recorded,) = await append(
-            conn, "inventory", stream_id(sku, bucket), [event], expected_version=None, metadata={}
-        )
-    return recorded
-
-
 async def _spread_inv_a(container: Container) -> None:
     """INV-A's 10 units (bucket 0, version 1 after ``stocked``) spread over three buckets, bucket
     0's stream ahead of the others: applied first, a guard per SKU would drop the others."""
-    await _on_bucket(container, "INV-A", 0, 6)
-    await _on_bucket(container, "INV-A", 0, 4)  # inventory-INV-A v3
+    await append_bucket_event(container, "INV-A", 0, str(PRODUCT_ID), 6)
+    await append_bucket_event(container, "INV-A", 0, str(PRODUCT_ID), 4)  # inventory-INV-A v3
     await container.runner("inventory").catch_up()
-    await _on_bucket(container, "INV-A", 1, 3)  # inventory-INV-A~1 v1
-    await _on_bucket(container, "INV-A", 2, 3)
-    await _on_bucket(container, "INV-A", 2, 3, reserved=2)  # inventory-INV-A~2 v2
+    await append_bucket_event(container, "INV-A", 1, str(PRODUCT_ID), 3)  # inventory-INV-A~1 v1
+    await append_bucket_event(container, "INV-A", 2, str(PRODUCT_ID), 3)
+    await append_bucket_event(container, "INV-A", 2, str(PRODUCT_ID), 3, reserved=2)  # inventory-INV-A~2 v2
 
 
 SPREAD_ROWS = {("INV-A", 0): (4, 0, 4, 3), ("INV-A", 1): (3, 0, 3, 1), ("INV-A", 2): (3, 2, 1, 2)}
@@ -211,7 +189,7 @@ async def test_bucket_streams_are_rows_of_their_own_and_read_as_one_level_per_sk
     assert (b.on_hand, b.reserved, b.available, b.version) == (5, 0, 5, 1)
 
     # Any bucket moving moves the SKU's version forward.
-    await _on_bucket(stocked, "INV-A", 1, 1)
+    await append_bucket_event(stocked, "INV-A", 1, str(PRODUCT_ID), 1)
     await stocked.runner("inventory").catch_up()
     a = await stocked.services.inventory.get("INV-A")
     assert a is not None and (a.on_hand, a.available, a.version) == (8, 6, 7)
@@ -261,8 +239,8 @@ async def test_rebuild_with_buckets_keeps_the_rows_and_their_key(stocked: Contai
     assert await stocked.services.inventory.by_skus(["INV-A", "INV-B"]) == before
     assert (await _primary_key(stocked))[1] == ["sku", "bucket"]
     # The promoted copy takes upserts on (sku, bucket): a known bucket and a new one.
-    await _on_bucket(stocked, "INV-A", 1, 5)
-    await _on_bucket(stocked, "INV-A", 3, 2)
+    await append_bucket_event(stocked, "INV-A", 1, str(PRODUCT_ID), 5)
+    await append_bucket_event(stocked, "INV-A", 3, str(PRODUCT_ID), 2)
     await runner.catch_up()
     assert _numbers(await _view(stocked), "INV-A") == {
         **SPREAD_ROWS,
@@ -271,19 +249,6 @@ async def test_rebuild_with_buckets_keeps_the_rows_and_their_key(stocked: Contai
     }
     a = await stocked.services.inventory.get("INV-A")
     assert a is not None and (a.on_hand, a.reserved, a.available, a.version) == (14, 2, 12, 8)
-
-
-def _migrate(revision: str) -> Any:
-    def run(connection: Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["connection"] = connection
-        if revision == "head":
-            command.upgrade(config, revision)
-        else:
-            command.downgrade(config, revision)
-
-    return run
 
 
 async def test_the_migration_finds_the_key_a_rebuild_renamed_both_ways(stocked: Container) -> None:
@@ -297,7 +262,7 @@ async def test_the_migration_finds_the_key_a_rebuild_renamed_both_ways(stocked: 
     await stocked.connections.close()  # no kept session holds the table while it is altered
 
     async with stocked.engine.connect() as conn:
-        await conn.run_sync(_migrate("0015_stock_buckets"))
+        await conn.run_sync(migrate("0015_stock_buckets"))
         await conn.commit()
     assert await _primary_key(stocked) == ("inventory_view_pkey", ["sku"])
     async with stocked.engine.connect() as conn:
@@ -307,7 +272,7 @@ async def test_the_migration_finds_the_key_a_rebuild_renamed_both_ways(stocked: 
         }
 
     async with stocked.engine.connect() as conn:
-        await conn.run_sync(_migrate("head"))
+        await conn.run_sync(migrate("head"))
         await conn.commit()
     assert await _primary_key(stocked) == ("inventory_view_pkey", ["sku", "bucket"])
     assert await _view(stocked) == {(sku, 0): row for sku, row in bucket_0.items()}

@@ -5,16 +5,12 @@ stock UPDATE's own statement."""
 from __future__ import annotations
 
 import msgspec
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from commands.events.base import encode_event
 from commands.events.inventory import StockReserved
 from commands.inventory import reservations
 from commands.messages.inventory import AdjustStock, SetStock
-from commands.store.migrate import MIGRATIONS_DIR
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     LEASE,
@@ -29,6 +25,7 @@ from tests.support.inventory import (
     new_order,
     reserve,
 )
+from tests.support.migrations import down_and_up
 
 
 async def test_every_inventory_write_counts_the_events_it_appends(stocked: Container) -> None:
@@ -102,20 +99,12 @@ async def test_a_count_behind_the_ledger_catches_up_at_the_next_write(stocked: C
     ]
 
 
-def _migrate_down_and_up(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    command.downgrade(config, "0013_pricing_view")
-    command.upgrade(config, "head")
-
-
 async def test_the_migration_starts_each_row_at_its_streams_version(stocked: Container) -> None:
     await reserve(stocked, new_order(), [("INV-A", 2)])
     await stocked.bus.dispatch(AdjustStock("INV-B", 1), META)
     await stocked.connections.close()  # no kept session holds the table while it is altered
     async with stocked.engine.connect() as conn:
-        await conn.run_sync(_migrate_down_and_up)
+        await conn.run_sync(down_and_up("0013_pricing_view"))
         await conn.commit()
     await assert_versions_counted(stocked)
     async with stocked.engine.connect() as conn:

@@ -17,10 +17,8 @@ from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 
 from commands.events.catalog import ProductCreated
-from commands.events.inventory import StockRebalanced, stream_id
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.reader import Checkpoint, RecordedEvent, head_position, load_stream
-from commands.store.ledger.writer import append
+from commands.store.ledger.reader import Checkpoint, head_position, load_stream
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.seed import demo_catalog, seed_catalog
 from projections import checkpoints
@@ -30,7 +28,7 @@ from projections.search.projector import FIRST_GENERATION, SearchProjection, ali
 from projections.search.stock import StockLevel, latest_stock
 from queries.products import SearchRequest
 from tests.support.catalog import CallCounter, product, products, upsert, variant
-from tests.support.inventory import set_stock
+from tests.support.inventory import append_bucket_event, set_stock
 
 
 async def test_search_lags_until_the_projector_applies_and_waits_are_woken(container: Container) -> None:
@@ -317,25 +315,6 @@ async def test_promote_reads_the_new_index_not_what_it_wrote_to_the_old_one(cont
 # -- stock buckets: a variant is in stock while any of its buckets is ------------------------------
 
 
-async def _on_bucket(
-    container: Container, sku: str, bucket: int, product_id: str, on_hand: int, reserved: int = 0
-) -> RecordedEvent:
-    """An event on one bucket's stream carrying that bucket's numbers, as the command side appends."""
-    event = StockRebalanced(
-        sku=sku,
-        product_id=product_id,
-        on_hand=on_hand,
-        reserved=reserved,
-        available=on_hand - reserved,
-        previous_on_hand=0,
-    )
-    async with container.engine.begin() as conn:
-        (recorded,) = await append(
-            conn, "inventory", stream_id(sku, bucket), [event], expected_version=None, metadata={}
-        )
-    return recorded
-
-
 def _variant(doc: dict[str, Any], sku: str) -> dict[str, Any]:
     (found,) = [v for v in doc["variants"] if v["sku"] == sku]
     return found
@@ -351,9 +330,9 @@ async def test_a_variant_runs_out_only_when_every_bucket_is_empty(container: Con
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("drum", "Drum", [variant("DRM-1"), variant("DRM-2")]))
     pid = created.product_id
-    await _on_bucket(container, "DRM-2", 0, pid, 0)  # the product's stock rests on DRM-1
-    await _on_bucket(container, "DRM-1", 0, pid, 6)
-    await _on_bucket(container, "DRM-1", 0, pid, 2)  # bucket 0 at version 2, ahead of the others
+    await append_bucket_event(container, "DRM-2", 0, pid, 0)  # the product's stock rests on DRM-1
+    await append_bucket_event(container, "DRM-1", 0, pid, 6)
+    await append_bucket_event(container, "DRM-1", 0, pid, 2)  # bucket 0 at version 2, ahead of the others
     await runner.catch_up()
 
     # (bucket, on hand, reserved, DRM-1 in stock, whether the document is written)
@@ -367,7 +346,7 @@ async def test_a_variant_runs_out_only_when_every_bucket_is_empty(container: Con
         (2, 2, 2, False, False),  # a change that changes no number
         (1, 2, 1, True, True),  # a release in one bucket brings the variant back
     ):
-        await _on_bucket(container, "DRM-1", bucket, pid, on_hand, reserved)
+        await append_bucket_event(container, "DRM-1", bucket, pid, on_hand, reserved)
         counter = await _engine_calls_to_catch_up(runner, client)
         assert _mgets(counter) == []
         assert any(path.endswith("/_bulk") for path in counter.paths) is written, (bucket, on_hand, reserved)
@@ -392,8 +371,8 @@ async def test_a_document_read_back_knows_which_buckets_hold_stock(container: Co
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("bell", "Bell", [variant("BEL-1")]))
     pid = created.product_id
-    await _on_bucket(container, "BEL-1", 0, pid, 3)
-    await _on_bucket(container, "BEL-1", 1, pid, 2)
+    await append_bucket_event(container, "BEL-1", 0, pid, 3)
+    await append_bucket_event(container, "BEL-1", 1, pid, 2)
     await runner.catch_up()
 
     for bucket, on_hand, reserved, in_stock in (
@@ -404,7 +383,7 @@ async def test_a_document_read_back_knows_which_buckets_hold_stock(container: Co
         (0, 5, 5, True),  # bucket 1 holds 2 again
     ):
         await projection.setup()  # forgets the documents it wrote: reads them back
-        await _on_bucket(container, "BEL-1", bucket, pid, on_hand, reserved)
+        await append_bucket_event(container, "BEL-1", bucket, pid, on_hand, reserved)
         await runner.catch_up()
         doc = await _indexed(client, alias, pid)
         assert (doc["variants"][0]["in_stock"], doc["in_stock"]) == (in_stock, in_stock), (bucket, on_hand)
@@ -415,11 +394,11 @@ async def test_buckets_survive_replays_product_updates_and_a_rebuild(container: 
     alias = alias_name(container.settings.index_prefix)
     created = await upsert(container, product("gong", "Gong", [variant("GNG-1"), variant("GNG-10")]))
     pid = created.product_id
-    await _on_bucket(container, "GNG-1", 0, pid, 1)
-    await _on_bucket(container, "GNG-1", 0, pid, 0)  # bucket 0 empty at version 2
-    await _on_bucket(container, "GNG-1", 1, pid, 3)
-    await _on_bucket(container, "GNG-10", 0, pid, 0)
-    await _on_bucket(container, "GNG-10", 3, pid, 0)
+    await append_bucket_event(container, "GNG-1", 0, pid, 1)
+    await append_bucket_event(container, "GNG-1", 0, pid, 0)  # bucket 0 empty at version 2
+    await append_bucket_event(container, "GNG-1", 1, pid, 3)
+    await append_bucket_event(container, "GNG-10", 0, pid, 0)
+    await append_bucket_event(container, "GNG-10", 3, pid, 0)
     await runner.catch_up()
     doc = await _indexed(client, alias, pid)
     assert _variant(doc, "GNG-1")["stock_buckets"] == {"0": [2, 0], "1": [1, 3]}
@@ -454,7 +433,7 @@ async def test_buckets_survive_replays_product_updates_and_a_rebuild(container: 
     await container.rebuilder.run(runner)
     assert await _indexed(client, alias, pid) == updated
     # The rebuilt document knows bucket 1 holds the only stock.
-    await _on_bucket(container, "GNG-1", 1, pid, 3, 3)
+    await append_bucket_event(container, "GNG-1", 1, pid, 3, 3)
     await runner.catch_up()
     doc = await _indexed(client, alias, pid)
     assert (_variant(doc, "GNG-1")["in_stock"], doc["in_stock"]) == (False, False)
@@ -465,7 +444,7 @@ async def test_an_index_and_documents_from_before_buckets_keep_working(container
     prefix = f"{container.settings.index_prefix}old_"
     created = await upsert(container, product("horn", "Horn", [variant("HRN-1")]))
     pid = created.product_id
-    await _on_bucket(container, "HRN-1", 0, pid, 0)  # inventory-HRN-1 v1: sold out
+    await append_bucket_event(container, "HRN-1", 0, pid, 0)  # inventory-HRN-1 v1: sold out
 
     # The index and its document as the release before buckets left them.
     old_mappings = copy.deepcopy(INDEX_MAPPINGS)
@@ -490,7 +469,7 @@ async def test_an_index_and_documents_from_before_buckets_keep_working(container
         "enabled": False,
     }
 
-    late = await _on_bucket(container, "HRN-1", 1, pid, 4)
+    late = await append_bucket_event(container, "HRN-1", 1, pid, 4)
     async with container.engine.connect() as conn:
         await projection.apply([late], await asyncpg_of(conn))
     doc = await _indexed(client, index, pid)

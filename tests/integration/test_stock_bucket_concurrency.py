@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 
-from sqlalchemy import text
-
 from commands.domain.inventory import StockLevel
 from commands.inventory import buckets, reservations
 from commands.inventory.reservations import OutOfStock
@@ -25,24 +23,11 @@ from tests.support.inventory import (
     reserve,
     reserved_per_row,
     set_stock,
+    worst_overdraft,
 )
 
 HOT = "INV-A"
 COLD = "INV-B"
-
-
-async def _worst_overdraft(container: Container, stop: asyncio.Event) -> int:
-    """Sample every stock row while buyers race; the worst reserved - on_hand seen."""
-    worst = 0
-    async with container.engine.connect() as conn:
-        while not stop.is_set():
-            over = (
-                await conn.execute(text("SELECT coalesce(max(reserved - on_hand), 0) FROM inventory_items"))
-            ).scalar_one()
-            await conn.rollback()
-            worst = max(worst, int(over))
-            await asyncio.sleep(0.005)  # sampling rate of the watcher
-    return worst
 
 
 async def _sweep_until(container: Container, stop: asyncio.Event) -> int:
@@ -79,7 +64,7 @@ async def test_buyers_of_a_bucketed_sku_all_get_the_stock_there_is_and_none_more
         for i, quantity in enumerate(_quantities_summing_to(60, rng))
     ]
     stop = asyncio.Event()
-    watcher = asyncio.create_task(_worst_overdraft(stocked, stop))
+    watcher = asyncio.create_task(worst_overdraft(stocked, stop))
     sweeper = asyncio.create_task(_sweep_until(stocked, stop))
 
     async def buy(lines: list[tuple[str, int]]) -> bool:

@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection
 
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
 from commands.inventory import buckets, reservations
 from commands.inventory.reservations import OutOfStock
 from commands.messages.inventory import AdjustStock, SetStockBuckets, StockResult
-from commands.store.migrate import MIGRATIONS_DIR
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     LEASE,
@@ -34,6 +30,7 @@ from tests.support.inventory import (
     reserved_per_row,
     set_stock,
 )
+from tests.support.migrations import down_and_up
 
 
 async def flag(container: Container, sku: str, count: int) -> StockResult:
@@ -181,14 +178,6 @@ async def test_a_late_payment_takes_the_stock_again_from_whichever_buckets_have_
     await assert_consistent(stocked)
 
 
-def _down_to_before_buckets_and_up(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    command.downgrade(config, "0014_inventory_stream_version")
-    command.upgrade(config, "head")
-
-
 async def test_going_back_before_buckets_waits_for_them_to_empty_and_merges_split_reservations(
     stocked: Container,
 ) -> None:
@@ -198,14 +187,14 @@ async def test_going_back_before_buckets_waits_for_them_to_empty_and_merges_spli
     await stocked.connections.close()  # no kept session holds the tables while they are altered
     async with stocked.engine.connect() as conn:
         with pytest.raises(Exception, match="stock is still spread over buckets"):
-            await conn.run_sync(_down_to_before_buckets_and_up)
+            await conn.run_sync(down_and_up("0014_inventory_stream_version"))
         await conn.rollback()
     await in_uow(stocked, lambda uow: reservations.release(uow, order, reason="cancelled"))
     await flag(stocked, "INV-A", 1)
     await buckets.rebalance_due(stocked.engine, META)
     await stocked.connections.close()
     async with stocked.engine.connect() as conn:
-        await conn.run_sync(_down_to_before_buckets_and_up)
+        await conn.run_sync(down_and_up("0014_inventory_stream_version"))
         await conn.commit()
     assert [(r.sku, r.quantity, r.status) for r in await reservation_rows(stocked, order)] == [
         ("INV-A", 7, "released")

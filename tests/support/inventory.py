@@ -3,6 +3,7 @@ command, reservations run in real units of work, and ledger/table inspection."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -11,11 +12,12 @@ from typing import Any
 from sqlalchemy import text
 
 from commands.domain.inventory import StockLevel, fold
-from commands.events.inventory import InventoryEvent
+from commands.events.inventory import InventoryEvent, StockRebalanced, stream_id
 from commands.inventory import reservations
 from commands.inventory.reservations import ReservationLine
 from commands.messages.inventory import SetStock, StockResult
 from commands.store.ledger.reader import RecordedEvent
+from commands.store.ledger.writer import append
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 
@@ -177,3 +179,36 @@ async def reserved_per_row(container: Container) -> dict[tuple[str, int], int]:
             text("SELECT sku, bucket, reserved FROM inventory_items WHERE reserved > 0")
         )
         return {(r.sku, r.bucket): r.reserved for r in rows}
+
+
+async def worst_overdraft(container: Container, stop: asyncio.Event) -> int:
+    """Sample every stock row until ``stop``; the worst reserved - on_hand seen (0: never over)."""
+    worst = 0
+    async with container.engine.connect() as conn:
+        while not stop.is_set():
+            over = (
+                await conn.execute(text("SELECT coalesce(max(reserved - on_hand), 0) FROM inventory_items"))
+            ).scalar_one()
+            await conn.rollback()
+            worst = max(worst, int(over))
+            await asyncio.sleep(0.005)  # sampling rate of the watcher while buyers race
+    return worst
+
+
+async def append_bucket_event(
+    container: Container, sku: str, bucket: int, product_id: str, on_hand: int, reserved: int = 0
+) -> RecordedEvent:
+    """An event on one bucket's stream carrying that bucket's numbers, as the command side appends."""
+    event = StockRebalanced(
+        sku=sku,
+        product_id=product_id,
+        on_hand=on_hand,
+        reserved=reserved,
+        available=on_hand - reserved,
+        previous_on_hand=0,
+    )
+    async with container.engine.begin() as conn:
+        (recorded,) = await append(
+            conn, "inventory", stream_id(sku, bucket), [event], expected_version=None, metadata={}
+        )
+    return recorded
