@@ -84,6 +84,10 @@ def decide_adjust(level: StockLevel, delta: int, reason: str | None) -> int:
     new_on_hand = level.on_hand + delta
     if new_on_hand > MAX_ON_HAND:
         raise InvalidInput(f"on-hand stock cannot exceed {MAX_ON_HAND}", ["delta"])
+    if new_on_hand < 0:
+        raise InvalidInput(
+            f"on-hand would drop to {new_on_hand}: {level.sku} has {level.on_hand} on hand", ["delta"]
+        )
     if new_on_hand < level.reserved:
         raise InvalidInput(
             f"on-hand would drop to {new_on_hand}, below the {level.reserved} units reserved for {level.sku}",

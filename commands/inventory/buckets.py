@@ -113,7 +113,9 @@ async def flag(uow: UnitOfWork, sku: str, buckets: int) -> LockedStock:
     else:
         await driver.execute("DELETE FROM inventory_hot_skus WHERE sku = $1", sku)
     stock = await lock_stock(driver, sku)
-    await respread(uow, stock, stock.level.available, rebalanced, always_record=True)
+    # Nothing is recorded when no row changes (the SKU already had this spread): the answer then
+    # carries no position, as there is nothing to wait for.
+    await respread(uow, stock, stock.level.available, rebalanced, always_record=False)
     return stock
 
 

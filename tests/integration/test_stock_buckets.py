@@ -55,6 +55,15 @@ async def test_flagging_spreads_the_free_stock_evenly_and_keeps_the_total(stocke
     await assert_consistent(stocked)
 
 
+async def test_spreading_a_sku_as_it_already_is_records_nothing(stocked: Container) -> None:
+    first = await flag(stocked, "INV-A", 4)
+    events = len(await inventory_events(stocked))
+    again = await flag(stocked, "INV-A", 4)
+    assert first.position is not None and again.position is None
+    assert (again.on_hand, again.available) == (10, 10)
+    assert len(await inventory_events(stocked)) == events
+
+
 async def test_a_bucket_count_outside_one_to_sixteen_is_refused_and_changes_nothing(
     stocked: Container,
 ) -> None:

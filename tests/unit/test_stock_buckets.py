@@ -7,6 +7,7 @@ import pytest
 from commands.domain.inventory import (
     BucketLevel,
     StockLevel,
+    decide_adjust,
     fold,
     needs_rebalancing,
     spread,
@@ -108,3 +109,8 @@ def test_a_skus_level_is_the_sum_of_each_bucket_streams_last_event() -> None:
         ("inventory-X~1", reserved(4, 3)),
     ]
     assert fold(events) == {"X": StockLevel("X", 9, 5)}
+
+
+def test_an_adjustment_below_zero_says_what_is_on_hand() -> None:
+    with pytest.raises(InvalidInput, match="on-hand would drop to -5: S has 0 on hand"):
+        decide_adjust(StockLevel("S", 0, 0), -5, None)
