@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from commands.checkout.reconcile import ReconcileReport, reconcile
-from commands.inventory import buckets, reservations
+from commands.inventory import buckets, lease_sweep
 from commands.store import idempotency
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
@@ -47,7 +47,7 @@ async def reconcile_once(container: Container) -> ReconcileReport:
 
 
 async def sweep_once(container: Container) -> list[str]:
-    expired = await reservations.expire_due(container.engine, system_metadata("reservation-sweep"))
+    expired = await lease_sweep.expire_due(container.engine, system_metadata("reservation-sweep"))
     if expired:
         log.info("expired reservations released", extra={"orders": len(expired)})
     return expired

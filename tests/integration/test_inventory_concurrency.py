@@ -9,7 +9,7 @@ from collections import Counter
 from sqlalchemy import text
 
 from commands.domain.inventory import StockLevel
-from commands.inventory import reservations
+from commands.inventory import lease_sweep, reservations
 from commands.inventory.reservations import OutOfStock
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
@@ -98,10 +98,10 @@ async def test_two_sweepers_release_each_expired_reservation_once(stocked: Conta
     await reserve(stocked, still_leased, [("INV-A", 2)])
 
     first, second = await asyncio.gather(
-        reservations.expire_due(stocked.engine, META), reservations.expire_due(stocked.engine, META, limit=7)
+        lease_sweep.expire_due(stocked.engine, META), lease_sweep.expire_due(stocked.engine, META, limit=7)
     )
     # A sweeper that skipped an order (another held it) leaves it to the other or the next round.
-    leftover = await reservations.expire_due(stocked.engine, META)
+    leftover = await lease_sweep.expire_due(stocked.engine, META)
     swept = first + second + leftover
     assert sorted(swept) == sorted(due)
     assert len(set(swept)) == len(swept)
@@ -111,7 +111,7 @@ async def test_two_sweepers_release_each_expired_reservation_once(stocked: Conta
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 40, 2)
     assert (await items(stocked))["INV-B"] == StockLevel("INV-B", 5, 0)
     assert {r.status for r in await reservation_rows(stocked, still_leased)} == {"active"}
-    assert await reservations.expire_due(stocked.engine, META) == []
+    assert await lease_sweep.expire_due(stocked.engine, META) == []
     assert await ledger_fold(stocked) == await items(stocked)
     await assert_versions_counted(stocked)
 
@@ -122,7 +122,7 @@ async def test_commit_racing_the_sweeper_has_one_winner(stocked: Container) -> N
         await reserve(stocked, order, [("INV-A", 3)])
         await expire_now(stocked, order)
         swept, _ = await asyncio.gather(
-            reservations.expire_due(stocked.engine, META),
+            lease_sweep.expire_due(stocked.engine, META),
             in_uow(stocked, lambda uow, o=order: reservations.commit(uow, o)),
         )
         status = {r.status for r in await reservation_rows(stocked, order)}
@@ -145,8 +145,8 @@ async def test_the_sweeper_leaves_an_order_whose_lock_a_settlement_holds(stocked
         await settling.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"order-{order}"}
         )
-        assert await reservations.expire_due(stocked.engine, META) == []
+        assert await lease_sweep.expire_due(stocked.engine, META) == []
         assert [row.status for row in await reservation_rows(stocked, order)] == ["active"]
-    assert await reservations.expire_due(stocked.engine, META) == [order]
+    assert await lease_sweep.expire_due(stocked.engine, META) == [order]
     assert [row.status for row in await reservation_rows(stocked, order)] == ["expired"]
     await assert_versions_counted(stocked)

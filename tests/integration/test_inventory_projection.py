@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from commands.domain.inventory import StockLevel
 from commands.events.inventory import sku_and_bucket
-from commands.inventory import reservations
+from commands.inventory import lease_sweep, reservations
 from commands.messages.inventory import AdjustStock
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import RecordedEvent
@@ -44,7 +44,7 @@ async def _history(container: Container) -> None:
     await in_uow(container, lambda uow: reservations.consume(uow, shipped))
     await in_uow(container, lambda uow: reservations.release(uow, cancelled, reason="declined"))
     await expire_now(container, lapsed)
-    await reservations.expire_due(container.engine, META)
+    await lease_sweep.expire_due(container.engine, META)
     await in_uow(container, lambda uow: reservations.rereserve(uow, lapsed, lease=timedelta(minutes=1)))
     await container.bus.dispatch(AdjustStock("INV-A", -3, "damaged"), META)
 

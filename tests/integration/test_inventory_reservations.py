@@ -8,7 +8,7 @@ import pytest
 
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
-from commands.inventory import reservations
+from commands.inventory import lease_sweep, reservations
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
@@ -159,7 +159,7 @@ async def test_rereserve_after_expiry_commits_when_stock_is_there(stocked: Conta
     order = new_order()
     await reserve(stocked, order, [("INV-A", 2), ("INV-B", 5)])
     await expire_now(stocked, order)
-    assert await reservations.expire_due(stocked.engine, META) == [order]
+    assert await lease_sweep.expire_due(stocked.engine, META) == [order]
     assert (await items(stocked))["INV-B"].reserved == 0
 
     lease = timedelta(minutes=1)

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from commands.events.base import encode_event
 from commands.events.inventory import StockReserved
-from commands.inventory import reservations
+from commands.inventory import lease_sweep, reservations
 from commands.messages.inventory import AdjustStock, SetStock
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
@@ -43,7 +43,7 @@ async def test_every_inventory_write_counts_the_events_it_appends(stocked: Conta
     await in_uow(stocked, lambda uow: reservations.commit(uow, kept))
     await in_uow(stocked, lambda uow: reservations.release(uow, dropped, reason="declined"))
     await expire_now(stocked, lapsed)
-    assert await reservations.expire_due(stocked.engine, META) == [lapsed]
+    assert await lease_sweep.expire_due(stocked.engine, META) == [lapsed]
     await assert_versions_counted(stocked)
 
     # A late payment takes the stock again and commits it: two events for one row change.

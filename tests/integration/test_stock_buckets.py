@@ -9,7 +9,7 @@ import pytest
 
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
-from commands.inventory import buckets, reservations
+from commands.inventory import buckets, lease_sweep, reservations
 from commands.inventory.reservations import OutOfStock
 from commands.messages.inventory import AdjustStock, SetStockBuckets, StockResult
 from gateway.bootstrap.container import Container
@@ -111,7 +111,7 @@ async def test_releases_and_expiries_give_units_back_to_the_bucket_they_came_fro
     assert before == {("INV-A", 2)}
     await in_uow(stocked, lambda uow: reservations.release(uow, released, reason="cancelled"))
     await expire_now(stocked, expired)
-    assert await reservations.expire_due(stocked.engine, META) == [expired]
+    assert await lease_sweep.expire_due(stocked.engine, META) == [expired]
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 0)
     assert all(level.reserved == 0 for level in (await bucket_rows(stocked, "INV-A")).values())
     await assert_consistent(stocked)

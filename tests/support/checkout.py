@@ -20,7 +20,7 @@ from commands.checkout.reconcile import ReconcileReport, reconcile
 from commands.domain import order as order_domain
 from commands.domain.order import Order
 from commands.events import order as ev
-from commands.inventory import reservations
+from commands.inventory import lease_sweep
 from commands.messages.cart import CartActor, CreateCart, LineRequest
 from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata
@@ -254,4 +254,4 @@ class Shop:
                 ),
                 {"o": parsed[1]},
             )
-        assert parsed[1] in await reservations.expire_due(self.container.engine, META)
+        assert parsed[1] in await lease_sweep.expire_due(self.container.engine, META)
