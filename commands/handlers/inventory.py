@@ -26,7 +26,7 @@ from commands.inventory.stock_rows import (
     append_events,
     change_item,
     event_fields,
-    set_items,
+    set_on_hand,
 )
 from commands.messages.inventory import AdjustStock, SetStock, SetStockBuckets, StockResult
 from commands.store.driver import asyncpg_of
@@ -45,15 +45,10 @@ def register(bus: CommandBus) -> None:
 async def _set_one(command: SetStock, uow: UnitOfWork) -> StockResult:
     domain.validate_sku(command.sku)
     stock = await _lock_stock(uow.conn, command.sku)
-    level = stock.level
-    on_hand = domain.decide_set(level, command.on_hand)
-    if len(stock.rows) > 1:
-        return await _respread(
-            uow, stock, on_hand, lambda row, was: StockSet(**event_fields(row), previous_on_hand=was.on_hand)
-        )
-    row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
-    event = StockSet(**event_fields(row), previous_on_hand=level.on_hand)
-    return await _finish(uow, row, event)
+    on_hand = domain.decide_set(stock.level, command.on_hand)
+    return await _change_on_hand(
+        uow, stock, on_hand, lambda row, was: StockSet(**event_fields(row), previous_on_hand=was.on_hand)
+    )
 
 
 async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[StockResult | DomainError]:
@@ -83,7 +78,8 @@ async def _set_many(commands: Sequence[SetStock], uow: UnitOfWork) -> list[Stock
             on_hand[command.sku] = domain.decide_set(levels[command.sku], command.on_hand)
         except DomainError as refused:
             outcomes[command.sku] = refused
-    rows = await set_items(driver, on_hand)
+    changed = await set_on_hand(driver, {(sku, 0): units for sku, units in on_hand.items()})
+    rows = {row.sku: row for row in changed}
     events = [StockSet(**event_fields(rows[sku]), previous_on_hand=levels[sku].on_hand) for sku in on_hand]
     recorded = await append_events(uow, [(rows[event.sku], event) for event in events])
     for event, appended in zip(events, recorded, strict=True):
@@ -99,20 +95,15 @@ set_stock = BatchedHandler(_set_one, _set_many)
 async def adjust_stock(command: AdjustStock, uow: UnitOfWork) -> StockResult:
     domain.validate_sku(command.sku)
     stock = await _lock_stock(uow.conn, command.sku)
-    level = stock.level
-    on_hand = domain.decide_adjust(level, command.delta, command.reason)
-    if len(stock.rows) > 1:
-        return await _respread(
-            uow,
-            stock,
-            on_hand,
-            lambda row, was: StockAdjusted(
-                **event_fields(row), delta=row.on_hand - was.on_hand, reason=command.reason
-            ),
-        )
-    row = await change_item(uow.conn, command.sku, on_hand=on_hand - level.on_hand)
-    event = StockAdjusted(**event_fields(row), delta=command.delta, reason=command.reason)
-    return await _finish(uow, row, event)
+    on_hand = domain.decide_adjust(stock.level, command.delta, command.reason)
+    return await _change_on_hand(
+        uow,
+        stock,
+        on_hand,
+        lambda row, was: StockAdjusted(
+            **event_fields(row), delta=row.on_hand - was.on_hand, reason=command.reason
+        ),
+    )
 
 
 async def set_stock_buckets(command: SetStockBuckets, uow: UnitOfWork) -> StockResult:
@@ -140,18 +131,23 @@ async def _variant_exists(driver: Any, sku: str) -> None:
         raise NotFound(f"no product variant has SKU {sku}", ["sku"])
 
 
-async def _respread(
+async def _change_on_hand(
     uow: UnitOfWork,
     stock: LockedStock,
     on_hand: int,
     event: Callable[[ItemRow, BucketLevel], InventoryEvent],
 ) -> StockResult:
-    """A bucketed SKU's new on-hand total: its free units spread over its buckets again, one
-    event per bucket that changed (bucket 0's at least: the command's position)."""
-    level = stock.level
-    await buckets.respread(uow, stock, on_hand - level.reserved, event, always_record=True)
-    available = on_hand - level.reserved
-    return StockResult(stock.sku, on_hand, level.reserved, available, uow.last_position)
+    """The SKU's new on-hand total, each changed row recorded by ``event`` (given the row after
+    and as it was): a SKU in one row takes the difference; a SKU in buckets has its free units
+    spread over them again (bucket 0 recorded at least: the command's position)."""
+    reserved = stock.level.reserved
+    if len(stock.rows) == 1:
+        (was,) = stock.rows
+        row = await change_item(uow.conn, stock.sku, on_hand=on_hand - was.on_hand)
+        await append_events(uow, [(row, event(row, was))])
+    else:
+        await buckets.respread(uow, stock, on_hand - reserved, event, always_record=True)
+    return StockResult(stock.sku, on_hand, reserved, on_hand - reserved, uow.last_position)
 
 
 async def _variant_skus(driver: Any, skus: Sequence[str]) -> set[str]:
@@ -179,11 +175,6 @@ async def _lock_levels(driver: Any, skus: Sequence[str]) -> dict[str, StockLevel
     counted = await driver.fetchval(
         "SELECT count(*) FROM inventory_items WHERE sku = ANY($1::varchar[])", list(skus)
     )
-    if len(rows) > len(skus) or counted > len(skus):
+    if counted > len(skus):
         raise BatchFallback("a SKU of the batch keeps its stock in buckets")
     return {r["sku"]: StockLevel(r["sku"], r["on_hand"], r["reserved"]) for r in rows}
-
-
-async def _finish(uow: UnitOfWork, row: ItemRow, event: InventoryEvent) -> StockResult:
-    await append_events(uow, [(row, event)])
-    return StockResult(event.sku, event.on_hand, event.reserved, event.available, uow.last_position)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commands.domain.inventory import BucketLevel, StockLevel, needs_rebalancing, spread
 from commands.errors import InvalidInput
 from commands.events.inventory import InventoryEvent, StockRebalanced
-from commands.inventory.stock_rows import ItemRow, append_events, event_fields, set_bucket_on_hand
+from commands.inventory.stock_rows import ItemRow, append_events, event_fields, set_on_hand
 from commands.metrics import STOCK_REBALANCES
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
@@ -49,6 +49,11 @@ async def lock_stock(driver: Any, sku: str) -> LockedStock:
     it reads the table as of its snapshot, from before those rows existed. The rows are then
     read by a statement begun once bucket 0 is ours: it sees every row (none can be added now)."""
     await driver.execute(_LOCK_FIRST, sku)
+    return await _lock_rows(driver, sku)
+
+
+async def _lock_rows(driver: Any, sku: str) -> LockedStock:
+    """All the SKU's rows, locked, once its bucket 0 is held (see ``lock_stock``)."""
     rows = await driver.fetch(_LOCK_ROWS, sku)
     target = rows[0]["target"] if rows else None
     return LockedStock(
@@ -78,7 +83,7 @@ async def respread(
     if always_record and 0 not in on_hand:
         on_hand[0] = stock.rows[0].on_hand
     driver = await asyncpg_of(uow.conn)
-    changed = await set_bucket_on_hand(driver, stock.sku, dict(sorted(on_hand.items())))
+    changed = await set_on_hand(driver, {(stock.sku, bucket): units for bucket, units in on_hand.items()})
     before = {row.bucket: row for row in stock.rows}
     await append_events(uow, [(row, event(row, before[row.bucket])) for row in changed])
     return changed
@@ -112,7 +117,7 @@ async def flag(uow: UnitOfWork, sku: str, buckets: int) -> LockedStock:
         )
     else:
         await driver.execute("DELETE FROM inventory_hot_skus WHERE sku = $1", sku)
-    stock = await lock_stock(driver, sku)
+    stock = await _lock_rows(driver, sku)  # bucket 0 is held since the check above
     # Nothing is recorded when no row changes (the SKU already had this spread): the answer then
     # carries no position, as there is nothing to wait for.
     await respread(uow, stock, stock.level.available, rebalanced, always_record=False)

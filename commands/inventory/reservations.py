@@ -49,7 +49,7 @@ from commands.inventory.reservation_rows import (
     settle,
 )
 from commands.inventory.stock_rows import ItemRow, append_events, event_fields
-from commands.inventory.stock_taking import has_buckets, reserve_one, take_all_or_nothing
+from commands.inventory.stock_taking import reserve_one, stock_rows_of, take_all_or_nothing
 from commands.metrics import RESERVATION_CONFLICTS
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
@@ -150,28 +150,19 @@ async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
         await _take_one(uow, pending)  # its event goes with the stock UPDATE
         return pending.expires_at
     reserved = await _take_many(uow.conn, pending)
-    await _append_reserved(uow, pending, reserved)
+    await _append_reserved(uow, pending.order_id, pending.expires_at, reserved)
     return pending.expires_at
 
 
 async def _append_reserved(
-    uow: UnitOfWork, pending: PendingReservation, reserved: list[tuple[ItemRow, int]]
+    uow: UnitOfWork, order_id: str, expires_at: datetime | None, reserved: Sequence[tuple[ItemRow, int]]
 ) -> None:
-    await append_events(
-        uow,
-        [
-            (
-                row,
-                StockReserved(
-                    **event_fields(row),
-                    order_id=pending.order_id,
-                    quantity=quantity,
-                    expires_at=pending.expires_at,
-                ),
-            )
-            for row, quantity in reserved
-        ],
-    )
+    """One StockReserved per stock row taken from, with what it gave."""
+    events = [
+        (row, StockReserved(**event_fields(row), order_id=order_id, quantity=quantity, expires_at=expires_at))
+        for row, quantity in reserved
+    ]
+    await append_events(uow, events)
 
 
 async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
@@ -188,7 +179,7 @@ async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
     )
     if taken is not None:
         return
-    if buckets == 1 and not await has_buckets(uow.conn, sku):
+    if buckets == 1 and await stock_rows_of(uow.conn, sku) == 1:
         # Tracked (prepare saw its row, and rows are never deleted), in one row, so short.
         RESERVATION_CONFLICTS.inc()
         raise OutOfStock([sku])
@@ -196,7 +187,7 @@ async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
     # spread over buckets since ``prepare``: lock its rows in bucket order and take from as many
     # as the line needs (or learn it is short).
     reserved = await _take_many(uow.conn, pending, one_row=())
-    await _append_reserved(uow, pending, reserved)
+    await _append_reserved(uow, pending.order_id, pending.expires_at, reserved)
 
 
 async def _take_many(
@@ -278,11 +269,5 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     # rows naming where it was taken now, committed at once (no lease, like ``commit``).
     await remove(conn, rows)
     await record_reservations(conn, order_uuid(order_id), taken, status=COMMITTED, expires_at=None)
-    await append_events(
-        uow,
-        [
-            (item, StockReserved(**event_fields(item), order_id=order_id, quantity=quantity, expires_at=None))
-            for item, quantity in taken
-        ],
-    )
+    await _append_reserved(uow, order_id, None, taken)
     return True

@@ -102,34 +102,22 @@ async def change_item(
     return None if row is None else ItemRow(*row)
 
 
-async def set_items(driver: Any, on_hand: Mapping[str, int]) -> dict[str, ItemRow]:
-    """Set the on-hand stock of many locked SKU rows in one statement (one event each to
-    follow); their rows after it."""
-    if not on_hand:
-        return {}
-    rows = await driver.fetch(_SET_ITEMS, list(on_hand), list(on_hand.values()))
-    return {row["sku"]: ItemRow(*row) for row in rows}
-
-
-_SET_ITEMS = (
-    f"UPDATE inventory_items AS i SET on_hand = u.on_hand, stream_version = {NEXT_VERSION}, "
-    "updated_at = now() FROM unnest($1::varchar[], $2::int[]) AS u(sku, on_hand) "
-    "WHERE i.sku = u.sku AND i.bucket = 0 "
-    f"RETURNING {ITEM_COLUMNS}"
-)
-
-
-async def set_bucket_on_hand(driver: Any, sku: str, on_hand: Mapping[int, int]) -> list[ItemRow]:
-    """Set the on-hand of some locked rows of one SKU (bucket -> on-hand), one event each to
-    follow; their rows after it, in bucket order."""
+async def set_on_hand(driver: Any, on_hand: Mapping[tuple[str, int], int]) -> list[ItemRow]:
+    """Set the on-hand of locked stock rows, (sku, bucket) -> on-hand, in one statement (one
+    event each to follow); their rows after it, in (sku, bucket) order."""
     if not on_hand:
         return []
-    rows = await driver.fetch(_SET_BUCKETS, sku, list(on_hand), list(on_hand.values()))
-    return sorted((ItemRow(*row) for row in rows), key=lambda row: row.bucket)
+    rows = await driver.fetch(
+        _SET_ON_HAND,
+        [sku for sku, _ in on_hand],
+        [bucket for _, bucket in on_hand],
+        list(on_hand.values()),
+    )
+    return sorted((ItemRow(*row) for row in rows), key=lambda row: (row.sku, row.bucket))
 
 
-_SET_BUCKETS = (
+_SET_ON_HAND = (
     f"UPDATE inventory_items AS i SET on_hand = u.on_hand, stream_version = {NEXT_VERSION}, "
-    "updated_at = now() FROM unnest($2::smallint[], $3::int[]) AS u(bucket, on_hand) "
-    f"WHERE i.sku = $1 AND i.bucket = u.bucket RETURNING {ITEM_COLUMNS}"
+    "updated_at = now() FROM unnest($1::varchar[], $2::smallint[], $3::int[]) AS u(sku, bucket, on_hand) "
+    f"WHERE i.sku = u.sku AND i.bucket = u.bucket RETURNING {ITEM_COLUMNS}"
 )

@@ -94,10 +94,11 @@ async def reserve_one(
     return item, recorded
 
 
-async def has_buckets(conn: AsyncConnection, sku: str) -> bool:
-    """Whether the SKU's stock is in more than one row now (a new statement, a new snapshot)."""
+async def stock_rows_of(conn: AsyncConnection, sku: str) -> int:
+    """How many stock rows the SKU has now (a new statement, a new snapshot): 0 when its stock
+    is not tracked, 1, or one per bucket."""
     rows = await (await asyncpg_of(conn)).fetchval("SELECT count(*) FROM inventory_items WHERE sku = $1", sku)
-    return int(rows) > 1
+    return int(rows)
 
 
 def _reserve_sql(bucket: str) -> str:
@@ -196,9 +197,9 @@ async def _take(
             if row is not None:
                 taken.append((row, quantity))
                 continue
-            if not await has_buckets(conn, sku):
-                tracked = await driver.fetchval("SELECT 1 FROM inventory_items WHERE sku = $1", sku)
-                if tracked is not None:
+            rows_now = await stock_rows_of(conn, sku)
+            if rows_now <= 1:
+                if rows_now == 1:  # tracked and in one row, so short
                     short.append(sku)
                 continue
         rows = await _take_from_buckets(driver, sku, quantity)
@@ -212,14 +213,14 @@ async def _take(
 async def _take_from_buckets(driver: Any, sku: str, quantity: int) -> list[tuple[ItemRow, int]] | None:
     """The line from the SKU's rows, locked in bucket order; None when they have too little
     (an untracked SKU, with no row, gives an empty list: nothing to take, nothing short)."""
-    free = await driver.fetch(_LOCK_BUCKETS, sku)
-    split = take_in_bucket_order([(row["bucket"], row["free"]) for row in free], quantity)
-    if not split and free:
-        free = await driver.fetch(_LOCK_BUCKETS, sku)  # see the module's docstring
+    for _ in range(2):  # a line found short is looked at once more: see the module's docstring
+        free = await driver.fetch(_LOCK_BUCKETS, sku)
+        if not free:
+            return []
         split = take_in_bucket_order([(row["bucket"], row["free"]) for row in free], quantity)
-    if not free:
-        return []
-    if not split:
+        if split:
+            break
+    else:
         return None
     rows = await driver.fetch(_TAKE_FROM_BUCKETS, sku, list(split), list(split.values()))
     return [(ItemRow(*row), split[row["bucket"]]) for row in sorted(rows, key=lambda r: r["bucket"])]
