@@ -163,8 +163,10 @@ async def test_status_changes_are_published_after_commit(
     publish_many = broker.publish_many
 
     async def recorded(updates: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        # Recorded once Redis has them: a subscriber that joins after this cannot receive them.
+        sent = await publish_many(updates)
         published.extend(dict(payload) for _, payload in updates)
-        return await publish_many(updates)
+        return sent
 
     monkeypatch.setattr(broker, "publish_many", recorded)
     oid = new_order_id()
