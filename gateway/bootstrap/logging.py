@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import msgspec
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
@@ -50,6 +52,9 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+_JSON = msgspec.json.Encoder(enc_hook=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -61,7 +66,10 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:
+            return _JSON.encode(entry).decode()
+        except (TypeError, ValueError):  # a field msgspec cannot encode (a dict with tuple keys)
+            return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -98,6 +106,8 @@ def configure_logging(level: str = "INFO", log_format: str | None = None) -> Non
     handler.setFormatter(TextFormatter() if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # Neither format shows a record's source line: finding it is a stack walk per record.
+    logging._srcfile = None
     root.setLevel(level)
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from gateway.bootstrap.logging import JsonFormatter, TextFormatter, request_id_var, wants_text
 
@@ -44,3 +47,19 @@ def test_json_line_keeps_its_fields() -> None:
     entry = json.loads(JsonFormatter().format(_record()))
     assert entry["level"] == "warning" and entry["msg"] == "gateway stopping"
     assert entry["url"] == "http://127.0.0.1:8000/graphql"
+
+
+def test_json_line_writes_any_value_a_field_holds() -> None:
+    record = _record()
+    record.at = datetime(2026, 12, 2, 16, 40, tzinfo=UTC)
+    record.amount = Decimal("12.50")
+    record.order = uuid.UUID(int=7)
+    record.owner = object()
+    record.by_pair = {("a", 1): "tuple keys"}
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["at"].startswith("2026-12-02") and entry["amount"] == "12.50"
+    assert entry["order"] == str(uuid.UUID(int=7))
+    assert entry["owner"].startswith("<object object at")
+    assert list(entry["by_pair"].values()) == ["tuple keys"]
+    # Fields keep the order they were given in.
+    assert list(entry)[-5:] == ["at", "amount", "order", "owner", "by_pair"]
