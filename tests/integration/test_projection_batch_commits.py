@@ -152,6 +152,31 @@ async def test_a_checkpoint_moved_elsewhere_rolls_the_group_back(container: Cont
         await commits.close()
 
 
+async def test_a_checkpoint_alone_moves_in_one_statement_only_from_where_its_batch_started(
+    container: Container,
+) -> None:
+    """A batch of events its projection ignores moves the checkpoint without a transaction: it
+    moves when nobody else moved it, and is handed back untouched when somebody did."""
+    engine = container.engine
+    ignoring, overtaken = (f"grouped-{uuid.uuid4().hex[:8]}-{kind}" for kind in ("ignoring", "overtaken"))
+    for name in (ignoring, overtaken):
+        await _stored(engine, name)
+    async with engine.begin() as conn:
+        await checkpoints.advance(conn, overtaken, Checkpoint(3, 7), Checkpoint())
+    commits = BatchCommits(engine)
+    try:
+        await commits.commit(ignoring, Checkpoint(2, 4), Checkpoint(), None)
+        assert await _stored(engine, ignoring) == Checkpoint(2, 4)
+        with pytest.raises(GroupFailed):
+            await commits.commit(overtaken, Checkpoint(2, 4), Checkpoint(), None)
+        assert await _stored(engine, overtaken) == Checkpoint(3, 7)
+        # The connection is still good for a group in a transaction.
+        await commits.commit(ignoring, Checkpoint(2, 6), Checkpoint(2, 4), None)
+        assert await _stored(engine, ignoring) == Checkpoint(2, 6)
+    finally:
+        await commits.close()
+
+
 async def test_closed_commits_hand_back_what_is_queued_and_refuse_new_batches(container: Container) -> None:
     engine = container.engine
     await _table(engine)
