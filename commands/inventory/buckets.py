@@ -29,6 +29,11 @@ from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 log = logging.getLogger(__name__)
 
 
+# Who set a SKU's bucket count (``inventory_hot_skus.set_by``).
+ADMIN = "admin"
+AUTO = "auto"
+
+
 @dataclass(frozen=True)
 class LockedStock:
     """All stock rows of one SKU, locked, and how many buckets it should have."""
@@ -48,7 +53,7 @@ async def lock_stock(driver: Any, sku: str) -> LockedStock:
     Bucket 0 first, alone: ``flag`` adds rows while it holds it, and a statement that waited for
     it reads the table as of its snapshot, from before those rows existed. The rows are then
     read by a statement begun once bucket 0 is ours: it sees every row (none can be added now)."""
-    await driver.execute(_LOCK_FIRST, sku)
+    await driver.execute(LOCK_FIRST, sku)
     return await _lock_rows(driver, sku)
 
 
@@ -61,7 +66,7 @@ async def _lock_rows(driver: Any, sku: str) -> LockedStock:
     )
 
 
-_LOCK_FIRST = "SELECT 1 FROM inventory_items WHERE sku = $1 AND bucket = 0 FOR UPDATE"
+LOCK_FIRST = "SELECT 1 FROM inventory_items WHERE sku = $1 AND bucket = 0 FOR UPDATE"
 _LOCK_ROWS = (
     "SELECT bucket, on_hand, reserved, (SELECT buckets FROM inventory_hot_skus WHERE sku = $1) AS target "
     "FROM inventory_items WHERE sku = $1 ORDER BY bucket FOR UPDATE"
@@ -93,11 +98,14 @@ def rebalanced(row: ItemRow, before: BucketLevel) -> StockRebalanced:
     return StockRebalanced(**event_fields(row), previous_on_hand=before.on_hand)
 
 
-async def flag(uow: UnitOfWork, sku: str, buckets: int) -> LockedStock:
+async def flag(uow: UnitOfWork, sku: str, buckets: int, *, set_by: str = ADMIN) -> LockedStock:
     """Give a tracked SKU ``buckets`` rows (1 unflags it) and spread its free stock over them.
-    InvalidInput for a SKU whose stock is not tracked (spreading it would start it at zero)."""
+    InvalidInput for a SKU whose stock is not tracked (spreading it would start it at zero).
+
+    ``set_by``: ``ADMIN``, or ``AUTO`` for the automatic switch. An admin's one bucket is kept
+    as a pin: the switch spreads only SKUs no admin has decided on."""
     driver = await asyncpg_of(uow.conn)
-    if await driver.fetchval(_LOCK_FIRST, sku) is None:
+    if await driver.fetchval(LOCK_FIRST, sku) is None:
         raise InvalidInput(
             f"the stock of {sku} is not tracked: set it (inventorySet) before spreading it over buckets",
             ["sku"],
@@ -108,12 +116,14 @@ async def flag(uow: UnitOfWork, sku: str, buckets: int) -> LockedStock:
         sku,
         buckets,
     )
-    if buckets > 1:
+    if buckets > 1 or set_by == ADMIN:
         await driver.execute(
-            "INSERT INTO inventory_hot_skus (sku, buckets) VALUES ($1, $2) "
-            "ON CONFLICT (sku) DO UPDATE SET buckets = EXCLUDED.buckets, updated_at = now()",
+            "INSERT INTO inventory_hot_skus (sku, buckets, set_by) VALUES ($1, $2, $3) "
+            "ON CONFLICT (sku) DO UPDATE SET buckets = EXCLUDED.buckets, set_by = EXCLUDED.set_by, "
+            "updated_at = now()",
             sku,
             buckets,
+            set_by,
         )
     else:
         await driver.execute("DELETE FROM inventory_hot_skus WHERE sku = $1", sku)

@@ -130,13 +130,15 @@ inventory_items = Table(
     Index("inventory_items_bucketed", "sku", postgresql_where="bucket > 0"),
 )
 
-# SKUs whose stock is spread over ``buckets`` rows.
+# SKUs whose stock is spread over ``buckets`` rows, and who decided it ('admin' or 'auto'); one
+# bucket set by an admin pins the SKU to its one row (the automatic switch leaves it alone).
 inventory_hot_skus = Table(
     "inventory_hot_skus",
     metadata,
     Column("sku", String(64), primary_key=True),
     Column("buckets", SmallInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(16), nullable=False, server_default="admin"),
 )
 
 # One row per (order, SKU, bucket): 'active' (a lease until expires_at), 'committed',

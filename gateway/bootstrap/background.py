@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from commands.checkout.reconcile import ReconcileReport, reconcile
 from commands.inventory import buckets, lease_sweep
+from commands.inventory.hot_switch import HotSwitch, spread_hot_skus
 from commands.store import idempotency
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
@@ -54,6 +55,10 @@ async def sweep_once(container: Container) -> list[str]:
 
 
 async def rebalance_once(container: Container) -> list[str]:
+    """Hot SKUs spread first (the automatic switch), then drifted buckets respread."""
+    settings = container.settings
+    switch = HotSwitch(settings.stock_hot_reservations_per_second, settings.stock_hot_buckets)
+    await spread_hot_skus(container.engine, system_metadata("stock-hot-switch"), switch)
     moved = await buckets.rebalance_due(container.engine, system_metadata("stock-rebalance"))
     if moved:
         log.info("hot SKUs' free stock spread over their buckets again", extra={"skus": moved})

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from commands.events.inventory import MAX_BUCKETS
 from gateway.bootstrap.published_defaults import DEV_JWT_SECRET as DEV_JWT_SECRET
 from gateway.bootstrap.published_defaults import DEV_WEBHOOK_SECRET as DEV_WEBHOOK_SECRET
 from gateway.bootstrap.published_defaults import MIN_SECRET_BYTES, PUBLISHED_SECRETS
@@ -53,6 +54,10 @@ class Settings:
     # How often hot SKUs' buckets are checked for free stock spread too unevenly (a cheap
     # unlocked read; only a SKU that drifted is locked and respread).
     stock_rebalance_seconds: float = 2.0
+    # The automatic hot-SKU switch (same period): a SKU in one row reserved this many times a
+    # second or more (over 5 s) is spread over ``stock_hot_buckets`` rows; 0 turns it off.
+    stock_hot_reservations_per_second: float = 25.0
+    stock_hot_buckets: int = 8
     # An authorization the provider never received, this old, is given up (the order is cancelled).
     payment_abandon_seconds: float = 900.0
     data_dir: Path = field(default_factory=lambda: Path(".data"))
@@ -150,6 +155,10 @@ class Settings:
             reconcile_interval_seconds=read.real("PAYMENT_RECONCILE_INTERVAL_SECONDS", 30.0),
             reservation_sweep_seconds=read.real("RESERVATION_SWEEP_SECONDS", 15.0),
             stock_rebalance_seconds=read.real("STOCK_REBALANCE_SECONDS", 2.0),
+            stock_hot_reservations_per_second=read.real(
+                "STOCK_HOT_RESERVATIONS_PER_SECOND", 25.0, non_negative=True
+            ),
+            stock_hot_buckets=_hot_buckets(read.integer("STOCK_HOT_BUCKETS", 8)),
             payment_abandon_seconds=read.real("PAYMENT_ABANDON_SECONDS", 900.0),
             data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=read.real("READ_WAIT_SECONDS", 2.0),
@@ -211,3 +220,10 @@ def _projectors(raw: str) -> str:
     if value == PROJECTORS_PRIVATE:
         return PROJECTORS_PRIVATE
     raise ConfigurationError(f"RUN_PROJECTORS must be 1 (all), 0 (none) or private, not {raw!r}")
+
+
+def _hot_buckets(count: int) -> int:
+    # Bucket counts an admin may set (inventorySetBuckets) above one row.
+    if not 2 <= count <= MAX_BUCKETS:
+        raise ConfigurationError(f"STOCK_HOT_BUCKETS must be between 2 and {MAX_BUCKETS}, not {count}")
+    return count

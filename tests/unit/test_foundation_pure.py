@@ -150,6 +150,18 @@ def test_settings_defaults_and_production_requirements() -> None:
         Settings.from_env({"COMMERCE_ENV": "staging"})
 
 
+def test_the_hot_sku_switch_settings() -> None:
+    default = Settings.from_env({})
+    assert (default.stock_hot_reservations_per_second, default.stock_hot_buckets) == (25.0, 8)
+    off = Settings.from_env({"STOCK_HOT_RESERVATIONS_PER_SECOND": "0", "STOCK_HOT_BUCKETS": "16"})
+    assert (off.stock_hot_reservations_per_second, off.stock_hot_buckets) == (0.0, 16)
+    for count in ("1", "17"):
+        with pytest.raises(ConfigurationError, match="STOCK_HOT_BUCKETS must be between 2 and 16"):
+            Settings.from_env({"STOCK_HOT_BUCKETS": count})
+    with pytest.raises(ConfigurationError, match="STOCK_HOT_RESERVATIONS_PER_SECOND must not be negative"):
+        Settings.from_env({"STOCK_HOT_RESERVATIONS_PER_SECOND": "-1"})
+
+
 def test_which_projectors_serve_runs() -> None:
     def runs(value: str) -> str:
         return Settings.from_env({"RUN_PROJECTORS": value}).run_projectors

@@ -1,0 +1,118 @@
+"""The automatic hot-SKU switch: a SKU reserved faster than a threshold is spread over buckets.
+
+A flash sale rarely waits for an admin: every buyer of one SKU queues on its one stock row, and
+the row's commit rate becomes the sale's ceiling (``docs/scaling.md`` section 8). This looks at
+the ledger's newest reservations (each ``StockReserved`` of a SKU's row 0 stream, in the last
+few seconds), and spreads a SKU reserved at ``per_second`` or more over ``buckets`` rows, as
+``inventorySetBuckets`` would, recorded as the switch's doing (``set_by = 'auto'``).
+
+It never spreads a SKU an admin has decided on (any ``inventory_hot_skus`` row, including an
+admin's one bucket, which pins the SKU to its row), never gathers a SKU back (buckets cost a
+busy SKU nothing and a quiet one little; an admin gathers with ``inventorySetBuckets(sku, 1)``),
+and leaves a SKU with fewer free units than buckets alone (nothing left to spread).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from commands.events.inventory import StockReserved, sku_and_bucket
+from commands.inventory import buckets as stock_buckets
+from commands.inventory.stock_rows import STREAM_TYPE
+from commands.store.driver import asyncpg_of
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# The newest ledger events looked at, at most: the look stays an index range scan however busy
+# the ledger is (a window that held more events is judged on the newest of them).
+LOOKED_AT_EVENTS = 20_000
+
+
+@dataclass(frozen=True)
+class HotSwitch:
+    """``per_second``: reservations per second of one SKU that make it hot (0: never);
+    ``buckets``: how many rows a hot SKU gets; ``window_seconds``: how far back it looks."""
+
+    per_second: float
+    buckets: int
+    window_seconds: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_second > 0
+
+
+async def hot_skus(engine: AsyncEngine, switch: HotSwitch) -> dict[str, int]:
+    """SKUs in one row reserved at the switch's rate or faster over its window, and how many times."""
+    async with engine.connect() as conn:
+        rows = await (await asyncpg_of(conn)).fetch(
+            _RESERVED_LATELY,
+            STREAM_TYPE,
+            StockReserved.event_type(),
+            LOOKED_AT_EVENTS,
+            switch.window_seconds,
+            max(1, int(switch.per_second * switch.window_seconds)),
+        )
+    found: dict[str, int] = {}
+    for row in rows:
+        sku, bucket = sku_and_bucket(row["stream_id"])
+        if bucket == 0:
+            found[sku] = int(row["reserved"])
+    return found
+
+
+async def spread_hot_skus(engine: AsyncEngine, metadata: MessageMetadata, switch: HotSwitch) -> list[str]:
+    """Spread every hot SKU no admin decided on; one transaction per SKU. The SKUs spread."""
+    if not switch.enabled:
+        return []
+    spread: list[str] = []
+    for sku, reserved in (await hot_skus(engine, switch)).items():
+        try:
+            async with UnitOfWork(engine, metadata) as uow:
+                if await _decided_or_too_small(uow, sku, switch.buckets):
+                    continue
+                await stock_buckets.flag(uow, sku, switch.buckets, set_by=stock_buckets.AUTO)
+                await uow.commit()
+        except Exception:
+            log.exception("spreading a hot SKU over buckets failed", extra={"sku": sku})
+            continue
+        spread.append(sku)
+        log.info(
+            "hot SKU spread over buckets",
+            extra={
+                "sku": sku,
+                "buckets": switch.buckets,
+                "reservations_per_second": round(reserved / switch.window_seconds, 1),
+            },
+        )
+    return spread
+
+
+async def _decided_or_too_small(uow: UnitOfWork, sku: str, buckets: int) -> bool:
+    """Looked at with the SKU's row 0 locked (as ``flag`` will lock it): an admin's or an earlier
+    switch's decision, or too few free units to spread, leaves the SKU as it is."""
+    driver = await asyncpg_of(uow.conn)
+    if await driver.fetchval(stock_buckets.LOCK_FIRST, sku) is None:
+        return True  # not tracked
+    # A statement of its own, begun with the row held: it sees a decision committed meanwhile.
+    row = await driver.fetchrow(_DECIDED, sku)
+    return bool(row["decided"]) or row["free"] < buckets
+
+
+# Reservations of each stock stream among the newest events, within the window; the range of
+# positions keeps it on the (stream_type, position) index.
+_RESERVED_LATELY = (
+    "SELECT e.stream_id, count(*) AS reserved FROM ledger_events AS e "
+    "WHERE e.stream_type = $1 AND e.type = $2 "
+    "AND e.position > (SELECT coalesce(max(position), 0) FROM ledger_events) - $3 "
+    "AND e.recorded_at > clock_timestamp() - make_interval(secs => $4::float8) "
+    "GROUP BY e.stream_id HAVING count(*) >= $5"
+)
+_DECIDED = (
+    "SELECT EXISTS (SELECT 1 FROM inventory_hot_skus WHERE sku = $1) AS decided, "
+    "i.on_hand - i.reserved AS free FROM inventory_items AS i WHERE i.sku = $1 AND i.bucket = 0"
+)

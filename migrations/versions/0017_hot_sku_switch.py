@@ -1,0 +1,37 @@
+"""Who set a SKU's bucket count: an admin (``inventorySetBuckets``) or the automatic switch.
+
+``inventory_hot_skus.set_by`` is ``admin`` or ``auto``, and a row may now say one bucket: a SKU
+an admin gathered back into one row stays there (the automatic switch spreads only SKUs no
+admin decided on). See ``commands/inventory/hot_switch.py``.
+
+Revision ID: 0017_hot_sku_switch
+Revises: 0016_inventory_view_buckets
+"""
+
+from alembic import op
+
+revision = "0017_hot_sku_switch"
+down_revision = "0016_inventory_view_buckets"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        "ALTER TABLE inventory_hot_skus "
+        "DROP CONSTRAINT inventory_hot_skus_buckets_check, "
+        "ADD CONSTRAINT inventory_hot_skus_buckets_check CHECK (buckets >= 1 AND buckets <= 16), "
+        "ADD COLUMN set_by varchar(16) NOT NULL DEFAULT 'admin' "
+        "CONSTRAINT inventory_hot_skus_set_by_check CHECK (set_by IN ('admin', 'auto'))"
+    )
+
+
+def downgrade() -> None:
+    # A SKU pinned to one row is simply not flagged in the release before this one.
+    op.execute("DELETE FROM inventory_hot_skus WHERE buckets = 1")
+    op.execute(
+        "ALTER TABLE inventory_hot_skus "
+        "DROP COLUMN set_by, "
+        "DROP CONSTRAINT inventory_hot_skus_buckets_check, "
+        "ADD CONSTRAINT inventory_hot_skus_buckets_check CHECK (buckets >= 2 AND buckets <= 16)"
+    )

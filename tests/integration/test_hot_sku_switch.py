@@ -1,0 +1,163 @@
+"""The automatic hot-SKU switch: a SKU reserved faster than the threshold is spread over buckets
+by itself, as the switch's doing; SKUs an admin decided on, quiet ones and nearly sold-out ones
+are left as they are; and buyers reserving while it switches never get more than the stock."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from commands.domain.inventory import StockLevel
+from commands.inventory import buckets, hot_switch
+from commands.inventory.hot_switch import HotSwitch
+from commands.inventory.reservations import OutOfStock
+from commands.messages.inventory import SetStockBuckets
+from commands.store.unit_of_work import MessageMetadata
+from gateway.bootstrap.container import Container
+from tests.support.inventory import (
+    META,
+    assert_versions_counted,
+    bucket_rows,
+    held_by_reservations,
+    inventory_events,
+    items,
+    ledger_fold,
+    new_order,
+    reserve,
+    reserved_per_row,
+    set_stock,
+)
+from tests.support.migrations import down_and_up
+
+SWITCH_META = MessageMetadata(actor="system:stock-hot-switch")
+# Ten reservations within five seconds make a SKU hot.
+SWITCH = HotSwitch(per_second=2.0, buckets=4, window_seconds=5.0)
+
+
+async def _reserve_many(container: Container, sku: str, count: int) -> None:
+    for _ in range(count):
+        await reserve(container, new_order(), [(sku, 1)])
+
+
+async def _set_by(container: Container, sku: str) -> tuple[int, str] | None:
+    async with container.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT buckets, set_by FROM inventory_hot_skus WHERE sku = :s"), {"s": sku}
+            )
+        ).first()
+    return None if row is None else (int(row.buckets), str(row.set_by))
+
+
+async def _consistent(container: Container) -> None:
+    assert await reserved_per_row(container) == await held_by_reservations(container)
+    assert await ledger_fold(container) == await items(container)
+    await assert_versions_counted(container)
+
+
+async def test_a_sku_reserved_faster_than_the_threshold_is_spread_as_the_switchs_doing(
+    stocked: Container,
+) -> None:
+    await set_stock(stocked, "INV-A", 100)
+    await _reserve_many(stocked, "INV-A", 12)
+    await _reserve_many(stocked, "INV-B", 3)  # reserved, but not often enough
+    assert await hot_switch.hot_skus(stocked.engine, SWITCH) == {"INV-A": 12}
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == ["INV-A"]
+    rows = await bucket_rows(stocked, "INV-A")
+    assert list(rows) == [0, 1, 2, 3]
+    # The free units are spread; what buyers hold stays in bucket 0, where they took it.
+    assert sum(level.on_hand for level in rows.values()) == 100
+    assert rows[0].reserved == 12 and [rows[b].available for b in (0, 1, 2, 3)] == [22, 22, 22, 22]
+    assert await _set_by(stocked, "INV-A") == (4, buckets.AUTO)
+    spread = [e for e in await inventory_events(stocked) if e.type == "StockRebalanced"]
+    assert {e.metadata["actor"] for e in spread} == {"system:stock-hot-switch"}
+    assert list(await bucket_rows(stocked, "INV-B")) == [0] and await _set_by(stocked, "INV-B") is None
+    # Still hot, but decided: a second look changes nothing and records nothing.
+    events = len(await inventory_events(stocked))
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
+    assert len(await inventory_events(stocked)) == events
+    await _consistent(stocked)
+
+
+async def test_skus_an_admin_decided_on_are_left_as_the_admin_set_them(stocked: Container) -> None:
+    await set_stock(stocked, "INV-A", 100)
+    await set_stock(stocked, "INV-B", 100)
+    await stocked.bus.dispatch(SetStockBuckets("INV-A", 1), META)  # pinned to its one row
+    await stocked.bus.dispatch(SetStockBuckets("INV-B", 2), META)
+    await _reserve_many(stocked, "INV-A", 12)
+    await _reserve_many(stocked, "INV-B", 12)
+    # Counted on row 0 streams: a SKU in buckets is decided anyway, and counts less there.
+    assert "INV-A" in await hot_switch.hot_skus(stocked.engine, SWITCH)
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
+    assert list(await bucket_rows(stocked, "INV-A")) == [0]
+    assert await _set_by(stocked, "INV-A") == (1, buckets.ADMIN)
+    assert list(await bucket_rows(stocked, "INV-B")) == [0, 1]
+    assert await _set_by(stocked, "INV-B") == (2, buckets.ADMIN)
+    # An admin may spread a SKU the switch spread, or gather it back: the admin's word then holds.
+    await stocked.bus.dispatch(SetStockBuckets("INV-B", 1), META)
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
+    assert await _set_by(stocked, "INV-B") == (1, buckets.ADMIN)
+    await _consistent(stocked)
+
+
+async def test_nearly_sold_out_quiet_and_switched_off_skus_are_not_spread(stocked: Container) -> None:
+    await set_stock(stocked, "INV-B", 14)
+    await _reserve_many(stocked, "INV-B", 12)  # hot, but 2 free units for 4 buckets
+    assert "INV-B" in await hot_switch.hot_skus(stocked.engine, SWITCH)
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
+    await set_stock(stocked, "INV-A", 100)
+    await _reserve_many(stocked, "INV-A", 12)
+    off = HotSwitch(per_second=0.0, buckets=4)
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, off) == []
+    await asyncio.sleep(0.6)
+    # Those reservations are older than a half-second window: not hot any more.
+    short = HotSwitch(per_second=2.0, buckets=4, window_seconds=0.5)
+    assert await hot_switch.hot_skus(stocked.engine, short) == {}
+    assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, short) == []
+    assert list(await bucket_rows(stocked, "INV-A")) == [0]
+    assert list(await bucket_rows(stocked, "INV-B")) == [0]
+
+
+async def test_buyers_reserving_while_the_switch_spreads_get_exactly_the_stock(stocked: Container) -> None:
+    """75 buyers of one unit each for 60 units: the first 15 make the SKU hot, and the switch
+    spreads it while the other 60 reserve. 60 are served and 15 refused, and every row,
+    reservation and stream agrees at the end."""
+    await set_stock(stocked, "INV-A", 60)
+    served: list[str] = []
+    refused: list[str] = []
+
+    async def buyer(i: int) -> None:
+        await asyncio.sleep(i * 0.002)  # a sale that lasts a while, not one burst
+        order = new_order()
+        try:
+            await reserve(stocked, order, [("INV-A", 1)])
+            served.append(order)
+        except OutOfStock:
+            refused.append(order)
+
+    async def switch() -> list[str]:
+        spread: list[str] = []
+        while not spread and len(served) + len(refused) < 75:
+            spread = await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH)
+        return spread
+
+    await asyncio.gather(*(buyer(0) for _ in range(15)))
+    spread, _ = await asyncio.gather(switch(), asyncio.gather(*(buyer(i) for i in range(60))))
+    assert spread == ["INV-A"]
+    assert (len(served), len(refused)) == (60, 15)
+    assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 60, 60)
+    assert len(await bucket_rows(stocked, "INV-A")) == 4
+    await _consistent(stocked)
+
+
+async def test_the_migration_round_trip_forgets_pins_and_keeps_flags(stocked: Container) -> None:
+    await set_stock(stocked, "INV-A", 10)
+    await stocked.bus.dispatch(SetStockBuckets("INV-A", 1), META)  # a pin: no such thing before
+    await stocked.bus.dispatch(SetStockBuckets("INV-B", 2), META)
+    await stocked.connections.close()  # no kept session holds the tables while they are altered
+    async with stocked.engine.connect() as conn:
+        await conn.run_sync(down_and_up("0016_inventory_view_buckets"))
+        await conn.commit()
+    assert await _set_by(stocked, "INV-A") is None
+    assert await _set_by(stocked, "INV-B") == (2, buckets.ADMIN)
