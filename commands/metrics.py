@@ -18,6 +18,9 @@ RESERVATION_EXPIRIES = Counter(
 STOCK_REBALANCES = Counter(
     "commerce_stock_rebalances_total", "Hot SKUs whose free stock was spread over their buckets again"
 )
+HOT_SKUS_SPREAD = Counter(
+    "commerce_hot_skus_spread_total", "SKUs the automatic hot-SKU switch spread over stock buckets"
+)
 PAYMENT_OUTCOMES = Counter(
     "commerce_payment_outcomes_total", "Payment provider outcomes", ["operation", "status"]
 )

@@ -19,16 +19,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from commands.events.inventory import StockReserved, sku_and_bucket
+from commands.events.inventory import STREAM_PREFIX, StockReserved, sku_and_bucket
 from commands.inventory import buckets as stock_buckets
 from commands.inventory.stock_rows import STREAM_TYPE
+from commands.metrics import HOT_SKUS_SPREAD
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# The newest ledger events looked at, at most: the look stays an index range scan however busy
-# the ledger is (a window that held more events is judged on the newest of them).
+# The newest inventory events looked at, at most: the look stays a short backward scan of an
+# index however busy the ledger is. When they cover less than the window (more than 4,000
+# inventory events a second), the rate is judged over the time they do cover.
 LOOKED_AT_EVENTS = 20_000
 
 
@@ -47,7 +49,8 @@ class HotSwitch:
 
 
 async def hot_skus(engine: AsyncEngine, switch: HotSwitch) -> dict[str, int]:
-    """SKUs in one row reserved at the switch's rate or faster over its window, and how many times."""
+    """SKUs in one row, not decided on, reserved at the switch's rate or faster, and how many
+    times within the window."""
     async with engine.connect() as conn:
         rows = await (await asyncpg_of(conn)).fetch(
             _RESERVED_LATELY,
@@ -55,7 +58,8 @@ async def hot_skus(engine: AsyncEngine, switch: HotSwitch) -> dict[str, int]:
             StockReserved.event_type(),
             LOOKED_AT_EVENTS,
             switch.window_seconds,
-            max(1, int(switch.per_second * switch.window_seconds)),
+            switch.per_second,
+            STREAM_PREFIX,
         )
     found: dict[str, int] = {}
     for row in rows:
@@ -69,8 +73,13 @@ async def spread_hot_skus(engine: AsyncEngine, metadata: MessageMetadata, switch
     """Spread every hot SKU no admin decided on; one transaction per SKU. The SKUs spread."""
     if not switch.enabled:
         return []
+    try:
+        hot = await hot_skus(engine, switch)
+    except Exception:
+        log.exception("looking for hot SKUs failed")
+        return []
     spread: list[str] = []
-    for sku, reserved in (await hot_skus(engine, switch)).items():
+    for sku, reserved in hot.items():
         try:
             async with UnitOfWork(engine, metadata) as uow:
                 if await _decided_or_too_small(uow, sku, switch.buckets):
@@ -81,6 +90,7 @@ async def spread_hot_skus(engine: AsyncEngine, metadata: MessageMetadata, switch
             log.exception("spreading a hot SKU over buckets failed", extra={"sku": sku})
             continue
         spread.append(sku)
+        HOT_SKUS_SPREAD.inc()
         log.info(
             "hot SKU spread over buckets",
             extra={
@@ -103,14 +113,19 @@ async def _decided_or_too_small(uow: UnitOfWork, sku: str, buckets: int) -> bool
     return bool(row["decided"]) or row["free"] < buckets
 
 
-# Reservations of each stock stream among the newest events, within the window; the range of
-# positions keeps it on the (stream_type, position) index.
+# Reservations of each one-row stock stream (no '~') not decided on, among the newest inventory
+# events (a backward scan of the (stream_type, position) index), within the window; the rate is
+# judged over the window, or over the time the events cover when they are fewer than it holds.
 _RESERVED_LATELY = (
-    "SELECT e.stream_id, count(*) AS reserved FROM ledger_events AS e "
-    "WHERE e.stream_type = $1 AND e.type = $2 "
-    "AND e.position > (SELECT coalesce(max(position), 0) FROM ledger_events) - $3 "
-    "AND e.recorded_at > clock_timestamp() - make_interval(secs => $4::float8) "
-    "GROUP BY e.stream_id HAVING count(*) >= $5"
+    "WITH newest AS (SELECT stream_id, type, recorded_at FROM ledger_events WHERE stream_type = $1 "
+    "ORDER BY position DESC LIMIT $3), "
+    "covered AS (SELECT CASE WHEN count(*) < $3 THEN $4::float8 ELSE greatest(0.1, least($4::float8, "
+    "extract(epoch FROM statement_timestamp() - min(recorded_at))::float8)) END AS seconds FROM newest) "
+    "SELECT n.stream_id, count(*) AS reserved FROM newest AS n CROSS JOIN covered "
+    "WHERE n.type = $2 AND n.recorded_at > statement_timestamp() - make_interval(secs => $4::float8) "
+    "AND strpos(n.stream_id, '~') = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM inventory_hot_skus AS h WHERE $6 || h.sku = n.stream_id) "
+    "GROUP BY n.stream_id, covered.seconds HAVING count(*) >= greatest(1, $5::float8 * covered.seconds)"
 )
 _DECIDED = (
     "SELECT EXISTS (SELECT 1 FROM inventory_hot_skus WHERE sku = $1) AS decided, "

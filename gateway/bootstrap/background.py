@@ -58,6 +58,7 @@ async def rebalance_once(container: Container) -> list[str]:
     """Hot SKUs spread first (the automatic switch), then drifted buckets respread."""
     settings = container.settings
     switch = HotSwitch(settings.stock_hot_reservations_per_second, settings.stock_hot_buckets)
+    # Never raises (it logs): the respread below runs whatever became of it.
     await spread_hot_skus(container.engine, system_metadata("stock-hot-switch"), switch)
     moved = await buckets.rebalance_due(container.engine, system_metadata("stock-rebalance"))
     if moved:

@@ -68,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         try:
             return _JSON.encode(entry).decode()
-        except (TypeError, ValueError):  # a field msgspec cannot encode (a dict with tuple keys)
+        except (TypeError, ValueError):  # what msgspec refuses (a lone surrogate): the old way
             return json.dumps(entry, default=str)
 
 

@@ -13,9 +13,13 @@ A busy owner's charges mostly need no round trip at all: while a bucket is more
 than half full, the script also hands this process a lease of a few charges'
 worth of points (taken from the bucket like a charge, so no other process can
 spend them). Charges and settlements are then counted against the lease in
-memory; its unused points go back with the owner's next round trip once it is a
-second old. Near exhaustion nothing is leased, so every charge there is decided
-by Redis, exactly, across all gateway processes.
+memory until it is spent or a second old; its unused points go back with the
+owner's next round trip. Near exhaustion nothing is leased, so every charge
+there is decided by Redis, exactly, across all gateway processes. Two bounds
+follow: while a lease is out (a second at most, unless its owner goes quiet) the
+bucket refills up to its capacity besides it, so a burst may exceed the capacity
+by the leases out (eight charges per process at most); and a quiet owner's lease
+comes back only with its next request (its points are then clipped at capacity).
 """
 
 from __future__ import annotations
@@ -170,7 +174,9 @@ class CostBudget:
         known = self._known.get(policy.key)
         pending = self._pending.get(policy.key, 0.0)
         if known is not None and time.monotonic() - known[1] < _KNOWN_SECONDS:
-            left = known[0] - pending - cost
+            # Redis's figure, what this process still holds leased, less what it owes Redis.
+            lease = self._leases.get(policy.key)
+            left = known[0] + (lease.points if lease is not None else 0.0) - pending - cost
             if left >= 0:
                 self._pending[policy.key] = pending + cost
                 return BudgetState(True, left, 0.0, policy)
@@ -223,9 +229,13 @@ class CostBudget:
                 keys=[policy.key],
                 args=[policy.capacity, policy.restore_rate, cost, repr(now), repr(adjustment), wanted],
             )
-        except RedisError as exc:
+        except BaseException as exc:
+            # Not applied (Redis away, or the request cancelled): owed with the next round trip,
+            # the returned lease's points included.
             if adjustment:
                 self._pending[policy.key] = self._pending.get(policy.key, 0.0) + adjustment
+            if not isinstance(exc, RedisError):
+                raise
             log.warning("cost budget unavailable, not enforced: %s", exc)
             return None
         elsewhere, points = float(available), float(leased)
@@ -236,5 +246,5 @@ class CostBudget:
                 points + (held.points if held is not None else 0.0), elsewhere, self._lease_clock()
             )
         total = elsewhere + (held.points if held is not None else 0.0)
-        self._known[policy.key] = (total, time.monotonic())
+        self._known[policy.key] = (elsewhere, time.monotonic())
         return BudgetState(bool(int(allowed)), total, float(retry), policy)

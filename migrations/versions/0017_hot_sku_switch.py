@@ -24,10 +24,17 @@ def upgrade() -> None:
         "ADD COLUMN set_by varchar(16) NOT NULL DEFAULT 'admin' "
         "CONSTRAINT inventory_hot_skus_set_by_check CHECK (set_by IN ('admin', 'auto'))"
     )
+    # SKUs an admin gathered back into one row before this release: their extra rows remain
+    # (empty, or holding reservations), but the flag was deleted. Pinned, as they would be now.
+    op.execute(
+        "INSERT INTO inventory_hot_skus (sku, buckets, set_by) "
+        "SELECT DISTINCT sku, 1, 'admin' FROM inventory_items WHERE bucket > 0 ON CONFLICT (sku) DO NOTHING"
+    )
 
 
 def downgrade() -> None:
-    # A SKU pinned to one row is simply not flagged in the release before this one.
+    # A SKU pinned to one row is simply not flagged in the release before this one. Each migration
+    # commits on its own: these deletes stay even if an older step's downgrade then refuses.
     op.execute("DELETE FROM inventory_hot_skus WHERE buckets = 1")
     op.execute(
         "ALTER TABLE inventory_hot_skus "

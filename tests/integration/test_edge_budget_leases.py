@@ -42,10 +42,13 @@ async def test_a_busy_owner_is_charged_from_its_lease_without_a_round_trip(conta
         assert state is not None and state.allowed and state.available == 990 - 10 * spent
     # Eight charges and not one reached Redis.
     assert await _in_redis(elsewhere, policy) == 990 - lease
-    # The lease is spent: the next charge is a round trip, and takes the next lease.
+    # The lease is spent: a 304's point is taken from what Redis said, without the spent lease...
+    small = await here.charge_small(policy, 1)
+    assert small is not None and small.allowed and small.available == 990 - lease - 1
+    # ...and the next charge is a round trip, which carries that point and takes the next lease.
     state = await here.charge(policy, 10)
-    assert state is not None and state.available == 990 - lease - 10
-    assert await _in_redis(elsewhere, policy) == 990 - lease - 10 - lease
+    assert state is not None and state.available == 990 - lease - 1 - 10
+    assert await _in_redis(elsewhere, policy) == 990 - lease - 1 - 10 - lease
 
 
 async def test_unused_points_go_back_with_the_next_round_trip_once_the_lease_is_old(

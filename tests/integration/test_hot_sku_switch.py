@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import text
 
 from commands.domain.inventory import StockLevel
@@ -28,7 +29,7 @@ from tests.support.inventory import (
     reserved_per_row,
     set_stock,
 )
-from tests.support.migrations import down_and_up
+from tests.support.migrations import migrate
 
 SWITCH_META = MessageMetadata(actor="system:stock-hot-switch")
 # Ten reservations within five seconds make a SKU hot.
@@ -87,8 +88,8 @@ async def test_skus_an_admin_decided_on_are_left_as_the_admin_set_them(stocked: 
     await stocked.bus.dispatch(SetStockBuckets("INV-B", 2), META)
     await _reserve_many(stocked, "INV-A", 12)
     await _reserve_many(stocked, "INV-B", 12)
-    # Counted on row 0 streams: a SKU in buckets is decided anyway, and counts less there.
-    assert "INV-A" in await hot_switch.hot_skus(stocked.engine, SWITCH)
+    # Decided SKUs are not even looked at (no lock on their busy rows).
+    assert await hot_switch.hot_skus(stocked.engine, SWITCH) == {}
     assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
     assert list(await bucket_rows(stocked, "INV-A")) == [0]
     assert await _set_by(stocked, "INV-A") == (1, buckets.ADMIN)
@@ -151,13 +152,33 @@ async def test_buyers_reserving_while_the_switch_spreads_get_exactly_the_stock(s
     await _consistent(stocked)
 
 
-async def test_the_migration_round_trip_forgets_pins_and_keeps_flags(stocked: Container) -> None:
+async def test_the_migration_round_trip_keeps_flags_and_pins_skus_gathered_before_it(
+    stocked: Container,
+) -> None:
     await set_stock(stocked, "INV-A", 10)
-    await stocked.bus.dispatch(SetStockBuckets("INV-A", 1), META)  # a pin: no such thing before
+    await stocked.bus.dispatch(SetStockBuckets("INV-A", 4), META)
+    await stocked.bus.dispatch(SetStockBuckets("INV-A", 1), META)  # its empty rows 1-3 remain
     await stocked.bus.dispatch(SetStockBuckets("INV-B", 2), META)
     await stocked.connections.close()  # no kept session holds the tables while they are altered
     async with stocked.engine.connect() as conn:
-        await conn.run_sync(down_and_up("0016_inventory_view_buckets"))
+        await conn.run_sync(migrate("0016_inventory_view_buckets"))
         await conn.commit()
-    assert await _set_by(stocked, "INV-A") is None
+        # As the release before this one left a SKU gathered back: extra rows, no flag.
+        assert (await conn.execute(text("SELECT sku FROM inventory_hot_skus"))).scalars().all() == ["INV-B"]
+        await conn.run_sync(migrate("head"))
+        await conn.commit()
+    assert await _set_by(stocked, "INV-A") == (1, buckets.ADMIN)  # pinned again by the upgrade
     assert await _set_by(stocked, "INV-B") == (2, buckets.ADMIN)
+
+
+async def test_a_busy_ledger_is_judged_over_the_time_its_newest_events_cover(
+    stocked: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer events looked at than the window held: the rate is theirs, not spread over 5 s."""
+    await set_stock(stocked, "INV-A", 100)
+    await _reserve_many(stocked, "INV-A", 12)
+    steady = HotSwitch(per_second=3.0, buckets=4, window_seconds=5.0)  # 15 within 5 s
+    assert await hot_switch.hot_skus(stocked.engine, steady) == {}
+    monkeypatch.setattr(hot_switch, "LOOKED_AT_EVENTS", 10)
+    # The newest 10 events are those reservations, all within a second or two.
+    assert await hot_switch.hot_skus(stocked.engine, steady) == {"INV-A": 10}

@@ -160,6 +160,9 @@ def test_the_hot_sku_switch_settings() -> None:
             Settings.from_env({"STOCK_HOT_BUCKETS": count})
     with pytest.raises(ConfigurationError, match="STOCK_HOT_RESERVATIONS_PER_SECOND must not be negative"):
         Settings.from_env({"STOCK_HOT_RESERVATIONS_PER_SECOND": "-1"})
+    for endless in ("inf", "nan"):
+        with pytest.raises(ConfigurationError, match="must be a finite number"):
+            Settings.from_env({"STOCK_HOT_RESERVATIONS_PER_SECOND": endless})
 
 
 def test_which_projectors_serve_runs() -> None:
