@@ -18,15 +18,12 @@ from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     META,
-    assert_versions_counted,
+    assert_stock_consistent,
     bucket_rows,
-    held_by_reservations,
     inventory_events,
     items,
-    ledger_fold,
     new_order,
     reserve,
-    reserved_per_row,
     set_stock,
 )
 from tests.support.migrations import migrate
@@ -51,12 +48,6 @@ async def _set_by(container: Container, sku: str) -> tuple[int, str] | None:
     return None if row is None else (int(row.buckets), str(row.set_by))
 
 
-async def _consistent(container: Container) -> None:
-    assert await reserved_per_row(container) == await held_by_reservations(container)
-    assert await ledger_fold(container) == await items(container)
-    await assert_versions_counted(container)
-
-
 async def test_a_sku_reserved_faster_than_the_threshold_is_spread_as_the_switchs_doing(
     stocked: Container,
 ) -> None:
@@ -78,7 +69,7 @@ async def test_a_sku_reserved_faster_than_the_threshold_is_spread_as_the_switchs
     events = len(await inventory_events(stocked))
     assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
     assert len(await inventory_events(stocked)) == events
-    await _consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_skus_an_admin_decided_on_are_left_as_the_admin_set_them(stocked: Container) -> None:
@@ -99,7 +90,7 @@ async def test_skus_an_admin_decided_on_are_left_as_the_admin_set_them(stocked: 
     await stocked.bus.dispatch(SetStockBuckets("INV-B", 1), META)
     assert await hot_switch.spread_hot_skus(stocked.engine, SWITCH_META, SWITCH) == []
     assert await _set_by(stocked, "INV-B") == (1, buckets.ADMIN)
-    await _consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_nearly_sold_out_quiet_and_switched_off_skus_are_not_spread(stocked: Container) -> None:
@@ -149,7 +140,7 @@ async def test_buyers_reserving_while_the_switch_spreads_get_exactly_the_stock(s
     assert (len(served), len(refused)) == (60, 15)
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 60, 60)
     assert len(await bucket_rows(stocked, "INV-A")) == 4
-    await _consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_the_migration_round_trip_keeps_flags_and_pins_skus_gathered_before_it(

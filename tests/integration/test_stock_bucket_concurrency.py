@@ -14,14 +14,11 @@ from commands.messages.inventory import AdjustStock, SetStockBuckets
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     META,
-    assert_versions_counted,
-    held_by_reservations,
+    assert_stock_consistent,
     in_uow,
     items,
-    ledger_fold,
     new_order,
     reserve,
-    reserved_per_row,
     set_stock,
     worst_overdraft,
 )
@@ -37,12 +34,6 @@ async def _sweep_until(container: Container, stop: asyncio.Event) -> int:
         sweeps += 1
         await asyncio.sleep(0.01)  # a sweep far more often than in production
     return sweeps
-
-
-async def _consistent(container: Container) -> None:
-    assert await reserved_per_row(container) == await held_by_reservations(container)
-    assert await ledger_fold(container) == await items(container)
-    await assert_versions_counted(container)
 
 
 def _quantities_summing_to(total: int, rng: random.Random) -> list[int]:
@@ -83,7 +74,7 @@ async def test_buyers_of_a_bucketed_sku_all_get_the_stock_there_is_and_none_more
     assert first.count(False) == 0, "a buyer was refused while the SKU still had the units"
     assert late.count(True) == 0
     assert (await items(stocked))[HOT] == StockLevel(HOT, 60, 60)
-    await _consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_buyers_cancellations_admins_and_the_sweep_together_leave_everything_consistent(
@@ -124,7 +115,7 @@ async def test_buyers_cancellations_admins_and_the_sweep_together_leave_everythi
     hot = (await items(stocked))[HOT]
     assert hot.on_hand == 80 + 2 * sum(1 for step in range(12) if step % 3)
     assert 0 <= hot.reserved <= hot.on_hand
-    await _consistent(stocked)
+    await assert_stock_consistent(stocked)
     # Whatever the bucket count ended at, a full sweep leaves the free units evenly spread.
     await buckets.rebalance_due(stocked.engine, META)
     assert await buckets.rebalance_due(stocked.engine, META) == []

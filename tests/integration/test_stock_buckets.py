@@ -16,18 +16,15 @@ from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     LEASE,
     META,
-    assert_versions_counted,
+    assert_stock_consistent,
     bucket_rows,
     expire_now,
-    held_by_reservations,
     in_uow,
     inventory_events,
     items,
-    ledger_fold,
     new_order,
     reservation_rows,
     reserve,
-    reserved_per_row,
     set_stock,
 )
 from tests.support.migrations import down_and_up, migrate
@@ -35,13 +32,6 @@ from tests.support.migrations import down_and_up, migrate
 
 async def flag(container: Container, sku: str, count: int) -> StockResult:
     return await container.bus.dispatch(SetStockBuckets(sku, count), META)
-
-
-async def assert_consistent(container: Container) -> None:
-    """Each row's reserved is what its reservation rows hold; the ledger folds to the rows."""
-    assert await reserved_per_row(container) == await held_by_reservations(container)
-    assert await ledger_fold(container) == await items(container)
-    await assert_versions_counted(container)
 
 
 async def test_flagging_spreads_the_free_stock_evenly_and_keeps_the_total(stocked: Container) -> None:
@@ -52,7 +42,7 @@ async def test_flagging_spreads_the_free_stock_evenly_and_keeps_the_total(stocke
     streams = {e.stream_id for e in await inventory_events(stocked) if e.type == "StockRebalanced"}
     assert streams == {"inventory-INV-A", "inventory-INV-A~1", "inventory-INV-A~2", "inventory-INV-A~3"}
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 0)
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_spreading_a_sku_as_it_already_is_records_nothing(stocked: Container) -> None:
@@ -85,7 +75,7 @@ async def test_setting_stock_while_the_sku_is_being_spread_counts_every_bucket(s
     for count in (4, 1, 8, 2, 6, 1, 3):
         await asyncio.gather(flag(stocked, "INV-A", count), set_stock(stocked, "INV-A", 100))
         assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 100, 0)
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_a_line_larger_than_any_bucket_takes_from_several(stocked: Container) -> None:
@@ -99,7 +89,7 @@ async def test_a_line_larger_than_any_bucket_takes_from_several(stocked: Contain
         await reserve(stocked, new_order(), [("INV-A", 4)])
     await reserve(stocked, new_order(), [("INV-A", 3)])  # the last 3, wherever they are
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 10)
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_releases_and_expiries_give_units_back_to_the_bucket_they_came_from(stocked: Container) -> None:
@@ -114,7 +104,7 @@ async def test_releases_and_expiries_give_units_back_to_the_bucket_they_came_fro
     assert await lease_sweep.expire_due(stocked.engine, META) == [expired]
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 0)
     assert all(level.reserved == 0 for level in (await bucket_rows(stocked, "INV-A")).values())
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_set_and_adjust_of_a_bucketed_sku_change_the_total_and_keep_reservations(
@@ -132,7 +122,7 @@ async def test_set_and_adjust_of_a_bucketed_sku_change_the_total_and_keep_reserv
     rows = await bucket_rows(stocked, "INV-A")
     assert sum(level.on_hand for level in rows.values()) == 5
     assert all(level.reserved <= level.on_hand for level in rows.values())
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_gathering_into_one_bucket_moves_free_units_and_the_sweep_brings_back_later_releases(
@@ -155,7 +145,7 @@ async def test_gathering_into_one_bucket_moves_free_units_and_the_sweep_brings_b
     assert rows[0] == StockLevel("INV-A", 10, 0)
     assert all(level.on_hand == 0 for bucket, level in rows.items() if bucket > 0)
     assert await buckets.rebalance_due(stocked.engine, META) == []  # nothing left to move
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_the_sweep_evens_out_buckets_that_buyers_emptied_unevenly(stocked: Container) -> None:
@@ -168,7 +158,7 @@ async def test_the_sweep_evens_out_buckets_that_buyers_emptied_unevenly(stocked:
     after = [level.available for level in (await bucket_rows(stocked, "INV-A")).values()]
     assert after == [8, 8, 7, 7]
     assert await buckets.rebalance_due(stocked.engine, META) == []
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_a_late_payment_takes_the_stock_again_from_whichever_buckets_have_it(
@@ -184,7 +174,7 @@ async def test_a_late_payment_takes_the_stock_again_from_whichever_buckets_have_
     rows = await reservation_rows(stocked, order)
     assert {r.status for r in rows} == {"committed"} and sum(r.quantity for r in rows) == 4
     assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 9)
-    await assert_consistent(stocked)
+    await assert_stock_consistent(stocked)
 
 
 async def test_going_back_before_buckets_waits_for_them_to_empty_and_merges_split_reservations(

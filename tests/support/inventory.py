@@ -212,3 +212,11 @@ async def append_bucket_event(
             conn, "inventory", stream_id(sku, bucket), [event], expected_version=None, metadata={}
         )
     return recorded
+
+
+async def assert_stock_consistent(container: Container) -> None:
+    """Each stock row's reserved is what its reservation rows hold, the ledger folds to the rows,
+    and every row counts its stream's versions."""
+    assert await reserved_per_row(container) == await held_by_reservations(container)
+    assert await ledger_fold(container) == await items(container)
+    await assert_versions_counted(container)
