@@ -118,8 +118,13 @@ async def _decided_or_too_small(uow: UnitOfWork, sku: str, buckets: int) -> bool
 # judged over the window, or over the time the events cover when they are fewer than it holds.
 _RESERVED_LATELY = (
     "WITH newest AS (SELECT stream_id, type, recorded_at FROM ledger_events WHERE stream_type = $1 "
+    # Nothing recent at all (a quiet shop): one row read, not the newest 20,000.
+    "AND (SELECT l.recorded_at FROM ledger_events AS l WHERE l.stream_type = $1 ORDER BY l.position DESC "
+    "LIMIT 1) > statement_timestamp() - make_interval(secs => $4::float8) "
     "ORDER BY position DESC LIMIT $3), "
-    "covered AS (SELECT CASE WHEN count(*) < $3 THEN $4::float8 ELSE greatest(0.1, least($4::float8, "
+    # Materialized: computed once, not once per stream.
+    "covered AS MATERIALIZED (SELECT CASE WHEN count(*) < $3 THEN $4::float8 "
+    "ELSE greatest(0.1, least($4::float8, "
     "extract(epoch FROM statement_timestamp() - min(recorded_at))::float8)) END AS seconds FROM newest) "
     "SELECT n.stream_id, count(*) AS reserved FROM newest AS n CROSS JOIN covered "
     "WHERE n.type = $2 AND n.recorded_at > statement_timestamp() - make_interval(secs => $4::float8) "
