@@ -44,11 +44,13 @@ class IdempotencyKeyInProgress(DomainError):
 
 
 def validate_key(key: str, field_path: Sequence[str]) -> None:
-    """1 to 255 printable ASCII characters."""
-    # ASCII and printable: exactly " " to "~".
-    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+    """1 to 255 printable ASCII characters, not all spaces."""
+    # ASCII and printable: exactly " " to "~". Blank is refused: it is a client's missing key
+    # (an empty template value), which two unrelated requests would share.
+    if not key.strip(" ") or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
         raise InvalidInput(
-            f"idempotency key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters", field_path
+            f"idempotency key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, not only spaces",
+            field_path,
         )
 
 

@@ -214,7 +214,11 @@ class CostBudget:
         ):
             return None
         lease.points -= cost
-        return BudgetState(True, lease.elsewhere + lease.points, 0.0, policy)
+        # The bucket has refilled since the lease was granted, as Redis will count it (up to
+        # capacity); what the caller has is that and the lease, shown at most the capacity.
+        refilled = lease.elsewhere + policy.restore_rate * (self._lease_clock() - lease.granted_at)
+        available = min(policy.capacity, min(policy.capacity, refilled) + lease.points)
+        return BudgetState(True, available, 0.0, policy)
 
     def _lease_clock(self) -> float:
         return self._clock() if self._clock is not None else time.monotonic()

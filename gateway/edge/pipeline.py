@@ -86,6 +86,8 @@ class _Charges:
 
     state: BudgetState | None = None
     requested: int = 0
+    # Points an APQ registration was charged besides the operation.
+    registration: int = 0
 
 
 class _Invalid(Exception):
@@ -246,6 +248,9 @@ class Pipeline:
                     plan, prepared.sha256, params.operation_name, params.variables, caller.principal
                 )
             outcome = await self._execute(params, prepared, checked, context, services, charges.state)
+            if charges.registration:
+                # Charged with the operation; shown beside its cost, which it is not part of.
+                outcome.body["extensions"]["cost"]["persistedQueryRegistrationCost"] = charges.registration
             if decision is not None:
                 outcome.cache = decision if "errors" not in outcome.body else NOT_CACHEABLE
             return outcome
@@ -366,8 +371,8 @@ class Pipeline:
         if checked.requested > policy.capacity:
             raise cost_exceeded(checked.requested, policy.capacity)
         # An APQ registration stores the document for a day: charged, and only once admitted.
-        registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
-        charges.state = await services.budget.charge(policy, checked.requested + registration)
+        charges.registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
+        charges.state = await services.budget.charge(policy, checked.requested + charges.registration)
         if charges.state is not None and not charges.state.allowed:
             raise _rate_limited(charges.state)
         if resolved.register_apq:

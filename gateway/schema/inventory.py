@@ -12,6 +12,7 @@ import strawberry
 from commands.errors import DomainError
 from commands.messages.inventory import AdjustStock, SetStock, SetStockBuckets, StockResult
 from gateway.edge.context import Info
+from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, UserError
 from gateway.schema.loaders import inventory as loaders
 from gateway.schema.scalars import Position, optional_position
@@ -47,6 +48,9 @@ class InventoryPayload:
 
 async def resolve_inventory(info: Info, sku: str, consistent_with: int | None) -> InventoryLevel | None:
     info.context.principal.require("admin", "support")
+    if not sku.strip():
+        # Null answers "not tracked": a blank SKU is a client's mistake, not a SKU.
+        raise bad_user_input("sku must not be empty", argument="sku")
     if consistent_with is None:
         view = await loaders.levels(info).load(sku)
         return None if view is None else await _level(info, view)

@@ -43,11 +43,14 @@ async def test_a_registration_is_charged(container: Container) -> None:
     async with edge_http(container, budget_capacity=1_000, budget_restore_rate=0.001) as http:
         document = "query Cheap { __typename }"
 
+        shown: list[int | None] = []
+
         async def spent(payload: dict[str, Any]) -> int:
             body = (await post(http, {"query": "{ __typename }"})).json()
             before = int(body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"])
             body = (await post(http, payload)).json()
             assert "errors" not in body, body
+            shown.append(body["extensions"]["cost"].get("persistedQueryRegistrationCost"))
             return before - int(body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"])
 
         plain = await spent({"query": document})
@@ -57,3 +60,5 @@ async def test_a_registration_is_charged(container: Container) -> None:
         # The same operation each time; only the registration adds its cost (±1 for restoration).
         assert abs(registering - plain - APQ_REGISTRATION_COST) <= 1
         assert abs(hit - plain) <= 1
+        # The registration's points are named in the answer, apart from the operation's cost.
+        assert shown == [None, APQ_REGISTRATION_COST, None]

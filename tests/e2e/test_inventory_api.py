@@ -90,7 +90,7 @@ async def test_replay_and_key_reuse(client: httpx.AsyncClient, admin: str) -> No
             "code": "IDEMPOTENCY_KEY_REUSED",
         }
     ]
-    for key in ("", "k" * 256):
+    for key in ("", "   ", "k" * 256):
         bad = await _set(client, admin, "INV-B", 5, key)
         assert [(e["field"], e["code"]) for e in bad["userErrors"]] == [(["idempotencyKey"], "INVALID_INPUT")]
 
@@ -112,6 +112,11 @@ async def test_validation_errors(client: httpx.AsyncClient, admin: str, running:
     assert [(e["field"], e["code"]) for e in unknown["userErrors"]] == [(["sku"], "NOT_FOUND")]
     negative = await _set(client, admin, "INV-C", -1, "c-5")
     assert [e["code"] for e in negative["userErrors"]] == ["INVALID_INPUT"]
+    for blank in ("", "  "):
+        read = await gql(client, QUERY, {"sku": blank}, token=admin)
+        assert error_codes(read) == ["BAD_USER_INPUT"] and read["data"] == {"inventory": None}
+    # An untracked SKU is no mistake: it has no level.
+    assert (await gql(client, QUERY, {"sku": "INV-UNTRACKED"}, token=admin))["data"]["inventory"] is None
 
     assert (await items(running))["INV-C"] == StockLevel("INV-C", 5, 4)
 

@@ -66,6 +66,23 @@ async def test_unused_points_go_back_with_the_next_round_trip_once_the_lease_is_
     assert await _in_redis(elsewhere, policy) == 980
 
 
+async def test_a_charge_from_the_lease_shows_the_bucket_refilled_since(container: Container) -> None:
+    clock = FakeClock()
+    (here,) = _budgets(container, clock, 1)
+
+    async def after_half_a_second(restore_rate: float) -> float:
+        policy = here.policy(f"user:lease-{uuid.uuid4().hex[:8]}", capacity=1_000, restore_rate=restore_rate)
+        first = await here.charge(policy, 10)
+        assert first is not None and first.available == 990
+        clock.now += 0.5
+        state = await here.charge(policy, 10)  # from the lease
+        assert state is not None and state.allowed
+        return state.available
+
+    assert await after_half_a_second(10.0) == 985  # 5 points restored meanwhile
+    assert await after_half_a_second(200.0) == 1_000  # shown at most the capacity
+
+
 async def test_settlements_are_counted_against_the_lease_and_an_excess_beyond_it_goes_to_redis(
     container: Container,
 ) -> None:
