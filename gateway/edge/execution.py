@@ -83,6 +83,8 @@ def client_error(error: GraphQLError, request_id: str | None, production: bool) 
             extensions={"code": "BAD_USER_INPUT"},
         )
     formatted = format_error(error, request_id)
+    # graphql-core's word for GraphQL's null, in its input coercion messages.
+    formatted["message"] = formatted["message"].replace(" not to be None.", " not to be null.")
     if production:
         formatted["message"] = _SUGGESTION.sub("", formatted["message"])
     return formatted

@@ -66,3 +66,9 @@ async def test_a_variable_error_names_the_field_without_echoing_the_input(http: 
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "required field 'email'" in error["message"]
     assert "Private Lane" not in response.text and error["message"].endswith("'email'.")
+    # A null where the field is required says GraphQL's null, not graphql-core's Python None.
+    null_email = missing_email | {"email": None}
+    response = await http.post("/graphql", json={"query": query, "variables": {"input": null_email}})
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "not to be null" in error["message"] and "None" not in error["message"], error["message"]
