@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.bootstrap import event_loop
 from gateway.bootstrap.settings import ConfigurationError, Settings
-from gateway.edge.auth import ROLES
+from gateway.edge.tokens import ROLES
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -244,11 +244,11 @@ def _reconciled(report: dict[str, int]) -> str:
 
 
 def _token(settings: Settings, subject: str, roles: list[str], ttl: int) -> str:
-    from gateway.edge.auth import JwtAuthenticator
+    from gateway.edge import tokens
 
     if settings.production:
         raise ConfigurationError("development tokens cannot be minted in production")
-    return JwtAuthenticator(settings.jwt_secret).mint(subject, roles, ttl)
+    return tokens.mint(settings.jwt_secret, subject, roles, ttl)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import jwt
 from cachetools import LRUCache
 
+from gateway.edge import tokens
 from gateway.edge.errors import GatewayError, forbidden, unauthenticated
-
-ROLES = frozenset({"customer", "support", "admin"})
+from gateway.edge.tokens import ROLES as ROLES
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,7 @@ class JwtAuthenticator:
         return principal
 
     def mint(self, subject: str, roles: list[str], ttl_seconds: int = 3600) -> str:
-        unknown = set(roles) - ROLES
-        if unknown or not roles:
-            raise ValueError(f"roles must be among {sorted(ROLES)}")
-        now = int(time.time())
-        payload = {"sub": subject, "roles": roles, "iat": now, "exp": now + ttl_seconds}
-        return jwt.encode(payload, self._secret, algorithm="HS256")
+        return tokens.mint(self._secret, subject, roles, ttl_seconds)
 
 
 def _principal(claims: dict[str, object]) -> Principal:
