@@ -6,8 +6,9 @@ the ledger's newest reservations (each ``StockReserved`` of a SKU's row 0 stream
 few seconds), and spreads a SKU reserved at ``per_second`` or more over ``buckets`` rows, as
 ``inventorySetBuckets`` would, recorded as the switch's doing (``set_by = 'auto'``).
 
-It never spreads a SKU an admin has decided on (any ``inventory_hot_skus`` row, including an
-admin's one bucket, which pins the SKU to its row), never gathers a SKU back (buckets cost a
+It never spreads a SKU already decided on (any ``inventory_hot_skus`` row: an admin's, one
+bucket included, which pins the SKU to its row, or its own earlier spread), never gathers a SKU
+back (buckets cost a
 busy SKU nothing and a quiet one little; an admin gathers with ``inventorySetBuckets(sku, 1)``),
 and leaves a SKU with fewer free units than buckets alone (nothing left to spread).
 """
