@@ -29,6 +29,7 @@ import asyncpg
 
 from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
 from benchmarks.flash_sale_buckets import SET_BUCKETS, BucketedSale, report_bucketed
+from benchmarks.flash_sale_switch import SwitchedSale, report_switched, switched_sale
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
 from benchmarks.pg_waits import WaitSampler, WaitSamples
 from benchmarks.progress import Progress
@@ -376,6 +377,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     sale: Sale | None = None
     rw: Sale | None = None
     spread_sale: BucketedSale | None = None
+    switched: SwitchedSale | None = None
     stock: StockState | None = None
     cpu_seconds = orders_catch_up = 0.0
     sale_cpu: dict[str, float | None] = {}
@@ -419,6 +421,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             )
             progress.done(f"outcomes {rw.outcomes}")
             spread_sale = await bucketed_sale(stack, client, units, limit, progress)
+            switched = await switched_sale(stack, client, units, limit, progress)
 
     pool = await asyncpg.create_pool(min_size=1, max_size=1, **stack.asyncpg_kwargs())
     try:
@@ -471,6 +474,9 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         _report_limits(result, sale, sale_cpu, waits)
         if spread_sale is not None:
             report_bucketed(result, stack, spread_sale, result.metrics["gateway"]["rate"])
+        if switched is not None:
+            bucketed_rate = result.metrics.get("gateway_bucketed", {}).get("rate")
+            report_switched(result, stack, switched, result.metrics["gateway"]["rate"], bucketed_rate)
     return result
 
 

@@ -80,7 +80,7 @@ GATEWAY_ENV = {
     "SEED_DEMO_DATA": "0",
     "MIGRATE_ON_START": "1",
     # The flash sale compares one stock row with buckets: the automatic hot-SKU switch would
-    # spread its one-row SKU mid-sale (the bucketed SKU is flagged by the benchmark itself).
+    # spread its one-row SKU mid-sale. Its third sale turns the switch on (benchmarks/flash_sale_switch.py).
     "STOCK_HOT_RESERVATIONS_PER_SECOND": "0",
 }
 # BENCH_PROJECTOR_WORKER=1: the shared-store projectors in a worker process beside the gateway.

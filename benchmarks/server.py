@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks import announced
 from commands.store.ledger.reader import RecordedEvent
+from gateway.bootstrap.background import PeriodicJobs, rebalance_once
 from gateway.bootstrap.container import Container, build_container
 from gateway.bootstrap.heap import settle_startup_heap
 from gateway.bootstrap.logging import configure_logging
@@ -251,6 +252,7 @@ class Control:
                 post("lag/stop", self.lag_stop),
                 post("runner/pause", self.runner_pause),
                 post("runner/resume", self.runner_resume),
+                post("hot-switch", self.hot_switch),
                 Route("/_bench/cpu", self.cpu),
                 Route("/_bench/stats", self.stats),
             ]
@@ -341,6 +343,13 @@ class Control:
             runner.start()
         return JSONResponse({"resumed": runner.name, "now": now})
 
+    async def hot_switch(self, request: Request) -> JSONResponse:
+        """The automatic hot-SKU switch's threshold from now on (0: off); read by its next look."""
+        per_second = float((await request.json())["per_second"])
+        settings = self.container.settings.with_overrides(stock_hot_reservations_per_second=per_second)
+        self.container.settings = settings
+        return JSONResponse({"per_second": per_second})
+
     async def stats(self, _request: Request) -> JSONResponse:
         carts = await self.container.mongo["carts"].count_documents({})
         return JSONResponse({"cart_documents": carts})
@@ -388,6 +397,11 @@ async def serve() -> None:
         if settings.run_projectors != PROJECTORS_NONE:
             await container.start_projectors(scope=settings.run_projectors)
         app = dispatcher(build_app(container), Control(container, profile_dir))
+        # Of the gateway's periodic jobs, the stock one only (buckets respread, the hot-SKU
+        # switch): payments here always settle, and no lease expires within a run.
+        jobs = PeriodicJobs()
+        jobs.every(settings.stock_rebalance_seconds, "stock-rebalance", lambda: rebalance_once(container))
+        container.on_close(jobs.stop)
         settle_startup_heap()
         # The same options as ``commerce-gateway serve``.
         await announced.serve_announced(
