@@ -45,7 +45,7 @@ from commands.errors import DomainError, InvalidInput, ValidationErrors, Version
 from commands.events.order import OrderPlaced
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
-from commands.inventory.reservations import ReservationLine
+from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
 from commands.money import discount_uses
@@ -173,7 +173,12 @@ class CheckoutSaga:
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
             # to the COMMIT only the reservation rows and their events follow.
-            await reservations.take(uow, pending)
+            try:
+                await reservations.take(uow, pending)
+            except OutOfStock as short:
+                # Named on the cart: its lines are what the buyer changes (as when stock runs
+                # out before the payment is confirmed).
+                raise OutOfStock(short.skus, ["cartId"]) from None
             if charge.discount is not None:
                 # After the stock: buyers refused for stock never wait on the code's row.
                 customer_key = command.customer_id or cart.customer_id or f"email:{command.email.lower()}"

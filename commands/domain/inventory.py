@@ -52,9 +52,9 @@ class OutOfStock(DomainError):
 
     code = "OUT_OF_STOCK"
 
-    def __init__(self, skus: Sequence[str]) -> None:
+    def __init__(self, skus: Sequence[str], field: Sequence[str] | None = None) -> None:
         self.skus = sorted(set(skus))
-        super().__init__(f"not enough stock for: {', '.join(self.skus)}", None, "OUT_OF_STOCK")
+        super().__init__(f"not enough stock for: {', '.join(self.skus)}", field, "OUT_OF_STOCK")
 
 
 def validate_sku(sku: str) -> None:

@@ -107,7 +107,7 @@ async def test_refusals_create_nothing_and_are_not_stored(shop: Shop) -> None:
     assert [e["field"] for e in empty["userErrors"]] == [["input", "idempotencyKey"]]
 
     short = await shop.checkout(cart, "retry-me")
-    assert [e["code"] for e in short["userErrors"]] == ["OUT_OF_STOCK"]
+    assert [(e["code"], e["field"]) for e in short["userErrors"]] == [("OUT_OF_STOCK", ["input", "cartId"])]
     assert "TEE" in short["userErrors"][0]["message"] and "MUG" not in short["userErrors"][0]["message"]
 
     stale = await shop.checkout(cart, "retry-me", expected_version=7)

@@ -235,13 +235,21 @@ class Shop:
         await self.eventually(reached, timeout)
         return await self.order(order_gid)
 
-    async def reconcile(self) -> ReconcileReport:
+    async def reconcile(self, abandon_after: timedelta = timedelta(hours=1)) -> ReconcileReport:
         return await reconcile(
             self.container.services.settlement,
             META,
             older_than=timedelta(0),
-            abandon_after=timedelta(hours=1),
+            abandon_after=abandon_after,
         )
+
+    async def provider_never_received(self, order_gid: str) -> bool:
+        """Whether the provider has no record of the order's authorization (our call to it
+        timed out before it arrived): no webhook will come, and it cannot be sent again."""
+        parsed = parse_global_id(order_gid, "Order")
+        assert parsed is not None
+        key = f"authorize:{parsed[1]}"
+        return await self.container.services.settlement.provider.lookup(idempotency_key=key) is None
 
     async def expire_lease(self, order_gid: str) -> None:
         parsed = parse_global_id(order_gid, "Order")
