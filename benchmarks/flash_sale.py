@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
-from benchmarks.flash_sale_buckets import SET_BUCKETS, BucketedSale, report_bucketed
+from benchmarks.flash_sale_buckets import SET_BUCKETS, MeasuredSale, report_bucketed
 from benchmarks.flash_sale_switch import SwitchedSale, report_switched, switched_sale
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
 from benchmarks.pg_waits import WaitSampler, WaitSamples
@@ -376,7 +376,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     unavailable: str | None = None
     sale: Sale | None = None
     rw: Sale | None = None
-    spread_sale: BucketedSale | None = None
+    spread_sale: MeasuredSale | None = None
     switched: SwitchedSale | None = None
     stock: StockState | None = None
     cpu_seconds = orders_catch_up = 0.0
@@ -729,7 +729,7 @@ async def _profile(stack: Stack, progress: Progress, result: BenchResult, units:
 
 async def bucketed_sale(
     stack: Stack, client: Any, units: int, limit: float, progress: Progress
-) -> BucketedSale:
+) -> MeasuredSale:
     """The same sale on a SKU whose stock is spread over buckets first (``inventorySetBuckets``)."""
     sku = f"FLASH-B{SALE_BUCKETS}-{stack.run_id}".upper()
     await create_stocked_sku(stack, client, sku, units)
@@ -743,6 +743,15 @@ async def bucketed_sale(
     if not payload or payload.get("userErrors") or spread.error_codes:
         raise Unavailable(f"inventorySetBuckets: {spread.describe()}")
     progress.phase(f"gateway, stock in {SALE_BUCKETS} buckets: {BUYERS} buyers, {units} units of {sku}")
+    run = await measured_sale(stack, client, sku, units, limit, progress)
+    progress.done(f"{run.confirmed} confirmed, outcomes {run.sale.outcomes}")
+    return run
+
+
+async def measured_sale(
+    stack: Stack, client: Any, sku: str, units: int, limit: float, progress: Progress
+) -> MeasuredSale:
+    """``gateway_sale`` of a stocked SKU, with our CPU, PostgreSQL's waits and the stock after it."""
     cpu_before = stack.cpu.read()
     async with WaitSampler(stack.asyncpg_kwargs()) as waits:
         sale = await gateway_sale(stack, client, sku, units, limit, progress)
@@ -753,5 +762,4 @@ async def bucketed_sale(
     finally:
         await conn.close()
     confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
-    progress.done(f"{confirmed} confirmed, outcomes {sale.outcomes}")
-    return BucketedSale(sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status)
+    return MeasuredSale(sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status)

@@ -23,7 +23,9 @@ mutation($sku: String!, $buckets: Int!, $key: String!) {
 
 
 @dataclass
-class BucketedSale:
+class MeasuredSale:
+    """A gateway sale with what it cost (``benchmarks.flash_sale.measured_sale``)."""
+
     sale: Any  # benchmarks.flash_sale.Sale (that module reports with this one)
     cpu_seconds: dict[str, float | None]
     waits: WaitSamples
@@ -32,13 +34,18 @@ class BucketedSale:
     by_status: dict[str, int]
 
 
-def report_bucketed(result: BenchResult, stack: Stack, run: BucketedSale, one_row_rate: float) -> None:
+def sale_figures(stack: Stack, run: MeasuredSale) -> tuple[float, dict[str, float], float]:
+    """Confirmed checkouts per second, checkout latency statistics, our CPU ms per unit sold."""
     sale = run.sale
     span = sale.last_success - sale.started
     rate = run.confirmed / span if span > 0 else 0.0
-    g = latency_stats(sale.latencies)
     ours = stack.cpu.ours_total(run.cpu_seconds) or 0.0
-    cpu_ms = 1000 * ours / max(1, sale.confirmed)
+    return rate, latency_stats(sale.latencies), 1000 * ours / max(1, sale.confirmed)
+
+
+def report_bucketed(result: BenchResult, stack: Stack, run: MeasuredSale, one_row_rate: float) -> None:
+    sale = run.sale
+    rate, g, cpu_ms = sale_figures(stack, run)
     result.row(
         f"stock in {BUCKETS} buckets (`inventorySetBuckets`): confirmed checkouts per second",
         fmt_rate(rate),

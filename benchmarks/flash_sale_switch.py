@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks.flash_sale_buckets import MeasuredSale, sale_figures
 from benchmarks.harness import Stack
-from benchmarks.pg_waits import WaitSampler, WaitSamples
 from benchmarks.progress import Progress
-from benchmarks.report import BenchResult, fmt_ms, fmt_rate, fmt_ratio, latency_stats, ratio
+from benchmarks.report import BenchResult, fmt_ms, fmt_rate, fmt_ratio, ratio
 
 # The gateway's default threshold (STOCK_HOT_RESERVATIONS_PER_SECOND); the benchmark's server
 # starts with the switch off and turns it on for this sale only.
@@ -25,11 +25,7 @@ SWITCH_PER_SECOND = 25.0
 
 @dataclass
 class SwitchedSale:
-    sale: Any  # benchmarks.flash_sale.Sale
-    cpu_seconds: dict[str, float | None]
-    waits: WaitSamples
-    confirmed: int
-    oversold: int
+    run: MeasuredSale
     # Seconds from the sale's start until the switch had spread the SKU (None: it did not).
     spread_after: float | None
     buckets: int
@@ -39,7 +35,7 @@ async def switched_sale(
     stack: Stack, client: Any, units: int, limit: float, progress: Progress
 ) -> SwitchedSale:
     # Imported here: benchmarks.flash_sale imports this module for its report.
-    from benchmarks.flash_sale import BUYERS, create_stocked_sku, gateway_sale, stock_state
+    from benchmarks.flash_sale import BUYERS, create_stocked_sku, measured_sale
 
     sku = f"FLASH-AUTO-{stack.run_id}".upper()
     await create_stocked_sku(stack, client, sku, units)
@@ -47,31 +43,23 @@ async def switched_sale(
     await stack.control("hot-switch", {"per_second": SWITCH_PER_SECOND})
     conn = await asyncpg.connect(**stack.asyncpg_kwargs())
     try:
-        started = time.perf_counter()
-        watching = asyncio.create_task(_spread_after(conn, sku, started))
-        cpu_before = stack.cpu.read()
+        watching = asyncio.create_task(_spread_after(conn, sku, time.perf_counter()))
         try:
-            async with WaitSampler(stack.asyncpg_kwargs()) as waits:
-                sale = await gateway_sale(stack, client, sku, units, limit, progress)
+            run = await measured_sale(stack, client, sku, units, limit, progress)
         finally:
             await stack.control("hot-switch", {"per_second": 0})
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
-        spent = stack.cpu.spent(cpu_before, stack.cpu.read())
         spread_after = watching.result() if not watching.cancelled() else None
-        stock = await stock_state(conn, sku)
         buckets = int(await conn.fetchval("SELECT count(*) FROM inventory_items WHERE sku = $1", sku))
     finally:
         await conn.close()
-    confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
     progress.done(
-        f"{confirmed} confirmed, spread after "
-        f"{'never' if spread_after is None else f'{spread_after:.1f} s'}, outcomes {sale.outcomes}"
+        f"{run.confirmed} confirmed, spread after "
+        f"{'never' if spread_after is None else f'{spread_after:.1f} s'}, outcomes {run.sale.outcomes}"
     )
-    return SwitchedSale(
-        sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), spread_after, buckets
-    )
+    return SwitchedSale(run, spread_after, buckets)
 
 
 async def _spread_after(conn: Any, sku: str, started: float) -> float:
@@ -84,22 +72,22 @@ async def _spread_after(conn: Any, sku: str, started: float) -> float:
 
 
 def report_switched(
-    result: BenchResult, stack: Stack, run: SwitchedSale, one_row_rate: float, bucketed_rate: float | None
+    result: BenchResult,
+    stack: Stack,
+    switched: SwitchedSale,
+    one_row_rate: float,
+    bucketed_rate: float | None,
 ) -> None:
-    sale = run.sale
-    span = sale.last_success - sale.started
-    rate = run.confirmed / span if span > 0 else 0.0
-    g = latency_stats(sale.latencies)
-    ours = stack.cpu.ours_total(run.cpu_seconds) or 0.0
-    cpu_ms = 1000 * ours / max(1, sale.confirmed)
+    rate, g, cpu_ms = sale_figures(stack, switched.run)
+    run, sale = switched.run, switched.run.sale
     compared = f"{fmt_ratio(ratio(rate, one_row_rate))} of one row"
     if bucketed_rate:
         compared += f", {fmt_ratio(ratio(rate, bucketed_rate))} of buckets set by an admin"
     result.row("one row, the hot-SKU switch on: confirmed checkouts per second", fmt_rate(rate), "", compared)
-    spread = "never" if run.spread_after is None else f"{run.spread_after:.1f} s into the sale"
+    spread = "never" if switched.spread_after is None else f"{switched.spread_after:.1f} s into the sale"
     result.row(
         "one row, the hot-SKU switch on: spread by the switch; stock rows at the end",
-        f"{spread}; {run.buckets}",
+        f"{spread}; {switched.buckets}",
     )
     result.row(
         "one row, the hot-SKU switch on: checkout p50 / p99; oversold (must be 0); CPU per unit, ours",
@@ -111,8 +99,8 @@ def report_switched(
     )
     result.metrics["gateway_switched"] = {
         "switch_per_second": SWITCH_PER_SECOND,
-        "spread_after_seconds": None if run.spread_after is None else round(run.spread_after, 2),
-        "stock_rows": run.buckets,
+        "spread_after_seconds": None if switched.spread_after is None else round(switched.spread_after, 2),
+        "stock_rows": switched.buckets,
         "confirmed": run.confirmed,
         "rate": round(rate, 1),
         "ms": g,

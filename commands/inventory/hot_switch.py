@@ -62,12 +62,8 @@ async def hot_skus(engine: AsyncEngine, switch: HotSwitch) -> dict[str, int]:
             switch.per_second,
             STREAM_PREFIX,
         )
-    found: dict[str, int] = {}
-    for row in rows:
-        sku, bucket = sku_and_bucket(row["stream_id"])
-        if bucket == 0:
-            found[sku] = int(row["reserved"])
-    return found
+    # Row 0 streams only (the statement leaves the others out).
+    return {sku_and_bucket(row["stream_id"])[0]: int(row["reserved"]) for row in rows}
 
 
 async def spread_hot_skus(engine: AsyncEngine, metadata: MessageMetadata, switch: HotSwitch) -> list[str]:

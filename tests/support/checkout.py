@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
+from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.effects import stream_id as order_stream
 from commands.checkout.reconcile import ReconcileReport, reconcile
 from commands.domain import order as order_domain
@@ -248,8 +249,10 @@ class Shop:
         timed out before it arrived): no webhook will come, and it cannot be sent again."""
         parsed = parse_global_id(order_gid, "Order")
         assert parsed is not None
-        key = f"authorize:{parsed[1]}"
-        return await self.container.services.settlement.provider.lookup(idempotency_key=key) is None
+        async with self.container.engine.connect() as conn:
+            (attempt,) = await payment_ops.of_order(conn, parsed[1], payment_ops.AUTHORIZE)
+        provider = self.container.services.settlement.provider
+        return await provider.lookup(idempotency_key=attempt.idempotency_key) is None
 
     async def expire_lease(self, order_gid: str) -> None:
         parsed = parse_global_id(order_gid, "Order")
