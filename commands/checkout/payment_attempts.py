@@ -80,7 +80,8 @@ class Outcome:
         return cls(UNKNOWN, reason=reason)
 
 
-def _attempt(row: Any) -> Attempt:
+def attempt_of(row: Any) -> Attempt:
+    """An attempt from a row of ``BY_KEY``'s columns."""
     return Attempt(
         id=str(row["id"]),
         order_id=str(row["order_id"]),
@@ -105,7 +106,7 @@ _RECORD = (
     "currency, provider_reference, status, context, created_at, updated_at) "
     f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now(), now()) RETURNING {_COLUMNS}"
 )
-_BY_KEY = f"SELECT {_COLUMNS} FROM payment_attempts WHERE idempotency_key = $1"
+BY_KEY = f"SELECT {_COLUMNS} FROM payment_attempts WHERE idempotency_key = $1"
 _OF_ORDER = (
     f"SELECT {_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND operation = $2 ORDER BY created_at"
 )
@@ -156,17 +157,17 @@ async def record(
         PENDING,
         json.dumps(context or {}),
     )
-    return _attempt(row)
+    return attempt_of(row)
 
 
 async def by_key(conn: AsyncConnection, key: str, *, lock: bool = False) -> Attempt | None:
-    row = await (await asyncpg_of(conn)).fetchrow(f"{_BY_KEY} FOR UPDATE" if lock else _BY_KEY, key)
-    return None if row is None else _attempt(row)
+    row = await (await asyncpg_of(conn)).fetchrow(f"{BY_KEY} FOR UPDATE" if lock else BY_KEY, key)
+    return None if row is None else attempt_of(row)
 
 
 async def of_order(conn: AsyncConnection, order_id: str, operation: str) -> list[Attempt]:
     rows = await (await asyncpg_of(conn)).fetch(_OF_ORDER, uuid.UUID(order_id), operation)
-    return [_attempt(row) for row in rows]
+    return [attempt_of(row) for row in rows]
 
 
 async def ensure(
@@ -221,12 +222,12 @@ async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
     Touching ``updated_at`` keeps reconciliation away from an operation that is in flight.
     """
     row = await (await asyncpg_of(conn)).fetchrow(_BEGIN_SEND, key, list(UNSETTLED))
-    return None if row is None else _attempt(row)
+    return None if row is None else attempt_of(row)
 
 
 async def due(conn: AsyncConnection, *, older_than: timedelta, limit: int) -> list[Attempt]:
     rows = await (await asyncpg_of(conn)).fetch(_DUE, list(UNSETTLED), older_than, limit)
-    return [_attempt(row) for row in rows]
+    return [attempt_of(row) for row in rows]
 
 
 async def execute(provider: PaymentProvider, attempt: Attempt, *, token: str | None = None) -> Outcome:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -229,25 +230,36 @@ class PaymentSettlement:
         kept, and nothing else; None when that is not the case.
 
         A settled attempt never changes again (``payment_attempts.mark``), so knowing it needs no
-        lock, and the receipt's insert deduplicates on its own: two statements, each its own
-        transaction, without queueing on the order's lock behind the settlement that may still
-        hold it. On a connection that fails, None too: the caller's unit of work starts over on a
-        fresh one, and a receipt already inserted is then a duplicate.
+        lock, and the receipt's insert deduplicates on its own: one statement outside any
+        transaction, inserting the receipt only if the attempt holds this outcome, without
+        queueing on the order's lock behind the settlement that may still hold it. On a
+        connection that fails, None too: the caller's unit of work starts over on a fresh one,
+        and a receipt already inserted is then a duplicate.
         """
+        if not outcome.known:
+            return None
         conn = await self.connections.take()
         broken = True
         try:
-            found = await payment_ops.by_key(conn, key)
-            if found is None or not (found.settled and _same(found, outcome)):
-                broken = False
-                return None
-            verdict = await _receive(conn, receipt)
+            row = await (await asyncpg_of(conn)).fetchrow(
+                _RECEIVE_REPEAT,
+                key,
+                outcome.status,
+                receipt.event_id,
+                receipt.type,
+                receipt.provider_reference,
+                receipt.sequence,
+            )
             broken = False
         except Exception:
             log.warning("webhook receipt without a transaction failed; settling it in one", exc_info=True)
             return None
         finally:
             await self.connections.give_back(conn, broken=broken)
+        if row is None or row["status"] != outcome.status:
+            return None
+        verdict = _verdict(row, receipt)
+        found = payment_ops.attempt_of(row)
         return Settled(verdict) if verdict != APPLIED else Settled(DUPLICATE, None, found, outcome)
 
     async def _decide(
@@ -311,6 +323,21 @@ _RECEIVE = (
     "SELECT (SELECT sequence FROM newest) AS newest, (SELECT provider_event_id FROM inserted) AS inserted"
 )
 
+# ``_RECEIVE`` for a webhook that may repeat the attempt's recorded outcome: the attempt (no row
+# when unknown), its receipt inserted only when the attempt holds that status ($2).
+_RECEIVE_REPEAT = (
+    f"WITH attempt AS ({payment_ops.BY_KEY}), "
+    "repeat AS (SELECT 1 FROM attempt WHERE status = $2), "
+    "newest AS (SELECT max(sequence) AS sequence FROM payment_webhook_events "
+    "WHERE EXISTS (SELECT 1 FROM repeat) AND $5::text IS NOT NULL AND provider_reference = $5), "
+    "inserted AS (INSERT INTO payment_webhook_events "
+    "(provider_event_id, type, provider_reference, sequence, received_at) "
+    "SELECT $3::text, $4::text, $5::text, $6::integer, now() WHERE EXISTS (SELECT 1 FROM repeat) "
+    "ON CONFLICT (provider_event_id) DO NOTHING RETURNING provider_event_id) "
+    "SELECT attempt.*, (SELECT sequence FROM newest) AS newest, "
+    "(SELECT provider_event_id FROM inserted) AS inserted FROM attempt"
+)
+
 
 async def _receive(conn: AsyncConnection, receipt: WebhookReceipt) -> str:
     """Record the provider event once; a redelivery or an older event for the payment changes nothing."""
@@ -318,6 +345,11 @@ async def _receive(conn: AsyncConnection, receipt: WebhookReceipt) -> str:
     row = await (await asyncpg_of(conn)).fetchrow(
         _RECEIVE, receipt.event_id, receipt.type, receipt.provider_reference, receipt.sequence
     )
+    return _verdict(row, receipt)
+
+
+def _verdict(row: Any, receipt: WebhookReceipt) -> str:
+    """APPLIED, or why not, from a row with ``newest`` and ``inserted`` (``_RECEIVE``)."""
     newest, inserted = row["newest"], row["inserted"]
     if inserted is None:
         return DUPLICATE

@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from commands.domain.catalog import MAX_SKU
 from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.currencies import minor_units
+from commands.domain.records import evolved
 from commands.errors import (
     DomainError,
     Forbidden,
@@ -149,42 +151,50 @@ def fold(events: Iterable[Event], cart: Cart | None = None) -> Cart:
 
 
 def evolve(cart: Cart, event: Event) -> Cart:
-    cart = replace(cart, version=cart.version + 1)
+    # One copy per event (see commands.domain.records).
+    changes: dict[str, Any]
     match event:
         case CartCreated():
-            cart = replace(
-                cart, cart_id=event.cart_id, currency_code=event.currency_code, customer_id=event.customer_id
-            )
-            return _set_lines(cart, event.lines)
+            changes = {
+                "cart_id": event.cart_id,
+                "currency_code": event.currency_code,
+                "customer_id": event.customer_id,
+                **_set_lines(cart.lines, cart.line_seq, event.lines),
+            }
         case CartLinesAdded() | CartLinesMergedIn():
-            return _set_lines(cart, event.lines)
+            changes = _set_lines(cart.lines, cart.line_seq, event.lines)
         case CartLineQuantitiesChanged():
-            return _drop_lines(_set_lines(cart, event.lines), event.removed_line_ids)
+            changes = _set_lines(cart.lines, cart.line_seq, event.lines)
+            changes["lines"] = _drop_lines(changes["lines"], event.removed_line_ids)
         case CartLinesRemoved():
-            return _drop_lines(cart, event.line_ids)
+            changes = {"lines": _drop_lines(cart.lines, event.line_ids)}
         case CartCustomerAttached():
-            return replace(cart, customer_id=event.customer_id)
+            changes = {"customer_id": event.customer_id}
         case CartMerged():
-            return replace(cart, status=MERGED, merged_into=event.into_cart_id, customer_id=event.customer_id)
+            changes = {"status": MERGED, "merged_into": event.into_cart_id, "customer_id": event.customer_id}
         case CartCheckedOut():
-            return replace(cart, status=CHECKED_OUT)
+            changes = {"status": CHECKED_OUT}
         case CartShippingChosen():
-            return replace(
-                cart,
-                shipping_country=event.country_code,
-                shipping_region=event.region,
-                shipping_method=event.method_code,
-            )
+            changes = {
+                "shipping_country": event.country_code,
+                "shipping_region": event.region,
+                "shipping_method": event.method_code,
+            }
         case CartDiscountCodeApplied():
-            return replace(cart, discount_code=event.code)
+            changes = {"discount_code": event.code}
         case CartDiscountCodeRemoved():
-            return replace(cart, discount_code=None)
-    return cart
+            changes = {"discount_code": None}
+        case _:
+            changes = {}
+    return evolved(cart, version=cart.version + 1, **changes)
 
 
-def _set_lines(cart: Cart, snapshots: Iterable[CartLineSnapshot]) -> Cart:
-    lines = list(cart.lines)
-    seq = cart.line_seq
+def _set_lines(
+    current: tuple[Line, ...], line_seq: int, snapshots: Iterable[CartLineSnapshot]
+) -> dict[str, Any]:
+    """The ``lines`` and ``line_seq`` after the snapshots replace or add lines."""
+    lines = list(current)
+    seq = line_seq
     for snap in snapshots:
         line = Line(snap.line_id, snap.sku, snap.quantity, snap.unit_price)
         index = next((i for i, existing in enumerate(lines) if existing.line_id == snap.line_id), None)
@@ -194,12 +204,12 @@ def _set_lines(cart: Cart, snapshots: Iterable[CartLineSnapshot]) -> Cart:
             lines[index] = line
         if snap.line_id.isdigit():
             seq = max(seq, int(snap.line_id))
-    return replace(cart, lines=tuple(lines), line_seq=seq)
+    return {"lines": tuple(lines), "line_seq": seq}
 
 
-def _drop_lines(cart: Cart, line_ids: Iterable[str]) -> Cart:
+def _drop_lines(lines: tuple[Line, ...], line_ids: Iterable[str]) -> tuple[Line, ...]:
     gone = set(line_ids)
-    return replace(cart, lines=tuple(line for line in cart.lines if line.line_id not in gone))
+    return tuple(line for line in lines if line.line_id not in gone)
 
 
 # ---------------------------------------------------------------- guards

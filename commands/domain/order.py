@@ -7,10 +7,12 @@ INVALID_STATE_TRANSITION and appends nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
+from commands.domain.records import evolved
 from commands.errors import InvalidStateTransition
 from commands.events import order as ev
 
@@ -128,35 +130,38 @@ def apply(order: Order | None, event: ev.OrderEvent) -> Order:
         )
     if order is None:
         raise ValueError(f"{type(event).__name__} before OrderPlaced")
-    bumped = replace(order, version=order.version + 1)
+    # One copy per event (see commands.domain.records).
+    changes: dict[str, Any]
     match event:
         case ev.PaymentAuthorized():
-            return replace(bumped, payment_status=P.AUTHORIZED, provider_reference=event.provider_reference)
+            changes = {"payment_status": P.AUTHORIZED, "provider_reference": event.provider_reference}
         case ev.PaymentDeclined():
-            return replace(bumped, payment_status=P.DECLINED)
+            changes = {"payment_status": P.DECLINED}
         case ev.PaymentOutcomeUnknown():
-            return replace(bumped, payment_status=P.UNKNOWN)
+            changes = {"payment_status": P.UNKNOWN}
         case ev.OrderConfirmed():
-            return replace(bumped, status=S.CONFIRMED)
+            changes = {"status": S.CONFIRMED}
         case ev.PaymentCaptured():
-            return replace(bumped, payment_status=P.CAPTURED)
+            changes = {"payment_status": P.CAPTURED}
         case ev.FulfillmentRequested():
-            return replace(bumped, status=S.FULFILLMENT_REQUESTED)
+            changes = {"status": S.FULFILLMENT_REQUESTED}
         case ev.OrderShipped():
-            return replace(bumped, status=S.SHIPPED)
+            changes = {"status": S.SHIPPED}
         case ev.OrderDelivered():
-            return replace(bumped, status=S.DELIVERED)
+            changes = {"status": S.DELIVERED}
         case ev.PaymentVoided():
-            return replace(bumped, payment_status=P.VOIDED)
+            changes = {"payment_status": P.VOIDED}
         case ev.PaymentRefunded():
-            return replace(bumped, payment_status=P.REFUNDED)
+            changes = {"payment_status": P.REFUNDED}
         case ev.OrderCancelled():
-            return replace(bumped, status=S.CANCELLED, cancelled_by=event.cancelled_by)
+            changes = {"status": S.CANCELLED, "cancelled_by": event.cancelled_by}
         case ev.OrderRefunded():
-            return replace(bumped, status=S.REFUNDED)
+            changes = {"status": S.REFUNDED}
         case ev.OrderNeedsAttention():
-            return replace(bumped, status=S.NEEDS_ATTENTION)
-    raise ValueError(f"unknown order event {type(event).__name__}")
+            changes = {"status": S.NEEDS_ATTENTION}
+        case _:
+            raise ValueError(f"unknown order event {type(event).__name__}")
+    return evolved(order, version=order.version + 1, **changes)
 
 
 # ---------------------------------------------------------------- decisions

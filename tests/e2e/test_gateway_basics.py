@@ -132,11 +132,21 @@ async def test_get_runs_a_query(client: httpx.AsyncClient) -> None:
     assert response.json()["data"] == {"__typename": "Query"}
 
 
-async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
-    given = await client.get("/healthz", headers={"x-request-id": "req-abc-123"})
+@pytest.mark.parametrize("path", ["/healthz", "/graphql"])
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient, path: str) -> None:
+    # /graphql over HTTP skips Starlette's router (gateway.http.app.GatewayApp): the same id rules.
+    query = {"query": "{ __typename }"}
+    given = await client.post(path, json=query, headers={"x-request-id": "req-abc-123"})
     assert given.headers["x-request-id"] == "req-abc-123"
-    generated = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    generated = await client.post(path, json=query, headers={"x-request-id": "bad id with spaces"})
     assert generated.headers["x-request-id"] not in {"", "bad id with spaces"}
+
+
+async def test_graphql_paths_near_the_fast_one_still_go_through_the_router(client: httpx.AsyncClient) -> None:
+    slash = await client.post("/graphql/", json={"query": "{ __typename }"})
+    assert slash.status_code in {307, 404}
+    assert slash.headers["x-request-id"]
+    assert (await client.post("/graphqlx", json={"query": "{ __typename }"})).status_code == 404
 
 
 async def test_anonymous_caller_is_unauthenticated_for_staff_fields(

@@ -207,7 +207,7 @@ async def test_a_repeat_whose_receipt_fails_outside_a_transaction_is_kept_in_one
                         text(
                             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = current_database() AND wait_event_type = 'Lock' "
-                            "AND query LIKE 'WITH newest AS%'"
+                            "AND query LIKE '%INSERT INTO payment_webhook_events%'"
                         )
                     )
                     if cancelled.all():
