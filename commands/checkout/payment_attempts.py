@@ -52,6 +52,8 @@ class Attempt:
     context: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    # When the provider first said it never received the operation, since our last send.
+    provider_missing_since: datetime | None = None
 
     @property
     def settled(self) -> bool:
@@ -94,12 +96,13 @@ def attempt_of(row: Any) -> Attempt:
         context=dict(row["context"] or {}),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        provider_missing_since=row["provider_missing_since"],
     )
 
 
 _COLUMNS = (
     "id, order_id, operation, idempotency_key, amount, currency, provider_reference, status, context, "
-    "created_at, updated_at"
+    "created_at, updated_at, provider_missing_since"
 )
 _RECORD = (
     "INSERT INTO payment_attempts (id, order_id, operation, idempotency_key, request_hash, amount, "
@@ -115,8 +118,14 @@ _MARK = (
     "updated_at = now() WHERE id = $1"
 )
 _BEGIN_SEND = (
-    "UPDATE payment_attempts SET updated_at = now() WHERE idempotency_key = $1 AND status = ANY($2::text[]) "
-    f"RETURNING {_COLUMNS}"
+    "UPDATE payment_attempts SET updated_at = now(), provider_missing_since = NULL "
+    f"WHERE idempotency_key = $1 AND status = ANY($2::text[]) RETURNING {_COLUMNS}"
+)
+# Only while nobody touched the attempt since it was read ($3): a send since then starts over.
+_NOTE_MISSING = (
+    "UPDATE payment_attempts SET provider_missing_since = coalesce(provider_missing_since, now()) "
+    "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 "
+    "RETURNING provider_missing_since, now() AS now"
 )
 _DUE = (
     f"SELECT {_COLUMNS} FROM payment_attempts WHERE status = ANY($1::text[]) "
@@ -223,6 +232,18 @@ async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
     """
     row = await (await asyncpg_of(conn)).fetchrow(_BEGIN_SEND, key, list(UNSETTLED))
     return None if row is None else attempt_of(row)
+
+
+async def note_missing(conn: AsyncConnection, attempt: Attempt) -> timedelta | None:
+    """Record that the provider says it never received the attempt's operation; how long it has
+    said so (zero the first time), or None if the attempt was settled or sent again since read."""
+    row = await (await asyncpg_of(conn)).fetchrow(
+        _NOTE_MISSING, uuid.UUID(attempt.id), list(UNSETTLED), attempt.updated_at
+    )
+    if row is None:
+        return None
+    missing_for: timedelta = row["now"] - row["provider_missing_since"]
+    return missing_for
 
 
 async def due(conn: AsyncConnection, *, older_than: timedelta, limit: int) -> list[Attempt]:

@@ -7,8 +7,12 @@ flight are left alone), ``lookup`` by its idempotency key:
 - it has the operation but no outcome yet: still unknown, try again next round;
 - it never received the operation: a capture, void or refund is sent now under
   the same key (safe: the key names one operation); an authorization cannot be
-  (we do not keep card tokens), so after ``abandon_after`` without a retry by
-  the buyer it is given up and the order cancelled like a decline.
+  (we do not keep card tokens): the first such answer is noted, and once the
+  provider has said so for ``abandon_after`` (two looks at least that far apart,
+  with no retry by the buyer in between) it is given up and the order cancelled
+  like a decline, which frees the buyer's cart for another try. Were the lost call
+  to reach the provider after all, its authorization finds the order given up and
+  is flagged for attention, never charged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class ReconcileReport:
     settled: int = 0
     unknown: int = 0
     abandoned: int = 0
+    # Authorizations the provider says it never received, not yet for ``abandon_after``.
+    missing: int = 0
     failed: int = 0
 
 
@@ -85,8 +91,19 @@ async def _reconcile_one(
         else:
             report.unknown += 1
         return
+    async with settlement.engine.begin() as conn:
+        missing_for = await payment_ops.note_missing(conn, attempt)
+    if missing_for is None:  # settled, or sent again by the buyer, since it was read
+        report.unknown += 1
+        return
+    # Zero at the first such look: alone, it says nothing of a call still on its way.
+    if missing_for == timedelta(0) or missing_for < abandon_after:
+        report.missing += 1
+        return
     given_up = Outcome(FAILED, reason="the authorization never reached the provider")
-    settled = await settlement.settle(key, given_up, metadata, idle_for=abandon_after)
+    # Untouched since the provider first said so (a send clears the note and touches the
+    # attempt): checked again under the attempt's lock, against a buyer's retry right now.
+    settled = await settlement.settle(key, given_up, metadata, idle_for=missing_for)
     if settled.verdict == APPLIED:
         report.abandoned += 1
     else:

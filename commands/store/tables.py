@@ -205,6 +205,9 @@ payment_attempts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # Added by 0007_checkout, hence after the timestamps.
     Column("context", JSONB, nullable=False),
+    # When the provider first said it never received the operation (reconciliation); cleared
+    # by every send. Added by 0018_payment_missing.
+    Column("provider_missing_since", DateTime(timezone=True)),
     UniqueConstraint("idempotency_key", name="payment_attempts_idempotency_key_key"),
     Index("payment_attempts_order", "order_id", "created_at"),
     Index("payment_attempts_unknown", "status", postgresql_where="status IN ('UNKNOWN', 'PENDING')"),

@@ -59,8 +59,9 @@ class Settings:
     # second or more (over 5 s) is spread over ``stock_hot_buckets`` rows; 0 turns it off.
     stock_hot_reservations_per_second: float = 25.0
     stock_hot_buckets: int = 8
-    # An authorization the provider never received, this old, is given up (the order is cancelled).
-    payment_abandon_seconds: float = 900.0
+    # An authorization the provider has said for this long it never received is given up (the
+    # order is cancelled, the cart free again): two looks by reconciliation at least this far apart.
+    payment_abandon_seconds: float = 120.0
     data_dir: Path = field(default_factory=lambda: Path(".data"))
     read_wait_seconds: float = 2.0
     # How long checkout holds reserved stock before the sweeper releases it.
@@ -160,7 +161,7 @@ class Settings:
                 read.real("STOCK_HOT_RESERVATIONS_PER_SECOND", 25.0, non_negative=True)
             ),
             stock_hot_buckets=_hot_buckets(read.integer("STOCK_HOT_BUCKETS", 8)),
-            payment_abandon_seconds=read.real("PAYMENT_ABANDON_SECONDS", 900.0),
+            payment_abandon_seconds=read.real("PAYMENT_ABANDON_SECONDS", 120.0),
             data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=read.real("READ_WAIT_SECONDS", 2.0),
             reservation_lease_seconds=read.real("RESERVATION_LEASE_SECONDS", 900),

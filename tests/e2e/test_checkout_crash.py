@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from commands.checkout import payment_attempts as payment_ops
-from commands.checkout.reconcile import reconcile
+from commands.checkout.reconcile import ReconcileReport, reconcile
 from tests.helpers import error_codes
 from tests.support.checkout import ADDRESS, CHECKOUT, META, Shop
 
@@ -86,9 +87,11 @@ async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
     cart = await shop.cart(("TEE", 2))
     monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
     assert error_codes(await _raw_checkout(shop, cart, "abandoned")) == ["INTERNAL_SERVER_ERROR"]
-    report = await reconcile(
-        shop.container.services.settlement, META, older_than=timedelta(0), abandon_after=timedelta(0)
-    )
+    # The first look that finds nothing at the provider only notes it: a call may be on its way.
+    first = await _reconcile(shop, timedelta(0))
+    assert (first.missing, first.abandoned) == (1, 0)
+    assert await shop.stock("TEE") == (2, 2)
+    report = await _reconcile(shop, timedelta(0))
     assert report.abandoned == 1
     assert await shop.stock("TEE") == (2, 0)
     # A late retry of the buyer's request does not charge the card for the given-up order.
@@ -96,3 +99,73 @@ async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
     assert retry["order"]["status"] == "CANCELLED"
     assert [e["code"] for e in retry["userErrors"]] == ["PAYMENT_DECLINED"]
     assert (await shop.provider_payments())["total_charges"] == 0
+
+
+async def test_an_authorization_is_given_up_only_once_missing_for_the_whole_wait(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
+    assert error_codes(await _raw_checkout(shop, cart, "lost")) == ["INTERNAL_SERVER_ERROR"]
+    for _ in range(2):
+        report = await _reconcile(shop, timedelta(minutes=2))
+        assert (report.missing, report.abandoned) == (1, 0)
+    key = await _authorization_key(shop)
+    # Two minutes pass (the attempt's times moved back).
+    await _time_passes(shop, key, seconds=121)
+    report = await _reconcile(shop, timedelta(minutes=2))
+    assert (report.missing, report.abandoned) == (0, 1)
+    assert await shop.stock("TEE") == (2, 0)
+    again = await shop.checkout(cart, "after-the-lost-one")
+    assert again["userErrors"] == [] and again["order"]["status"] == "CONFIRMED"
+
+
+async def test_sending_an_authorization_again_starts_its_wait_over(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
+    assert error_codes(await _raw_checkout(shop, cart, "lost")) == ["INTERNAL_SERVER_ERROR"]
+    assert (await _reconcile(shop, timedelta(0))).missing == 1
+    key = await _authorization_key(shop)
+    await _time_passes(shop, key, seconds=3600)
+    # The buyer's retry sends it again (its claim touched here, the send itself lost once more).
+    async with shop.container.engine.begin() as conn:
+        assert await payment_ops.begin_send(conn, key) is not None
+    async with shop.container.engine.connect() as conn:
+        sent = await payment_ops.by_key(conn, key)
+    assert sent is not None and sent.provider_missing_since is None
+    # Its wait starts over: the next look is a first one again.
+    report = await _reconcile(shop, timedelta(0))
+    assert (report.missing, report.abandoned) == (1, 0)
+    assert (await _reconcile(shop, timedelta(0))).abandoned == 1
+
+
+async def _reconcile(shop: Shop, abandon_after: timedelta) -> ReconcileReport:
+    return await reconcile(
+        shop.container.services.settlement, META, older_than=timedelta(0), abandon_after=abandon_after
+    )
+
+
+async def _authorization_key(shop: Shop) -> str:
+    async with shop.container.engine.connect() as conn:
+        key = (
+            await conn.execute(
+                text("SELECT idempotency_key FROM payment_attempts WHERE operation = 'authorize'")
+            )
+        ).scalar_one()
+    return str(key)
+
+
+async def _time_passes(shop: Shop, key: str, *, seconds: int) -> None:
+    async with shop.container.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE payment_attempts SET updated_at = updated_at - make_interval(secs => :s), "
+                "provider_missing_since = provider_missing_since - make_interval(secs => :s) "
+                "WHERE idempotency_key = :k"
+            ),
+            {"k": key, "s": seconds},
+        )
