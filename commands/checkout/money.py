@@ -41,10 +41,13 @@ async def price(
     cart_shipping_method: str | None,
     discount_code: str | None,
     expected_total: Decimal | None,
+    config: money_config.MoneyConfig | None = None,
 ) -> CheckoutMoney:
-    """``shipping_method``: the checkout's own choice, which overrides the cart's."""
+    """``shipping_method``: the checkout's own choice, which overrides the cart's; ``config``:
+    the money configuration for the order's currency and the address's country, if read already."""
     currency = priced.currency
-    config = await money_config.load(uow.conn, currency, address.country_code)
+    if config is None:
+        config = await money_config.load(uow.conn, currency, address.country_code)
     destination = money.Destination(address.country_code, address.region)
     chosen: tuple[ShippingMethod, Decimal] | None
     if shipping_method is not None:

@@ -48,6 +48,7 @@ from commands.inventory import reservations
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
+from commands.money import config as money_config
 from commands.money import discount_uses
 from commands.store import idempotency
 from commands.store.driver import asyncpg_of
@@ -117,7 +118,9 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            awaiting_payment, variants = await _variants(uow, cart.cart_id, skus(cart))
+            awaiting_payment, variants, config = await _cart_reads(
+                uow, cart.cart_id, skus(cart), cart.currency_code, command.shipping_address.country_code
+            )
             if awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
             priced = price_cart(cart, variants)
@@ -130,6 +133,7 @@ class CheckoutSaga:
                 cart_shipping_method=cart.shipping_method,
                 discount_code=command.discount_code or cart.discount_code,
                 expected_total=command.expected_total,
+                config=config,
             )
             order_id = str(uuid.uuid4())
             # Everything that needs no hot row first: the stock row (and a limited code's row)
@@ -189,28 +193,27 @@ class CheckoutSaga:
         return attempt
 
 
-async def _variants(uow: UnitOfWork, cart_id: str, wanted: Sequence[str]) -> tuple[bool, dict[str, Variant]]:
-    """Whether an order for the cart awaits payment, and the cart's variants: one round trip."""
-    rows = await (await asyncpg_of(uow.conn)).fetch(_CART_AND_VARIANTS, list(wanted), cart_id)
-    return bool(rows[0]["awaiting_payment"]), {
-        row["sku"]: Variant(
-            row["sku"],
-            row["title"],
-            row["price"],
-            row["currency"].strip(),
-            row["status"] == "active",
-            row["tax_category"],
-        )
-        for row in rows
-        if row["sku"] is not None
+async def _cart_reads(
+    uow: UnitOfWork, cart_id: str, wanted: Sequence[str], currency: str, country_code: str | None
+) -> tuple[bool, dict[str, Variant], money_config.MoneyConfig]:
+    """Whether an order for the cart awaits payment, the cart's variants, and the money
+    configuration for its currency and the destination: one round trip."""
+    row = await (await asyncpg_of(uow.conn)).fetchrow(
+        _CART_READS, list(wanted), cart_id, currency, country_code
+    )
+    variants = {
+        sku: Variant(sku, title, price, variant_currency.strip(), status == "active", tax_category)
+        for sku, title, price, variant_currency, status, tax_category in row["variants"]
     }
+    return bool(row["awaiting_payment"]), variants, money_config.config_of(row)
 
 
-# One row at least (NULL variant columns when no SKU matches) to carry the claim's flag.
-_CART_AND_VARIANTS = (
-    "SELECT v.sku, v.title, v.price, v.currency, v.status, v.tax_category, "
-    "EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment "
-    "FROM (SELECT 1) AS one LEFT JOIN catalog_variants AS v ON v.sku = ANY($1::text[])"
+# Anonymous ROW values, read by position (see ``money_config.config_columns``).
+_CART_READS = (
+    "SELECT EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment, "
+    "ARRAY(SELECT ROW(sku, title, price, currency, status, tax_category) FROM catalog_variants "
+    "WHERE sku = ANY($1::text[])) AS variants, "
+    f"{money_config.config_columns('$3', '$4')}"
 )
 
 

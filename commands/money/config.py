@@ -29,10 +29,29 @@ async def load_methods(conn: AsyncConnection) -> tuple[ShippingMethod, ...]:
 
 async def load(conn: AsyncConnection, currency: str, country_code: str | None) -> MoneyConfig:
     # One round trip: the methods, the currency's policy and the country's rates (a checkout reads
-    # this on every purchase). Anonymous ROW values, read by position: the driver decodes them
-    # from the answer alone, where a table's row type would be described once per connection
-    # and go stale when a migration changes the table under a kept connection.
-    row = await (await asyncpg_of(conn)).fetchrow(_CONFIG, currency, country_code)
+    # them with its cart's variants instead: ``config_columns``).
+    return config_of(await (await asyncpg_of(conn)).fetchrow(_CONFIG, currency, country_code))
+
+
+def config_columns(currency: str, country_code: str) -> str:
+    """The select-list ``config_of`` reads, for a statement of the caller's: ``currency`` and
+    ``country_code`` name its parameters (``"$3"``).
+
+    Anonymous ROW values, read by position: the driver decodes them from the answer alone, where
+    a table's row type would be described once per connection and go stale when a migration
+    changes the table under a kept connection.
+    """
+    return (
+        f"ARRAY(SELECT ROW({_METHOD_COLUMNS}) FROM shipping_methods ORDER BY code) AS methods, "
+        "(SELECT ROW(prices_include_tax, rounding) FROM tax_policies "
+        f"WHERE currency = {currency}) AS policy, "
+        "ARRAY(SELECT ROW(country_code, category, rate, region) FROM tax_rates "
+        f"WHERE country_code = {country_code}::text ORDER BY region, category) AS rates"
+    )
+
+
+def config_of(row: Any) -> MoneyConfig:
+    """The configuration from a row with ``config_columns``."""
     policy = row["policy"]
     return MoneyConfig(
         tuple(_method(method) for method in row["methods"]),
@@ -47,12 +66,7 @@ async def load(conn: AsyncConnection, currency: str, country_code: str | None) -
 # Both in the column order ``_method`` reads.
 _METHOD_COLUMNS = "code, name, currency, price, free_above, country_prices, countries, active"
 _METHODS = f"SELECT {_METHOD_COLUMNS} FROM shipping_methods ORDER BY code"
-_CONFIG = (
-    f"SELECT ARRAY(SELECT ROW({_METHOD_COLUMNS}) FROM shipping_methods ORDER BY code) AS methods, "
-    "(SELECT ROW(prices_include_tax, rounding) FROM tax_policies WHERE currency = $1) AS policy, "
-    "ARRAY(SELECT ROW(country_code, category, rate, region) FROM tax_rates "
-    "WHERE country_code = $2::text ORDER BY region, category) AS rates"
-)
+_CONFIG = f"SELECT {config_columns('$1', '$2')}"
 _DISCOUNT = (
     "SELECT code, kind, value, target, currency, minimum_subtotal, starts_at, ends_at, usage_limit, "
     "per_customer_limit, active FROM discount_codes WHERE code = $1"
