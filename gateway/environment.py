@@ -5,6 +5,7 @@ Every error names the variable, so a misconfigured deployment says what to fix.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -46,6 +47,14 @@ class EnvReader:
 
     def real(self, name: str, default: float, *, non_negative: bool = False) -> float:
         return self._number(name, default, float, non_negative)
+
+    def seconds(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
+        """A duration: a finite number of seconds above zero (or zero, when that means 'at once')."""
+        value = self._number(name, default, float, False)
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+            bound = "0 or more" if zero_allowed else "more than 0"
+            raise InvalidVariable(f"{name} must be a finite number of seconds, {bound}, not {value!r}")
+        return value
 
     def _number(self, name: str, default: N, kind: Callable[[str], N], non_negative: bool) -> N:
         """``default`` when unset or blank."""

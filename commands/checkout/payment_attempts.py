@@ -115,18 +115,23 @@ _OF_ORDER = (
 )
 _MARK = (
     "UPDATE payment_attempts SET status = $2, provider_reference = $3, response = $4::jsonb, "
-    "updated_at = now() WHERE id = $1"
+    "updated_at = now(), provider_missing_since = NULL WHERE id = $1"
 )
 _BEGIN_SEND = (
     "UPDATE payment_attempts SET updated_at = now(), provider_missing_since = NULL "
     f"WHERE idempotency_key = $1 AND status = ANY($2::text[]) RETURNING {_COLUMNS}"
 )
 # Only while nobody touched the attempt since it was read ($3): a send since then starts over.
-_NOTE_MISSING = (
-    "UPDATE payment_attempts SET provider_missing_since = coalesce(provider_missing_since, now()) "
-    "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 "
-    "RETURNING provider_missing_since, now() AS now"
+_NOTE_FIRST_MISSING = (
+    "UPDATE payment_attempts SET provider_missing_since = now() "
+    "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 AND provider_missing_since IS NULL "
+    "RETURNING provider_missing_since"
 )
+_MISSING_SINCE = (
+    "SELECT provider_missing_since, now() AS now FROM payment_attempts "
+    "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 AND provider_missing_since IS NOT NULL"
+)
+_CLEAR_MISSING = "UPDATE payment_attempts SET provider_missing_since = NULL WHERE id = $1"
 _DUE = (
     f"SELECT {_COLUMNS} FROM payment_attempts WHERE status = ANY($1::text[]) "
     "AND updated_at < now() - $2::interval ORDER BY updated_at LIMIT $3"
@@ -234,16 +239,32 @@ async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
     return None if row is None else attempt_of(row)
 
 
-async def note_missing(conn: AsyncConnection, attempt: Attempt) -> timedelta | None:
-    """Record that the provider says it never received the attempt's operation; how long it has
-    said so (zero the first time), or None if the attempt was settled or sent again since read."""
-    row = await (await asyncpg_of(conn)).fetchrow(
-        _NOTE_MISSING, uuid.UUID(attempt.id), list(UNSETTLED), attempt.updated_at
-    )
+@dataclass(frozen=True)
+class Missing:
+    """The provider's 'never received' for an attempt, as noted."""
+
+    since: datetime  # its first such answer since the operation was last sent
+    first: bool  # this look's answer is that first one
+    missing_for: timedelta  # since then, by the database's clock
+
+
+async def note_missing(conn: AsyncConnection, attempt: Attempt) -> Missing | None:
+    """Record that the provider says it never received the attempt's operation; None if the
+    attempt was settled, sent again or otherwise changed since it was read (``attempt``)."""
+    driver = await asyncpg_of(conn)
+    key = (uuid.UUID(attempt.id), list(UNSETTLED), attempt.updated_at)
+    since = await driver.fetchval(_NOTE_FIRST_MISSING, *key)
+    if since is not None:
+        return Missing(since, True, timedelta(0))
+    row = await driver.fetchrow(_MISSING_SINCE, *key)
     if row is None:
         return None
-    missing_for: timedelta = row["now"] - row["provider_missing_since"]
-    return missing_for
+    return Missing(row["provider_missing_since"], False, row["now"] - row["provider_missing_since"])
+
+
+async def clear_missing(conn: AsyncConnection, attempt: Attempt) -> None:
+    """The provider has the operation after all: a later 'never received' starts a new wait."""
+    await (await asyncpg_of(conn)).execute(_CLEAR_MISSING, uuid.UUID(attempt.id))
 
 
 async def due(conn: AsyncConnection, *, older_than: timedelta, limit: int) -> list[Attempt]:

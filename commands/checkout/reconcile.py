@@ -77,6 +77,9 @@ async def _reconcile_one(
         log.warning("payment provider lookup failed", extra={"key": key, "error": str(exc)})
         return
     if result is not None:
+        if attempt.provider_missing_since is not None:
+            async with settlement.engine.begin() as conn:
+                await payment_ops.clear_missing(conn, attempt)
         outcome = Outcome.of(result)
         await settlement.settle(key, outcome, metadata)
         if outcome.known:
@@ -92,18 +95,18 @@ async def _reconcile_one(
             report.unknown += 1
         return
     async with settlement.engine.begin() as conn:
-        missing_for = await payment_ops.note_missing(conn, attempt)
-    if missing_for is None:  # settled, or sent again by the buyer, since it was read
+        missing = await payment_ops.note_missing(conn, attempt)
+    if missing is None:  # settled, or sent again by the buyer, since it was read
         report.unknown += 1
         return
-    # Zero at the first such look: alone, it says nothing of a call still on its way.
-    if missing_for == timedelta(0) or missing_for < abandon_after:
+    # The first such look alone says nothing of a call still on its way.
+    if missing.first or missing.missing_for < abandon_after:
         report.missing += 1
         return
     given_up = Outcome(FAILED, reason="the authorization never reached the provider")
-    # Untouched since the provider first said so (a send clears the note and touches the
-    # attempt): checked again under the attempt's lock, against a buyer's retry right now.
-    settled = await settlement.settle(key, given_up, metadata, idle_for=missing_for)
+    # Checked again under the attempt's lock: the note is still this one (a buyer's retry right
+    # now sends it again, which clears the note).
+    settled = await settlement.settle(key, given_up, metadata, missing_since=missing.since)
     if settled.verdict == APPLIED:
         report.abandoned += 1
     else:

@@ -15,10 +15,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.checkout import decline_messages
@@ -124,16 +123,17 @@ class PaymentSettlement:
         metadata: MessageMetadata,
         receipt: WebhookReceipt | None = None,
         *,
-        idle_for: timedelta | None = None,
+        missing_since: datetime | None = None,
         finish: Finish | None = None,
         order_id: str | None = None,
     ) -> Settled:
         """Apply ``outcome`` to its attempt and order, then send any compensation it made due.
 
-        ``idle_for``: only if nobody touched the attempt for that long (reconciliation giving up).
+        ``missing_since``: only if the attempt still carries this note of the provider's first
+        'never received' (reconciliation giving up): a send or a found operation since clears it.
         ``order_id``: the attempt's order, when the caller knows it (saves looking it up first).
         """
-        settled = await self._settle_once(key, outcome, metadata, receipt, idle_for, finish, order_id)
+        settled = await self._settle_once(key, outcome, metadata, receipt, missing_since, finish, order_id)
         for _ in range(MAX_COMPENSATIONS):
             if settled.compensation is None or settled.order is None:
                 break
@@ -154,7 +154,7 @@ class PaymentSettlement:
         outcome: Outcome,
         metadata: MessageMetadata,
         receipt: WebhookReceipt | None,
-        idle_for: timedelta | None,
+        missing_since: datetime | None,
         finish: Finish | None = None,
         order_id: str | None = None,
     ) -> Settled:
@@ -187,7 +187,9 @@ class PaymentSettlement:
             order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
             if attempt is None or order is None:
                 return Settled(IGNORED)
-            if idle_for is not None and (attempt.settled or not await _idle(uow, attempt, idle_for)):
+            if missing_since is not None and (
+                attempt.settled or attempt.provider_missing_since != missing_since
+            ):
                 return Settled(IGNORED, order, attempt)
             await payment_ops.mark(uow.conn, attempt, outcome)
             state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
@@ -307,11 +309,6 @@ class PaymentSettlement:
 
 def _same(attempt: Attempt, outcome: Outcome) -> bool:
     return outcome.known and outcome.status == attempt.status
-
-
-async def _idle(uow: UnitOfWork, attempt: Attempt, idle_for: timedelta) -> bool:
-    now = (await uow.conn.execute(select(func.now()))).scalar_one()
-    return bool(attempt.updated_at <= now - idle_for)
 
 
 _RECEIVE = (

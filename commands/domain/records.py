@@ -9,6 +9,7 @@ every event folded on the checkout path. A state record here has no ``__post_ini
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -34,7 +35,21 @@ _FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
 def _field_names(cls: type[Any]) -> frozenset[str]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        if not dataclasses.is_dataclass(cls) or hasattr(cls, "__slots__") or hasattr(cls, "__post_init__"):
+        if not _plain(cls):
             raise TypeError(f"{cls.__name__} is not a plain dataclass: use dataclasses.replace")
-        names = _FIELD_NAMES[cls] = frozenset(field.name for field in dataclasses.fields(cls) if field.init)
+        names = _FIELD_NAMES[cls] = frozenset(field.name for field in dataclasses.fields(cls))
     return names
+
+
+def _plain(cls: type[Any]) -> bool:
+    """Nothing computed from the fields that a copied ``__dict__`` would carry over stale: no
+    ``__post_init__``, no field set outside ``__init__``, no cached property; and no slots."""
+    if not dataclasses.is_dataclass(cls) or hasattr(cls, "__slots__") or hasattr(cls, "__post_init__"):
+        return False
+    if any(not field.init for field in dataclasses.fields(cls)):
+        return False
+    return not any(
+        isinstance(value, functools.cached_property)
+        for klass in cls.__mro__
+        for value in vars(klass).values()
+    )

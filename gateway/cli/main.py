@@ -239,7 +239,10 @@ async def _reconcile(settings: Settings) -> str:
 def _reconciled(report: dict[str, int]) -> str:
     return (
         f"payment attempts checked: {report['checked']}, settled: {report['settled']}, "
-        f"still unknown: {report['unknown']}, given up: {report['abandoned']}, failed: {report['failed']}"
+        f"still unknown: {report['unknown']}, "
+        # A gateway of an earlier release answers without it.
+        f"never received by the provider (given up later): {report.get('missing', 0)}, "
+        f"given up: {report['abandoned']}, failed: {report['failed']}"
     )
 
 

@@ -411,14 +411,19 @@ class Pipeline:
             context=context,
             extensions=params.extensions,
         )
-        actual = actual_cost(result.data, checked.mutation_fields, self.cost_model, checked.introspection)
+        # No data and no error with a path: the request failed as a whole before anything ran
+        # (variable coercion), and costs what a refusal costs.
+        failed_whole = result.data is None and all(e.path is None for e in result.errors or ())
+        if failed_whole:
+            actual = self.edge.rejected_cost if state is not None else 0
+        else:
+            actual = actual_cost(result.data, checked.mutation_fields, self.cost_model, checked.introspection)
         if state is not None:
             # Charged in full, the excess over the estimate included, with the owner's next charge.
             state = state.settled(services.budget.settle(state.policy, checked.requested, actual))
         body: dict[str, Any] = {}
         errors = [client_error(e, context.request_id, self.production) for e in result.errors or ()]
-        # No data and no error with a path: the request failed as a whole (e.g. variable coercion).
-        if result.data is not None or not all(e.path is None for e in result.errors or ()):
+        if not failed_whole:
             body["data"] = result.data
         if errors:
             body["errors"] = errors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -50,9 +52,14 @@ class GatewayApp(Starlette):
     """
 
     def __init__(self, view: GraphQLView) -> None:
+        self._graphql: ASGIApp = view
         super().__init__(routes=_routes(view))
         self.add_middleware(RequestIdMiddleware)
-        self._graphql: ASGIApp = RequestIdMiddleware(view)
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        """Around the GraphQL path too, outermost as Starlette adds it around the rest."""
+        super().add_middleware(middleware_class, *args, **kwargs)
+        self._graphql = middleware_class(self._graphql, *args, **kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/graphql" and not scope.get("root_path"):

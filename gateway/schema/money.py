@@ -69,7 +69,10 @@ class TaxPolicyInput:
 class DiscountCodeInput:
     code: str
     kind: str = strawberry.field(description="PERCENTAGE or FIXED.")
-    value: Decimal
+    value: Decimal = strawberry.field(
+        description="PERCENTAGE: percent off (10 is 10 %, unlike a tax rate's fraction); "
+        "FIXED: an amount in currencyCode."
+    )
     target: str = strawberry.field(default="SUBTOTAL", description="SUBTOTAL or SHIPPING.")
     currency_code: str | None = None
     minimum_subtotal: Decimal | None = None

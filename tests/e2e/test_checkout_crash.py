@@ -169,3 +169,33 @@ async def _time_passes(shop: Shop, key: str, *, seconds: int) -> None:
             ),
             {"k": key, "s": seconds},
         )
+
+
+async def test_a_note_of_never_received_is_dropped_once_the_provider_has_the_operation(shop: Shop) -> None:
+    await shop.configure(webhooks_enabled=False)  # only reconciliation settles it
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    # The provider answers after our call stopped waiting: it has the operation.
+    pending = await shop.checkout(cart, "slow", token="tok_timeout")
+    assert pending["order"]["status"] == "PAYMENT_PENDING"
+    key = await _authorization_key(shop)
+    async with shop.container.engine.begin() as conn:
+        noted = await conn.execute(
+            text(
+                "UPDATE payment_attempts SET provider_missing_since = now() - interval '1 hour' "
+                "WHERE idempotency_key = :k AND status IN ('PENDING', 'UNKNOWN')"
+            ),
+            {"k": key},
+        )
+        assert noted.rowcount == 1
+    report = await _reconcile(shop, timedelta(0))
+    assert (report.missing, report.abandoned) == (0, 0)
+    async with shop.container.engine.connect() as conn:
+        found = await payment_ops.by_key(conn, key)
+    assert found is not None and found.provider_missing_since is None
+
+    async def confirmed() -> bool:
+        await _reconcile(shop, timedelta(0))
+        return (await shop.order(pending["order"]["id"])).status.value == "CONFIRMED"
+
+    await shop.eventually(confirmed, timeout=10)

@@ -95,6 +95,8 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
         await asyncio.sleep(1.0)  # a call that timed out on its way may still reach the provider
         await shop.eventually(settled_or_lost, timeout=10.0)
     if lost:
+        # The reconciliation above found each lost one missing at the provider once (a first
+        # look only notes it); this second look gives them up.
         report = await shop.reconcile(abandon_after=timedelta(0))
         assert report.abandoned == len(lost), report
         for i in lost:

@@ -111,13 +111,17 @@ async def test_refusals_are_charged_a_minimum_and_ride_on_the_lease_of_the_first
             {"query": "{ nope }"},  # validation
             {"query": "{ products("},  # syntax
             {"query": "{ a: nope b: nope c: nope }"},  # the alias limit, checked before validation
+            # Admitted at its estimate, then refused as a whole before anything ran.
+            {"query": "query($n: Int!) { products(first: $n) { totalCount } }", "variables": {"n": "x"}},
         ]
         bodies = [(await post(http, payload)).json() for payload in refusals]
         assert [codes(b) for b in bodies] == [
             ["GRAPHQL_VALIDATION_FAILED"],
             ["GRAPHQL_PARSE_FAILED"],
             ["OPERATION_LIMIT_EXCEEDED"],
+            ["BAD_USER_INPUT"],
         ]
+        assert "data" not in bodies[-1]
         for i, body in enumerate(bodies, start=1):
             assert cost_of(body)["actualQueryCost"] == minimum
             assert cost_of(body)["throttleStatus"]["currentlyAvailable"] == capacity - i * minimum

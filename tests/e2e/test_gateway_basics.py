@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from commands.domain.cart import CartActor
 from commands.messages.cart import CreateCart
@@ -142,11 +143,41 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient, path
     assert generated.headers["x-request-id"] not in {"", "bad id with spaces"}
 
 
-async def test_graphql_paths_near_the_fast_one_still_go_through_the_router(client: httpx.AsyncClient) -> None:
+async def test_graphql_paths_near_the_fast_one_still_go_through_the_router(
+    client: httpx.AsyncClient, running: Container
+) -> None:
     slash = await client.post("/graphql/", json={"query": "{ __typename }"})
     assert slash.status_code in {307, 404}
     assert slash.headers["x-request-id"]
     assert (await client.post("/graphqlx", json={"query": "{ __typename }"})).status_code == 404
+    # Mounted under a prefix: the router strips it and finds the view.
+    transport = httpx.ASGITransport(app=build_app(running), root_path="/shop")
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as mounted:
+        answer = await mounted.post("/shop/graphql", json={"query": "{ __typename }"})
+    assert answer.status_code == 200 and answer.json()["data"] == {"__typename": "Query"}
+
+
+async def test_middleware_added_later_wraps_the_graphql_path_too(running: Container) -> None:
+    class Stamp:
+        def __init__(self, app: ASGIApp, value: str) -> None:
+            self.app, self.value = app, value
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            async def stamped(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", []), (b"x-stamp", self.value.encode())]
+                await send(message)
+
+            await self.app(scope, receive, stamped)
+
+    app = build_app(running)
+    app.add_middleware(Stamp, value="outer")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        graphql = await http.post("/graphql", json={"query": "{ __typename }"})
+        health = await http.get("/healthz")
+    for answer in (graphql, health):
+        assert answer.status_code == 200
+        assert answer.headers["x-stamp"] == "outer" and answer.headers["x-request-id"]
 
 
 async def test_anonymous_caller_is_unauthenticated_for_staff_fields(

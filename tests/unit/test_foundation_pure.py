@@ -165,6 +165,28 @@ def test_the_hot_sku_switch_settings() -> None:
             Settings.from_env({"STOCK_HOT_RESERVATIONS_PER_SECOND": endless})
 
 
+DURATIONS = {
+    "PAYMENT_TIMEOUT_SECONDS": ("payment_timeout_seconds", False),
+    "PAYMENT_RECONCILE_INTERVAL_SECONDS": ("reconcile_interval_seconds", False),
+    "RESERVATION_SWEEP_SECONDS": ("reservation_sweep_seconds", False),
+    "STOCK_REBALANCE_SECONDS": ("stock_rebalance_seconds", False),
+    "RESERVATION_LEASE_SECONDS": ("reservation_lease_seconds", False),
+    "PAYMENT_ABANDON_SECONDS": ("payment_abandon_seconds", True),
+    "READ_WAIT_SECONDS": ("read_wait_seconds", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DURATIONS))
+def test_durations_are_finite_and_positive(name: str) -> None:
+    field, zero_allowed = DURATIONS[name]
+    assert getattr(Settings.from_env({name: "2.5"}), field) == 2.5
+    for bad in ("-1", "inf", "nan", *(() if zero_allowed else ("0",))):
+        with pytest.raises(ConfigurationError, match=f"{name} must be a finite number of seconds"):
+            Settings.from_env({name: bad})
+    if zero_allowed:
+        assert getattr(Settings.from_env({name: "0"}), field) == 0.0
+
+
 def test_which_projectors_serve_runs() -> None:
     def runs(value: str) -> str:
         return Settings.from_env({"RUN_PROJECTORS": value}).run_projectors
