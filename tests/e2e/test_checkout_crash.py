@@ -83,10 +83,7 @@ async def test_crash_before_the_provider_call_then_retry(shop: Shop, monkeypatch
 async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await shop.product("TEE", on_hand=2)
-    cart = await shop.cart(("TEE", 2))
-    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
-    assert error_codes(await _raw_checkout(shop, cart, "abandoned")) == ["INTERNAL_SERVER_ERROR"]
+    cart = await _lost_authorization(shop, monkeypatch, "abandoned", quantity=2)
     # The first look that finds nothing at the provider only notes it: a call may be on its way.
     first = await _reconcile(shop, timedelta(0))
     assert (first.missing, first.abandoned) == (1, 0)
@@ -104,10 +101,7 @@ async def test_an_authorization_never_sent_is_given_up_by_reconciliation(
 async def test_an_authorization_is_given_up_only_once_missing_for_the_whole_wait(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await shop.product("TEE", on_hand=2)
-    cart = await shop.cart(("TEE", 1))
-    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
-    assert error_codes(await _raw_checkout(shop, cart, "lost")) == ["INTERNAL_SERVER_ERROR"]
+    cart = await _lost_authorization(shop, monkeypatch, "lost", quantity=1)
     for _ in range(2):
         report = await _reconcile(shop, timedelta(minutes=2))
         assert (report.missing, report.abandoned) == (1, 0)
@@ -124,10 +118,7 @@ async def test_an_authorization_is_given_up_only_once_missing_for_the_whole_wait
 async def test_sending_an_authorization_again_starts_its_wait_over(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await shop.product("TEE", on_hand=2)
-    cart = await shop.cart(("TEE", 1))
-    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
-    assert error_codes(await _raw_checkout(shop, cart, "lost")) == ["INTERNAL_SERVER_ERROR"]
+    await _lost_authorization(shop, monkeypatch, "lost", quantity=1)
     assert (await _reconcile(shop, timedelta(0))).missing == 1
     key = await _authorization_key(shop)
     await _time_passes(shop, key, seconds=3600)
@@ -141,6 +132,16 @@ async def test_sending_an_authorization_again_starts_its_wait_over(
     report = await _reconcile(shop, timedelta(0))
     assert (report.missing, report.abandoned) == (1, 0)
     assert (await _reconcile(shop, timedelta(0))).abandoned == 1
+
+
+async def _lost_authorization(shop: Shop, monkeypatch: pytest.MonkeyPatch, key: str, *, quantity: int) -> str:
+    """A checkout of two TEEs' stock whose process dies before the authorization is sent (so
+    the provider never receives it); its cart."""
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", quantity))
+    monkeypatch.setattr(payment_ops, "execute", _fail_once(payment_ops.execute))
+    assert error_codes(await _raw_checkout(shop, cart, key)) == ["INTERNAL_SERVER_ERROR"]
+    return cart
 
 
 async def _reconcile(shop: Shop, abandon_after: timedelta) -> ReconcileReport:
