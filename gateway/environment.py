@@ -65,6 +65,8 @@ class EnvReader:
             value = kind(raw)
         except ValueError:
             raise InvalidVariable(f"{name} must be a number, not {raw!r}") from None
+        if not math.isfinite(value):
+            raise InvalidVariable(f"{name} must be a finite number, not {raw!r}")
         if non_negative and value < 0:
             raise InvalidVariable(f"{name} must not be negative")
         return value

@@ -122,16 +122,20 @@ _BEGIN_SEND = (
     f"WHERE idempotency_key = $1 AND status = ANY($2::text[]) RETURNING {_COLUMNS}"
 )
 # Only while nobody touched the attempt since it was read ($3): a send since then starts over.
+# $4: when the look that found nothing was sent.
 _NOTE_FIRST_MISSING = (
-    "UPDATE payment_attempts SET provider_missing_since = now() "
+    "UPDATE payment_attempts SET provider_missing_since = $4 "
     "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 AND provider_missing_since IS NULL "
     "RETURNING provider_missing_since"
 )
 _MISSING_SINCE = (
-    "SELECT provider_missing_since, now() AS now FROM payment_attempts "
+    "SELECT provider_missing_since FROM payment_attempts "
     "WHERE id = $1 AND status = ANY($2::text[]) AND updated_at = $3 AND provider_missing_since IS NOT NULL"
 )
-_CLEAR_MISSING = "UPDATE payment_attempts SET provider_missing_since = NULL WHERE id = $1"
+_CLEAR_MISSING = (
+    "UPDATE payment_attempts SET provider_missing_since = NULL "  # a row without one is not written
+    "WHERE id = $1 AND provider_missing_since IS NOT NULL"
+)
 _DUE = (
     f"SELECT {_COLUMNS} FROM payment_attempts WHERE status = ANY($1::text[]) "
     "AND updated_at < now() - $2::interval ORDER BY updated_at LIMIT $3"
@@ -243,23 +247,29 @@ async def begin_send(conn: AsyncConnection, key: str) -> Attempt | None:
 class Missing:
     """The provider's 'never received' for an attempt, as noted."""
 
-    since: datetime  # its first such answer since the operation was last sent
-    first: bool  # this look's answer is that first one
-    missing_for: timedelta  # since then, by the database's clock
+    since: datetime  # when the first look that found nothing was sent, since the last send
+    first: bool  # this look is that first one
+    missing_for: timedelta  # from that first look to this one (negative: this one began earlier)
 
 
-async def note_missing(conn: AsyncConnection, attempt: Attempt) -> Missing | None:
-    """Record that the provider says it never received the attempt's operation; None if the
-    attempt was settled, sent again or otherwise changed since it was read (``attempt``)."""
+async def note_missing(conn: AsyncConnection, attempt: Attempt, looked_at: datetime) -> Missing | None:
+    """Record that the provider, asked at ``looked_at`` (the database's clock), says it never
+    received the attempt's operation; None if the attempt was settled, sent again or otherwise
+    changed since it was read (``attempt``)."""
     driver = await asyncpg_of(conn)
     key = (uuid.UUID(attempt.id), list(UNSETTLED), attempt.updated_at)
-    since = await driver.fetchval(_NOTE_FIRST_MISSING, *key)
+    since = await driver.fetchval(_NOTE_FIRST_MISSING, *key, looked_at)
     if since is not None:
         return Missing(since, True, timedelta(0))
-    row = await driver.fetchrow(_MISSING_SINCE, *key)
-    if row is None:
+    since = await driver.fetchval(_MISSING_SINCE, *key)
+    if since is None:
         return None
-    return Missing(row["provider_missing_since"], False, row["now"] - row["provider_missing_since"])
+    return Missing(since, False, looked_at - since)
+
+
+async def database_now(conn: AsyncConnection) -> datetime:
+    now: datetime = await (await asyncpg_of(conn)).fetchval("SELECT clock_timestamp()")
+    return now
 
 
 async def clear_missing(conn: AsyncConnection, attempt: Attempt) -> None:

@@ -70,6 +70,10 @@ async def _reconcile_one(
     report: ReconcileReport,
 ) -> None:
     key = attempt.idempotency_key
+    async with settlement.engine.connect() as conn:
+        # Before asking: a look counts from when it was sent (one in flight beside another
+        # reconciler's may see the provider as it was before that one's answer was noted).
+        looked_at = await payment_ops.database_now(conn)
     try:
         result = await settlement.provider.lookup(idempotency_key=key)
     except PaymentError as exc:
@@ -77,9 +81,9 @@ async def _reconcile_one(
         log.warning("payment provider lookup failed", extra={"key": key, "error": str(exc)})
         return
     if result is not None:
-        if attempt.provider_missing_since is not None:
-            async with settlement.engine.begin() as conn:
-                await payment_ops.clear_missing(conn, attempt)
+        # Whatever the row read above said: another reconciler may have noted it since.
+        async with settlement.engine.begin() as conn:
+            await payment_ops.clear_missing(conn, attempt)
         outcome = Outcome.of(result)
         await settlement.settle(key, outcome, metadata)
         if outcome.known:
@@ -95,12 +99,13 @@ async def _reconcile_one(
             report.unknown += 1
         return
     async with settlement.engine.begin() as conn:
-        missing = await payment_ops.note_missing(conn, attempt)
+        missing = await payment_ops.note_missing(conn, attempt, looked_at)
     if missing is None:  # settled, or sent again by the buyer, since it was read
         report.unknown += 1
         return
-    # The first such look alone says nothing of a call still on its way.
-    if missing.first or missing.missing_for < abandon_after:
+    # The first such look alone says nothing of a call still on its way; nor does one sent
+    # no later than it (another reconciler's, at the same moment).
+    if missing.first or missing.missing_for <= timedelta(0) or missing.missing_for < abandon_after:
         report.missing += 1
         return
     given_up = Outcome(FAILED, reason="the authorization never reached the provider")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -132,6 +133,22 @@ async def test_sending_an_authorization_again_starts_its_wait_over(
     report = await _reconcile(shop, timedelta(0))
     assert (report.missing, report.abandoned) == (1, 0)
     assert (await _reconcile(shop, timedelta(0))).abandoned == 1
+
+
+async def test_two_reconcilers_at_once_give_a_lost_authorization_up_once(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cart = await _lost_authorization(shop, monkeypatch, "lost", quantity=2)
+    wait = timedelta(minutes=2)
+    first = await asyncio.gather(*(_reconcile(shop, wait) for _ in range(3)))
+    assert sum(r.abandoned for r in first) == 0 and sum(r.missing for r in first) == 3
+    await _time_passes(shop, await _authorization_key(shop), seconds=121)
+    later = await asyncio.gather(*(_reconcile(shop, wait) for _ in range(3)))
+    assert sum(r.abandoned for r in later) == 1, later
+    assert await shop.stock("TEE") == (2, 0)
+    again = await shop.checkout(cart, "after-the-lost-one")
+    assert again["order"]["status"] == "CONFIRMED"
+    assert (await shop.provider_payments())["total_charges"] == 1
 
 
 async def _lost_authorization(shop: Shop, monkeypatch: pytest.MonkeyPatch, key: str, *, quantity: int) -> str:

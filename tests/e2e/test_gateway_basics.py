@@ -158,9 +158,12 @@ async def test_graphql_paths_near_the_fast_one_still_go_through_the_router(
 
 
 async def test_middleware_added_later_wraps_the_graphql_path_too(running: Container) -> None:
+    built: list[str] = []
+
     class Stamp:
         def __init__(self, app: ASGIApp, value: str) -> None:
             self.app, self.value = app, value
+            built.append(value)
 
         async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             async def stamped(message: Message) -> None:
@@ -178,6 +181,9 @@ async def test_middleware_added_later_wraps_the_graphql_path_too(running: Contai
     for answer in (graphql, health):
         assert answer.status_code == 200
         assert answer.headers["x-stamp"] == "outer" and answer.headers["x-request-id"]
+    assert built == ["outer"]  # one instance for every path: its state is not split
+    with pytest.raises(RuntimeError, match="after an application has started"):
+        app.add_middleware(Stamp, value="late")
 
 
 async def test_anonymous_caller_is_unauthenticated_for_staff_fields(

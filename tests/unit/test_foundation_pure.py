@@ -181,7 +181,7 @@ def test_durations_are_finite_and_positive(name: str) -> None:
     field, zero_allowed = DURATIONS[name]
     assert getattr(Settings.from_env({name: "2.5"}), field) == 2.5
     for bad in ("-1", "inf", "nan", *(() if zero_allowed else ("0",))):
-        with pytest.raises(ConfigurationError, match=f"{name} must be a finite number of seconds"):
+        with pytest.raises(ConfigurationError, match=f"{name} must be a finite number"):
             Settings.from_env({name: bad})
     if zero_allowed:
         assert getattr(Settings.from_env({name: "0"}), field) == 0.0
