@@ -50,8 +50,8 @@ class EnvReader:
 
     def seconds(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
         """A duration: a finite number of seconds above zero (or zero, when that means 'at once')."""
-        value = self._number(name, default, float, False)
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        value = self._number(name, default, float, False)  # finite already
+        if value < 0 or (value == 0 and not zero_allowed):
             bound = "0 or more" if zero_allowed else "more than 0"
             raise InvalidVariable(f"{name} must be a finite number of seconds, {bound}, not {value!r}")
         return value

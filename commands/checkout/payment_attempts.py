@@ -248,8 +248,8 @@ class Missing:
     """The provider's 'never received' for an attempt, as noted."""
 
     since: datetime  # when the first look that found nothing was sent, since the last send
-    first: bool  # this look is that first one
-    missing_for: timedelta  # from that first look to this one (negative: this one began earlier)
+    # From that first look to this one: zero when this is it, negative when this began earlier.
+    missing_for: timedelta
 
 
 async def note_missing(conn: AsyncConnection, attempt: Attempt, looked_at: datetime) -> Missing | None:
@@ -260,11 +260,11 @@ async def note_missing(conn: AsyncConnection, attempt: Attempt, looked_at: datet
     key = (uuid.UUID(attempt.id), list(UNSETTLED), attempt.updated_at)
     since = await driver.fetchval(_NOTE_FIRST_MISSING, *key, looked_at)
     if since is not None:
-        return Missing(since, True, timedelta(0))
+        return Missing(since, timedelta(0))
     since = await driver.fetchval(_MISSING_SINCE, *key)
     if since is None:
         return None
-    return Missing(since, False, looked_at - since)
+    return Missing(since, looked_at - since)
 
 
 async def database_now(conn: AsyncConnection) -> datetime:

@@ -103,9 +103,9 @@ async def _reconcile_one(
     if missing is None:  # settled, or sent again by the buyer, since it was read
         report.unknown += 1
         return
-    # The first such look alone says nothing of a call still on its way; nor does one sent
-    # no later than it (another reconciler's, at the same moment).
-    if missing.first or missing.missing_for <= timedelta(0) or missing.missing_for < abandon_after:
+    # The first such look alone (zero) says nothing of a call still on its way; nor does one
+    # sent no later than it (another reconciler's, at the same moment).
+    if missing.missing_for <= timedelta(0) or missing.missing_for < abandon_after:
         report.missing += 1
         return
     given_up = Outcome(FAILED, reason="the authorization never reached the provider")

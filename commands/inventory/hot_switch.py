@@ -8,9 +8,9 @@ few seconds), and spreads a SKU reserved at ``per_second`` or more over ``bucket
 
 It never spreads a SKU already decided on (any ``inventory_hot_skus`` row: an admin's, one
 bucket included, which pins the SKU to its row, or its own earlier spread), never gathers a SKU
-back (buckets cost a
-busy SKU nothing and a quiet one little; an admin gathers with ``inventorySetBuckets(sku, 1)``),
-and leaves a SKU with fewer free units than buckets alone (nothing left to spread).
+back (buckets cost a busy SKU nothing and a quiet one little; an admin gathers with
+``inventorySetBuckets(sku, 1)``), and leaves a SKU with fewer free units than buckets alone
+(nothing left to spread).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -157,8 +156,8 @@ class Settings:
             reconcile_interval_seconds=read.seconds("PAYMENT_RECONCILE_INTERVAL_SECONDS", 30.0),
             reservation_sweep_seconds=read.seconds("RESERVATION_SWEEP_SECONDS", 15.0),
             stock_rebalance_seconds=read.seconds("STOCK_REBALANCE_SECONDS", 2.0),
-            stock_hot_reservations_per_second=_hot_rate(
-                read.real("STOCK_HOT_RESERVATIONS_PER_SECOND", 25.0, non_negative=True)
+            stock_hot_reservations_per_second=read.real(
+                "STOCK_HOT_RESERVATIONS_PER_SECOND", 25.0, non_negative=True
             ),
             stock_hot_buckets=_hot_buckets(read.integer("STOCK_HOT_BUCKETS", 8)),
             payment_abandon_seconds=read.seconds("PAYMENT_ABANDON_SECONDS", 120.0, zero_allowed=True),
@@ -229,9 +228,3 @@ def _hot_buckets(count: int) -> int:
     if not 2 <= count <= MAX_BUCKETS:
         raise ConfigurationError(f"STOCK_HOT_BUCKETS must be between 2 and {MAX_BUCKETS}, not {count}")
     return count
-
-
-def _hot_rate(per_second: float) -> float:
-    if not math.isfinite(per_second):
-        raise ConfigurationError("STOCK_HOT_RESERVATIONS_PER_SECOND must be a finite number (0: off)")
-    return per_second

@@ -132,12 +132,8 @@ async def test_a_failing_batch_rolls_its_group_back_and_every_batch_is_handed_ba
 async def test_a_checkpoint_moved_elsewhere_rolls_the_group_back(container: Container) -> None:
     engine = container.engine
     await _table(engine)
-    mine, taken = (f"grouped-{uuid.uuid4().hex[:8]}-{kind}" for kind in ("mine", "taken"))
-    for name in (mine, taken):
-        await _stored(engine, name)
     # Another owner moved ``taken`` on: this process's batch starts from a stale checkpoint.
-    async with engine.begin() as conn:
-        await checkpoints.advance(conn, taken, Checkpoint(2, 9), Checkpoint())
+    mine, taken = await _second_moved_on(engine, ("mine", "taken"), Checkpoint(2, 9))
     commits = BatchCommits(engine)
     try:
         outcomes = await asyncio.gather(
@@ -158,11 +154,7 @@ async def test_a_checkpoint_alone_moves_in_one_statement_only_from_where_its_bat
     """A batch of events its projection ignores moves the checkpoint without a transaction: it
     moves when nobody else moved it, and is handed back untouched when somebody did."""
     engine = container.engine
-    ignoring, overtaken = (f"grouped-{uuid.uuid4().hex[:8]}-{kind}" for kind in ("ignoring", "overtaken"))
-    for name in (ignoring, overtaken):
-        await _stored(engine, name)
-    async with engine.begin() as conn:
-        await checkpoints.advance(conn, overtaken, Checkpoint(3, 7), Checkpoint())
+    ignoring, overtaken = await _second_moved_on(engine, ("ignoring", "overtaken"), Checkpoint(3, 7))
     commits = BatchCommits(engine)
     try:
         await commits.commit(ignoring, Checkpoint(2, 4), Checkpoint(), None)
@@ -324,3 +316,13 @@ async def test_a_waiting_or_failing_projection_holds_no_other_projection_up(cont
     owned = await _rows(engine, stuck.name, "test_grouped_own")
     assert owned == sorted({first, second, third} & set(owned)) and {first, second, third} <= set(owned)
     assert {first, second, third} <= set(await _rows(engine, steady.name))
+
+
+async def _second_moved_on(engine: AsyncEngine, kinds: tuple[str, str], to: Checkpoint) -> tuple[str, str]:
+    """Two new projections' checkpoints, at the start; the second moved on to ``to`` by another owner."""
+    first, second = (f"grouped-{uuid.uuid4().hex[:8]}-{kind}" for kind in kinds)
+    for name in (first, second):
+        await _stored(engine, name)
+    async with engine.begin() as conn:
+        await checkpoints.advance(conn, second, to, Checkpoint())
+    return first, second
