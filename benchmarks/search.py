@@ -7,13 +7,22 @@ same kind of pooled client (``benchmarks/load_client.py``) and decoded the same 
 alternate (gateway, direct, gateway, ...) so a noisy neighbour hurts both sides alike. Each
 response is checked: the gateway's ``totalCount`` must equal the engine's hit count for the
 same search.
+
+The gateway keeps search answers per version of the search model (``gateway/edge/search_cache.py``),
+so a search it has answered before costs it no engine call. The concurrent rounds measure the
+whole path, the engine call included: every request lists its brands in an order no earlier
+request used (the same search to the engine, a new one to the cache). The small page is
+measured both ways: filters in rotation (answered from kept answers after their first request)
+and every request new.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from math import factorial
+from typing import Any, TypeVar
 
 from benchmarks.harness import Stack, gql, http_client, run_workers
 from benchmarks.progress import Progress
@@ -81,6 +90,30 @@ def searches() -> list[tuple[str, tuple[str, ...], Decimal, Decimal]]:
     return cases
 
 
+T = TypeVar("T")
+# Request numbers of the warm-up: far from the measured ones, so nothing measured is kept by it.
+WARMUP_START = 1_000_000
+
+
+def nth_order(items: Sequence[T], n: int) -> tuple[T, ...]:
+    """The ``n``-th ordering of ``items`` (lexicographic by position; ``n`` modulo their count)."""
+    rest, chosen = list(items), []
+    n %= factorial(len(rest))
+    while rest:
+        index, n = divmod(n, factorial(len(rest) - 1))
+        chosen.append(rest.pop(index))
+    return tuple(chosen)
+
+
+def numbered(
+    cases: Sequence[tuple[str, tuple[str, ...], Decimal, Decimal]], n: int
+) -> tuple[int, tuple[str, tuple[str, ...], Decimal, Decimal]]:
+    """Request ``n``: its case (in rotation) with the brands in the case's ``n // len(cases)``-th order."""
+    index = n % len(cases)
+    word, brands, low, high = cases[index]
+    return index, (word, nth_order(brands, n // len(cases)), low, high)
+
+
 def small_searches() -> list[tuple[str, ...]]:
     """Brand facet filters that each match more than a page."""
     return [
@@ -120,23 +153,26 @@ class Side:
         self.totals: dict[int, int] = {}
 
 
-async def _small_page(stack: Stack, client: Any, engine: Any, count: int) -> tuple[Side, Side, float]:
-    """(gateway side, direct side, gateway CPU seconds of the gateway requests)."""
+async def _small_page(
+    stack: Stack, client: Any, engine: Any, count: int, *, new_each_time: bool
+) -> tuple[Side, Side, float]:
+    """(gateway side, direct side, gateway CPU seconds of the gateway requests). In rotation, the
+    filters repeat; ``new_each_time``, each request lists its brands in an order not used before."""
     cases = small_searches()
-    bodies = [small_body(c) for c in cases]
     url = f"/{stack.search_alias}/_search"
     gateway, direct = Side("gateway"), Side("direct")
     cpu = 0.0
     for i in range(count + WARMUP):
         case = i % len(cases)
+        brands = nth_order(cases[case], 1 + i // len(cases)) if new_each_time else cases[case]
         before = stack.cpu.read_one("gateway")
-        response = await gql(client, QUERY, small_variables(cases[case]))
+        response = await gql(client, QUERY, small_variables(brands))
         after = stack.cpu.read_one("gateway")
         page = response.field("products")
         if page is None:
             raise RuntimeError(f"small-page search failed: {response.describe()}")
         started = time.perf_counter()
-        answer = await engine.post(url, json=bodies[case], headers={"content-type": "application/json"})
+        answer = await engine.post(url, json=small_body(brands), headers={"content-type": "application/json"})
         decoded = answer.json()
         seconds = time.perf_counter() - started
         if answer.status_code != 200:
@@ -156,10 +192,16 @@ async def _small_page(stack: Stack, client: Any, engine: Any, count: int) -> tup
     return gateway, direct, cpu
 
 
-def _report_small(result: BenchResult, gateway: Side, direct: Side, cpu: float) -> list[str]:
-    """Rows for the small page; returns the filters whose counts differ between the sides."""
+SMALL_KINDS = {
+    "small_page": "filters in rotation, kept answers",
+    "small_page_new": "every request new",
+}
+
+
+def _report_small(result: BenchResult, key: str, gateway: Side, direct: Side, cpu: float) -> list[str]:
+    """Rows for one small-page phase; returns the filters whose counts differ between the sides."""
     g, d = latency_stats(gateway.latencies), latency_stats(direct.latencies)
-    label = f"small page (facet filters, first {SMALL_PAGE}, 1 client)"
+    label = f"small page (facet filters, first {SMALL_PAGE}, 1 client, {SMALL_KINDS[key]})"
     result.row(
         f"{label}: latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"]))
     )
@@ -169,7 +211,7 @@ def _report_small(result: BenchResult, gateway: Side, direct: Side, cpu: float) 
     per_request = 1000 * cpu / max(1, len(gateway.latencies))
     result.row(f"{label}: gateway CPU per search", f"{per_request:.1f} ms")
     cases = small_searches()
-    result.metrics["small_page"] = {
+    result.metrics[key] = {
         "gateway_ms": g,
         "direct_ms": d,
         "overhead_ratio_p50": ratio(g["p50"], d["p50"]),
@@ -178,25 +220,40 @@ def _report_small(result: BenchResult, gateway: Side, direct: Side, cpu: float) 
         "filters": [list(brands) for brands in cases],
         "total_counts": {", ".join(cases[i]): n for i, n in gateway.totals.items()},
     }
-    result.samples["small_page_gateway_seconds"] = gateway.latencies
-    result.samples["small_page_direct_seconds"] = direct.latencies
-    result.notes.append(
-        f"Small page: `products(filter: {{brands: [{SMALL_BRANDS} brands]}}, first: {SMALL_PAGE})` "
-        f"({SMALL_FILTERS} brand sets in rotation, {min(gateway.totals.values(), default=0)} to "
-        f"{max(gateway.totals.values(), default=0)} matches) with the same selection (facets "
-        "included), one request at a time, gateway and engine alternating request by request; "
-        "gateway CPU from /proc around each gateway request."
-    )
+    result.samples[f"{key}_gateway_seconds"] = gateway.latencies
+    result.samples[f"{key}_direct_seconds"] = direct.latencies
     return [
-        f"small page {', '.join(cases[i])}"
+        f"{key} {', '.join(cases[i])}"
         for i, n in gateway.totals.items()
         if direct.totals.get(i) not in (None, n)
     ]
 
 
+def _small_note(totals: dict[int, int]) -> str:
+    return (
+        f"Small page: `products(filter: {{brands: [{SMALL_BRANDS} brands]}}, first: {SMALL_PAGE})` "
+        f"({SMALL_FILTERS} brand sets, {min(totals.values(), default=0)} to "
+        f"{max(totals.values(), default=0)} "
+        "matches) with the same selection (facets included), one request at a time, gateway and engine "
+        "alternating request by request; gateway CPU from /proc around each gateway request. Measured "
+        "twice: with the sets in rotation (after its first request a set is answered from the answers "
+        "the gateway keeps for the search model's version), and with every request listing its brands "
+        "in a new order (the same search to the engine, a new one to the gateway's kept answers)."
+    )
+
+
 async def _round(
-    count: int, side: Side, call: Any, progress: Progress, cases: list[Any], done_before: int, total: int
+    count: int,
+    side: Side,
+    call: Any,
+    progress: Progress,
+    cases: list[Any],
+    done_before: int,
+    total: int,
+    *,
+    start: int,
 ) -> None:
+    """Requests ``start`` to ``start + count - 1`` (see ``numbered``), ``CONCURRENCY`` at a time."""
     next_index = 0
 
     async def worker(_: int) -> None:
@@ -204,8 +261,8 @@ async def _round(
         while next_index < count:
             i = next_index
             next_index += 1
-            case_index = i % len(cases)
-            seconds, hits = await call(case_index)
+            case_index = (start + i) % len(cases)
+            seconds, hits = await call(start + i)
             side.latencies.append(seconds)
             side.totals.setdefault(case_index, hits)
             progress.update(done_before + len(side.latencies), total, side.label)
@@ -219,22 +276,22 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     result = BenchResult(NAME, TITLE, quick=stack.quick, environment=environment(stack.stores))
     rounds, per_round, profiled = SIZES["quick" if stack.quick else "full"]
     cases = searches()
-    bodies = [engine_body(c) for c in cases]
     url = f"/{stack.search_alias}/_search"
     gateway, direct = Side("gateway"), Side("direct")
 
     async with stack.http(CONCURRENCY) as client, http_client(stack.search_url, CONCURRENCY) as engine:
 
-        async def via_gateway(case: int) -> tuple[float, int]:
-            response = await gql(client, QUERY, gateway_variables(cases[case]))
+        async def via_gateway(n: int) -> tuple[float, int]:
+            response = await gql(client, QUERY, gateway_variables(numbered(cases, n)[1]))
             page = response.field("products")
             if page is None:
                 raise RuntimeError(f"products search failed: {response.describe()}")
             return response.seconds, int(page["totalCount"])
 
-        async def via_engine(case: int) -> tuple[float, int]:
+        async def via_engine(n: int) -> tuple[float, int]:
+            body = engine_body(numbered(cases, n)[1])
             started = time.perf_counter()
-            response = await engine.post(url, json=bodies[case], headers={"content-type": "application/json"})
+            response = await engine.post(url, json=body, headers={"content-type": "application/json"})
             decoded = response.json()
             seconds = time.perf_counter() - started
             if response.status_code != 200:
@@ -243,8 +300,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
 
         progress.phase("warming up both paths")
         warm_g, warm_d = Side("warm"), Side("warm")
-        await _round(WARMUP, warm_g, via_gateway, progress, cases, 0, 2 * WARMUP)
-        await _round(WARMUP, warm_d, via_engine, progress, cases, WARMUP, 2 * WARMUP)
+        await _round(WARMUP, warm_g, via_gateway, progress, cases, 0, 2 * WARMUP, start=WARMUP_START)
+        await _round(WARMUP, warm_d, via_engine, progress, cases, WARMUP, 2 * WARMUP, start=WARMUP_START)
         progress.done()
 
         total = 2 * rounds * per_round
@@ -253,13 +310,13 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         )
         cpu_before = await stack.gateway_cpu()
         cpu_gateway = 0.0
-        for _ in range(rounds):
+        for r in range(rounds):
             cpu_start = await stack.gateway_cpu()
             done = len(gateway.latencies) + len(direct.latencies)
-            await _round(per_round, gateway, via_gateway, progress, cases, done, total)
+            await _round(per_round, gateway, via_gateway, progress, cases, done, total, start=r * per_round)
             cpu_gateway += await stack.gateway_cpu() - cpu_start
             done = len(gateway.latencies) + len(direct.latencies)
-            await _round(per_round, direct, via_engine, progress, cases, done, total)
+            await _round(per_round, direct, via_engine, progress, cases, done, total, start=r * per_round)
         cpu_total = await stack.gateway_cpu() - cpu_before
         progress.done()
 
@@ -270,16 +327,34 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 f"profiling the gateway over {profiled} more searches (gateway overhead > engine time)"
             )
             async with stack.profile(NAME) as profiles:
-                await _round(profiled, Side("profiled"), via_gateway, progress, cases, 0, profiled)
+                profiled_start = 2 * WARMUP_START
+                await _round(
+                    profiled,
+                    Side("profiled"),
+                    via_gateway,
+                    progress,
+                    cases,
+                    0,
+                    profiled,
+                    start=profiled_start,
+                )
             result.profiles += profiles
             progress.done()
 
-        progress.phase(f"small page: facet-filtered, first {SMALL_PAGE}, one client at a time")
-        small = await _small_page(stack, client, engine, SMALL_SIZES["quick" if stack.quick else "full"])
-        progress.done(
-            f"gateway p50 {fmt_ms(latency_stats(small[0].latencies)['p50'])}, "
-            f"engine {fmt_ms(latency_stats(small[1].latencies)['p50'])}"
-        )
+        small: dict[str, tuple[Side, Side, float]] = {}
+        for key, kind in SMALL_KINDS.items():
+            progress.phase(f"small page: facet-filtered, first {SMALL_PAGE}, one client at a time, {kind}")
+            small[key] = await _small_page(
+                stack,
+                client,
+                engine,
+                SMALL_SIZES["quick" if stack.quick else "full"],
+                new_each_time=key == "small_page_new",
+            )
+            progress.done(
+                f"gateway p50 {fmt_ms(latency_stats(small[key][0].latencies)['p50'])}, "
+                f"engine {fmt_ms(latency_stats(small[key][1].latencies)['p50'])}"
+            )
 
     mismatched = [
         cases[i][0] for i, hits in gateway.totals.items() if direct.totals.get(i) not in (None, hits)
@@ -287,11 +362,14 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     g_rate = len(gateway.latencies) / gateway.busy_seconds
     d_rate = len(direct.latencies) / direct.busy_seconds
     result.status = "failed" if mismatched else "ok"
-    small_p50 = [fmt_ms(latency_stats(side.latencies)["p50"]) for side in small[:2]]
+    kept, new = (
+        [fmt_ms(latency_stats(side.latencies)["p50"]) for side in small[key][:2]] for key in SMALL_KINDS
+    )
     result.headline = (
         f"gateway p50 {fmt_ms(g['p50'])} vs engine {fmt_ms(d['p50'])} "
         f"(overhead {fmt_ratio(ratio(g['p50'], d['p50']))} at p50, "
-        f"{fmt_ratio(ratio(g['p99'], d['p99']))} at p99); small page p50 {small_p50[0]} vs {small_p50[1]}"
+        f"{fmt_ratio(ratio(g['p99'], d['p99']))} at p99); small page p50 {kept[0]} repeated, "
+        f"{new[0]} new vs engine {new[1]}"
     )
     result.row("latency p50", fmt_ms(g["p50"]), fmt_ms(d["p50"]), fmt_ratio(ratio(g["p50"], d["p50"])))
     result.row("latency p95", fmt_ms(g["p95"]), fmt_ms(d["p95"]), fmt_ratio(ratio(g["p95"], d["p95"])))
@@ -325,7 +403,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     result.notes.append(
         f"{len(stack.catalog)} demo products. Each search: text query, a brand filter "
         f"({BRANDS_PER_SEARCH} of {len(BRANDS)} brands) and a price "
-        f"range, page of {PAGE}, brand/category/price facets; 8 different searches in rotation. The "
+        f"range, page of {PAGE}, brand/category/price facets; 8 different searches in rotation, each "
+        "request listing its brands in a new order (none answered from the gateway's kept answers). The "
         "gateway query selects the products' variants and facets but not `freshness` (not part of the engine "
         "request; it costs one PostgreSQL query more)."
     )
@@ -334,7 +413,9 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.notes.append(
             f"Matching products per search: {hits[0]} to {hits[-1]} (median {hits[len(hits) // 2]})."
         )
-    mismatched += _report_small(result, *small)
+    for key, phase in small.items():
+        mismatched += _report_small(result, key, *phase)
+    result.notes.append(_small_note(small["small_page"][0].totals))
     if mismatched:
         result.status = "failed"
         result.notes.append(f"Result counts differ between gateway and engine for: {', '.join(mismatched)}.")
@@ -345,5 +426,5 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             {"gateway (GraphQL over HTTP)": gateway.latencies, "search engine direct": direct.latencies},
         )
     )
-    result.samples = {"gateway_seconds": gateway.latencies, "direct_seconds": direct.latencies}
+    result.samples.update(gateway_seconds=gateway.latencies, direct_seconds=direct.latencies)
     return result

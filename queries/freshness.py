@@ -109,6 +109,8 @@ _FRESHNESS_SQL = text(
            (SELECT min(position) FROM pending) AS first_pending,
            (SELECT min(recorded_at) FROM pending) AS oldest_pending,
            (SELECT last_applied_at FROM ck) AS last_applied_at,
+           (SELECT tx_id FROM ck) AS stored_tx,
+           (SELECT position FROM ck) AS stored_position,
            clock_timestamp() AS now
     """
 )
@@ -177,6 +179,10 @@ class FreshnessService:
         }
         async with self._engine.connect() as conn:
             row = (await conn.execute(_FRESHNESS_SQL, params)).one()
+        if row.stored_tx is not None:
+            # What this measures must not be ahead of what the watcher knows: readers that key
+            # answers on the watcher's checkpoint (kept search answers) report this freshness.
+            self._watcher.observe(projection, (int(row.stored_tx), int(row.stored_position)))
         head = int(row.head)
         covered = head if row.first_pending is None else int(row.first_pending) - 1
         lag_seconds = 0.0

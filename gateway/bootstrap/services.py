@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from commands.checkout.settle import PaymentSettlement
 from gateway.bootstrap.payments import ProcessPaymentProvider
+from gateway.edge.read_model_versions import ReadModelVersions
+from gateway.edge.search_cache import SearchAnswers
 from gateway.edge.services import EdgeServices
 from gateway.realtime.subscriptions import OrderUpdatesBroker
 from queries.carts import CartQueries
@@ -34,3 +36,6 @@ class Services:
     order_updates: OrderUpdatesBroker
     edge: EdgeServices
     pricing: PricingQueries
+    # One per process: validators (HTTP caching) and kept search answers read the same versions.
+    read_model_versions: ReadModelVersions
+    product_search: SearchAnswers

@@ -19,6 +19,8 @@ from commands.messages.catalog import UpsertProduct
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.payments import ProcessPaymentProvider
 from gateway.bootstrap.services import Services
+from gateway.edge.read_model_versions import ReadModelVersions
+from gateway.edge.search_cache import SearchAnswers
 from gateway.edge.services import EdgeServices
 from gateway.realtime.status_relay import StatusRelay
 from gateway.realtime.subscriptions import OrderUpdatesBroker
@@ -72,8 +74,10 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
         ],
         runner_config,
     )
+    products = ProductService(container.search, alias_name(prefix))
+    versions = ReadModelVersions(engine, container.watcher)
     services = Services(
-        products=ProductService(container.search, alias_name(prefix)),
+        products=products,
         carts=CartQueries(container.mongo),
         inventory=InventoryQueries(engine),
         orders=OrderQueries(engine),
@@ -84,6 +88,8 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
         order_updates=broker,
         edge=EdgeServices.build(settings, engine, container.redis, broker),
         pricing=PricingQueries(engine),
+        read_model_versions=versions,
+        product_search=SearchAnswers(products, versions, size=settings.edge.search_cache_size),
     )
     container.services = services
     return services

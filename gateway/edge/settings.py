@@ -32,6 +32,7 @@ ENV_VARS: dict[str, str] = {
     "forwarded_allow_ips": "FORWARDED_ALLOW_IPS",
     "apq_ttl_seconds": "GRAPHQL_APQ_TTL_SECONDS",
     "document_cache_size": "GRAPHQL_DOCUMENT_CACHE_SIZE",
+    "search_cache_size": "SEARCH_CACHE_SIZE",
     "api_key_cache_seconds": "API_KEY_CACHE_SECONDS",
 }
 
@@ -74,6 +75,9 @@ class EdgeSettings:
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     apq_ttl_seconds: int = 86_400
     document_cache_size: int = 1_000
+    # Product search answers kept per process while the search read model has not changed
+    # (gateway/edge/search_cache.py); 0 asks the engine every time.
+    search_cache_size: int = 512
     api_key_cache_seconds: float = 10.0
 
     def with_overrides(self, **changes: object) -> EdgeSettings:

@@ -30,7 +30,6 @@ from gateway.edge.errors import INTERNAL_MESSAGE, GatewayError, error_body
 from gateway.edge.execution import GatewayContext, GatewaySchema
 from gateway.edge.http_cache import HttpCache
 from gateway.edge.pipeline import Caller, Outcome, Pipeline, count_rejection
-from gateway.edge.read_model_versions import ReadModelVersions
 from gateway.edge.services import EdgeServices
 from gateway.http.conditional import add_cache_headers, cache_request, not_modified
 from gateway.http.protocol import (
@@ -161,7 +160,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
 
     def _http_cache(self, container: Container) -> HttpCache:
         if self.http_cache is None:
-            versions = ReadModelVersions(container.engine, container.watcher)
+            versions = container.services.read_model_versions
             self.http_cache = HttpCache(self.pipeline.schema._schema, versions)
         return self.http_cache
 

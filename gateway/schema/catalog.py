@@ -238,7 +238,7 @@ async def resolve_products(
     # Measured before the search, so the reported position is one the answer has reached.
     freshness = await loaders.freshness(info)
     try:
-        page = await loaders.products(info).search(request)
+        page = await loaders.product_search(info).search(request)
     except InvalidSearch as exc:
         raise bad_user_input(str(exc), argument=exc.argument) from None
     loaders.prime(info, (hit.product for hit in page.hits))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import strawberry
 
-from commands.errors import DomainError
+from commands.domain.inventory import validate_sku
+from commands.errors import DomainError, InvalidInput
 from commands.messages.inventory import AdjustStock, SetStock, SetStockBuckets, StockResult
 from gateway.edge.context import Info
 from gateway.edge.errors import bad_user_input
@@ -48,9 +49,11 @@ class InventoryPayload:
 
 async def resolve_inventory(info: Info, sku: str, consistent_with: int | None) -> InventoryLevel | None:
     info.context.principal.require("admin", "support")
-    if not sku.strip():
-        # Null answers "not tracked": a blank SKU is a client's mistake, not a SKU.
-        raise bad_user_input("sku must not be empty", argument="sku")
+    try:
+        validate_sku(sku)
+    except InvalidInput as exc:
+        # Null answers "not tracked": a SKU no command would accept is a client's mistake.
+        raise bad_user_input(exc.message, argument="sku") from None
     if consistent_with is None:
         view = await loaders.levels(info).load(sku)
         return None if view is None else await _level(info, view)

@@ -112,9 +112,10 @@ async def test_validation_errors(client: httpx.AsyncClient, admin: str, running:
     assert [(e["field"], e["code"]) for e in unknown["userErrors"]] == [(["sku"], "NOT_FOUND")]
     negative = await _set(client, admin, "INV-C", -1, "c-5")
     assert [e["code"] for e in negative["userErrors"]] == ["INVALID_INPUT"]
-    for blank in ("", "  "):
-        read = await gql(client, QUERY, {"sku": blank}, token=admin)
+    for malformed in ("", "  ", " INV-A", "INV-A ", "S" * 200):
+        read = await gql(client, QUERY, {"sku": malformed}, token=admin)
         assert error_codes(read) == ["BAD_USER_INPUT"] and read["data"] == {"inventory": None}
+        assert "sku must be 1 to" in read["errors"][0]["message"]
     # An untracked SKU is no mistake: it has no level.
     assert (await gql(client, QUERY, {"sku": "INV-UNTRACKED"}, token=admin))["data"]["inventory"] is None
 

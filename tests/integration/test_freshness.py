@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections.runner import ProjectionRunner
-from queries.freshness import StaleRead
+from queries.freshness import CheckpointWatcher, FreshnessService, StaleRead
 from tests.support.projections import AmountRecorded, AppliedLog
 from tests.support.stores import FAST_RUNNERS
 from tests.support.waiting import eventually
@@ -122,3 +122,23 @@ async def test_freshness_is_measured_again_only_when_the_ledger_or_a_checkpoint_
         assert statements, "measured in PostgreSQL again"
     finally:
         event.remove(container.engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_a_measurement_tells_the_watcher_the_checkpoint_it_found(container: Container) -> None:
+    """Readers keying answers on the watcher (kept search answers) report this measurement: the
+    watcher must not stay behind what it says, as it would until another process's checkpoint
+    notification arrives."""
+    runner = ProjectionRunner(AppliedLog(container.engine), container.engine, FAST_RUNNERS)
+    await runner.projection.setup()
+    await _append(container, 5)
+    await runner.catch_up()
+    async with container.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT tx_id, position FROM projection_checkpoints WHERE name = 'applied_log'")
+            )
+        ).one()
+    watcher = CheckpointWatcher()  # hears no notification: knows only what measurements tell it
+    measured = await FreshnessService(container.engine, watcher).freshness("applied_log")
+    assert measured.lag_events == 0
+    assert watcher.latest("applied_log") == (int(stored.tx_id), int(stored.position)) > (0, 0)

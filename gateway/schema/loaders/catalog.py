@@ -7,6 +7,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from gateway.edge.context import Info
+from gateway.edge.search_cache import SearchAnswers
 from gateway.schema.loaders.base import keyed_loader, request_freshness
 from queries.freshness import Freshness
 from queries.products import ProductService
@@ -16,6 +17,11 @@ SEARCH_PROJECTION = "search"
 
 def products(info: Info) -> ProductService:
     return info.context.services.products
+
+
+def product_search(info: Info) -> SearchAnswers:
+    """Searches, answered from the answers kept for the search model's current version when they can be."""
+    return info.context.services.product_search
 
 
 def by_id(info: Info) -> DataLoader:  # type: ignore[type-arg]

@@ -1,0 +1,112 @@
+"""Search answers kept per version of the search read model: a repeated listing costs no engine call.
+
+Storefronts ask for the same few listings (a category, a brand filter, the first page of a
+query) far more often than the catalog changes, and the engine's answer is most of such a
+request's time. An answer is kept under every field of its ``SearchRequest`` (text, filters, sort,
+page size and cursor) and is valid while the search read model's
+version is the one it was fetched under (``ReadModelVersions``: the last ledger event that
+changed the model, so cart writes and orders do not count).
+
+Why a kept answer is never older than a fresh one would be: the version is read before the
+engine is asked, and the engine holds at least what the checkpoint behind that version announced
+(the projector writes and refreshes the index before its checkpoint commits). A later request
+that finds the same version would get this answer, or one with changes the checkpoint does not
+yet announce, from the engine. Callers take the freshness they report *before* calling
+``search``; the freshness measurement feeds the watcher the stored checkpoint, so the version
+here is never behind the freshness the answer is reported with.
+
+A version change drops every kept answer at once (they are all dead). ``MAX_AGE_SECONDS`` bounds
+what nothing announces: an index edited by hand, or rebuilt by a different projector version at
+the same checkpoint. Concurrent misses of one request each ask the engine (no coalescing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+from prometheus_client import Counter
+
+from gateway.edge.read_model_versions import ReadModelVersions
+from queries.freshness import TxPosition
+from queries.products import ProductSearchPage, ProductService, SearchRequest
+
+SEARCH_MODEL = "search"
+MAX_AGE_SECONDS = 60.0
+
+SEARCH_ANSWERS = Counter(
+    "commerce_search_answers_total", "Product searches answered, by where the answer came from", ["source"]
+)
+
+
+_REQUEST_FIELDS = tuple(spec.name for spec in fields(SearchRequest))
+
+
+def request_key(request: SearchRequest) -> tuple[Hashable, ...]:
+    """Every field of the request, decimals by their text: ``10`` and ``10.00`` compare equal
+    but sign different cursors (``product_search._fingerprint``), so they are different keys."""
+    return tuple(
+        str(value) if isinstance(value, Decimal) else value
+        for value in (getattr(request, name) for name in _REQUEST_FIELDS)
+    )
+
+
+@dataclass(frozen=True)
+class _Kept:
+    page: ProductSearchPage
+    at: float
+
+
+class SearchAnswers:
+    """``ProductService.search`` with answers kept per read-model version (``size`` 0: none kept)."""
+
+    def __init__(
+        self,
+        products: ProductService,
+        versions: ReadModelVersions,
+        *,
+        size: int,
+        max_age_seconds: float = MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._products = products
+        self._versions = versions
+        self._size = size
+        self._max_age = max_age_seconds
+        self._clock = clock
+        self._version: TxPosition | None = None
+        self._kept: OrderedDict[tuple[Hashable, ...], _Kept] = OrderedDict()
+        self._from_cache = SEARCH_ANSWERS.labels("cache")
+        self._from_engine = SEARCH_ANSWERS.labels("engine")
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    async def search(self, request: SearchRequest) -> ProductSearchPage:
+        if self._size == 0:
+            self._from_engine.inc()
+            return await self._products.search(request)
+        version = (await self._versions.current((SEARCH_MODEL,)))[SEARCH_MODEL]
+        if version != self._version:
+            self._kept.clear()
+            self._version = version
+        key = request_key(request)
+        kept = self._kept.get(key)
+        if kept is not None and self._clock() - kept.at < self._max_age:
+            self._kept.move_to_end(key)
+            self._from_cache.inc()
+            return kept.page
+        fetched_at = self._clock()
+        page = await self._products.search(request)
+        self._from_engine.inc()
+        # Another request may have seen the model move while the engine answered: this answer
+        # belongs to the version read before it was asked, so it is kept only under that one.
+        if self._version == version:
+            self._kept[key] = _Kept(page, fetched_at)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return page

@@ -1,0 +1,142 @@
+"""Search answers kept per version of the search read model (``gateway/edge/search_cache.py``).
+
+Real engine, real ledger and projectors; the engine's requests are counted at its transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+
+from commands.messages.cart import CreateCart
+from commands.store.unit_of_work import MessageMetadata
+from gateway.bootstrap.container import Container
+from gateway.edge.search_cache import SearchAnswers
+from queries.products import SearchRequest
+from tests.support.cart import GUEST
+from tests.support.catalog import CallCounter, product, upsert, variant
+
+BRAND = "Kept"
+REQUEST = SearchRequest(brands=(BRAND,), first=5)
+
+
+def searches(counter: CallCounter) -> int:
+    return sum(path.endswith("/_search") for path in counter.paths)
+
+
+@pytest.fixture
+async def catalog(container: Container) -> Container:
+    for i in range(3):
+        await upsert(
+            container, product(f"kept-{i}", variants=[variant(f"KEPT-{i}", f"{10 + i}.00")], brand=BRAND)
+        )
+    await container.runner("search").catch_up()
+    return container
+
+
+@pytest.fixture
+def counter(catalog: Container) -> Iterator[CallCounter]:
+    counting = CallCounter(catalog.search)
+    yield counting
+    counting.close()
+
+
+def answers(
+    container: Container, size: int = 16, clock: Callable[[], float] = time.monotonic
+) -> SearchAnswers:
+    services = container.services
+    return SearchAnswers(services.products, services.read_model_versions, size=size, clock=clock)
+
+
+async def test_a_repeated_search_is_answered_without_the_engine(
+    catalog: Container, counter: CallCounter
+) -> None:
+    search = catalog.services.product_search
+    first = await search.search(REQUEST)
+    again = await search.search(SearchRequest(brands=(BRAND,), first=5))
+    assert searches(counter) == 1
+    assert again is first
+    assert sorted(hit.product.handle for hit in first.hits) == ["kept-0", "kept-1", "kept-2"]
+
+
+async def test_a_catalog_change_is_seen_by_the_next_search(catalog: Container, counter: CallCounter) -> None:
+    search = answers(catalog)
+    before = await search.search(REQUEST)
+    await upsert(catalog, product("kept-1", "Renamed", [variant("KEPT-1", "11.00")], brand=BRAND))
+    await catalog.runner("search").catch_up()
+    after = await search.search(REQUEST)
+    assert searches(counter) == 2
+    assert "Renamed" not in [hit.product.title for hit in before.hits]
+    assert "Renamed" in [hit.product.title for hit in after.hits]
+
+
+async def test_events_the_search_model_skips_keep_the_answers(
+    catalog: Container, counter: CallCounter
+) -> None:
+    search = answers(catalog)
+    await search.search(REQUEST)
+    moved_from = catalog.watcher.latest("search")
+    await catalog.bus.dispatch(CreateCart(GUEST), MessageMetadata(actor="guest"))
+    await catalog.runner("search").catch_up()
+    assert catalog.watcher.latest("search") > moved_from  # the checkpoint moved past the cart event
+    await search.search(REQUEST)
+    assert searches(counter) == 1
+
+
+async def test_each_spelling_of_a_price_keeps_its_own_cursors(
+    catalog: Container, counter: CallCounter
+) -> None:
+    """10 and 10.00 are equal decimals but sign different cursors: each must page its own search."""
+    search = answers(catalog)
+    for spelling in ("10", "10.00", "10", "10.00"):
+        request = SearchRequest(brands=(BRAND,), min_price=Decimal(spelling), first=1)
+        page = await search.search(request)
+        rest = await catalog.services.products.search(
+            SearchRequest(brands=(BRAND,), min_price=Decimal(spelling), first=5, after=page.hits[0].cursor)
+        )
+        assert len(rest.hits) == 2
+    assert searches(counter) == 2 + 4  # two spellings asked once each, plus the four direct pages
+
+
+async def test_answers_age_out(catalog: Container, counter: CallCounter) -> None:
+    now = [0.0]
+    search = answers(catalog, clock=lambda: now[0])
+    await search.search(REQUEST)
+    now[0] = 59.0
+    await search.search(REQUEST)
+    assert searches(counter) == 1
+    now[0] = 61.0
+    await search.search(REQUEST)
+    assert searches(counter) == 2
+
+
+async def test_the_oldest_answer_goes_first_when_full(catalog: Container, counter: CallCounter) -> None:
+    search = answers(catalog, size=2)
+    one, two, three = (SearchRequest(brands=(BRAND,), first=n) for n in (1, 2, 3))
+    for request in (one, two, one, three):  # `one` used again, so `two` is the oldest
+        await search.search(request)
+    assert len(search) == 2 and searches(counter) == 3
+    await search.search(one)
+    assert searches(counter) == 3
+    await search.search(two)
+    assert searches(counter) == 4
+
+
+async def test_size_zero_asks_the_engine_every_time(catalog: Container, counter: CallCounter) -> None:
+    search = answers(catalog, size=0)
+    for _ in range(3):
+        await search.search(REQUEST)
+    assert searches(counter) == 3 and len(search) == 0
+
+
+async def test_a_rebuilt_model_drops_the_answers(catalog: Container, counter: CallCounter) -> None:
+    """A rebuild moves the checkpoint back (the watcher forgets it): the version changes, whatever
+    the new index holds."""
+    search = answers(catalog)
+    await search.search(REQUEST)
+    catalog.watcher.reset("search")
+    await search.search(REQUEST)
+    assert searches(counter) == 2 and len(search) == 1
