@@ -107,11 +107,10 @@ def nth_order(items: Sequence[T], n: int) -> tuple[T, ...]:
 
 def numbered(
     cases: Sequence[tuple[str, tuple[str, ...], Decimal, Decimal]], n: int
-) -> tuple[int, tuple[str, tuple[str, ...], Decimal, Decimal]]:
+) -> tuple[str, tuple[str, ...], Decimal, Decimal]:
     """Request ``n``: its case (in rotation) with the brands in the case's ``n // len(cases)``-th order."""
-    index = n % len(cases)
-    word, brands, low, high = cases[index]
-    return index, (word, nth_order(brands, n // len(cases)), low, high)
+    word, brands, low, high = cases[n % len(cases)]
+    return word, nth_order(brands, n // len(cases)), low, high
 
 
 def small_searches() -> list[tuple[str, ...]]:
@@ -282,14 +281,14 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     async with stack.http(CONCURRENCY) as client, http_client(stack.search_url, CONCURRENCY) as engine:
 
         async def via_gateway(n: int) -> tuple[float, int]:
-            response = await gql(client, QUERY, gateway_variables(numbered(cases, n)[1]))
+            response = await gql(client, QUERY, gateway_variables(numbered(cases, n)))
             page = response.field("products")
             if page is None:
                 raise RuntimeError(f"products search failed: {response.describe()}")
             return response.seconds, int(page["totalCount"])
 
         async def via_engine(n: int) -> tuple[float, int]:
-            body = engine_body(numbered(cases, n)[1])
+            body = engine_body(numbered(cases, n))
             started = time.perf_counter()
             response = await engine.post(url, json=body, headers={"content-type": "application/json"})
             decoded = response.json()

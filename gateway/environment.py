@@ -64,7 +64,8 @@ class EnvReader:
         try:
             value = kind(raw)
         except ValueError:
-            raise InvalidVariable(f"{name} must be a number, not {raw!r}") from None
+            what = "a whole number" if kind is int else "a number"
+            raise InvalidVariable(f"{name} must be {what}, not {raw!r}") from None
         if not math.isfinite(value):
             raise InvalidVariable(f"{name} must be a finite number, not {raw!r}")
         if non_negative and value < 0:

@@ -54,6 +54,8 @@ class CheckpointWatcher:
     def __init__(self) -> None:
         self._latest: dict[str, TxPosition] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._replaced: dict[str, int] = {}
+        self._all_replaced = 0
         # Told when a reader starts waiting for a projection to reach a position (the projector
         # then stops gathering until it has passed it).
         self.on_wanted: Callable[[str, TxPosition], None] | None = None
@@ -71,6 +73,18 @@ class CheckpointWatcher:
         """Forget what was announced (a rebuild moved the checkpoint backwards)."""
         self._latest.pop(projection, None)
         self._notify(projection)
+
+    def replaced(self, projection: str | None) -> None:
+        """The model may have been swapped for a rebuilt copy (``None``: any model; a notification
+        saying so may have been lost): whatever was kept from it is void, whatever its checkpoint."""
+        if projection is None:
+            self._all_replaced += 1
+        else:
+            self._replaced[projection] = self._replaced.get(projection, 0) + 1
+
+    def generation(self, projection: str) -> int:
+        """How many times the model may have been replaced, as far as this process heard."""
+        return self._all_replaced + self._replaced.get(projection, 0)
 
     def _notify(self, projection: str) -> None:
         event = self._changed.pop(projection, None)
@@ -163,11 +177,13 @@ class FreshnessService:
                 return replace(fresh, lag_seconds=fresh.lag_seconds + time.monotonic() - known.at)
             return fresh
         generation = self._ledger_generation
-        fresh = await self._measure(projection)
-        self._measured[projection] = _Measured(fresh, generation, checkpoint, time.monotonic())
+        fresh, measured_at = await self._measure(projection)
+        self._measured[projection] = _Measured(fresh, generation, measured_at, time.monotonic())
         return fresh
 
-    async def _measure(self, projection: str) -> Freshness:
+    async def _measure(self, projection: str) -> tuple[Freshness, TxPosition]:
+        """The freshness, and the checkpoint it was measured against (the watcher's or the stored
+        one, whichever is further)."""
         # The announced checkpoint can be ahead of the stored one: a projector stores a
         # checkpoint that only events it ignores moved a little later (projections.runner).
         seen_tx, seen_pos = self._watcher.latest(projection)
@@ -179,16 +195,19 @@ class FreshnessService:
         }
         async with self._engine.connect() as conn:
             row = (await conn.execute(_FRESHNESS_SQL, params)).one()
+        against: TxPosition = (seen_tx, seen_pos)
         if row.stored_tx is not None:
             # What this measures must not be ahead of what the watcher knows: readers that key
             # answers on the watcher's checkpoint (kept search answers) report this freshness.
-            self._watcher.observe(projection, (int(row.stored_tx), int(row.stored_position)))
+            stored = (int(row.stored_tx), int(row.stored_position))
+            self._watcher.observe(projection, stored)
+            against = max(against, stored)
         head = int(row.head)
         covered = head if row.first_pending is None else int(row.first_pending) - 1
         lag_seconds = 0.0
         if row.oldest_pending is not None:
             lag_seconds = max(0.0, (row.now - row.oldest_pending).total_seconds())
-        return Freshness(
+        fresh = Freshness(
             projection=projection,
             position=covered,
             head_position=head,
@@ -196,6 +215,7 @@ class FreshnessService:
             lag_seconds=lag_seconds,
             updated_at=row.last_applied_at,
         )
+        return fresh, against
 
     async def wait_for(self, projection: str, position: int, timeout: float | None = None) -> None:
         """Return once ``projection`` has applied the event at ``position``; else StaleRead."""

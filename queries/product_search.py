@@ -204,12 +204,17 @@ def _fingerprint(request: SearchRequest) -> str:
         request.text.casefold(),
         sorted(request.brands),
         sorted(request.categories),
-        None if request.min_price is None else str(request.min_price),
-        None if request.max_price is None else str(request.max_price),
+        _plain(request.min_price),
+        _plain(request.max_price),
         request.in_stock_only,
         request.sort,
     ]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+
+
+def _plain(bound: Decimal | None) -> str | None:
+    """One spelling per value (``10``, ``10.0`` and ``10.00`` are one filter, so one search)."""
+    return None if bound is None else format(bound.normalize(), "f")
 
 
 def encode_cursor(fingerprint: str, sort_values: list[Any]) -> str:

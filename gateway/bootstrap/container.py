@@ -142,6 +142,9 @@ class Container:
     def _on_control(self, payload: str) -> None:
         if self.hurry.heard(payload):
             return
+        # A rebuild pauses the live projector and releases it after the swap, both with this
+        # notification: answers kept from the model (search answers) must not outlive the swap.
+        self.watcher.replaced(None if payload == RECONNECTED else payload)
         for runner in self.runners:
             if payload in (RECONNECTED, runner.name):
                 runner.control()

@@ -119,10 +119,10 @@ def demo_catalog(count: int = DEFAULT_COUNT, seed: int = DEFAULT_SEED) -> list[U
             for k, size in enumerate(sizes)
         )
         extra = rng.sample(SHARED_CATEGORIES, k=rng.choice((0, 1, 1, 2)))
-        description = (
-            f"The {title} is made with {rng.choice(FEATURES)} and {rng.choice(FEATURES)}. "
-            f"Part of our {category.lower()} range."
-        )
+        first, second = rng.choice(FEATURES), rng.choice(FEATURES)
+        if second == first:  # the next one instead; no extra draw, so the rest of the catalog stays
+            second = FEATURES[(FEATURES.index(first) + 1) % len(FEATURES)]
+        description = f"The {title} is made with {first} and {second}. Part of our {category.lower()} range."
         commands.append(
             UpsertProduct(
                 handle=handle,

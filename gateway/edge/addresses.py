@@ -8,6 +8,7 @@ forwarded client is then the peer, and not trusted) and covers any other ASGI se
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ FORWARDED_HEADER = "x-forwarded-for"
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Cached: every request parses its peer (and any forwarded hops), a handful of addresses.
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:

@@ -33,7 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from commands.events import money as money_events
 from commands.events.catalog import PRODUCT_EVENT_TYPES
 from commands.events.catalog import STREAM_TYPE as PRODUCT_STREAM
-from commands.events.inventory import INVENTORY_EVENT_TYPES
+from commands.events.inventory import (
+    INVENTORY_EVENT_TYPES,
+    ReservationCommitted,
+    StockReserved,
+    StockShipped,
+)
 from projections import carts, inventory, orders
 from queries.freshness import CheckpointWatcher, TxPosition
 
@@ -42,16 +47,30 @@ RESYNC_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Relevance:
-    """Which ledger rows change a read model: by stream type or by event type."""
+    """Which ledger rows change a read model: by stream type or by event type, less the rows
+    ``unless`` (an SQL condition on ``ledger_events``) says change nothing in it."""
 
     column: str
     values: tuple[str, ...]
+    unless: str | None = None
+
+
+# The search model writes a product's document for stock only when a stock bucket runs out or
+# gets stock (``projections/search/stock.py``, ``apply_stock``). Every stock event carries its
+# bucket's ``available`` after it; a reservation lowers it and a shipment keeps it (on hand and
+# reserved drop together), so such an event that leaves stock flips nothing: a purchase does
+# not change the catalog's version unless it empties a bucket. Any event that can raise
+# ``available`` (a set, an adjustment, a release, an expiry, a rebalance) stays relevant.
+_LOWERING_OR_KEEPING = sorted(cls.__name__ for cls in (StockReserved, ReservationCommitted, StockShipped))
+_STOCK_KEPT = f"type IN ({', '.join(map(repr, _LOWERING_OR_KEEPING))}) AND (data->>'available')::int > 0"
 
 
 # The filters the projectors apply (projections/*.py); a read model not listed changes with
 # every event (its version is its checkpoint).
 RELEVANT_EVENTS: dict[str, Relevance] = {
-    "search": Relevance("type", tuple(sorted(PRODUCT_EVENT_TYPES | INVENTORY_EVENT_TYPES))),
+    "search": Relevance(
+        "type", tuple(sorted(PRODUCT_EVENT_TYPES | INVENTORY_EVENT_TYPES)), unless=_STOCK_KEPT
+    ),
     "carts": Relevance("stream_type", (carts.STREAM_TYPE,)),
     "orders": Relevance("stream_type", (orders.STREAM_TYPE,)),
     "inventory": Relevance("stream_type", (inventory.STREAM_TYPE,)),
@@ -75,12 +94,18 @@ _LAST_RELEVANT = """
 SELECT tx_id::text::bigint AS tx, position FROM ledger_events
 WHERE (tx_id, position) > (CAST(CAST(:after_tx AS text) AS xid8), :after_position)
   AND (tx_id, position) <= (CAST(CAST(:upto_tx AS text) AS xid8), :upto_position)
-  AND {column} = ANY(:values)
+  AND {column} = ANY(:values) {unless}
 ORDER BY tx_id DESC, position DESC
 LIMIT 1
 """
 _QUERIES = {
-    name: text(_LAST_RELEVANT.format(column=relevance.column)) for name, relevance in RELEVANT_EVENTS.items()
+    name: text(
+        _LAST_RELEVANT.format(
+            column=relevance.column,
+            unless="" if relevance.unless is None else f"AND NOT ({relevance.unless})",
+        )
+    )
+    for name, relevance in RELEVANT_EVENTS.items()
 }
 _CHECKPOINTS = text("SELECT name, tx_id, position FROM projection_checkpoints")
 _EVENT_TX = text("SELECT tx_id::text::bigint FROM ledger_events WHERE position = :position")
@@ -106,6 +131,10 @@ class ReadModelVersions:
         """The version of each named read model now."""
         await self._sync_if_due()
         return {name: await self._version(name) for name in names}
+
+    def generation(self, name: str) -> int:
+        """Changes when the model may have been replaced by a rebuild (its version may not)."""
+        return self._watcher.generation(name)
 
     async def covers(self, names: Iterable[str], position: int) -> bool:
         """Whether every named read model has applied the event at ``position`` (False if none yet)."""

@@ -2,22 +2,24 @@
 
 Storefronts ask for the same few listings (a category, a brand filter, the first page of a
 query) far more often than the catalog changes, and the engine's answer is most of such a
-request's time. An answer is kept under every field of its ``SearchRequest`` (text, filters, sort,
-page size and cursor) and is valid while the search read model's
-version is the one it was fetched under (``ReadModelVersions``: the last ledger event that
-changed the model, so cart writes and orders do not count).
+request's time. An answer is kept under every field of its ``SearchRequest`` (text, filters,
+sort, page size and cursor) and is valid while the search model's version is the one it was
+fetched under: ``ReadModelVersions``, the last ledger event that changed a document (so cart
+writes, orders and purchases that empty no stock bucket do not count), and how many times the
+model may have been swapped for a rebuilt copy (a rebuild's control notifications say so).
 
-Why a kept answer is never older than a fresh one would be: the version is read before the
-engine is asked, and the engine holds at least what the checkpoint behind that version announced
-(the projector writes and refreshes the index before its checkpoint commits). A later request
-that finds the same version would get this answer, or one with changes the checkpoint does not
-yet announce, from the engine. Callers take the freshness they report *before* calling
-``search``; the freshness measurement feeds the watcher the stored checkpoint, so the version
-here is never behind the freshness the answer is reported with.
+Why a kept answer is never older than the freshness reported with it: the version is read
+before the engine is asked, and the engine holds at least what the checkpoint behind that
+version announced (the projector writes and refreshes the index before its checkpoint
+commits). Callers measure the freshness they report *before* calling ``search``, and the
+measurement tells the watcher the stored checkpoint, so the version looked up here is never
+behind it. Between a projector's commit and its announcement reaching this process (a
+notification, or the versions' resync within a second) an engine asked directly may already
+be newer, as it may be newer than any announced checkpoint.
 
 A version change drops every kept answer at once (they are all dead). ``MAX_AGE_SECONDS`` bounds
-what nothing announces: an index edited by hand, or rebuilt by a different projector version at
-the same checkpoint. Concurrent misses of one request each ask the engine (no coalescing).
+what nothing announces (an index edited by hand). Concurrent misses of one request each ask the
+engine (no coalescing).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from decimal import Decimal
 from prometheus_client import Counter
 
 from gateway.edge.read_model_versions import ReadModelVersions
+from projections.search.projector import NAME as SEARCH
 from queries.freshness import TxPosition
 from queries.products import ProductSearchPage, ProductService, SearchRequest
 
-SEARCH_MODEL = "search"
 MAX_AGE_SECONDS = 60.0
 
 SEARCH_ANSWERS = Counter(
@@ -46,8 +48,8 @@ _REQUEST_FIELDS = tuple(spec.name for spec in fields(SearchRequest))
 
 
 def request_key(request: SearchRequest) -> tuple[Hashable, ...]:
-    """Every field of the request, decimals by their text: ``10`` and ``10.00`` compare equal
-    but sign different cursors (``product_search._fingerprint``), so they are different keys."""
+    """Every field of the request, decimals by their text (a signalling NaN, refused by the
+    search, cannot be hashed; ``10`` and ``10.00`` are then two entries of one answer)."""
     return tuple(
         str(value) if isinstance(value, Decimal) else value
         for value in (getattr(request, name) for name in _REQUEST_FIELDS)
@@ -57,7 +59,7 @@ def request_key(request: SearchRequest) -> tuple[Hashable, ...]:
 @dataclass(frozen=True)
 class _Kept:
     page: ProductSearchPage
-    at: float
+    fetched_at: float
 
 
 class SearchAnswers:
@@ -77,7 +79,8 @@ class SearchAnswers:
         self._size = size
         self._max_age = max_age_seconds
         self._clock = clock
-        self._version: TxPosition | None = None
+        # The model's version and how many times it may have been replaced (a rebuild's swap).
+        self._version: tuple[TxPosition, int] | None = None
         self._kept: OrderedDict[tuple[Hashable, ...], _Kept] = OrderedDict()
         self._from_cache = SEARCH_ANSWERS.labels("cache")
         self._from_engine = SEARCH_ANSWERS.labels("engine")
@@ -89,13 +92,16 @@ class SearchAnswers:
         if self._size == 0:
             self._from_engine.inc()
             return await self._products.search(request)
-        version = (await self._versions.current((SEARCH_MODEL,)))[SEARCH_MODEL]
+        version = (
+            (await self._versions.current((SEARCH,)))[SEARCH],
+            self._versions.generation(SEARCH),
+        )
         if version != self._version:
             self._kept.clear()
             self._version = version
         key = request_key(request)
         kept = self._kept.get(key)
-        if kept is not None and self._clock() - kept.at < self._max_age:
+        if kept is not None and self._clock() - kept.fetched_at < self._max_age:
             self._kept.move_to_end(key)
             self._from_cache.inc()
             return kept.page

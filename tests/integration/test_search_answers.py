@@ -18,6 +18,8 @@ from gateway.edge.search_cache import SearchAnswers
 from queries.products import SearchRequest
 from tests.support.cart import GUEST
 from tests.support.catalog import CallCounter, product, upsert, variant
+from tests.support.inventory import new_order, reserve, set_stock
+from tests.support.waiting import eventually
 
 BRAND = "Kept"
 REQUEST = SearchRequest(brands=(BRAND,), first=5)
@@ -86,16 +88,15 @@ async def test_events_the_search_model_skips_keep_the_answers(
     assert searches(counter) == 1
 
 
-async def test_each_spelling_of_a_price_keeps_its_own_cursors(
+async def test_each_spelling_of_a_price_pages_the_same_search(
     catalog: Container, counter: CallCounter
 ) -> None:
-    """10 and 10.00 are equal decimals but sign different cursors: each must page its own search."""
+    """10 and 10.00 are one filter: a cursor from either pages the other (answers kept apart)."""
     search = answers(catalog)
-    for spelling in ("10", "10.00", "10", "10.00"):
-        request = SearchRequest(brands=(BRAND,), min_price=Decimal(spelling), first=1)
-        page = await search.search(request)
+    for spelling, other in (("10", "10.00"), ("10.00", "10"), ("10", "10.0"), ("10.00", "10")):
+        page = await search.search(SearchRequest(brands=(BRAND,), min_price=Decimal(spelling), first=1))
         rest = await catalog.services.products.search(
-            SearchRequest(brands=(BRAND,), min_price=Decimal(spelling), first=5, after=page.hits[0].cursor)
+            SearchRequest(brands=(BRAND,), min_price=Decimal(other), first=5, after=page.hits[0].cursor)
         )
         assert len(rest.hits) == 2
     assert searches(counter) == 2 + 4  # two spellings asked once each, plus the four direct pages
@@ -132,11 +133,37 @@ async def test_size_zero_asks_the_engine_every_time(catalog: Container, counter:
     assert searches(counter) == 3 and len(search) == 0
 
 
-async def test_a_rebuilt_model_drops_the_answers(catalog: Container, counter: CallCounter) -> None:
-    """A rebuild moves the checkpoint back (the watcher forgets it): the version changes, whatever
-    the new index holds."""
+async def test_a_rebuild_drops_the_answers(catalog: Container, counter: CallCounter) -> None:
+    """A rebuild swaps the index at the same version: its control notifications void the answers."""
     search = answers(catalog)
     await search.search(REQUEST)
-    catalog.watcher.reset("search")
+    generation = catalog.services.read_model_versions.generation("search")
+    await catalog.rebuilder.run(catalog.runner("search"))
+
+    async def heard() -> bool:
+        return catalog.services.read_model_versions.generation("search") > generation
+
+    await eventually(heard, message="the rebuild's control notification never arrived")
     await search.search(REQUEST)
-    assert searches(counter) == 2 and len(search) == 1
+    assert searches(counter) == 2
+    assert len(search) == 1
+
+
+async def test_purchases_that_leave_stock_keep_the_answers(catalog: Container, counter: CallCounter) -> None:
+    """The search model writes a document for stock only when a bucket runs out or gets stock."""
+    for i in range(3):
+        await set_stock(catalog, f"KEPT-{i}", 2)
+    await catalog.runner("search").catch_up()
+    search = answers(catalog)
+    await search.search(REQUEST)
+    await reserve(catalog, new_order(), [("KEPT-0", 1)])  # 1 left
+    await catalog.runner("search").catch_up()
+    await search.search(REQUEST)
+    assert searches(counter) == 1
+    await reserve(catalog, new_order(), [("KEPT-0", 1)])  # none left: KEPT-0 is out of stock
+    await catalog.runner("search").catch_up()
+    page = await search.search(SearchRequest(brands=(BRAND,), first=5, in_stock_only=True))
+    assert searches(counter) == 2
+    assert sorted(hit.product.handle for hit in page.hits) == ["kept-1", "kept-2"]
+    await search.search(REQUEST)
+    assert searches(counter) == 3  # dropped with the version, not served from before

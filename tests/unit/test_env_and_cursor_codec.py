@@ -23,8 +23,12 @@ def test_numbers_name_the_variable_when_wrong() -> None:
     read = EnvReader({"RATE": " 2.5 ", "COUNT": "3", "BLANK": " ", "BAD": "lots", "NEG": "-1"})
     assert read.real("RATE", 1.0) == 2.5 and read.integer("COUNT", 1) == 3
     assert read.integer("BLANK", 7) == 7 and read.real("UNSET", 0.5) == 0.5
-    with pytest.raises(InvalidVariable, match="BAD must be a number"):
+    with pytest.raises(InvalidVariable, match="BAD must be a whole number, not 'lots'"):
         read.integer("BAD", 1)
+    with pytest.raises(InvalidVariable, match=r"RATE must be a whole number, not '2\.5'"):
+        read.integer("RATE", 1)
+    with pytest.raises(InvalidVariable, match="BAD must be a number, not 'lots'"):
+        read.real("BAD", 1.0)
     with pytest.raises(InvalidVariable, match="NEG must not be negative"):
         read.integer("NEG", 1, non_negative=True)
     assert read.integer("NEG", 1) == -1
