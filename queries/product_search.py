@@ -214,7 +214,15 @@ def _fingerprint(request: SearchRequest) -> str:
 
 def _plain(bound: Decimal | None) -> str | None:
     """One spelling per value (``10``, ``10.0`` and ``10.00`` are one filter, so one search)."""
-    return None if bound is None else format(bound.normalize(), "f")
+    if bound is None:
+        return None
+    if bound == 0:
+        return "0"  # -0 too
+    normal = bound.normalize()
+    # Plain digits for any price a person writes; a value only an exponent can write (1E-999999)
+    # keeps it, rather than spelling out a million zeros on the event loop.
+    exponent = normal.as_tuple().exponent
+    return format(normal, "f") if isinstance(exponent, int) and exponent >= -28 else str(normal)
 
 
 def encode_cursor(fingerprint: str, sort_values: list[Any]) -> str:

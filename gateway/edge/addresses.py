@@ -19,8 +19,17 @@ FORWARDED_HEADER = "x-forwarded-for"
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@functools.lru_cache(maxsize=4096)
+# Longer than any address (an IPv6 one with a zone index included): refused before the cache,
+# so a client's header cannot fill it with long keys.
+MAX_ADDRESS_LENGTH = 100
+
+
 def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return None if len(value) > MAX_ADDRESS_LENGTH else _parsed(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     # Cached: every request parses its peer (and any forwarded hops), a handful of addresses.
     try:
         return ipaddress.ip_address(value.strip())

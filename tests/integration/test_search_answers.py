@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from commands.inventory import reservations
 from commands.messages.cart import CreateCart
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
@@ -18,7 +19,7 @@ from gateway.edge.search_cache import SearchAnswers
 from queries.products import SearchRequest
 from tests.support.cart import GUEST
 from tests.support.catalog import CallCounter, product, upsert, variant
-from tests.support.inventory import new_order, reserve, set_stock
+from tests.support.inventory import in_uow, new_order, reserve, set_stock
 from tests.support.waiting import eventually
 
 BRAND = "Kept"
@@ -167,3 +168,19 @@ async def test_purchases_that_leave_stock_keep_the_answers(catalog: Container, c
     assert sorted(hit.product.handle for hit in page.hits) == ["kept-1", "kept-2"]
     await search.search(REQUEST)
     assert searches(counter) == 3  # dropped with the version, not served from before
+
+
+async def test_stock_given_back_to_an_empty_bucket_drops_the_answers(
+    catalog: Container, counter: CallCounter
+) -> None:
+    await set_stock(catalog, "KEPT-0", 1)
+    order = new_order()
+    await reserve(catalog, order, [("KEPT-0", 1)])  # none left
+    await catalog.runner("search").catch_up()
+    search = answers(catalog)
+    in_stock = SearchRequest(brands=(BRAND,), first=5, in_stock_only=True)
+    assert "kept-0" not in [hit.product.handle for hit in (await search.search(in_stock)).hits]
+    await in_uow(catalog, lambda uow: reservations.release(uow, order, reason="cancelled"))
+    await catalog.runner("search").catch_up()
+    assert "kept-0" in [hit.product.handle for hit in (await search.search(in_stock)).hits]
+    assert searches(counter) == 2

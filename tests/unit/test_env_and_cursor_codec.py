@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 
 import pytest
 
 from gateway.bootstrap.settings import ConfigurationError, Settings
 from gateway.environment import EnvReader, InvalidVariable
 from queries import cursors
+from queries.product_search import SearchRequest, _plain, build_search
 
 
 def test_flags_keep_their_default_unless_the_value_names_the_other_answer() -> None:
@@ -67,3 +69,20 @@ def test_cursors_handed_out_with_escaped_text_still_decode() -> None:
     )
     assert before != cursors.encode(payload)  # escapes then, UTF-8 now
     assert cursors.decode(before) == cursors.decode(cursors.encode(payload)) == payload
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("10", "10.00"), ("10", "1E+1"), ("0", "-0"), ("0", "0.000"), ("12.5", "12.50")]
+)
+def test_a_price_bound_signs_one_search_however_it_is_written(one: str, other: str) -> None:
+    def fingerprint(bound: str) -> str:
+        return build_search(SearchRequest(min_price=Decimal(bound))).fingerprint
+
+    assert fingerprint(one) == fingerprint(other)
+    assert fingerprint(one) != fingerprint("10.01")
+
+
+def test_a_bound_only_an_exponent_can_write_is_not_spelled_out() -> None:
+    # A plain spelling of 1E-999999 would be a million characters, built on the event loop.
+    assert _plain(Decimal("1E-999999")) == "1E-999999"
+    assert _plain(Decimal("0.0000001")) == "0.0000001" and _plain(None) is None
