@@ -18,12 +18,13 @@ notification, or the versions' resync within a second) an engine asked directly 
 be newer, as it may be newer than any announced checkpoint.
 
 A version change drops every kept answer at once (they are all dead). ``MAX_AGE_SECONDS`` bounds
-what nothing announces (an index edited by hand). Concurrent misses of one request each ask the
-engine (no coalescing).
+what nothing announces (an index edited by hand). Concurrent misses of one search under one
+version share one engine call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -45,9 +46,12 @@ SEARCH_ANSWERS = Counter(
 
 
 _REQUEST_FIELDS = tuple(spec.name for spec in fields(SearchRequest))
+# The model's version and how many times it may have been replaced (a rebuild's swap).
+_Version = tuple[TxPosition, int]
+_Key = tuple[Hashable, ...]
 
 
-def request_key(request: SearchRequest) -> tuple[Hashable, ...]:
+def request_key(request: SearchRequest) -> _Key:
     """Every field of the request, decimals by their text (a signalling NaN, refused by the
     search, cannot be hashed; ``10`` and ``10.00`` are then two entries of one answer)."""
     return tuple(
@@ -79,11 +83,12 @@ class SearchAnswers:
         self._size = size
         self._max_age = max_age_seconds
         self._clock = clock
-        # The model's version and how many times it may have been replaced (a rebuild's swap).
-        self._version: tuple[TxPosition, int] | None = None
-        self._kept: OrderedDict[tuple[Hashable, ...], _Kept] = OrderedDict()
+        self._version: _Version | None = None
+        self._kept: OrderedDict[_Key, _Kept] = OrderedDict()
         self._from_cache = SEARCH_ANSWERS.labels("cache")
         self._from_engine = SEARCH_ANSWERS.labels("engine")
+        self._shared = SEARCH_ANSWERS.labels("shared")
+        self._fetching: dict[tuple[_Version, _Key], asyncio.Future[ProductSearchPage]] = {}
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -105,6 +110,20 @@ class SearchAnswers:
             self._kept.move_to_end(key)
             self._from_cache.inc()
             return kept.page
+        # Requests that miss together on one search under one version share one engine call
+        # (a popular listing right after a catalog change); shielded, so a waiter that goes
+        # away does not cancel it for the others.
+        flight = (version, key)
+        fetching = self._fetching.get(flight)
+        if fetching is None:
+            fetching = asyncio.ensure_future(self._fetch(request, version, key))
+            self._fetching[flight] = fetching
+            fetching.add_done_callback(lambda done: self._landed(flight, done))
+        else:
+            self._shared.inc()
+        return await asyncio.shield(fetching)
+
+    async def _fetch(self, request: SearchRequest, version: _Version, key: _Key) -> ProductSearchPage:
         fetched_at = self._clock()
         page = await self._products.search(request)
         self._from_engine.inc()
@@ -116,3 +135,12 @@ class SearchAnswers:
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
         return page
+
+    def _landed(
+        self,
+        flight: tuple[_Version, _Key],
+        done: asyncio.Future[ProductSearchPage],
+    ) -> None:
+        self._fetching.pop(flight, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away

@@ -5,9 +5,11 @@ Real engine, real ledger and projectors; the engine's requests are counted at it
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -184,3 +186,41 @@ async def test_stock_given_back_to_an_empty_bucket_drops_the_answers(
     await catalog.runner("search").catch_up()
     assert "kept-0" in [hit.product.handle for hit in (await search.search(in_stock)).hits]
     assert searches(counter) == 2
+
+
+async def test_requests_that_miss_together_share_one_engine_call(
+    catalog: Container, counter: CallCounter
+) -> None:
+    search = answers(catalog)
+    pages = await asyncio.gather(*(search.search(REQUEST) for _ in range(10)))
+    assert searches(counter) == 1
+    assert all(page is pages[0] for page in pages)
+
+
+async def test_a_waiter_that_goes_away_leaves_the_shared_call_to_the_others(
+    catalog: Container, counter: CallCounter
+) -> None:
+    # The engine's client is held at its transport until both requests wait on the one call.
+    asked, go = asyncio.Event(), asyncio.Event()
+    transport = catalog.search.transport
+    counting = transport.perform_request
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        asked.set()
+        await go.wait()
+        return await counting(*args, **kwargs)
+
+    transport.perform_request = held  # type: ignore[method-assign]
+    try:
+        search = answers(catalog)
+        first = asyncio.create_task(search.search(REQUEST))
+        await asyncio.wait_for(asked.wait(), 5)
+        second = asyncio.create_task(search.search(REQUEST))
+        await asyncio.sleep(0.05)  # the second joins the call in flight
+        first.cancel()
+        go.set()
+        page = await second
+    finally:
+        transport.perform_request = counting  # type: ignore[method-assign]
+    assert first.cancelled() and page.hits and searches(counter) == 1
+    assert (await search.search(REQUEST)) is page  # kept, though its first asker left
