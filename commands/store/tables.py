@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from commands.events.catalog_changes import CATALOG_CHANGES
+
 metadata = MetaData()
 
 ledger_events = Table(
@@ -51,6 +53,8 @@ ledger_events = Table(
     UniqueConstraint("stream_id", "stream_version", name="ledger_events_stream_version_key"),
     Index("ledger_events_tx_order", "tx_id", "position"),
     Index("ledger_events_stream_type", "stream_type", "position"),
+    # The last change to what the catalog shows, in one probe (the search model's version).
+    Index("ledger_events_catalog_changes", "tx_id", "position", postgresql_where=CATALOG_CHANGES),
 )
 
 catalog_products = Table(

@@ -31,14 +31,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.events import money as money_events
-from commands.events.catalog import PRODUCT_EVENT_TYPES
 from commands.events.catalog import STREAM_TYPE as PRODUCT_STREAM
-from commands.events.inventory import (
-    INVENTORY_EVENT_TYPES,
-    ReservationCommitted,
-    StockReserved,
-    StockShipped,
-)
+from commands.events.catalog_changes import CATALOG_CHANGE_TYPES, STOCK_KEPT, rows_where
 from projections import carts, inventory, orders
 from queries.freshness import CheckpointWatcher, TxPosition
 
@@ -54,23 +48,17 @@ class Relevance:
     values: tuple[str, ...]
     unless: str | None = None
 
-
-# The search model writes a product's document for stock only when a stock bucket runs out or
-# gets stock (``projections/search/stock.py``, ``apply_stock``). Every stock event carries its
-# bucket's ``available`` after it; a reservation lowers it and a shipment keeps it (on hand and
-# reserved drop together), so such an event that leaves stock flips nothing: a purchase does
-# not change the catalog's version unless it empties a bucket. Any event that can raise
-# ``available`` (a set, an adjustment, a release, an expiry, a rebalance) stays relevant.
-_LOWERING_OR_KEEPING = sorted(cls.__name__ for cls in (StockReserved, ReservationCommitted, StockShipped))
-_STOCK_KEPT = f"type IN ({', '.join(map(repr, _LOWERING_OR_KEEPING))}) AND (data->>'available')::int > 0"
+    @property
+    def where(self) -> str:
+        return rows_where(self.column, self.values, self.unless)
 
 
 # The filters the projectors apply (projections/*.py); a read model not listed changes with
-# every event (its version is its checkpoint).
+# every event (its version is its checkpoint). The search model's is the catalog's changes
+# (``commands/events/catalog_changes.py``: purchases that leave stock change no document),
+# spelled as its partial index is, so the last one is one index probe.
 RELEVANT_EVENTS: dict[str, Relevance] = {
-    "search": Relevance(
-        "type", tuple(sorted(PRODUCT_EVENT_TYPES | INVENTORY_EVENT_TYPES)), unless=_STOCK_KEPT
-    ),
+    "search": Relevance("type", CATALOG_CHANGE_TYPES, unless=STOCK_KEPT),
     "carts": Relevance("stream_type", (carts.STREAM_TYPE,)),
     "orders": Relevance("stream_type", (orders.STREAM_TYPE,)),
     "inventory": Relevance("stream_type", (inventory.STREAM_TYPE,)),
@@ -89,23 +77,16 @@ RELEVANT_EVENTS: dict[str, Relevance] = {
         ),
     ),
 }
-
 _LAST_RELEVANT = """
 SELECT tx_id::text::bigint AS tx, position FROM ledger_events
 WHERE (tx_id, position) > (CAST(CAST(:after_tx AS text) AS xid8), :after_position)
   AND (tx_id, position) <= (CAST(CAST(:upto_tx AS text) AS xid8), :upto_position)
-  AND {column} = ANY(:values) {unless}
+  AND {where}
 ORDER BY tx_id DESC, position DESC
 LIMIT 1
 """
 _QUERIES = {
-    name: text(
-        _LAST_RELEVANT.format(
-            column=relevance.column,
-            unless="" if relevance.unless is None else f"AND NOT ({relevance.unless})",
-        )
-    )
-    for name, relevance in RELEVANT_EVENTS.items()
+    name: text(_LAST_RELEVANT.format(where=relevance.where)) for name, relevance in RELEVANT_EVENTS.items()
 }
 _CHECKPOINTS = text("SELECT name, tx_id, position FROM projection_checkpoints")
 _EVENT_TX = text("SELECT tx_id::text::bigint FROM ledger_events WHERE position = :position")
@@ -183,7 +164,6 @@ class ReadModelVersions:
                             "after_position": since[1],
                             "upto_tx": str(checkpoint[0]),
                             "upto_position": checkpoint[1],
-                            "values": list(RELEVANT_EVENTS[name].values),
                         },
                     )
                 ).first()

@@ -12,11 +12,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from commands.inventory import reservations
 from commands.messages.cart import CreateCart
 from commands.store.unit_of_work import MessageMetadata
 from gateway.bootstrap.container import Container
+from gateway.edge.read_model_versions import _QUERIES
 from gateway.edge.search_cache import SearchAnswers
 from queries.products import SearchRequest
 from tests.support.cart import GUEST
@@ -224,3 +226,16 @@ async def test_a_waiter_that_goes_away_leaves_the_shared_call_to_the_others(
         transport.perform_request = counting  # type: ignore[method-assign]
     assert first.cancelled() and page.hits and searches(counter) == 1
     assert (await search.search(REQUEST)) is page  # kept, though its first asker left
+
+
+async def test_the_search_models_version_is_one_probe_of_its_partial_index(catalog: Container) -> None:
+    """Found through ``ledger_events_catalog_changes`` however many purchases came after it."""
+    async with catalog.engine.connect() as conn:
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = (
+            await conn.execute(
+                text(f"EXPLAIN {_QUERIES['search'].text}"),
+                {"after_tx": "0", "after_position": 0, "upto_tx": "999999999", "upto_position": 10**9},
+            )
+        ).scalars()
+        assert "ledger_events_catalog_changes" in "\n".join(plan)

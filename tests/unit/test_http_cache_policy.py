@@ -5,6 +5,9 @@ from __future__ import annotations
 from graphql import GraphQLSchema, OperationDefinitionNode, parse
 from starlette.responses import Response
 
+from commands.events.catalog import PRODUCT_EVENT_TYPES
+from commands.events.catalog_changes import CATALOG_CHANGES
+from commands.events.inventory import INVENTORY_EVENT_TYPES
 from gateway.edge.auth import ANONYMOUS, Principal
 from gateway.edge.cache_policy import (
     CARTS,
@@ -142,6 +145,9 @@ def test_cache_control_headers() -> None:
 
 def test_read_model_relevance_matches_the_projectors() -> None:
     assert set(RELEVANT_EVENTS["pricing"].values) == pricing._STREAM_TYPES
+    # Spelled as the partial index is, or PostgreSQL cannot use it for the search model's version.
+    assert RELEVANT_EVENTS["search"].where == CATALOG_CHANGES
+    assert set(RELEVANT_EVENTS["search"].values) == PRODUCT_EVENT_TYPES | INVENTORY_EVENT_TYPES  # its `wants`
 
 
 def test_a_consistent_with_variable_that_is_not_a_position_waits_for_nothing() -> None:
