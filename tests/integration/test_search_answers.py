@@ -9,7 +9,6 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -202,28 +201,19 @@ async def test_requests_that_miss_together_share_one_engine_call(
 async def test_a_waiter_that_goes_away_leaves_the_shared_call_to_the_others(
     catalog: Container, counter: CallCounter
 ) -> None:
-    # The engine's client is held at its transport until both requests wait on the one call.
-    asked, go = asyncio.Event(), asyncio.Event()
-    transport = catalog.search.transport
-    counting = transport.perform_request
+    counter.hold = asyncio.Event()  # the engine's client waits until both requests wait on its call
 
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        asked.set()
-        await go.wait()
-        return await counting(*args, **kwargs)
+    async def asked() -> bool:
+        return searches(counter) == 1
 
-    transport.perform_request = held  # type: ignore[method-assign]
-    try:
-        search = answers(catalog)
-        first = asyncio.create_task(search.search(REQUEST))
-        await asyncio.wait_for(asked.wait(), 5)
-        second = asyncio.create_task(search.search(REQUEST))
-        await asyncio.sleep(0.05)  # the second joins the call in flight
-        first.cancel()
-        go.set()
-        page = await second
-    finally:
-        transport.perform_request = counting  # type: ignore[method-assign]
+    search = answers(catalog)
+    first = asyncio.create_task(search.search(REQUEST))
+    await eventually(asked, message="the engine was never asked")
+    second = asyncio.create_task(search.search(REQUEST))
+    await asyncio.sleep(0.05)  # the second joins the call in flight
+    first.cancel()
+    counter.hold.set()
+    page = await second
     assert first.cancelled() and page.hits and searches(counter) == 1
     assert (await search.search(REQUEST)) is page  # kept, though its first asker left
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,11 +77,15 @@ class CallCounter:
 
     def __init__(self, client: AsyncElasticsearch) -> None:
         self.paths: list[str] = []
+        # Set to hold every request, once counted, until it is set (a call kept in flight).
+        self.hold: asyncio.Event | None = None
         transport = client.transport
         original = transport.perform_request
 
         async def counting(method: str, target: str, *args: Any, **kwargs: Any) -> Any:
             self.paths.append(f"{method} {target.split('?')[0]}")
+            if self.hold is not None:
+                await self.hold.wait()
             return await original(method, target, *args, **kwargs)
 
         self._transport = transport
