@@ -102,10 +102,9 @@ async def compensation(uow: UnitOfWork, order: Order) -> Attempt | None:
 
 
 async def _free_cart(uow: UnitOfWork, order: Order) -> None:
-    """The order no longer awaits payment: its cart may be checked out again (if still ACTIVE)."""
-    await (await asyncpg_of(uow.conn)).execute(
-        "DELETE FROM checkout_carts WHERE order_id = $1", uuid.UUID(order.order_id)
-    )
+    """The order no longer awaits payment: its cart may be checked out again (if still ACTIVE).
+    Nothing after it in the settlement reads the claim: written with the COMMIT."""
+    uow.write_at_commit("DELETE FROM checkout_carts WHERE order_id = $1", uuid.UUID(order.order_id))
 
 
 async def _close_cart(uow: UnitOfWork, order: Order) -> None:

@@ -166,7 +166,8 @@ class PaymentSettlement:
                     return repeated
         async with (
             self._tracked(key if receipt is None else None),
-            UnitOfWork(self.connections, metadata) as uow,
+            # Urgent: it completes an order whose stock is held (commands.store.connections).
+            UnitOfWork(self.connections, metadata, urgent=True) as uow,
         ):
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)

@@ -205,7 +205,7 @@ async def check_out_cart(uow: UnitOfWork, cart_id: str, order_id: str, expected_
     domain.check_version(cart, expected_version)
     event: CartCheckedOut = domain.check_out(cart, order_id)
     await _append(uow, cart, [event], expected_version)
-    await _touch(uow.conn, cart_id, status=domain.CHECKED_OUT)
+    uow.write_at_commit(_TOUCH, cart_id, domain.CHECKED_OUT, None, None)
     return domain.evolve(cart, event)
 
 
@@ -283,15 +283,14 @@ async def _touch(
     merged_into: str | None = None,
 ) -> None:
     """Bump the cart's row; a None change keeps the column as it is."""
-    await (await asyncpg_of(conn)).execute(
-        "UPDATE customer_carts SET updated_at = now(), status = coalesce($2, status), "
-        "customer_id = coalesce($3, customer_id), merged_into = coalesce($4, merged_into) "
-        "WHERE cart_id = $1",
-        cart_id,
-        status,
-        customer_id,
-        merged_into,
-    )
+    await (await asyncpg_of(conn)).execute(_TOUCH, cart_id, status, customer_id, merged_into)
+
+
+_TOUCH = (
+    "UPDATE customer_carts SET updated_at = now(), status = coalesce($2, status), "
+    "customer_id = coalesce($3, customer_id), merged_into = coalesce($4, merged_into) "
+    "WHERE cart_id = $1"
+)
 
 
 async def _active_cart_of(conn: AsyncConnection, customer_id: str, *, excluding: str) -> str | None:

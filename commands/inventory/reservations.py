@@ -212,9 +212,10 @@ async def commit(uow: UnitOfWork, order_id: str) -> None:
     streams: the order's confirmation, in the same transaction, is the record. A purchase so
     locks a SKU's row once, when it reserves.
     """
-    # One statement locks and marks them (a sweeper holding one is waited for, and its
-    # expiry then leaves that row out: the status is checked again once the lock is had).
-    await (await asyncpg_of(uow.conn)).execute(
+    # Written with the COMMIT (commands.store.writes_at_commit): the caller holds the order's
+    # lock, which every other writer of its reservations takes first (the lease sweep included),
+    # so no other transaction holds these rows, and nothing after this reads them.
+    uow.write_at_commit(
         "UPDATE inventory_reservations SET status = $1, expires_at = NULL, updated_at = now() "
         "WHERE order_id = $2 AND status = $3",
         COMMITTED,

@@ -1,4 +1,5 @@
-"""Connections for units of work, kept checked out of the engine's pool between them.
+"""Connections for units of work: a fixed number kept out of the engine's pool, handed out in
+the order units of work asked for them.
 
 Opening a unit of work through SQLAlchemy (pool checkout, ``begin``, ``commit``, return) cost
 about 0.45 ms of CPU more than the same transaction on an asyncpg connection already in hand,
@@ -8,21 +9,41 @@ work, and the transaction is begun and ended on the driver (``commands.store.dri
 SQLAlchemy's per-transaction work is skipped; statements written with SQLAlchemy still run on
 the same connection, in the same transaction.
 
-Up to ``keep`` connections are kept; beyond that a unit of work borrows one from the pool and
-returns it, so nothing here ever waits for a connection (a unit of work that opens another
-inside it cannot deadlock on this), and the engine's pool limits stay the only limits.
+At most ``keep`` connections are opened and kept. When all are in use, a unit of work waits for
+one, first come first served: a connection given back goes to the longest waiter, never to a
+newcomer. Units of work marked ``urgent`` (the settlement of a payment, which completes an
+order whose stock is already held) are served before the others waiting: work in progress
+finishes before new work starts. (Connections used to be borrowed from the pool past a smaller
+kept number, and a kept one given back went to whoever asked next: under a flash sale, with the
+pool exhausted, pool waiters were passed over again and again while newcomers took the kept
+ones, and one unit of work in ten waited 0.4 s or more for a connection; see
+``docs/scaling.md`` section 9.)
+
+A task that already holds one of these and opens another unit of work (nested) borrows from the
+pool instead, as does every unit of work when ``keep`` is 0: waiting in turn while holding a
+connection could wait forever for itself. The engine's pool keeps its own limit for the rest of
+the process (reads, projectors, claims), so it should be larger than ``keep``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from collections import deque
 from collections.abc import Callable
 
+from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store import driver
 from commands.store.driver import discard
 
-DEFAULT_KEEP = 16
+DEFAULT_KEEP = 20
+# How long a unit of work waits for its turn, as SQLAlchemy's pool waits for a connection.
+WAIT_SECONDS = 30.0
+
+# Whether the running task holds a kept connection (a context variable: per task).
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_a_command_connection", default=False)
 
 
 class CommandConnections:
@@ -32,13 +53,19 @@ class CommandConnections:
         *,
         keep: int = DEFAULT_KEEP,
         on_commit: Callable[[], None] | None = None,
+        wait_seconds: float = WAIT_SECONDS,
     ) -> None:
         self.engine = engine
         self._keep = keep
+        self._wait_seconds = wait_seconds
         # Told after a unit of work that appended to the ledger commits (freshness measures anew).
         self.on_commit = on_commit
         self._idle: list[AsyncConnection] = []
         self._kept: set[AsyncConnection] = set()
+        self._opening = 0
+        # Each waiter is handed a connection, or None: a slot is free, open one. Urgent ones first.
+        self._urgent: deque[asyncio.Future[AsyncConnection | None]] = deque()
+        self._waiting: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._closed = False
 
     @classmethod
@@ -51,33 +78,51 @@ class CommandConnections:
     def kept(self) -> int:
         return len(self._kept)
 
-    async def take(self, *, fresh: bool = False) -> AsyncConnection:
-        """A kept idle connection, or (``fresh``: always) one from the pool."""
-        while self._idle and not fresh:
-            conn = self._idle.pop()
-            if driver.session_idle(conn):
-                return conn
-            # Its session went away while it waited (a restart, an idle timeout): replaced by
-            # one from the pool, whose checkout replaces closed sessions too.
-            self._kept.discard(conn)
-            await discard(conn)
-        conn = await self.engine.connect()
-        if not self._closed and len(self._kept) < self._keep:
-            self._kept.add(conn)
+    @property
+    def waiting(self) -> int:
+        return _pending(self._urgent) + _pending(self._waiting)
+
+    async def take(self, *, fresh: bool = False, urgent: bool = False) -> AsyncConnection:
+        """A kept connection (``fresh``: not one that sat idle), in turn (``urgent``: ahead of
+        those not urgent); borrowed from the pool when nested in another or when keeping none."""
+        if self._keep == 0 or self._closed or _holding.get():
+            return await self.engine.connect()
+        ahead = _pending(self._urgent) if urgent else self.waiting
+        conn = None if fresh or ahead else await self._live_idle()
+        while conn is None:
+            if not ahead and len(self._kept) + self._opening < self._keep:
+                conn = await self._open()
+                break
+            handed = await self._wait_turn(self._urgent if urgent else self._waiting)
+            ahead = 0
+            if self._closed and handed is None:
+                return await self.engine.connect()
+            if handed is not None:
+                conn = handed
+            elif len(self._kept) + self._opening < self._keep:
+                conn = await self._open()  # the slot freed for this waiter
+        _holding.set(True)
         return conn
 
     async def give_back(self, conn: AsyncConnection, *, broken: bool = False) -> None:
         """``broken``: a statement failed or was cancelled in a way that may leave the session
         anywhere; the connection is discarded and its slot reconnects."""
-        kept = conn in self._kept
+        if conn not in self._kept:  # borrowed from the pool
+            if broken or conn.invalidated or conn.closed or not driver.session_idle(conn):
+                await discard(conn)
+            else:
+                await conn.close()
+            return
+        _holding.set(False)
         if broken or conn.invalidated or conn.closed or not driver.session_idle(conn):
             self._kept.discard(conn)
+            self._hand_over(None)
             await discard(conn)
-        elif kept and not self._closed:
-            self._idle.append(conn)
-        else:
+        elif self._closed:
             self._kept.discard(conn)
             await conn.close()
+        else:
+            self._hand_over(conn)
 
     async def drop_idle(self) -> None:
         """Discard the idle kept connections (one of them was found dead: the others likely are)."""
@@ -87,10 +132,74 @@ class CommandConnections:
     async def close(self) -> None:
         """Return the idle kept connections to the pool; those in use go back when released."""
         self._closed = True
+        for queue in (self._urgent, self._waiting):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
         for conn in self._forget_idle():
             await conn.close()
+
+    async def _live_idle(self) -> AsyncConnection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if driver.session_idle(conn):
+                return conn
+            # Its session went away while it waited (a restart, an idle timeout): its slot is
+            # reopened from the pool, whose checkout replaces closed sessions too.
+            self._kept.discard(conn)
+            await discard(conn)
+        return None
+
+    async def _open(self) -> AsyncConnection:
+        self._opening += 1
+        try:
+            conn = await self.engine.connect()
+        except BaseException:
+            self._hand_over(None)  # the slot is free again for the next waiter
+            raise
+        finally:
+            self._opening -= 1
+        self._kept.add(conn)
+        return conn
+
+    async def _wait_turn(
+        self, queue: deque[asyncio.Future[AsyncConnection | None]]
+    ) -> AsyncConnection | None:
+        waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
+        queue.append(waiter)
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                return await waiter
+        except BaseException as error:
+            if waiter.done() and not waiter.cancelled():
+                # Handed one just as this waiter was cancelled: it goes to the next in line.
+                self._hand_over(waiter.result())
+            if isinstance(error, TimeoutError):
+                raise exc.TimeoutError(
+                    f"no command connection free within {self._wait_seconds:g} s ({self._keep} in use)"
+                ) from None
+            raise
+
+    def _hand_over(self, conn: AsyncConnection | None) -> None:
+        """To the longest urgent waiter, else the longest waiter; else ``conn`` waits idle (None: a
+        freed slot nobody waits for)."""
+        for queue in (self._urgent, self._waiting):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(conn)
+                    return
+        if conn is not None:
+            self._idle.append(conn)
 
     def _forget_idle(self) -> list[AsyncConnection]:
         idle, self._idle = self._idle, []
         self._kept.difference_update(idle)
+        for _ in idle:
+            self._hand_over(None)
         return idle
+
+
+def _pending(queue: deque[asyncio.Future[AsyncConnection | None]]) -> int:
+    return sum(1 for waiter in queue if not waiter.done())

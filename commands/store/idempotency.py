@@ -217,14 +217,19 @@ async def record_progress(
 
 async def complete(conn: AsyncConnection, claimed: Claim, response: Mapping[str, Any]) -> None:
     """Inside the last phase's transaction: store the response every retry will get."""
-    await (await asyncpg_of(conn)).execute(
-        "UPDATE idempotency_keys SET state = 'completed', recovery_point = 'finished', "
-        "response = $3::text::jsonb, locked_until = NULL, updated_at = now() "
-        "WHERE scope = $1 AND key = $2",
-        claimed.scope,
-        claimed.key,
-        json.dumps(response, default=str),
-    )
+    await (await asyncpg_of(conn)).execute(*completion(claimed, response))
+
+
+def completion(claimed: Claim, response: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """The statement (and its arguments) that stores the response every retry will get."""
+    return _COMPLETE, claimed.scope, claimed.key, json.dumps(response, default=str)
+
+
+_COMPLETE = (
+    "UPDATE idempotency_keys SET state = 'completed', recovery_point = 'finished', "
+    "response = $3::text::jsonb, locked_until = NULL, updated_at = now() "
+    "WHERE scope = $1 AND key = $2"
+)
 
 
 async def abandon(engine: AsyncEngine, claimed: Claim) -> None:

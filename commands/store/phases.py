@@ -103,5 +103,7 @@ class Phases:
         self._key.pending = False
 
     async def finish(self, uow: UnitOfWork, outcome: Outcome) -> None:
-        """Inside the last phase's transaction: store the outcome every retry will get."""
-        await idempotency.store_outcome(uow.conn, self._key, outcome)
+        """Inside the last phase's transaction: store the outcome every retry will get (written
+        with the COMMIT: nothing in the phase reads it back)."""
+        uow.write_at_commit(*idempotency.completion(self._key.claim, outcome.to_json()))
+        self._key.completed = True

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
-from commands.store import driver
+from commands.store import driver, writes_at_commit
 from commands.store.connections import CommandConnections
 from commands.store.ledger import reader, writer
 from commands.store.ledger.reader import RecordedEvent
@@ -41,17 +41,22 @@ class UnitOfWork:
     """One transaction; commit makes appends and table writes visible together.
 
     ``source``: kept connections (``CommandConnections``, the hot paths), or an engine to borrow
-    a connection from for this unit of work alone.
+    a connection from for this unit of work alone. ``urgent``: it finishes work in progress, and
+    is served before others waiting for a kept connection.
     """
 
-    def __init__(self, source: AsyncEngine | CommandConnections, metadata: MessageMetadata) -> None:
+    def __init__(
+        self, source: AsyncEngine | CommandConnections, metadata: MessageMetadata, *, urgent: bool = False
+    ) -> None:
         self._connections = CommandConnections.of(source)
+        self._urgent = urgent
         self.metadata = metadata
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
         self.committed = False
         self._commit_failed = False
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self._writes_at_commit: list[tuple[str, tuple[Any, ...]]] = []
 
     @property
     def conn(self) -> AsyncConnection:
@@ -68,7 +73,7 @@ class UnitOfWork:
         # A kept connection may have died while idle (a database restart, and then the other idle
         # ones with it): one more try, on a connection fresh from the pool, before the command fails.
         for fresh in (False, True):
-            conn = await self._connections.take(fresh=fresh)
+            conn = await self._connections.take(fresh=fresh, urgent=self._urgent)
             try:
                 await driver.begin(conn)
             except BaseException as error:
@@ -144,9 +149,18 @@ class UnitOfWork:
         """Run ``step`` inside the transaction just before it commits."""
         self._before_commit.append(step)
 
+    def write_at_commit(self, statement: str, *args: Any) -> None:
+        """A write sent with the others like it in one statement just before the COMMIT; only
+        for what ``commands.store.writes_at_commit`` allows (nothing reads it back)."""
+        self._writes_at_commit.append((statement, args))
+
     async def commit(self) -> None:
         for step in self._before_commit:
             await step()
+        if self._writes_at_commit:
+            statement, args = writes_at_commit.combined(self._writes_at_commit)
+            self._writes_at_commit = []
+            await (await driver.asyncpg_of(self.conn)).execute(statement, *args)
         # The appends announced themselves (once per transaction: commands.store.ledger.writer).
         try:
             await driver.commit(self.conn)

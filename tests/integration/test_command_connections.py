@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import Context
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -122,29 +124,151 @@ async def test_a_failed_sqlalchemy_statement_makes_commit_refuse(
     assert await _version(container, stream) == 1
 
 
-async def test_beyond_the_kept_number_units_borrow_from_the_pool(
-    container: Container, connections: CommandConnections
+@pytest.mark.parametrize("keep", [1, 2])
+async def test_beyond_the_kept_number_units_of_work_wait_and_are_served_in_turn(
+    container: Container, keep: int
 ) -> None:
+    """Six units of work on one or two connections: never more open at once, none borrowed
+    from the pool, all committed; on one connection, each served in the order it asked."""
+    connections = CommandConnections(container.engine, keep=keep)
     streams = [f"thing-{uuid.uuid4()}" for _ in range(6)]
-    opened: list[str] = []
-    all_open, go = asyncio.Event(), asyncio.Event()
+    served: list[int] = []
+    most_open = 0
+    open_now = 0
 
-    async def one(stream: str) -> None:
+    async def one(i: int) -> None:
+        nonlocal most_open, open_now
         async with UnitOfWork(connections, META) as uow:
-            await uow.append("thing", stream, [ThingCounted(1)])
-            opened.append(stream)
-            if len(opened) == len(streams):
-                all_open.set()
-            await go.wait()  # all six are open at once
+            served.append(i)
+            open_now += 1
+            most_open = max(most_open, open_now)
+            await uow.append("thing", streams[i], [ThingCounted(1)])
+            await asyncio.sleep(0.02)
+            open_now -= 1
             await uow.commit()
 
-    tasks = [asyncio.create_task(one(stream)) for stream in streams]
-    await asyncio.wait_for(all_open.wait(), 10)
-    assert container.engine.pool.checkedout() == len(streams)
-    go.set()
-    await asyncio.gather(*tasks)
-    assert [await _version(container, s) for s in streams] == [1] * len(streams)
-    assert connections.kept == 1 and container.engine.pool.checkedout() == 1
+    try:
+        tasks = []
+        for i in range(len(streams)):
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(0)  # asked in this order
+        await asyncio.gather(*tasks)
+        assert most_open == keep and connections.kept == keep
+        assert container.engine.pool.checkedout() == keep
+        if keep == 1:
+            assert served == list(range(len(streams)))
+        assert [await _version(container, s) for s in streams] == [1] * len(streams)
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newcomer(
+    container: Container, connections: CommandConnections
+) -> None:
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with UnitOfWork(connections, META) as uow:
+            first_in.set()
+            await release.wait()
+            await uow.commit()
+
+    async def later(name: str) -> None:
+        async with UnitOfWork(connections, META) as uow:
+            order.append(name)
+            await uow.commit()
+
+    held = asyncio.create_task(holder())
+    await first_in.wait()
+    waiter = asyncio.create_task(later("waiter"))
+    await asyncio.sleep(0.05)
+    assert connections.waiting == 1
+    release.set()
+    # Asks right as the holder gives its connection back: it must queue behind the waiter.
+    newcomer = asyncio.create_task(later("newcomer"))
+    await asyncio.gather(held, waiter, newcomer)
+    assert order == ["waiter", "newcomer"]
+    assert connections.kept == 1 and connections.waiting == 0
+
+
+async def test_an_urgent_unit_of_work_is_served_before_those_waiting_longer(
+    container: Container, connections: CommandConnections
+) -> None:
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with UnitOfWork(connections, META) as uow:
+            first_in.set()
+            await release.wait()
+            await uow.commit()
+
+    async def later(name: str, *, urgent: bool = False) -> None:
+        async with UnitOfWork(connections, META, urgent=urgent) as uow:
+            order.append(name)
+            await uow.commit()
+
+    held = asyncio.create_task(holder())
+    await first_in.wait()
+    waiting = [asyncio.create_task(later(f"new {i}")) for i in range(2)]
+    await asyncio.sleep(0.05)
+    waiting.append(asyncio.create_task(later("settlement", urgent=True)))
+    await asyncio.sleep(0.05)
+    assert connections.waiting == 3
+    release.set()
+    await asyncio.gather(held, *waiting)
+    assert order == ["settlement", "new 0", "new 1"]
+
+
+async def test_a_unit_of_work_opened_inside_another_borrows_from_the_pool(
+    container: Container, connections: CommandConnections
+) -> None:
+    """Keeping one connection, a nested unit of work does not wait for the one its own task
+    holds (it would wait forever): it borrows from the pool, and gives it back there."""
+    outer_stream, inner_stream = f"thing-{uuid.uuid4()}", f"thing-{uuid.uuid4()}"
+    async with UnitOfWork(connections, META) as outer:
+        kept = outer.conn
+        await outer.append("thing", outer_stream, [ThingCounted(1)])
+        async with asyncio.timeout(10), UnitOfWork(connections, META) as inner:
+            assert inner.conn is not outer.conn
+            await inner.append("thing", inner_stream, [ThingCounted(1)])
+            await inner.commit()
+        assert container.engine.pool.checkedout() == 1
+        await outer.commit()
+    assert await _version(container, outer_stream) == 1 and await _version(container, inner_stream) == 1
+    assert connections.kept == 1
+    async with UnitOfWork(connections, META) as again:  # and the task's next one is kept again
+        assert again.conn is kept
+        await again.commit()
+
+
+async def test_a_waiter_cancelled_or_timed_out_loses_no_connection(container: Container) -> None:
+    connections = CommandConnections(container.engine, keep=1, wait_seconds=0.2)
+    try:
+        async with UnitOfWork(connections, META) as held:
+            first = held.conn
+            # Other tasks, not started from this one (which holds a connection: a task it starts
+            # would borrow from the pool, as a nested unit of work does).
+            with pytest.raises(sqlalchemy.exc.TimeoutError, match=r"no command connection free within 0\.2"):
+                await asyncio.create_task(UnitOfWork(connections, META).__aenter__(), context=Context())
+            cancelled = asyncio.create_task(UnitOfWork(connections, META).__aenter__(), context=Context())
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            assert connections.waiting == 0
+            await held.commit()
+        async with UnitOfWork(connections, META) as uow:  # the one connection is still there
+            assert uow.conn is first
+            await uow.commit()
+        assert connections.kept == 1
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
 
 
 async def test_a_kept_connection_that_died_idle_is_replaced_without_failing_the_command(

@@ -1,0 +1,69 @@
+"""A unit of work's writes at commit: applied together with the COMMIT, or not at all."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap.container import Container
+
+META = MessageMetadata(actor="admin:test")
+_INSERT = "INSERT INTO customer_carts (cart_id, customer_id, status) VALUES ($1, $2, 'ACTIVE')"
+_STATUS = "UPDATE customer_carts SET status = $2 WHERE cart_id = $1"
+
+
+async def _carts(container: Container, *cart_ids: str) -> dict[str, str]:
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT cart_id, status FROM customer_carts WHERE cart_id = ANY(:ids)"),
+            {"ids": list(cart_ids)},
+        )
+        return {row.cart_id: row.status for row in rows}
+
+
+async def test_writes_at_commit_land_with_the_commit_in_one_statement(container: Container) -> None:
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    async with UnitOfWork(container.connections, META) as uow:
+        await uow.conn.execute(
+            text("INSERT INTO customer_carts (cart_id, customer_id, status) VALUES (:c, 'x', 'ACTIVE')"),
+            {"c": third},
+        )
+        uow.write_at_commit(_INSERT, first, "cust-1")
+        uow.write_at_commit(_INSERT, second, "cust-2")
+        uow.write_at_commit(_STATUS, third, "CHECKED_OUT")
+        assert await _carts(container, first, second, third) == {}, "nothing is sent before the commit"
+        await uow.commit()
+    assert await _carts(container, first, second, third) == {
+        first: "ACTIVE",
+        second: "ACTIVE",
+        third: "CHECKED_OUT",
+    }
+
+
+async def test_writes_at_commit_of_a_unit_rolled_back_are_never_sent(container: Container) -> None:
+    cart = str(uuid.uuid4())
+    with pytest.raises(LookupError):
+        async with UnitOfWork(container.connections, META) as uow:
+            uow.write_at_commit(_INSERT, cart, "cust-1")
+            raise LookupError("refused")
+    async with UnitOfWork(container.connections, META) as uow:  # the same kept connection, clean
+        await uow.commit()
+    assert await _carts(container, cart) == {}
+
+
+async def test_a_write_at_commit_that_fails_fails_the_commit_and_rolls_back_the_rest(
+    container: Container,
+) -> None:
+    cart, duplicate = str(uuid.uuid4()), str(uuid.uuid4())
+    async with UnitOfWork(container.connections, META) as uow:
+        uow.write_at_commit(_INSERT, duplicate, "cust-1")
+        await uow.commit()
+    with pytest.raises(Exception, match="duplicate key"):
+        async with UnitOfWork(container.connections, META) as uow:
+            uow.write_at_commit(_INSERT, cart, "cust-2")
+            uow.write_at_commit(_INSERT, duplicate, "cust-3")
+            await uow.commit()
+    assert await _carts(container, cart, duplicate) == {duplicate: "ACTIVE"}

@@ -1,0 +1,25 @@
+"""Writes sent with the COMMIT: several statements become the CTEs of one, parameters renumbered."""
+
+from __future__ import annotations
+
+from commands.store.writes_at_commit import combined
+
+
+def test_one_write_is_sent_as_it_is() -> None:
+    assert combined([("DELETE FROM t WHERE id = $1", (7,))]) == ("DELETE FROM t WHERE id = $1", [7])
+
+
+def test_several_writes_become_ctes_of_the_last_with_parameters_numbered_after_the_ones_before() -> None:
+    statement, args = combined(
+        [
+            ("UPDATE a SET x = $2 WHERE id = $1", ("a1", 2)),
+            ("DELETE FROM b WHERE id = $1", ("b1",)),
+            ("UPDATE c SET y = $1, z = $3 WHERE id = $2 AND w = $10", ("c1", "c2", "c3", *range(4, 11))),
+        ]
+    )
+    assert statement == (
+        "WITH write_0 AS (UPDATE a SET x = $2 WHERE id = $1), "
+        "write_1 AS (DELETE FROM b WHERE id = $3) "
+        "UPDATE c SET y = $4, z = $6 WHERE id = $5 AND w = $13"
+    )
+    assert args == ["a1", 2, "b1", "c1", "c2", "c3", 4, 5, 6, 7, 8, 9, 10]
