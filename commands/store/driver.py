@@ -10,6 +10,7 @@ once per connection. Same connection, same transaction.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from typing import Any, TypeAlias
 
 from sqlalchemy import event, exc
@@ -27,23 +28,30 @@ async def asyncpg_of(conn: AsyncConnection | PgConnection) -> PgConnection:
     adapted, driver = await _raw(conn)
     # SQLAlchemy's adapter issues BEGIN lazily, at its own first statement: start it now, so a
     # statement sent directly is part of the transaction that SQLAlchemy later commits.
-    if conn.in_transaction() and adapted._transaction is None:
+    if adapted._transaction is None and conn.in_transaction():
         await adapted._start_transaction()
     return driver
 
 
 _RAW = "commerce.asyncpg"
+# The same, per SQLAlchemy connection object: a purchase asks dozens of times, and reading
+# ``info`` through SQLAlchemy's proxies cost more than the rest of this module's work.
+_KNOWN: weakref.WeakKeyDictionary[AsyncConnection, tuple[Any, PgConnection]] = weakref.WeakKeyDictionary()
 
 
 async def _raw(conn: AsyncConnection) -> tuple[Any, PgConnection]:
     """SQLAlchemy's adapter of ``conn``'s DBAPI connection, and the asyncpg connection under it."""
-    # Remembered with the pooled connection (SQLAlchemy clears ``info`` when it replaces the
-    # DBAPI connection): getting the raw connection costs a greenlet switch, and a purchase
-    # asks for it dozens of times.
-    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
-    if known is None:
+    known = _KNOWN.get(conn)
+    # A DBAPI connection SQLAlchemy replaced (after invalidating it) was closed first.
+    if known is not None and not known[1].is_closed():
+        return known
+    # Remembered with the pooled connection too (SQLAlchemy clears ``info`` when it replaces the
+    # DBAPI connection): getting the raw connection costs a greenlet switch.
+    known = conn.info.get(_RAW)
+    if known is None or known[1].is_closed():
         fairy = await conn.get_raw_connection()
         known = conn.info[_RAW] = (fairy.dbapi_connection, fairy.driver_connection)
+    _KNOWN[conn] = known
     return known
 
 
@@ -107,7 +115,7 @@ def session_idle(conn: AsyncConnection) -> bool:
     """Whether ``conn``'s session is open and outside any transaction (no I/O: the driver's own
     record of the last status PostgreSQL reported). Only such a session is kept for the next
     unit of work: a plain BEGIN inside an open transaction would only warn and join it."""
-    known: tuple[Any, PgConnection] | None = conn.info.get(_RAW)
+    known: tuple[Any, PgConnection] | None = _KNOWN.get(conn) or conn.info.get(_RAW)
     if known is None:
         return True
     return not known[1].is_closed() and not known[1].is_in_transaction()

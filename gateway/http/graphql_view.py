@@ -119,9 +119,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 )
             if csrf_blocked(request):
                 raise HttpError(400, "BAD_REQUEST", CSRF_MESSAGE)
-            items = await self._request_items(request)
+            items, nul_free = await self._request_items(request)
             batch = isinstance(items, list)
-            params = [graphql_params(item) for item in (items if isinstance(items, list) else [items])]
+            params = [
+                graphql_params(item, nul_free=nul_free)
+                for item in (items if isinstance(items, list) else [items])
+            ]
         except HttpError as exc:
             state["outcome"] = f"error:{exc.code}"
             count_rejection(exc)
@@ -172,11 +175,17 @@ class GraphQLView(GraphQL[RequestContext, None]):
             and "text/html" in request.headers.get("accept", "")
         )
 
-    async def _request_items(self, request: Request) -> object:
+    async def _request_items(self, request: Request) -> tuple[object, bool]:
+        """The request's JSON, and whether it is known to hold no NUL character: JSON text can
+        carry one only as the escape ``\\u0000`` (a raw one is malformed), so a body without
+        that escape needs no walk through its values to look for one."""
         maximum = self.settings.edge.max_body_bytes
+        nul_free = False
         if request.method == "POST":
             check_content_type(request)
-            data = decode_json(await read_body(request, maximum), "The request body")
+            body = await read_body(request, maximum)
+            data = decode_json(body, "The request body")
+            nul_free = b"\\u0000" not in body
         else:
             if len(request.scope.get("query_string", b"")) > maximum:
                 raise too_large(maximum)
@@ -195,7 +204,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
                     limit="batchSize",
                     maximum=limit,
                 )
-        return data
+        return data, nul_free
 
     async def _caller(self, request: Request, services: EdgeServices) -> Caller:
         principal, client = await authenticate(
