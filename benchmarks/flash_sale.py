@@ -31,7 +31,7 @@ from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
 from benchmarks.flash_sale_buckets import SET_BUCKETS, MeasuredSale, report_bucketed
 from benchmarks.flash_sale_switch import SwitchedSale, report_switched, switched_sale
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
-from benchmarks.pg_waits import WaitSampler, WaitSamples
+from benchmarks.pg_waits import ConnectionQueue, WaitSampler, WaitSamples
 from benchmarks.progress import Progress
 from benchmarks.report import (
     BenchResult,
@@ -382,6 +382,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     cpu_seconds = orders_catch_up = 0.0
     sale_cpu: dict[str, float | None] = {}
     waits = WaitSamples()
+    queue = ConnectionQueue(0, 0, 0.0)
     async with stack.http(BUYERS) as client:
         progress.phase("probing checkout with one real purchase")
         try:
@@ -395,9 +396,13 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 await create_stocked_sku(stack, client, sku, units)
                 progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
                 cpu_before = stack.cpu.read()
+                queue_before = await stack.control("connections", method="GET")
                 async with WaitSampler(stack.asyncpg_kwargs()) as waits:
                     sale = await gateway_sale(stack, client, sku, units, limit, progress)
                 sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())
+                queue = ConnectionQueue.between(
+                    queue_before, await stack.control("connections", method="GET")
+                )
                 cpu_seconds = stack.cpu.ours_total(sale_cpu) or 0.0
                 progress.done(
                     f"{sale.confirmed} checked out, {fmt_rate(sale.rate)}; outcomes {sale.outcomes}"
@@ -471,7 +476,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.row("orders read model caught up after the sale", f"{orders_catch_up:.1f} s")
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
-        _report_limits(result, sale, sale_cpu, waits)
+        _report_limits(result, sale, sale_cpu, waits, queue)
         if spread_sale is not None:
             report_bucketed(result, stack, spread_sale, result.metrics["gateway"]["rate"])
         if switched is not None:
@@ -485,7 +490,11 @@ CPU_BOUND_PERCENT = 85.0
 
 
 def _report_limits(
-    result: BenchResult, sale: Sale, spent: dict[str, float | None], waits: WaitSamples
+    result: BenchResult,
+    sale: Sale,
+    spent: dict[str, float | None],
+    waits: WaitSamples,
+    queue: ConnectionQueue,
 ) -> None:
     """What held the sale back: the gateway's CPU, or backends queued on the hot row's lock."""
     wall = sale.seconds
@@ -516,11 +525,17 @@ def _report_limits(
         "during the sale, PostgreSQL backends running / idle in transaction, waiting for our process (mean)",
         f"{waits.mean_running:.1f} / {waits.mean_idle_in_transaction:.1f}",
     )
+    result.row(
+        "during the sale, units of work that waited for one of the gateway's command connections",
+        queue.describe(),
+    )
     gateway = percent.get("gateway")
     worker = percent.get(WORKER_LABEL)
     # Every process on the machine (the kernel share is already inside its process's figure).
     machine = sum(v for k, v in percent.items() if v is not None and "in the kernel" not in k)
     cores = os.cpu_count() or 1
+    # Mean number queued (Little's law): the time waited over the sale's length.
+    queued_for_gateway = queue.seconds_waited / wall if wall > 0 else 0.0
     if gateway is not None and gateway >= CPU_BOUND_PERCENT:
         verdict = f"gateway CPU: its event loop is at {gateway:.0f}% of the one core it can use"
     elif worker is not None and worker >= CPU_BOUND_PERCENT:
@@ -531,10 +546,18 @@ def _report_limits(
             f"{gateway}%); {waits.mean_row_lock_waiters:.1f} backends queued on the hot row, "
             f"{waits.mean_idle_in_transaction:.1f} waiting for our process"
         )
-    elif waits.mean_row_lock_waiters >= 1:
+    elif waits.mean_row_lock_waiters >= max(1.0, queued_for_gateway):
         verdict = (
-            f"lock waits on the hot SKU row: {waits.mean_row_lock_waiters:.1f} backends queued on average, "
+            f"lock waits on the hot SKU row: {waits.mean_row_lock_waiters:.1f} backends queued on average "
+            f"(against {queued_for_gateway:.1f} units of work queued for a connection in the gateway), "
             f"gateway at {gateway}% of one core"
+        )
+    elif queued_for_gateway >= 1:
+        verdict = (
+            f"the gateway: {queued_for_gateway:.1f} units of work queued for its command connections on "
+            f"average (against {waits.mean_row_lock_waiters:.1f} backends queued on the hot row), its "
+            f"event loop at {gateway}% of one core with {waits.mean_idle_in_transaction:.1f} transactions "
+            "waiting for it"
         )
     else:
         verdict = (
@@ -753,13 +776,17 @@ async def measured_sale(
 ) -> MeasuredSale:
     """``gateway_sale`` of a stocked SKU, with our CPU, PostgreSQL's waits and the stock after it."""
     cpu_before = stack.cpu.read()
+    queue_before = await stack.control("connections", method="GET")
     async with WaitSampler(stack.asyncpg_kwargs()) as waits:
         sale = await gateway_sale(stack, client, sku, units, limit, progress)
     spent = stack.cpu.spent(cpu_before, stack.cpu.read())
+    queue = ConnectionQueue.between(queue_before, await stack.control("connections", method="GET"))
     conn = await asyncpg.connect(**stack.asyncpg_kwargs())
     try:
         stock = await stock_state(conn, sku)
     finally:
         await conn.close()
     confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
-    return MeasuredSale(sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status)
+    return MeasuredSale(
+        sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status, queue
+    )

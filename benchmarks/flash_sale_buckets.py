@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import Stack
-from benchmarks.pg_waits import WaitSamples
+from benchmarks.pg_waits import ConnectionQueue, WaitSamples
 from benchmarks.report import BenchResult, fmt_ms, fmt_rate, fmt_ratio, latency_stats, ratio
 
 BUCKETS = 8
@@ -32,6 +32,7 @@ class MeasuredSale:
     confirmed: int
     oversold: int
     by_status: dict[str, int]
+    queue: ConnectionQueue
 
 
 def sale_figures(stack: Stack, run: MeasuredSale) -> tuple[float, dict[str, float], float]:
@@ -78,6 +79,10 @@ def report_bucketed(result: BenchResult, stack: Stack, run: MeasuredSale, one_ro
             f"{'n/a' if percent is None else f'{percent:.0f}%'} of its one core, with "
             f"{waits.mean_idle_in_transaction:.1f} transactions idle waiting for it"
         )
+    result.row(
+        f"stock in {BUCKETS} buckets: units of work that waited for one of the gateway's command connections",
+        run.queue.describe(),
+    )
     result.row(f"stock in {BUCKETS} buckets: what limits throughput", verdict)
     result.metrics["gateway_bucketed"] = {
         "verdict": verdict,

@@ -126,3 +126,34 @@ class WaitSampler:
             self.samples.lock_waiters.append(waiting)
             self.samples.locks_not_granted.append(not_granted)
             await asyncio.sleep(INTERVAL_SECONDS)
+
+
+@dataclass(frozen=True)
+class ConnectionQueue:
+    """The gateway's own queue over a load: units of work that waited for one of its command
+    connections (``commands.store.connections``), and how long, from its counters."""
+
+    served: int
+    waited: int
+    seconds_waited: float
+
+    @classmethod
+    def between(cls, before: dict[str, Any], after: dict[str, Any]) -> ConnectionQueue:
+        return cls(
+            int(after["taken"] - before["taken"]),
+            int(after["waited"] - before["waited"]),
+            float(after["seconds_waited"] - before["seconds_waited"]),
+        )
+
+    @property
+    def share_waited(self) -> float:
+        return self.waited / self.served if self.served else 0.0
+
+    @property
+    def mean_wait_ms(self) -> float:
+        """Per unit of work served, waiters and not."""
+        return 1000 * self.seconds_waited / self.served if self.served else 0.0
+
+    def describe(self) -> str:
+        served, mean = self.served, self.mean_wait_ms
+        return f"{100 * self.share_waited:.0f}% of {served} units of work, {mean:.1f} ms each on average"

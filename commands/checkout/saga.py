@@ -28,6 +28,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
@@ -118,8 +119,13 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            awaiting_payment, variants, config = await _cart_reads(
-                uow, cart.cart_id, skus(cart), cart.currency_code, command.shipping_address.country_code
+            awaiting_payment, variants, config, stock = await _cart_reads(
+                uow,
+                cart.cart_id,
+                skus(cart),
+                cart.currency_code,
+                command.shipping_address.country_code,
+                self._lease,
             )
             if awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
@@ -152,11 +158,11 @@ class CheckoutSaga:
                 amount=charge.totals.total,
                 currency=priced.currency,
             )
-            pending = await reservations.prepare(
-                uow,
+            pending = reservations.prepare_new(
                 order_id,
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
-                lease=self._lease,
+                lease_end=stock["lease_end"],
+                tracked=stock["tracked"],
             )
             placed = OrderPlaced(
                 order_id=order_id,
@@ -194,18 +200,24 @@ class CheckoutSaga:
 
 
 async def _cart_reads(
-    uow: UnitOfWork, cart_id: str, wanted: Sequence[str], currency: str, country_code: str | None
-) -> tuple[bool, dict[str, Variant], money_config.MoneyConfig]:
-    """Whether an order for the cart awaits payment, the cart's variants, and the money
-    configuration for its currency and the destination: one round trip."""
+    uow: UnitOfWork,
+    cart_id: str,
+    wanted: Sequence[str],
+    currency: str,
+    country_code: str | None,
+    lease: timedelta,
+) -> tuple[bool, dict[str, Variant], money_config.MoneyConfig, Any]:
+    """Whether an order for the cart awaits payment, the cart's variants, the money
+    configuration for its currency and the destination, and what the new order's reservation
+    needs (``reservations.prepare_new``): one round trip."""
     row = await (await asyncpg_of(uow.conn)).fetchrow(
-        _CART_READS, list(wanted), cart_id, currency, country_code
+        _CART_READS, list(wanted), cart_id, currency, country_code, lease
     )
     variants = {
         sku: Variant(sku, title, price, variant_currency.strip(), status == "active", tax_category)
         for sku, title, price, variant_currency, status, tax_category in row["variants"]
     }
-    return bool(row["awaiting_payment"]), variants, money_config.config_of(row)
+    return bool(row["awaiting_payment"]), variants, money_config.config_of(row), row
 
 
 # Anonymous ROW values, read by position (see ``money_config.config_columns``).
@@ -213,6 +225,7 @@ _CART_READS = (
     "SELECT EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment, "
     "ARRAY(SELECT ROW(sku, title, price, currency, status, tax_category) FROM catalog_variants "
     "WHERE sku = ANY($1::text[])) AS variants, "
+    f"{reservations.new_order_columns('$1', '$5')}, "
     f"{money_config.config_columns('$3', '$4')}"
 )
 

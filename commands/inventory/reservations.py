@@ -60,7 +60,9 @@ __all__ = [
     "ReservationLine",
     "commit",
     "consume",
+    "new_order_columns",
     "prepare",
+    "prepare_new",
     "release",
     "rereserve",
     "reservation_status",
@@ -120,8 +122,7 @@ async def prepare(
     wanted = merge_lines(lines)
     # One round trip: the lease's end, what the order holds already, which SKUs are tracked.
     found = await (await asyncpg_of(uow.conn)).fetch(
-        "SELECT now() + $2::interval AS lease_end, r.status, r.expires_at, "
-        "ARRAY(SELECT sku FROM inventory_items WHERE sku = ANY($3::text[])) AS tracked "
+        f"SELECT {new_order_columns('$3', '$2')}, r.status, r.expires_at "
         "FROM (SELECT 1) AS one LEFT JOIN inventory_reservations AS r ON r.order_id = $1",
         order_uuid(order_id),
         lease,
@@ -133,12 +134,30 @@ async def prepare(
             raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
         expiry = max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
         return PendingReservation(order_id, expiry, ())
+    return prepare_new(order_id, lines, lease_end=found[0]["lease_end"], tracked=found[0]["tracked"])
+
+
+def new_order_columns(skus: str, lease: str) -> str:
+    """The columns ``prepare_new`` reads (``lease_end``, ``tracked``), for a caller's query with
+    the order's SKUs (a ``text[]``) and the lease (an ``interval``) as the parameters named."""
+    return (
+        f"now() + {lease}::interval AS lease_end, "
+        f"ARRAY(SELECT sku FROM inventory_items WHERE sku = ANY({skus}::text[])) AS tracked"
+    )
+
+
+def prepare_new(
+    order_id: str, lines: Sequence[ReservationLine], *, lease_end: datetime, tracked: Sequence[str]
+) -> PendingReservation:
+    """``prepare`` for an order that cannot hold stock yet (its id was just made), from the
+    columns of ``new_order_columns`` read with the caller's other reads."""
+    wanted = merge_lines(lines)
     rows: dict[str, int] = {}
-    for sku in found[0]["tracked"]:  # one entry per stock row: a hot SKU appears once per bucket
+    for sku in tracked:  # one entry per stock row: a hot SKU appears once per bucket
         rows[sku] = rows.get(sku, 0) + 1
     taking = tuple((sku, quantity) for sku, quantity in wanted if sku in rows)
     buckets = {sku: count for sku, count in rows.items() if count > 1}
-    return PendingReservation(order_id, found[0]["lease_end"] if taking else None, taking, buckets)
+    return PendingReservation(order_id, lease_end if taking else None, taking, buckets)
 
 
 async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:

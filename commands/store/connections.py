@@ -31,6 +31,7 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,6 +45,19 @@ WAIT_SECONDS = 30.0
 
 # Whether the running task holds a kept connection (a context variable: per task).
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_a_command_connection", default=False)
+
+
+@dataclass(frozen=True)
+class ConnectionStats:
+    """Now: connections kept (in use or idle) and units of work waiting; since start: units of
+    work served a kept connection, how many of them waited for it, and for how long in all."""
+
+    kept: int
+    idle: int
+    waiting: int
+    taken: int
+    waited: int
+    seconds_waited: float
 
 
 class CommandConnections:
@@ -67,6 +81,9 @@ class CommandConnections:
         self._urgent: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._waiting: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._closed = False
+        self._taken = 0
+        self._waited = 0
+        self._seconds_waited = 0.0
 
     @classmethod
     def of(cls, source: AsyncEngine | CommandConnections) -> CommandConnections:
@@ -77,6 +94,11 @@ class CommandConnections:
     @property
     def kept(self) -> int:
         return len(self._kept)
+
+    def stats(self) -> ConnectionStats:
+        return ConnectionStats(
+            len(self._kept), len(self._idle), self.waiting, self._taken, self._waited, self._seconds_waited
+        )
 
     @property
     def waiting(self) -> int:
@@ -102,6 +124,7 @@ class CommandConnections:
                 conn = handed
             elif len(self._kept) + self._opening < self._keep:
                 conn = await self._open()  # the slot freed for this waiter
+        self._taken += 1
         _holding.set(True)
         return conn
 
@@ -173,6 +196,8 @@ class CommandConnections:
         # A timer, not asyncio.timeout(): a third of the cost, and this runs for most units of
         # work under load.
         timer = loop.call_later(self._wait_seconds, self._expire, waiter)
+        started = loop.time()
+        self._waited += 1
         try:
             return await waiter
         except BaseException:
@@ -184,6 +209,7 @@ class CommandConnections:
             raise
         finally:
             timer.cancel()
+            self._seconds_waited += loop.time() - started
 
     def _expire(self, waiter: asyncio.Future[AsyncConnection | None]) -> None:
         if not waiter.done():

@@ -6,13 +6,17 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 from commands import metrics as _business_metrics  # noqa: F401  (registers the business series)
+from commands.store.connections import ConnectionStats
 
 if TYPE_CHECKING:
     from gateway.bootstrap.container import Container
@@ -32,6 +36,39 @@ PROJECTION_LAG_EVENTS = Gauge("commerce_projection_lag_events", "Events not yet 
 PROJECTION_LAG_SECONDS = Gauge(
     "commerce_projection_lag_seconds", "Age of the oldest event not yet applied", ["projection"]
 )
+
+
+class CommandConnectionSeries(Collector):
+    """The command connections' queue, read at scrape time (nothing counted on the hot path)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], ConnectionStats] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        stats = self.source()
+        now = GaugeMetricFamily(
+            "commerce_command_connections", "Kept command connections by state", labels=["state"]
+        )
+        now.add_metric(["in_use"], stats.kept - stats.idle)
+        now.add_metric(["idle"], stats.idle)
+        now.add_metric(["units_waiting"], stats.waiting)
+        yield now
+        yield CounterMetricFamily(
+            "commerce_command_connection_waits",
+            "Units of work that waited for a command connection",
+            stats.waited,
+        )
+        yield CounterMetricFamily(
+            "commerce_command_connection_wait_seconds",
+            "Time units of work spent waiting for a command connection",
+            stats.seconds_waited,
+        )
+
+
+COMMAND_CONNECTIONS = CommandConnectionSeries()
+REGISTRY.register(COMMAND_CONNECTIONS)
 
 
 # Operation names come from clients: cap the label set so a client cannot blow up the series count.
@@ -94,4 +131,5 @@ async def metrics_endpoint(request: Request) -> Response:
     if cache is None:
         cache = state.lag_cache = LagCache()
     await cache.refresh(state.container)
+    COMMAND_CONNECTIONS.source = state.container.connections.stats
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

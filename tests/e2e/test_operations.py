@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -96,6 +97,13 @@ async def test_metrics_expose_request_lag_and_business_series(
         "commerce_rate_limit_rejections_total",
     ):
         assert f"# TYPE {series} counter" in text
+    # The command connections' queue: the cart command took one and gave it back.
+    assert 'commerce_command_connections{state="idle"}' in text
+    assert 'commerce_command_connections{state="units_waiting"} 0.0' in text
+    served = re.search(r"^commerce_command_connection_waits_total (\S+)$", text, re.MULTILINE)
+    assert served is not None and float(served.group(1)) >= 0
+    assert "# TYPE commerce_command_connection_wait_seconds_total counter" in text
+    assert running.connections.stats().taken >= 1
 
 
 async def test_one_json_log_line_per_request_with_ids_operation_and_outcome(

@@ -157,6 +157,9 @@ async def test_beyond_the_kept_number_units_of_work_wait_and_are_served_in_turn(
         assert container.engine.pool.checkedout() == keep
         if keep == 1:
             assert served == list(range(len(streams)))
+        stats = connections.stats()
+        assert (stats.taken, stats.waited, stats.waiting) == (len(streams), len(streams) - keep, 0)
+        assert stats.seconds_waited > 0.02 and stats.idle == keep
         assert [await _version(container, s) for s in streams] == [1] * len(streams)
     finally:
         await connections.close()
