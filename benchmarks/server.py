@@ -255,6 +255,7 @@ class Control:
                 post("hot-switch", self.hot_switch),
                 Route("/_bench/cpu", self.cpu),
                 Route("/_bench/stats", self.stats),
+                Route("/_bench/connections", self.connections),
             ]
         )
 
@@ -353,6 +354,9 @@ class Control:
     async def stats(self, _request: Request) -> JSONResponse:
         carts = await self.container.mongo["carts"].count_documents({})
         return JSONResponse({"cart_documents": carts})
+
+    async def connections(self, _request: Request) -> JSONResponse:
+        return JSONResponse(dataclasses.asdict(self.container.connections.stats()))
 
     async def cpu(self, _request: Request) -> JSONResponse:
         return JSONResponse({"process_time": time.process_time(), "now": time.perf_counter()})
