@@ -70,6 +70,11 @@ class KeyPolicy:
     replay: Callable[[dict[str, Any]], Any]
     lease: timedelta = timedelta(seconds=30)
     wait_seconds: float = 5.0
+    # Phased commands: run the first phase without asking first whether the key is known; a
+    # repeat is then found by the phase's own claim of the key (or by its refusal, which then
+    # asks). One round trip fewer for every new key. Only for a first phase that does nothing
+    # outside its transaction before it claims the key (see ``idempotent.run``).
+    optimistic: bool = False
 
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[Any]]
@@ -156,6 +161,7 @@ class CommandBus:
             lease=keys.lease,
             wait_seconds=keys.wait_seconds,
             first_phase=None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata)),
+            optimistic=keys.optimistic,
         )
         return scoped
 

@@ -67,6 +67,7 @@ async def run(
     lease: timedelta,
     wait_seconds: float,
     first_phase: Callable[[], UnitOfWork] | None = None,
+    optimistic: bool = False,
 ) -> ResultT:
     """Run ``work`` once for this key, or replay what it returned.
 
@@ -75,10 +76,20 @@ async def run(
     in that phase leaves nothing behind. A duplicate that got there first surfaces as
     ``KeyTaken`` (or as the refusal its hold on the cart caused), and this request then waits
     for the first one's outcome like any repeat.
+
+    ``optimistic``: the first phase runs without asking whether the key is known. A repeat then
+    meets its earlier try in the phase: the cart it checked out is no longer open (a refusal,
+    after which the key is looked up, as for a concurrent duplicate) or, when nothing refuses
+    it, the claim at its recovery point finds the key (``KeyTaken``); either way the phase rolls
+    back and the repeat replays or resumes like any other.
     """
     idempotency.validate_key(key, KEY_FIELD)
     scope, hashed = fit_scope(scope), idempotency.request_hash(request)
-    uow = None if first_phase is None else await _first_phase_of_new_key(first_phase(), scope, key)
+    uow = (
+        None
+        if first_phase is None
+        else await _first_phase_of_new_key(first_phase(), scope, key, look=not optimistic)
+    )
     if uow is not None:
         pending = ClaimedKey(Claim(scope, key, hashed), pending=True, lease=lease)
         try:
@@ -97,9 +108,14 @@ async def run(
     return await _run_claimed(engine, ClaimedKey(found), work, None)
 
 
-async def _first_phase_of_new_key(uow: UnitOfWork, scope: str, key: str) -> UnitOfWork | None:
-    """``uow`` opened, unless the key was seen before (a repeat: replay or resume)."""
+async def _first_phase_of_new_key(
+    uow: UnitOfWork, scope: str, key: str, *, look: bool = True
+) -> UnitOfWork | None:
+    """``uow`` opened, unless the key was seen before (a repeat: replay or resume); ``look``
+    False: opened without asking."""
     await uow.__aenter__()
+    if not look:
+        return uow
     try:
         # On the phase's own connection: no checkout just to ask.
         if not await idempotency.exists(uow.conn, scope, key):

@@ -75,6 +75,8 @@ class CheckoutSaga:
             # Long enough for phases 1 to 3 with a provider timeout; a crashed worker's key resumes after it.
             lease=timedelta(seconds=2 * payment_timeout_seconds + 30),
             wait_seconds=payment_timeout_seconds + 5,
+            # The first phase calls no provider before its claim: a repeat is found there.
+            optimistic=True,
         )
         bus.register_phased(CompleteCheckout, self.handle, keys=keys, validate=validate)
 

@@ -241,7 +241,8 @@ class PaymentSettlement:
         """
         if not outcome.known:
             return None
-        conn = await self.connections.take()
+        # Urgent: the provider waits on this answer, and it is one statement, outside any transaction.
+        conn = await self.connections.take(urgent=True)
         broken = True
         try:
             row = await (await asyncpg_of(conn)).fetchrow(

@@ -253,7 +253,9 @@ async def build_container(settings: Settings, *, ephemeral: bool = False) -> Con
 
 async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Container:
     assert settings.database_url and settings.redis_url and settings.elasticsearch_url
-    # Pool sized for a 2-core box serving bursts: commands hold a connection per transaction.
+    # Pool sized for a 2-core box serving bursts: commands keep up to 20 of these (their units
+    # of work queue in turn beyond that: commands.store.connections); the rest serve reads,
+    # claims and projectors.
     engine = create_async_engine(
         settings.database_url,
         pool_size=20,

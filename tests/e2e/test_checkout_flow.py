@@ -43,8 +43,13 @@ async def test_declined_payment_releases_stock_and_lets_the_buyer_retry(shop: Sh
     assert declined["order"]["status"] == "CANCELLED"
     assert declined["order"]["payment"]["status"] == "DECLINED"
     assert await shop.stock("MUG") == (1, 0)
-    # The declined outcome is stored: the same key and input replays it.
+    # The declined outcome is stored: the same key and input replays it. The cart is open again,
+    # so the repeat's first phase runs up to its claim of the key, which finds the key and rolls
+    # the phase back: no second order, no stock held, no second charge attempt.
     assert await shop.checkout(cart, "first-card", token="tok_decline") == declined
+    assert await shop.count_events("OrderPlaced") == 1
+    assert await shop.stock("MUG") == (1, 0)
+    assert len((await shop.provider_payments())["payments"]) == 1
     retried = await shop.checkout(cart, "second-card", token="tok_ok")
     assert retried["userErrors"] == []
     assert retried["order"]["status"] == "CONFIRMED"
