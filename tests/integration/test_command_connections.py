@@ -166,65 +166,68 @@ async def test_beyond_the_kept_number_units_of_work_wait_and_are_served_in_turn(
     assert container.engine.pool.checkedout() == 0
 
 
+class _OneHeld:
+    """A task holding the one kept connection until ``finish``; units of work asked for meanwhile
+    record, in ``served``, the order they got it in."""
+
+    def __init__(self, connections: CommandConnections) -> None:
+        self.connections = connections
+        self.served: list[str] = []
+        self._in = asyncio.Event()
+        self._release = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._hold()))
+        await self._in.wait()
+
+    def ask(self, name: str, *, urgent: bool = False) -> None:
+        self._tasks.append(asyncio.create_task(self._served(name, urgent)))
+
+    async def finish(self, *, then_ask: str | None = None) -> None:
+        self._release.set()
+        if then_ask is not None:  # asks right as the holder gives its connection back
+            self.ask(then_ask)
+        await asyncio.gather(*self._tasks)
+
+    async def _hold(self) -> None:
+        async with UnitOfWork(self.connections, META) as uow:
+            self._in.set()
+            await self._release.wait()
+            await uow.commit()
+
+    async def _served(self, name: str, urgent: bool) -> None:
+        async with UnitOfWork(self.connections, META, urgent=urgent) as uow:
+            self.served.append(name)
+            await uow.commit()
+
+
 async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newcomer(
     container: Container, connections: CommandConnections
 ) -> None:
-    order: list[str] = []
-    first_in = asyncio.Event()
-    release = asyncio.Event()
-
-    async def holder() -> None:
-        async with UnitOfWork(connections, META) as uow:
-            first_in.set()
-            await release.wait()
-            await uow.commit()
-
-    async def later(name: str) -> None:
-        async with UnitOfWork(connections, META) as uow:
-            order.append(name)
-            await uow.commit()
-
-    held = asyncio.create_task(holder())
-    await first_in.wait()
-    waiter = asyncio.create_task(later("waiter"))
+    held = _OneHeld(connections)
+    await held.start()
+    held.ask("waiter")
     await asyncio.sleep(0.05)
     assert connections.waiting == 1
-    release.set()
-    # Asks right as the holder gives its connection back: it must queue behind the waiter.
-    newcomer = asyncio.create_task(later("newcomer"))
-    await asyncio.gather(held, waiter, newcomer)
-    assert order == ["waiter", "newcomer"]
+    await held.finish(then_ask="newcomer")
+    assert held.served == ["waiter", "newcomer"]
     assert connections.kept == 1 and connections.waiting == 0
 
 
 async def test_an_urgent_unit_of_work_is_served_before_those_waiting_longer(
     container: Container, connections: CommandConnections
 ) -> None:
-    order: list[str] = []
-    first_in = asyncio.Event()
-    release = asyncio.Event()
-
-    async def holder() -> None:
-        async with UnitOfWork(connections, META) as uow:
-            first_in.set()
-            await release.wait()
-            await uow.commit()
-
-    async def later(name: str, *, urgent: bool = False) -> None:
-        async with UnitOfWork(connections, META, urgent=urgent) as uow:
-            order.append(name)
-            await uow.commit()
-
-    held = asyncio.create_task(holder())
-    await first_in.wait()
-    waiting = [asyncio.create_task(later(f"new {i}")) for i in range(2)]
+    held = _OneHeld(connections)
+    await held.start()
+    for i in range(2):
+        held.ask(f"new {i}")
     await asyncio.sleep(0.05)
-    waiting.append(asyncio.create_task(later("settlement", urgent=True)))
+    held.ask("settlement", urgent=True)
     await asyncio.sleep(0.05)
     assert connections.waiting == 3
-    release.set()
-    await asyncio.gather(held, *waiting)
-    assert order == ["settlement", "new 0", "new 1"]
+    await held.finish()
+    assert held.served == ["settlement", "new 0", "new 1"]
 
 
 async def test_a_unit_of_work_opened_inside_another_borrows_from_the_pool(
