@@ -29,6 +29,7 @@ from commands.payments import (
 )
 from commands.store.driver import asyncpg_of
 from commands.store.idempotency import request_hash
+from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,16 @@ _RECORD = (
     f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now(), now()) RETURNING {_COLUMNS}"
 )
 BY_KEY = f"SELECT {_COLUMNS} FROM payment_attempts WHERE idempotency_key = $1"
+
+
+def locked_by_key(extra_columns: str) -> str:
+    """``BY_KEY`` with the row locked and the caller's own columns after the attempt's."""
+    return (
+        f"SELECT {_COLUMNS}, {extra_columns} FROM payment_attempts WHERE idempotency_key = $1 "
+        "FOR UPDATE OF payment_attempts"
+    )
+
+
 _OF_ORDER = (
     f"SELECT {_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND operation = $2 ORDER BY created_at"
 )
@@ -220,13 +231,27 @@ async def ensure(
 
 async def mark(conn: AsyncConnection, attempt: Attempt, outcome: Outcome) -> None:
     """Record what the provider said; a final answer is never overwritten by a vaguer one."""
+    marked = _marked(attempt, outcome)
+    if marked is not None:
+        await (await asyncpg_of(conn)).execute(_MARK, *marked)
+
+
+def mark_at_commit(uow: UnitOfWork, attempt: Attempt, outcome: Outcome) -> None:
+    """``mark``, written with the COMMIT (``commands.store.writes_at_commit``): only for a caller
+    that holds the attempt's row locked and reads no attempt of its operation again."""
+    marked = _marked(attempt, outcome)
+    if marked is not None:
+        uow.write_at_commit(_MARK, *marked)
+
+
+def _marked(attempt: Attempt, outcome: Outcome) -> tuple[uuid.UUID, str, str | None, str] | None:
+    """``_MARK``'s arguments, or None when the attempt's record stays as it is."""
     if attempt.settled or (outcome.status == UNKNOWN and attempt.status == UNKNOWN):
-        return
+        return None
     status = outcome.status if outcome.known else UNKNOWN
     PAYMENT_OUTCOMES.labels(attempt.operation, status).inc()
     response = outcome.response or {"reason": outcome.reason}
-    await (await asyncpg_of(conn)).execute(
-        _MARK,
+    return (
         uuid.UUID(attempt.id),
         status,
         outcome.provider_reference or attempt.provider_reference,

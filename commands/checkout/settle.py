@@ -179,7 +179,10 @@ class PaymentSettlement:
                 if verdict != APPLIED or order_id is None:
                     await uow.commit()
                     return Settled(verdict if order_id is not None else IGNORED)
-            attempt = await payment_ops.by_key(uow.conn, key, lock=True)
+            # The attempt locked, and whether its order's stock lapsed (read under the order's lock).
+            row = await (await asyncpg_of(uow.conn)).fetchrow(_LOCKED_ATTEMPT, key)
+            attempt = None if row is None else payment_ops.attempt_of(row)
+            stock_lapsed = None if row is None else bool(row["stock_lapsed"])
             if receipt is not None and attempt is not None and attempt.settled and _same(attempt, outcome):
                 # The provider reports what we already recorded (our own call's answer came first):
                 # the decisions it led to were made in that same transaction; keep the receipt only.
@@ -192,8 +195,14 @@ class PaymentSettlement:
                 attempt.settled or attempt.provider_missing_since != missing_since
             ):
                 return Settled(IGNORED, order, attempt)
-            await payment_ops.mark(uow.conn, attempt, outcome)
-            state = await effects.apply(uow, order, await self._decide(uow, order, attempt, outcome))
+            if attempt.operation == AUTHORIZE:
+                # Its row is locked above, and nothing after this reads an authorization again
+                # (a compensation looks for voids and refunds): written with the COMMIT.
+                payment_ops.mark_at_commit(uow, attempt, outcome)
+            else:
+                await payment_ops.mark(uow.conn, attempt, outcome)
+            decided = await self._decide(uow, order, attempt, outcome, stock_lapsed)
+            state = await effects.apply(uow, order, decided)
             compensation = await effects.compensation(uow, state)
             position = uow.last_position or await effects.head_of(uow, order.order_id)
             settled = Settled(APPLIED, state, attempt, outcome, position, compensation)
@@ -267,7 +276,7 @@ class PaymentSettlement:
         return Settled(verdict) if verdict != APPLIED else Settled(DUPLICATE, None, found, outcome)
 
     async def _decide(
-        self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome
+        self, uow: UnitOfWork, order: Order, attempt: Attempt, outcome: Outcome, stock_lapsed: bool | None
     ) -> list[ev.OrderEvent]:
         operation, status = attempt.operation, outcome.status
         reference = outcome.provider_reference or attempt.provider_reference or ""
@@ -277,7 +286,7 @@ class PaymentSettlement:
             )
         if operation == AUTHORIZE:
             if status == PaymentStatus.AUTHORIZED.value:
-                return await self._authorized(uow, order, attempt, reference)
+                return await self._authorized(uow, order, attempt, reference, stock_lapsed)
             return domain.payment_declined(
                 order, decline_messages.recorded_reason(outcome.reason, order.order_id)
             )
@@ -292,7 +301,7 @@ class PaymentSettlement:
         return []
 
     async def _authorized(
-        self, uow: UnitOfWork, order: Order, attempt: Attempt, reference: str
+        self, uow: UnitOfWork, order: Order, attempt: Attempt, reference: str, stock_lapsed: bool | None
     ) -> list[ev.OrderEvent]:
         if order.payment_status is PaymentStatus.DECLINED:
             log.error("payment authorized after it was given up", extra={"order_id": order.order_id})
@@ -303,10 +312,13 @@ class PaymentSettlement:
         state = domain.evolve(order, events)
         if state.status is OrderStatus.PAYMENT_PENDING and state.payment_status is PaymentStatus.AUTHORIZED:
             # A late success may find the lease expired: take the stock again, or give the money back.
-            if await reservations.rereserve(uow, order.order_id, lease=self._lease):
+            if await reservations.rereserve(uow, order.order_id, lease=self._lease, lapsed=stock_lapsed):
                 return [*events, *domain.confirm(state)]
             return [*events, *domain.stock_lost(state)]
         return events
+
+
+_LOCKED_ATTEMPT = payment_ops.locked_by_key(reservations.lapsed_column("payment_attempts.order_id"))
 
 
 def _same(attempt: Attempt, outcome: Outcome) -> bool:

@@ -60,6 +60,7 @@ __all__ = [
     "ReservationLine",
     "commit",
     "consume",
+    "lapsed_column",
     "new_order_columns",
     "prepare",
     "prepare_new",
@@ -268,7 +269,18 @@ async def consume(uow: UnitOfWork, order_id: str) -> None:
     )
 
 
-async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool:
+def lapsed_column(order_id: str) -> str:
+    """A column ``stock_lapsed``: whether the order ``order_id`` (an SQL expression of type uuid)
+    has reservations that lapsed (released or expired), for ``rereserve``'s ``lapsed``. Read under
+    the order's lock, which every writer of its reservations takes, it stays true to the commit."""
+    statuses = ", ".join(f"'{status}'" for status in sorted(LAPSED))
+    return (
+        "EXISTS (SELECT 1 FROM inventory_reservations AS lapsed "
+        f"WHERE lapsed.order_id = {order_id} AND lapsed.status IN ({statuses})) AS stock_lapsed"
+    )
+
+
+async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta, lapsed: bool | None = None) -> bool:
     """Late payment success after the stock was released or expired: take the same lines
     again, all or nothing. False changes nothing.
 
@@ -277,6 +289,8 @@ async def rereserve(uow: UnitOfWork, order_id: str, *, lease: timedelta) -> bool
     order still holds its stock or reserved nothing.
     """
     del lease
+    if lapsed is False:
+        return True  # the caller read that nothing lapsed (``lapsed_column``), under the order's lock
     rows = await lock_reservations(uow.conn, order_id, LAPSED)
     if not rows:
         return True
