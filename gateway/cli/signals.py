@@ -45,7 +45,8 @@ class StopSignals:
 
     def _on_signal(self, signum: int) -> None:
         if self.received is not None:
-            log.warning("already stopping", extra={"signal": signal.Signals(signum).name})
+            # Harmless (a signal sent to a whole process group may be passed on to us again).
+            log.info("already stopping", extra={"signal": signal.Signals(signum).name})
             return
         self.received = signum
         if self._handler is not None:
