@@ -75,6 +75,9 @@ class KeyPolicy:
     # asks). One round trip fewer for every new key. Only for a first phase that does nothing
     # outside its transaction before it claims the key (see ``idempotent.run``).
     optimistic: bool = False
+    # Told of each refusal the caller gets (not of one a repeat met in its phase and then
+    # replayed the stored outcome instead): for per-outcome metrics.
+    on_refused: Callable[[DomainError], None] | None = None
 
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[Any]]
@@ -150,19 +153,25 @@ class CommandBus:
             assert route.handler is not None
             return await self._transaction(route.handler, command, metadata, claimed)
 
-        scoped: ResultT = await idempotent.run(
-            self._engine,
-            operation=keyed.operation,
-            scope=keyed.idempotency_scope(metadata),
-            key=key,
-            request=keyed.idempotency_request(),
-            work=work,
-            replay=keys.replay,
-            lease=keys.lease,
-            wait_seconds=keys.wait_seconds,
-            first_phase=None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata)),
-            optimistic=keys.optimistic,
-        )
+        first_phase = None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata))
+        try:
+            scoped: ResultT = await idempotent.run(
+                self._engine,
+                operation=keyed.operation,
+                scope=keyed.idempotency_scope(metadata),
+                key=key,
+                request=keyed.idempotency_request(),
+                work=work,
+                replay=keys.replay,
+                lease=keys.lease,
+                wait_seconds=keys.wait_seconds,
+                first_phase=first_phase,
+                optimistic=keys.optimistic,
+            )
+        except DomainError as refused:
+            if keys.on_refused is not None:
+                keys.on_refused(refused)
+            raise
         return scoped
 
     async def dispatch_batch(
@@ -242,12 +251,13 @@ class CommandBus:
     @staticmethod
     async def _in_savepoint(handler: Handler, command: Any, uow: UnitOfWork) -> Any:
         savepoint = await uow.conn.begin_nested()
-        appended = len(uow.appended)
+        appended, writes = len(uow.appended), uow.writes_at_commit_mark()
         try:
             result = await handler(command, uow)
         except BaseException:
             await savepoint.rollback()
             del uow.appended[appended:]
+            uow.forget_writes_at_commit(writes)  # rolled back with the savepoint's own statements
             raise
         await savepoint.commit()
         return result

@@ -77,31 +77,29 @@ class CheckoutSaga:
             wait_seconds=payment_timeout_seconds + 5,
             # The first phase calls no provider before its claim: a repeat is found there.
             optimistic=True,
+            # Counted where the caller gets it: a repeat refused in its phase replays instead.
+            on_refused=_count_refusal,
         )
         bus.register_phased(CompleteCheckout, self.handle, keys=keys, validate=validate)
 
     async def handle(self, command: CompleteCheckout, phases: Phases) -> OrderOutcome:
         recorded = None
-        try:
-            if phases.claim.recovery_point == STARTED:
-                recorded = await self._place(command, phases)
-            progress = phases.claim.progress
-            order_id = str(progress["order_id"])
+        if phases.claim.recovery_point == STARTED:
+            recorded = await self._place(command, phases)
+        progress = phases.claim.progress
+        order_id = str(progress["order_id"])
 
-            async def finish(uow: UnitOfWork, settled: Settled) -> None:
-                # The outcome is stored with the settlement: one transaction, and a retry replays it.
-                await phases.finish(uow, _outcome(order_id, settled))
+        async def finish(uow: UnitOfWork, settled: Settled) -> None:
+            # The outcome is stored with the settlement: one transaction, and a retry replays it.
+            await phases.finish(uow, _outcome(order_id, settled))
 
-            settled = await self.settlement.send(
-                str(progress["attempt_key"]),
-                phases.metadata,
-                token=command.payment_token,
-                recorded=recorded,
-                finish=finish,
-            )
-        except DomainError as refused:
-            CHECKOUT_OUTCOMES.labels(refused.code.lower()).inc()
-            raise
+        settled = await self.settlement.send(
+            str(progress["attempt_key"]),
+            phases.metadata,
+            token=command.payment_token,
+            recorded=recorded,
+            finish=finish,
+        )
         outcome = _outcome(order_id, settled)
         CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
         return outcome
@@ -230,6 +228,10 @@ _CART_READS = (
     f"{reservations.new_order_columns('$1', '$5')}, "
     f"{money_config.config_columns('$3', '$4')}"
 )
+
+
+def _count_refusal(refused: DomainError) -> None:
+    CHECKOUT_OUTCOMES.labels(refused.code.lower()).inc()
 
 
 def _outcome(order_id: str, settled: Settled) -> OrderOutcome:

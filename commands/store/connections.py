@@ -12,12 +12,12 @@ the same connection, in the same transaction.
 At most ``keep`` connections are opened and kept. When all are in use, a unit of work waits for
 one, first come first served: a connection given back goes to the longest waiter, never to a
 newcomer. Units of work marked ``urgent`` (the settlement of a payment, which completes an
-order whose stock is already held) are served before the others waiting: work in progress
-finishes before new work starts. (Connections used to be borrowed from the pool past a smaller
-kept number, and a kept one given back went to whoever asked next: under a flash sale, with the
-pool exhausted, pool waiters were passed over again and again while newcomers took the kept
-ones, and one unit of work in ten waited 0.4 s or more for a connection; see
-``docs/scaling.md`` section 9.)
+order whose stock is already held) are served before the others waiting, four in a row at most
+while others wait: work in progress finishes before new work starts, and never starves it.
+(Connections used to be borrowed from the pool past a smaller kept number, and a kept one given
+back went to whoever asked next: under a flash sale, with the pool exhausted, pool waiters were
+passed over again and again while newcomers took the kept ones, and one unit of work in ten
+waited 0.4 s or more for a connection; see ``docs/scaling.md`` section 9.)
 
 A task that already holds one of these and opens another unit of work (nested) borrows from the
 pool instead, as does every unit of work when ``keep`` is 0: waiting in turn while holding a
@@ -40,6 +40,8 @@ from commands.store import driver
 from commands.store.driver import discard
 
 DEFAULT_KEEP = 20
+# Urgent units of work served in a row, at most, while others wait.
+URGENT_IN_A_ROW = 4
 # How long a unit of work waits for its turn, as SQLAlchemy's pool waits for a connection.
 WAIT_SECONDS = 30.0
 
@@ -77,6 +79,10 @@ class CommandConnections:
         self._idle: list[AsyncConnection] = []
         self._kept: set[AsyncConnection] = set()
         self._opening = 0
+        # Slots handed to waiters (with a None) that they have not opened yet: no newcomer takes them.
+        self._reserved = 0
+        self._urgent_in_a_row = 0
+        self._closing: set[asyncio.Task[None]] = set()
         # Each waiter is handed a connection, or None: a slot is free, open one. Urgent ones first.
         self._urgent: deque[asyncio.Future[AsyncConnection | None]] = deque()
         self._waiting: deque[asyncio.Future[AsyncConnection | None]] = deque()
@@ -112,18 +118,23 @@ class CommandConnections:
             return await self.engine.connect()
         ahead = len(self._urgent) if urgent else self.waiting
         conn = None if fresh or ahead else await self._live_idle()
-        while conn is None:
-            if not ahead and len(self._kept) + self._opening < self._keep:
+        if conn is None and not ahead:
+            if self._free_slots() <= 0 and self._idle:
+                # Only a ``fresh`` take skips idle connections: one of them makes room.
+                idle = self._idle.pop(0)
+                self._kept.discard(idle)
+                await discard(idle)
+            if self._free_slots() > 0:
                 conn = await self._open()
-                break
+        if conn is None:
             handed = await self._wait_turn(self._urgent if urgent else self._waiting)
-            ahead = 0
-            if self._closed and handed is None:
-                return await self.engine.connect()
             if handed is not None:
                 conn = handed
-            elif len(self._kept) + self._opening < self._keep:
-                conn = await self._open()  # the slot freed for this waiter
+            elif self._closed:
+                return await self.engine.connect()
+            else:
+                self._reserved -= 1  # the slot handed over with the None is this waiter's
+                conn = await self._open()
         self._taken += 1
         _holding.set(True)
         return conn
@@ -202,8 +213,13 @@ class CommandConnections:
             return await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                # Handed one just as this waiter was cancelled: it goes to the next in line.
-                self._hand_over(waiter.result())
+                # Handed one (or a slot) just as this waiter was cancelled: the next in line gets it.
+                handed = waiter.result()
+                if handed is not None:
+                    self._hand_over(handed)
+                elif not self._closed:
+                    self._reserved -= 1
+                    self._hand_over(None)
             elif waiter in queue:
                 queue.remove(waiter)
             raise
@@ -220,16 +236,38 @@ class CommandConnections:
             )
 
     def _hand_over(self, conn: AsyncConnection | None) -> None:
-        """To the longest urgent waiter, else the longest waiter; else ``conn`` waits idle (None: a
-        freed slot nobody waits for)."""
-        for queue in (self._urgent, self._waiting):
+        """To the next waiter; else ``conn`` waits idle (None: a freed slot nobody waits for).
+        A None handed over reserves the slot for its waiter."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            if conn is None:
+                self._reserved += 1
+            waiter.set_result(conn)
+        elif conn is None:
+            return
+        elif self._closed:
+            # Handed back after close() (a waiter cancelled as it was served): nobody keeps it.
+            self._kept.discard(conn)
+            task = asyncio.get_running_loop().create_task(conn.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        else:
+            self._idle.append(conn)
+
+    def _next_waiter(self) -> asyncio.Future[AsyncConnection | None] | None:
+        """The longest urgent waiter, else the longest waiter; but after ``URGENT_IN_A_ROW``
+        urgent ones in a row, the longest other waiter first (urgent work never starves the rest)."""
+        others_first = self._urgent_in_a_row >= URGENT_IN_A_ROW
+        for queue in (self._waiting, self._urgent) if others_first else (self._urgent, self._waiting):
             while queue:
                 waiter = queue.popleft()
                 if not waiter.done():
-                    waiter.set_result(conn)
-                    return
-        if conn is not None:
-            self._idle.append(conn)
+                    self._urgent_in_a_row = self._urgent_in_a_row + 1 if queue is self._urgent else 0
+                    return waiter
+        return None
+
+    def _free_slots(self) -> int:
+        return self._keep - len(self._kept) - self._opening - self._reserved
 
     def _forget_idle(self) -> list[AsyncConnection]:
         idle, self._idle = self._idle, []

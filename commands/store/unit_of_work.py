@@ -154,6 +154,14 @@ class UnitOfWork:
         for what ``commands.store.writes_at_commit`` allows (nothing reads it back)."""
         self._writes_at_commit.append((statement, args))
 
+    def writes_at_commit_mark(self) -> int:
+        """Where the writes at commit stand, for ``forget_writes_at_commit`` (a savepoint)."""
+        return len(self._writes_at_commit)
+
+    def forget_writes_at_commit(self, mark: int) -> None:
+        """Drop the writes at commit asked for since ``mark`` (their savepoint rolled back)."""
+        del self._writes_at_commit[mark:]
+
     async def commit(self) -> None:
         for step in self._before_commit:
             await step()

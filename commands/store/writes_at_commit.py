@@ -37,6 +37,7 @@ def _combined(statements: tuple[tuple[str, int], ...]) -> str:
     parts: list[str] = []
     offset = 0
     for sql, count in statements:
+        _check(sql, count)
         parts.append(_PARAMETER.sub(functools.partial(_shifted, offset), sql) if offset else sql)
         offset += count
     if len(parts) == 1:
@@ -47,3 +48,17 @@ def _combined(statements: tuple[tuple[str, int], ...]) -> str:
 
 def _shifted(offset: int, match: re.Match[str]) -> str:
     return f"${int(match.group(1)) + offset}"
+
+
+_QUOTED_DOLLAR = re.compile(r"'[^']*\$[^']*'")
+
+
+def _check(sql: str, count: int) -> None:
+    """Refuse what renumbering would get wrong, once per statement text (callers are cached)."""
+    numbers = [int(n) for n in _PARAMETER.findall(sql)]
+    if max(numbers, default=0) != count:
+        raise ValueError(
+            f"a write at commit names ${max(numbers, default=0)} but has {count} arguments: {sql}"
+        )
+    if _QUOTED_DOLLAR.search(sql):
+        raise ValueError(f"a write at commit has a $ inside a quoted literal: {sql}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from tests.support.checkout import Shop
@@ -57,12 +58,20 @@ async def test_declined_payment_releases_stock_and_lets_the_buyer_retry(shop: Sh
     assert await shop.stock("MUG") == (1, 1)
 
 
+def _refusals_counted(code: str) -> float:
+    return REGISTRY.get_sample_value("commerce_checkout_outcomes_total", {"outcome": code}) or 0.0
+
+
 async def test_sequential_duplicate_submit_replays_the_first_outcome(shop: Shop) -> None:
     await shop.product("CAP", on_hand=3)
     cart = await shop.cart(("CAP", 1))
     first = await shop.checkout(cart, "dup-1")
+    refused_before = _refusals_counted("cart_not_active")
+    # The repeat's first phase meets the checked-out cart (a refusal), finds the key and replays:
+    # the caller gets the first outcome, and no refusal is counted.
     second = await shop.checkout(cart, "dup-1")
     assert first == second
+    assert _refusals_counted("cart_not_active") == refused_before
     assert await shop.count_events("OrderPlaced") == 1
     assert (await shop.provider_payments())["total_charges"] == 1
 

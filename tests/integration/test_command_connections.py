@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from commands.events.base import Event
-from commands.store.connections import CommandConnections
+from commands.store.connections import URGENT_IN_A_ROW, CommandConnections
 from commands.store.driver import TransactionAborted, asyncpg_of
 from commands.store.ledger.reader import stream_version
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
@@ -228,6 +228,79 @@ async def test_an_urgent_unit_of_work_is_served_before_those_waiting_longer(
     assert connections.waiting == 3
     await held.finish()
     assert held.served == ["settlement", "new 0", "new 1"]
+
+
+async def test_urgent_units_of_work_never_starve_the_others(
+    container: Container, connections: CommandConnections
+) -> None:
+    held = _OneHeld(connections)
+    await held.start()
+    held.ask("new")
+    await asyncio.sleep(0.02)
+    for i in range(6):
+        held.ask(f"urgent {i}", urgent=True)
+    await asyncio.sleep(0.05)
+    await held.finish()
+    assert held.served == [*(f"urgent {i}" for i in range(URGENT_IN_A_ROW)), "new", "urgent 4", "urgent 5"]
+
+
+async def test_a_slot_freed_by_a_broken_connection_goes_to_the_waiter_not_to_a_newcomer(
+    container: Container, connections: CommandConnections
+) -> None:
+    served: list[str] = []
+
+    async def later(name: str) -> None:
+        async with UnitOfWork(connections, META) as uow:
+            served.append(name)
+            await uow.commit()
+
+    conn = await connections.take()
+    waiter = asyncio.create_task(later("waiter"), context=Context())
+    await asyncio.sleep(0.05)
+    await connections.give_back(conn, broken=True)
+    newcomer = asyncio.create_task(later("newcomer"), context=Context())
+    await asyncio.gather(waiter, newcomer)
+    assert served == ["waiter", "newcomer"]
+    assert connections.kept == 1 and connections.stats().waited == 2
+
+
+async def test_a_fresh_take_with_every_kept_connection_idle_makes_room_instead_of_waiting(
+    container: Container,
+) -> None:
+    connections = CommandConnections(container.engine, keep=2, wait_seconds=1.0)
+    try:
+        first, second = (
+            await connections.take(),
+            await asyncio.create_task(connections.take(), context=Context()),
+        )
+        await connections.give_back(first)
+        await connections.give_back(second)
+        assert connections.stats().idle == 2
+        fresh = await connections.take(fresh=True)
+        assert fresh is not first and fresh is not second
+        assert connections.kept == 2 and connections.stats().idle == 1
+        await connections.give_back(fresh)
+    finally:
+        await connections.close()
+    assert container.engine.pool.checkedout() == 0
+
+
+async def test_a_connection_handed_to_a_waiter_cancelled_after_close_is_closed_not_kept(
+    container: Container, connections: CommandConnections
+) -> None:
+    conn = await connections.take()
+    waiter = asyncio.create_task(connections.take(), context=Context())
+    await asyncio.sleep(0.05)
+    await connections.give_back(conn)  # handed to the waiter, which has not run yet
+    await connections.close()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    for _ in range(50):
+        if container.engine.pool.checkedout() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert connections.kept == 0 and container.engine.pool.checkedout() == 0
 
 
 async def test_a_unit_of_work_opened_inside_another_borrows_from_the_pool(

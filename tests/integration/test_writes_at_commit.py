@@ -67,3 +67,16 @@ async def test_a_write_at_commit_that_fails_fails_the_commit_and_rolls_back_the_
             uow.write_at_commit(_INSERT, duplicate, "cust-3")
             await uow.commit()
     assert await _carts(container, cart, duplicate) == {duplicate: "ACTIVE"}
+
+
+async def test_writes_at_commit_asked_for_in_a_savepoint_rolled_back_are_forgotten(
+    container: Container,
+) -> None:
+    kept, dropped = str(uuid.uuid4()), str(uuid.uuid4())
+    async with UnitOfWork(container.connections, META) as uow:
+        uow.write_at_commit(_INSERT, kept, "cust-1")
+        mark = uow.writes_at_commit_mark()
+        uow.write_at_commit(_INSERT, dropped, "cust-2")
+        uow.forget_writes_at_commit(mark)
+        await uow.commit()
+    assert await _carts(container, kept, dropped) == {kept: "ACTIVE"}

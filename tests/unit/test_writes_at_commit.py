@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from commands.store.writes_at_commit import combined
 
 
@@ -23,3 +25,13 @@ def test_several_writes_become_ctes_of_the_last_with_parameters_numbered_after_t
         "UPDATE c SET y = $4, z = $6 WHERE id = $5 AND w = $13"
     )
     assert args == ["a1", 2, "b1", "c1", "c2", "c3", 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_a_write_whose_parameters_do_not_match_its_arguments_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"names \$2 but has 1 arguments"):
+        combined([("UPDATE t SET x = $2 WHERE id = $1", ("only-one",))])
+
+
+def test_a_write_with_a_dollar_inside_a_quoted_literal_is_refused() -> None:
+    with pytest.raises(ValueError, match="inside a quoted literal"):
+        combined([("UPDATE t SET note = 'costs $1' WHERE id = $1", ("a",))])
