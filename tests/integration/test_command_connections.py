@@ -215,33 +215,31 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newco
     assert connections.kept == 1 and connections.waiting == 0
 
 
-async def test_an_urgent_unit_of_work_is_served_before_those_waiting_longer(
-    container: Container, connections: CommandConnections
+@pytest.mark.parametrize(
+    ("asked", "served"),
+    [
+        ([("new 0", False), ("new 1", False), ("settlement", True)], ["settlement", "new 0", "new 1"]),
+        (
+            [("new", False), *((f"urgent {i}", True) for i in range(6))],
+            [*(f"urgent {i}" for i in range(URGENT_IN_A_ROW)), "new", "urgent 4", "urgent 5"],
+        ),
+    ],
+    ids=["urgent first", "never starving the others"],
+)
+async def test_urgent_units_of_work_go_first_but_never_starve_the_others(
+    container: Container,
+    connections: CommandConnections,
+    asked: list[tuple[str, bool]],
+    served: list[str],
 ) -> None:
     held = _OneHeld(connections)
     await held.start()
-    for i in range(2):
-        held.ask(f"new {i}")
-    await asyncio.sleep(0.05)
-    held.ask("settlement", urgent=True)
-    await asyncio.sleep(0.05)
-    assert connections.waiting == 3
+    for name, urgent in asked:
+        held.ask(name, urgent=urgent)
+        await asyncio.sleep(0.01)  # asked in this order
+    assert connections.waiting == len(asked)
     await held.finish()
-    assert held.served == ["settlement", "new 0", "new 1"]
-
-
-async def test_urgent_units_of_work_never_starve_the_others(
-    container: Container, connections: CommandConnections
-) -> None:
-    held = _OneHeld(connections)
-    await held.start()
-    held.ask("new")
-    await asyncio.sleep(0.02)
-    for i in range(6):
-        held.ask(f"urgent {i}", urgent=True)
-    await asyncio.sleep(0.05)
-    await held.finish()
-    assert held.served == [*(f"urgent {i}" for i in range(URGENT_IN_A_ROW)), "new", "urgent 4", "urgent 5"]
+    assert held.served == served
 
 
 async def test_a_slot_freed_by_a_broken_connection_goes_to_the_waiter_not_to_a_newcomer(
