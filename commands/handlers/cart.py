@@ -159,8 +159,9 @@ async def _decide(
     await _lock(uow.conn, stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
-    domain.check_version(cart, expected_version)
+    # Closed first: no version would do for a cart checked out or merged.
     domain.ensure_active(cart)
+    domain.check_version(cart, expected_version)
     event = await decide(cart)
     await _append(uow, cart, [event], expected_version)
     await _touch(uow.conn, cart_id)
@@ -223,8 +224,9 @@ async def _edit(
     await _lock(uow.conn, stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
-    domain.check_version(cart, expected_version)
+    # Closed first: no version would do for a cart checked out or merged.
     domain.ensure_active(cart)
+    domain.check_version(cart, expected_version)
     prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
     await _append(uow, cart, [event], expected_version)

@@ -32,6 +32,14 @@ async def test_guest_checkout_confirms_commits_stock_and_closes_cart(shop: Shop)
     again = await shop.checkout(cart, "k-2")
     assert [e["code"] for e in again["userErrors"]] == ["CART_NOT_ACTIVE"]
     assert await shop.count_events("OrderPlaced") == 1
+    # An edit with the version the buyer last saw is told the cart is closed (no version would do),
+    # not that its version moved.
+    edit = await shop.gql(
+        'mutation($c: ID!) { cartLinesAdd(cartId: $c, lines: [{sku: "TEE", quantity: 1}], '
+        "expectedVersion: 1) { userErrors { code } } }",
+        {"c": cart},
+    )
+    assert [e["code"] for e in edit["data"]["cartLinesAdd"]["userErrors"]] == ["CART_NOT_ACTIVE"]
 
 
 async def test_declined_payment_releases_stock_and_lets_the_buyer_retry(shop: Shop) -> None:
