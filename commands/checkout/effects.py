@@ -18,11 +18,11 @@ from commands.domain import order as domain
 from commands.domain.order import Order, PaymentStatus, stream_id
 from commands.errors import DomainError
 from commands.events import order as ev
+from commands.events.base import Event
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.money import discount_uses
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.writer import StreamConflict
 from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,11 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
     # The stock and discount-code rows last (in that order, as in the checkout's first phase):
     # a hot row stays locked from its UPDATE to the COMMIT, so the rest goes before it.
     row_effects: list[Callable[[], Awaitable[object]]] = []
+    appends: list[tuple[str, str, int, Event]] = []
     order_id = order.order_id
     for event in events:
         if isinstance(event, ev.OrderConfirmed):
-            await _close_cart(uow, order)
+            appends.extend(await _close_cart(uow, order))
             await _free_cart(uow, order)
             # An order without a code holds no use of one: nothing to look for.
             codes = [] if order.discount_code is None else await discount_uses.mark_committed(uow, order_id)
@@ -79,7 +80,11 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
         elif isinstance(event, ev.OrderShipped):
             row_effects.append(functools.partial(reservations.consume, uow, order_id))
         state = domain.apply(state, event)
-    await uow.append(STREAM_TYPE, stream_id(order_id), events, expected_version=order.version)
+    # The order's events (and its cart's, when it closes) in one statement, at the versions that
+    # follow what was loaded: every writer of an order holds its lock, as the caller does.
+    order_stream = stream_id(order_id)
+    appends.extend((STREAM_TYPE, order_stream, order.version + n, e) for n, e in enumerate(events, 1))
+    await uow.append_at_versions(appends)
     for effect in row_effects:
         await effect()
     return domain.evolve(order, events)
@@ -107,13 +112,14 @@ async def _free_cart(uow: UnitOfWork, order: Order) -> None:
     uow.write_at_commit("DELETE FROM checkout_carts WHERE order_id = $1", uuid.UUID(order.order_id))
 
 
-async def _close_cart(uow: UnitOfWork, order: Order) -> None:
-    """The paid-for cart becomes CHECKED_OUT; a cart that moved on meanwhile (merged) is left alone."""
+async def _close_cart(uow: UnitOfWork, order: Order) -> list[tuple[str, str, int, Event]]:
+    """The paid-for cart's CartCheckedOut, to append with the order's events; none for a cart
+    that moved on meanwhile (merged)."""
     try:
-        # No savepoint needed: a refusal (the cart merged or closed meanwhile, its version moved)
-        # is decided in Python before anything is written, so the settlement's transaction is
-        # intact; and every writer of a cart stream holds the cart's lock, which check_out_cart
-        # takes, so its append cannot collide with another one in PostgreSQL.
-        await cart_handlers.check_out_cart(uow, order.cart_id, order.order_id, None)
-    except (DomainError, StreamConflict) as exc:
+        # Refusals (the cart merged or closed meanwhile) are decided in Python before anything is
+        # written, so the settlement's transaction is intact.
+        append, _ = await cart_handlers.checked_out(uow, order.cart_id, order.order_id)
+        return [append]
+    except DomainError as exc:
         log.info("cart not closed by its order", extra={"cart_id": order.cart_id, "reason": str(exc)})
+        return []

@@ -200,14 +200,25 @@ async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> Car
 
 
 async def check_out_cart(uow: UnitOfWork, cart_id: str, order_id: str, expected_version: int | None) -> Cart:
-    """For the checkout saga: mark the cart CHECKED_OUT in the caller's unit of work."""
+    """Mark the cart CHECKED_OUT in the caller's unit of work."""
+    append, cart = await checked_out(uow, cart_id, order_id, expected_version)
+    await uow.append_at_versions([append])
+    return cart
+
+
+async def checked_out(
+    uow: UnitOfWork, cart_id: str, order_id: str, expected_version: int | None = None
+) -> tuple[tuple[str, str, int, Event], Cart]:
+    """For the settlement: the cart locked and its CartCheckedOut decided, for the caller to
+    append at the version given with its own events (one statement, ``append_at_versions``),
+    and the cart as it will be. Every writer of a cart stream holds the cart's lock, taken here,
+    so that version stays free until the commit. The cart's row is written with the COMMIT."""
     await _lock(uow.conn, stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.check_version(cart, expected_version)
     event: CartCheckedOut = domain.check_out(cart, order_id)
-    await _append(uow, cart, [event], expected_version)
     uow.write_at_commit(_TOUCH, cart_id, domain.CHECKED_OUT, None, None)
-    return domain.evolve(cart, event)
+    return (STREAM_TYPE, stream_id(cart_id), cart.version + 1, event), domain.evolve(cart, event)
 
 
 # ---------------------------------------------------------------- helpers
