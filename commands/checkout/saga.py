@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
@@ -119,7 +119,7 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            awaiting_payment, variants, config, stock = await _cart_reads(
+            reads = await _cart_reads(
                 uow,
                 cart.cart_id,
                 skus(cart),
@@ -127,7 +127,8 @@ class CheckoutSaga:
                 command.shipping_address.country_code,
                 self._lease,
             )
-            if awaiting_payment:
+            variants, config = reads.variants, reads.config
+            if reads.awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
             priced = price_cart(cart, variants)
             charge = await checkout_money.price(
@@ -161,8 +162,8 @@ class CheckoutSaga:
             pending = reservations.prepare_new(
                 order_id,
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
-                lease_end=stock["lease_end"],
-                tracked=stock["tracked"],
+                lease_end=reads.lease_end,
+                tracked=reads.tracked,
             )
             placed = OrderPlaced(
                 order_id=order_id,
@@ -199,6 +200,14 @@ class CheckoutSaga:
         return attempt
 
 
+class _CartReads(NamedTuple):
+    awaiting_payment: bool  # an order for the cart awaits payment
+    variants: dict[str, Variant]
+    config: money_config.MoneyConfig  # for the cart's currency and the destination
+    lease_end: datetime  # for ``reservations.prepare_new``
+    tracked: list[str]
+
+
 async def _cart_reads(
     uow: UnitOfWork,
     cart_id: str,
@@ -206,10 +215,8 @@ async def _cart_reads(
     currency: str,
     country_code: str | None,
     lease: timedelta,
-) -> tuple[bool, dict[str, Variant], money_config.MoneyConfig, Any]:
-    """Whether an order for the cart awaits payment, the cart's variants, the money
-    configuration for its currency and the destination, and what the new order's reservation
-    needs (``reservations.prepare_new``): one round trip."""
+) -> _CartReads:
+    """What the first phase reads besides the cart's stream: one round trip."""
     row = await (await asyncpg_of(uow.conn)).fetchrow(
         _CART_READS, list(wanted), cart_id, currency, country_code, lease
     )
@@ -217,7 +224,9 @@ async def _cart_reads(
         sku: Variant(sku, title, price, variant_currency.strip(), status == "active", tax_category)
         for sku, title, price, variant_currency, status, tax_category in row["variants"]
     }
-    return bool(row["awaiting_payment"]), variants, money_config.config_of(row), row
+    return _CartReads(
+        bool(row["awaiting_payment"]), variants, money_config.config_of(row), row["lease_end"], row["tracked"]
+    )
 
 
 # Anonymous ROW values, read by position (see ``money_config.config_columns``).

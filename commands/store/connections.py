@@ -142,14 +142,12 @@ class CommandConnections:
     async def give_back(self, conn: AsyncConnection, *, broken: bool = False) -> None:
         """``broken``: a statement failed or was cancelled in a way that may leave the session
         anywhere; the connection is discarded and its slot reconnects."""
+        unusable = broken or conn.invalidated or conn.closed or not driver.session_idle(conn)
         if conn not in self._kept:  # borrowed from the pool
-            if broken or conn.invalidated or conn.closed or not driver.session_idle(conn):
-                await discard(conn)
-            else:
-                await conn.close()
+            await (discard(conn) if unusable else conn.close())
             return
         _holding.set(False)
-        if broken or conn.invalidated or conn.closed or not driver.session_idle(conn):
+        if unusable:
             self._kept.discard(conn)
             self._hand_over(None)
             await discard(conn)

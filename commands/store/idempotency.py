@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.errors import DomainError, InvalidInput
 from commands.store.driver import asyncpg_of
+from commands.store.unit_of_work import UnitOfWork
 
 KEY_TTL = timedelta(hours=24)
 DEFAULT_LEASE = timedelta(seconds=30)
@@ -196,6 +197,13 @@ class Outcome(Protocol):
 async def store_outcome(conn: AsyncConnection, key: ClaimedKey, outcome: Outcome) -> None:
     """Store the outcome every retry with this key will get, in the caller's transaction."""
     await complete(conn, key.claim, outcome.to_json())
+    key.completed = True
+
+
+def store_outcome_at_commit(uow: UnitOfWork, key: ClaimedKey, outcome: Outcome) -> None:
+    """``store_outcome``, written with the unit of work's COMMIT (``UnitOfWork.write_at_commit``):
+    for a last phase that reads the key's row no more."""
+    uow.write_at_commit(*completion(key.claim, outcome.to_json()))
     key.completed = True
 
 

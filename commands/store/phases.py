@@ -105,5 +105,4 @@ class Phases:
     async def finish(self, uow: UnitOfWork, outcome: Outcome) -> None:
         """Inside the last phase's transaction: store the outcome every retry will get (written
         with the COMMIT: nothing in the phase reads it back)."""
-        uow.write_at_commit(*idempotency.completion(self._key.claim, outcome.to_json()))
-        self._key.completed = True
+        idempotency.store_outcome_at_commit(uow, self._key, outcome)

@@ -24,6 +24,14 @@ async def _carts(container: Container, *cart_ids: str) -> dict[str, str]:
         return {row.cart_id: row.status for row in rows}
 
 
+async def _inserted_at_commit(container: Container, *carts: tuple[str, str]) -> None:
+    """A unit of work that inserts each (cart id, customer) with its COMMIT, and commits."""
+    async with UnitOfWork(container.connections, META) as uow:
+        for cart_id, customer in carts:
+            uow.write_at_commit(_INSERT, cart_id, customer)
+        await uow.commit()
+
+
 async def test_writes_at_commit_land_with_the_commit_in_one_statement(container: Container) -> None:
     first, second, third = (str(uuid.uuid4()) for _ in range(3))
     async with UnitOfWork(container.connections, META) as uow:
@@ -58,14 +66,9 @@ async def test_a_write_at_commit_that_fails_fails_the_commit_and_rolls_back_the_
     container: Container,
 ) -> None:
     cart, duplicate = str(uuid.uuid4()), str(uuid.uuid4())
-    async with UnitOfWork(container.connections, META) as uow:
-        uow.write_at_commit(_INSERT, duplicate, "cust-1")
-        await uow.commit()
+    await _inserted_at_commit(container, (duplicate, "cust-1"))
     with pytest.raises(Exception, match="duplicate key"):
-        async with UnitOfWork(container.connections, META) as uow:
-            uow.write_at_commit(_INSERT, cart, "cust-2")
-            uow.write_at_commit(_INSERT, duplicate, "cust-3")
-            await uow.commit()
+        await _inserted_at_commit(container, (cart, "cust-2"), (duplicate, "cust-3"))
     assert await _carts(container, cart, duplicate) == {duplicate: "ACTIVE"}
 
 
