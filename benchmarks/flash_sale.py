@@ -27,8 +27,10 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks.cores import CoreTime, spent_since, waiting_share
 from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
 from benchmarks.flash_sale_buckets import SET_BUCKETS, MeasuredSale, report_bucketed
+from benchmarks.flash_sale_cores import OwnCoreSale, own_core_sale, report_own_core
 from benchmarks.flash_sale_switch import SwitchedSale, report_switched, switched_sale
 from benchmarks.harness import WORKER_LABEL, GqlResponse, Stack, gql, run_workers
 from benchmarks.pg_waits import ConnectionQueue, WaitSampler, WaitSamples
@@ -383,6 +385,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     sale_cpu: dict[str, float | None] = {}
     waits = WaitSamples()
     queue = ConnectionQueue(0, 0, 0.0)
+    sale_core: CoreTime | None = None
+    on_own_core: OwnCoreSale | None = None
     async with stack.http(BUYERS) as client:
         progress.phase("probing checkout with one real purchase")
         try:
@@ -396,10 +400,12 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 await create_stocked_sku(stack, client, sku, units)
                 progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
                 cpu_before = stack.cpu.read()
+                core_before = CoreTime.of(stack.gateway.pid)
                 queue_before = await stack.control("connections", method="GET")
                 async with WaitSampler(stack.asyncpg_kwargs()) as waits:
                     sale = await gateway_sale(stack, client, sku, units, limit, progress)
                 sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())
+                sale_core = spent_since(stack.gateway.pid, core_before)
                 queue = ConnectionQueue.between(
                     queue_before, await stack.control("connections", method="GET")
                 )
@@ -427,6 +433,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             progress.done(f"outcomes {rw.outcomes}")
             spread_sale = await bucketed_sale(stack, client, units, limit, progress)
             switched = await switched_sale(stack, client, units, limit, progress)
+            on_own_core = await own_core_sale(stack, client, units, limit, progress)
 
     pool = await asyncpg.create_pool(min_size=1, max_size=1, **stack.asyncpg_kwargs())
     try:
@@ -476,17 +483,21 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.row("orders read model caught up after the sale", f"{orders_catch_up:.1f} s")
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
-        _report_limits(result, sale, sale_cpu, waits, queue)
+        _report_limits(result, sale, sale_cpu, waits, queue, sale_core)
         if spread_sale is not None:
             report_bucketed(result, stack, spread_sale, result.metrics["gateway"]["rate"])
         if switched is not None:
             bucketed_rate = result.metrics.get("gateway_bucketed", {}).get("rate")
             report_switched(result, stack, switched, result.metrics["gateway"]["rate"], bucketed_rate)
+        if on_own_core is not None:
+            report_own_core(result, stack, on_own_core, result.metrics["gateway"]["rate"])
     return result
 
 
 # A single event loop cannot use more than one core: near this, the gateway is the bottleneck.
 CPU_BOUND_PERCENT = 85.0
+# Runnable but not on a core for this share of the sale: the machine's other processes held them.
+CORE_WAIT_PERCENT = 10.0
 
 
 def _report_limits(
@@ -495,6 +506,7 @@ def _report_limits(
     spent: dict[str, float | None],
     waits: WaitSamples,
     queue: ConnectionQueue,
+    core: CoreTime | None,
 ) -> None:
     """What held the sale back: the gateway's CPU, or backends queued on the hot row's lock."""
     wall = sale.seconds
@@ -529,6 +541,11 @@ def _report_limits(
         "during the sale, units of work that waited for one of the gateway's command connections",
         queue.describe(),
     )
+    shares = waiting_share(core, wall)
+    result.row(
+        "during the sale, the gateway's threads on a core / runnable, waiting for one (share of the sale)",
+        "n/a" if shares is None else f"{shares[0]:.0f}% / {shares[1]:.0f}%",
+    )
     gateway = percent.get("gateway")
     worker = percent.get(WORKER_LABEL)
     # Every process on the machine (the kernel share is already inside its process's figure).
@@ -536,7 +553,13 @@ def _report_limits(
     cores = os.cpu_count() or 1
     # Mean number queued (Little's law): the time waited over the sale's length.
     queued_for_gateway = queue.seconds_waited / wall if wall > 0 else 0.0
-    if gateway is not None and gateway >= CPU_BOUND_PERCENT:
+    if shares is not None and shares[1] >= CORE_WAIT_PERCENT and sum(shares) >= CPU_BOUND_PERCENT:
+        verdict = (
+            f"the machine's cores: the gateway's loop always had work, on a core {shares[0]:.0f}% of the "
+            f"sale and waiting for one {shares[1]:.0f}% while the other processes held them (together "
+            f"{machine:.0f}% of {cores} cores)"
+        )
+    elif gateway is not None and gateway >= CPU_BOUND_PERCENT:
         verdict = f"gateway CPU: its event loop is at {gateway:.0f}% of the one core it can use"
     elif worker is not None and worker >= CPU_BOUND_PERCENT:
         verdict = f"projector worker CPU: its event loop is at {worker:.0f}% of the one core it can use"
@@ -578,6 +601,7 @@ def _report_limits(
         "cpu_percent_of_one_core": percent,
         "cpu_ms_per_unit": per_unit,
         "postgres_activity": waits.as_dict(),
+        "gateway_on_core_and_waiting_percent": None if shares is None else [round(v, 1) for v in shares],
         "verdict": verdict,
     }
 
@@ -776,10 +800,12 @@ async def measured_sale(
 ) -> MeasuredSale:
     """``gateway_sale`` of a stocked SKU, with our CPU, PostgreSQL's waits and the stock after it."""
     cpu_before = stack.cpu.read()
+    core_before = CoreTime.of(stack.gateway.pid)
     queue_before = await stack.control("connections", method="GET")
     async with WaitSampler(stack.asyncpg_kwargs()) as waits:
         sale = await gateway_sale(stack, client, sku, units, limit, progress)
     spent = stack.cpu.spent(cpu_before, stack.cpu.read())
+    core = spent_since(stack.gateway.pid, core_before)
     queue = ConnectionQueue.between(queue_before, await stack.control("connections", method="GET"))
     conn = await asyncpg.connect(**stack.asyncpg_kwargs())
     try:
@@ -788,5 +814,5 @@ async def measured_sale(
         await conn.close()
     confirmed = stock.by_status.get("committed", 0) + stock.by_status.get("consumed", 0)
     return MeasuredSale(
-        sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status, queue
+        sale, spent, waits, confirmed, stock.oversold(units, sale.confirmed), stock.by_status, queue, core
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.cores import CoreTime
 from benchmarks.harness import Stack
 from benchmarks.pg_waits import ConnectionQueue, WaitSamples
 from benchmarks.report import BenchResult, fmt_ms, fmt_rate, fmt_ratio, latency_stats, ratio
@@ -33,6 +34,8 @@ class MeasuredSale:
     oversold: int
     by_status: dict[str, int]
     queue: ConnectionQueue
+    # The gateway's threads on a core and waiting for one during the sale (None: not read).
+    core: CoreTime | None = None
 
 
 def sale_figures(stack: Stack, run: MeasuredSale) -> tuple[float, dict[str, float], float]:

@@ -85,6 +85,7 @@ PhasedHandler = Callable[[Any, Phases], Awaitable[Any]]
 
 
 Validate = Callable[[Any], None]
+FirstLock = Callable[[Any], str]
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class _Route:
     keys: KeyPolicy | None
     # Input shape, checked before a key is claimed or anything read: bad input leaves no trace.
     validate: Validate | None
+    # The advisory lock the handler takes first (or a phased one's first phase), taken with the
+    # transaction's BEGIN (``UnitOfWork(lock=...)``). Only where that lock comes first anyway: lock
+    # order is what keeps two commands from deadlocking.
+    first_lock: FirstLock | None = None
 
 
 class CommandBus:
@@ -112,9 +117,11 @@ class CommandBus:
         *,
         keys: KeyPolicy | None = None,
         validate: Validate | None = None,
+        first_lock: FirstLock | None = None,
     ) -> None:
-        """``keys``: the command type is an IdempotentCommand and runs once per key."""
-        self._routes[command_type] = _Route(handler, None, keys, validate)
+        """``keys``: the command type is an IdempotentCommand and runs once per key.
+        ``first_lock``: the key of the advisory lock the handler takes before anything else."""
+        self._routes[command_type] = _Route(handler, None, keys, validate, first_lock)
 
     def register_phased(
         self,
@@ -123,8 +130,10 @@ class CommandBus:
         *,
         keys: KeyPolicy,
         validate: Validate | None = None,
+        first_lock: FirstLock | None = None,
     ) -> None:
-        self._routes[command_type] = _Route(None, handler, keys, validate)
+        """``first_lock``: the key of the advisory lock the first phase takes before anything else."""
+        self._routes[command_type] = _Route(None, handler, keys, validate, first_lock)
 
     async def dispatch(self, command: Command[ResultT], metadata: MessageMetadata) -> ResultT:
         route = self._routes.get(type(command))
@@ -133,12 +142,13 @@ class CommandBus:
         if route.validate is not None:
             route.validate(command)
         keys = route.keys
+        lock = None if route.first_lock is None else route.first_lock(command)
         keyed = cast(IdempotentCommand, command)
         key = keyed.idempotency_key if keys is not None else None
         if keys is None or key is None:
             if route.handler is None:
                 raise LookupError(f"{type(command).__name__} needs an idempotency key")
-            result: ResultT = await self._transaction(route.handler, command, metadata, None)
+            result: ResultT = await self._transaction(route.handler, command, metadata, None, lock)
             return result
         metadata = metadata.with_idempotency_key(key)
 
@@ -151,9 +161,11 @@ class CommandBus:
                 finally:
                     await phases.close()
             assert route.handler is not None
-            return await self._transaction(route.handler, command, metadata, claimed)
+            return await self._transaction(route.handler, command, metadata, claimed, lock)
 
-        first_phase = None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata))
+        first_phase = (
+            None if route.phased is None else (lambda: UnitOfWork(self._connections, metadata, lock=lock))
+        )
         try:
             scoped: ResultT = await idempotent.run(
                 self._engine,
@@ -263,11 +275,16 @@ class CommandBus:
         return result
 
     async def _transaction(
-        self, handler: Handler, command: Any, metadata: MessageMetadata, claimed: ClaimedKey | None
+        self,
+        handler: Handler,
+        command: Any,
+        metadata: MessageMetadata,
+        claimed: ClaimedKey | None,
+        lock: str | None = None,
     ) -> Any:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                async with UnitOfWork(self._connections, metadata) as uow:
+                async with UnitOfWork(self._connections, metadata, lock=lock) as uow:
                     result = await handler(command, uow)
                     if claimed is not None:
                         # The outcome is stored in the command's own transaction: both or neither.

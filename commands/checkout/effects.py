@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.domain import order as domain
+from commands.domain.cart import Cart
 from commands.domain.order import Order, PaymentStatus, stream_id
 from commands.errors import DomainError
 from commands.events import order as ev
@@ -22,7 +23,7 @@ from commands.events.base import Event
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.money import discount_uses
-from commands.store.driver import asyncpg_of
+from commands.store.driver import LOCK, asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,15 @@ log = logging.getLogger(__name__)
 STREAM_TYPE = "order"
 
 
+def order_lock(order_id: str) -> str:
+    """The key of the lock every writer of an order holds (``lock_order``)."""
+    return stream_id(order_id)
+
+
 async def lock_order(uow: UnitOfWork, order_id: str) -> None:
-    await (await asyncpg_of(uow.conn)).execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id(order_id)
-    )
+    key = order_lock(order_id)
+    if not uow.holds_lock(key):  # begun with it (``UnitOfWork(lock=...)``)
+        await (await asyncpg_of(uow.conn)).execute(LOCK, key)
 
 
 async def load_order(uow: UnitOfWork, order_id: str) -> Order | None:
@@ -50,8 +56,11 @@ async def head_of(uow: UnitOfWork, order_id: str) -> int | None:
     return None if position is None else int(position)
 
 
-async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) -> Order:
-    """Append ``events`` and carry out their effects on stock and the cart."""
+async def apply(
+    uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent], *, cart: Cart | None = None
+) -> Order:
+    """Append ``events`` and carry out their effects on stock and the cart. ``cart``: the order's
+    cart as the caller knows it, if it does (not loaded again; appended after its version)."""
     if not events:
         return order
     state = order
@@ -62,7 +71,7 @@ async def apply(uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent]) 
     order_id = order.order_id
     for event in events:
         if isinstance(event, ev.OrderConfirmed):
-            appends.extend(await _close_cart(uow, order))
+            appends.extend(await _close_cart(uow, order, cart))
             await _free_cart(uow, order)
             # An order without a code holds no use of one: nothing to look for.
             codes = [] if order.discount_code is None else await discount_uses.mark_committed(uow, order_id)
@@ -112,13 +121,14 @@ async def _free_cart(uow: UnitOfWork, order: Order) -> None:
     uow.write_at_commit("DELETE FROM checkout_carts WHERE order_id = $1", uuid.UUID(order.order_id))
 
 
-async def _close_cart(uow: UnitOfWork, order: Order) -> list[tuple[str, str, int, Event]]:
+async def _close_cart(uow: UnitOfWork, order: Order, cart: Cart | None) -> list[tuple[str, str, int, Event]]:
     """The paid-for cart's CartCheckedOut, to append with the order's events; none for a cart
     that moved on meanwhile (merged)."""
     try:
         # Refusals (the cart merged or closed meanwhile) are decided in Python before anything is
         # written, so the settlement's transaction is intact.
-        append, _ = await cart_handlers.checked_out(uow, order.cart_id, order.order_id)
+        known = cart if cart is not None and cart.cart_id == order.cart_id else None
+        append, _ = await cart_handlers.checked_out(uow, order.cart_id, order.order_id, known=known)
         return [append]
     except DomainError as exc:
         log.info("cart not closed by its order", extra={"cart_id": order.cart_id, "reason": str(exc)})

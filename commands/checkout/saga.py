@@ -36,14 +36,15 @@ from commands.checkout import effects as effects
 from commands.checkout import money as checkout_money
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
-from commands.checkout.settle import PaymentSettlement, Settled
+from commands.checkout.settle import Known, PaymentSettlement, Settled
 from commands.domain import cart as cart_domain
+from commands.domain import order as order_domain
 from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.domain.order import stream_id as order_stream_id
 from commands.domain.pricing import Variant, price_cart, skus
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
-from commands.events.order import OrderPlaced
+from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.inventory.reservations import OutOfStock, ReservationLine
@@ -80,12 +81,15 @@ class CheckoutSaga:
             # Counted where the caller gets it: a repeat refused in its phase replays instead.
             on_refused=_count_refusal,
         )
-        bus.register_phased(CompleteCheckout, self.handle, keys=keys, validate=validate)
+        # The first phase locks the cart before anything else (``_place``): with its BEGIN.
+        bus.register_phased(
+            CompleteCheckout, self.handle, keys=keys, validate=validate, first_lock=cart_handlers.first_lock
+        )
 
     async def handle(self, command: CompleteCheckout, phases: Phases) -> OrderOutcome:
-        recorded = None
+        recorded = known = None
         if phases.claim.recovery_point == STARTED:
-            recorded = await self._place(command, phases)
+            recorded, known = await self._place(command, phases)
         progress = phases.claim.progress
         order_id = str(progress["order_id"])
 
@@ -99,13 +103,15 @@ class CheckoutSaga:
             token=command.payment_token,
             recorded=recorded,
             finish=finish,
+            known=known,
         )
         outcome = _outcome(order_id, settled)
         CHECKOUT_OUTCOMES.labels(outcome.errors[0].code.lower() if outcome.errors else "placed").inc()
         return outcome
 
-    async def _place(self, command: CompleteCheckout, phases: Phases) -> Attempt:
-        """Phase 1; returns the authorization attempt it recorded."""
+    async def _place(self, command: CompleteCheckout, phases: Phases) -> tuple[Attempt, Known]:
+        """Phase 1; returns the authorization attempt it recorded, and its order and cart as it
+        left them (the settlement starts from them)."""
         async with phases.unit_of_work() as uow:
             conn = await asyncpg_of(uow.conn)
             # The cart commands' lock: no line changes between this read and the order.
@@ -180,7 +186,9 @@ class CheckoutSaga:
                 reservation_expires_at=pending.expires_at,
                 totals=charge.recorded,
             )
-            await uow.append(effects.STREAM_TYPE, order_stream_id(order_id), [placed], expected_version=0)
+            written = await uow.append(
+                effects.STREAM_TYPE, order_stream_id(order_id), [placed], expected_version=0
+            )
             await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
             # to the COMMIT only the reservation rows and their events follow.
@@ -197,7 +205,10 @@ class CheckoutSaga:
                     uow, charge.discount.code, order_id, customer_key[:200], checkout_money.DISCOUNT_FIELD
                 )
             await uow.commit()
-        return attempt
+        # As a load of the stream would fold it: from what the ledger returned, not from ``placed``.
+        order = order_domain.fold(e for r in written if isinstance(e := r.decode(), OrderEvent))
+        assert order is not None
+        return attempt, Known(order, cart)
 
 
 class _CartReads(NamedTuple):

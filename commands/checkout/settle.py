@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ from commands.checkout import effects as effects
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import AUTHORIZE, CAPTURE, FAILED, REFUND, VOID, Attempt, Outcome
 from commands.domain import order as domain
+from commands.domain.cart import Cart
 from commands.domain.order import Order, OrderStatus, PaymentStatus
 from commands.events import order as ev
 from commands.inventory import reservations
 from commands.payments import PaymentProvider
 from commands.store.connections import CommandConnections
 from commands.store.driver import asyncpg_of
+from commands.store.ledger.writer import StreamConflict
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,17 @@ class Settled:
 Finish = Callable[[UnitOfWork, Settled], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Known:
+    """The order and its cart as the checkout's first phase just wrote and read them: what loading
+    them under their locks finds, unless something wrote either stream since. The settlement
+    appends at the versions that follow these; a version taken meanwhile (``StreamConflict``)
+    rolls it back, and it loads both and decides again."""
+
+    order: Order
+    cart: Cart
+
+
 class PaymentSettlement:
     def __init__(
         self, source: AsyncEngine | CommandConnections, provider: PaymentProvider, *, lease: timedelta
@@ -91,12 +105,14 @@ class PaymentSettlement:
         token: str | None = None,
         recorded: Attempt | None = None,
         finish: Finish | None = None,
+        known: Known | None = None,
     ) -> Settled:
         """Send the attempt under ``key`` unless it is settled already, then settle what came back.
 
         ``recorded``: the attempt as its caller just recorded it (in a committed transaction that
         touched ``updated_at``), so it is known unsettled and needs no claim of its own.
         ``finish``: runs in the settling transaction when the outcome needs no compensation.
+        ``known``: the attempt's order and cart as its caller just left them (see ``Known``).
         """
         attempt = recorded
         if attempt is None:
@@ -105,7 +121,9 @@ class PaymentSettlement:
             if attempt is None:
                 return await self.current(key, metadata)
         outcome = await payment_ops.execute(self.provider, attempt, token=token)
-        return await self.settle(key, outcome, metadata, finish=finish, order_id=attempt.order_id)
+        return await self.settle(
+            key, outcome, metadata, finish=finish, order_id=attempt.order_id, known=known
+        )
 
     async def current(self, key: str, metadata: MessageMetadata) -> Settled:
         async with UnitOfWork(self.connections, metadata) as uow:
@@ -126,14 +144,24 @@ class PaymentSettlement:
         missing_since: datetime | None = None,
         finish: Finish | None = None,
         order_id: str | None = None,
+        known: Known | None = None,
     ) -> Settled:
         """Apply ``outcome`` to its attempt and order, then send any compensation it made due.
 
         ``missing_since``: only if the attempt still carries this note of the provider's first
         'never received' (reconciliation giving up): a send or a found operation since clears it.
         ``order_id``: the attempt's order, when the caller knows it (saves looking it up first).
+        ``known``: its order and cart as the caller just left them (saves loading them).
         """
-        settled = await self._settle_once(key, outcome, metadata, receipt, missing_since, finish, order_id)
+        once = functools.partial(self._settle_once, key, outcome, metadata, receipt, missing_since, finish)
+        try:
+            settled = await once(order_id, known)
+        except StreamConflict:
+            if known is None:
+                raise
+            # The order or its cart was written after the caller left them: rolled back; decide
+            # again on what they are now.
+            settled = await once(order_id)
         for _ in range(MAX_COMPENSATIONS):
             if settled.compensation is None or settled.order is None:
                 break
@@ -157,6 +185,7 @@ class PaymentSettlement:
         missing_since: datetime | None,
         finish: Finish | None = None,
         order_id: str | None = None,
+        known: Known | None = None,
     ) -> Settled:
         if receipt is not None:
             await self._own_settlement_done(key)
@@ -167,7 +196,13 @@ class PaymentSettlement:
         async with (
             self._tracked(key if receipt is None else None),
             # Urgent: it completes an order whose stock is held (commands.store.connections).
-            UnitOfWork(self.connections, metadata, urgent=True) as uow,
+            # Begun holding the order's lock when the order is known (its first statement anyway).
+            UnitOfWork(
+                self.connections,
+                metadata,
+                urgent=True,
+                lock=None if order_id is None else effects.order_lock(order_id),
+            ) as uow,
         ):
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)
@@ -188,7 +223,11 @@ class PaymentSettlement:
                 # the decisions it led to were made in that same transaction; keep the receipt only.
                 await uow.commit()
                 return Settled(DUPLICATE, None, attempt, outcome)
-            order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
+            if attempt is not None and known is not None and known.order.order_id == attempt.order_id:
+                order: Order | None = known.order
+            else:
+                known = None
+                order = None if attempt is None else await effects.load_order(uow, attempt.order_id)
             if attempt is None or order is None:
                 return Settled(IGNORED)
             if missing_since is not None and (
@@ -202,7 +241,7 @@ class PaymentSettlement:
             else:
                 await payment_ops.mark(uow.conn, attempt, outcome)
             decided = await self._decide(uow, order, attempt, outcome, stock_lapsed)
-            state = await effects.apply(uow, order, decided)
+            state = await effects.apply(uow, order, decided, cart=None if known is None else known.cart)
             compensation = await effects.compensation(uow, state)
             position = uow.last_position or await effects.head_of(uow, order.order_id)
             settled = Settled(APPLIED, state, attempt, outcome, position, compensation)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,7 +36,7 @@ from commands.messages.cart import (
     UpdateCartLines,
 )
 from commands.money import config as money_config
-from commands.store.driver import asyncpg_of
+from commands.store.driver import LOCK, asyncpg_of
 from commands.store.ledger.reader import RecordedEvent, stream_version
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import customer_carts
@@ -52,13 +53,15 @@ def stream_id(cart_id: str) -> str:
 
 def register(bus: CommandBus) -> None:
     bus.register(CreateCart, create_cart)
-    bus.register(AddCartLines, add_lines)
-    bus.register(UpdateCartLines, update_lines)
-    bus.register(RemoveCartLines, remove_lines)
+    # Their first statement is the cart's lock (``_edit``, ``_decide``). Not a takeover's: it
+    # locks the customer's carts first.
+    bus.register(AddCartLines, add_lines, first_lock=first_lock)
+    bus.register(UpdateCartLines, update_lines, first_lock=first_lock)
+    bus.register(RemoveCartLines, remove_lines, first_lock=first_lock)
     bus.register(AttachCartToCustomer, attach_customer)
-    bus.register(SetCartShipping, set_shipping)
-    bus.register(ApplyCartDiscountCode, apply_discount_code)
-    bus.register(RemoveCartDiscountCode, remove_discount_code)
+    bus.register(SetCartShipping, set_shipping, first_lock=first_lock)
+    bus.register(ApplyCartDiscountCode, apply_discount_code, first_lock=first_lock)
+    bus.register(RemoveCartDiscountCode, remove_discount_code, first_lock=first_lock)
 
 
 async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
@@ -156,7 +159,7 @@ async def _decide(
     expected_version: int | None,
     decide: Callable[[Cart], Awaitable[Event]],
 ) -> CartResult:
-    await _lock(uow.conn, stream_id(cart_id))
+    await _lock(uow, stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -172,10 +175,10 @@ async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> Car
     customer_id = command.actor.customer_id
     if customer_id is None:
         raise Forbidden("only a signed-in customer can take over a cart", ["cartId"])
-    await _lock(uow.conn, f"customer-carts:{customer_id}")
+    await _lock(uow, f"customer-carts:{customer_id}")
     survivor_id = await _active_cart_of(uow.conn, customer_id, excluding=command.cart_id)
     for cart_id in sorted({command.cart_id, survivor_id or command.cart_id}):
-        await _lock(uow.conn, stream_id(cart_id))
+        await _lock(uow, stream_id(cart_id))
     guest, _ = await load_cart(uow, command.cart_id)
     domain.ensure_access(guest, command.actor)
     survivor = None if survivor_id is None else (await load_cart(uow, survivor_id))[0]
@@ -207,14 +210,21 @@ async def check_out_cart(uow: UnitOfWork, cart_id: str, order_id: str, expected_
 
 
 async def checked_out(
-    uow: UnitOfWork, cart_id: str, order_id: str, expected_version: int | None = None
+    uow: UnitOfWork,
+    cart_id: str,
+    order_id: str,
+    expected_version: int | None = None,
+    *,
+    known: Cart | None = None,
 ) -> tuple[tuple[str, str, int, Event], Cart]:
     """For the settlement: the cart locked and its CartCheckedOut decided, for the caller to
     append at the version given with its own events (one statement, ``append_at_versions``),
     and the cart as it will be. Every writer of a cart stream holds the cart's lock, taken here,
-    so that version stays free until the commit. The cart's row is written with the COMMIT."""
-    await _lock(uow.conn, stream_id(cart_id))
-    cart, _ = await load_cart(uow, cart_id)
+    so that version stays free until the commit. The cart's row is written with the COMMIT.
+    ``known``: the cart as the caller read it, not loaded again: if it changed since, the
+    version is taken and the append raises ``StreamConflict``."""
+    await _lock(uow, stream_id(cart_id))
+    cart = known if known is not None else (await load_cart(uow, cart_id))[0]
     domain.check_version(cart, expected_version)
     event: CartCheckedOut = domain.check_out(cart, order_id)
     uow.write_at_commit(_TOUCH, cart_id, domain.CHECKED_OUT, None, None)
@@ -232,7 +242,7 @@ async def _edit(
     skus: Callable[[Cart], Sequence[str]],
     decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
 ) -> CartResult:
-    await _lock(uow.conn, stream_id(cart_id))
+    await _lock(uow, stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -280,11 +290,17 @@ async def _append(
 
 async def lock_cart(uow: UnitOfWork, cart_id: str) -> None:
     """The lock every command on a cart holds until its transaction ends."""
-    await _lock(uow.conn, stream_id(cart_id))
+    await _lock(uow, stream_id(cart_id))
 
 
-async def _lock(conn: AsyncConnection, key: str) -> None:
-    await (await asyncpg_of(conn)).execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+def first_lock(command: Any) -> str:
+    """The lock a command on one cart (``cart_id``) takes first: taken with its BEGIN."""
+    return stream_id(command.cart_id)
+
+
+async def _lock(uow: UnitOfWork, key: str) -> None:
+    if not uow.holds_lock(key):
+        await (await asyncpg_of(uow.conn)).execute(LOCK, key)
 
 
 async def _touch(

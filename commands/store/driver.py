@@ -78,13 +78,39 @@ class _DriverTransaction:
         await self._driver.execute("ROLLBACK")
 
 
-async def begin(conn: AsyncConnection) -> None:
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+def lock_literal(key: str) -> str:
+    """``key`` as an SQL string literal, for a statement that cannot take parameters. The
+    ``E''`` form reads backslashes the same whatever ``standard_conforming_strings`` says."""
+    if "\x00" in key:
+        raise ValueError("a lock key cannot hold a NUL character")
+    return "E'" + key.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def begin(conn: AsyncConnection, *, lock: str | None = None) -> None:
     """Begin a transaction on the driver, without SQLAlchemy's transaction machinery (a greenlet
-    switch per step)."""
+    switch per step); with ``lock``, holding that key's advisory lock (``LOCK``) from the start."""
     adapted, driver = await _raw(conn)
-    if adapted._transaction is None:
+    if adapted._transaction is not None:
+        if lock is not None:
+            await driver.execute(LOCK, lock)
+        return
+    if lock is None:
         await driver.execute("BEGIN")
-        adapted._transaction = _DriverTransaction(driver)
+    else:
+        # One round trip for both: a simple query runs its statements in turn, and a BEGIN among
+        # them leaves the transaction open after it. Parameters need the extended protocol, which
+        # takes one statement at a time: hence the literal.
+        await driver.execute(f"BEGIN; {LOCK.replace('$1', lock_literal(lock))}")
+    adapted._transaction = _DriverTransaction(driver)
+
+
+def closed(conn: AsyncConnection) -> bool:
+    """Whether the driver knows ``conn``'s session is gone (no I/O)."""
+    known: tuple[Any, PgConnection] | None = _KNOWN.get(conn) or conn.info.get(_RAW)
+    return known is not None and bool(known[1].is_closed())
 
 
 async def commit(conn: AsyncConnection) -> None:

@@ -42,14 +42,21 @@ class UnitOfWork:
 
     ``source``: kept connections (``CommandConnections``, the hot paths), or an engine to borrow
     a connection from for this unit of work alone. ``urgent``: it finishes work in progress, and
-    is served before others waiting for a kept connection.
+    is served before others waiting for a kept connection. ``lock``: the advisory lock key its
+    first statement would take (a stream's lock): taken with the BEGIN, one round trip fewer.
     """
 
     def __init__(
-        self, source: AsyncEngine | CommandConnections, metadata: MessageMetadata, *, urgent: bool = False
+        self,
+        source: AsyncEngine | CommandConnections,
+        metadata: MessageMetadata,
+        *,
+        urgent: bool = False,
+        lock: str | None = None,
     ) -> None:
         self._connections = CommandConnections.of(source)
         self._urgent = urgent
+        self._lock = lock
         self.metadata = metadata
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
@@ -75,10 +82,12 @@ class UnitOfWork:
         for fresh in (False, True):
             conn = await self._connections.take(fresh=fresh, urgent=self._urgent)
             try:
-                await driver.begin(conn)
+                await driver.begin(conn, lock=self._lock)
             except BaseException as error:
+                # A live session that failed the lock (a timeout, a cancellation) is no dead one.
+                alive = self._lock is not None and not driver.closed(conn)
                 await self._connections.give_back(conn, broken=True)
-                if fresh or not isinstance(error, Exception):
+                if fresh or alive or not isinstance(error, Exception):
                     raise
                 await self._connections.drop_idle()
                 continue
@@ -144,6 +153,10 @@ class UnitOfWork:
 
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         return await reader.load_stream(self.conn, stream_id, after_version)
+
+    def holds_lock(self, key: str) -> bool:
+        """Whether this unit of work began holding ``key``'s advisory lock (see ``lock``)."""
+        return key == self._lock and self._conn is not None
 
     def before_commit(self, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` inside the transaction just before it commits."""

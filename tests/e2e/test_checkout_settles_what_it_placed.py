@@ -1,0 +1,103 @@
+"""The settlement of a checkout's own payment answer starts from the order and cart its first
+phase wrote and read, without loading them again; when something wrote either stream while the
+provider was deciding, the settlement finds the version taken, loads both and decides again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from gateway.schema.ids import global_id, parse_global_id
+from tests.support.checkout import Shop
+
+pytestmark = pytest.mark.checkout_settings
+
+# The provider's answer comes this much later: time for another writer in between, well inside
+# the tests' payment timeout (tests.support.checkout.PAYMENT_TIMEOUT).
+SLOW_ANSWER_MS = 450
+ATTACH = """mutation($cart: ID!) {
+  cartAttachCustomer(cartId: $cart) { cart { id } position userErrors { code message } } }"""
+
+
+async def _placed_order(shop: Shop, cart_gid: str) -> str:
+    """The global id of the order placed for the cart, once its first phase has committed."""
+    parsed = parse_global_id(cart_gid, "Cart")
+    assert parsed is not None
+    cart_id = parsed[1]
+    found: list[str] = []
+
+    async def placed() -> bool:
+        async with shop.container.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT data->>'order_id' FROM ledger_events "
+                        "WHERE type = 'OrderPlaced' AND data->>'cart_id' = :c"
+                    ),
+                    {"c": cart_id},
+                )
+            ).first()
+        if row is not None:
+            found.append(str(row[0]))
+        return row is not None
+
+    await shop.eventually(placed, timeout=5)
+    return global_id("Order", found[-1])
+
+
+async def _slow_checkout(shop: Shop, cart: str, key: str, auth: str | None) -> asyncio.Task[dict[str, Any]]:
+    await shop.configure(latency_ms=SLOW_ANSWER_MS)
+    return asyncio.create_task(shop.checkout(cart, key, auth=auth))
+
+
+async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confirmed(shop: Shop) -> None:
+    await shop.product("TEE", on_hand=2)
+    customer = shop.customer("cust-cancel-early")
+    cart = await shop.cart(("TEE", 1), customer="cust-cancel-early")
+    checkout = await _slow_checkout(shop, cart, "slow-answer-cancelled", customer)
+    order_gid = await _placed_order(shop, cart)
+    assert not checkout.done(), "the provider has not answered yet"
+    body = await shop.order_op("orderCancel", order_gid, "cancel-early", customer, reason="changed my mind")
+    assert body["data"]["orderCancel"]["userErrors"] == [], body
+    await checkout
+    await shop.configure(latency_ms=0)
+    # The answer (authorized) met a cancelled order: the money goes back, the stock too.
+    order = await shop.order(order_gid)
+    assert (order.status.value, order.payment_status.value) == ("CANCELLED", "VOIDED")
+    assert [p["status"] for p in (await shop.provider_payments(order_gid))["payments"]] == ["VOIDED"]
+    assert await shop.stock("TEE") == (2, 0)
+    types = await shop.order_event_types(order_gid)
+    assert types[:2] == ["OrderPlaced", "OrderCancelled"] and "OrderConfirmed" not in types
+
+
+async def test_a_cart_merged_while_the_provider_decided_stays_merged_and_the_order_confirms(
+    shop: Shop,
+) -> None:
+    await shop.product("TEE", on_hand=3)
+    customer = shop.customer("cust-merge-early")
+    kept = await shop.cart(("TEE", 1), customer="cust-merge-early")
+    guest = await shop.cart(("TEE", 1))
+    checkout = await _slow_checkout(shop, guest, "slow-answer-merged", None)
+    order_gid = await _placed_order(shop, guest)
+    attached = (await shop.gql(ATTACH, {"cart": guest}, customer))["data"]["cartAttachCustomer"]
+    assert attached["userErrors"] == [] and attached["cart"]["id"] == kept
+    payload = await checkout
+    await shop.configure(latency_ms=0)
+    assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED", payload
+    assert payload["order"]["id"] == order_gid
+    # Closing the merged cart is refused (decided on the cart as it is now), not the settlement.
+    assert await shop.count_events("CartCheckedOut") == 0
+    assert await shop.stock("TEE") == (3, 1)
+
+
+async def test_an_undisturbed_checkout_confirms_and_closes_its_cart_once(shop: Shop) -> None:
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    payload = await shop.checkout(cart, "undisturbed")
+    assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED"
+    types = await shop.order_event_types(payload["order"]["id"])
+    assert types == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+    assert await shop.count_events("CartCheckedOut") == 1

@@ -1,0 +1,84 @@
+"""A unit of work that begins holding its stream's lock: BEGIN and the lock in one round trip,
+the very lock the lock helpers take, whatever the key holds."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from commands.handlers import cart as cart_handlers
+from commands.store.connections import CommandConnections
+from commands.store.driver import asyncpg_of, lock_literal
+from commands.store.unit_of_work import MessageMetadata, UnitOfWork
+from gateway.bootstrap.container import Container
+
+META = MessageMetadata(actor="admin:test")
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+# Keys that quoting must not break: quotes, backslashes (read as escapes in E'' strings), a
+# statement's end, a non-ASCII letter.
+AWKWARD_KEYS = ("cart-'; SELECT 1; --", "back\\slash\\'x", "üñí-\\\\", "plain-key")
+
+
+@pytest.fixture
+async def connections(container: Container) -> AsyncIterator[CommandConnections]:
+    kept = CommandConnections(container.engine, keep=2)
+    try:
+        yield kept
+    finally:
+        await kept.close()
+
+
+async def _free_elsewhere(container: Container, key: str) -> bool:
+    """Whether another session could take ``key``'s lock now (and let it go at once)."""
+    async with container.engine.connect() as conn:
+        driver = await asyncpg_of(conn)
+        async with driver.transaction():
+            return bool(await driver.fetchval(TRY_LOCK, key))
+
+
+@pytest.mark.parametrize("key", AWKWARD_KEYS)
+async def test_the_lock_taken_with_begin_is_the_keys_own_lock(
+    container: Container, connections: CommandConnections, key: str
+) -> None:
+    async with UnitOfWork(connections, META, lock=key) as uow:
+        assert uow.holds_lock(key) and not uow.holds_lock(key + "x")
+        driver = await asyncpg_of(uow.conn)
+        assert driver.is_in_transaction()
+        assert not await _free_elsewhere(container, key), "held from BEGIN on, under its own name"
+        await uow.commit()
+    assert await _free_elsewhere(container, key), "released with the transaction"
+
+
+async def test_a_lock_holder_queues_the_next_unit_of_work_on_the_same_key(
+    container: Container, connections: CommandConnections
+) -> None:
+    cart_id = str(uuid.uuid4())
+    key = cart_handlers.stream_id(cart_id)
+    order: list[str] = []
+    async with UnitOfWork(connections, META, lock=key) as first:
+        order.append("first in")
+
+        async def second() -> None:
+            async with UnitOfWork(connections, META) as uow:
+                await cart_handlers.lock_cart(uow, cart_id)  # not begun with it: takes it now
+                order.append("second in")
+                await uow.commit()
+
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.2)
+        assert order == ["first in"], "the second waits on the lock taken with the first's BEGIN"
+        await cart_handlers.lock_cart(first, cart_id)  # held already: no second statement needed
+        order.append("first out")
+        await first.commit()
+    await asyncio.wait_for(waiting, 5)
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_a_key_with_a_nul_character_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        lock_literal("bad\x00key")
+    assert lock_literal("it's") == "E'it''s'"
+    assert lock_literal("a\\b") == "E'a\\\\b'"

@@ -1,0 +1,68 @@
+"""The benchmark's core placement and schedstat readings, on real child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks.cores import CoreTime, own_core, placement, spent_since, waiting_share
+from benchmarks.cpu import Watched
+
+
+@pytest.fixture
+def two_children() -> Iterator[tuple[int, int]]:
+    started = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+    try:
+        yield started[0].pid, started[1].pid
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+
+
+def test_placement_gives_ours_the_first_cores_and_the_others_the_rest() -> None:
+    ours, theirs = Watched("gateway", 1), Watched("PostgreSQL", 2, tree=True, ours=False)
+    two = placement([ours, theirs], frozenset({0, 1}))
+    assert two is not None and two.ours == {0} and two.others == {1}
+    four = placement([ours, Watched("worker", 3), theirs], frozenset({0, 1, 2, 3}))
+    assert four is not None and four.ours == {0, 1} and four.others == {2, 3}
+    assert placement([ours, theirs], frozenset({0})) is None
+    assert placement([theirs], frozenset({0, 1})) is None
+
+
+def test_core_time_counts_time_on_a_core() -> None:
+    before = CoreTime.of(os.getpid())
+    assert before is not None
+    deadline = time.perf_counter() + 0.2
+    while time.perf_counter() < deadline:
+        pass
+    spent = spent_since(os.getpid(), before)
+    assert spent is not None and spent.on_core >= 0.1 and spent.waiting >= 0
+    shares = waiting_share(spent, 0.2)
+    assert shares is not None and shares[0] >= 50
+    assert CoreTime.of(2**22 + 12345) is None
+
+
+def test_own_core_pins_both_sides_and_frees_them_after(two_children: tuple[int, int]) -> None:
+    ours, theirs = two_children
+    everywhere = os.sched_getaffinity(0)
+    watched = [
+        Watched("gateway", ours),
+        Watched("gateway, kernel", ours, ours=False),
+        Watched("x", theirs, ours=False),
+    ]
+    with own_core(watched) as placed:
+        if len(everywhere) < 2:
+            assert placed is None
+            return
+        assert placed is not None
+        assert os.sched_getaffinity(ours) == placed.ours
+        assert os.sched_getaffinity(theirs) == placed.others
+        assert not placed.ours & placed.others
+    assert os.sched_getaffinity(ours) == everywhere
+    assert os.sched_getaffinity(theirs) == everywhere
