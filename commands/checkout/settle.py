@@ -29,6 +29,7 @@ from commands.domain import order as domain
 from commands.domain.cart import Cart
 from commands.domain.order import Order, OrderStatus, PaymentStatus
 from commands.events import order as ev
+from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.payments import PaymentProvider
 from commands.store.connections import CommandConnections
@@ -79,6 +80,19 @@ class Known:
 
     order: Order
     cart: Cart
+
+
+def _locks(order_id: str | None, known: Known | None) -> list[str]:
+    """The locks a settlement begins with: its order's (its first statement anyway) and, when
+    the cart is known, the cart's (which closing the cart takes next, in that order)."""
+    if order_id is None:
+        return []
+    cart = (
+        []
+        if known is None or known.order.order_id != order_id
+        else [cart_handlers.stream_id(known.cart.cart_id)]
+    )
+    return [effects.order_lock(order_id), *cart]
 
 
 class PaymentSettlement:
@@ -196,13 +210,7 @@ class PaymentSettlement:
         async with (
             self._tracked(key if receipt is None else None),
             # Urgent: it completes an order whose stock is held (commands.store.connections).
-            # Begun holding the order's lock when the order is known (its first statement anyway).
-            UnitOfWork(
-                self.connections,
-                metadata,
-                urgent=True,
-                lock=None if order_id is None else effects.order_lock(order_id),
-            ) as uow,
+            UnitOfWork(self.connections, metadata, urgent=True, lock=_locks(order_id, known)) as uow,
         ):
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)

@@ -167,7 +167,9 @@ async def _decide(
     domain.check_version(cart, expected_version)
     event = await decide(cart)
     await _append(uow, cart, [event], expected_version)
-    await _touch(uow.conn, cart_id)
+    # Written with the COMMIT: nothing after it reads the row, and only the cart's lock holder
+    # writes it (commands.store.writes_at_commit).
+    uow.write_at_commit(_TOUCH, cart_id, None, None, None)
     return CartResult(cart_id, cart.version + 1, uow.last_position, uow.last_position)
 
 
@@ -251,7 +253,9 @@ async def _edit(
     prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
     await _append(uow, cart, [event], expected_version)
-    await _touch(uow.conn, cart_id)
+    # Written with the COMMIT: nothing after it reads the row, and only the cart's lock holder
+    # writes it (commands.store.writes_at_commit).
+    uow.write_at_commit(_TOUCH, cart_id, None, None, None)
     return CartResult(cart_id, cart.version + 1, uow.last_position, uow.last_position)
 
 

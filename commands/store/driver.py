@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from commands.store import literals
 
 # An asyncpg connection (asyncpg ships no type information).
 PgConnection: TypeAlias = Any
@@ -69,9 +72,12 @@ class _DriverTransaction:
     def __init__(self, driver: PgConnection) -> None:
         self._driver = driver
 
-    async def commit(self) -> None:
-        # PostgreSQL answers COMMIT in a failed transaction with ROLLBACK, and no error.
-        if await self._driver.execute("COMMIT") != "COMMIT":
+    async def commit(self, *, before: str | None = None) -> None:
+        """COMMIT, after ``before`` (statements without parameters) in the same simple query."""
+        # PostgreSQL answers COMMIT in a failed transaction with ROLLBACK, and no error; a
+        # statement of ``before`` that fails raises, and the COMMIT after it is never run.
+        query = "COMMIT" if before is None else f"{before}; COMMIT"
+        if await self._driver.execute(query) != "COMMIT":
             raise TransactionAborted("a statement failed in this transaction: it was rolled back")
 
     async def rollback(self) -> None:
@@ -81,29 +87,19 @@ class _DriverTransaction:
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 
-def lock_literal(key: str) -> str:
-    """``key`` as an SQL string literal, for a statement that cannot take parameters. The
-    ``E''`` form reads backslashes the same whatever ``standard_conforming_strings`` says."""
-    if "\x00" in key:
-        raise ValueError("a lock key cannot hold a NUL character")
-    return "E'" + key.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-async def begin(conn: AsyncConnection, *, lock: str | None = None) -> None:
+async def begin(conn: AsyncConnection, *, locks: Sequence[str] = ()) -> None:
     """Begin a transaction on the driver, without SQLAlchemy's transaction machinery (a greenlet
-    switch per step); with ``lock``, holding that key's advisory lock (``LOCK``) from the start."""
+    switch per step); with ``locks``, holding those keys' advisory locks (``LOCK``) from the
+    start, taken in the order given."""
     adapted, driver = await _raw(conn)
     if adapted._transaction is not None:
-        if lock is not None:
-            await driver.execute(LOCK, lock)
+        for key in locks:
+            await driver.execute(LOCK, key)
         return
-    if lock is None:
-        await driver.execute("BEGIN")
-    else:
-        # One round trip for both: a simple query runs its statements in turn, and a BEGIN among
-        # them leaves the transaction open after it. Parameters need the extended protocol, which
-        # takes one statement at a time: hence the literal.
-        await driver.execute(f"BEGIN; {LOCK.replace('$1', lock_literal(lock))}")
+    # One round trip for all: a simple query runs its statements in turn, and a BEGIN among them
+    # leaves the transaction open after it. Parameters need the extended protocol, which takes
+    # one statement at a time: hence the literals.
+    await driver.execute("; ".join(["BEGIN", *(LOCK.replace("$1", literals.text(key)) for key in locks)]))
     adapted._transaction = _DriverTransaction(driver)
 
 
@@ -117,6 +113,19 @@ async def commit(conn: AsyncConnection) -> None:
     """Commit what ``begin`` began. SQLAlchemy's own bookkeeping of the transaction, if one of its
     statements opened it, is closed without I/O (its adapter holds no transaction any more)."""
     await _end(conn, commit=True)
+
+
+async def commit_after(conn: AsyncConnection, statement: str) -> bool:
+    """Run ``statement`` (no parameters) and commit what ``begin`` began, in one round trip; False,
+    having sent nothing, when the transaction is not one ``begin`` began."""
+    adapted, _ = await _raw(conn)
+    transaction = adapted._transaction
+    if not isinstance(transaction, _DriverTransaction):
+        return False
+    adapted._transaction = None
+    await transaction.commit(before=statement)
+    await _end(conn, commit=True)  # SQLAlchemy's bookkeeping only: the driver holds none now
+    return True
 
 
 async def rollback(conn: AsyncConnection) -> None:

@@ -42,8 +42,9 @@ class UnitOfWork:
 
     ``source``: kept connections (``CommandConnections``, the hot paths), or an engine to borrow
     a connection from for this unit of work alone. ``urgent``: it finishes work in progress, and
-    is served before others waiting for a kept connection. ``lock``: the advisory lock key its
-    first statement would take (a stream's lock): taken with the BEGIN, one round trip fewer.
+    is served before others waiting for a kept connection. ``lock``: the advisory lock key (or keys,
+    in the order it would take them) its first statements would take (a stream's lock): taken
+    with the BEGIN, round trips fewer.
     """
 
     def __init__(
@@ -52,11 +53,13 @@ class UnitOfWork:
         metadata: MessageMetadata,
         *,
         urgent: bool = False,
-        lock: str | None = None,
+        lock: str | Sequence[str] | None = None,
     ) -> None:
         self._connections = CommandConnections.of(source)
         self._urgent = urgent
-        self._lock = lock
+        self._locks: tuple[str, ...] = (
+            () if lock is None else (lock,) if isinstance(lock, str) else tuple(lock)
+        )
         self.metadata = metadata
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
@@ -82,10 +85,10 @@ class UnitOfWork:
         for fresh in (False, True):
             conn = await self._connections.take(fresh=fresh, urgent=self._urgent)
             try:
-                await driver.begin(conn, lock=self._lock)
+                await driver.begin(conn, locks=self._locks)
             except BaseException as error:
                 # A live session that failed the lock (a timeout, a cancellation) is no dead one.
-                alive = self._lock is not None and not driver.closed(conn)
+                alive = bool(self._locks) and not driver.closed(conn)
                 await self._connections.give_back(conn, broken=True)
                 if fresh or alive or not isinstance(error, Exception):
                     raise
@@ -156,7 +159,7 @@ class UnitOfWork:
 
     def holds_lock(self, key: str) -> bool:
         """Whether this unit of work began holding ``key``'s advisory lock (see ``lock``)."""
-        return key == self._lock and self._conn is not None
+        return key in self._locks and self._conn is not None
 
     def before_commit(self, step: Callable[[], Awaitable[None]]) -> None:
         """Run ``step`` inside the transaction just before it commits."""
@@ -178,13 +181,19 @@ class UnitOfWork:
     async def commit(self) -> None:
         for step in self._before_commit:
             await step()
+        inlined = None
         if self._writes_at_commit:
             statement, args = writes_at_commit.combined(self._writes_at_commit)
             self._writes_at_commit = []
-            await (await driver.asyncpg_of(self.conn)).execute(statement, *args)
+            inlined = writes_at_commit.inlined(statement, args)
+            if inlined is None:
+                await (await driver.asyncpg_of(self.conn)).execute(statement, *args)
         # The appends announced themselves (once per transaction: commands.store.ledger.writer).
         try:
-            await driver.commit(self.conn)
+            if inlined is None or not await driver.commit_after(self.conn, inlined):
+                if inlined is not None:  # not begun on the driver: sent on its own first
+                    await (await driver.asyncpg_of(self.conn)).execute(inlined)
+                await driver.commit(self.conn)
         except BaseException:
             self._commit_failed = True
             raise

@@ -12,6 +12,9 @@ not needed, that no later statement of the transaction reads, and that takes no 
 transaction could be waiting to take in a different order. Two of them must not change the same
 row: the CTEs of one statement all see the snapshot it started with, and only one change of a
 row would land.
+
+When every argument is of a type written safely as an SQL literal (``inlined``), the statement
+goes with the COMMIT in one simple query, which takes no parameters: one round trip for both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import functools
 import re
 from collections.abc import Sequence
 from typing import Any
+
+from commands.store.literals import of as literals_of
 
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -62,3 +67,12 @@ def _check(sql: str, count: int) -> None:
         )
     if _QUOTED_DOLLAR.search(sql):
         raise ValueError(f"a write at commit has a $ inside a quoted literal: {sql}")
+
+
+def inlined(statement: str, args: Sequence[Any]) -> str | None:
+    """``statement`` with its arguments written in as literals; None when one of them is of a
+    type not written that way (the statement then goes with its parameters, on its own)."""
+    literals = [literals_of(arg) for arg in args]
+    if any(literal is None for literal in literals):
+        return None
+    return _PARAMETER.sub(lambda match: str(literals[int(match.group(1)) - 1]), statement)

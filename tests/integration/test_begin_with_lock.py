@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commands.handlers import cart as cart_handlers
+from commands.store import literals
 from commands.store.connections import CommandConnections
-from commands.store.driver import asyncpg_of, lock_literal
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 
@@ -79,6 +80,19 @@ async def test_a_lock_holder_queues_the_next_unit_of_work_on_the_same_key(
 
 def test_a_key_with_a_nul_character_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(ValueError, match="NUL"):
-        lock_literal("bad\x00key")
-    assert lock_literal("it's") == "E'it''s'"
-    assert lock_literal("a\\b") == "E'a\\\\b'"
+        literals.text("bad\x00key")
+    assert literals.text("it's") == "E'it''s'"
+    assert literals.text("a\\b") == "E'a\\\\b'"
+
+
+async def test_several_locks_begin_together_and_end_with_the_transaction(
+    container: Container, connections: CommandConnections
+) -> None:
+    first, second = f"order-{uuid.uuid4()}", f"cart-{uuid.uuid4()}"
+    async with UnitOfWork(connections, META, lock=[first, second]) as uow:
+        assert uow.holds_lock(first) and uow.holds_lock(second)
+        assert not await _free_elsewhere(container, first)
+        assert not await _free_elsewhere(container, second)
+        await uow.commit()
+    assert not uow.holds_lock(first), "held no more once the unit of work is closed"
+    assert await _free_elsewhere(container, first) and await _free_elsewhere(container, second)

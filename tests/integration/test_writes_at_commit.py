@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -83,3 +84,31 @@ async def test_writes_at_commit_asked_for_in_a_savepoint_rolled_back_are_forgott
         uow.forget_writes_at_commit(mark)
         await uow.commit()
     assert await _carts(container, kept, dropped) == {kept: "ACTIVE"}
+
+
+async def test_text_written_in_with_the_commit_lands_exactly_as_sent(container: Container) -> None:
+    awkward = ["it's", "back\\slash\\'", "dollar $1 $2", "üñí 🛒", "semi; COMMIT; --"]
+    carts = [str(uuid.uuid4()) for _ in awkward]
+    await _inserted_at_commit(container, *zip(carts, awkward, strict=True))
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT cart_id, customer_id FROM customer_carts WHERE cart_id = ANY(:ids)"), {"ids": carts}
+        )
+        stored = {row.cart_id: row.customer_id for row in rows}
+    assert stored == dict(zip(carts, awkward, strict=True))
+
+
+async def test_a_write_at_commit_with_an_argument_not_written_in_goes_with_its_parameters(
+    container: Container,
+) -> None:
+    cart = str(uuid.uuid4())
+    await _inserted_at_commit(container, (cart, "cust-1"))
+    long_ago = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+    async with UnitOfWork(container.connections, META) as uow:
+        uow.write_at_commit("UPDATE customer_carts SET updated_at = $2 WHERE cart_id = $1", cart, long_ago)
+        await uow.commit()
+    async with container.engine.connect() as conn:
+        updated = (
+            await conn.execute(text("SELECT updated_at FROM customer_carts WHERE cart_id = :c"), {"c": cart})
+        ).scalar_one()
+    assert abs(updated - long_ago) < timedelta(microseconds=1)

@@ -38,13 +38,16 @@ def test_placement_gives_ours_the_first_cores_and_the_others_the_rest() -> None:
 def test_core_time_counts_time_on_a_core() -> None:
     before = CoreTime.of(os.getpid())
     assert before is not None
-    deadline = time.perf_counter() + 0.2
-    while time.perf_counter() < deadline:
+    started, spun = time.perf_counter(), time.thread_time()
+    # CPU time, not wall time: on a loaded machine the wall clock runs ahead of it.
+    while time.thread_time() - spun < 0.1:
         pass
+    wall = time.perf_counter() - started
     spent = spent_since(os.getpid(), before)
-    assert spent is not None and spent.on_core >= 0.1 and spent.waiting >= 0
-    shares = waiting_share(spent, 0.2)
-    assert shares is not None and shares[0] >= 50
+    assert spent is not None and spent.on_core >= 0.09 and spent.waiting >= 0
+    shares = waiting_share(spent, wall)
+    assert shares is not None
+    assert shares == pytest.approx((100 * spent.on_core / wall, 100 * spent.waiting / wall))
     assert CoreTime.of(2**22 + 12345) is None
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import pytest
 
-from commands.store.writes_at_commit import combined
+from commands.store.writes_at_commit import combined, inlined
 
 
 def test_one_write_is_sent_as_it_is() -> None:
@@ -35,3 +39,18 @@ def test_a_write_whose_parameters_do_not_match_its_arguments_is_refused() -> Non
 def test_a_write_with_a_dollar_inside_a_quoted_literal_is_refused() -> None:
     with pytest.raises(ValueError, match="inside a quoted literal"):
         combined([("UPDATE t SET note = 'costs $1' WHERE id = $1", ("a",))])
+
+
+def test_arguments_of_plain_types_are_written_in_as_literals() -> None:
+    order = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    statement = "UPDATE t SET a = $1, b = $2, c = $3, d = $4, e = $5 WHERE id = $6 AND f = $10"
+    args = ["it's \\ $2", None, True, 42, "ü", order, 0, 0, 0, "last"]
+    assert inlined(statement, args) == (
+        "UPDATE t SET a = E'it''s \\\\ $2', b = NULL, c = TRUE, d = 42, e = E'ü' "
+        "WHERE id = '12345678-1234-5678-1234-567812345678' AND f = E'last'"
+    )
+
+
+def test_arguments_of_other_types_keep_the_statement_with_its_parameters() -> None:
+    for value in (datetime.now(UTC), Decimal("1.5"), ["a"], b"x", "nul\x00"):
+        assert inlined("UPDATE t SET a = $1", [value]) is None
