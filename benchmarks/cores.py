@@ -7,9 +7,10 @@ PostgreSQL backend woken by a query on the gateway's core, and the gateway waits
 ``/proc/<pid>/task/<tid>/schedstat`` counts both: nanoseconds on a core, and nanoseconds
 runnable but waiting for one.
 
-``own_core`` gives the gateway (and a projector worker) cores of their own for a while and
-every other watched process (PostgreSQL with its backends, Redis, the sandbox, this process)
-the rest, as separate machines would; on leaving, every thread of them may run anywhere again.
+``own_core`` gives the gateway a core of its own for a while and every other watched process
+(PostgreSQL with its backends, Redis, the sandbox, a projector worker, this process) the rest,
+as separate machines would; on leaving, every thread of them may run anywhere again. The core
+times sum the threads alive when read (the gateway's live as long as it does).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.cpu import Watched, children
+
+# The label the stack's gateway process is watched under (``benchmarks.harness``).
+GATEWAY = "gateway"
 
 
 def threads(pid: int) -> list[int]:
@@ -59,13 +63,13 @@ class CoreTime:
 
 @dataclass(frozen=True)
 class Placement:
-    """The cores given to our processes and to the others while ``own_core`` holds."""
+    """The cores given to the gateway (``ours``) and to the others while ``own_core`` holds."""
 
     ours: frozenset[int]
     others: frozenset[int]
 
     def describe(self) -> str:
-        return f"ours on core {_cores(self.ours)}, the others on {_cores(self.others)}"
+        return f"the gateway on core {_cores(self.ours)}, the others on {_cores(self.others)}"
 
 
 def _cores(cores: frozenset[int]) -> str:
@@ -86,36 +90,47 @@ def _pin(pids: Sequence[int], cores: frozenset[int]) -> None:
 
 
 def placement(watched: Sequence[Watched], available: frozenset[int]) -> Placement | None:
-    """Ours on the first cores (one each, at most half of them), the others on the rest; None
-    on one core."""
-    ours = [w for w in watched if w.ours]
-    if len(available) < 2 or not ours:
+    """The gateway alone on the first core, every other process (a projector worker included)
+    on the rest; None on one core or without a gateway."""
+    if len(available) < 2 or not any(w.label == GATEWAY for w in watched):
         return None
     cores = sorted(available)
-    taken = max(1, min(len(ours), len(cores) // 2))
-    return Placement(frozenset(cores[:taken]), frozenset(cores[taken:]))
+    return Placement(frozenset(cores[:1]), frozenset(cores[1:]))
 
 
 @contextlib.contextmanager
 def own_core(watched: Sequence[Watched]) -> Iterator[Placement | None]:
-    """While inside: ours on cores of their own, the other watched processes on the rest (None:
-    one core only, nothing moved). Processes they start meanwhile (a new PostgreSQL backend)
-    inherit their parent's cores. Afterwards every one of them may run on every core again."""
+    """While inside: the gateway on a core of its own, the other watched processes on the rest
+    (None: one core only, nothing moved). Processes they start meanwhile (a new PostgreSQL
+    backend) inherit their parent's cores. Afterwards every one of them may run on every core
+    again."""
     available = frozenset(os.sched_getaffinity(0))
     chosen = placement(watched, available)
     if chosen is None:
         yield None
         return
-    # Each process once: the gateway is watched twice (its total, ours, and its kernel share).
-    ours = {w.pid for w in watched if w.ours}
+    gateway = {w.pid for w in watched if w.label == GATEWAY}
+    # Each process once: the gateway is watched twice (its total, and its kernel share).
     distinct = {w.pid: w for w in watched}
     try:
         for pid, w in distinct.items():
-            _pin(_pids(w), chosen.ours if pid in ours else chosen.others)
+            _pin(_pids(w), chosen.ours if pid in gateway else chosen.others)
         yield chosen
     finally:
         for w in distinct.values():
-            _pin(_pids(w), available)
+            _free(w, available)
+
+
+def _free(watched: Watched, cores: frozenset[int]) -> None:
+    """The process first, so children it forks from now on inherit ``cores``; then its children
+    until no new one appears (one forked while the first were being freed had the old cores)."""
+    _pin([watched.pid], cores)
+    if not watched.tree:
+        return
+    freed: set[int] = set()
+    while new := [pid for pid in children(watched.pid) if pid not in freed]:
+        _pin(new, cores)
+        freed.update(new)
 
 
 def spent_since(pid: int, before: CoreTime | None) -> CoreTime | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.cores import Placement, own_core, waiting_share
+from benchmarks.cores import GATEWAY, Placement, own_core, waiting_share
 from benchmarks.flash_sale_buckets import MeasuredSale, sale_figures
 from benchmarks.harness import Stack
 from benchmarks.progress import Progress
@@ -58,10 +58,10 @@ def report_own_core(result: BenchResult, stack: Stack, sale: OwnCoreSale, one_ro
         for k, v in run.cpu_seconds.items()
         if "in the kernel" not in k
     }
-    ours = set(stack.cpu.ours())
-    others = {k: v for k, v in percent.items() if k not in ours and v is not None}
+    # Everything but the gateway shares the other cores (a projector worker too).
+    others = {k: v for k, v in percent.items() if k != GATEWAY and v is not None}
     others_total = sum(others.values())
-    gateway = percent.get("gateway")
+    gateway = percent.get(GATEWAY)
     shares = waiting_share(run.core, wall)
     result.row(
         f"{label}: confirmed checkouts per second",

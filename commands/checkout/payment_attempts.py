@@ -164,6 +164,30 @@ async def record(
     provider_reference: str | None = None,
     context: dict[str, Any] | None = None,
 ) -> Attempt:
+    statement, args = recording(
+        order_id=order_id,
+        operation=operation,
+        key=key,
+        amount=amount,
+        currency=currency,
+        provider_reference=provider_reference,
+        context=context,
+    )
+    return attempt_of(await (await asyncpg_of(conn)).fetchrow(statement, *args))
+
+
+def recording(
+    *,
+    order_id: str,
+    operation: str,
+    key: str,
+    amount: Decimal,
+    currency: str,
+    provider_reference: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """``record``'s statement (``$1``...``$10``, returning the attempt's columns) and arguments,
+    for a caller that sends it with its own writes, as a CTE of one statement."""
     hashed = request_hash(
         {
             "operation": operation,
@@ -173,8 +197,7 @@ async def record(
             "reference": provider_reference,
         }
     )
-    row = await (await asyncpg_of(conn)).fetchrow(
-        _RECORD,
+    args = (
         uuid.uuid4(),
         uuid.UUID(order_id),
         operation,
@@ -186,7 +209,7 @@ async def record(
         PENDING,
         json.dumps(context or {}),
     )
-    return attempt_of(row)
+    return _RECORD, args
 
 
 async def by_key(conn: AsyncConnection, key: str, *, lock: bool = False) -> Attempt | None:

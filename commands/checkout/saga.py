@@ -151,20 +151,24 @@ class CheckoutSaga:
             order_id = str(uuid.uuid4())
             # Everything that needs no hot row first: the stock row (and a limited code's row)
             # stays locked from its UPDATE to the COMMIT, so as little as possible follows it.
-            number = await conn.fetchval(
-                "WITH claimed AS (INSERT INTO checkout_carts (cart_id, order_id) VALUES ($1, $2)) "
-                "SELECT nextval('order_numbers')",
-                cart.cart_id,
-                uuid.UUID(order_id),
-            )
-            attempt = await payment_ops.record(
-                uow.conn,
+            # The cart's claim, the order's number and the authorization's record: one statement.
+            recording, recorded_args = payment_ops.recording(
                 order_id=order_id,
                 operation=payment_ops.AUTHORIZE,
                 key=f"authorize:{order_id}",
                 amount=charge.totals.total,
                 currency=priced.currency,
             )
+            n = len(recorded_args)  # the record's parameters come first
+            row = await conn.fetchrow(
+                f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts (cart_id, order_id) "
+                f"VALUES (${n + 1}, ${n + 2})) "
+                "SELECT nextval('order_numbers') AS number, attempt.* FROM attempt",
+                *recorded_args,
+                cart.cart_id,
+                uuid.UUID(order_id),
+            )
+            number, attempt = row["number"], payment_ops.attempt_of(row)
             pending = reservations.prepare_new(
                 order_id,
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],

@@ -168,14 +168,16 @@ class PaymentSettlement:
         ``known``: its order and cart as the caller just left them (saves loading them).
         """
         once = functools.partial(self._settle_once, key, outcome, metadata, receipt, missing_since, finish)
-        try:
-            settled = await once(order_id, known)
-        except StreamConflict:
-            if known is None:
-                raise
-            # The order or its cart was written after the caller left them: rolled back; decide
-            # again on what they are now.
-            settled = await once(order_id)
+        # Tracked across both tries: a webhook for the payment waits for the one that lands.
+        async with self._tracked(key if receipt is None else None):
+            try:
+                settled = await once(order_id, known)
+            except StreamConflict:
+                if known is None:
+                    raise
+                # The order or its cart was written after the caller left them: rolled back;
+                # decide again on what they are now.
+                settled = await once(order_id)
         for _ in range(MAX_COMPENSATIONS):
             if settled.compensation is None or settled.order is None:
                 break
@@ -207,11 +209,8 @@ class PaymentSettlement:
                 repeated = await self._repeated(key, outcome, receipt)
                 if repeated is not None:
                     return repeated
-        async with (
-            self._tracked(key if receipt is None else None),
-            # Urgent: it completes an order whose stock is held (commands.store.connections).
-            UnitOfWork(self.connections, metadata, urgent=True, lock=_locks(order_id, known)) as uow,
-        ):
+        # Urgent: it completes an order whose stock is held (commands.store.connections).
+        async with UnitOfWork(self.connections, metadata, urgent=True, lock=_locks(order_id, known)) as uow:
             if order_id is None:
                 found = await payment_ops.by_key(uow.conn, key)
                 order_id = None if found is None else found.order_id
@@ -249,6 +248,10 @@ class PaymentSettlement:
             else:
                 await payment_ops.mark(uow.conn, attempt, outcome)
             decided = await self._decide(uow, order, attempt, outcome, stock_lapsed)
+            if known is not None and not decided:
+                # Only an append at the version after the known order proves it current: with
+                # nothing to append, decide again on the order as loaded (rolled back first).
+                raise StreamConflict("nothing decided on the order as its checkout left it")
             state = await effects.apply(uow, order, decided, cart=None if known is None else known.cart)
             compensation = await effects.compensation(uow, state)
             position = uow.last_position or await effects.head_of(uow, order.order_id)

@@ -25,7 +25,10 @@ def of(value: Any) -> str | None:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return str(value)
+        # In parentheses: a negative number after a minus would otherwise open a comment
+        # (``n -$1`` -> ``n --5``) or bind looser than a cast (``-5::text``); int() for an
+        # int subclass (an IntEnum) whose str() is its name.
+        return f"({int(value)})"
     if isinstance(value, uuid.UUID):
         return f"'{value}'"
     if isinstance(value, str) and "\x00" not in value:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
-from commands.store import driver, writes_at_commit
+from commands.store import driver, literals, writes_at_commit
 from commands.store.connections import CommandConnections
 from commands.store.ledger import reader, writer
 from commands.store.ledger.reader import RecordedEvent
@@ -60,6 +60,8 @@ class UnitOfWork:
         self._locks: tuple[str, ...] = (
             () if lock is None else (lock,) if isinstance(lock, str) else tuple(lock)
         )
+        for key in self._locks:
+            literals.text(key)  # a key that cannot be sent fails here, before a connection is taken
         self.metadata = metadata
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from commands.checkout import effects
+from commands.store.unit_of_work import UnitOfWork
 from gateway.schema.ids import global_id, parse_global_id
 from tests.support.checkout import Shop
 
@@ -20,6 +22,20 @@ pytestmark = pytest.mark.checkout_settings
 SLOW_ANSWER_MS = 450
 ATTACH = """mutation($cart: ID!) {
   cartAttachCustomer(cartId: $cart) { cart { id } position userErrors { code message } } }"""
+
+
+@pytest.fixture
+def order_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The order ids the settlement (or anything else in this process) loads from the ledger."""
+    loads: list[str] = []
+    load = effects.load_order
+
+    async def counted(uow: UnitOfWork, order_id: str) -> Any:
+        loads.append(order_id)
+        return await load(uow, order_id)
+
+    monkeypatch.setattr(effects, "load_order", counted)
+    return loads
 
 
 async def _placed_order(shop: Shop, cart_gid: str) -> str:
@@ -74,7 +90,7 @@ async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confi
 
 
 async def test_a_cart_merged_while_the_provider_decided_stays_merged_and_the_order_confirms(
-    shop: Shop,
+    shop: Shop, order_loads: list[str]
 ) -> None:
     await shop.product("TEE", on_hand=3)
     customer = shop.customer("cust-merge-early")
@@ -88,12 +104,17 @@ async def test_a_cart_merged_while_the_provider_decided_stays_merged_and_the_ord
     await shop.configure(latency_ms=0)
     assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED", payload
     assert payload["order"]["id"] == order_gid
+    # The settlement met the taken cart version and loaded the order to decide again.
+    parsed = parse_global_id(order_gid, "Order")
+    assert parsed is not None and parsed[1] in order_loads, order_loads
     # Closing the merged cart is refused (decided on the cart as it is now), not the settlement.
     assert await shop.count_events("CartCheckedOut") == 0
     assert await shop.stock("TEE") == (3, 1)
 
 
-async def test_an_undisturbed_checkout_confirms_and_closes_its_cart_once(shop: Shop) -> None:
+async def test_an_undisturbed_checkout_confirms_and_closes_its_cart_once(
+    shop: Shop, order_loads: list[str]
+) -> None:
     await shop.product("TEE", on_hand=2)
     cart = await shop.cart(("TEE", 1))
     payload = await shop.checkout(cart, "undisturbed")
@@ -101,3 +122,4 @@ async def test_an_undisturbed_checkout_confirms_and_closes_its_cart_once(shop: S
     types = await shop.order_event_types(payload["order"]["id"])
     assert types == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
     assert await shop.count_events("CartCheckedOut") == 1
+    assert order_loads == [], "settled from the order its first phase placed, not loaded again"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks.cores import CoreTime, own_core, placement, spent_since, waiting_share
-from benchmarks.cpu import Watched
+from benchmarks.cpu import Watched, children
 
 
 @pytest.fixture
@@ -25,14 +25,14 @@ def two_children() -> Iterator[tuple[int, int]]:
             child.wait()
 
 
-def test_placement_gives_ours_the_first_cores_and_the_others_the_rest() -> None:
-    ours, theirs = Watched("gateway", 1), Watched("PostgreSQL", 2, tree=True, ours=False)
-    two = placement([ours, theirs], frozenset({0, 1}))
+def test_placement_gives_the_gateway_a_core_alone_and_the_others_the_rest() -> None:
+    gateway, postgres = Watched("gateway", 1), Watched("PostgreSQL", 2, tree=True, ours=False)
+    two = placement([gateway, postgres], frozenset({0, 1}))
     assert two is not None and two.ours == {0} and two.others == {1}
-    four = placement([ours, Watched("worker", 3), theirs], frozenset({0, 1, 2, 3}))
-    assert four is not None and four.ours == {0, 1} and four.others == {2, 3}
-    assert placement([ours, theirs], frozenset({0})) is None
-    assert placement([theirs], frozenset({0, 1})) is None
+    four = placement([gateway, Watched("projector worker", 3), postgres], frozenset({0, 1, 2, 3}))
+    assert four is not None and four.ours == {0} and four.others == {1, 2, 3}
+    assert placement([gateway, postgres], frozenset({0})) is None
+    assert placement([postgres], frozenset({0, 1})) is None
 
 
 def test_core_time_counts_time_on_a_core() -> None:
@@ -69,3 +69,26 @@ def test_own_core_pins_both_sides_and_frees_them_after(two_children: tuple[int, 
         assert not placed.ours & placed.others
     assert os.sched_getaffinity(ours) == everywhere
     assert os.sched_getaffinity(theirs) == everywhere
+
+
+def test_own_core_frees_a_forking_servers_children_too() -> None:
+    forking = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not children(forking.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (child,) = children(forking.pid)
+        everywhere = os.sched_getaffinity(0)
+        watched = [Watched("gateway", os.getpid()), Watched("server", forking.pid, tree=True, ours=False)]
+        with own_core(watched) as placed:
+            if placed is not None:
+                assert os.sched_getaffinity(child) == placed.others, "a child is pinned with its parent"
+        assert os.sched_getaffinity(child) == everywhere
+        assert os.sched_getaffinity(forking.pid) == everywhere
+    finally:
+        for pid in children(forking.pid):
+            os.kill(pid, 9)
+        forking.kill()
+        forking.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,7 +47,7 @@ def test_arguments_of_plain_types_are_written_in_as_literals() -> None:
     statement = "UPDATE t SET a = $1, b = $2, c = $3, d = $4, e = $5 WHERE id = $6 AND f = $10"
     args = ["it's \\ $2", None, True, 42, "ü", order, 0, 0, 0, "last"]
     assert inlined(statement, args) == (
-        "UPDATE t SET a = E'it''s \\\\ $2', b = NULL, c = TRUE, d = 42, e = E'ü' "
+        "UPDATE t SET a = E'it''s \\\\ $2', b = NULL, c = TRUE, d = (42), e = E'ü' "
         "WHERE id = '12345678-1234-5678-1234-567812345678' AND f = E'last'"
     )
 
@@ -54,3 +55,13 @@ def test_arguments_of_plain_types_are_written_in_as_literals() -> None:
 def test_arguments_of_other_types_keep_the_statement_with_its_parameters() -> None:
     for value in (datetime.now(UTC), Decimal("1.5"), ["a"], b"x", "nul\x00"):
         assert inlined("UPDATE t SET a = $1", [value]) is None
+
+
+def test_a_negative_number_stays_one_after_a_minus_or_before_a_cast() -> None:
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    assert inlined("UPDATE t SET n = n -$1 WHERE id = $2", [-5, Level.HIGH]) == (
+        "UPDATE t SET n = n -(-5) WHERE id = (3)"
+    )
+    assert inlined("UPDATE t SET s = $1::text", [-5]) == "UPDATE t SET s = (-5)::text"
