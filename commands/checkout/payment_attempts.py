@@ -153,26 +153,9 @@ _DUE = (
 )
 
 
-async def record(
-    conn: AsyncConnection,
-    *,
-    order_id: str,
-    operation: str,
-    key: str,
-    amount: Decimal,
-    currency: str,
-    provider_reference: str | None = None,
-    context: dict[str, Any] | None = None,
-) -> Attempt:
-    statement, args = recording(
-        order_id=order_id,
-        operation=operation,
-        key=key,
-        amount=amount,
-        currency=currency,
-        provider_reference=provider_reference,
-        context=context,
-    )
+async def record(conn: AsyncConnection, recorded: tuple[str, tuple[Any, ...]]) -> Attempt:
+    """Insert the attempt ``recording`` describes."""
+    statement, args = recorded
     return attempt_of(await (await asyncpg_of(conn)).fetchrow(statement, *args))
 
 
@@ -242,13 +225,15 @@ async def ensure(
             return attempt
     return await record(
         conn,
-        order_id=order_id,
-        operation=operation,
-        key=f"{operation}:{order_id}:{len(earlier) + 1}",
-        amount=amount,
-        currency=currency,
-        provider_reference=provider_reference,
-        context=context,
+        recording(
+            order_id=order_id,
+            operation=operation,
+            key=f"{operation}:{order_id}:{len(earlier) + 1}",
+            amount=amount,
+            currency=currency,
+            provider_reference=provider_reference,
+            context=context,
+        ),
     )
 
 
