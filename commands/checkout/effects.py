@@ -23,7 +23,7 @@ from commands.events.base import Event
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.money import discount_uses
-from commands.store.driver import LOCK, asyncpg_of
+from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ def order_lock(order_id: str) -> str:
 
 
 async def lock_order(uow: UnitOfWork, order_id: str) -> None:
-    key = order_lock(order_id)
-    if not uow.holds_lock(key):  # begun with it (``UnitOfWork(lock=...)``)
-        await (await asyncpg_of(uow.conn)).execute(LOCK, key)
+    await uow.lock(order_lock(order_id))
 
 
 async def load_order(uow: UnitOfWork, order_id: str) -> Order | None:

@@ -36,7 +36,7 @@ from commands.messages.cart import (
     UpdateCartLines,
 )
 from commands.money import config as money_config
-from commands.store.driver import LOCK, asyncpg_of
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import RecordedEvent, stream_version
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import customer_carts
@@ -159,7 +159,7 @@ async def _decide(
     expected_version: int | None,
     decide: Callable[[Cart], Awaitable[Event]],
 ) -> CartResult:
-    await _lock(uow, stream_id(cart_id))
+    await uow.lock(stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -177,10 +177,10 @@ async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> Car
     customer_id = command.actor.customer_id
     if customer_id is None:
         raise Forbidden("only a signed-in customer can take over a cart", ["cartId"])
-    await _lock(uow, f"customer-carts:{customer_id}")
+    await uow.lock(f"customer-carts:{customer_id}")
     survivor_id = await _active_cart_of(uow.conn, customer_id, excluding=command.cart_id)
     for cart_id in sorted({command.cart_id, survivor_id or command.cart_id}):
-        await _lock(uow, stream_id(cart_id))
+        await uow.lock(stream_id(cart_id))
     guest, _ = await load_cart(uow, command.cart_id)
     domain.ensure_access(guest, command.actor)
     survivor = None if survivor_id is None else (await load_cart(uow, survivor_id))[0]
@@ -225,7 +225,7 @@ async def checked_out(
     so that version stays free until the commit. The cart's row is written with the COMMIT.
     ``known``: the cart as the caller read it, not loaded again: if it changed since, the
     version is taken and the append raises ``StreamConflict``."""
-    await _lock(uow, stream_id(cart_id))
+    await uow.lock(stream_id(cart_id))
     cart = known if known is not None else (await load_cart(uow, cart_id))[0]
     domain.check_version(cart, expected_version)
     event: CartCheckedOut = domain.check_out(cart, order_id)
@@ -244,7 +244,7 @@ async def _edit(
     skus: Callable[[Cart], Sequence[str]],
     decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
 ) -> CartResult:
-    await _lock(uow, stream_id(cart_id))
+    await uow.lock(stream_id(cart_id))
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -294,17 +294,12 @@ async def _append(
 
 async def lock_cart(uow: UnitOfWork, cart_id: str) -> None:
     """The lock every command on a cart holds until its transaction ends."""
-    await _lock(uow, stream_id(cart_id))
+    await uow.lock(stream_id(cart_id))
 
 
 def first_lock(command: Any) -> str:
     """The lock a command on one cart (``cart_id``) takes first: taken with its BEGIN."""
     return stream_id(command.cart_id)
-
-
-async def _lock(uow: UnitOfWork, key: str) -> None:
-    if not uow.holds_lock(key):
-        await (await asyncpg_of(uow.conn)).execute(LOCK, key)
 
 
 async def _touch(

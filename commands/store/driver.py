@@ -105,27 +105,21 @@ async def begin(conn: AsyncConnection, *, locks: Sequence[str] = ()) -> None:
 
 def closed(conn: AsyncConnection) -> bool:
     """Whether the driver knows ``conn``'s session is gone (no I/O)."""
-    known: tuple[Any, PgConnection] | None = _KNOWN.get(conn) or conn.info.get(_RAW)
+    known = _known(conn)
     return known is not None and bool(known[1].is_closed())
 
 
-async def commit(conn: AsyncConnection) -> None:
+async def commit(conn: AsyncConnection, *, before: str | None = None) -> None:
     """Commit what ``begin`` began. SQLAlchemy's own bookkeeping of the transaction, if one of its
-    statements opened it, is closed without I/O (its adapter holds no transaction any more)."""
-    await _end(conn, commit=True)
-
-
-async def commit_after(conn: AsyncConnection, statement: str) -> bool:
-    """Run ``statement`` (no parameters) and commit what ``begin`` began, in one round trip; False,
-    having sent nothing, when the transaction is not one ``begin`` began."""
-    adapted, _ = await _raw(conn)
-    transaction = adapted._transaction
-    if not isinstance(transaction, _DriverTransaction):
-        return False
-    adapted._transaction = None
-    await transaction.commit(before=statement)
-    await _end(conn, commit=True)  # SQLAlchemy's bookkeeping only: the driver holds none now
-    return True
+    statements opened it, is closed without I/O (its adapter holds no transaction any more).
+    ``before``: statements without parameters run first, in the COMMIT's round trip when the
+    transaction is one ``begin`` began (else on their own, just before it)."""
+    if before is not None:
+        adapted, _ = await _raw(conn)
+        if not isinstance(adapted._transaction, _DriverTransaction):
+            await (await asyncpg_of(conn)).execute(before)
+            before = None
+    await _end(conn, commit=True, before=before)
 
 
 async def rollback(conn: AsyncConnection) -> None:
@@ -133,10 +127,12 @@ async def rollback(conn: AsyncConnection) -> None:
     await _end(conn, commit=False)
 
 
-async def _end(conn: AsyncConnection, *, commit: bool) -> None:
+async def _end(conn: AsyncConnection, *, commit: bool, before: str | None = None) -> None:
     adapted, _ = await _raw(conn)
     transaction, adapted._transaction = adapted._transaction, None
-    if transaction is not None:
+    if isinstance(transaction, _DriverTransaction) and commit:
+        await transaction.commit(before=before)
+    elif transaction is not None:
         await (transaction.commit() if commit else transaction.rollback())
     bookkept = conn.sync_connection
     if bookkept is not None and bookkept.in_transaction():
@@ -150,10 +146,16 @@ def session_idle(conn: AsyncConnection) -> bool:
     """Whether ``conn``'s session is open and outside any transaction (no I/O: the driver's own
     record of the last status PostgreSQL reported). Only such a session is kept for the next
     unit of work: a plain BEGIN inside an open transaction would only warn and join it."""
-    known: tuple[Any, PgConnection] | None = _KNOWN.get(conn) or conn.info.get(_RAW)
+    known = _known(conn)
     if known is None:
         return True
     return not known[1].is_closed() and not known[1].is_in_transaction()
+
+
+def _known(conn: AsyncConnection) -> tuple[Any, PgConnection] | None:
+    """The adapter and driver connection ``_raw`` remembered for ``conn``, without I/O."""
+    known: tuple[Any, PgConnection] | None = _KNOWN.get(conn) or conn.info.get(_RAW)
+    return known
 
 
 async def discard(conn: AsyncConnection) -> None:

@@ -159,6 +159,12 @@ class UnitOfWork:
     async def load_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         return await reader.load_stream(self.conn, stream_id, after_version)
 
+    async def lock(self, key: str) -> None:
+        """Hold ``key``'s advisory lock (``driver.LOCK``) until the transaction ends: nothing to
+        send when the unit of work began with it (``lock``)."""
+        if not self.holds_lock(key):
+            await (await driver.asyncpg_of(self.conn)).execute(driver.LOCK, key)
+
     def holds_lock(self, key: str) -> bool:
         """Whether this unit of work began holding ``key``'s advisory lock (see ``lock``)."""
         return key in self._locks and self._conn is not None
@@ -192,10 +198,7 @@ class UnitOfWork:
                 await (await driver.asyncpg_of(self.conn)).execute(statement, *args)
         # The appends announced themselves (once per transaction: commands.store.ledger.writer).
         try:
-            if inlined is None or not await driver.commit_after(self.conn, inlined):
-                if inlined is not None:  # not begun on the driver: sent on its own first
-                    await (await driver.asyncpg_of(self.conn)).execute(inlined)
-                await driver.commit(self.conn)
+            await driver.commit(self.conn, before=inlined)
         except BaseException:
             self._commit_failed = True
             raise

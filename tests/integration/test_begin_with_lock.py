@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from commands.handlers import cart as cart_handlers
 from commands.store import literals
-from commands.store.connections import CommandConnections
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
@@ -23,15 +21,6 @@ TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))"
 AWKWARD_KEYS = ("cart-'; SELECT 1; --", "back\\slash\\'x", "üñí-\\\\", "plain-key")
 
 
-@pytest.fixture
-async def connections(container: Container) -> AsyncIterator[CommandConnections]:
-    kept = CommandConnections(container.engine, keep=2)
-    try:
-        yield kept
-    finally:
-        await kept.close()
-
-
 async def _free_elsewhere(container: Container, key: str) -> bool:
     """Whether another session could take ``key``'s lock now (and let it go at once)."""
     async with container.engine.connect() as conn:
@@ -41,10 +30,8 @@ async def _free_elsewhere(container: Container, key: str) -> bool:
 
 
 @pytest.mark.parametrize("key", AWKWARD_KEYS)
-async def test_the_lock_taken_with_begin_is_the_keys_own_lock(
-    container: Container, connections: CommandConnections, key: str
-) -> None:
-    async with UnitOfWork(connections, META, lock=key) as uow:
+async def test_the_lock_taken_with_begin_is_the_keys_own_lock(container: Container, key: str) -> None:
+    async with UnitOfWork(container.connections, META, lock=key) as uow:
         assert uow.holds_lock(key) and not uow.holds_lock(key + "x")
         driver = await asyncpg_of(uow.conn)
         assert driver.is_in_transaction()
@@ -53,17 +40,15 @@ async def test_the_lock_taken_with_begin_is_the_keys_own_lock(
     assert await _free_elsewhere(container, key), "released with the transaction"
 
 
-async def test_a_lock_holder_queues_the_next_unit_of_work_on_the_same_key(
-    container: Container, connections: CommandConnections
-) -> None:
+async def test_a_lock_holder_queues_the_next_unit_of_work_on_the_same_key(container: Container) -> None:
     cart_id = str(uuid.uuid4())
     key = cart_handlers.stream_id(cart_id)
     order: list[str] = []
-    async with UnitOfWork(connections, META, lock=key) as first:
+    async with UnitOfWork(container.connections, META, lock=key) as first:
         order.append("first in")
 
         async def second() -> None:
-            async with UnitOfWork(connections, META) as uow:
+            async with UnitOfWork(container.connections, META) as uow:
                 await cart_handlers.lock_cart(uow, cart_id)  # not begun with it: takes it now
                 order.append("second in")
                 await uow.commit()
@@ -85,11 +70,9 @@ def test_a_key_with_a_nul_character_is_refused_before_anything_is_sent() -> None
     assert literals.text("a\\b") == "E'a\\\\b'"
 
 
-async def test_several_locks_begin_together_and_end_with_the_transaction(
-    container: Container, connections: CommandConnections
-) -> None:
+async def test_several_locks_begin_together_and_end_with_the_transaction(container: Container) -> None:
     first, second = f"order-{uuid.uuid4()}", f"cart-{uuid.uuid4()}"
-    async with UnitOfWork(connections, META, lock=[first, second]) as uow:
+    async with UnitOfWork(container.connections, META, lock=[first, second]) as uow:
         assert uow.holds_lock(first) and uow.holds_lock(second)
         assert not await _free_elsewhere(container, first)
         assert not await _free_elsewhere(container, second)
