@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from benchmarks import pg_reads
 from benchmarks.cores import CoreTime, spent_since, waiting_share
 from benchmarks.flash_sale_buckets import BUCKETS as SALE_BUCKETS
 from benchmarks.flash_sale_buckets import SET_BUCKETS, MeasuredSale, report_bucketed
@@ -386,6 +387,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
     waits = WaitSamples()
     queue = ConnectionQueue(0, 0, 0.0)
     sale_core: CoreTime | None = None
+    sale_reads: pg_reads.TableReads | None = None
+    reads_before = pg_reads.TableReads(0, 0, 0, {})
     on_own_core: OwnCoreSale | None = None
     async with stack.http(BUYERS) as client:
         progress.phase("probing checkout with one real purchase")
@@ -402,6 +405,7 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 cpu_before = stack.cpu.read()
                 core_before = CoreTime.of(stack.gateway.pid)
                 queue_before = await stack.control("connections", method="GET")
+                reads_before = await pg_reads.read(stack.asyncpg_kwargs())
                 async with WaitSampler(stack.asyncpg_kwargs()) as waits:
                     sale = await gateway_sale(stack, client, sku, units, limit, progress)
                 sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())
@@ -422,6 +426,9 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
             await stack.wait_projections(progress, timeout=120, names={"orders"})
             orders_catch_up = time.perf_counter() - started
             progress.done()
+            # Once every projector has applied the sale: the rows read for it, theirs included.
+            await stack.wait_projections(progress, timeout=120)
+            sale_reads = (await pg_reads.read(stack.asyncpg_kwargs(), settle=True)).since(reads_before)
             rw_sku = f"FLASH-RW-{stack.run_id}".upper()
             await create_stocked_sku(stack, client, rw_sku, rw_units)
             progress.phase(
@@ -483,6 +490,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         result.row("orders read model caught up after the sale", f"{orders_catch_up:.1f} s")
         result.metrics["gateway"]["cpu_ms_per_unit"] = round(cpu_ms, 2)
         result.metrics["gateway"]["orders_catch_up_seconds"] = round(orders_catch_up, 2)
+        if sale_reads is not None:
+            _report_reads(result, sale_reads, sale.confirmed)
         _report_limits(result, sale, sale_cpu, waits, queue, sale_core)
         if spread_sale is not None:
             report_bucketed(result, stack, spread_sale, result.metrics["gateway"]["rate"])
@@ -492,6 +501,17 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         if on_own_core is not None:
             report_own_core(result, stack, on_own_core, result.metrics["gateway"]["rate"])
     return result
+
+
+def _report_reads(result: BenchResult, reads: pg_reads.TableReads, units: int) -> None:
+    per = reads.per(units)
+    scanned = ", ".join(f"{table} {rows / max(1, units):.0f}" for table, rows in reads.most_scanned())
+    result.row(
+        "PostgreSQL rows read per unit sold: by sequential scans / through indexes; sequential scans",
+        f"{per['seq_rows']:.0f} / {per['index_rows']:.0f}; {per['seq_scans']:.1f}",
+        f"most scanned: {scanned}" if scanned else "",
+    )
+    result.metrics["gateway"]["pg_reads_per_unit"] = {**per, "most_scanned": dict(reads.most_scanned())}
 
 
 # A single event loop cannot use more than one core: near this, the gateway is the bottleneck.

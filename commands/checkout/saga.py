@@ -151,23 +151,33 @@ class CheckoutSaga:
             order_id = str(uuid.uuid4())
             # Everything that needs no hot row first: the stock row (and a limited code's row)
             # stays locked from its UPDATE to the COMMIT, so as little as possible follows it.
-            # The cart's claim, the order's number and the authorization's record: one statement.
+            # The cart's claim, the order's number, the authorization's record and the idempotency
+            # key's claim (at PLACED: the transaction commits them all or nothing): one statement.
+            attempt_key = f"authorize:{order_id}"
             recording, recorded_args = payment_ops.recording(
                 order_id=order_id,
                 operation=payment_ops.AUTHORIZE,
-                key=f"authorize:{order_id}",
+                key=attempt_key,
                 amount=charge.totals.total,
                 currency=priced.currency,
             )
             n = len(recorded_args)  # the record's parameters come first
+            progress = {"order_id": order_id, "attempt_key": attempt_key}
+            key_claim = phases.claiming(PLACED, progress, first_parameter=n + 3)
             row = await conn.fetchrow(
                 f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts (cart_id, order_id) "
-                f"VALUES (${n + 1}, ${n + 2})) "
-                "SELECT nextval('order_numbers') AS number, attempt.* FROM attempt",
+                f"VALUES (${n + 1}, ${n + 2}))"
+                + ("" if key_claim is None else f", key AS ({key_claim[0]})")
+                + " SELECT nextval('order_numbers') AS number, "
+                + ("NULL" if key_claim is None else "EXISTS (SELECT FROM key)")
+                + " AS key_claimed, attempt.* FROM attempt",
                 *recorded_args,
                 cart.cart_id,
                 uuid.UUID(order_id),
+                *(() if key_claim is None else key_claim[1]),
             )
+            if key_claim is not None:
+                phases.claimed(PLACED, progress, inserted=row["key_claimed"])
             number, attempt = row["number"], payment_ops.attempt_of(row)
             pending = reservations.prepare_new(
                 order_id,
@@ -193,7 +203,8 @@ class CheckoutSaga:
             written = await uow.append(
                 effects.STREAM_TYPE, order_stream_id(order_id), [placed], expected_version=0
             )
-            await phases.reached(uow, PLACED, {"order_id": order_id, "attempt_key": attempt.idempotency_key})
+            if key_claim is None:  # a key claimed before this phase: its progress recorded now
+                await phases.reached(uow, PLACED, progress)
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
             # to the COMMIT only the reservation rows and their events follow.
             try:

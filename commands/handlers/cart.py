@@ -65,17 +65,19 @@ def register(bus: CommandBus) -> None:
 
 
 async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
-    prices = await load_prices(uow.conn, [line.sku for line in command.lines])
-    event = domain.create(
-        command.cart_id, command.actor.customer_id, command.currency_code, command.lines, prices
-    )
-    await uow.append(STREAM_TYPE, stream_id(command.cart_id), [event], expected_version=0)
-    await (await asyncpg_of(uow.conn)).execute(
-        "INSERT INTO customer_carts (cart_id, customer_id, status) VALUES ($1, $2, $3)",
+    # The cart's row in customer_carts goes with the read of its prices (one round trip): written
+    # before its stream in the same transaction, which commits both or neither.
+    rows = await (await asyncpg_of(uow.conn)).fetch(
+        _REGISTER_AND_PRICE,
+        sorted({line.sku for line in command.lines}),
         command.cart_id,
         command.actor.customer_id,
         domain.ACTIVE,
     )
+    event = domain.create(
+        command.cart_id, command.actor.customer_id, command.currency_code, command.lines, _prices(rows)
+    )
+    await uow.append(STREAM_TYPE, stream_id(command.cart_id), [event], expected_version=0)
     return CartResult(command.cart_id, 1, uow.last_position, uow.last_position)
 
 
@@ -264,13 +266,21 @@ async def load_cart(uow: UnitOfWork, cart_id: str) -> tuple[Cart, list[RecordedE
     return domain.fold(r.decode() for r in recorded), recorded
 
 
+_PRICES = "SELECT sku, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])"
+_REGISTER_AND_PRICE = (
+    "WITH registered AS (INSERT INTO customer_carts (cart_id, customer_id, status) VALUES ($2, $3, $4)) "
+    f"{_PRICES}"
+)
+
+
 async def load_prices(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, CatalogPrice]:
     wanted = sorted(set(skus))
     if not wanted:
         return {}
-    rows = await (await asyncpg_of(conn)).fetch(
-        "SELECT sku, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])", wanted
-    )
+    return _prices(await (await asyncpg_of(conn)).fetch(_PRICES, wanted))
+
+
+def _prices(rows: Iterable[Any]) -> dict[str, CatalogPrice]:
     return {
         row["sku"]: CatalogPrice(row["sku"], row["price"], row["currency"].strip(), row["status"] == "active")
         for row in rows

@@ -88,11 +88,34 @@ async def try_claim(
 ) -> bool:
     """Claim a new key in the caller's transaction, already at ``recovery_point``; False when the
     key exists (or is being claimed: the insert then waits for that transaction to end)."""
-    inserted = await (await asyncpg_of(conn)).fetchval(
+    statement, arguments = claiming(
+        scope, key, hashed_request, lease=lease, recovery_point=recovery_point, progress=progress
+    )
+    return await (await asyncpg_of(conn)).fetchval(statement, *arguments) is not None
+
+
+def claiming(
+    scope: str,
+    key: str,
+    hashed_request: str,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    recovery_point: str = STARTED,
+    progress: Mapping[str, Any] | None = None,
+    first_parameter: int = 1,
+) -> tuple[str, tuple[Any, ...]]:
+    """``try_claim``'s statement (returning the key when it claimed it, no row when the key
+    exists) and arguments, its parameters numbered from ``first_parameter``: for a caller that
+    sends it as a CTE of its own statement."""
+    p = [f"${first_parameter + i}" for i in range(7)]
+    statement = (
         "INSERT INTO idempotency_keys "
         "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
-        "VALUES ($1, $2, $3, 'in_progress', $4, $5::text::jsonb, now() + $6::interval, now() + $7::interval) "
-        "ON CONFLICT (scope, key) DO NOTHING RETURNING key",
+        f"VALUES ({p[0]}, {p[1]}, {p[2]}, 'in_progress', {p[3]}, {p[4]}::text::jsonb, "
+        f"now() + {p[5]}::interval, now() + {p[6]}::interval) "
+        "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+    )
+    arguments = (
         scope,
         key,
         hashed_request,
@@ -101,7 +124,7 @@ async def try_claim(
         lease,
         KEY_TTL,
     )
-    return inserted is not None
+    return statement, arguments
 
 
 async def exists(source: AsyncEngine | AsyncConnection, scope: str, key: str) -> bool:

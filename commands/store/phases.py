@@ -15,6 +15,7 @@ from typing import Any
 
 from commands.store import idempotency
 from commands.store.connections import CommandConnections
+from commands.store.driver import asyncpg_of
 from commands.store.idempotency import Claim, ClaimedKey, KeyTaken, Outcome
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
@@ -71,36 +72,55 @@ class Phases:
 
     async def reached(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
         """Inside the phase's transaction: the step is done; a retry resumes after it."""
-        claim = self._key.claim
         if self._key.pending:
-            merged = {**claim.progress, **progress}
-            await self._claim(uow, recovery_point, merged)
-            self._key.claim = Claim(claim.scope, claim.key, claim.request_hash, recovery_point, merged)
+            await self._claim(uow, recovery_point, progress)
             return
+        claim = self._key.claim
         self._key.claim = await idempotency.record_progress(uow.conn, claim, recovery_point, progress)
 
-    async def _write_claim(self) -> None:
-        if self._key.pending and self._uow_of_first is not None:
-            claim = self._key.claim
-            await self._claim(self._uow_of_first, claim.recovery_point, claim.progress)
-
-    async def _claim(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
-        # In the first phase's own transaction, at its first recovery point (the checkout's comes
-        # just before the stock row is taken): a request refused in that phase (e.g. out of
-        # stock) leaves no key behind, and a duplicate finds the key only once the order exists.
+    def claiming(
+        self, recovery_point: str, progress: Mapping[str, Any], *, first_parameter: int
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """``reached`` for a phase that sends the key's claim with a statement of its own: the
+        claim's statement (a CTE returning the key when claimed; parameters numbered from
+        ``first_parameter``) and arguments, or None when the key needs no claim (then call
+        ``reached``). ``claimed`` takes what the statement returned."""
+        if not self._key.pending:
+            return None
         claim = self._key.claim
-        claimed = await idempotency.try_claim(
-            uow.conn,
+        return idempotency.claiming(
             claim.scope,
             claim.key,
             claim.request_hash,
             lease=self._key.lease,
             recovery_point=recovery_point,
-            progress=progress,
+            progress={**claim.progress, **progress},
+            first_parameter=first_parameter,
         )
-        if not claimed:
-            raise KeyTaken(claim.key)
+
+    def claimed(self, recovery_point: str, progress: Mapping[str, Any], *, inserted: bool) -> None:
+        """After the statement of ``claiming``: whether it inserted the key (KeyTaken when a
+        duplicate holds it: the phase rolls back, as after ``reached``)."""
+        if not inserted:
+            raise KeyTaken(self._key.claim.key)
+        claim = self._key.claim
         self._key.pending = False
+        merged = {**claim.progress, **progress}
+        self._key.claim = Claim(claim.scope, claim.key, claim.request_hash, recovery_point, merged)
+
+    async def _write_claim(self) -> None:
+        if self._key.pending and self._uow_of_first is not None:
+            await self._claim(self._uow_of_first, self._key.claim.recovery_point, {})
+
+    async def _claim(self, uow: UnitOfWork, recovery_point: str, progress: Mapping[str, Any]) -> None:
+        # In the first phase's own transaction, at its first recovery point (the checkout's comes
+        # just before the stock row is taken): a request refused in that phase (e.g. out of
+        # stock) leaves no key behind, and a duplicate finds the key only once the order exists.
+        claiming = self.claiming(recovery_point, progress, first_parameter=1)
+        assert claiming is not None  # the key is pending
+        statement, arguments = claiming
+        inserted = await (await asyncpg_of(uow.conn)).fetchval(statement, *arguments) is not None
+        self.claimed(recovery_point, progress, inserted=inserted)
 
     async def finish(self, uow: UnitOfWork, outcome: Outcome) -> None:
         """Inside the last phase's transaction: store the outcome every retry will get (written

@@ -79,13 +79,17 @@ class TimelineProjection:
         await self._remember_and_backfill(conn, learned)
 
     async def _known_owners(self, conn: PgConnection, rows: Sequence[_Row]) -> dict[tuple[str, str], str]:
-        carts = sorted({r.draft.cart_id for r in rows if r.draft.cart_id})
-        orders = sorted({r.draft.order_id for r in rows if r.draft.order_id})
+        wanted = sorted(
+            {("cart", r.draft.cart_id) for r in rows if r.draft.cart_id}
+            | {("order", r.draft.order_id) for r in rows if r.draft.order_id}
+        )
+        # Joined to the keys, not ``key = ANY($1)``: while the table is small (or its statistics
+        # old) the plan scans it, and ANY against a parameter compares every row with every key.
         result = await conn.fetch(
-            f"SELECT kind, key, customer_id FROM {self.owners} "
-            "WHERE (kind = 'cart' AND key = ANY($1::text[])) OR (kind = 'order' AND key = ANY($2::text[]))",
-            carts,
-            orders,
+            f"SELECT o.kind, o.key, o.customer_id FROM unnest($1::text[], $2::text[]) AS w (kind, key) "
+            f"JOIN {self.owners} AS o ON o.kind = w.kind AND o.key = w.key",
+            [kind for kind, _ in wanted],
+            [key for _, key in wanted],
         )
         return {(r["kind"], r["key"]): r["customer_id"] for r in result}
 

@@ -122,3 +122,47 @@ async def test_early_xid_appending_next_stream_version_after_a_later_commit(cont
     assert applied == sorted([a_event.position, b_event.position])
     assert [e.position for e in batch.events] == [a_event.position, b_event.position]
     assert await docs.folded("acct-x") == [1, 2]
+
+
+async def test_a_read_held_at_the_horizon_carries_one_row_above_it_not_all(container: Container) -> None:
+    """Events committed above the horizon are not sent to be dropped: one row says 'come back'."""
+    from commands.store.driver import asyncpg_of
+    from commands.store.ledger.reader import _READ_BATCH
+
+    async with UnitOfWork(container.engine, META) as before:
+        (settled,) = await before.append("test", "acct-early", [AmountRecorded(0)])
+        await before.commit()
+    async with UnitOfWork(container.engine, META) as holder:
+        await holder.conn.execute(text("SELECT pg_current_xact_id()"))
+        for i in range(12):
+            async with UnitOfWork(container.engine, META) as later:
+                await later.append("test", f"acct-{i}", [AmountRecorded(i)])
+                await later.commit()
+        async with container.engine.connect() as conn:
+            batch = await read_batch(conn, Checkpoint(), 100)
+            rows = await (await asyncpg_of(conn)).fetch(_READ_BATCH, "0", 0, 100)
+    assert [e.position for e in batch.events] == [settled.position]
+    assert batch.held_back
+    assert [row["settled"] for row in rows] == [True, False]
+
+
+async def test_the_gap_safe_read_walks_the_index_and_sorts_nothing(container: Container) -> None:
+    """A read costs the rows it returns, not the ledger past the checkpoint (a sort would)."""
+    import json
+
+    from commands.store.driver import asyncpg_of
+    from commands.store.ledger.reader import _READ_BATCH
+
+    for i in range(40):
+        async with UnitOfWork(container.engine, META) as uow:
+            await uow.append("test", f"acct-{i}", [AmountRecorded(k) for k in range(25)])
+            await uow.commit()
+    async with container.engine.connect() as conn:
+        driver = await asyncpg_of(conn)
+        await driver.execute("ANALYZE ledger_events")
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await driver.execute(f"SET plan_cache_mode = {mode}")
+            explained = await driver.fetchval(f"EXPLAIN (FORMAT JSON) {_READ_BATCH}", "0", 5, 10)
+            plan = explained if isinstance(explained, str) else json.dumps(explained)
+            assert '"Sort"' not in plan and "Seq Scan" not in plan and "Gather" not in plan, (mode, plan)
+            assert "ledger_events_tx_order" in plan, (mode, plan)
