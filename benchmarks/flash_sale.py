@@ -405,7 +405,8 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
                 cpu_before = stack.cpu.read()
                 core_before = CoreTime.of(stack.gateway.pid)
                 queue_before = await stack.control("connections", method="GET")
-                reads_before = await pg_reads.read(stack.asyncpg_kwargs())
+                # Settled: the probe's and the stocking's counts are not the sale's.
+                reads_before = await pg_reads.read(stack.asyncpg_kwargs(), settle=True)
                 async with WaitSampler(stack.asyncpg_kwargs()) as waits:
                     sale = await gateway_sale(stack, client, sku, units, limit, progress)
                 sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())

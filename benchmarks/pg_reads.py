@@ -4,8 +4,9 @@
 and the rows fetched through indexes. Read before and after a load, their difference per
 operation does not move with the machine's speed the way CPU time does, so a statement
 that scans a table it should look up shows plainly (and stays fixed once fixed). Backends
-report their counts at the end of a transaction, at most once a second when busy:
-``read`` after a load waits that second out first.
+report their counts at most once a second while busy, and a backend that goes idle within
+that second reports its last ones ten seconds later (PostgreSQL 15 and later): ``read``
+with ``settle`` waits that out, so that every count of what came before is in.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-# Backends flush their table counts at most this often (PGSTAT_MIN_INTERVAL, one second).
-FLUSH_SECONDS = 1.1
+# An idle backend's unreported counts are flushed after PGSTAT_IDLE_INTERVAL (10 s).
+FLUSH_SECONDS = 10.5
 TABLE_READS_SQL = (
     "SELECT relname, coalesce(seq_scan, 0) AS seq_scan, coalesce(seq_tup_read, 0) AS seq_rows, "
     "coalesce(idx_tup_fetch, 0) AS index_rows FROM pg_stat_user_tables"

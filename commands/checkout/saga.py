@@ -3,8 +3,9 @@
 1. ``_place`` (the first transaction): revalidate the cart, reprice from the
    catalog tables, reserve every line, append ``OrderPlaced`` (PAYMENT_PENDING),
    record the authorization attempt (its own provider key ``authorize:<order id>``)
-   and, last, write the idempotency key at the recovery point ``order_placed``
-   (``Phases.reached``; see ``commands.idempotent`` for why it comes last).
+   and, in the same statement, the idempotency key at the recovery point
+   ``order_placed`` (``Phases.claiming``): in the phase's transaction, so a refusal
+   in the phase (out of stock) leaves no key behind (see ``commands.idempotent``).
 2. Ask the provider to authorize, outside any transaction, with a timeout.
 3. Settle the answer (``commands.checkout.settle``, the second transaction, which
    also stores this request's outcome under its key): authorized -> confirmed,

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands.store.driver import PgConnection
-from commands.store.ledger.reader import Batch, Checkpoint, RecordedEvent
+from commands.store.ledger.reader import _READ_BATCH, Batch, Checkpoint, RecordedEvent
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from projections import checkpoints
@@ -260,8 +260,9 @@ async def test_a_tail_whose_kept_connection_died_reads_on_a_new_one_and_leaves_n
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                    "AND query LIKE 'WITH horizon AS%'"
-                )
+                    "AND query LIKE :read_batch"
+                ),
+                {"read_batch": _READ_BATCH[:40] + "%"},
             )
             assert killed.all(), "the kept connection's backend was found"
         tail.notified()
