@@ -76,21 +76,10 @@ class KeyTaken(Exception):
     the phase rolls back and the request takes the ordinary path (wait, then replay)."""
 
 
-async def try_claim(
-    conn: AsyncConnection,
-    scope: str,
-    key: str,
-    hashed_request: str,
-    *,
-    lease: timedelta = DEFAULT_LEASE,
-    recovery_point: str = STARTED,
-    progress: Mapping[str, Any] | None = None,
-) -> bool:
-    """Claim a new key in the caller's transaction, already at ``recovery_point``; False when the
+async def try_claim(conn: AsyncConnection, claim: tuple[str, tuple[Any, ...]]) -> bool:
+    """Claim a new key in the caller's transaction with ``claiming``'s statement; False when the
     key exists (or is being claimed: the insert then waits for that transaction to end)."""
-    statement, arguments = claiming(
-        scope, key, hashed_request, lease=lease, recovery_point=recovery_point, progress=progress
-    )
+    statement, arguments = claim
     return await (await asyncpg_of(conn)).fetchval(statement, *arguments) is not None
 
 
@@ -104,9 +93,9 @@ def claiming(
     progress: Mapping[str, Any] | None = None,
     first_parameter: int = 1,
 ) -> tuple[str, tuple[Any, ...]]:
-    """``try_claim``'s statement (returning the key when it claimed it, no row when the key
-    exists) and arguments, its parameters numbered from ``first_parameter``: for a caller that
-    sends it as a CTE of its own statement."""
+    """The statement claiming a new key, already at ``recovery_point`` (returning the key when it
+    claimed it, no row when the key exists), and its arguments, its parameters numbered from
+    ``first_parameter``: for ``try_claim``, or for a caller that sends it as a CTE of its own."""
     p = [f"${first_parameter + i}" for i in range(7)]
     statement = (
         "INSERT INTO idempotency_keys "
@@ -147,7 +136,7 @@ async def claim(
     field_path: Sequence[str] = ("idempotencyKey",),
 ) -> Claim:
     async with engine.begin() as conn:
-        if await try_claim(conn, scope, key, hashed_request, lease=lease):
+        if await try_claim(conn, claiming(scope, key, hashed_request, lease=lease)):
             return Claim(scope, key, hashed_request)
         row = (
             await conn.execute(

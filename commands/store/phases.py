@@ -15,7 +15,6 @@ from typing import Any
 
 from commands.store import idempotency
 from commands.store.connections import CommandConnections
-from commands.store.driver import asyncpg_of
 from commands.store.idempotency import Claim, ClaimedKey, KeyTaken, Outcome
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
@@ -118,9 +117,7 @@ class Phases:
         # stock) leaves no key behind, and a duplicate finds the key only once the order exists.
         claiming = self.claiming(recovery_point, progress, first_parameter=1)
         assert claiming is not None  # the key is pending
-        statement, arguments = claiming
-        inserted = await (await asyncpg_of(uow.conn)).fetchval(statement, *arguments) is not None
-        self.claimed(recovery_point, progress, inserted=inserted)
+        self.claimed(recovery_point, progress, inserted=await idempotency.try_claim(uow.conn, claiming))
 
     async def finish(self, uow: UnitOfWork, outcome: Outcome) -> None:
         """Inside the last phase's transaction: store the outcome every retry will get (written
