@@ -401,19 +401,13 @@ async def run(stack: Stack, progress: Progress) -> BenchResult:
         if unavailable is None:
             try:
                 await create_stocked_sku(stack, client, sku, units)
-                progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
-                cpu_before = stack.cpu.read()
-                core_before = CoreTime.of(stack.gateway.pid)
-                queue_before = await stack.control("connections", method="GET")
-                # Settled: the probe's and the stocking's counts are not the sale's.
+                # Settled, and before the sale's CPU is counted: the probe's and the stocking's
+                # counts are not the sale's.
                 reads_before = await pg_reads.read(stack.asyncpg_kwargs(), settle=True)
-                async with WaitSampler(stack.asyncpg_kwargs()) as waits:
-                    sale = await gateway_sale(stack, client, sku, units, limit, progress)
-                sale_cpu = stack.cpu.spent(cpu_before, stack.cpu.read())
-                sale_core = spent_since(stack.gateway.pid, core_before)
-                queue = ConnectionQueue.between(
-                    queue_before, await stack.control("connections", method="GET")
-                )
+                progress.phase(f"gateway: {BUYERS} buyers, {units} units of {sku}")
+                measured = await measured_sale(stack, client, sku, units, limit, progress)
+                sale, sale_cpu, waits = measured.sale, measured.cpu_seconds, measured.waits
+                queue, sale_core = measured.queue, measured.core
                 cpu_seconds = stack.cpu.ours_total(sale_cpu) or 0.0
                 progress.done(
                     f"{sale.confirmed} checked out, {fmt_rate(sale.rate)}; outcomes {sale.outcomes}"

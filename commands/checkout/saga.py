@@ -29,7 +29,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from commands.bus import CommandBus, KeyPolicy
 from commands.checkout import decline_messages
@@ -165,17 +165,20 @@ class CheckoutSaga:
             n = len(recorded_args)  # the record's parameters come first
             progress = {"order_id": order_id, "attempt_key": attempt_key}
             key_claim = phases.claiming(PLACED, progress, first_parameter=n + 3)
+            key_args: tuple[Any, ...] = ()
+            key_cte, key_claimed = "", "NULL"
+            if key_claim is not None:
+                key_cte, key_claimed = f", key AS ({key_claim[0]})", "EXISTS (SELECT FROM key)"
+                key_args = key_claim[1]
             row = await conn.fetchrow(
                 f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts (cart_id, order_id) "
-                f"VALUES (${n + 1}, ${n + 2}))"
-                + ("" if key_claim is None else f", key AS ({key_claim[0]})")
-                + " SELECT nextval('order_numbers') AS number, "
-                + ("NULL" if key_claim is None else "EXISTS (SELECT FROM key)")
-                + " AS key_claimed, attempt.* FROM attempt",
+                f"VALUES (${n + 1}, ${n + 2})){key_cte} "
+                f"SELECT nextval('order_numbers') AS number, {key_claimed} AS key_claimed, attempt.* "
+                "FROM attempt",
                 *recorded_args,
                 cart.cart_id,
                 uuid.UUID(order_id),
-                *(() if key_claim is None else key_claim[1]),
+                *key_args,
             )
             if key_claim is not None:
                 phases.claimed(PLACED, progress, inserted=row["key_claimed"])

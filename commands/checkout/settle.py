@@ -90,7 +90,7 @@ def _locks(order_id: str | None, known: Known | None) -> list[str]:
     cart = (
         []
         if known is None or known.order.order_id != order_id
-        else [cart_handlers.stream_id(known.cart.cart_id)]
+        else [cart_handlers.cart_lock(known.cart.cart_id)]
     )
     return [effects.order_lock(order_id), *cart]
 

@@ -161,7 +161,7 @@ async def _decide(
     expected_version: int | None,
     decide: Callable[[Cart], Awaitable[Event]],
 ) -> CartResult:
-    await uow.lock(stream_id(cart_id))
+    await lock_cart(uow, cart_id)
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -182,7 +182,7 @@ async def attach_customer(command: AttachCartToCustomer, uow: UnitOfWork) -> Car
     await uow.lock(f"customer-carts:{customer_id}")
     survivor_id = await _active_cart_of(uow.conn, customer_id, excluding=command.cart_id)
     for cart_id in sorted({command.cart_id, survivor_id or command.cart_id}):
-        await uow.lock(stream_id(cart_id))
+        await lock_cart(uow, cart_id)
     guest, _ = await load_cart(uow, command.cart_id)
     domain.ensure_access(guest, command.actor)
     survivor = None if survivor_id is None else (await load_cart(uow, survivor_id))[0]
@@ -227,7 +227,7 @@ async def checked_out(
     so that version stays free until the commit. The cart's row is written with the COMMIT.
     ``known``: the cart as the caller read it, not loaded again: if it changed since, the
     version is taken and the append raises ``StreamConflict``."""
-    await uow.lock(stream_id(cart_id))
+    await lock_cart(uow, cart_id)
     cart = known if known is not None else (await load_cart(uow, cart_id))[0]
     domain.check_version(cart, expected_version)
     event: CartCheckedOut = domain.check_out(cart, order_id)
@@ -246,7 +246,7 @@ async def _edit(
     skus: Callable[[Cart], Sequence[str]],
     decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
 ) -> CartResult:
-    await uow.lock(stream_id(cart_id))
+    await lock_cart(uow, cart_id)
     cart, _ = await load_cart(uow, cart_id)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
@@ -302,14 +302,18 @@ async def _append(
         raise
 
 
+def cart_lock(cart_id: str) -> str:
+    """The key of the lock every command on a cart holds until its transaction ends."""
+    return stream_id(cart_id)
+
+
 async def lock_cart(uow: UnitOfWork, cart_id: str) -> None:
-    """The lock every command on a cart holds until its transaction ends."""
-    await uow.lock(stream_id(cart_id))
+    await uow.lock(cart_lock(cart_id))
 
 
 def first_lock(command: Any) -> str:
     """The lock a command on one cart (``cart_id``) takes first: taken with its BEGIN."""
-    return stream_id(command.cart_id)
+    return cart_lock(command.cart_id)
 
 
 async def _touch(
