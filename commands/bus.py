@@ -99,6 +99,9 @@ class _Route:
     # transaction's BEGIN (``UnitOfWork(lock=...)``). Only where that lock comes first anyway: lock
     # order is what keeps two commands from deadlocking.
     first_lock: FirstLock | None = None
+    # The handler writes in one statement, which commits alone: its unit of work sends no BEGIN
+    # and no COMMIT (``UnitOfWork(transaction=False)``).
+    one_statement: bool = False
 
 
 class CommandBus:
@@ -118,10 +121,15 @@ class CommandBus:
         keys: KeyPolicy | None = None,
         validate: Validate | None = None,
         first_lock: FirstLock | None = None,
+        one_statement: bool = False,
     ) -> None:
         """``keys``: the command type is an IdempotentCommand and runs once per key.
-        ``first_lock``: the key of the advisory lock the handler takes before anything else."""
-        self._routes[command_type] = _Route(handler, None, keys, validate, first_lock)
+        ``first_lock``: the key of the advisory lock the handler takes before anything else.
+        ``one_statement``: the handler reads, then writes everything in one statement (no
+        transaction around them: nothing locked, nothing to roll back, no stored outcome)."""
+        if one_statement and (keys is not None or first_lock is not None):
+            raise ValueError("a handler without a transaction can neither lock nor store an outcome")
+        self._routes[command_type] = _Route(handler, None, keys, validate, first_lock, one_statement)
 
     def register_phased(
         self,
@@ -148,7 +156,9 @@ class CommandBus:
         if keys is None or key is None:
             if route.handler is None:
                 raise LookupError(f"{type(command).__name__} needs an idempotency key")
-            result: ResultT = await self._transaction(route.handler, command, metadata, None, lock)
+            result: ResultT = await self._transaction(
+                route.handler, command, metadata, None, lock, transaction=not route.one_statement
+            )
             return result
         metadata = metadata.with_idempotency_key(key)
 
@@ -281,10 +291,12 @@ class CommandBus:
         metadata: MessageMetadata,
         claimed: ClaimedKey | None,
         lock: str | None = None,
+        *,
+        transaction: bool = True,
     ) -> Any:
         for attempt in range(1, self._max_attempts + 1):
             try:
-                async with UnitOfWork(self._connections, metadata, lock=lock) as uow:
+                async with UnitOfWork(self._connections, metadata, lock=lock, transaction=transaction) as uow:
                     result = await handler(command, uow)
                     if claimed is not None:
                         # The outcome is stored in the command's own transaction: both or neither.

@@ -56,6 +56,7 @@ from commands.money import discount_uses
 from commands.store import idempotency
 from commands.store.driver import asyncpg_of
 from commands.store.idempotency import STARTED
+from commands.store.ledger import writer
 from commands.store.phases import Phases
 from commands.store.unit_of_work import UnitOfWork
 
@@ -152,8 +153,9 @@ class CheckoutSaga:
             order_id = str(uuid.uuid4())
             # Everything that needs no hot row first: the stock row (and a limited code's row)
             # stays locked from its UPDATE to the COMMIT, so as little as possible follows it.
-            # The cart's claim, the order's number, the authorization's record and the idempotency
-            # key's claim (at PLACED: the transaction commits them all or nothing): one statement.
+            # The cart's claim, the authorization's record, the idempotency key's claim (at
+            # PLACED: the transaction commits them all or nothing) and ``OrderPlaced``: one
+            # statement.
             attempt_key = f"authorize:{order_id}"
             recording, recorded_args = payment_ops.recording(
                 order_id=order_id,
@@ -162,27 +164,6 @@ class CheckoutSaga:
                 amount=charge.totals.total,
                 currency=priced.currency,
             )
-            n = len(recorded_args)  # the record's parameters come first
-            progress = {"order_id": order_id, "attempt_key": attempt_key}
-            key_claim = phases.claiming(PLACED, progress, first_parameter=n + 3)
-            key_args: tuple[Any, ...] = ()
-            key_cte, key_claimed = "", "NULL"
-            if key_claim is not None:
-                key_cte, key_claimed = f", key AS ({key_claim[0]})", "EXISTS (SELECT FROM key)"
-                key_args = key_claim[1]
-            row = await conn.fetchrow(
-                f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts (cart_id, order_id) "
-                f"VALUES (${n + 1}, ${n + 2})){key_cte} "
-                f"SELECT nextval('order_numbers') AS number, {key_claimed} AS key_claimed, attempt.* "
-                "FROM attempt",
-                *recorded_args,
-                cart.cart_id,
-                uuid.UUID(order_id),
-                *key_args,
-            )
-            if key_claim is not None:
-                phases.claimed(PLACED, progress, inserted=row["key_claimed"])
-            number, attempt = row["number"], payment_ops.attempt_of(row)
             pending = reservations.prepare_new(
                 order_id,
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
@@ -191,7 +172,7 @@ class CheckoutSaga:
             )
             placed = OrderPlaced(
                 order_id=order_id,
-                number=str(number),
+                number=str(reads.number),
                 customer_id=command.customer_id or cart.customer_id,
                 cart_id=cart.cart_id,
                 email=command.email,
@@ -200,13 +181,44 @@ class CheckoutSaga:
                 subtotal=priced.subtotal,
                 total=charge.totals.total,
                 shipping_address=command.shipping_address,
-                payment_attempt_id=attempt.id,
+                payment_attempt_id=str(recorded_args[0]),  # the record's id, its first parameter
                 reservation_expires_at=pending.expires_at,
                 totals=charge.recorded,
             )
-            written = await uow.append(
-                effects.STREAM_TYPE, order_stream_id(order_id), [placed], expected_version=0
+            # A new order's stream: its first version, or a unique violation (StreamConflict).
+            appending = writer.appending_at_versions(
+                [(effects.STREAM_TYPE, order_stream_id(order_id), 1, placed)],
+                metadata=uow.metadata.as_dict(),
+                first_parameter=len(recorded_args) + 3,  # after the record's and the cart's claim's
             )
+            n = len(recorded_args) + 2 + len(appending.args)  # the key's parameters come last
+            progress = {"order_id": order_id, "attempt_key": attempt_key}
+            key_claim = phases.claiming(PLACED, progress, first_parameter=n + 1)
+            key_args: tuple[Any, ...] = ()
+            key_cte, key_claimed = "", "NULL"
+            if key_claim is not None:
+                key_cte, key_claimed = f", key AS ({key_claim[0]})", "EXISTS (SELECT FROM key)"
+                key_args = key_claim[1]
+            cart_param = len(recorded_args) + 1  # the record's parameters come first
+            # The event's columns first (``Appending.recorded`` reads them by position).
+            async with writer.conflicts_raised(f"order {order_id} was placed twice"):
+                row = await conn.fetchrow(
+                    f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts "
+                    f"(cart_id, order_id) VALUES (${cart_param}, ${cart_param + 1})), "
+                    f"{appending.ctes}{key_cte} "
+                    f"SELECT {writer.APPENDED}.*, {key_claimed} AS key_claimed, attempt.* "
+                    f"FROM attempt, {writer.APPENDED}",
+                    *recorded_args,
+                    cart.cart_id,
+                    uuid.UUID(order_id),
+                    *appending.args,
+                    *key_args,
+                )
+            if key_claim is not None:
+                phases.claimed(PLACED, progress, inserted=row["key_claimed"])
+            attempt = payment_ops.attempt_of(row)
+            written = appending.recorded([row])
+            uow.appended_by_statement(written)
             if key_claim is None:  # a key claimed before this phase: its progress recorded now
                 await phases.reached(uow, PLACED, progress)
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
@@ -236,6 +248,7 @@ class _CartReads(NamedTuple):
     config: money_config.MoneyConfig  # for the cart's currency and the destination
     lease_end: datetime  # for ``reservations.prepare_new``
     tracked: list[str]
+    number: int  # the order's, from ``order_numbers``
 
 
 async def _cart_reads(
@@ -255,13 +268,22 @@ async def _cart_reads(
         for sku, title, price, variant_currency, status, tax_category in row["variants"]
     }
     return _CartReads(
-        bool(row["awaiting_payment"]), variants, money_config.config_of(row), row["lease_end"], row["tracked"]
+        bool(row["awaiting_payment"]),
+        variants,
+        money_config.config_of(row),
+        row["lease_end"],
+        row["tracked"],
+        row["number"],
     )
 
 
 # Anonymous ROW values, read by position (see ``money_config.config_columns``).
 _CART_READS = (
     "SELECT EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment, "
+    # Taken here so that ``OrderPlaced`` goes with the first phase's writes; a sequence is not
+    # transactional, so a checkout refused after this consumes a number, as a refusal for
+    # stock always did.
+    "nextval('order_numbers') AS number, "
     "ARRAY(SELECT ROW(sku, title, price, currency, status, tax_category) FROM catalog_variants "
     "WHERE sku = ANY($1::text[])) AS variants, "
     f"{reservations.new_order_columns('$1', '$5')}, "

@@ -37,6 +37,7 @@ from commands.messages.cart import (
 )
 from commands.money import config as money_config
 from commands.store.driver import asyncpg_of
+from commands.store.ledger import writer
 from commands.store.ledger.reader import RecordedEvent, stream_version
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import customer_carts
@@ -52,7 +53,7 @@ def stream_id(cart_id: str) -> str:
 
 
 def register(bus: CommandBus) -> None:
-    bus.register(CreateCart, create_cart)
+    bus.register(CreateCart, create_cart, one_statement=True)
     # Their first statement is the cart's lock (``_edit``, ``_decide``). Not a takeover's: it
     # locks the customer's carts first.
     bus.register(AddCartLines, add_lines, first_lock=first_lock)
@@ -65,19 +66,25 @@ def register(bus: CommandBus) -> None:
 
 
 async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
-    # The cart's row in customer_carts goes with the read of its prices (one round trip): written
-    # before its stream in the same transaction, which commits both or neither.
+    # Two round trips and no transaction (``one_statement``): the prices, then the cart's row in
+    # customer_carts with its first event, in one statement that commits both or neither.
+    prices = await load_prices(uow.conn, [line.sku for line in command.lines])
+    customer_id = command.actor.customer_id
+    event = domain.create(command.cart_id, customer_id, command.currency_code, command.lines, prices)
+    appending = writer.appending_at_versions(
+        [(STREAM_TYPE, stream_id(command.cart_id), 1, event)],
+        metadata=uow.metadata.as_dict(),
+        first_parameter=4,
+    )
+    # A cart id taken already (never: they are random) fails on customer_carts' key.
     rows = await (await asyncpg_of(uow.conn)).fetch(
-        _REGISTER_AND_PRICE,
-        sorted({line.sku for line in command.lines}),
+        f"WITH {_REGISTER}, {appending.ctes} SELECT * FROM {writer.APPENDED}",
         command.cart_id,
-        command.actor.customer_id,
+        customer_id,
         domain.ACTIVE,
+        *appending.args,
     )
-    event = domain.create(
-        command.cart_id, command.actor.customer_id, command.currency_code, command.lines, _prices(rows)
-    )
-    await uow.append(STREAM_TYPE, stream_id(command.cart_id), [event], expected_version=0)
+    uow.appended_by_statement(appending.recorded(rows))
     return CartResult(command.cart_id, 1, uow.last_position, uow.last_position)
 
 
@@ -267,10 +274,8 @@ async def load_cart(uow: UnitOfWork, cart_id: str) -> tuple[Cart, list[RecordedE
 
 
 _PRICES = "SELECT sku, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])"
-_REGISTER_AND_PRICE = (
-    "WITH registered AS (INSERT INTO customer_carts (cart_id, customer_id, status) VALUES ($2, $3, $4)) "
-    f"{_PRICES}"
-)
+_REGISTER_ARGS = ("cart_id", "customer_id", "status")
+_REGISTER = f"registered AS (INSERT INTO customer_carts ({', '.join(_REGISTER_ARGS)}) VALUES ($1, $2, $3))"
 
 
 async def load_prices(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, CatalogPrice]:

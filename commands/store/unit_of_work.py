@@ -44,7 +44,9 @@ class UnitOfWork:
     a connection from for this unit of work alone. ``urgent``: it finishes work in progress, and
     is served before others waiting for a kept connection. ``lock``: the advisory lock key (or keys,
     in the order it would take them) its first statements would take (a stream's lock): taken
-    with the BEGIN, round trips fewer.
+    with the BEGIN, round trips fewer. ``transaction=False``: no BEGIN and no COMMIT, each
+    statement commits on its own; only for a handler whose writes are one statement (two round
+    trips fewer), and so with no lock, no writes at commit and nothing to roll back.
     """
 
     def __init__(
@@ -54,12 +56,16 @@ class UnitOfWork:
         *,
         urgent: bool = False,
         lock: str | Sequence[str] | None = None,
+        transaction: bool = True,
     ) -> None:
         self._connections = CommandConnections.of(source)
         self._urgent = urgent
         self._locks: tuple[str, ...] = (
             () if lock is None else (lock,) if isinstance(lock, str) else tuple(lock)
         )
+        if self._locks and not transaction:
+            raise ValueError("an advisory lock needs a transaction to hold it")
+        self._transaction = transaction
         for key in self._locks:
             literals.text(key)  # a key that cannot be sent fails here, before a connection is taken
         self.metadata = metadata
@@ -86,6 +92,9 @@ class UnitOfWork:
         # ones with it): one more try, on a connection fresh from the pool, before the command fails.
         for fresh in (False, True):
             conn = await self._connections.take(fresh=fresh, urgent=self._urgent)
+            if not self._transaction:
+                self._conn = conn
+                return self
             try:
                 await driver.begin(conn, locks=self._locks)
             except BaseException as error:
@@ -106,6 +115,10 @@ class UnitOfWork:
         conn, self._conn = self.conn, None
         broken = True
         try:
+            if not self._transaction:
+                # Whatever ran has committed; nothing to roll back.
+                broken = driver.closed(conn) or not driver.session_idle(conn)
+                return
             if not self.committed:
                 self.appended.clear()
                 if conn.invalidated or conn.closed:
@@ -187,6 +200,14 @@ class UnitOfWork:
         del self._writes_at_commit[mark:]
 
     async def commit(self) -> None:
+        if not self._transaction:
+            # Each statement committed as it ran (see ``transaction``).
+            if self._before_commit or self._writes_at_commit:
+                raise RuntimeError("a unit of work without a transaction has nothing to run at commit")
+            self.committed = True
+            if self.appended and self._connections.on_commit is not None:
+                self._connections.on_commit()
+            return
         for step in self._before_commit:
             await step()
         inlined = None

@@ -75,19 +75,20 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
         runner_config,
     )
     products = ProductService(container.search, alias_name(prefix))
-    versions = ReadModelVersions(engine, container.watcher)
+    reads = container.reads
+    versions = ReadModelVersions(reads, container.watcher)
     services = Services(
         products=products,
         carts=CartQueries(container.mongo),
-        inventory=InventoryQueries(engine),
-        orders=OrderQueries(engine),
-        timeline=TimelineQueries(engine),
-        projection_status=ProjectionStatusService(engine, container.freshness),
+        inventory=InventoryQueries(reads),
+        orders=OrderQueries(reads),
+        timeline=TimelineQueries(reads),
+        projection_status=ProjectionStatusService(reads, container.freshness),
         payments=payments,
         settlement=settlement,
         order_updates=broker,
         edge=EdgeServices.build(settings, engine, container.redis, broker),
-        pricing=PricingQueries(engine),
+        pricing=PricingQueries(reads),
         read_model_versions=versions,
         product_search=SearchAnswers(products, versions, size=settings.edge.search_cache_size),
     )

@@ -481,3 +481,28 @@ async def test_after_every_idle_session_is_terminated_no_command_and_no_pooled_r
     assert results[len(streams) :] == [1] * 6
     assert [await _version(container, s) for s in streams] == [1] * len(streams)
     await connections.close()
+
+
+async def test_a_unit_of_work_without_a_transaction_commits_each_statement_as_it_runs(
+    container: Container, connections: CommandConnections
+) -> None:
+    stream = f"thing-{uuid.uuid4()}"
+    async with UnitOfWork(connections, META, transaction=False) as uow:
+        driver = await asyncpg_of(uow.conn)
+        pid = await driver.fetchval("SELECT pg_backend_pid()")
+        await uow.append("thing", stream, [ThingCounted(1)])
+        assert not driver.is_in_transaction()
+        assert await _version(container, stream) == 1, "visible elsewhere before commit()"
+        with pytest.raises(RuntimeError, match="nothing to run at commit"):
+            uow.write_at_commit("SELECT 1")
+            await uow.commit()
+    assert await _version(container, stream) == 1, "nothing rolled back on the way out"
+    async with UnitOfWork(connections, META, transaction=False) as uow:
+        assert await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()") == pid, "kept"
+        await uow.commit()
+        assert uow.committed
+
+
+async def test_a_unit_of_work_without_a_transaction_holds_no_lock(connections: CommandConnections) -> None:
+    with pytest.raises(ValueError, match="needs a transaction"):
+        UnitOfWork(connections, META, lock="cart-x", transaction=False)

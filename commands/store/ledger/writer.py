@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -111,18 +111,53 @@ async def append_at_versions(
     if not appends:
         return []
     driver = await asyncpg_of(conn)
-    event_ids = [uuid.uuid4() for _ in appends]
+    appending = appending_at_versions(appends, metadata=metadata, first_parameter=1)
     async with conflicts_raised("a stream's counted version was taken already"):
-        rows = await driver.fetch(
-            _APPEND_AT_VERSIONS,
-            [stream_type for stream_type, _, _, _ in appends],
-            [stream_id for _, stream_id, _, _ in appends],
-            [version for _, _, version, _ in appends],
-            event_ids,
-            *_encoded([event for _, _, _, event in appends], metadata),
-        )
-    recorded = {event.event_id: event for event in map(recorded_event, rows)}
-    return [recorded[event_id] for event_id in event_ids]
+        rows = await driver.fetch(f"WITH {appending.ctes} SELECT * FROM {APPENDED}", *appending.args)
+    return appending.recorded(rows)
+
+
+class Appending(NamedTuple):
+    """``append_at_versions`` as CTEs (``ctes``, with its ``args``) of a caller's own statement:
+    the events are written with the caller's other writes in one round trip. The CTE named
+    ``APPENDED`` returns the recorded events' RECORDED_COLUMNS, one row per event."""
+
+    ctes: str
+    args: tuple[Any, ...]
+    event_ids: list[uuid.UUID]
+
+    def recorded(self, rows: Sequence[Any]) -> list[RecordedEvent]:
+        """The recorded events, in the order they were given, from rows that start with
+        RECORDED_COLUMNS (those of ``APPENDED``)."""
+        recorded = {event.event_id: event for event in map(recorded_event, rows)}
+        return [recorded[event_id] for event_id in self.event_ids]
+
+
+APPENDED = "appended"
+
+
+def appending_at_versions(
+    appends: Sequence[tuple[str, str, int, Event]], *, metadata: dict[str, Any], first_parameter: int
+) -> Appending:
+    """The CTEs of ``append_at_versions``, its parameters numbered from ``first_parameter``.
+    A version already taken raises a unique violation (``conflicts_raised`` makes it StreamConflict)."""
+    event_ids = [uuid.uuid4() for _ in appends]
+    args = (
+        [stream_type for stream_type, _, _, _ in appends],
+        [stream_id for _, stream_id, _, _ in appends],
+        [version for _, _, version, _ in appends],
+        event_ids,
+        *_encoded([event for _, _, _, event in appends], metadata),
+    )
+    p = [f"${first_parameter + i}" for i in range(7)]
+    ctes = (
+        f"{ANNOUNCE}, {APPENDED} AS ({INSERT_EVENTS} "
+        f"SELECT e.id, e.stream_type, e.stream_id, e.version, e.type, e.data::jsonb, {p[6]}::text::jsonb "
+        f"FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::bigint[], {p[3]}::uuid[], {p[4]}::text[], "
+        f"{p[5]}::text[]) WITH ORDINALITY AS e(stream_type, stream_id, version, id, type, data, n) "
+        f"CROSS JOIN told ORDER BY e.n RETURNING {RECORDED_COLUMNS})"
+    )
+    return Appending(ctes, args, event_ids)
 
 
 def encoded_metadata(metadata: dict[str, Any]) -> str:
@@ -176,14 +211,6 @@ _APPEND_TO_STREAMS = (
     "AS e(stream_type, stream_id, id, type, data, n) CROSS JOIN told "
     "CROSS JOIN LATERAL (SELECT coalesce(max(l.stream_version), 0) AS version "
     "FROM ledger_events l WHERE l.stream_id = e.stream_id) AS current "
-    "ORDER BY e.n "
-    f"RETURNING {RECORDED_COLUMNS}"
-)
-_APPEND_AT_VERSIONS = (
-    f"WITH {ANNOUNCE} {INSERT_EVENTS} "
-    "SELECT e.id, e.stream_type, e.stream_id, e.version, e.type, e.data::jsonb, $7::text::jsonb "
-    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY "
-    "AS e(stream_type, stream_id, version, id, type, data, n) CROSS JOIN told "
     "ORDER BY e.n "
     f"RETURNING {RECORDED_COLUMNS}"
 )
