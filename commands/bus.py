@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from commands import idempotent
@@ -42,6 +43,8 @@ from commands.store.phases import Phases
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 ResultT = TypeVar("ResultT")
+# A session found gone: closed under the driver, or by the server.
+_SESSION_GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
 log = logging.getLogger(__name__)
 
 
@@ -294,9 +297,12 @@ class CommandBus:
         *,
         transaction: bool = True,
     ) -> Any:
+        fresh = False
         for attempt in range(1, self._max_attempts + 1):
             try:
-                async with UnitOfWork(self._connections, metadata, lock=lock, transaction=transaction) as uow:
+                async with UnitOfWork(
+                    self._connections, metadata, lock=lock, transaction=transaction, fresh=fresh
+                ) as uow:
                     result = await handler(command, uow)
                     if claimed is not None:
                         # The outcome is stored in the command's own transaction: both or neither.
@@ -308,4 +314,12 @@ class CommandBus:
                 if getattr(command, "expected_version", None) is not None or attempt == self._max_attempts:
                     raise VersionConflict("the target changed concurrently; reload and retry") from None
                 log.debug("stream conflict on %s, retrying (attempt %d)", type(command).__name__, attempt)
+            except _SESSION_GONE:
+                # Without a transaction, the handler's first statement is what finds a kept
+                # connection dead (a BEGIN does, and is retried, in ``UnitOfWork``): once more, on
+                # a fresh one. A one-statement handler's write that did go through is refused the
+                # second time (its row's key), so a retry never writes twice.
+                if transaction or fresh:
+                    raise
+                fresh = True
         raise AssertionError("unreachable")

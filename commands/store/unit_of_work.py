@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.events.base import Event
@@ -47,6 +48,8 @@ class UnitOfWork:
     with the BEGIN, round trips fewer. ``transaction=False``: no BEGIN and no COMMIT, each
     statement commits on its own; only for a handler whose writes are one statement (two round
     trips fewer), and so with no lock, no writes at commit and nothing to roll back.
+    ``fresh``: on a connection that did not sit idle (a retry after a kept one was found dead;
+    without a BEGIN, it is the handler's first statement that finds it).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class UnitOfWork:
         urgent: bool = False,
         lock: str | Sequence[str] | None = None,
         transaction: bool = True,
+        fresh: bool = False,
     ) -> None:
         self._connections = CommandConnections.of(source)
         self._urgent = urgent
@@ -66,6 +70,7 @@ class UnitOfWork:
         if self._locks and not transaction:
             raise ValueError("an advisory lock needs a transaction to hold it")
         self._transaction = transaction
+        self._fresh = fresh
         for key in self._locks:
             literals.text(key)  # a key that cannot be sent fails here, before a connection is taken
         self.metadata = metadata
@@ -91,7 +96,7 @@ class UnitOfWork:
         # A kept connection may have died while idle (a database restart, and then the other idle
         # ones with it): one more try, on a connection fresh from the pool, before the command fails.
         for fresh in (False, True):
-            conn = await self._connections.take(fresh=fresh, urgent=self._urgent)
+            conn = await self._connections.take(fresh=fresh or self._fresh, urgent=self._urgent)
             if not self._transaction:
                 self._conn = conn
                 return self
@@ -116,8 +121,11 @@ class UnitOfWork:
         broken = True
         try:
             if not self._transaction:
-                # Whatever ran has committed; nothing to roll back.
-                broken = driver.closed(conn) or not driver.session_idle(conn)
+                # Whatever ran has committed; nothing to roll back. A statement interrupted (a
+                # cancellation, a timeout) may still be running: that session is not kept.
+                interrupted = exc is not None and not isinstance(exc, asyncpg.PostgresError)
+                opened = conn.in_transaction() or not driver.session_idle(conn)
+                broken = interrupted or opened or driver.closed(conn)
                 return
             if not self.committed:
                 self.appended.clear()
@@ -204,6 +212,9 @@ class UnitOfWork:
             # Each statement committed as it ran (see ``transaction``).
             if self._before_commit or self._writes_at_commit:
                 raise RuntimeError("a unit of work without a transaction has nothing to run at commit")
+            if self.conn.in_transaction() or not driver.session_idle(self.conn):
+                # A statement through SQLAlchemy began a transaction, which nothing would commit.
+                raise RuntimeError("a unit of work without a transaction found one open")
             self.committed = True
             if self.appended and self._connections.on_commit is not None:
                 self._connections.on_commit()

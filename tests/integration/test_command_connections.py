@@ -13,7 +13,11 @@ import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from commands.bus import CommandBus
 from commands.events.base import Event
+from commands.handlers import cart as cart_handlers
+from commands.messages.cart import CartActor, CreateCart
+from commands.store import connections as connections_module
 from commands.store.connections import URGENT_IN_A_ROW, CommandConnections
 from commands.store.driver import TransactionAborted, asyncpg_of
 from commands.store.ledger.reader import stream_version
@@ -367,13 +371,16 @@ async def test_a_kept_connection_that_died_idle_is_replaced_without_failing_the_
 
 
 async def _cancelled_in(
-    connections: CommandConnections, statement: Callable[[UnitOfWork], Awaitable[object]]
+    connections: CommandConnections,
+    statement: Callable[[UnitOfWork], Awaitable[object]],
+    *,
+    transaction: bool = True,
 ) -> None:
     """Cancel a task while ``statement`` runs in its unit of work; the task ends cancelled."""
     running = asyncio.Event()
 
     async def slow() -> None:
-        async with UnitOfWork(connections, META) as uow:
+        async with UnitOfWork(connections, META, transaction=transaction) as uow:
             running.set()
             await statement(uow)
 
@@ -506,3 +513,42 @@ async def test_a_unit_of_work_without_a_transaction_commits_each_statement_as_it
 async def test_a_unit_of_work_without_a_transaction_holds_no_lock(connections: CommandConnections) -> None:
     with pytest.raises(ValueError, match="needs a transaction"):
         UnitOfWork(connections, META, lock="cart-x", transaction=False)
+
+
+async def test_a_one_statement_command_finding_its_kept_connection_dead_is_retried_on_a_fresh_one(
+    container: Container, connections: CommandConnections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a BEGIN, the handler's first statement is what finds the session gone."""
+    bus = CommandBus(connections)
+    cart_handlers.register(bus)
+    async with UnitOfWork(connections, META, transaction=False) as uow:
+        pid = await (await asyncpg_of(uow.conn)).fetchval("SELECT pg_backend_pid()")
+        await uow.commit()
+    async with container.engine.connect() as admin:
+        assert (await admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})).scalar_one()
+    # Handed out as if its end had not been read from the socket yet.
+    monkeypatch.setattr(connections_module.driver, "session_idle", lambda conn: True)
+    result = await bus.dispatch(CreateCart(CartActor("kept-dead")), META)
+    assert result.version == 1 and result.position is not None
+    assert await _version(container, cart_handlers.stream_id(result.cart_id)) == 1
+    assert await _cart_rows(container, result.cart_id) == 1
+
+
+async def test_a_statement_cancelled_without_a_transaction_does_not_leave_its_connection_kept(
+    connections: CommandConnections,
+) -> None:
+    async def sleep_on_the_driver(uow: UnitOfWork) -> object:
+        return await (await asyncpg_of(uow.conn)).execute("SELECT pg_sleep(5)")
+
+    await _cancelled_in(connections, sleep_on_the_driver, transaction=False)
+    assert connections.kept == 0, "its statement may still be running"
+
+
+async def test_a_transaction_opened_under_a_unit_of_work_without_one_is_refused_at_commit(
+    connections: CommandConnections,
+) -> None:
+    async with UnitOfWork(connections, META, transaction=False) as uow:
+        await uow.conn.execute(text("SELECT 1"))  # SQLAlchemy begins one of its own
+        with pytest.raises(RuntimeError, match="found one open"):
+            await uow.commit()
+    assert connections.kept == 0

@@ -20,6 +20,7 @@ from commands.checkout.effects import stream_id as order_stream
 from commands.events.order import AddressData
 from commands.messages.cart import CartActor, CreateCart, LineRequest
 from commands.messages.orders import CompleteCheckout
+from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata
 from tests.support.checkout import Shop
@@ -152,4 +153,5 @@ async def test_the_read_models_are_read_without_a_transaction_around_each_read(
     assert not [words for words in counted if words.startswith(("BEGIN", "ROLLBACK", "COMMIT"))], counted
     async with shop.container.engine.connect() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-        assert conn.in_transaction(), "the engine's own connections still begin as before"
+        driver = await asyncpg_of(conn)
+        assert driver.is_in_transaction(), "the engine's own connections still begin as before"
