@@ -43,8 +43,14 @@ from commands.store.phases import Phases
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 ResultT = TypeVar("ResultT")
-# A session found gone: closed under the driver, or by the server.
-_SESSION_GONE = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError)
+# A session found gone: closed under the driver, or by the server (whose notice of it, read
+# while the session sat idle, can also leave the driver's protocol in a state it refuses).
+_SESSION_GONE = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionError,
+)
 log = logging.getLogger(__name__)
 
 

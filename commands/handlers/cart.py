@@ -38,7 +38,7 @@ from commands.messages.cart import (
 from commands.money import config as money_config
 from commands.store.driver import asyncpg_of
 from commands.store.ledger import writer
-from commands.store.ledger.reader import RecordedEvent, stream_version
+from commands.store.ledger.reader import RECORDED_COLUMNS, RecordedEvent, recorded_event, stream_version
 from commands.store.ledger.writer import StreamConflict
 from commands.store.tables import customer_carts
 from commands.store.unit_of_work import UnitOfWork
@@ -94,7 +94,7 @@ async def add_lines(command: AddCartLines, uow: UnitOfWork) -> CartResult:
         command.cart_id,
         command.actor,
         command.expected_version,
-        lambda cart: [line.sku for line in command.lines],
+        [line.sku for line in command.lines],
         lambda cart, prices: domain.add_lines(cart, command.lines, prices),
     )
 
@@ -250,16 +250,22 @@ async def _edit(
     cart_id: str,
     actor: domain.CartActor,
     expected_version: int | None,
-    skus: Callable[[Cart], Sequence[str]],
+    skus: Callable[[Cart], Sequence[str]] | Sequence[str],
     decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
 ) -> CartResult:
+    """``skus``: those whose prices ``decide`` needs, from the cart, or known without it (then
+    read with the cart's stream, one round trip fewer)."""
     await lock_cart(uow, cart_id)
-    cart, _ = await load_cart(uow, cart_id)
+    if callable(skus):
+        cart, _ = await load_cart(uow, cart_id)
+    else:
+        cart, prices = await _load_cart_and_prices(uow, cart_id, skus)
     domain.ensure_access(cart, actor)
     # Closed first: no version would do for a cart checked out or merged.
     domain.ensure_active(cart)
     domain.check_version(cart, expected_version)
-    prices = await load_prices(uow.conn, skus(cart))
+    if callable(skus):
+        prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
     await _append(uow, cart, [event], expected_version)
     # Written with the COMMIT: nothing after it reads the row, and only the cart's lock holder
@@ -273,7 +279,25 @@ async def load_cart(uow: UnitOfWork, cart_id: str) -> tuple[Cart, list[RecordedE
     return domain.fold(r.decode() for r in recorded), recorded
 
 
-_PRICES = "SELECT sku, price, currency, status FROM catalog_variants WHERE sku = ANY($1::text[])"
+async def _load_cart_and_prices(
+    uow: UnitOfWork, cart_id: str, skus: Iterable[str]
+) -> tuple[Cart, dict[str, CatalogPrice]]:
+    """``load_cart`` and ``load_prices`` in one statement: a row per event (the event's columns
+    first, then the prices on each), or one row of NULL columns for an empty stream."""
+    rows = await (await asyncpg_of(uow.conn)).fetch(_STREAM_AND_PRICES, stream_id(cart_id), sorted(set(skus)))
+    recorded = [recorded_event(row) for row in rows if row["position"] is not None]
+    prices = _prices(dict(zip(_PRICE_COLUMNS, record, strict=True)) for record in rows[0]["prices"])
+    return domain.fold(r.decode() for r in recorded), prices
+
+
+_PRICE_COLUMNS = ("sku", "price", "currency", "status")
+_PRICES = f"SELECT {', '.join(_PRICE_COLUMNS)} FROM catalog_variants WHERE sku = ANY($1::text[])"
+_STREAM_AND_PRICES = (
+    f"SELECT e.*, p.prices FROM (SELECT ARRAY(SELECT ROW({', '.join(_PRICE_COLUMNS)}) FROM catalog_variants "
+    "WHERE sku = ANY($2::text[])) AS prices) AS p "
+    f"LEFT JOIN LATERAL (SELECT {RECORDED_COLUMNS} FROM ledger_events WHERE stream_id = $1) AS e ON true "
+    "ORDER BY e.stream_version"
+)
 _REGISTER_ARGS = ("cart_id", "customer_id", "status")
 _REGISTER = f"registered AS (INSERT INTO customer_carts ({', '.join(_REGISTER_ARGS)}) VALUES ($1, $2, $3))"
 

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -17,8 +18,10 @@ import pytest
 from sqlalchemy import text
 
 from commands.checkout.effects import stream_id as order_stream
+from commands.domain import cart as cart_domain
+from commands.errors import DomainError
 from commands.events.order import AddressData
-from commands.messages.cart import CartActor, CreateCart, LineRequest
+from commands.messages.cart import AddCartLines, CartActor, CreateCart, LineRequest
 from commands.messages.orders import CompleteCheckout
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import load_stream
@@ -155,3 +158,34 @@ async def test_the_read_models_are_read_without_a_transaction_around_each_read(
         assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
         driver = await asyncpg_of(conn)
         assert driver.is_in_transaction(), "the engine's own connections still begin as before"
+
+
+async def test_lines_are_added_in_four_round_trips(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEGIN with the cart's lock, its stream with the new lines' prices, the event, the COMMIT."""
+    await shop.product("RT-PEN", "1.25", on_hand=None)
+    await shop.product("RT-INK", "3.10", on_hand=None)
+    actor = CartActor("rt-adder")
+    cart = await shop.container.bus.dispatch(CreateCart(actor, lines=(LineRequest("RT-PEN", 1),)), META)
+    with round_trips(monkeypatch) as counted:
+        added = await shop.container.bus.dispatch(
+            AddCartLines(cart.cart_id, actor, (LineRequest("RT-INK", 2), LineRequest("RT-PEN", 1))), META
+        )
+    assert sum(counted.values()) == 4, counted
+    assert added.version == 2
+    async with shop.container.engine.connect() as conn:
+        recorded = await load_stream(conn, f"cart-{cart.cart_id}")
+    lines = {
+        (line.sku, line.quantity, line.unit_price)
+        for line in cart_domain.fold(r.decode() for r in recorded).lines
+    }
+    assert lines == {("RT-PEN", 2, Decimal("1.25")), ("RT-INK", 2, Decimal("3.10"))}
+
+
+async def test_lines_of_an_unknown_sku_are_refused_with_the_prices_read_with_the_stream(shop: Shop) -> None:
+    actor = CartActor("rt-adder")
+    cart = await shop.container.bus.dispatch(CreateCart(actor), META)
+    with pytest.raises(DomainError) as refused:
+        await shop.container.bus.dispatch(
+            AddCartLines(cart.cart_id, actor, (LineRequest("RT-NONE", 1),)), META
+        )
+    assert "'RT-NONE' is not for sale" in repr(refused.value) + str(refused.value), repr(refused.value)
