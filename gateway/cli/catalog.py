@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.bootstrap.settings import ConfigurationError, Settings
+from gateway.cli.outcome import PartlyRefused
 
 COMMANDS = frozenset({"catalog"})
 ACTOR = "system:catalog-import"
@@ -36,7 +37,8 @@ def add_commands(sub: Any) -> None:
 
 
 async def execute(args: argparse.Namespace, settings: Settings) -> str:
-    """Run one subcommand; returns what to print on stdout."""
+    """Run one subcommand; returns what to print on stdout (raises ``PartlyRefused`` with it when
+    some lines were refused)."""
     from commands.store.unit_of_work import MessageMetadata
     from gateway.catalog_import import CONCURRENCY, CatalogImporter, parse_lines
     from gateway.cli.stores import wired_container
@@ -63,4 +65,7 @@ async def execute(args: argparse.Namespace, settings: Settings) -> str:
     ]
     if len(report.errors) > SHOWN_ERRORS:
         lines.append(f"... and {len(report.errors) - SHOWN_ERRORS} more errors")
+    if report.failed:
+        # The good lines are in; the exit code says that some were not.
+        raise PartlyRefused("\n".join(lines))
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
 from gateway.cli import workers as workers_cli
+from gateway.cli.outcome import PartlyRefused
 from gateway.cli.signals import Interrupted, StopSignals
 
 if TYPE_CHECKING:
@@ -353,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PartlyRefused as refused:
+        print(refused.report)
+        return refused.EXIT_CODE
     except ConfigurationError as exc:
         print(f"commerce-gateway: {exc}", file=sys.stderr)
         return 2

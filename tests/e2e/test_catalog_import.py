@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from gateway.bootstrap.container import Container
 from gateway.cli import catalog as catalog_cli
+from gateway.cli.outcome import PartlyRefused
 from gateway.edge.auth import JwtAuthenticator
 from tests.helpers import error_codes, gql
 from tests.support.catalog import ledger_types
@@ -65,8 +67,9 @@ async def test_the_cli_imports_good_lines_reports_bad_ones_and_is_idempotent(
     container: Container, tmp_path: Path
 ) -> None:
     path = _write(tmp_path / "catalog.jsonl", LINES)
-    first = await _import(container, path)
-    summary, *errors = first.splitlines()
+    with pytest.raises(PartlyRefused) as refused:  # the CLI exits 1, the report on stdout
+        await _import(container, path)
+    summary, *errors = refused.value.report.splitlines()
     assert "2 products imported" in summary and "2 created" in summary
     assert "stock set for 1 SKUs" in summary  # TR-10 at 0 is where a new SKU already is
     assert "4 lines refused" in summary
@@ -81,7 +84,9 @@ async def test_the_cli_imports_good_lines_reports_bad_ones_and_is_idempotent(
     assert await _stock(container) == {"TR-9": 12}
     events = await ledger_types(container)
     # Twice = once: nothing appended, nothing changed (an interrupted import resumes this way).
-    second = await _import(container, path)
+    with pytest.raises(PartlyRefused) as again:
+        await _import(container, path)
+    second = again.value.report
     assert "2 unchanged" in second and "stock set for 0 SKUs" in second
     assert await ledger_types(container) == events
     # A changed line updates only its product and stock.
@@ -89,6 +94,7 @@ async def test_the_cli_imports_good_lines_reports_bad_ones_and_is_idempotent(
     changed[0]["variants"] = [dict(v, onHand=5) for v in LINES[0]["variants"]]
     third = await _import(container, _write(tmp_path / "changed.jsonl", changed))
     assert "1 updated, 1 unchanged" in third and "stock set for 2 SKUs" in third
+    assert "0 lines refused" in third  # and no exception: the CLI exits 0
     assert await _stock(container) == {"TR-10": 5, "TR-9": 5}
 
 
