@@ -185,21 +185,22 @@ class CheckoutSaga:
                 reservation_expires_at=pending.expires_at,
                 totals=charge.recorded,
             )
+            # Each piece's parameters are numbered after those gathered before it.
+            args: list[Any] = [*recorded_args, cart.cart_id, uuid.UUID(order_id)]
+            cart_param = len(recorded_args) + 1
             # A new order's stream: its first version, or a unique violation (StreamConflict).
             appending = writer.appending_at_versions(
                 [(effects.STREAM_TYPE, order_stream_id(order_id), 1, placed)],
                 metadata=uow.metadata.as_dict(),
-                first_parameter=len(recorded_args) + 3,  # after the record's and the cart's claim's
+                first_parameter=len(args) + 1,
             )
-            n = len(recorded_args) + 2 + len(appending.args)  # the key's parameters come last
+            args += appending.args
             progress = {"order_id": order_id, "attempt_key": attempt_key}
-            key_claim = phases.claiming(PLACED, progress, first_parameter=n + 1)
-            key_args: tuple[Any, ...] = ()
+            key_claim = phases.claiming(PLACED, progress, first_parameter=len(args) + 1)
             key_cte, key_claimed = "", "NULL"
             if key_claim is not None:
                 key_cte, key_claimed = f", key AS ({key_claim[0]})", "EXISTS (SELECT FROM key)"
-                key_args = key_claim[1]
-            cart_param = len(recorded_args) + 1  # the record's parameters come first
+                args += key_claim[1]
             # The event's columns first (``Appending.recorded`` reads them by position).
             async with writer.conflicts_raised(f"order {order_id} was placed twice"):
                 row = await conn.fetchrow(
@@ -208,11 +209,7 @@ class CheckoutSaga:
                     f"{appending.ctes}{key_cte} "
                     f"SELECT {writer.APPENDED}.*, {key_claimed} AS key_claimed, attempt.* "
                     f"FROM attempt, {writer.APPENDED}",
-                    *recorded_args,
-                    cart.cart_id,
-                    uuid.UUID(order_id),
-                    *appending.args,
-                    *key_args,
+                    *args,
                 )
             if key_claim is not None:
                 phases.claimed(PLACED, progress, inserted=row["key_claimed"])

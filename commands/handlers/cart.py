@@ -71,18 +71,15 @@ async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
     prices = await load_prices(uow.conn, [line.sku for line in command.lines])
     customer_id = command.actor.customer_id
     event = domain.create(command.cart_id, customer_id, command.currency_code, command.lines, prices)
+    registered = (command.cart_id, customer_id, domain.ACTIVE)  # _REGISTER's parameters
     appending = writer.appending_at_versions(
         [(STREAM_TYPE, stream_id(command.cart_id), 1, event)],
         metadata=uow.metadata.as_dict(),
-        first_parameter=4,
+        first_parameter=len(registered) + 1,
     )
     # A cart id taken already (never: they are random) fails on customer_carts' key.
     rows = await (await asyncpg_of(uow.conn)).fetch(
-        f"WITH {_REGISTER}, {appending.ctes} SELECT * FROM {writer.APPENDED}",
-        command.cart_id,
-        customer_id,
-        domain.ACTIVE,
-        *appending.args,
+        f"WITH {_REGISTER}, {appending.ctes} SELECT * FROM {writer.APPENDED}", *registered, *appending.args
     )
     uow.appended_by_statement(appending.recorded(rows))
     return CartResult(command.cart_id, 1, uow.last_position, uow.last_position)
@@ -256,6 +253,7 @@ async def _edit(
     """``skus``: those whose prices ``decide`` needs, from the cart, or known without it (then
     read with the cart's stream, one round trip fewer)."""
     await lock_cart(uow, cart_id)
+    prices: dict[str, CatalogPrice] | None = None
     if callable(skus):
         cart, _ = await load_cart(uow, cart_id)
     else:
@@ -264,7 +262,8 @@ async def _edit(
     # Closed first: no version would do for a cart checked out or merged.
     domain.ensure_active(cart)
     domain.check_version(cart, expected_version)
-    if callable(skus):
+    if prices is None:
+        assert callable(skus)
         prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
     await _append(uow, cart, [event], expected_version)

@@ -16,6 +16,7 @@ Validation failures are not stored: ``abandon`` removes an unstarted claim.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -96,14 +97,6 @@ def claiming(
     """The statement claiming a new key, already at ``recovery_point`` (returning the key when it
     claimed it, no row when the key exists), and its arguments, its parameters numbered from
     ``first_parameter``: for ``try_claim``, or for a caller that sends it as a CTE of its own."""
-    p = [f"${first_parameter + i}" for i in range(7)]
-    statement = (
-        "INSERT INTO idempotency_keys "
-        "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
-        f"VALUES ({p[0]}, {p[1]}, {p[2]}, 'in_progress', {p[3]}, {p[4]}::text::jsonb, "
-        f"now() + {p[5]}::interval, now() + {p[6]}::interval) "
-        "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
-    )
     arguments = (
         scope,
         key,
@@ -113,7 +106,20 @@ def claiming(
         lease,
         KEY_TTL,
     )
-    return statement, arguments
+    return _claiming_sql(first_parameter), arguments
+
+
+@functools.cache
+def _claiming_sql(first_parameter: int) -> str:
+    """The text of ``claiming``'s statement (one per parameter offset: built once)."""
+    p = [f"${first_parameter + i}" for i in range(7)]
+    return (
+        "INSERT INTO idempotency_keys "
+        "(scope, key, request_hash, state, recovery_point, progress, locked_until, expires_at) "
+        f"VALUES ({p[0]}, {p[1]}, {p[2]}, 'in_progress', {p[3]}, {p[4]}::text::jsonb, "
+        f"now() + {p[5]}::interval, now() + {p[6]}::interval) "
+        "ON CONFLICT (scope, key) DO NOTHING RETURNING key"
+    )
 
 
 async def exists(source: AsyncEngine | AsyncConnection, scope: str, key: str) -> bool:

@@ -124,8 +124,7 @@ class UnitOfWork:
                 # Whatever ran has committed; nothing to roll back. A statement interrupted (a
                 # cancellation, a timeout) may still be running: that session is not kept.
                 interrupted = exc is not None and not isinstance(exc, asyncpg.PostgresError)
-                opened = conn.in_transaction() or not driver.session_idle(conn)
-                broken = interrupted or opened or driver.closed(conn)
+                broken = interrupted or _transaction_open(conn) or driver.closed(conn)
                 return
             if not self.committed:
                 self.appended.clear()
@@ -212,7 +211,7 @@ class UnitOfWork:
             # Each statement committed as it ran (see ``transaction``).
             if self._before_commit or self._writes_at_commit:
                 raise RuntimeError("a unit of work without a transaction has nothing to run at commit")
-            if self.conn.in_transaction() or not driver.session_idle(self.conn):
+            if _transaction_open(self.conn):
                 # A statement through SQLAlchemy began a transaction, which nothing would commit.
                 raise RuntimeError("a unit of work without a transaction found one open")
             self.committed = True
@@ -237,3 +236,8 @@ class UnitOfWork:
         self.committed = True
         if self.appended and self._connections.on_commit is not None:
             self._connections.on_commit()
+
+
+def _transaction_open(conn: AsyncConnection) -> bool:
+    """Whether a transaction is open on ``conn``, begun by SQLAlchemy or on the driver."""
+    return conn.in_transaction() or not driver.session_idle(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NamedTuple
@@ -149,15 +150,20 @@ def appending_at_versions(
         event_ids,
         *_encoded([event for _, _, _, event in appends], metadata),
     )
+    return Appending(_appending_ctes(first_parameter), args, event_ids)
+
+
+@functools.cache
+def _appending_ctes(first_parameter: int) -> str:
+    """The text of ``appending_at_versions``' CTEs (one per parameter offset: built once)."""
     p = [f"${first_parameter + i}" for i in range(7)]
-    ctes = (
+    return (
         f"{ANNOUNCE}, {APPENDED} AS ({INSERT_EVENTS} "
         f"SELECT e.id, e.stream_type, e.stream_id, e.version, e.type, e.data::jsonb, {p[6]}::text::jsonb "
         f"FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::bigint[], {p[3]}::uuid[], {p[4]}::text[], "
         f"{p[5]}::text[]) WITH ORDINALITY AS e(stream_type, stream_id, version, id, type, data, n) "
         f"CROSS JOIN told ORDER BY e.n RETURNING {RECORDED_COLUMNS})"
     )
-    return Appending(ctes, args, event_ids)
 
 
 def encoded_metadata(metadata: dict[str, Any]) -> str:
