@@ -14,6 +14,9 @@ folder it lives in, so ``pytest -m unit`` runs the pure tier alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -44,11 +47,29 @@ CHECKOUT_SETTINGS = "checkout_settings"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, `kill`) stops the run as Ctrl-C does: fixtures are torn down and the
+    # embedded stores stopped, where the default action would leave them running.
+    signal.signal(signal.SIGTERM, _interrupted)
     for tier, meaning in TIERS.items():
         config.addinivalue_line("markers", f"{tier}: {meaning}")
     config.addinivalue_line(
         "markers", f"{CHECKOUT_SETTINGS}: the test's settings get short payment timeouts and a large budget"
     )
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        # The controller of an xdist run: its workers (its children) stop the same way, each
+        # tearing down its own stores.
+        for child in _children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def _children() -> list[int]:
+    path = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,9 +17,6 @@ from tests.support.checkout import Shop
 
 pytestmark = pytest.mark.checkout_settings
 
-# The provider's answer comes this much later: time for another writer in between, well inside
-# the tests' payment timeout (tests.support.checkout.PAYMENT_TIMEOUT).
-SLOW_ANSWER_MS = 450
 ATTACH = """mutation($cart: ID!) {
   cartAttachCustomer(cartId: $cart) { cart { id } position userErrors { code message } } }"""
 
@@ -64,22 +61,37 @@ async def _placed_order(shop: Shop, cart_gid: str) -> str:
     return global_id("Order", found[-1])
 
 
-async def _slow_checkout(shop: Shop, cart: str, key: str, auth: str | None) -> asyncio.Task[dict[str, Any]]:
-    await shop.configure(latency_ms=SLOW_ANSWER_MS)
-    return asyncio.create_task(shop.checkout(cart, key, auth=auth))
+async def _held_checkout(
+    shop: Shop, cart: str, key: str, auth: str | None, monkeypatch: pytest.MonkeyPatch
+) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
+    """A checkout whose authorization goes to the provider only once the returned event is set:
+    another writer acts between its first phase and its settlement, however loaded the machine
+    (a fixed provider latency was a window that a slow run could miss)."""
+    payments = shop.container.services.payments
+    authorize = payments.authorize
+    release = asyncio.Event()
+
+    async def held(**request: Any) -> Any:
+        await release.wait()
+        return await authorize(**request)
+
+    monkeypatch.setattr(payments, "authorize", held)
+    return asyncio.create_task(shop.checkout(cart, key, auth=auth)), release
 
 
-async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confirmed(shop: Shop) -> None:
+async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confirmed(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await shop.product("TEE", on_hand=2)
     customer = shop.customer("cust-cancel-early")
     cart = await shop.cart(("TEE", 1), customer="cust-cancel-early")
-    checkout = await _slow_checkout(shop, cart, "slow-answer-cancelled", customer)
+    checkout, release = await _held_checkout(shop, cart, "slow-answer-cancelled", customer, monkeypatch)
     order_gid = await _placed_order(shop, cart)
     assert not checkout.done(), "the provider has not answered yet"
     body = await shop.order_op("orderCancel", order_gid, "cancel-early", customer, reason="changed my mind")
     assert body["data"]["orderCancel"]["userErrors"] == [], body
+    release.set()
     await checkout
-    await shop.configure(latency_ms=0)
     # The answer (authorized) met a cancelled order: the money goes back, the stock too.
     order = await shop.order(order_gid)
     assert (order.status.value, order.payment_status.value) == ("CANCELLED", "VOIDED")
@@ -90,18 +102,18 @@ async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confi
 
 
 async def test_a_cart_merged_while_the_provider_decided_stays_merged_and_the_order_confirms(
-    shop: Shop, order_loads: list[str]
+    shop: Shop, order_loads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await shop.product("TEE", on_hand=3)
     customer = shop.customer("cust-merge-early")
     kept = await shop.cart(("TEE", 1), customer="cust-merge-early")
     guest = await shop.cart(("TEE", 1))
-    checkout = await _slow_checkout(shop, guest, "slow-answer-merged", None)
+    checkout, release = await _held_checkout(shop, guest, "slow-answer-merged", None, monkeypatch)
     order_gid = await _placed_order(shop, guest)
     attached = (await shop.gql(ATTACH, {"cart": guest}, customer))["data"]["cartAttachCustomer"]
     assert attached["userErrors"] == [] and attached["cart"]["id"] == kept
+    release.set()
     payload = await checkout
-    await shop.configure(latency_ms=0)
     assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED", payload
     assert payload["order"]["id"] == order_gid
     # The settlement met the taken cart version and loaded the order to decide again.
