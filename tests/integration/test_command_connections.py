@@ -23,6 +23,7 @@ from commands.store.driver import TransactionAborted, asyncpg_of
 from commands.store.ledger.reader import stream_version
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
+from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="admin:test")
 
@@ -212,7 +213,7 @@ async def test_a_connection_given_back_goes_to_the_longest_waiter_not_to_a_newco
     held = _OneHeld(connections)
     await held.start()
     held.ask("waiter")
-    await asyncio.sleep(0.05)
+    await eventually(lambda: connections.waiting == 1)
     assert connections.waiting == 1
     await held.finish(then_ask="newcomer")
     assert held.served == ["waiter", "newcomer"]
@@ -258,7 +259,8 @@ async def test_a_slot_freed_by_a_broken_connection_goes_to_the_waiter_not_to_a_n
 
     conn = await connections.take()
     waiter = asyncio.create_task(later("waiter"), context=Context())
-    await asyncio.sleep(0.05)
+    # Waiting before the slot is freed (a fixed 50 ms was not always enough on a loaded run).
+    await eventually(lambda: connections.waiting == 1)
     await connections.give_back(conn, broken=True)
     newcomer = asyncio.create_task(later("newcomer"), context=Context())
     await asyncio.gather(waiter, newcomer)
@@ -292,7 +294,7 @@ async def test_a_connection_handed_to_a_waiter_cancelled_after_close_is_closed_n
 ) -> None:
     conn = await connections.take()
     waiter = asyncio.create_task(connections.take(), context=Context())
-    await asyncio.sleep(0.05)
+    await eventually(lambda: connections.waiting == 1)
     await connections.give_back(conn)  # handed to the waiter, which has not run yet
     await connections.close()
     waiter.cancel()
