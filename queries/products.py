@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from queries.product_search import PRICE_BUCKETS, InvalidSearch, SearchRequest, build_search, encode_cursor
 
@@ -99,7 +99,9 @@ class ProductService:
     async def search(self, request: SearchRequest) -> ProductSearchPage:
         """One search call: the page (search_after), the exact total and the facets."""
         plan = build_search(request)
-        response = await self._client.search(index=self.alias, **plan.body)
+        response = await self._search(plan.body)
+        if response is None:
+            return ProductSearchPage(hits=[], total=0, has_next_page=False, facets=_facets(None))
         raw_hits = response["hits"]["hits"]
         page = raw_hits[: request.first]
         hits = [
@@ -131,10 +133,23 @@ class ProductService:
         unique = list(dict.fromkeys(values))
         if not unique:
             return []
-        response = await self._client.search(
-            index=self.alias, query={"terms": {field: unique}}, size=len(unique), track_total_hits=False
+        response = await self._search(
+            {"query": {"terms": {field: unique}}, "size": len(unique), "track_total_hits": False}
         )
+        if response is None:
+            return []
         return [_product(hit["_source"]) for hit in response["hits"]["hits"]]
+
+    async def _search(self, body: dict[str, Any]) -> Any:
+        """The engine's answer, or None while the read model has no index: its projector creates
+        the index when it first starts, and a reader served before that sees an empty model (its
+        freshness says how far behind it is), not an error."""
+        try:
+            return await self._client.search(index=self.alias, **body)
+        except NotFoundError as exc:
+            if exc.error != "index_not_found_exception":
+                raise
+            return None
 
 
 def _product(source: dict[str, Any]) -> ProductView:
@@ -161,11 +176,15 @@ def _product(source: dict[str, Any]) -> ProductView:
     )
 
 
-def _facets(aggregations: dict[str, Any]) -> ProductFacets:
+def _facets(aggregations: dict[str, Any] | None) -> ProductFacets:
+    """From the search's aggregations; None (no index yet): every count zero."""
+
     def terms(name: str) -> list[tuple[str, int]]:
+        if aggregations is None:
+            return []
         return [(str(b["key"]), int(b["doc_count"])) for b in aggregations[name]["buckets"]]
 
-    buckets = aggregations["prices"]["ranges"]["buckets"]
+    buckets = aggregations["prices"]["ranges"]["buckets"] if aggregations is not None else []
     by_key = {b["key"]: int(b["products"]["doc_count"]) for b in buckets}
     return ProductFacets(
         brands=terms("brands"),

@@ -15,7 +15,7 @@ from gateway.bootstrap.settings import Settings
 from gateway.edge.auth import JwtAuthenticator
 from gateway.http.app import build_app
 from tests.helpers import error_codes, gql
-from tests.support.catalog import CallCounter, product, upsert
+from tests.support.catalog import CallCounter, product, upsert, variant
 
 UPSERT = """
 mutation($input: ProductUpsertInput!) {
@@ -202,6 +202,26 @@ async def test_products_reports_lag_until_the_projector_applies(container: Conta
         await runner.catch_up()
         fresh = (await gql(http, SEARCH, {"query": "rain jacket"}))["data"]["products"]
         assert (fresh["totalCount"], fresh["freshness"]) == (1, {"projection": "search", "lagEvents": 0})
+
+
+async def test_catalog_reads_before_the_search_index_exists_are_empty_and_say_so(
+    container: Container,
+) -> None:
+    # The search projector creates its index when it first runs, in the background: a gateway
+    # answering before then (a loaded start, a separate projector worker not yet up) reads an
+    # empty model and reports its lag, instead of failing on the missing index.
+    await upsert(container, product("rain-jacket", "Rain Jacket", [variant("RJ-1")]))
+    transport = httpx.ASGITransport(app=build_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        searched = await gql(http, SEARCH, {"query": "rain jacket"})
+        looked_up = await gql(http, '{ product(handle: "rain-jacket") { id } variant(sku: "RJ-1") { sku } }')
+    assert "errors" not in searched and "errors" not in looked_up, (searched, looked_up)
+    page = searched["data"]["products"]
+    assert (page["totalCount"], page["edges"], page["pageInfo"]["hasNextPage"]) == (0, [], False)
+    assert page["freshness"] == {"projection": "search", "lagEvents": 1}
+    assert [bucket["count"] for bucket in page["facets"]["prices"]] == [0] * 7
+    assert page["facets"]["brands"] == []
+    assert looked_up["data"] == {"product": None, "variant": None}
 
 
 async def test_products_argument_errors_are_bad_user_input(client: httpx.AsyncClient) -> None:
