@@ -24,6 +24,7 @@ from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations
 from commands.money import discount_uses
 from commands.store.driver import asyncpg_of
+from commands.store.ledger.writer import ReadAlong
 from commands.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,19 @@ async def head_of(uow: UnitOfWork, order_id: str) -> int | None:
 
 
 async def apply(
-    uow: UnitOfWork, order: Order, events: Sequence[ev.OrderEvent], *, cart: Cart | None = None
+    uow: UnitOfWork,
+    order: Order,
+    events: Sequence[ev.OrderEvent],
+    *,
+    cart: Cart | None = None,
+    along: ReadAlong | None = None,
 ) -> Order:
     """Append ``events`` and carry out their effects on stock and the cart. ``cart``: the order's
-    cart as the caller knows it, if it does (not loaded again; appended after its version)."""
+    cart as the caller knows it, if it does (not loaded again; appended after its version).
+    ``along``: a read checked in the append's statement (``writer.ReadAlong``)."""
     if not events:
+        if along is not None:
+            raise ValueError("a read along the append needs events to append")
         return order
     state = order
     # The stock and discount-code rows last (in that order, as in the checkout's first phase):
@@ -91,7 +100,7 @@ async def apply(
     # follow what was loaded: every writer of an order holds its lock, as the caller does.
     order_stream = stream_id(order_id)
     appends.extend((STREAM_TYPE, order_stream, order.version + n, e) for n, e in enumerate(events, 1))
-    await uow.append_at_versions(appends)
+    await uow.append_at_versions(appends, along=along)
     for effect in row_effects:
         await effect()
     return domain.evolve(order, events)

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import timedelta
+from typing import Any
 
 from commands.bus import CommandBus, KeyPolicy
-from commands.checkout import decline_messages
+from commands.checkout import cart_reads, decline_messages
 from commands.checkout import effects as effects
 from commands.checkout import money as checkout_money
 from commands.checkout import payment_attempts as payment_ops
@@ -43,7 +42,7 @@ from commands.domain import order as order_domain
 from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.domain.order import stream_id as order_stream_id
-from commands.domain.pricing import Variant, price_cart, skus
+from commands.domain.pricing import price_cart
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
 from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
@@ -51,7 +50,6 @@ from commands.inventory import reservations
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
-from commands.money import config as money_config
 from commands.money import discount_uses
 from commands.store import idempotency
 from commands.store.driver import asyncpg_of
@@ -116,9 +114,11 @@ class CheckoutSaga:
         left them (the settlement starts from them)."""
         async with phases.unit_of_work() as uow:
             conn = await asyncpg_of(uow.conn)
-            # The cart commands' lock: no line changes between this read and the order.
+            # The cart commands' lock (taken with the BEGIN): no line changes between this read
+            # and the order.
             await cart_handlers.lock_cart(uow, command.cart_id)
-            cart, _ = await cart_handlers.load_cart(uow, command.cart_id)
+            country = command.shipping_address.country_code
+            cart, reads = await cart_reads.load(conn, command.cart_id, country, self._lease)
             cart_domain.ensure_access(cart, cart_domain.CartActor(command.customer_id, command.staff))
             cart_domain.ensure_active(cart)
             expected = command.expected_cart_version
@@ -127,14 +127,8 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            reads = await _cart_reads(
-                uow,
-                cart.cart_id,
-                skus(cart),
-                cart.currency_code,
-                command.shipping_address.country_code,
-                self._lease,
-            )
+            if reads is None:
+                reads = await cart_reads.reads_for(conn, cart, country, self._lease)
             variants, config = reads.variants, reads.config
             if reads.awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])
@@ -237,55 +231,6 @@ class CheckoutSaga:
         order = order_domain.fold(e for r in written if isinstance(e := r.decode(), OrderEvent))
         assert order is not None
         return attempt, Known(order, cart)
-
-
-class _CartReads(NamedTuple):
-    awaiting_payment: bool  # an order for the cart awaits payment
-    variants: dict[str, Variant]
-    config: money_config.MoneyConfig  # for the cart's currency and the destination
-    lease_end: datetime  # for ``reservations.prepare_new``
-    tracked: list[str]
-    number: int  # the order's, from ``order_numbers``
-
-
-async def _cart_reads(
-    uow: UnitOfWork,
-    cart_id: str,
-    wanted: Sequence[str],
-    currency: str,
-    country_code: str | None,
-    lease: timedelta,
-) -> _CartReads:
-    """What the first phase reads besides the cart's stream: one round trip."""
-    row = await (await asyncpg_of(uow.conn)).fetchrow(
-        _CART_READS, list(wanted), cart_id, currency, country_code, lease
-    )
-    variants = {
-        sku: Variant(sku, title, price, variant_currency.strip(), status == "active", tax_category)
-        for sku, title, price, variant_currency, status, tax_category in row["variants"]
-    }
-    return _CartReads(
-        bool(row["awaiting_payment"]),
-        variants,
-        money_config.config_of(row),
-        row["lease_end"],
-        row["tracked"],
-        row["number"],
-    )
-
-
-# Anonymous ROW values, read by position (see ``money_config.config_columns``).
-_CART_READS = (
-    "SELECT EXISTS (SELECT 1 FROM checkout_carts WHERE cart_id = $2) AS awaiting_payment, "
-    # Taken here so that ``OrderPlaced`` goes with the first phase's writes; a sequence is not
-    # transactional, so a checkout refused after this consumes a number, as a refusal for
-    # stock always did.
-    "nextval('order_numbers') AS number, "
-    "ARRAY(SELECT ROW(sku, title, price, currency, status, tax_category) FROM catalog_variants "
-    "WHERE sku = ANY($1::text[])) AS variants, "
-    f"{reservations.new_order_columns('$1', '$5')}, "
-    f"{money_config.config_columns('$3', '$4')}"
-)
 
 
 def _count_refusal(refused: DomainError) -> None:

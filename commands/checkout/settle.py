@@ -34,7 +34,7 @@ from commands.inventory import reservations
 from commands.payments import PaymentProvider
 from commands.store.connections import CommandConnections
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.writer import StreamConflict
+from commands.store.ledger.writer import ReadAlong, StreamConflict
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,9 @@ class Known:
 
     order: Order
     cart: Cart
+    # The attempt as the caller recorded it, when it did (the checkout's first phase): then it is
+    # not read before deciding, but checked in the statement that appends the decision.
+    attempt: Attempt | None = None
 
 
 def _locks(order_id: str | None, known: Known | None) -> list[str]:
@@ -136,7 +139,12 @@ class PaymentSettlement:
                 return await self.current(key, metadata)
         outcome = await payment_ops.execute(self.provider, attempt, token=token)
         return await self.settle(
-            key, outcome, metadata, finish=finish, order_id=attempt.order_id, known=known
+            key,
+            outcome,
+            metadata,
+            finish=finish,
+            order_id=attempt.order_id,
+            known=None if known is None else Known(known.order, known.cart, recorded),
         )
 
     async def current(self, key: str, metadata: MessageMetadata) -> Settled:
@@ -221,10 +229,17 @@ class PaymentSettlement:
                 if verdict != APPLIED or order_id is None:
                     await uow.commit()
                     return Settled(verdict if order_id is not None else IGNORED)
-            # The attempt locked, and whether its order's stock lapsed (read under the order's lock).
-            row = await (await asyncpg_of(uow.conn)).fetchrow(_LOCKED_ATTEMPT, key)
-            attempt = None if row is None else payment_ops.attempt_of(row)
-            stock_lapsed = None if row is None else bool(row["stock_lapsed"])
+            attempt: Attempt | None
+            stock_lapsed: bool | None
+            along: ReadAlong | None = None
+            if known is not None and known.attempt is not None and receipt is None and missing_since is None:
+                # As recorded, with nothing lapsed: what the append's statement checks (``_as_recorded``).
+                attempt, stock_lapsed, along = known.attempt, False, _as_recorded(known.attempt)
+            else:
+                # The attempt locked, and whether its order's stock lapsed (read under the order's lock).
+                row = await (await asyncpg_of(uow.conn)).fetchrow(_LOCKED_ATTEMPT, key)
+                attempt = None if row is None else payment_ops.attempt_of(row)
+                stock_lapsed = None if row is None else bool(row["stock_lapsed"])
             if receipt is not None and attempt is not None and attempt.settled and _same(attempt, outcome):
                 # The provider reports what we already recorded (our own call's answer came first):
                 # the decisions it led to were made in that same transaction; keep the receipt only.
@@ -252,7 +267,9 @@ class PaymentSettlement:
                 # Only an append at the version after the known order proves it current: with
                 # nothing to append, decide again on the order as loaded (rolled back first).
                 raise StreamConflict("nothing decided on the order as its checkout left it")
-            state = await effects.apply(uow, order, decided, cart=None if known is None else known.cart)
+            state = await effects.apply(
+                uow, order, decided, cart=None if known is None else known.cart, along=along
+            )
             compensation = await effects.compensation(uow, state)
             position = uow.last_position or await effects.head_of(uow, order.order_id)
             settled = Settled(APPLIED, state, attempt, outcome, position, compensation)
@@ -369,6 +386,28 @@ class PaymentSettlement:
 
 
 _LOCKED_ATTEMPT = payment_ops.locked_by_key(reservations.lapsed_column("payment_attempts.order_id"))
+
+
+def _as_recorded(attempt: Attempt) -> ReadAlong:
+    """The attempt locked, read in the statement that appends what was decided from it as its
+    caller recorded it: still so, and none of its order's stock lapsed (a lease sweep writes no
+    order event, so the order's version does not show it), or StreamConflict (rolled back, and
+    decided again on what is read)."""
+
+    def check(row: Any) -> None:
+        if row["attempt_status"] != attempt.status or row["stock_lapsed"] is not False:
+            raise StreamConflict("the attempt or its order's stock changed since it was recorded")
+
+    return ReadAlong(_attempt_as_recorded, (attempt.idempotency_key,), check)
+
+
+@functools.cache
+def _attempt_as_recorded(first: int) -> str:
+    """``_as_recorded``'s read, its parameter numbered ``first`` (built once per number)."""
+    return (
+        f"SELECT status AS attempt_status, {reservations.lapsed_column('payment_attempts.order_id')} "
+        f"FROM payment_attempts WHERE idempotency_key = ${first} FOR UPDATE OF payment_attempts"
+    )
 
 
 def _same(attempt: Attempt, outcome: Outcome) -> bool:

@@ -165,9 +165,13 @@ class UnitOfWork:
         self.appended.extend(recorded)
         return recorded
 
-    async def append_at_versions(self, appends: Sequence[tuple[str, str, int, Event]]) -> list[RecordedEvent]:
+    async def append_at_versions(
+        self, appends: Sequence[tuple[str, str, int, Event]], *, along: writer.ReadAlong | None = None
+    ) -> list[RecordedEvent]:
         """Events at versions counted on rows the caller holds locked (``writer.append_at_versions``)."""
-        recorded = await writer.append_at_versions(self.conn, appends, metadata=self.metadata.as_dict())
+        recorded = await writer.append_at_versions(
+            self.conn, appends, metadata=self.metadata.as_dict(), along=along
+        )
         self.appended.extend(recorded)
         return recorded
 

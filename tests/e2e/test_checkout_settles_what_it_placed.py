@@ -135,3 +135,43 @@ async def test_an_undisturbed_checkout_confirms_and_closes_its_cart_once(
     assert types == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
     assert await shop.count_events("CartCheckedOut") == 1
     assert order_loads == [], "settled from the order its first phase placed, not loaded again"
+
+
+async def test_a_lease_that_lapsed_while_the_provider_decided_is_taken_again(
+    shop: Shop, order_loads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lease sweep writes no order event: the settlement's append cannot see it by the order's
+    # version, so the statement that appends checks the order's stock too, and decides again.
+    await shop.product("TEE", on_hand=2)
+    cart = await shop.cart(("TEE", 1))
+    checkout, release = await _held_checkout(shop, cart, "slow-answer-lapsed", None, monkeypatch)
+    order_gid = await _placed_order(shop, cart)
+    await shop.expire_lease(order_gid)
+    assert await shop.stock("TEE") == (2, 0)
+    release.set()
+    payload = await checkout
+    assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED", payload
+    parsed = parse_global_id(order_gid, "Order")
+    assert parsed is not None and parsed[1] in order_loads, "decided again on the order as loaded"
+    assert await shop.stock("TEE") == (2, 1)
+    assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
+
+
+async def test_stock_sold_after_the_lease_lapsed_while_the_provider_decided_gives_the_money_back(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await shop.product("TEE", on_hand=1)
+    late = await shop.cart(("TEE", 1))
+    checkout, release = await _held_checkout(shop, late, "slow-answer-sold-out", None, monkeypatch)
+    order_gid = await _placed_order(shop, late)
+    await shop.expire_lease(order_gid)
+    monkeypatch.undo()  # the next buyer's authorization is not held
+    other = await shop.checkout(await shop.cart(("TEE", 1)), "quick-buyer")
+    assert other["order"]["status"] == "CONFIRMED", other
+    release.set()
+    payload = await checkout
+    assert [e["code"] for e in payload["userErrors"]] == ["OUT_OF_STOCK"], payload
+    order = await shop.order(order_gid)
+    assert (order.status.value, order.payment_status.value) == ("CANCELLED", "VOIDED")
+    assert [p["status"] for p in (await shop.provider_payments(order_gid))["payments"]] == ["VOIDED"]
+    assert await shop.stock("TEE") == (1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from commands.errors import VersionConflict
 from commands.events.base import Event
 from commands.store.ledger.reader import LEDGER_CHANNEL, load_stream, stream_version
+from commands.store.ledger.writer import ReadAlong, StreamConflict
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
 from gateway.realtime.notifications import asyncpg_dsn
@@ -68,6 +70,38 @@ async def test_concurrent_appends_to_one_version_one_wins(container: Container) 
     assert [e.stream_version for e in stream] == list(range(1, outcomes.count("ok") + 1))
     assert outcomes.count("ok") >= 1
     assert outcomes.count("ok") + outcomes.count("conflict") == 8
+
+
+def _marker_read(seen: list[object], wanted: str) -> ReadAlong:
+    """A read along the append of one row of ``pg_settings`` (the named setting), which the check
+    records and refuses unless it found it."""
+
+    def check(row: Any) -> None:
+        seen.append(row["name"])
+        if row["name"] is None:
+            raise StreamConflict("not found")
+
+    return ReadAlong(lambda first: f"SELECT name FROM pg_settings WHERE name = ${first}", (wanted,), check)
+
+
+async def test_a_read_along_an_append_is_checked_and_a_refusal_appends_nothing(container: Container) -> None:
+    seen: list[object] = []
+    async with UnitOfWork(container.engine, META) as uow:
+        appended = await uow.append_at_versions(
+            [("thing", "thing-along", 1, ThingHappened(1)), ("thing", "thing-along", 2, ThingHappened(2))],
+            along=_marker_read(seen, "work_mem"),
+        )
+        await uow.commit()
+    assert [e.stream_version for e in appended] == [1, 2] and seen == ["work_mem"]
+    with pytest.raises(StreamConflict):
+        async with UnitOfWork(container.engine, META) as uow:
+            await uow.append_at_versions(
+                [("thing", "thing-along", 3, ThingHappened(3))], along=_marker_read(seen, "no_such_setting")
+            )
+            await uow.commit()
+    assert seen == ["work_mem", None], "the row of a read that found nothing is NULLs"
+    async with container.engine.connect() as conn:
+        assert await stream_version(conn, "thing-along") == 2
 
 
 async def test_rolled_back_unit_of_work_leaves_no_event(container: Container) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -100,21 +100,47 @@ async def append_to_streams(
     return [recorded[event_id] for event_id in event_ids]
 
 
+class ReadAlong(NamedTuple):
+    """A read of at most one row made in an append's own statement (one round trip, in the
+    append's snapshot and under the locks its caller holds), and what that row must show:
+    ``check`` raises when it does not, and the caller's transaction is then rolled back with the
+    events. Its columns must not be named as RECORDED_COLUMNS are."""
+
+    select: Callable[[int], str]  # the SELECT, its parameters numbered from the one given
+    args: tuple[Any, ...]
+    # Given the statement's first row: the read's columns by name (NULL when it found no row).
+    check: Callable[[Any], None]
+
+
 async def append_at_versions(
     conn: AsyncConnection,
     appends: Sequence[tuple[str, str, int, Event]],
     *,
     metadata: dict[str, Any],
+    along: ReadAlong | None = None,
 ) -> list[RecordedEvent]:
     """Append each (stream_type, stream_id, version, event) at the version its caller counted on a
     row it holds locked (``inventory_items.stream_version``), in one statement and without
-    reading the ledger. A version already taken means the count fell behind: StreamConflict."""
+    reading the ledger. A version already taken means the count fell behind: StreamConflict.
+    ``along``: a read made in the same statement, checked before this returns."""
     if not appends:
+        if along is not None:
+            raise ValueError("a read along an append needs an append")
         return []
     driver = await asyncpg_of(conn)
     appending = appending_at_versions(appends, metadata=metadata, first_parameter=1)
+    if along is None:
+        statement, args = f"WITH {appending.ctes} SELECT * FROM {APPENDED}", appending.args
+    else:
+        statement = (
+            f"WITH {appending.ctes}, along AS ({along.select(len(appending.args) + 1)}) "
+            f"SELECT {APPENDED}.*, along.* FROM {APPENDED} LEFT JOIN along ON true"
+        )
+        args = (*appending.args, *along.args)
     async with conflicts_raised("a stream's counted version was taken already"):
-        rows = await driver.fetch(f"WITH {appending.ctes} SELECT * FROM {APPENDED}", *appending.args)
+        rows = await driver.fetch(statement, *args)
+    if along is not None:
+        along.check(rows[0])
     return appending.recorded(rows)
 
 
