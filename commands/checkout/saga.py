@@ -46,7 +46,7 @@ from commands.domain.pricing import price_cart
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
 from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
-from commands.inventory import reservations
+from commands.inventory import reservations, stock_taking
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
@@ -192,17 +192,28 @@ class CheckoutSaga:
             progress = {"order_id": order_id, "attempt_key": attempt_key}
             key_claim = phases.claiming(PLACED, progress, first_parameter=len(args) + 1)
             key_cte, key_claimed = "", "NULL"
+            stock_cte = stock_columns = stock_join = ""
+            reserving = None
             if key_claim is not None:
                 key_cte, key_claimed = f", key AS ({key_claim[0]})", "EXISTS (SELECT FROM key)"
                 args += key_claim[1]
-            # The event's columns first (``Appending.recorded`` reads them by position).
+                # The stock too when one row holds it (the usual order, and every flash sale's):
+                # its UPDATE is then followed by the COMMIT alone, as in a statement of its own.
+                reserving = reservations.reserving_new(uow, pending, first_parameter=len(args) + 1)
+            if reserving is not None:
+                stock_cte = f", {reserving.ctes}"
+                stock_columns = f", {stock_taking.RESERVED_COLUMNS}"
+                stock_join = f" LEFT JOIN ({stock_taking.RESERVED_FROM}) ON true"
+                args += reserving.args
+            # The event's columns first (``Appending.recorded`` reads them by position), the
+            # stock's last (``ReservingInOneRow.reserved`` reads them from the end).
             async with writer.conflicts_raised(f"order {order_id} was placed twice"):
                 row = await conn.fetchrow(
                     f"WITH attempt AS ({recording}), claimed AS (INSERT INTO checkout_carts "
                     f"(cart_id, order_id) VALUES (${cart_param}, ${cart_param + 1})), "
-                    f"{appending.ctes}{key_cte} "
-                    f"SELECT {writer.APPENDED}.*, {key_claimed} AS key_claimed, attempt.* "
-                    f"FROM attempt, {writer.APPENDED}",
+                    f"{appending.ctes}{key_cte}{stock_cte} "
+                    f"SELECT {writer.APPENDED}.*, {key_claimed} AS key_claimed, attempt.*{stock_columns} "
+                    f"FROM attempt, {writer.APPENDED}{stock_join}",
                     *args,
                 )
             if key_claim is not None:
@@ -215,7 +226,10 @@ class CheckoutSaga:
             # The hot rows last: a refusal rolls all of the above back, and from the stock UPDATE
             # to the COMMIT only the reservation rows and their events follow.
             try:
-                await reservations.take(uow, pending)
+                if reserving is not None:
+                    await reservations.taken_with(uow, pending, reserving, row)
+                else:
+                    await reservations.take(uow, pending)
             except OutOfStock as short:
                 # Named on the cart: its lines are what the buyer changes (as when stock runs
                 # out before the payment is confirmed).

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,7 +50,13 @@ from commands.inventory.reservation_rows import (
     settle,
 )
 from commands.inventory.stock_rows import ItemRow, append_events, event_fields
-from commands.inventory.stock_taking import reserve_one, stock_rows_of, take_all_or_nothing
+from commands.inventory.stock_taking import (
+    ReservingInOneRow,
+    reserve_one,
+    reserving_in_one_row,
+    stock_rows_of,
+    take_all_or_nothing,
+)
 from commands.metrics import RESERVATION_CONFLICTS
 from commands.store.driver import asyncpg_of
 from commands.store.unit_of_work import UnitOfWork
@@ -197,8 +204,44 @@ async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
         expires_at=pending.expires_at,
         buckets=buckets,
     )
-    if taken is not None:
-        return
+    if taken is None:
+        await _one_missed(uow, pending, buckets)
+
+
+def reserving_new(
+    uow: UnitOfWork, pending: PendingReservation, *, first_parameter: int
+) -> ReservingInOneRow | None:
+    """``take`` as CTEs of the caller's own statement (``stock_taking.ReservingInOneRow``), when
+    ``pending`` is one line of a SKU seen with its stock in one row; else None (call ``take``).
+    After the statement, ``taken_with`` completes it."""
+    if len(pending.lines) != 1:
+        return None
+    ((sku, quantity),) = pending.lines
+    if sku in pending.buckets:
+        return None
+    return reserving_in_one_row(
+        uow,
+        sku,
+        quantity,
+        order_id=order_uuid(pending.order_id),
+        status=ACTIVE,
+        expires_at=pending.expires_at,
+        first_parameter=first_parameter,
+    )
+
+
+async def taken_with(
+    uow: UnitOfWork, pending: PendingReservation, reserving: ReservingInOneRow, row: Any
+) -> None:
+    """``take``'s end, after the caller's statement carried ``reserving`` and returned ``row``:
+    nothing when the row had the units; else what ``take`` does when its first try finds them
+    short (OutOfStock, or the SKU spread over buckets since: taken from those)."""
+    if reserving.reserved(uow, row) is None:
+        await _one_missed(uow, pending, 1)
+
+
+async def _one_missed(uow: UnitOfWork, pending: PendingReservation, buckets: int) -> None:
+    ((sku, _),) = pending.lines
     if buckets == 1 and await stock_rows_of(uow.conn, sku) == 1:
         # Tracked (prepare saw its row, and rows are never deleted), in one row, so short.
         RESERVATION_CONFLICTS.inc()

@@ -13,11 +13,13 @@ snapshot, and bucket 0 already held, so no new rows can appear), before refusing
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,6 +58,63 @@ async def reserve_one(
     A SKU in ``buckets`` rows is taken from one bucket that has the units, one no other
     transaction holds if there is one; None then also when no bucket alone has them, or the one
     waited for was emptied meanwhile (the caller then takes from the buckets in their order)."""
+    driver = await asyncpg_of(uow.conn)
+    arguments = _reserve_arguments(uow, sku, quantity, order_id, expires_at, status)
+    async with conflicts_raised(f"the version counted for a stream of {sku} was taken already"):
+        if buckets <= 1:
+            row = await driver.fetchrow(_RESERVE_ONE, *arguments)
+        else:
+            row = await _reserve_in_a_bucket(driver, [*arguments, random.randrange(buckets)])
+    reserved = _reserved(row)
+    if reserved is not None:
+        uow.appended_by_statement([reserved[1]])
+    return reserved
+
+
+class ReservingInOneRow(NamedTuple):
+    """``reserve_one`` on a SKU whose stock is one row, as CTEs of a caller's own statement that
+    announces its appends already (its ``told``, see ``writer.ANNOUNCE``), so that the caller's
+    writes and the reservation take one round trip. The caller selects ``RESERVED_COLUMNS``
+    last, from ``... LEFT JOIN (RESERVED_FROM) ON true``, and reads them back with ``reserved``."""
+
+    ctes: str
+    args: list[Any]
+
+    def reserved(self, uow: UnitOfWork, row: Any) -> tuple[ItemRow, RecordedEvent] | None:
+        """From the caller's row: the reservation (its event counted as appended), or None when
+        the row had too few units (nothing of it written)."""
+        columns = tuple(row)[-_RESERVED_WIDTH:]
+        reserved = None if columns[0] is None else _reserved(columns)
+        if reserved is not None:
+            uow.appended_by_statement([reserved[1]])
+        return reserved
+
+
+def reserving_in_one_row(
+    uow: UnitOfWork,
+    sku: str,
+    quantity: int,
+    *,
+    order_id: uuid.UUID,
+    expires_at: datetime | None,
+    status: str,
+    first_parameter: int,
+) -> ReservingInOneRow:
+    """``ReservingInOneRow``, its parameters numbered from ``first_parameter``."""
+    return ReservingInOneRow(
+        _reserving_ctes(first_parameter - 1),
+        _reserve_arguments(uow, sku, quantity, order_id, expires_at, status),
+    )
+
+
+def _reserve_arguments(
+    uow: UnitOfWork,
+    sku: str,
+    quantity: int,
+    order_id: uuid.UUID,
+    expires_at: datetime | None,
+    status: str,
+) -> list[Any]:
     # The event's row-dependent fields are filled in by the statement (it alone knows them).
     event = StockReserved(
         sku=sku,
@@ -67,8 +126,7 @@ async def reserve_one(
         quantity=quantity,
         expires_at=expires_at,
     )
-    driver = await asyncpg_of(uow.conn)
-    arguments = [
+    return [
         sku,
         0,
         quantity,
@@ -82,16 +140,13 @@ async def reserve_one(
         encode_event(event).decode(),
         encoded_metadata(uow.metadata.as_dict()),
     ]
-    async with conflicts_raised(f"the version counted for a stream of {sku} was taken already"):
-        if buckets <= 1:
-            row = await driver.fetchrow(_RESERVE_ONE, *arguments)
-        else:
-            row = await _reserve_in_a_bucket(driver, [*arguments, random.randrange(buckets)])
+
+
+def _reserved(row: Any) -> tuple[ItemRow, RecordedEvent] | None:
+    """The stock row and the event from a row of ``RESERVED_COLUMNS`` (None: none taken)."""
     if row is None:
         return None
-    item, recorded = ItemRow(*row[:6]), recorded_event(row[6:])
-    uow.appended_by_statement([recorded])
-    return item, recorded
+    return ItemRow(*row[:6]), recorded_event(row[6:])
 
 
 async def stock_rows_of(conn: AsyncConnection, sku: str) -> int:
@@ -101,25 +156,46 @@ async def stock_rows_of(conn: AsyncConnection, sku: str) -> int:
     return int(rows)
 
 
-def _reserve_sql(bucket: str) -> str:
-    """The reservation in one statement: the reservation row and the event go with the UPDATE
-    (whose RETURNING is all they need); the event's data is the caller's, with the row's numbers
-    merged in, as ``event_fields`` gives them."""
+def _reserve_ctes(bucket: str) -> str:
+    """The reservation as CTEs after a ``told`` (``ANNOUNCE``): the reservation row and the event
+    go with the UPDATE (whose RETURNING is all they need); the event's data is the caller's, with
+    the row's numbers merged in, as ``event_fields`` gives them."""
     return (
-        f"WITH item AS ({change_item_sql(bucket)}), "
-        "held AS (INSERT INTO inventory_reservations "
+        f"stock_item AS ({change_item_sql(bucket)}), "
+        "stock_held AS (INSERT INTO inventory_reservations "
         "(id, order_id, sku, bucket, quantity, status, expires_at) "
-        "SELECT $5::uuid, $6::uuid, item.sku, item.bucket, $3, $7::text, $8::timestamptz FROM item), "
-        f"{ANNOUNCE}, "
-        f"appended AS ({INSERT_EVENTS} "
-        f"SELECT $9::uuid, '{STREAM_TYPE}', {stream_of('item')}, item.stream_version, $10::text, "
-        "$11::text::jsonb || jsonb_build_object('sku', item.sku, 'product_id', item.product_id, "
-        "'on_hand', item.on_hand, 'reserved', item.reserved, 'available', item.on_hand - item.reserved), "
-        "$12::text::jsonb FROM item CROSS JOIN told "
-        f"RETURNING {RECORDED_COLUMNS}) "
-        "SELECT item.sku, item.on_hand, item.reserved, item.product_id, item.stream_version, item.bucket, "
-        "appended.* FROM item CROSS JOIN appended"
+        "SELECT $5::uuid, $6::uuid, stock_item.sku, stock_item.bucket, $3, $7::text, $8::timestamptz "
+        "FROM stock_item), "
+        f"stock_appended AS ({INSERT_EVENTS} "
+        f"SELECT $9::uuid, '{STREAM_TYPE}', {stream_of('stock_item')}, stock_item.stream_version, $10::text, "
+        "$11::text::jsonb || jsonb_build_object('sku', stock_item.sku, 'product_id', stock_item.product_id, "
+        "'on_hand', stock_item.on_hand, 'reserved', stock_item.reserved, "
+        "'available', stock_item.on_hand - stock_item.reserved), "
+        "$12::text::jsonb FROM stock_item CROSS JOIN told "
+        f"RETURNING {RECORDED_COLUMNS})"
     )
+
+
+# The stock row's ``ItemRow`` fields, then the event's RECORDED_COLUMNS (read by position).
+RESERVED_COLUMNS = (
+    "stock_item.sku AS stock_sku, stock_item.on_hand AS stock_on_hand, "
+    "stock_item.reserved AS stock_reserved, "
+    "stock_item.product_id AS stock_product_id, stock_item.stream_version AS stock_stream_version, "
+    "stock_item.bucket AS stock_bucket, stock_appended.*"
+)
+_RESERVED_WIDTH = 6 + len(RECORDED_COLUMNS.split(","))
+RESERVED_FROM = "stock_item CROSS JOIN stock_appended"
+
+
+def _reserve_sql(bucket: str) -> str:
+    return f"WITH {ANNOUNCE}, {_reserve_ctes(bucket)} SELECT {RESERVED_COLUMNS} FROM {RESERVED_FROM}"
+
+
+@functools.cache
+def _reserving_ctes(offset: int) -> str:
+    """``_reserve_ctes`` of one row, its parameters numbered after ``offset`` others (built once
+    per offset)."""
+    return re.sub(r"\$(\d+)", lambda found: f"${int(found.group(1)) + offset}", _reserve_ctes("0"))
 
 
 # A bucket that has the units free, starting from bucket $13 (buyers start at different buckets,

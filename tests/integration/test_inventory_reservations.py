@@ -8,12 +8,16 @@ import pytest
 
 from commands.domain.inventory import StockLevel
 from commands.errors import InvalidInput
-from commands.inventory import lease_sweep, reservations
+from commands.inventory import lease_sweep, reservations, stock_taking
 from commands.inventory.reservations import OutOfStock, ReservationLine
+from commands.messages.inventory import SetStockBuckets
+from commands.store.driver import asyncpg_of
+from commands.store.ledger.writer import ANNOUNCE
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
     META,
+    assert_stock_consistent,
     assert_versions_counted,
     expire_now,
     in_uow,
@@ -195,3 +199,60 @@ async def test_stock_can_be_set_after_reservations(stocked: Container) -> None:
     assert (result.on_hand, result.reserved, result.available) == (4, 4, 0)
     with pytest.raises(OutOfStock):
         await reserve(stocked, new_order(), [("INV-A", 1)])
+
+
+async def _reserve_in_a_statement(uow: UnitOfWork, pending: reservations.PendingReservation) -> None:
+    """``take`` as the checkout's first phase does it: the reservation's CTEs carried by a
+    statement of the caller's own (here a bare one), then ``taken_with``."""
+    reserving = reservations.reserving_new(uow, pending, first_parameter=2)
+    assert reserving is not None
+    row = await (await asyncpg_of(uow.conn)).fetchrow(
+        f"WITH {ANNOUNCE}, mine AS (SELECT $1::text AS mine), {reserving.ctes} "
+        f"SELECT mine.mine, {stock_taking.RESERVED_COLUMNS} FROM mine "
+        f"LEFT JOIN ({stock_taking.RESERVED_FROM}) ON true",
+        "the caller's own column",
+        *reserving.args,
+    )
+    assert row["mine"] == "the caller's own column"
+    await reservations.taken_with(uow, pending, reserving, row)
+
+
+async def test_a_reservation_carried_by_the_callers_statement_takes_the_row_or_refuses(
+    stocked: Container,
+) -> None:
+    order, short = new_order(), new_order()
+    async with UnitOfWork(stocked.engine, META) as uow:
+        pending = await reservations.prepare(uow, order, [ReservationLine("INV-A", 4)], lease=timedelta(1))
+        await _reserve_in_a_statement(uow, pending)
+        assert [(e.stream_id, e.type) for e in uow.appended] == [("inventory-INV-A", "StockReserved")]
+        await uow.commit()
+    with pytest.raises(OutOfStock) as refused:
+        async with UnitOfWork(stocked.engine, META) as uow:
+            pending = await reservations.prepare(
+                uow, short, [ReservationLine("INV-A", 7)], lease=timedelta(1)
+            )
+            await _reserve_in_a_statement(uow, pending)
+    assert refused.value.skus == ["INV-A"]
+    assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 4)
+    assert [(r.sku, r.quantity) for r in await reservation_rows(stocked, order)] == [("INV-A", 4)]
+    assert await reservation_rows(stocked, short) == []
+    reserved = [e for e in await inventory_events(stocked) if e.type == "StockReserved"]
+    assert [(e.data["order_id"], e.data["available"]) for e in reserved] == [(order, 6)]
+    await assert_versions_counted(stocked)
+
+
+async def test_a_reservation_carried_by_a_statement_after_the_sku_was_spread_takes_the_buckets(
+    stocked: Container,
+) -> None:
+    """Prepared on one row, spread over buckets (by another transaction) before the statement:
+    bucket 0 alone is short, and the line is taken from the buckets in their order."""
+    order = new_order()
+    async with UnitOfWork(stocked.engine, META) as uow:
+        pending = await reservations.prepare(uow, order, [ReservationLine("INV-A", 5)], lease=timedelta(1))
+        await stocked.bus.dispatch(SetStockBuckets("INV-A", 4), META)
+        await _reserve_in_a_statement(uow, pending)
+        await uow.commit()
+    rows = await reservation_rows(stocked, order)
+    assert sum(r.quantity for r in rows) == 5 and len(rows) == 2
+    assert (await items(stocked))["INV-A"] == StockLevel("INV-A", 10, 5)
+    await assert_stock_consistent(stocked)
