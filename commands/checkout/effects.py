@@ -66,9 +66,7 @@ async def apply(
     """Append ``events`` and carry out their effects on stock and the cart. ``cart``: the order's
     cart as the caller knows it, if it does (not loaded again; appended after its version).
     ``along``: a read checked in the append's statement (``writer.ReadAlong``)."""
-    if not events:
-        if along is not None:
-            raise ValueError("a read along the append needs events to append")
+    if not events and along is None:
         return order
     state = order
     # The stock and discount-code rows last (in that order, as in the checkout's first phase):

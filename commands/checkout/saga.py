@@ -127,8 +127,6 @@ class CheckoutSaga:
                     f"the cart is at version {cart.version}, not {expected}; review it and retry",
                     ["expectedCartVersion"],
                 )
-            if reads is None:
-                reads = await cart_reads.reads_for(conn, cart, country, self._lease)
             variants, config = reads.variants, reads.config
             if reads.awaiting_payment:
                 raise cart_domain.CartNotActive("an order for this cart is awaiting payment", ["cartId"])

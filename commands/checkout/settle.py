@@ -232,9 +232,10 @@ class PaymentSettlement:
             attempt: Attempt | None
             stock_lapsed: bool | None
             along: ReadAlong | None = None
-            if known is not None and known.attempt is not None and receipt is None and missing_since is None:
+            recorded = _recorded(known, key)
+            if recorded is not None and receipt is None and missing_since is None:
                 # As recorded, with nothing lapsed: what the append's statement checks (``_as_recorded``).
-                attempt, stock_lapsed, along = known.attempt, False, _as_recorded(known.attempt)
+                attempt, stock_lapsed, along = recorded, False, _as_recorded(recorded)
             else:
                 # The attempt locked, and whether its order's stock lapsed (read under the order's lock).
                 row = await (await asyncpg_of(uow.conn)).fetchrow(_LOCKED_ATTEMPT, key)
@@ -386,6 +387,14 @@ class PaymentSettlement:
 
 
 _LOCKED_ATTEMPT = payment_ops.locked_by_key(reservations.lapsed_column("payment_attempts.order_id"))
+
+
+def _recorded(known: Known | None, key: str) -> Attempt | None:
+    """The attempt under ``key`` as ``known`` recorded it with its order, if it did."""
+    if known is None or known.attempt is None:
+        return None
+    attempt = known.attempt
+    return attempt if attempt.idempotency_key == key and attempt.order_id == known.order.order_id else None
 
 
 def _as_recorded(attempt: Attempt) -> ReadAlong:

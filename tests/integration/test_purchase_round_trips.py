@@ -111,8 +111,8 @@ async def test_a_cart_whose_row_cannot_be_written_leaves_no_event(shop: Shop) ->
     assert owner == "x"
 
 
-async def _checkout(shop: Shop, sku: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], str]:
-    """A one-line cart checked out: the round trips of the checkout alone, and the order's id."""
+async def _checkout(shop: Shop, sku: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Counter[str], int]:
+    """A one-line cart checked out: the round trips of the checkout alone, and the order's number."""
     await shop.product(sku, "8.00", on_hand=10)
     cart = await shop.container.bus.dispatch(
         CreateCart(CartActor(customer_id="rt-payer"), lines=(LineRequest(sku, 1),)), META
@@ -136,7 +136,7 @@ async def _checkout(shop: Shop, sku: str, monkeypatch: pytest.MonkeyPatch) -> tu
         (sku, 1, Decimal("8.00"))
     ]
     assert [r.type for r in recorded][-1] == "OrderConfirmed", [r.type for r in recorded]
-    return counted, outcome.order_id
+    return counted, int(placed.number)
 
 
 async def test_a_checkout_places_and_settles_in_seven_round_trips(
@@ -149,16 +149,24 @@ async def test_a_checkout_places_and_settles_in_seven_round_trips(
     assert sum(counted.values()) == 7, counted
 
 
+@pytest.mark.parametrize(
+    ("guessed", "misread"),
+    [("$.lines[*].sku", "$.no_such_field[*].sku"), ("data ->> 'currency_code'", "'XXX'")],
+    ids=["skus", "currency"],
+)
 async def test_a_cart_whose_events_the_guess_misreads_is_read_again_from_its_fold(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, guessed: str, misread: str
 ) -> None:
-    """The first read guesses the cart's SKUs from its events' JSON; an event shape the guess does
-    not know (here: a path that finds no SKU) costs one more round trip, and the order is the same."""
-    missed = cart_reads._CART_AND_READS.replace("$.lines[*].sku", "$.no_such_field[*].sku")
+    """The first read guesses the cart's SKUs and currency from its events' JSON; an event shape
+    the guess does not know costs one more round trip, and the order is the same, with the next
+    number (the read again takes none)."""
+    _, before = await _checkout(shop, "RT-CUP", monkeypatch)
+    missed = cart_reads._CART_AND_READS.replace(guessed, misread)
     assert missed != cart_reads._CART_AND_READS
     monkeypatch.setattr(cart_reads, "_CART_AND_READS", missed)
-    counted, _ = await _checkout(shop, "RT-BOWL", monkeypatch)
+    counted, number = await _checkout(shop, "RT-BOWL", monkeypatch)
     assert sum(counted.values()) == 8, counted
+    assert number == before + 1
 
 
 async def test_the_read_models_are_read_without_a_transaction_around_each_read(

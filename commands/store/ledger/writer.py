@@ -140,6 +140,8 @@ async def append_at_versions(
     async with conflicts_raised("a stream's counted version was taken already"):
         rows = await driver.fetch(statement, *args)
     if along is not None:
+        if len(rows) != len(appends):
+            raise ValueError("a read along an append must find one row at most")
         along.check(rows[0])
     return appending.recorded(rows)
 
