@@ -51,6 +51,7 @@ from commands.inventory.reservation_rows import (
 )
 from commands.inventory.stock_rows import ItemRow, append_events, event_fields
 from commands.inventory.stock_taking import (
+    OneLine,
     ReservingInOneRow,
     reserve_one,
     reserving_in_one_row,
@@ -193,18 +194,9 @@ async def _append_reserved(
 
 
 async def _take_one(uow: UnitOfWork, pending: PendingReservation) -> None:
-    ((sku, quantity),) = pending.lines
-    buckets = pending.buckets.get(sku, 1)
-    taken = await reserve_one(
-        uow,
-        sku,
-        quantity,
-        order_id=order_uuid(pending.order_id),
-        status=ACTIVE,
-        expires_at=pending.expires_at,
-        buckets=buckets,
-    )
-    if taken is None:
+    line = _one_line(pending)
+    buckets = pending.buckets.get(line.sku, 1)
+    if await reserve_one(uow, line, buckets=buckets) is None:
         await _one_missed(uow, pending, buckets)
 
 
@@ -214,20 +206,14 @@ def reserving_new(
     """``take`` as CTEs of the caller's own statement (``stock_taking.ReservingInOneRow``), when
     ``pending`` is one line of a SKU seen with its stock in one row; else None (call ``take``).
     After the statement, ``taken_with`` completes it."""
-    if len(pending.lines) != 1:
+    if len(pending.lines) != 1 or pending.lines[0][0] in pending.buckets:
         return None
+    return reserving_in_one_row(uow, _one_line(pending), first_parameter=first_parameter)
+
+
+def _one_line(pending: PendingReservation) -> OneLine:
     ((sku, quantity),) = pending.lines
-    if sku in pending.buckets:
-        return None
-    return reserving_in_one_row(
-        uow,
-        sku,
-        quantity,
-        order_id=order_uuid(pending.order_id),
-        status=ACTIVE,
-        expires_at=pending.expires_at,
-        first_parameter=first_parameter,
-    )
+    return OneLine(sku, quantity, order_uuid(pending.order_id), pending.expires_at, ACTIVE)
 
 
 async def taken_with(

@@ -18,6 +18,7 @@ import random
 import re
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -41,17 +42,21 @@ from commands.store.ledger.writer import ANNOUNCE, INSERT_EVENTS, conflicts_rais
 from commands.store.unit_of_work import UnitOfWork
 
 
+@dataclass(frozen=True)
+class OneLine:
+    """What an order reserves of one SKU, and the reservation row's status and expiry."""
+
+    sku: str
+    quantity: int
+    order_id: uuid.UUID
+    expires_at: datetime | None
+    status: str
+
+
 async def reserve_one(
-    uow: UnitOfWork,
-    sku: str,
-    quantity: int,
-    *,
-    order_id: uuid.UUID,
-    expires_at: datetime | None,
-    status: str,
-    buckets: int = 1,
+    uow: UnitOfWork, line: OneLine, *, buckets: int = 1
 ) -> tuple[ItemRow, RecordedEvent] | None:
-    """Reserve ``quantity`` of one SKU, record the order's reservation row and append its
+    """Reserve ``line``'s quantity of its SKU, record the order's reservation row and append its
     StockReserved, in one statement: after the row's lock is taken only the COMMIT follows.
     None, and nothing written, when it is short.
 
@@ -59,8 +64,8 @@ async def reserve_one(
     transaction holds if there is one; None then also when no bucket alone has them, or the one
     waited for was emptied meanwhile (the caller then takes from the buckets in their order)."""
     driver = await asyncpg_of(uow.conn)
-    arguments = _reserve_arguments(uow, sku, quantity, order_id, expires_at, status)
-    async with conflicts_raised(f"the version counted for a stream of {sku} was taken already"):
+    arguments = _reserve_arguments(uow, line)
+    async with conflicts_raised(f"the version counted for a stream of {line.sku} was taken already"):
         if buckets <= 1:
             row = await driver.fetchrow(_RESERVE_ONE, *arguments)
         else:
@@ -90,51 +95,32 @@ class ReservingInOneRow(NamedTuple):
         return reserved
 
 
-def reserving_in_one_row(
-    uow: UnitOfWork,
-    sku: str,
-    quantity: int,
-    *,
-    order_id: uuid.UUID,
-    expires_at: datetime | None,
-    status: str,
-    first_parameter: int,
-) -> ReservingInOneRow:
+def reserving_in_one_row(uow: UnitOfWork, line: OneLine, *, first_parameter: int) -> ReservingInOneRow:
     """``ReservingInOneRow``, its parameters numbered from ``first_parameter``."""
-    return ReservingInOneRow(
-        _reserving_ctes(first_parameter - 1),
-        _reserve_arguments(uow, sku, quantity, order_id, expires_at, status),
-    )
+    return ReservingInOneRow(_reserving_ctes(first_parameter - 1), _reserve_arguments(uow, line))
 
 
-def _reserve_arguments(
-    uow: UnitOfWork,
-    sku: str,
-    quantity: int,
-    order_id: uuid.UUID,
-    expires_at: datetime | None,
-    status: str,
-) -> list[Any]:
+def _reserve_arguments(uow: UnitOfWork, line: OneLine) -> list[Any]:
     # The event's row-dependent fields are filled in by the statement (it alone knows them).
     event = StockReserved(
-        sku=sku,
+        sku=line.sku,
         product_id=None,
         on_hand=0,
         reserved=0,
         available=0,
-        order_id=str(order_id),
-        quantity=quantity,
-        expires_at=expires_at,
+        order_id=str(line.order_id),
+        quantity=line.quantity,
+        expires_at=line.expires_at,
     )
     return [
-        sku,
+        line.sku,
         0,
-        quantity,
-        quantity,
+        line.quantity,
+        line.quantity,
         uuid.uuid4(),
-        order_id,
-        status,
-        expires_at,
+        line.order_id,
+        line.status,
+        line.expires_at,
         uuid.uuid4(),
         StockReserved.event_type(),
         encode_event(event).decode(),
