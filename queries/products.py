@@ -101,7 +101,7 @@ class ProductService:
         plan = build_search(request)
         response = await self._search(plan.body)
         if response is None:
-            return ProductSearchPage(hits=[], total=0, has_next_page=False, facets=_facets(None))
+            return ProductSearchPage(hits=[], total=0, has_next_page=False, facets=_no_facets())
         raw_hits = response["hits"]["hits"]
         page = raw_hits[: request.first]
         hits = [
@@ -176,18 +176,19 @@ def _product(source: dict[str, Any]) -> ProductView:
     )
 
 
-def _facets(aggregations: dict[str, Any] | None) -> ProductFacets:
-    """From the search's aggregations; None (no index yet): every count zero."""
-
+def _facets(aggregations: dict[str, Any]) -> ProductFacets:
     def terms(name: str) -> list[tuple[str, int]]:
-        if aggregations is None:
-            return []
         return [(str(b["key"]), int(b["doc_count"])) for b in aggregations[name]["buckets"]]
 
-    buckets = aggregations["prices"]["ranges"]["buckets"] if aggregations is not None else []
+    buckets = aggregations["prices"]["ranges"]["buckets"]
     by_key = {b["key"]: int(b["products"]["doc_count"]) for b in buckets}
     return ProductFacets(
         brands=terms("brands"),
         categories=terms("categories"),
         prices=[PriceBucketCount(lower, upper, by_key.get(key, 0)) for key, lower, upper in PRICE_BUCKETS],
     )
+
+
+def _no_facets() -> ProductFacets:
+    """The facets of a model with no index yet (``ProductService._search``): every count zero."""
+    return ProductFacets([], [], [PriceBucketCount(lower, upper, 0) for _, lower, upper in PRICE_BUCKETS])

@@ -117,8 +117,9 @@ class CheckoutSaga:
             # The cart commands' lock (taken with the BEGIN): no line changes between this read
             # and the order.
             await cart_handlers.lock_cart(uow, command.cart_id)
-            country = command.shipping_address.country_code
-            cart, reads = await cart_reads.load(conn, command.cart_id, country, self._lease)
+            cart, reads = await cart_reads.load(
+                conn, command.cart_id, command.shipping_address.country_code, self._lease
+            )
             cart_domain.ensure_access(cart, cart_domain.CartActor(command.customer_id, command.staff))
             cart_domain.ensure_active(cart)
             expected = command.expected_cart_version

@@ -18,7 +18,7 @@ import random
 import re
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -37,7 +37,7 @@ from commands.inventory.stock_rows import (
     stream_of,
 )
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.reader import RECORDED_COLUMNS, RecordedEvent, recorded_event
+from commands.store.ledger.reader import RECORDED_COLUMNS, RECORDED_WIDTH, RecordedEvent, recorded_event
 from commands.store.ledger.writer import ANNOUNCE, INSERT_EVENTS, conflicts_raised, encoded_metadata
 from commands.store.unit_of_work import UnitOfWork
 
@@ -70,10 +70,7 @@ async def reserve_one(
             row = await driver.fetchrow(_RESERVE_ONE, *arguments)
         else:
             row = await _reserve_in_a_bucket(driver, [*arguments, random.randrange(buckets)])
-    reserved = _reserved(row)
-    if reserved is not None:
-        uow.appended_by_statement([reserved[1]])
-    return reserved
+    return _reserved(uow, row)
 
 
 class ReservingInOneRow(NamedTuple):
@@ -89,10 +86,7 @@ class ReservingInOneRow(NamedTuple):
         """From the caller's row: the reservation (its event counted as appended), or None when
         the row had too few units (nothing of it written)."""
         columns = tuple(row)[-_RESERVED_WIDTH:]
-        reserved = None if columns[0] is None else _reserved(columns)
-        if reserved is not None:
-            uow.appended_by_statement([reserved[1]])
-        return reserved
+        return _reserved(uow, None if columns[0] is None else columns)
 
 
 def reserving_in_one_row(uow: UnitOfWork, line: OneLine, *, first_parameter: int) -> ReservingInOneRow:
@@ -128,11 +122,14 @@ def _reserve_arguments(uow: UnitOfWork, line: OneLine) -> list[Any]:
     ]
 
 
-def _reserved(row: Any) -> tuple[ItemRow, RecordedEvent] | None:
-    """The stock row and the event from a row of ``RESERVED_COLUMNS`` (None: none taken)."""
+def _reserved(uow: UnitOfWork, row: Any) -> tuple[ItemRow, RecordedEvent] | None:
+    """The stock row and the event (counted as appended) from a row of ``RESERVED_COLUMNS``
+    (None: none taken)."""
     if row is None:
         return None
-    return ItemRow(*row[:6]), recorded_event(row[6:])
+    item, recorded = ItemRow(*row[:_ITEM_WIDTH]), recorded_event(row[_ITEM_WIDTH:])
+    uow.appended_by_statement([recorded])
+    return item, recorded
 
 
 async def stock_rows_of(conn: AsyncConnection, sku: str) -> int:
@@ -169,7 +166,8 @@ RESERVED_COLUMNS = (
     "stock_item.product_id AS stock_product_id, stock_item.stream_version AS stock_stream_version, "
     "stock_item.bucket AS stock_bucket, stock_appended.*"
 )
-_RESERVED_WIDTH = 6 + len(RECORDED_COLUMNS.split(","))
+_ITEM_WIDTH = len(fields(ItemRow))
+_RESERVED_WIDTH = _ITEM_WIDTH + RECORDED_WIDTH
 RESERVED_FROM = "stock_item CROSS JOIN stock_appended"
 
 

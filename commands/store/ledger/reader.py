@@ -4,7 +4,7 @@ that projections use."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -51,11 +51,13 @@ RECORDED_COLUMNS = (
     "position, tx_id::text::bigint AS tx_id, event_id, stream_type, stream_id, stream_version, "
     "type, data, metadata, recorded_at"
 )
+# How many columns RECORDED_COLUMNS are (one per field of RecordedEvent).
+RECORDED_WIDTH = len(fields(RecordedEvent))
 
 
 def recorded_event(row: Any) -> RecordedEvent:
     """The RecordedEvent of an asyncpg record selected with RECORDED_COLUMNS (in that order)."""
-    return RecordedEvent(*row[:10])
+    return RecordedEvent(*row[:RECORDED_WIDTH])
 
 
 async def stream_version(conn: AsyncConnection | PgConnection, stream_id: str) -> int:
