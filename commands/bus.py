@@ -282,13 +282,13 @@ class CommandBus:
     @staticmethod
     async def _in_savepoint(handler: Handler, command: Any, uow: UnitOfWork) -> Any:
         savepoint = await uow.conn.begin_nested()
-        appended, writes = len(uow.appended), uow.writes_at_commit_mark()
+        appended, at_commit = len(uow.appended), uow.at_commit_mark()
         try:
             result = await handler(command, uow)
         except BaseException:
             await savepoint.rollback()
             del uow.appended[appended:]
-            uow.forget_writes_at_commit(writes)  # rolled back with the savepoint's own statements
+            uow.forget_at_commit(at_commit)  # rolled back with the savepoint's own statements
             raise
         await savepoint.commit()
         return result

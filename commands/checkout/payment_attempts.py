@@ -237,27 +237,30 @@ async def ensure(
     )
 
 
-async def mark(conn: AsyncConnection, attempt: Attempt, outcome: Outcome) -> None:
+async def mark(uow: UnitOfWork, attempt: Attempt, outcome: Outcome) -> None:
     """Record what the provider said; a final answer is never overwritten by a vaguer one."""
-    marked = _marked(attempt, outcome)
+    marked = _marked(uow, attempt, outcome)
     if marked is not None:
-        await (await asyncpg_of(conn)).execute(_MARK, *marked)
+        await (await asyncpg_of(uow.conn)).execute(_MARK, *marked)
 
 
 def mark_at_commit(uow: UnitOfWork, attempt: Attempt, outcome: Outcome) -> None:
     """``mark``, written with the COMMIT (``commands.store.writes_at_commit``): only for a caller
     that holds the attempt's row locked and reads no attempt of its operation again."""
-    marked = _marked(attempt, outcome)
+    marked = _marked(uow, attempt, outcome)
     if marked is not None:
         uow.write_at_commit(_MARK, *marked)
 
 
-def _marked(attempt: Attempt, outcome: Outcome) -> tuple[uuid.UUID, str, str | None, str] | None:
+def _marked(
+    uow: UnitOfWork, attempt: Attempt, outcome: Outcome
+) -> tuple[uuid.UUID, str, str | None, str] | None:
     """``_MARK``'s arguments, or None when the attempt's record stays as it is."""
     if attempt.settled or (outcome.status == UNKNOWN and attempt.status == UNKNOWN):
         return None
     status = outcome.status if outcome.known else UNKNOWN
-    PAYMENT_OUTCOMES.labels(attempt.operation, status).inc()
+    # Counted when the mark commits: a settlement rolled back and decided again marks twice.
+    uow.after_commit(PAYMENT_OUTCOMES.labels(attempt.operation, status).inc)
     response = outcome.response or {"reason": outcome.reason}
     return (
         uuid.UUID(attempt.id),

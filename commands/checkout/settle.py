@@ -262,7 +262,7 @@ class PaymentSettlement:
                 # (a compensation looks for voids and refunds): written with the COMMIT.
                 payment_ops.mark_at_commit(uow, attempt, outcome)
             else:
-                await payment_ops.mark(uow.conn, attempt, outcome)
+                await payment_ops.mark(uow, attempt, outcome)
             decided = await self._decide(uow, order, attempt, outcome, stock_lapsed)
             if known is not None and not decided:
                 # Only an append at the version after the known order proves it current: with

@@ -79,6 +79,7 @@ class UnitOfWork:
         self.committed = False
         self._commit_failed = False
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._writes_at_commit: list[tuple[str, tuple[Any, ...]]] = []
 
     @property
@@ -197,18 +198,27 @@ class UnitOfWork:
         """Run ``step`` inside the transaction just before it commits."""
         self._before_commit.append(step)
 
+    def after_commit(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once the transaction has committed (never when it rolls back): for what
+        counts a change that only a commit makes true, such as a metric."""
+        self._after_commit.append(step)
+
     def write_at_commit(self, statement: str, *args: Any) -> None:
         """A write sent with the others like it in one statement just before the COMMIT; only
         for what ``commands.store.writes_at_commit`` allows (nothing reads it back)."""
         self._writes_at_commit.append((statement, args))
 
-    def writes_at_commit_mark(self) -> int:
-        """Where the writes at commit stand, for ``forget_writes_at_commit`` (a savepoint)."""
-        return len(self._writes_at_commit)
+    def at_commit_mark(self) -> tuple[int, int]:
+        """Where the writes at commit and the steps after it stand, for ``forget_at_commit``
+        (a savepoint)."""
+        return len(self._writes_at_commit), len(self._after_commit)
 
-    def forget_writes_at_commit(self, mark: int) -> None:
-        """Drop the writes at commit asked for since ``mark`` (their savepoint rolled back)."""
-        del self._writes_at_commit[mark:]
+    def forget_at_commit(self, mark: tuple[int, int]) -> None:
+        """Drop the writes at commit and the steps after it asked for since ``mark`` (their
+        savepoint rolled back)."""
+        writes, after = mark
+        del self._writes_at_commit[writes:]
+        del self._after_commit[after:]
 
     async def commit(self) -> None:
         if not self._transaction:
@@ -218,9 +228,7 @@ class UnitOfWork:
             if _transaction_open(self.conn):
                 # A statement through SQLAlchemy began a transaction, which nothing would commit.
                 raise RuntimeError("a unit of work without a transaction found one open")
-            self.committed = True
-            if self.appended and self._connections.on_commit is not None:
-                self._connections.on_commit()
+            self._committed()
             return
         for step in self._before_commit:
             await step()
@@ -237,9 +245,15 @@ class UnitOfWork:
         except BaseException:
             self._commit_failed = True
             raise
+        self._committed()
+
+    def _committed(self) -> None:
         self.committed = True
         if self.appended and self._connections.on_commit is not None:
             self._connections.on_commit()
+        steps, self._after_commit = self._after_commit, []
+        for step in steps:
+            step()
 
 
 def _transaction_open(conn: AsyncConnection) -> bool:

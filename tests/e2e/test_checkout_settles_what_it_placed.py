@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from commands.checkout import effects
@@ -79,6 +80,11 @@ async def _held_checkout(
     return asyncio.create_task(shop.checkout(cart, key, auth=auth)), release
 
 
+def _authorizations_counted() -> float:
+    labels = {"operation": "authorize", "status": "AUTHORIZED"}
+    return REGISTRY.get_sample_value("commerce_payment_outcomes_total", labels) or 0.0
+
+
 async def test_an_order_cancelled_while_the_provider_decided_is_voided_not_confirmed(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,11 +154,14 @@ async def test_a_lease_that_lapsed_while_the_provider_decided_is_taken_again(
     order_gid = await _placed_order(shop, cart)
     await shop.expire_lease(order_gid)
     assert await shop.stock("TEE") == (2, 0)
+    counted = _authorizations_counted()
     release.set()
     payload = await checkout
     assert payload["userErrors"] == [] and payload["order"]["status"] == "CONFIRMED", payload
     parsed = parse_global_id(order_gid, "Order")
     assert parsed is not None and parsed[1] in order_loads, "decided again on the order as loaded"
+    # Marked in both tries, counted once: by the one that committed.
+    assert _authorizations_counted() - counted == 1
     assert await shop.stock("TEE") == (2, 1)
     assert await shop.order_event_types(order_gid) == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"]
 

@@ -79,9 +79,9 @@ async def test_writes_at_commit_asked_for_in_a_savepoint_rolled_back_are_forgott
     kept, dropped = str(uuid.uuid4()), str(uuid.uuid4())
     async with UnitOfWork(container.connections, META) as uow:
         uow.write_at_commit(_INSERT, kept, "cust-1")
-        mark = uow.writes_at_commit_mark()
+        mark = uow.at_commit_mark()
         uow.write_at_commit(_INSERT, dropped, "cust-2")
-        uow.forget_writes_at_commit(mark)
+        uow.forget_at_commit(mark)
         await uow.commit()
     assert await _carts(container, kept, dropped) == {kept: "ACTIVE"}
 
@@ -112,3 +112,28 @@ async def test_a_write_at_commit_with_an_argument_not_written_in_goes_with_its_p
             await conn.execute(text("SELECT updated_at FROM customer_carts WHERE cart_id = :c"), {"c": cart})
         ).scalar_one()
     assert abs(updated - long_ago) < timedelta(microseconds=1)
+
+
+async def test_steps_after_commit_run_once_it_committed_and_never_on_a_rollback(container: Container) -> None:
+    ran: list[str] = []
+    with pytest.raises(LookupError):
+        async with UnitOfWork(container.connections, META) as uow:
+            uow.after_commit(lambda: ran.append("rolled back"))
+            raise LookupError("refused")
+    cart, duplicate = str(uuid.uuid4()), str(uuid.uuid4())
+    await _inserted_at_commit(container, (duplicate, "cust-1"))
+    with pytest.raises(Exception, match="duplicate key"):
+        async with UnitOfWork(container.connections, META) as uow:
+            uow.write_at_commit(_INSERT, duplicate, "cust-2")
+            uow.after_commit(lambda: ran.append("commit failed"))
+            await uow.commit()
+    async with UnitOfWork(container.connections, META) as uow:
+        uow.write_at_commit(_INSERT, cart, "cust-3")
+        uow.after_commit(lambda: ran.append("kept"))
+        mark = uow.at_commit_mark()
+        uow.after_commit(lambda: ran.append("forgotten with its savepoint"))
+        uow.forget_at_commit(mark)
+        assert ran == [], "nothing runs before the commit"
+        await uow.commit()
+    assert ran == ["kept"]
+    assert await _carts(container, cart) == {cart: "ACTIVE"}
