@@ -62,6 +62,10 @@ class SearchRequest:
     sort: str = "RELEVANCE"
     first: int = 20
     after: str | None = None
+    # What the answer carries besides its page: an engine computes facets and an exact total
+    # for every match, most of a small page's time; a next page's request rarely shows either.
+    with_facets: bool = True
+    with_total: bool = True
 
     @property
     def text(self) -> str:
@@ -83,9 +87,10 @@ def build_search(request: SearchRequest) -> SearchPlan:
         "query": _query(request),
         "sort": sort,
         "size": request.first + 1,
-        "track_total_hits": True,
-        "aggs": _aggregations(),
+        "track_total_hits": request.with_total,
     }
+    if request.with_facets:
+        body["aggs"] = _aggregations()
     if request.after is not None:
         after = decode_cursor(request.after, fingerprint)
         if len(after) != len(sort):

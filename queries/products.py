@@ -86,9 +86,10 @@ class ProductHit:
 @dataclass(frozen=True)
 class ProductSearchPage:
     hits: list[ProductHit]
-    total: int
+    # None when the request did not ask for them (``with_total``, ``with_facets``).
+    total: int | None
     has_next_page: bool
-    facets: ProductFacets
+    facets: ProductFacets | None
 
 
 class ProductService:
@@ -101,7 +102,12 @@ class ProductService:
         plan = build_search(request)
         response = await self._search(plan.body)
         if response is None:
-            return ProductSearchPage(hits=[], total=0, has_next_page=False, facets=_no_facets())
+            return ProductSearchPage(
+                hits=[],
+                total=0 if request.with_total else None,
+                has_next_page=False,
+                facets=_no_facets() if request.with_facets else None,
+            )
         raw_hits = response["hits"]["hits"]
         page = raw_hits[: request.first]
         hits = [
@@ -109,9 +115,9 @@ class ProductService:
         ]
         return ProductSearchPage(
             hits=hits,
-            total=int(response["hits"]["total"]["value"]),
+            total=int(response["hits"]["total"]["value"]) if request.with_total else None,
             has_next_page=len(raw_hits) > request.first,
-            facets=_facets(response["aggregations"]),
+            facets=_facets(response["aggregations"]) if request.with_facets else None,
         )
 
     async def by_ids(self, ids: Sequence[str]) -> dict[str, ProductView]:

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import TypeVar
 
 import strawberry
 
@@ -18,10 +19,13 @@ from gateway.schema.ids import global_id, parse_global_id
 from gateway.schema.list_sizes import bounded
 from gateway.schema.loaders import catalog as loaders
 from gateway.schema.scalars import Position, optional_position
+from gateway.schema.selection import selected
 from gateway.schema.stock import StockHint, stock_hint
 from queries.freshness import StaleRead
 from queries.products import InvalidSearch, ProductSearchPage, ProductView, SearchRequest, VariantView
+from queries.products import ProductFacets as SearchFacets
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -148,9 +152,18 @@ class ProductEdge:
 class ProductSearchConnection:
     edges: list[ProductEdge]
     page_info: PageInfo
-    total_count: int
-    facets: ProductFacets
+    # Asked of the engine only when the query selects them (``resolve_products``).
+    _total: strawberry.Private[int | None]
+    _facets: strawberry.Private[ProductFacets | None]
+    total_count: int = strawberry.field(resolver=lambda root: _asked(root._total, "totalCount"))
+    facets: ProductFacets = strawberry.field(resolver=lambda root: _asked(root._facets, "facets"))
     freshness: Freshness
+
+
+def _asked(value: T | None, name: str) -> T:
+    if value is None:
+        raise RuntimeError(f"{name} resolved on a search made without it")
+    return value
 
 
 @strawberry.input
@@ -224,6 +237,7 @@ async def resolve_products(
     first: int | None,
     after: str | None,
 ) -> ProductSearchConnection:
+    asked = selected(info, ("facets", "totalCount"))
     request = SearchRequest(
         query=query,
         brands=tuple(filter.brands or ()) if filter else (),
@@ -234,6 +248,8 @@ async def resolve_products(
         sort=(sort or ProductSort.RELEVANCE).value,
         first=20 if first is None else first,
         after=after,
+        with_facets="facets" in asked,
+        with_total="totalCount" in asked,
     )
     # Measured before the search, so the reported position is one the answer has reached.
     freshness = await loaders.freshness(info)
@@ -255,22 +271,22 @@ def _connection(page: ProductSearchPage, freshness: Freshness) -> ProductSearchC
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        total_count=page.total,
-        facets=ProductFacets(
-            brands=[
-                FacetValue(value=v, count=c)
-                for v, c in bounded("ProductFacets", "brands", page.facets.brands)
-            ],
-            categories=[
-                FacetValue(value=v, count=c)
-                for v, c in bounded("ProductFacets", "categories", page.facets.categories)
-            ],
-            prices=[
-                PriceBucket(from_=b.lower, to=b.upper, count=b.count)
-                for b in bounded("ProductFacets", "prices", page.facets.prices)
-            ],
-        ),
+        _total=page.total,
+        _facets=None if page.facets is None else _facets(page.facets),
         freshness=freshness,
+    )
+
+
+def _facets(facets: SearchFacets) -> ProductFacets:
+    return ProductFacets(
+        brands=[FacetValue(value=v, count=c) for v, c in bounded("ProductFacets", "brands", facets.brands)],
+        categories=[
+            FacetValue(value=v, count=c) for v, c in bounded("ProductFacets", "categories", facets.categories)
+        ],
+        prices=[
+            PriceBucket(from_=b.lower, to=b.upper, count=b.count)
+            for b in bounded("ProductFacets", "prices", facets.prices)
+        ],
     )
 
 

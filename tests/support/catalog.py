@@ -77,6 +77,7 @@ class CallCounter:
 
     def __init__(self, client: AsyncElasticsearch) -> None:
         self.paths: list[str] = []
+        self.bodies: list[Any] = []
         # Set to hold every request, once counted, until it is set (a call kept in flight).
         self.hold: asyncio.Event | None = None
         transport = client.transport
@@ -84,6 +85,7 @@ class CallCounter:
 
         async def counting(method: str, target: str, *args: Any, **kwargs: Any) -> Any:
             self.paths.append(f"{method} {target.split('?')[0]}")
+            self.bodies.append(kwargs.get("body"))
             if self.hold is not None:
                 await self.hold.wait()
             return await original(method, target, *args, **kwargs)

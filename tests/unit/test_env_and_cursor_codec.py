@@ -11,7 +11,7 @@ import pytest
 from gateway.bootstrap.settings import ConfigurationError, Settings
 from gateway.environment import EnvReader, InvalidVariable
 from queries import cursors
-from queries.product_search import SearchRequest, _plain, build_search
+from queries.product_search import SearchRequest, _plain, build_search, encode_cursor
 
 
 def test_flags_keep_their_default_unless_the_value_names_the_other_answer() -> None:
@@ -86,3 +86,15 @@ def test_a_bound_only_an_exponent_can_write_is_not_spelled_out() -> None:
     # A plain spelling of 1E-999999 would be a million characters, built on the event loop.
     assert _plain(Decimal("1E-999999")) == "1E-999999"
     assert _plain(Decimal("0.0000001")) == "0.0000001" and _plain(None) is None
+
+
+def test_a_search_asks_for_facets_and_a_total_only_when_wanted_and_pages_on_either_way() -> None:
+    full = build_search(SearchRequest(brands=("Contoso",), first=5))
+    page = build_search(SearchRequest(brands=("Contoso",), first=5, with_facets=False, with_total=False))
+    assert "aggs" in full.body and full.body["track_total_hits"] is True
+    assert "aggs" not in page.body and page.body["track_total_hits"] is False
+    # One search: a next page asked without facets continues the cursor of a first page with them.
+    assert page.fingerprint == full.fingerprint
+    cursor = encode_cursor(full.fingerprint, ["2026-01-01T00:00:00Z", "p-1"])
+    after = SearchRequest(brands=("Contoso",), first=5, after=cursor, with_facets=False, with_total=False)
+    assert build_search(after).body["search_after"] == ["2026-01-01T00:00:00Z", "p-1"]
