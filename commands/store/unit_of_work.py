@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from types import TracebackType
@@ -15,6 +16,8 @@ from commands.store import driver, literals, writes_at_commit
 from commands.store.connections import CommandConnections
 from commands.store.ledger import reader, writer
 from commands.store.ledger.reader import RecordedEvent
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,12 @@ class UnitOfWork:
 
     def after_commit(self, step: Callable[[], None]) -> None:
         """Run ``step`` once the transaction has committed (never when it rolls back): for what
-        counts a change that only a commit makes true, such as a metric."""
+        counts a change that only a commit makes true, such as a metric. A step that raises is
+        logged; the commit stands and the other steps run."""
+        if not self._transaction:
+            # Its statements commit as they run: one that fails after another committed would
+            # drop the step of a change that stands.
+            raise RuntimeError("a unit of work without a transaction has no commit to follow")
         self._after_commit.append(step)
 
     def write_at_commit(self, statement: str, *args: Any) -> None:
@@ -253,7 +261,10 @@ class UnitOfWork:
             self._connections.on_commit()
         steps, self._after_commit = self._after_commit, []
         for step in steps:
-            step()
+            try:
+                step()
+            except Exception:
+                log.exception("a step after a commit failed; the commit stands")
 
 
 def _transaction_open(conn: AsyncConnection) -> bool:

@@ -3,10 +3,11 @@
 Storefronts ask for the same few listings (a category, a brand filter, the first page of a
 query) far more often than the catalog changes, and the engine's answer is most of such a
 request's time. An answer is kept under every field of its ``SearchRequest`` (text, filters,
-sort, page size and cursor) and is valid while the search model's version is the one it was
-fetched under: ``ReadModelVersions``, the last ledger event that changed a document (so cart
-writes, orders and purchases that empty no stock bucket do not count), and how many times the
-model may have been swapped for a rebuilt copy (a rebuild's control notifications say so).
+sort, page size, cursor, and whether it carries facets and a total) and is valid while the
+search model's version is the one it was fetched under: ``ReadModelVersions``, the last ledger
+event that changed a document (so cart writes, orders and purchases that empty no stock bucket
+do not count), and how many times the model may have been swapped for a rebuilt copy (a
+rebuild's control notifications say so).
 
 Why a kept answer is never older than the freshness reported with it: the version is read
 before the engine is asked, and the engine holds at least what the checkpoint behind that

@@ -137,3 +137,28 @@ async def test_steps_after_commit_run_once_it_committed_and_never_on_a_rollback(
         await uow.commit()
     assert ran == ["kept"]
     assert await _carts(container, cart) == {cart: "ACTIVE"}
+
+
+async def test_a_step_after_commit_that_fails_is_logged_and_the_commit_and_other_steps_stand(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    cart = str(uuid.uuid4())
+    ran: list[str] = []
+
+    def failing() -> None:
+        raise ValueError("a broken step")
+
+    async with UnitOfWork(container.connections, META) as uow:
+        uow.write_at_commit(_INSERT, cart, "cust-1")
+        uow.after_commit(failing)
+        uow.after_commit(lambda: ran.append("after the broken one"))
+        await uow.commit()
+    assert ran == ["after the broken one"]
+    assert await _carts(container, cart) == {cart: "ACTIVE"}
+    assert any("step after a commit failed" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_unit_of_work_without_a_transaction_refuses_steps_after_commit(container: Container) -> None:
+    async with UnitOfWork(container.connections, META, transaction=False) as uow:
+        with pytest.raises(RuntimeError, match="no commit to follow"):
+            uow.after_commit(lambda: None)
