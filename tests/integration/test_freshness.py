@@ -67,6 +67,21 @@ async def test_wait_for_a_position_ahead_of_the_head_is_stale_at_once(container:
     assert asyncio.get_running_loop().time() - started < 5
 
 
+async def test_wait_for_a_position_no_committed_event_has_is_stale_at_once(container: Container) -> None:
+    # A rolled-back append leaves its positions unused below the head: no event ever takes them.
+    with pytest.raises(LookupError):
+        async with UnitOfWork(container.engine, META) as uow:
+            (lost,) = await uow.append("test", "acct-gap", [AmountRecorded(5)])
+            raise LookupError("refused after the append")
+    after = await _append(container, 6)
+    assert after > lost.position
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StaleRead, match="no committed event has it") as caught:
+        await container.freshness.wait_for("applied_log", lost.position, timeout=10)
+    assert caught.value.position == lost.position
+    assert asyncio.get_running_loop().time() - started < 5
+
+
 async def test_freshness_reports_lag_until_applied(container: Container) -> None:
     container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
     runner = container.runner("applied_log")
