@@ -303,6 +303,9 @@ class Control:
         paths = {"html": base.with_suffix(".html"), "text": base.with_suffix(".txt")}
         paths["html"].write_text(HTMLRenderer().render(light))
         paths["text"].write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        # Every sample, for questions the findings do not answer (who calls a hot function):
+        # `pyinstrument --load <file>`; large, so not committed (.gitignore).
+        session.save(str(base.with_suffix(".pyisession")))
         for kind, path in paths.items():
             setattr(report, kind, str(path))
         return JSONResponse(dataclasses.asdict(report))
