@@ -110,13 +110,18 @@ class CatalogPrice:
 class CartActor:
     """Who issues a cart command: the signed-in customer (if any), and whether staff.
 
-    ``staff`` may change any cart (admin); ``support`` may read any cart but change
-    only guest carts, like anyone holding their id.
+    ``staff`` may change any cart (admin); ``support`` may read any cart, and changes one only
+    as the customer it also is (a support agent acting for nobody creates and changes none).
     """
 
     customer_id: str | None = None
     staff: bool = False
     support: bool = False
+
+    @property
+    def reads_only(self) -> bool:
+        """Support acting as no customer: reads every cart, writes none (not a guest's either)."""
+        return self.support and not self.staff and self.customer_id is None
 
 
 @dataclass(frozen=True)
@@ -215,14 +220,22 @@ def _drop_lines(lines: tuple[Line, ...], line_ids: Iterable[str]) -> tuple[Line,
 # ---------------------------------------------------------------- guards
 
 
+def ensure_may_create(actor: CartActor) -> None:
+    if actor.reads_only:
+        raise Forbidden("support may read carts but not create them")
+
+
 def ensure_access(cart: Cart, actor: CartActor) -> None:
-    """May ``actor`` change ``cart``? A customer's cart is theirs and staff's (admin).
+    """May ``actor`` change ``cart``? A customer's cart is theirs and staff's (admin); a guest's
+    is anyone's who holds its id, but support's only as a customer.
 
     Support reads every cart (so for them it exists: FORBIDDEN); for anyone
     else someone else's cart does not exist (NOT_FOUND).
     """
-    allowed = cart.exists and (
-        cart.customer_id is None or actor.staff or cart.customer_id == actor.customer_id
+    allowed = (
+        cart.exists
+        and not actor.reads_only
+        and (cart.customer_id is None or actor.staff or cart.customer_id == actor.customer_id)
     )
     if allowed:
         return

@@ -68,6 +68,7 @@ def register(bus: CommandBus) -> None:
 async def create_cart(command: CreateCart, uow: UnitOfWork) -> CartResult:
     # Two round trips and no transaction (``one_statement``): the prices, then the cart's row in
     # customer_carts with its first event, in one statement that commits both or neither.
+    domain.ensure_may_create(command.actor)
     prices = await load_prices(uow.conn, [line.sku for line in command.lines])
     customer_id = command.actor.customer_id
     event = domain.create(command.cart_id, customer_id, command.currency_code, command.lines, prices)

@@ -24,6 +24,7 @@ from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
 from gateway.cli import workers as workers_cli
+from gateway.cli.arguments import positive_int
 from gateway.cli.outcome import PartlyRefused
 from gateway.cli.signals import Interrupted, StopSignals
 
@@ -193,7 +194,9 @@ async def _seed(settings: Settings, count: int, seed: int) -> str:
         started = time.perf_counter()
         appended = await demo.seed_catalog(container, demo.demo_catalog(count, seed))
         elapsed = time.perf_counter() - started
-    return f"{count} products upserted ({appended} changed) in {elapsed:.1f} s"
+    if appended == 0:
+        return f"the {count} demo products were already there as given; nothing changed ({elapsed:.1f} s)"
+    return f"{count} demo products: {appended} written, {count - appended} already there ({elapsed:.1f} s)"
 
 
 async def _rebuild(settings: Settings, name: str) -> str:
@@ -275,11 +278,11 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a development JWT")
     token.add_argument("--sub", required=True)
     token.add_argument("--role", action="append", required=True, choices=["customer", "support", "admin"])
-    token.add_argument("--ttl", type=int, default=3600, help="seconds until expiry")
+    token.add_argument("--ttl", type=positive_int, default=3600, help="seconds until expiry")
     sub.add_parser("project", help="run the projector workers alone")
     sub.add_parser("reconcile", help="settle payment attempts with unknown outcomes by asking the provider")
     seed = sub.add_parser("seed", help="load the demo catalog through the command handlers")
-    seed.add_argument("--count", type=int, default=3000)
+    seed.add_argument("--count", type=positive_int, default=3000)
     seed.add_argument("--seed", type=int, default=20261122, help="random seed (same seed, same catalog)")
     projections = sub.add_parser("projections", help="read-model operations")
     projection_ops = projections.add_subparsers(dest="projection_command", required=True)

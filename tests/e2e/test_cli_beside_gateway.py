@@ -97,3 +97,13 @@ def test_commands_on_a_fresh_directory_print_only_their_answer(tmp_path: Path) -
     assert _succeeded(run_cli("migrate", env=env)).startswith("database at revision ")
     answer = _succeeded(run_cli("projections", "rebuild", "timeline", env=env))
     assert answer.startswith("projection timeline rebuilt") and "running gateway" not in answer
+
+
+def test_seed_says_what_it_wrote_and_what_was_already_there(served: Served) -> None:
+    env = cli_env(served.data_dir)
+    first = _succeeded(run_cli("seed", "--count", "2", "--seed", "7", env=env))
+    assert first.startswith("2 demo products: 2 written, 0 already there"), first
+    again = _succeeded(run_cli("seed", "--count", "3", "--seed", "7", env=env))
+    assert again.startswith("3 demo products: 1 written, 2 already there"), again
+    last = _succeeded(run_cli("seed", "--count", "3", "--seed", "7", env=env))
+    assert last.startswith("the 3 demo products were already there as given; nothing changed"), last

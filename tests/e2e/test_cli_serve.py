@@ -95,6 +95,18 @@ def test_token_command_mints_a_verifiable_development_token(tmp_path: Path) -> N
     assert 100 <= claims["exp"] - claims["iat"] <= 120
 
 
+@pytest.mark.parametrize("ttl", ["0", "-5", "soon"])
+def test_token_command_refuses_a_lifetime_that_is_not_a_positive_number(tmp_path: Path, ttl: str) -> None:
+    result = subprocess.run(
+        [*CLI, "token", "--sub", "a", "--role", "customer", "--ttl", ttl],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--ttl" in result.stderr and result.stdout == ""
+
+
 def test_token_command_is_refused_in_production(tmp_path: Path) -> None:
     env = _env(tmp_path) | {
         "COMMERCE_ENV": "production",

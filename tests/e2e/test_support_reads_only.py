@@ -80,3 +80,27 @@ async def test_support_cannot_write_a_customers_cart_and_admin_can(
         ]
     assert actors[0] == "customer:cust-1" and actors[-1] == "admin:boss-1", actors
     assert "support:agent-7" not in actors
+
+
+async def test_support_acting_as_no_customer_creates_and_changes_no_cart_a_guests_included(
+    client: httpx.AsyncClient, running: Container, tokens: JwtAuthenticator
+) -> None:
+    await seed_catalog(running)
+    support = tokens.mint("agent-7", ["support"])
+    refused = await _data(client, CREATE, {"input": {"lines": [{"sku": "MUG", "quantity": 1}]}}, support)
+    assert _codes(refused) == ["FORBIDDEN"] and refused["cartId"] is None and refused["position"] is None
+
+    guest = await gql(client, CREATE, {"input": {"lines": [{"sku": "MUG", "quantity": 1}]}})
+    cart_id = guest["data"]["cartCreate"]["cartId"]
+    assert _codes(
+        await _data(client, ADD, {"id": cart_id, "lines": [{"sku": "CAP", "quantity": 1}]}, support)
+    ) == ["FORBIDDEN"]
+    # The guest's own writes go on; and an agent who is also a customer has a cart of their own.
+    added = await gql(client, ADD, {"id": cart_id, "lines": [{"sku": "CAP", "quantity": 1}]})
+    assert _codes(added["data"]["cartLinesAdd"]) == []
+    both = tokens.mint("agent-8", ["support", "customer"])
+    own = await _data(client, CREATE, {"input": {"lines": [{"sku": "MUG", "quantity": 1}]}}, both)
+    assert _codes(own) == [] and own["cartId"]
+    async with running.engine.connect() as conn:
+        actors = list(await conn.scalars(select(ledger_events.c.metadata["actor"].astext)))
+    assert "support:agent-7" not in actors
