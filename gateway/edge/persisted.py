@@ -75,7 +75,7 @@ def parse_manifest(raw: object) -> list[ManifestEntry]:
                 raise ValueError(f"manifest: operation {i} needs string 'id' and 'body'")
             # Apollo's ids are the SHA-256 of the body; a mismatch means a corrupted manifest.
             if op["id"] != sha256_hex(op["body"]):
-                raise ValueError(f"manifest: operation {op['id']!r} does not match the hash of its body")
+                raise ValueError(f"manifest: operation {op['id']!r} is not the SHA-256 of its body")
             name, kind = op.get("name"), op.get("type")
             entries.append(
                 ManifestEntry(
@@ -92,6 +92,11 @@ def parse_manifest(raw: object) -> list[ManifestEntry]:
     for entry in entries:
         if not 0 < len(entry.id) <= 200:
             raise ValueError(f"manifest: document ids are 1-200 characters ({entry.id[:40]!r}...)")
+        # Any id may name a document (Relay's are often MD5s); one written as a SHA-256 must be
+        # its body's, since `documentId: "sha256:<hash>"` finds a document by that hash.
+        digest = entry.id.removeprefix("sha256:")
+        if _SHA256.match(digest.lower()) and digest.lower() != sha256_hex(entry.body):
+            raise ValueError(f"manifest: document {entry.id!r} is not the SHA-256 of its body")
     return entries
 
 

@@ -187,9 +187,11 @@ async def test_persisted_only_clients_run_nothing_else(
 
 async def test_manifests_are_checked_before_anything_is_stored(container: Container, tmp_path: Path) -> None:
     await _new_client(container, "strict")
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match="not the SHA-256 of its body"):
         bad_id = {"format": "apollo-persisted-query-manifest", "operations": [{"id": "x", "body": TYPENAME}]}
         await _register(container, "strict", bad_id, tmp_path)
+    with pytest.raises(ValueError, match="not the SHA-256 of its body"):
+        await _register(container, "strict", {"doc-0": TYPENAME, "0" * 64: TYPENAME}, tmp_path)
     with pytest.raises(ConfigurationError, match="doc-2"):
         await _register(container, "strict", {"doc-1": TYPENAME, "doc-2": "{ nope }"}, tmp_path)
     with pytest.raises(ConfigurationError, match="no active client"):

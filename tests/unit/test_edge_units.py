@@ -180,6 +180,15 @@ def test_manifest_formats() -> None:
     assert (entry.id, entry.body, entry.name, entry.type) == (sha256_hex(body), body, "T", "query")
     (relay,) = parse_manifest({"abc123": body})
     assert (relay.id, relay.body) == ("abc123", body)
+    hashed = sha256_hex(body)
+    assert [e.id for e in parse_manifest({hashed: body, f"sha256:{hashed.upper()}": body})] == [
+        hashed,
+        f"sha256:{hashed.upper()}",
+    ]
+    # An id written as a SHA-256 names the document by that hash: it must be its body's.
+    for lying in ("1" * 64, f"sha256:{'A' * 64}"):
+        with pytest.raises(ValueError, match="not the SHA-256 of its body"):
+            parse_manifest({lying: body})
     bad_manifests: list[object] = [[], {"format": "apollo-persisted-query-manifest"}, {"a": 1}, {}]
     for bad in bad_manifests:
         with pytest.raises(ValueError):
