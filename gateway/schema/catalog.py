@@ -258,16 +258,19 @@ async def resolve_products(
     except InvalidSearch as exc:
         raise bad_user_input(str(exc), argument=exc.argument) from None
     loaders.prime(info, (hit.product for hit in page.hits))
-    return _connection(page, Freshness.of(freshness))
+    return _connection(page, Freshness.of(freshness), after is not None)
 
 
-def _connection(page: ProductSearchPage, freshness: Freshness) -> ProductSearchConnection:
+def _connection(
+    page: ProductSearchPage, freshness: Freshness, after_a_cursor: bool
+) -> ProductSearchConnection:
     edges = [ProductEdge(cursor=hit.cursor, node=Product.of(hit.product)) for hit in page.hits]
     return ProductSearchConnection(
         edges=edges,
         page_info=PageInfo(
             has_next_page=page.has_next_page,
-            has_previous_page=False,
+            # As the other connections: a page after a cursor has the cursor's page before it.
+            has_previous_page=after_a_cursor,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

@@ -107,3 +107,25 @@ async def test_a_field_left_out_by_a_directive_is_left_out_of_the_answer(
     shown = await _products(client, document, {"show": True})
     assert set(hidden) == {"edges"} and hidden["edges"] == shown["edges"]
     assert shown["totalCount"] == 12 and shown["facets"]["brands"]
+
+
+async def test_a_next_page_without_facets_continues_the_first_and_has_a_page_before_it(
+    client: httpx.AsyncClient, counter: CallCounter
+) -> None:
+    listing = "pageInfo { hasNextPage hasPreviousPage endCursor } edges { node { handle } }"
+    everything = await _products(client, f"query {{ products(sort: TITLE_ASC, first: 12) {{ {listing} }} }}")
+    first = await _products(
+        client,
+        FULL.replace(
+            "pageInfo { hasNextPage endCursor }", "pageInfo { hasNextPage hasPreviousPage endCursor }"
+        ),
+    )
+    assert first["pageInfo"]["hasPreviousPage"] is False and first["pageInfo"]["hasNextPage"] is True
+    after = first["pageInfo"]["endCursor"]
+    document = (
+        f"query($after: String) {{ products(sort: TITLE_ASC, first: 7, after: $after) {{ {listing} }} }}"
+    )
+    rest = await _products(client, document, {"after": after})
+    assert rest["pageInfo"]["hasPreviousPage"] is True and rest["pageInfo"]["hasNextPage"] is False
+    handles = [e["node"]["handle"] for e in first["edges"]] + [e["node"]["handle"] for e in rest["edges"]]
+    assert handles == [e["node"]["handle"] for e in everything["edges"]]
