@@ -227,17 +227,22 @@ class FreshnessService:
             changed = self._watcher.changed(projection)
             if target is None:
                 target, head = await self._lookup(projection, position)
-                if target is None:
-                    # Positions reach callers only once their transaction has committed, and a
-                    # commit is seen by every later read: one the ledger does not hold now (past
-                    # the newest event, or a gap a rolled-back append left) never will. Say so now
-                    # rather than hold the request for its whole bound. (The lookup reads the
-                    # primary; a replica behind it would have to wait instead.)
-                    raise self._stale(projection, position, ahead=position > head, unknown=True)
-                if self._watcher.latest(projection) < target:
+                if target is None and position > head:
+                    # Positions reach callers only once their transaction has committed, so one
+                    # past the newest committed event can never arrive: say so now rather than
+                    # hold the request for its whole bound. (The lookup reads the primary; a
+                    # replica behind it would have to wait instead.)
+                    raise self._stale(projection, position, ahead=True)
+                if target is not None and self._watcher.latest(projection) < target:
                     # Once: the owner holds the position until its checkpoint has passed it.
                     self._watcher.want(projection, target)
-            if self._watcher.latest(projection) >= target:
+            if target is None:
+                # No committed event has it (yet): a freshness watermark, which may name a gap a
+                # rolled-back append left or an append still in flight. The model is consistent
+                # with it once it covers every event up to it, as that watermark reports.
+                if (await self.freshness(projection)).position >= position:
+                    return
+            elif self._watcher.latest(projection) >= target:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -260,11 +265,9 @@ class FreshnessService:
         return target, int(row.head)
 
     @staticmethod
-    def _stale(projection: str, position: int, *, ahead: bool = False, unknown: bool = False) -> StaleRead:
+    def _stale(projection: str, position: int, *, ahead: bool = False) -> StaleRead:
         if ahead:
             message = f"position {position} is not in the ledger (ahead of the head)"
-        elif unknown:
-            message = f"position {position} is not in the ledger (no committed event has it)"
         else:
             message = f"the {projection} read model has not reached position {position} yet"
         return StaleRead(message, projection, position)

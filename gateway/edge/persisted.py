@@ -92,10 +92,11 @@ def parse_manifest(raw: object) -> list[ManifestEntry]:
     for entry in entries:
         if not 0 < len(entry.id) <= 200:
             raise ValueError(f"manifest: document ids are 1-200 characters ({entry.id[:40]!r}...)")
-        # Any id may name a document (Relay's are often MD5s); one written as a SHA-256 must be
-        # its body's, since `documentId: "sha256:<hash>"` finds a document by that hash.
-        digest = entry.id.removeprefix("sha256:")
-        if _SHA256.match(digest.lower()) and digest.lower() != sha256_hex(entry.body):
+        # Any id may name a document (Relay's are often MD5s); one that says it is a SHA-256
+        # (``sha256:<hash>``, as trusted documents are written) must be its body's.
+        if entry.id.startswith("sha256:") and entry.id.removeprefix("sha256:").lower() != sha256_hex(
+            entry.body
+        ):
             raise ValueError(f"manifest: document {entry.id!r} is not the SHA-256 of its body")
     return entries
 
@@ -161,7 +162,7 @@ class TrustedDocuments:
         candidates = {key}
         if key.startswith("sha256:"):
             candidates.add(key.removeprefix("sha256:"))
-        digests = [c for c in candidates if _SHA256.match(c)]
+        digests = [c.lower() for c in candidates if _SHA256.match(c.lower())]
         condition = or_(
             persisted_documents.c.document_id.in_(candidates), persisted_documents.c.sha256.in_(digests)
         )

@@ -158,6 +158,8 @@ async def test_trusted_documents_by_id_and_hash(
     assert "errors" not in by_id and "projections" in by_id["data"]
     prefixed = (await post(http, {"documentId": f"sha256:{sha256(TYPENAME)}"}, headers=headers)).json()
     assert prefixed["data"] == {"__typename": "Query"}
+    shouted = (await post(http, {"documentId": f"sha256:{sha256(TYPENAME).upper()}"}, headers=headers)).json()
+    assert shouted["data"] == {"__typename": "Query"}, "a hash is the same hash in either case"
     by_hash = (await post(http, {"extensions": apq(sha256(TYPENAME))}, headers=headers)).json()
     assert by_hash["data"] == {"__typename": "Query"}
     unknown = (await post(http, {"documentId": "nope"}, headers=headers)).json()
@@ -191,7 +193,7 @@ async def test_manifests_are_checked_before_anything_is_stored(container: Contai
         bad_id = {"format": "apollo-persisted-query-manifest", "operations": [{"id": "x", "body": TYPENAME}]}
         await _register(container, "strict", bad_id, tmp_path)
     with pytest.raises(ValueError, match="not the SHA-256 of its body"):
-        await _register(container, "strict", {"doc-0": TYPENAME, "0" * 64: TYPENAME}, tmp_path)
+        await _register(container, "strict", {"doc-0": TYPENAME, "sha256:" + "0" * 64: TYPENAME}, tmp_path)
     with pytest.raises(ConfigurationError, match="doc-2"):
         await _register(container, "strict", {"doc-1": TYPENAME, "doc-2": "{ nope }"}, tmp_path)
     with pytest.raises(ConfigurationError, match="no active client"):

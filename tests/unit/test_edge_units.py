@@ -185,8 +185,9 @@ def test_manifest_formats() -> None:
         hashed,
         f"sha256:{hashed.upper()}",
     ]
-    # An id written as a SHA-256 names the document by that hash: it must be its body's.
-    for lying in ("1" * 64, f"sha256:{'A' * 64}"):
+    # An id that says it is a SHA-256 must be its body's; a bare one is as opaque as any other.
+    assert [e.id for e in parse_manifest({"1" * 64: body})] == ["1" * 64]
+    for lying in (f"sha256:{'1' * 64}", f"sha256:{'A' * 64}"):
         with pytest.raises(ValueError, match="not the SHA-256 of its body"):
             parse_manifest({lying: body})
     bad_manifests: list[object] = [[], {"format": "apollo-persisted-query-manifest"}, {"a": 1}, {}]
