@@ -25,10 +25,25 @@ async def _append(container: Container, amount: int) -> int:
     return event.position
 
 
-async def test_wait_for_returns_when_the_projector_passes_the_position(container: Container) -> None:
+async def _applied_log(container: Container) -> ProjectionRunner:
+    """The test projection ``applied_log``, added to the container and set up, not yet run."""
     container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
     runner = container.runner("applied_log")
     await runner.projection.setup()
+    return runner
+
+
+async def _rolled_back_append(container: Container, amount: int) -> int:
+    """The position of an event appended in a transaction that then rolled back (a gap)."""
+    with pytest.raises(LookupError):
+        async with UnitOfWork(container.engine, META) as uow:
+            (lost,) = await uow.append("test", "acct-gap", [AmountRecorded(amount)])
+            raise LookupError("refused after the append")
+    return lost.position
+
+
+async def test_wait_for_returns_when_the_projector_passes_the_position(container: Container) -> None:
+    runner = await _applied_log(container)
     position = await _append(container, 1)
     waiter = asyncio.create_task(container.freshness.wait_for("applied_log", position, timeout=10))
     await asyncio.sleep(0.2)  # a window in which a waiter that ignored the position would return
@@ -72,33 +87,25 @@ async def test_wait_for_a_position_no_committed_event_has_returns_once_the_model
 ) -> None:
     # A rolled-back append leaves its position unused below the head, and a read's freshness
     # may report it as its watermark: a read consistent with it waits for the model to cover it.
-    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
-    runner = container.runner("applied_log")
-    await runner.projection.setup()
+    runner = await _applied_log(container)
     await _append(container, 5)
-    with pytest.raises(LookupError):
-        async with UnitOfWork(container.engine, META) as uow:
-            (lost,) = await uow.append("test", "acct-gap", [AmountRecorded(6)])
-            raise LookupError("refused after the append")
-    assert await _append(container, 7) > lost.position
-    waiter = asyncio.create_task(container.freshness.wait_for("applied_log", lost.position, timeout=10))
+    lost = await _rolled_back_append(container, 6)
+    assert await _append(container, 7) > lost
+    waiter = asyncio.create_task(container.freshness.wait_for("applied_log", lost, timeout=10))
     await asyncio.sleep(0.2)  # a window in which a waiter that ignored the position would return
     assert not waiter.done(), "the event before the gap is not applied yet"
     await runner.catch_up()
     await asyncio.wait_for(waiter, 2)
-    assert (await container.freshness.freshness("applied_log")).position >= lost.position
+    assert (await container.freshness.freshness("applied_log")).position >= lost
 
 
 async def test_a_position_nothing_covers_in_time_is_stale_saying_so(container: Container) -> None:
     await _append(container, 7)  # before the gap, and applied by nothing
-    with pytest.raises(LookupError):
-        async with UnitOfWork(container.engine, META) as uow:
-            (lost,) = await uow.append("test", "acct-gap", [AmountRecorded(8)])
-            raise LookupError("refused after the append")
+    lost = await _rolled_back_append(container, 8)
     await _append(container, 9)
     with pytest.raises(StaleRead, match="has not reached position") as caught:
-        await container.freshness.wait_for("applied_log", lost.position, timeout=0.3)
-    assert caught.value.position == lost.position
+        await container.freshness.wait_for("applied_log", lost, timeout=0.3)
+    assert caught.value.position == lost
 
 
 async def test_freshness_reports_lag_until_applied(container: Container) -> None:
@@ -126,9 +133,7 @@ async def test_freshness_reports_lag_until_applied(container: Container) -> None
 async def test_freshness_is_measured_again_only_when_the_ledger_or_a_checkpoint_moves(
     container: Container,
 ) -> None:
-    container.add_projections([AppliedLog(container.engine)], FAST_RUNNERS)
-    runner = container.runner("applied_log")
-    await runner.projection.setup()
+    runner = await _applied_log(container)
     await runner.catch_up()
     position = await _append(container, 4)
     await asyncio.sleep(0.2)  # the append's notification arrives (a ledger move, measured again)
