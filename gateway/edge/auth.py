@@ -32,12 +32,6 @@ class Principal:
     def staff(self) -> bool:
         return bool(self.roles & {"support", "admin"})
 
-    @property
-    def reads_only(self) -> bool:
-        """Support acting as no customer: reads carts and orders, creates, changes and checks out
-        none (``commands.domain.cart.CartActor.reads_only`` is the same rule)."""
-        return "support" in self.roles and "admin" not in self.roles and self.customer_id is None
-
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))
 

@@ -28,6 +28,15 @@ from gateway.edge.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _named_digest(document_id: str) -> str | None:
+    """The SHA-256 a document id names (itself, or after ``sha256:``; either case), lowercased;
+    None when it names none."""
+    digest = document_id.removeprefix("sha256:").lower()
+    return digest if _SHA256.match(digest) else None
+
+
 _CACHE_ENTRIES = 10_000
 # Unknown ids are cached briefly so newly registered documents show up quickly.
 _NEGATIVE_SECONDS = 5.0
@@ -94,9 +103,7 @@ def parse_manifest(raw: object) -> list[ManifestEntry]:
             raise ValueError(f"manifest: document ids are 1-200 characters ({entry.id[:40]!r}...)")
         # Any id may name a document (Relay's are often MD5s); one that says it is a SHA-256
         # (``sha256:<hash>``, as trusted documents are written) must be its body's.
-        if entry.id.startswith("sha256:") and entry.id.removeprefix("sha256:").lower() != sha256_hex(
-            entry.body
-        ):
+        if entry.id.startswith("sha256:") and _named_digest(entry.id) != sha256_hex(entry.body):
             raise ValueError(f"manifest: document {entry.id!r} is not the SHA-256 of its body")
     return entries
 
@@ -159,12 +166,11 @@ class TrustedDocuments:
             return body
         if self._misses.get(cache_key)[0]:
             return None
-        candidates = {key}
-        if key.startswith("sha256:"):
-            candidates.add(key.removeprefix("sha256:"))
-        digests = [c.lower() for c in candidates if _SHA256.match(c.lower())]
+        candidates = {key, key.removeprefix("sha256:")}
+        digest = _named_digest(key)
         condition = or_(
-            persisted_documents.c.document_id.in_(candidates), persisted_documents.c.sha256.in_(digests)
+            persisted_documents.c.document_id.in_(candidates),
+            persisted_documents.c.sha256.in_([] if digest is None else [digest]),
         )
         async with self._engine.connect() as conn:
             row = (
@@ -235,9 +241,10 @@ def _persisted_hash(extensions: Mapping[str, Any] | None) -> str | None:
     if not isinstance(pq, dict) or pq.get("version") != 1:
         raise bad_user_input("Unsupported persisted query version", reason="PERSISTED_QUERY_VERSION")
     digest = pq.get("sha256Hash")
-    if not isinstance(digest, str) or not _SHA256.match(digest.lower()):
+    named = _named_digest(digest) if isinstance(digest, str) and not digest.startswith("sha256:") else None
+    if named is None:
         raise bad_user_input("persistedQuery.sha256Hash must be a SHA-256 hex digest")
-    return digest.lower()
+    return named
 
 
 class DocumentResolver:
@@ -269,9 +276,9 @@ class DocumentResolver:
                 raise not_found()
             raise persisted_required()
         if document_id is not None:
-            candidate = document_id.removeprefix("sha256:").lower()
-            body = await self._apq.get(candidate) if _SHA256.match(candidate) else None
-            if body is None:
+            candidate = _named_digest(document_id)
+            body = None if candidate is None else await self._apq.get(candidate)
+            if body is None or candidate is None:
                 raise not_found()
             return ResolvedDocument(body, candidate)
         if digest is not None:

@@ -30,6 +30,7 @@ from commands.messages.cart import (
     SetCartShipping,
     UpdateCartLines,
 )
+from gateway.edge.auth import Principal
 from gateway.edge.context import Info
 from gateway.edge.errors import GatewayError, unauthenticated
 from gateway.schema import cart_money
@@ -292,8 +293,12 @@ def _to_line(cart: CartView, line: CartLineView) -> CartLine:
 
 
 def _actor(info: Info) -> CartActor:
-    """Cart writes: admins may change any cart, support only reads other customers' carts."""
-    principal = info.context.principal
+    return cart_actor(info.context.principal)
+
+
+def cart_actor(principal: Principal) -> CartActor:
+    """Who writes a cart: admins may change any cart; support reads every cart and writes one only
+    as the customer it also is (``CartActor.reads_only``, checked at checkout too)."""
     admin = principal.has_role("admin")
     return CartActor(
         customer_id=principal.customer_id, staff=admin, support=principal.has_role("support") and not admin

@@ -21,6 +21,7 @@ from commands.messages.orders import (
     RequestFulfillment,
 )
 from gateway.edge.context import Info
+from gateway.schema import cart as cart_api
 from gateway.schema import orders as orders_api
 from gateway.schema.common import UserError
 from gateway.schema.ids import global_id, parse_global_id
@@ -114,7 +115,7 @@ async def resolve_checkout_complete(info: Info, input: CheckoutInput) -> Checkou
     try:
         if parsed is None or len(parsed[1]) > MAX_CART_KEY:
             raise NotFound("cart not found", ["cartId"])
-        if principal.reads_only:
+        if cart_api.cart_actor(principal).reads_only:
             raise Forbidden("support may read carts and orders but not check out", ["cartId"])
         command = CompleteCheckout(
             cart_id=parsed[1],
