@@ -310,8 +310,8 @@ async def _baseline(
 
 async def commit_ceiling(stack: Stack, seconds: float) -> dict[str, Any]:
     """Commits per second PostgreSQL takes for a one-row INSERT, with and without a
-    ``pg_notify`` in the same transaction (every ledger append notifies; PostgreSQL takes a
-    database-wide lock while committing a transaction that notified)."""
+    ``pg_notify`` in the same transaction (PostgreSQL takes a database-wide lock while committing
+    a transaction that notified: why ledger appends notify after their commit instead)."""
     await stack.engine.dispose()
     connections = max(1, min(CONCURRENCY, await stack.available_connections()))
     kwargs = stack.asyncpg_kwargs()

@@ -38,7 +38,7 @@ from commands.inventory.stock_rows import (
 )
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import RECORDED_COLUMNS, RECORDED_WIDTH, RecordedEvent, recorded_event
-from commands.store.ledger.writer import ANNOUNCE, INSERT_EVENTS, conflicts_raised, encoded_metadata
+from commands.store.ledger.writer import INSERT_EVENTS, conflicts_raised, encoded_metadata
 from commands.store.unit_of_work import UnitOfWork
 
 
@@ -74,9 +74,8 @@ async def reserve_one(
 
 
 class ReservingInOneRow(NamedTuple):
-    """``reserve_one`` on a SKU whose stock is one row, as CTEs of a caller's own statement that
-    announces its appends already (its ``told``, see ``writer.ANNOUNCE``), so that the caller's
-    writes and the reservation take one round trip. The caller selects ``RESERVED_COLUMNS``
+    """``reserve_one`` on a SKU whose stock is one row, as CTEs of a caller's own statement, so
+    that the caller's writes and the reservation take one round trip. The caller selects ``RESERVED_COLUMNS``
     last, from ``... LEFT JOIN (RESERVED_FROM) ON true``, and reads them back with ``reserved``."""
 
     ctes: str
@@ -140,9 +139,9 @@ async def stock_rows_of(conn: AsyncConnection, sku: str) -> int:
 
 
 def _reserve_ctes(bucket: str) -> str:
-    """The reservation as CTEs after a ``told`` (``ANNOUNCE``): the reservation row and the event
-    go with the UPDATE (whose RETURNING is all they need); the event's data is the caller's, with
-    the row's numbers merged in, as ``event_fields`` gives them."""
+    """The reservation as CTEs: the reservation row and the event go with the UPDATE (whose
+    RETURNING is all they need); the event's data is the caller's, with the row's numbers merged
+    in, as ``event_fields`` gives them."""
     return (
         f"stock_item AS ({change_item_sql(bucket)}), "
         "stock_held AS (INSERT INTO inventory_reservations "
@@ -154,7 +153,7 @@ def _reserve_ctes(bucket: str) -> str:
         "$11::text::jsonb || jsonb_build_object('sku', stock_item.sku, 'product_id', stock_item.product_id, "
         "'on_hand', stock_item.on_hand, 'reserved', stock_item.reserved, "
         "'available', stock_item.on_hand - stock_item.reserved), "
-        "$12::text::jsonb FROM stock_item CROSS JOIN told "
+        "$12::text::jsonb FROM stock_item "
         f"RETURNING {RECORDED_COLUMNS})"
     )
 
@@ -172,7 +171,7 @@ RESERVED_FROM = "stock_item CROSS JOIN stock_appended"
 
 
 def _reserve_sql(bucket: str) -> str:
-    return f"WITH {ANNOUNCE}, {_reserve_ctes(bucket)} SELECT {RESERVED_COLUMNS} FROM {RESERVED_FROM}"
+    return f"WITH {_reserve_ctes(bucket)} SELECT {RESERVED_COLUMNS} FROM {RESERVED_FROM}"
 
 
 @functools.cache

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from commands.store import driver
 from commands.store.driver import discard
+from commands.store.ledger.announcer import LedgerAnnouncer
 
 DEFAULT_KEEP = 20
 # Urgent units of work served in a row, at most, while others wait.
@@ -69,6 +70,7 @@ class CommandConnections:
         *,
         keep: int = DEFAULT_KEEP,
         on_commit: Callable[[], None] | None = None,
+        announcer: LedgerAnnouncer | None = None,
         wait_seconds: float = WAIT_SECONDS,
     ) -> None:
         self.engine = engine
@@ -76,6 +78,9 @@ class CommandConnections:
         self._wait_seconds = wait_seconds
         # Told after a unit of work that appended to the ledger commits (freshness measures anew).
         self.on_commit = on_commit
+        # Wakes the ledger's readers after such a commit; without one, the unit of work's own
+        # connection sends the notification once it has committed.
+        self.announcer = announcer
         self._idle: list[AsyncConnection] = []
         self._kept: set[AsyncConnection] = set()
         self._opening = 0
@@ -170,8 +175,12 @@ class CommandConnections:
                 waiter = queue.popleft()
                 if not waiter.done():
                     waiter.set_result(None)
-        for conn in self._forget_idle():
-            await conn.close()
+        try:
+            for conn in self._forget_idle():
+                await conn.close()
+        finally:
+            if self.announcer is not None:
+                await self.announcer.close()
 
     async def _live_idle(self) -> AsyncConnection | None:
         while self._idle:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from commands.events.base import Event
 from commands.store import driver, literals, writes_at_commit
 from commands.store.connections import CommandConnections
-from commands.store.ledger import reader, writer
+from commands.store.ledger import announcer, reader, writer
 from commands.store.ledger.reader import RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class UnitOfWork:
         self._conn: AsyncConnection | None = None
         self.appended: list[RecordedEvent] = []
         self.committed = False
-        self._commit_failed = False
+        self._session_unknown = False
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._writes_at_commit: list[tuple[str, tuple[Any, ...]]] = []
@@ -128,7 +128,12 @@ class UnitOfWork:
                 # Whatever ran has committed; nothing to roll back. A statement interrupted (a
                 # cancellation, a timeout) may still be running: that session is not kept.
                 interrupted = exc is not None and not isinstance(exc, asyncpg.PostgresError)
-                broken = interrupted or _transaction_open(conn) or driver.closed(conn)
+                if self.appended and not self.committed:
+                    # Its appends committed as they ran, whatever failed after them; an interrupted
+                    # session is not used to say so.
+                    await self._committed(None if interrupted else conn)
+                unknown = interrupted or self._session_unknown
+                broken = unknown or _transaction_open(conn) or driver.closed(conn)
                 return
             if not self.committed:
                 self.appended.clear()
@@ -138,7 +143,7 @@ class UnitOfWork:
                     # in place of the exception on its way out. It is discarded below.
                     return
                 await driver.rollback(conn)
-            broken = self._commit_failed
+            broken = self._session_unknown
         finally:
             # A rollback that fails (a dead connection, a statement still running after a
             # cancellation) leaves the session unknown: it is not kept.
@@ -236,7 +241,7 @@ class UnitOfWork:
             if _transaction_open(self.conn):
                 # A statement through SQLAlchemy began a transaction, which nothing would commit.
                 raise RuntimeError("a unit of work without a transaction found one open")
-            self._committed()
+            await self._committed(self.conn)
             return
         for step in self._before_commit:
             await step()
@@ -247,24 +252,47 @@ class UnitOfWork:
             inlined = writes_at_commit.inlined(statement, args)
             if inlined is None:
                 await (await driver.asyncpg_of(self.conn)).execute(statement, *args)
-        # The appends announced themselves (once per transaction: commands.store.ledger.writer).
         try:
             await driver.commit(self.conn, before=inlined)
         except BaseException:
-            self._commit_failed = True
+            self._session_unknown = True
             raise
-        self._committed()
+        await self._committed(self.conn)
 
-    def _committed(self) -> None:
+    async def _committed(self, conn: AsyncConnection | None) -> None:
         self.committed = True
         if self.appended and self._connections.on_commit is not None:
             self._connections.on_commit()
+        # The steps before the announcement, which may wait on the database (and be cancelled).
         steps, self._after_commit = self._after_commit, []
         for step in steps:
             try:
                 step()
             except Exception:
                 log.exception("a step after a commit failed; the commit stands")
+        if self.appended:
+            await self._announce(conn)
+
+    async def _announce(self, conn: AsyncConnection | None) -> None:
+        """Wake the ledger's readers, now that the appends are committed (never from inside the
+        transaction: ``commands.store.ledger.announcer`` says why). ``conn``: the session that
+        committed them, if it may be used again."""
+        if self._connections.announcer is not None:
+            self._connections.announcer.committed()
+            return
+        if conn is None:
+            return  # readers poll as well
+        # No announcer (cold paths, tests): this connection says it, the commit made already.
+        try:
+            notify = (await driver.asyncpg_of(conn)).execute
+            await notify(announcer.NOTIFY, reader.LEDGER_CHANNEL, "")
+        except Exception:
+            # The commit stands, and readers poll too. The session, failed, is not kept.
+            self._session_unknown = True
+            log.warning("could not notify the ledger's readers of a commit", exc_info=True)
+        except BaseException:
+            self._session_unknown = True
+            raise
 
 
 def _transaction_open(conn: AsyncConnection) -> bool:

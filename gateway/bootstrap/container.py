@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from commands.bus import CommandBus
 from commands.store.connections import CommandConnections
 from commands.store.driver import replace_closed_on_checkout
+from commands.store.ledger.announcer import LedgerAnnouncer
 from commands.store.ledger.reader import LEDGER_CHANNEL, Checkpoint
 from commands.store.migrate import migrate
 from gateway.bootstrap.catch_up import StartupCatchUp
 from gateway.bootstrap.settings import PROJECTORS_ALL, PROJECTORS_PRIVATE, PROJECTORS_SHARED, Settings
 from gateway.edge.auth import JwtAuthenticator
-from gateway.realtime.notifications import RECONNECTED, NotificationHub
+from gateway.realtime.notifications import RECONNECTED, NotificationHub, asyncpg_dsn
 from gateway.stores.embedded import EmbeddedStores
 from gateway.stores.es_node import PlainJsonNode
 from gateway.stores.es_serializers import search_serializers
@@ -132,7 +133,13 @@ class Container:
     def _announce(self, name: str, checkpoint: Checkpoint) -> None:
         self.watcher.observe(name, (checkpoint.tx_id, checkpoint.position))
 
-    def _on_ledger(self, _payload: str) -> None:
+    def _on_ledger(self, payload: str) -> None:
+        announcer = self.connections.announcer
+        if announcer is not None and announcer.own(payload):
+            return  # this process's own commits: its readers were woken at the commit
+        self._ledger_moved()
+
+    def _ledger_moved(self) -> None:
         self.freshness.ledger_moved()
         if self.tail is not None:
             self.tail.notified()
@@ -283,8 +290,9 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     reads = engine.execution_options(isolation_level="AUTOCOMMIT")
     freshness = FreshnessService(reads, watcher)
     runners: list[ProjectionRunner] = []
-    # A unit of work's commit counts as a ledger move at once, before its notification arrives.
-    connections = CommandConnections(engine, on_commit=freshness.ledger_moved)
+    # A unit of work's commit wakes this process's readers at once (``Container._ledger_moved``).
+    announcer = LedgerAnnouncer(asyncpg_dsn(settings.database_url))
+    connections = CommandConnections(engine, announcer=announcer)
     container = Container(
         settings=settings,
         engine=engine,
@@ -312,6 +320,7 @@ async def _build(settings: Settings, embedded: EmbeddedStores | None) -> Contain
     event.listen(engine.sync_engine, "commit", lambda _conn: container.freshness.ledger_moved())
     watcher.on_wanted = container.hurry.want
     container.bus.sagas.on_idle(container._sagas_ended)
+    announcer.wake_locally(container._ledger_moved)
     container.hub.subscribe(LEDGER_CHANNEL, container._on_ledger)
     container.hub.subscribe(CHECKPOINT_CHANNEL, container._on_checkpoint)
     container.hub.subscribe(CONTROL_CHANNEL, container._on_control)

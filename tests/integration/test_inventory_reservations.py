@@ -12,7 +12,6 @@ from commands.inventory import lease_sweep, reservations, stock_taking
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.messages.inventory import SetStockBuckets
 from commands.store.driver import asyncpg_of
-from commands.store.ledger.writer import ANNOUNCE
 from commands.store.unit_of_work import UnitOfWork
 from gateway.bootstrap.container import Container
 from tests.support.inventory import (
@@ -207,7 +206,7 @@ async def _reserve_in_a_statement(uow: UnitOfWork, pending: reservations.Pending
     reserving = reservations.reserving_new(uow, pending, first_parameter=2)
     assert reserving is not None
     row = await (await asyncpg_of(uow.conn)).fetchrow(
-        f"WITH {ANNOUNCE}, mine AS (SELECT $1::text AS mine), {reserving.ctes} "
+        f"WITH mine AS (SELECT $1::text AS mine), {reserving.ctes} "
         f"SELECT mine.mine, {stock_taking.RESERVED_COLUMNS} FROM mine "
         f"LEFT JOIN ({stock_taking.RESERVED_FROM}) ON true",
         "the caller's own column",

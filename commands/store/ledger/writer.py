@@ -1,4 +1,5 @@
-"""Writing the ledger: append with optimistic concurrency, then NOTIFY the readers."""
+"""Writing the ledger: append with optimistic concurrency (readers are woken after the commit:
+``commands.store.ledger.announcer``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from commands.errors import VersionConflict
 from commands.events.base import Event, encode_event
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import (
-    LEDGER_CHANNEL,
     RECORDED_COLUMNS,
     RecordedEvent,
     recorded_event,
@@ -44,7 +44,7 @@ async def append(
     ``expected_version`` None means "after whatever is there now"; a concurrent
     writer then surfaces as StreamConflict from the unique constraint, and the
     caller may retry the whole command. One statement reads the stream's version,
-    checks the expected one, inserts and announces the append (``ANNOUNCE``).
+    checks the expected one and inserts.
     """
     if not events:
         return []
@@ -186,11 +186,11 @@ def _appending_ctes(first_parameter: int) -> str:
     """The text of ``appending_at_versions``' CTEs (one per parameter offset: built once)."""
     p = [f"${first_parameter + i}" for i in range(7)]
     return (
-        f"{ANNOUNCE}, {APPENDED} AS ({INSERT_EVENTS} "
+        f"{APPENDED} AS ({INSERT_EVENTS} "
         f"SELECT e.id, e.stream_type, e.stream_id, e.version, e.type, e.data::jsonb, {p[6]}::text::jsonb "
         f"FROM unnest({p[0]}::text[], {p[1]}::text[], {p[2]}::bigint[], {p[3]}::uuid[], {p[4]}::text[], "
         f"{p[5]}::text[]) WITH ORDINALITY AS e(stream_type, stream_id, version, id, type, data, n) "
-        f"CROSS JOIN told ORDER BY e.n RETURNING {RECORDED_COLUMNS})"
+        f"ORDER BY e.n RETURNING {RECORDED_COLUMNS})"
     )
 
 
@@ -219,30 +219,25 @@ async def conflicts_raised(message: str) -> AsyncIterator[None]:
         raise
 
 
-# Every append statement wakes the ledger's readers: delivered at commit (only committed
-# appends are announced), and once per transaction however many statements appended, because
-# PostgreSQL folds identical notifications of a transaction (the payload is its id).
-ANNOUNCE = f"told AS (SELECT pg_notify('{LEDGER_CHANNEL}', pg_current_xact_id()::text))"
 INSERT_EVENTS = (
     "INSERT INTO ledger_events (event_id, stream_type, stream_id, stream_version, type, data, metadata)"
 )
 # The jsonb values travel as text: the connection's jsonb codec would encode them again.
 _APPEND = (
     "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
-    f"FROM ledger_events WHERE stream_id = $1), {ANNOUNCE} "
+    "FROM ledger_events WHERE stream_id = $1) "
     f"{INSERT_EVENTS} "
     "SELECT e.id, $2, $1, current.version + e.n, e.type, e.data::jsonb, $7::text::jsonb "
-    "FROM current, told, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
+    "FROM current, unnest($4::uuid[], $5::text[], $6::text[]) WITH ORDINALITY AS e(id, type, data, n) "
     "WHERE $3::int IS NULL OR current.version = $3::int "
     f"RETURNING {RECORDED_COLUMNS}"
 )
 # ORDER BY e.n: rows are inserted, and so numbered by the identity column, in the caller's order.
 _APPEND_TO_STREAMS = (
-    f"WITH {ANNOUNCE} "
     f"{INSERT_EVENTS} "
     "SELECT e.id, e.stream_type, e.stream_id, current.version + 1, e.type, e.data::jsonb, $6::text::jsonb "
     "FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[]) WITH ORDINALITY "
-    "AS e(stream_type, stream_id, id, type, data, n) CROSS JOIN told "
+    "AS e(stream_type, stream_id, id, type, data, n) "
     "CROSS JOIN LATERAL (SELECT coalesce(max(l.stream_version), 0) AS version "
     "FROM ledger_events l WHERE l.stream_id = e.stream_id) AS current "
     "ORDER BY e.n "
