@@ -506,6 +506,11 @@ def _report_reads(result: BenchResult, reads: pg_reads.TableReads, units: int) -
         f"{per['seq_rows']:.0f} / {per['index_rows']:.0f}; {per['seq_scans']:.1f}",
         f"most scanned: {scanned}" if scanned else "",
     )
+    result.row(
+        "PostgreSQL transactions per unit sold: committed / rolled back; WAL flushes",
+        f"{per['commits']:.1f} / {per['rollbacks']:.2f}; {per['wal_syncs']:.2f}",
+        "every client's (the projectors' and the benchmark's own reads included)",
+    )
     result.metrics["gateway"]["pg_reads_per_unit"] = {**per, "most_scanned": dict(reads.most_scanned())}
 
 

@@ -1,4 +1,5 @@
-"""How many rows PostgreSQL read for a load: a count of work, steadier than CPU seconds.
+"""How many rows PostgreSQL read for a load, and how many transactions it committed and WAL
+flushes it made: counts of work, steadier than CPU seconds.
 
 ``pg_stat_user_tables`` counts, per table, the sequential scans and the rows they read,
 and the rows fetched through indexes. Read before and after a load, their difference per
@@ -23,6 +24,12 @@ TABLE_READS_SQL = (
     "SELECT relname, coalesce(seq_scan, 0) AS seq_scan, coalesce(seq_tup_read, 0) AS seq_rows, "
     "coalesce(idx_tup_fetch, 0) AS index_rows FROM pg_stat_user_tables"
 )
+# Transactions of this database (every client's, the benchmark's own reads included) and the
+# server's WAL flushes (each a wait on the disk; commits flushed together count once).
+COMMITS_SQL = (
+    "SELECT d.xact_commit AS commits, d.xact_rollback AS rollbacks, w.wal_sync AS wal_syncs "
+    "FROM pg_stat_database AS d, pg_stat_wal AS w WHERE d.datname = current_database()"
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,9 @@ class TableReads:
     index_rows: int
     # Rows read by sequential scans, per table (the tables a regression would name).
     seq_rows_by_table: dict[str, int]
+    commits: int = 0
+    rollbacks: int = 0
+    wal_syncs: int = 0
 
     def since(self, before: TableReads) -> TableReads:
         by_table = {
@@ -43,6 +53,9 @@ class TableReads:
             self.seq_rows - before.seq_rows,
             self.index_rows - before.index_rows,
             {table: rows for table, rows in by_table.items() if rows},
+            self.commits - before.commits,
+            self.rollbacks - before.rollbacks,
+            self.wal_syncs - before.wal_syncs,
         )
 
     def per(self, operations: int) -> dict[str, float]:
@@ -51,6 +64,9 @@ class TableReads:
             "seq_scans": round(self.seq_scans / n, 2),
             "seq_rows": round(self.seq_rows / n, 1),
             "index_rows": round(self.index_rows / n, 1),
+            "commits": round(self.commits / n, 2),
+            "rollbacks": round(self.rollbacks / n, 2),
+            "wal_syncs": round(self.wal_syncs / n, 2),
         }
 
     def most_scanned(self, count: int = 3) -> list[tuple[str, int]]:
@@ -64,6 +80,7 @@ async def read(connect_kwargs: dict[str, Any], *, settle: bool = False) -> Table
     conn = await asyncpg.connect(**connect_kwargs)
     try:
         rows = await conn.fetch(TABLE_READS_SQL)
+        work = await conn.fetchrow(COMMITS_SQL)
     finally:
         await conn.close()
     return TableReads(
@@ -71,4 +88,7 @@ async def read(connect_kwargs: dict[str, Any], *, settle: bool = False) -> Table
         sum(r["seq_rows"] for r in rows),
         sum(r["index_rows"] for r in rows),
         {r["relname"]: int(r["seq_rows"]) for r in rows},
+        int(work["commits"]),
+        int(work["rollbacks"]),
+        int(work["wal_syncs"]),
     )
