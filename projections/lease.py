@@ -58,6 +58,12 @@ def process_label(role: str = "") -> str:
     return f"{label} {role}".strip()[:63]
 
 
+# What a statement on a session that is gone raises. A session the server ended (terminated)
+# while idle can also surface as asyncpg's InternalClientError, its protocol still consuming
+# the termination when the next statement starts (seen in CI).
+_SESSION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 class LeaseKeeper:
     """The leases of one process, on one dedicated PostgreSQL session."""
 
@@ -88,7 +94,7 @@ class LeaseKeeper:
                 if await self._paused(conn, name):
                     await self._unlock(conn, key)
                     return False
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except _SESSION_ERRORS:
                 await self._lost()
                 raise
         return True
@@ -105,7 +111,7 @@ class LeaseKeeper:
                 if not await self._paused(conn, name):
                     return True
                 await self._unlock(conn, lease_key(name))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except _SESSION_ERRORS:
                 await self._lost()
                 return False
         log.info("projection paused: lease released", extra={"projection": name})
@@ -118,7 +124,7 @@ class LeaseKeeper:
         async with self._lock:
             try:
                 await self._unlock(await self._session(), key)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except _SESSION_ERRORS:
                 await self._lost()
 
     async def try_exclusive(self, key: str) -> bool:
@@ -174,7 +180,7 @@ class LeaseKeeper:
             self._held.clear()
             if conn is None:
                 return
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*_SESSION_ERRORS):
                 await conn.execute("SELECT pg_advisory_unlock_all()")
                 for name in sorted(released):
                     await conn.execute("SELECT pg_notify($1, $2)", CONTROL_CHANNEL, name)
