@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import exc
@@ -69,16 +68,14 @@ class CommandConnections:
         engine: AsyncEngine,
         *,
         keep: int = DEFAULT_KEEP,
-        on_commit: Callable[[], None] | None = None,
         announcer: LedgerAnnouncer | None = None,
         wait_seconds: float = WAIT_SECONDS,
     ) -> None:
         self.engine = engine
         self._keep = keep
         self._wait_seconds = wait_seconds
-        # Told after a unit of work that appended to the ledger commits (freshness measures anew).
-        self.on_commit = on_commit
-        # Wakes the ledger's readers after such a commit; without one, the unit of work's own
+        # Told after a unit of work that appended to the ledger commits: wakes the ledger's readers
+        # (this process's at once, freshness included); without one, the unit of work's own
         # connection sends the notification once it has committed.
         self.announcer = announcer
         self._idle: list[AsyncConnection] = []

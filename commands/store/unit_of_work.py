@@ -261,8 +261,6 @@ class UnitOfWork:
 
     async def _committed(self, conn: AsyncConnection | None) -> None:
         self.committed = True
-        if self.appended and self._connections.on_commit is not None:
-            self._connections.on_commit()
         # The steps before the announcement, which may wait on the database (and be cancelled).
         steps, self._after_commit = self._after_commit, []
         for step in steps:

@@ -277,8 +277,7 @@ class DocumentResolver:
             raise persisted_required()
         if document_id is not None:
             candidate = _named_digest(document_id)
-            body = None if candidate is None else await self._apq.get(candidate)
-            if body is None or candidate is None:
+            if candidate is None or (body := await self._apq.get(candidate)) is None:
                 raise not_found()
             return ResolvedDocument(body, candidate)
         if digest is not None:

@@ -20,9 +20,11 @@ from commands.messages.cart import CartActor, CreateCart
 from commands.store import connections as connections_module
 from commands.store.connections import URGENT_IN_A_ROW, CommandConnections
 from commands.store.driver import TransactionAborted, asyncpg_of
+from commands.store.ledger.announcer import LedgerAnnouncer
 from commands.store.ledger.reader import stream_version
 from commands.store.unit_of_work import MessageMetadata, UnitOfWork
 from gateway.bootstrap.container import Container
+from gateway.realtime.notifications import asyncpg_dsn
 from tests.support.waiting import eventually
 
 META = MessageMetadata(actor="admin:test")
@@ -62,7 +64,11 @@ async def test_a_kept_connection_is_reused_and_sqlalchemy_statements_join_its_tr
     container: Container,
 ) -> None:
     commits: list[None] = []
-    connections = CommandConnections(container.engine, keep=2, on_commit=lambda: commits.append(None))
+    assert container.settings.database_url is not None
+    announcer = LedgerAnnouncer(
+        asyncpg_dsn(container.settings.database_url), local=lambda: commits.append(None)
+    )
+    connections = CommandConnections(container.engine, keep=2, announcer=announcer)
     stream, cart = f"thing-{uuid.uuid4()}", str(uuid.uuid4())
     try:
         async with UnitOfWork(connections, META) as uow:
