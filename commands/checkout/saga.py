@@ -25,6 +25,7 @@ for it (CART_NOT_ACTIVE); a decline or cancellation frees the cart again.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from datetime import timedelta
@@ -48,6 +49,7 @@ from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations, stock_taking
 from commands.inventory.reservations import OutOfStock, ReservationLine
+from commands.inventory.row_gate import StockRowGate
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES
 from commands.money import discount_uses
@@ -66,9 +68,12 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 class CheckoutSaga:
     """The ``CompleteCheckout`` handler (phased: see ``commands.bus``)."""
 
-    def __init__(self, settlement: PaymentSettlement, *, reservation_lease: timedelta) -> None:
+    def __init__(
+        self, settlement: PaymentSettlement, *, reservation_lease: timedelta, row_gate: StockRowGate
+    ) -> None:
         self.settlement = settlement
         self._lease = reservation_lease
+        self._row_gate = row_gate
 
     def register(self, bus: CommandBus, *, payment_timeout_seconds: float) -> None:
         keys = KeyPolicy(
@@ -112,7 +117,8 @@ class CheckoutSaga:
     async def _place(self, command: CompleteCheckout, phases: Phases) -> tuple[Attempt, Known]:
         """Phase 1; returns the authorization attempt it recorded, and its order and cart as it
         left them (the settlement starts from them)."""
-        async with phases.unit_of_work() as uow:
+        # The stock rows' gate is left after the unit of work ends (committed or rolled back).
+        async with contextlib.AsyncExitStack() as gated, phases.unit_of_work() as uow:
             conn = await asyncpg_of(uow.conn)
             # The cart commands' lock (taken with the BEGIN): no line changes between this read
             # and the order.
@@ -204,6 +210,9 @@ class CheckoutSaga:
                 stock_columns = f", {stock_taking.RESERVED_COLUMNS}"
                 stock_join = f" LEFT JOIN ({stock_taking.RESERVED_FROM}) ON true"
                 args += reserving.args
+            if pending.lines:  # just before the first stock row is locked
+                rows = {sku: pending.buckets.get(sku, 1) for sku, _ in pending.lines}
+                await gated.enter_async_context(self._row_gate.admitted(rows))
             # The event's columns first (``Appending.recorded`` reads them by position), the
             # stock's last (``ReservingInOneRow.reserved`` reads them from the end).
             async with writer.conflicts_raised(f"order {order_id} was placed twice"):

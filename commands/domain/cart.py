@@ -287,7 +287,9 @@ def add_lines(cart: Cart, lines: Sequence[LineRequest], prices: Mapping[str, Cat
 
 def change_quantities(
     cart: Cart, changes: Sequence[QuantityChange], prices: Mapping[str, CatalogPrice]
-) -> CartLineQuantitiesChanged:
+) -> CartLineQuantitiesChanged | None:
+    """The lines that change (a line set to the quantity and price it has is left out); None
+    when none does: nothing to record."""
     ensure_active(cart)
     if not changes:
         raise InvalidInput("give at least one line", ["lines"])
@@ -311,10 +313,13 @@ def change_quantities(
                 errors.append(error)
             else:
                 assert price is not None
-                changed.append(CartLineSnapshot(line.line_id, line.sku, change.quantity, price.price))
+                if (change.quantity, price.price) != (line.quantity, line.unit_price):
+                    changed.append(CartLineSnapshot(line.line_id, line.sku, change.quantity, price.price))
         seen.add(change.line_id)
     if errors:
         raise ValidationErrors(errors)
+    if not changed and not removed:
+        return None
     return CartLineQuantitiesChanged(lines=tuple(changed), removed_line_ids=tuple(removed))
 
 

@@ -249,14 +249,16 @@ async def _edit(
     actor: domain.CartActor,
     expected_version: int | None,
     skus: Callable[[Cart], Sequence[str]] | Sequence[str],
-    decide: Callable[[Cart, dict[str, CatalogPrice]], Event],
+    decide: Callable[[Cart, dict[str, CatalogPrice]], Event | None],
 ) -> CartResult:
     """``skus``: those whose prices ``decide`` needs, from the cart, or known without it (then
-    read with the cart's stream, one round trip fewer)."""
+    read with the cart's stream, one round trip fewer). ``decide`` returns None when nothing
+    would change (only with ``skus`` from the cart): nothing is appended."""
     await lock_cart(uow, cart_id)
     prices: dict[str, CatalogPrice] | None = None
+    recorded: list[RecordedEvent] = []
     if callable(skus):
-        cart, _ = await load_cart(uow, cart_id)
+        cart, recorded = await load_cart(uow, cart_id)
     else:
         cart, prices = await _load_cart_and_prices(uow, cart_id, skus)
     domain.ensure_access(cart, actor)
@@ -267,6 +269,8 @@ async def _edit(
         assert callable(skus)
         prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
+    if event is None:  # the cart stays as it is: a read of it waits for its last event
+        return CartResult(cart_id, cart.version, None, recorded[-1].position if recorded else None)
     await _append(uow, cart, [event], expected_version)
     # Written with the COMMIT: nothing after it reads the row, and only the cart's lock holder
     # writes it (commands.store.writes_at_commit).

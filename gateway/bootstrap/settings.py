@@ -58,6 +58,9 @@ class Settings:
     # second or more (over 5 s) is spread over ``stock_hot_buckets`` rows; 0 turns it off.
     stock_hot_reservations_per_second: float = 25.0
     stock_hot_buckets: int = 8
+    # This process's checkouts let at one stock row at once (the rest wait in our queue, where
+    # waiting costs PostgreSQL nothing: ``commands.inventory.row_gate``); 0: no limit.
+    stock_row_contenders: int = 3
     # An authorization the provider has said for this long it never received is given up (the
     # order is cancelled, the cart free again): two looks by reconciliation at least this far apart.
     payment_abandon_seconds: float = 120.0
@@ -160,6 +163,7 @@ class Settings:
                 "STOCK_HOT_RESERVATIONS_PER_SECOND", 25.0, non_negative=True
             ),
             stock_hot_buckets=_hot_buckets(read.integer("STOCK_HOT_BUCKETS", 8)),
+            stock_row_contenders=read.integer("STOCK_ROW_CONTENDERS", 3, non_negative=True),
             payment_abandon_seconds=read.seconds("PAYMENT_ABANDON_SECONDS", 120.0, zero_allowed=True),
             data_dir=Path(read.text("COMMERCE_DATA_DIR", ".data")),
             read_wait_seconds=read.seconds("READ_WAIT_SECONDS", 2.0, zero_allowed=True),

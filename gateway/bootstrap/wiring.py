@@ -15,6 +15,7 @@ from commands.handlers import inventory as inventory_handlers
 from commands.handlers import money as money_handlers
 from commands.handlers.catalog import upsert_product
 from commands.handlers.orders import OrderHandlers
+from commands.inventory.row_gate import StockRowGate
 from commands.messages.catalog import UpsertProduct
 from gateway.bootstrap.container import Container
 from gateway.bootstrap.payments import ProcessPaymentProvider
@@ -55,7 +56,10 @@ def wire(container: Container, runner_config: RunnerConfig | None = None) -> Ser
     lease = timedelta(seconds=settings.reservation_lease_seconds)
     settlement = PaymentSettlement(container.connections, payments, lease=lease)
     timeout = settings.payment_timeout_seconds
-    CheckoutSaga(settlement, reservation_lease=lease).register(bus, payment_timeout_seconds=timeout)
+    gate = StockRowGate(settings.stock_row_contenders)
+    CheckoutSaga(settlement, reservation_lease=lease, row_gate=gate).register(
+        bus, payment_timeout_seconds=timeout
+    )
     OrderHandlers(settlement).register(bus, payment_timeout_seconds=timeout)
 
     broker = OrderUpdatesBroker(container.redis, settings.redis_prefix)

@@ -14,7 +14,7 @@ the actual cost counts them the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -278,6 +279,24 @@ def actual_cost(
         elif isinstance(value, list):
             stack.extend(value)
     return count + weight
+
+
+# Codes of a root field refused before it ran (its caller may not run it): no work to charge for.
+_REFUSED_CODES = frozenset({"FORBIDDEN", "UNAUTHENTICATED"})
+
+
+def refused_root_fields(errors: Sequence[GraphQLError] | None) -> int:
+    """How many root fields (by response key) were refused before they ran."""
+    return len(
+        {
+            error.path[0]
+            for error in errors or ()
+            if error.path is not None
+            and len(error.path) == 1
+            and isinstance(error.original_error, GatewayError)
+            and error.original_error.code in _REFUSED_CODES
+        }
+    )
 
 
 def introspection_costs(

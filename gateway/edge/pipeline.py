@@ -27,7 +27,14 @@ from gateway.edge.addresses import TrustedProxies, buyer_address, client_address
 from gateway.edge.auth import Principal
 from gateway.edge.budget import BudgetPolicy, BudgetState
 from gateway.edge.clients import ApiClient
-from gateway.edge.cost import KnownCosts, actual_cost, cost_exceeded, introspection_costs, static_cost
+from gateway.edge.cost import (
+    KnownCosts,
+    actual_cost,
+    cost_exceeded,
+    introspection_costs,
+    refused_root_fields,
+    static_cost,
+)
 from gateway.edge.document_cache import DocumentCache, PreparedDocument
 from gateway.edge.errors import GatewayError
 from gateway.edge.etag import matches
@@ -417,7 +424,11 @@ class Pipeline:
         if failed_whole:
             actual = self.edge.rejected_cost if state is not None else 0
         else:
-            actual = actual_cost(result.data, checked.mutation_fields, self.cost_model, checked.introspection)
+            ran = checked.mutation_fields - refused_root_fields(result.errors)
+            actual = actual_cost(result.data, ran, self.cost_model, checked.introspection)
+            if ran < checked.mutation_fields and state is not None:
+                # A mutation refused to its caller ran nothing: it costs what a refusal costs.
+                actual = max(actual, self.edge.rejected_cost)
         if state is not None:
             # Charged in full, the excess over the estimate included, with the owner's next charge.
             state = state.settled(services.budget.settle(state.policy, checked.requested, actual))

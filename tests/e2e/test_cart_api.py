@@ -66,6 +66,11 @@ async def test_guest_cart_reads_its_own_writes(client: httpx.AsyncClient, runnin
         ("MUG", "8.50", "8.50"),
     ]
     tee, mug = (line["id"] for line in cart["lines"])
+    # A line set to the quantity it has changes nothing: no event, no new version, no position;
+    # the cart in the payload is the cart as it is.
+    unchanged = await _ok(client, UPDATE, {"id": cart["id"], "lines": [{"lineId": mug, "quantity": 1}]})
+    assert unchanged["userErrors"] == [] and unchanged["position"] is None
+    assert unchanged["cart"]["version"] == 2 and unchanged["cart"]["totalQuantity"] == 3
     updated = await _ok(client, UPDATE, {"id": cart["id"], "lines": [{"lineId": tee, "quantity": 0}]})
     assert [x["sku"] for x in updated["cart"]["lines"]] == ["MUG"]
     removed = await _ok(client, REMOVE, {"id": cart["id"], "ids": [mug]})

@@ -26,6 +26,11 @@ _SAMPLE = text(
     "WHERE r.sku = i.sku AND r.status IN ('active', 'committed')), 0) AS held "
     "FROM inventory_items i WHERE i.sku = 'HOT'"
 )
+# Backends of this database waiting for a row's lock (the hot SKU's: no other row is contended).
+_ROW_WAITERS = text(
+    "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE NOT l.granted AND l.locktype IN ('transactionid', 'tuple') AND a.datname = current_database()"
+)
 
 
 async def test_flash_sale_never_oversells(shop: Shop) -> None:
@@ -38,6 +43,7 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
 
     carts = await asyncio.gather(*(new_cart() for _ in range(BUYERS)))
     samples: list[tuple[int, int, int]] = []
+    row_waiters: list[int] = []
     done = asyncio.Event()
 
     async def sample() -> None:
@@ -46,6 +52,8 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
                 row = (await conn.execute(_SAMPLE)).one()
                 await conn.commit()
                 samples.append((int(row.on_hand), int(row.reserved), int(row.held)))
+                row_waiters.append(int((await conn.execute(_ROW_WAITERS)).scalar_one()))
+                await conn.commit()
                 await asyncio.sleep(0.005)  # sampling rate of the invariant while buyers race
 
     async def buy(i: int, cart: str) -> dict[str, Any]:
@@ -106,6 +114,10 @@ async def test_flash_sale_never_oversells(shop: Shop) -> None:
                 await shop.status_becomes(again["order"]["id"], "CONFIRMED", timeout=10.0)
 
     assert len(samples) > 10
+    # The gate (``commands.inventory.row_gate``): of the checkouts admitted to the row, one holds
+    # it and the rest wait in PostgreSQL; the other buyers wait in the gateway's queue.
+    contenders = shop.container.settings.stock_row_contenders
+    assert contenders > 0 and max(row_waiters) <= contenders - 1, sorted(row_waiters)[-5:]
     for on_hand, reserved, held in samples:
         assert on_hand == UNITS and 0 <= reserved <= on_hand, (on_hand, reserved)
         assert held == reserved

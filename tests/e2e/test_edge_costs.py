@@ -196,3 +196,30 @@ async def test_an_admin_editing_the_catalog_is_not_throttled_at_the_defaults(
         status = cost_of(response.json())["throttleStatus"]
         assert status["maximumAvailable"] == DEFAULTS.admin_budget_capacity
         assert Decimal(status["currentlyAvailable"]) > 0
+
+
+async def test_a_mutation_refused_to_its_caller_costs_a_refusal_not_a_mutation(
+    running: Container, tokens: JwtAuthenticator
+) -> None:
+    clock = FakeClock()
+    counting_budget(running, clock)
+    mutation = """
+    mutation($input: ProductUpsertInput!) {
+      productUpsert(input: $input) { position userErrors { code } product { id } }
+    }
+    """
+    variant_input = {"sku": "REFUSED-1", "title": "One", "price": "9.99"}
+    variables = {"input": {"handle": "refused-one", "title": "Refused", "variants": [variant_input]}}
+    customer = {"authorization": f"Bearer {tokens.mint('cust-refused', ['customer'])}"}
+    admin = {"authorization": f"Bearer {tokens.mint('admin-refused', ['admin'])}"}
+    async with edge_http(running) as http:
+        refused = (await post(http, {"query": mutation, "variables": variables}, headers=customer)).json()
+        assert codes(refused) == ["FORBIDDEN"]
+        cost = cost_of(refused)
+        assert cost["actualQueryCost"] == DEFAULTS.rejected_cost
+        left = DEFAULTS.budget_capacity - DEFAULTS.rejected_cost
+        assert cost["throttleStatus"]["currentlyAvailable"] == left
+        # The same mutation run by someone allowed to costs a mutation's weight.
+        ran = (await post(http, {"query": mutation, "variables": variables}, headers=admin)).json()
+        assert ran["data"]["productUpsert"]["userErrors"] == []
+        assert cost_of(ran)["actualQueryCost"] > DEFAULTS.rejected_cost

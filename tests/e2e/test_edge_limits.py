@@ -199,12 +199,13 @@ async def test_budget_exhausts_and_restores_over_time(container: Container, toke
 
 
 async def test_mutations_are_weighted(container: Container) -> None:
-    # 10 for the mutation + the payload + 10 (default list size) user errors; anonymous, so it does nothing.
+    # 10 for the mutation + the payload + 10 (default list size) user errors; anonymous, so it is
+    # refused before it runs and costs what a refusal costs.
     query = 'mutation { projectionRebuild(name: "search") { userErrors { message } } }'
     async with edge_http(container, max_cost=30) as http:
         body = (await post(http, {"query": query})).json()
         assert codes(body) == ["UNAUTHENTICATED"]
         assert body["extensions"]["cost"]["requestedQueryCost"] == 21
-        assert body["extensions"]["cost"]["actualQueryCost"] == 10
+        assert body["extensions"]["cost"]["actualQueryCost"] == EdgeSettings().rejected_cost
     async with edge_http(container, max_cost=30, mutation_cost=20) as http:
         assert codes((await post(http, {"query": query})).json()) == ["QUERY_COST_EXCEEDED"]

@@ -123,6 +123,21 @@ def test_change_quantities_sets_reprices_and_zero_removes() -> None:
     assert [(x.line_id, x.quantity, x.unit_price) for x in cart.lines] == [("1", 5, Decimal("18.00"))]
 
 
+def test_change_quantities_leaves_out_lines_set_to_what_they_are() -> None:
+    cart = new_cart(LineRequest("TEE", 2), LineRequest("MUG", 1))
+    assert domain.change_quantities(cart, [QuantityChange("1", 2), QuantityChange("2", 1)], PRICES) is None
+    # Only the line that changes is recorded.
+    event = domain.change_quantities(cart, [QuantityChange("1", 2), QuantityChange("2", 4)], PRICES)
+    assert event is not None and [x.line_id for x in event.lines] == ["2"]
+    # The same quantity at a new catalog price reprices the line: a change.
+    repriced = {**PRICES, "TEE": CatalogPrice("TEE", Decimal("18.00"), "USD", True)}
+    event = domain.change_quantities(cart, [QuantityChange("1", 2)], repriced)
+    assert event is not None and [(x.line_id, x.unit_price) for x in event.lines] == [("1", Decimal("18.00"))]
+    # Bad input is still refused, even beside lines that stay as they are.
+    with pytest.raises(DomainError):
+        domain.change_quantities(cart, [QuantityChange("1", 2), QuantityChange("9", 1)], PRICES)
+
+
 def test_change_quantities_rejects() -> None:
     cart = new_cart(LineRequest("TEE", 2), LineRequest("MUG", 1))
     withdrawn = {**PRICES, "MUG": CatalogPrice("MUG", Decimal("8.50"), "USD", False)}
@@ -143,7 +158,8 @@ def test_change_quantities_rejects() -> None:
         ("NOT_FOUND", ["lines", "4", "lineId"]),
     ]
     # Removing a withdrawn SKU's line is always allowed.
-    assert domain.change_quantities(cart, [QuantityChange("2", 0)], withdrawn).removed_line_ids == ("2",)
+    removal = domain.change_quantities(cart, [QuantityChange("2", 0)], withdrawn)
+    assert removal is not None and removal.removed_line_ids == ("2",)
 
 
 def test_remove_lines() -> None:
