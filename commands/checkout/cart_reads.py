@@ -30,6 +30,7 @@ class CartReads(NamedTuple):
     config: money_config.MoneyConfig  # for the cart's currency and the destination
     lease_end: datetime  # for ``reservations.prepare_new``
     tracked: list[str]
+    tracked_free: list[int]  # the free units of each of ``tracked``'s rows, as this read saw them
     number: int  # the order's, from ``order_numbers``
 
 
@@ -99,5 +100,6 @@ def _reads_of(row: Any, number: int) -> CartReads:
         money_config.config_of(row),
         row["lease_end"],
         row["tracked"],
+        row["tracked_free"],
         number,
     )

@@ -47,11 +47,11 @@ from commands.domain.pricing import price_cart
 from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
 from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
-from commands.inventory import reservations, stock_taking
+from commands.inventory import reservations, stock_rows, stock_taking
 from commands.inventory.reservations import OutOfStock, ReservationLine
 from commands.inventory.row_gate import StockRowGate
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
-from commands.metrics import CHECKOUT_OUTCOMES
+from commands.metrics import CHECKOUT_OUTCOMES, RESERVATION_CONFLICTS
 from commands.money import discount_uses
 from commands.store import idempotency
 from commands.store.driver import asyncpg_of
@@ -168,7 +168,11 @@ class CheckoutSaga:
                 [ReservationLine(line.sku, line.quantity) for line in priced.lines],
                 lease_end=reads.lease_end,
                 tracked=reads.tracked,
+                tracked_free=reads.tracked_free,
             )
+            if seen_short := reservations.short_when_read(pending):
+                RESERVATION_CONFLICTS.inc(len(seen_short))
+                raise OutOfStock(list(seen_short), ["cartId"], seen_short)
             placed = OrderPlaced(
                 order_id=order_id,
                 number=str(reads.number),
@@ -240,8 +244,9 @@ class CheckoutSaga:
                     await reservations.take(uow, pending)
             except OutOfStock as short:
                 # Named on the cart: its lines are what the buyer changes (as when stock runs
-                # out before the payment is confirmed).
-                raise OutOfStock(short.skus, ["cartId"]) from None
+                # out before the payment is confirmed), with what is left of each to ask for.
+                available = await stock_rows.available_of(uow.conn, short.skus)
+                raise OutOfStock(short.skus, ["cartId"], available) from None
             if charge.discount is not None:
                 # After the stock: buyers refused for stock never wait on the code's row.
                 customer_key = command.customer_id or cart.customer_id or f"email:{command.email.lower()}"

@@ -6,7 +6,7 @@ and conditional updates; these rules decide what to ask for and explain refusals
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from commands.errors import DomainError, InvalidInput
@@ -52,9 +52,20 @@ class OutOfStock(DomainError):
 
     code = "OUT_OF_STOCK"
 
-    def __init__(self, skus: Sequence[str], field: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        skus: Sequence[str],
+        field: Sequence[str] | None = None,
+        available: Mapping[str, int] | None = None,
+    ) -> None:
+        """``available``: free units of each short SKU when the refusal was decided, if known
+        (a buyer can then ask for what is left)."""
         self.skus = sorted(set(skus))
-        super().__init__(f"not enough stock for: {', '.join(self.skus)}", field, "OUT_OF_STOCK")
+        self.available = dict(available or {})
+        named = [
+            f"{sku} ({self.available[sku]} available)" if sku in self.available else sku for sku in self.skus
+        ]
+        super().__init__(f"not enough stock for: {', '.join(named)}", field, "OUT_OF_STOCK")
 
 
 def validate_sku(sku: str) -> None:

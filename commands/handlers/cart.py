@@ -270,6 +270,7 @@ async def _edit(
         prices = await load_prices(uow.conn, skus(cart))
     event = decide(cart, prices)
     if event is None:  # the cart stays as it is: a read of it waits for its last event
+        assert callable(skus), "only a decision on the cart as loaded (its events in hand) may be None"
         return CartResult(cart_id, cart.version, None, recorded[-1].position if recorded else None)
     await _append(uow, cart, [event], expected_version)
     # Written with the COMMIT: nothing after it reads the row, and only the cart's lock holder

@@ -115,6 +115,8 @@ class PendingReservation:
     lines: tuple[tuple[str, int], ...]
     # How many stock rows (buckets) each of them has; a SKU absent here has one.
     buckets: Mapping[str, int] = field(default_factory=dict)
+    # Their free units when read (``prepare_new``), over all their rows; absent when not read.
+    free: Mapping[str, int] = field(default_factory=dict)
 
 
 async def prepare(
@@ -147,26 +149,47 @@ async def prepare(
 
 
 def new_order_columns(skus: str, lease: str) -> str:
-    """The columns ``prepare_new`` reads (``lease_end``, ``tracked``), for a caller's query with
-    the order's SKUs (a ``text[]``) and the lease (an ``interval``) as the parameters named."""
+    """The columns ``prepare_new`` reads (``lease_end``, ``tracked``, ``tracked_free``), for a
+    caller's query with the order's SKUs (a ``text[]``) and the lease (an ``interval``) as the
+    parameters named. One snapshot: the rows and their free units agree."""
+    rows = f"FROM inventory_items WHERE sku = ANY({skus}::text[]) ORDER BY sku, bucket"
     return (
         f"now() + {lease}::interval AS lease_end, "
-        f"ARRAY(SELECT sku FROM inventory_items WHERE sku = ANY({skus}::text[])) AS tracked"
+        f"ARRAY(SELECT sku {rows}) AS tracked, ARRAY(SELECT on_hand - reserved {rows}) AS tracked_free"
     )
 
 
 def prepare_new(
-    order_id: str, lines: Sequence[ReservationLine], *, lease_end: datetime, tracked: Sequence[str]
+    order_id: str,
+    lines: Sequence[ReservationLine],
+    *,
+    lease_end: datetime,
+    tracked: Sequence[str],
+    tracked_free: Sequence[int] = (),
 ) -> PendingReservation:
     """``prepare`` for an order that cannot hold stock yet (its id was just made), from the
     columns of ``new_order_columns`` read with the caller's other reads."""
     wanted = merge_lines(lines)
     rows: dict[str, int] = {}
-    for sku in tracked:  # one entry per stock row: a hot SKU appears once per bucket
+    free: dict[str, int] = {}
+    for i, sku in enumerate(tracked):  # one entry per stock row: a hot SKU appears once per bucket
         rows[sku] = rows.get(sku, 0) + 1
+        if i < len(tracked_free):
+            free[sku] = free.get(sku, 0) + max(0, tracked_free[i])
     taking = tuple((sku, quantity) for sku, quantity in wanted if sku in rows)
     buckets = {sku: count for sku, count in rows.items() if count > 1}
-    return PendingReservation(order_id, lease_end if taking else None, taking, buckets)
+    return PendingReservation(order_id, lease_end if taking else None, taking, buckets, free)
+
+
+def short_when_read(pending: PendingReservation) -> dict[str, int]:
+    """The lines the stock did not have when ``prepare_new``'s columns were read, and what it had
+    of them: refused at once, without queueing for the rows (after a sale's last unit, every
+    buyer but the lucky few). A line the read found enough for is decided by the rows."""
+    return {
+        sku: pending.free[sku]
+        for sku, quantity in pending.lines
+        if sku in pending.free and pending.free[sku] < quantity
+    }
 
 
 async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:

@@ -24,10 +24,14 @@ from contextlib import asynccontextmanager
 
 
 class _Row:
-    __slots__ = ("admitted", "waiting")
+    """One SKU's places: how many are held, how many it has (``per_row`` x its stock rows, as
+    the latest checkout to arrive saw them), and who waits for one, in arrival order."""
 
-    def __init__(self) -> None:
+    __slots__ = ("admitted", "limit", "waiting")
+
+    def __init__(self, limit: int) -> None:
         self.admitted = 0
+        self.limit = limit
         self.waiting: deque[asyncio.Future[None]] = deque()
 
 
@@ -48,32 +52,40 @@ class StockRowGate:
         if not self.per_row:
             yield
             return
-        entered: list[str] = []
+        entered: list[tuple[str, _Row]] = []
         try:
             for sku in sorted(rows_by_sku):
-                await self._enter(sku, self.per_row * max(1, rows_by_sku[sku]))
-                entered.append(sku)
+                row = await self._enter(sku, self.per_row * max(1, rows_by_sku[sku]))
+                entered.append((sku, row))
             yield
         finally:
-            for sku in reversed(entered):
-                self._leave(sku)
+            for sku, row in reversed(entered):
+                self._leave(sku, row)
 
     def waiting(self, sku: str) -> int:
-        """Checkouts of this process waiting for ``sku`` (held places not counted)."""
+        """Checkouts of this process waiting for a place at ``sku``'s rows."""
         row = self._rows.get(sku)
         return 0 if row is None else sum(1 for waiter in row.waiting if not waiter.done())
 
     def holding(self, sku: str) -> int:
+        """Checkouts of this process holding a place at ``sku``'s rows."""
         row = self._rows.get(sku)
         return 0 if row is None else row.admitted
 
-    async def _enter(self, sku: str, limit: int) -> None:
+    def tracked(self) -> int:
+        """SKUs with a place held or waited for (the others are forgotten)."""
+        return len(self._rows)
+
+    async def _enter(self, sku: str, limit: int) -> _Row:
         row = self._rows.get(sku)
         if row is None:
-            row = self._rows[sku] = _Row()
-        if row.admitted < limit and not row.waiting:
+            row = self._rows[sku] = _Row(limit)
+        # The SKU may have been spread over buckets (or gathered) since the others arrived.
+        row.limit = limit
+        _admit_waiters(row)
+        if row.admitted < row.limit and not row.waiting:
             row.admitted += 1
-            return
+            return row
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row.waiting.append(waiter)
         try:
@@ -82,24 +94,30 @@ class StockRowGate:
             if waiter.cancelled():
                 if waiter in row.waiting:
                     row.waiting.remove(waiter)
+                _admit_waiters(row)
                 self._forget_if_idle(sku, row)
-            else:  # handed a place just as it was cancelled: hand it on
-                self._leave(sku)
+            else:  # given a place just as it was cancelled: give it on
+                self._leave(sku, row)
             raise
+        return row
 
-    def _leave(self, sku: str) -> None:
-        row = self._rows[sku]
-        # The place goes straight to the longest waiter (``admitted`` unchanged), so a newcomer
-        # cannot pass the queue between a leave and the waiter's wake-up.
-        while row.waiting:
-            waiter = row.waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+    def _leave(self, sku: str, row: _Row) -> None:
         row.admitted -= 1
+        _admit_waiters(row)
         self._forget_if_idle(sku, row)
 
     def _forget_if_idle(self, sku: str, row: _Row) -> None:
-        # One entry per SKU being bought, not per SKU ever bought.
-        if row.admitted == 0 and not row.waiting:
+        # One entry per SKU being bought, not per SKU ever bought; and only this entry: a
+        # newcomer may have made a new one for the SKU since this one was emptied.
+        if row.admitted == 0 and not row.waiting and self._rows.get(sku) is row:
             del self._rows[sku]
+
+
+def _admit_waiters(row: _Row) -> None:
+    # A place is counted when it is given, not when its waiter wakes: a newcomer arriving in
+    # between finds the places taken or the queue not empty, and cannot pass the queue.
+    while row.waiting and row.admitted < row.limit:
+        waiter = row.waiting.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            row.admitted += 1

@@ -121,3 +121,13 @@ _SET_ON_HAND = (
     "updated_at = now() FROM unnest($1::varchar[], $2::smallint[], $3::int[]) AS u(sku, bucket, on_hand) "
     f"WHERE i.sku = u.sku AND i.bucket = u.bucket RETURNING {ITEM_COLUMNS}"
 )
+
+
+async def available_of(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, int]:
+    """Free units of each tracked SKU (over all its buckets), as a new snapshot sees them."""
+    rows = await (await asyncpg_of(conn)).fetch(
+        "SELECT sku, sum(on_hand - reserved) AS free FROM inventory_items "
+        "WHERE sku = ANY($1::text[]) GROUP BY sku",
+        list(skus),
+    )
+    return {row["sku"]: max(0, int(row["free"])) for row in rows}

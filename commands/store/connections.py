@@ -45,14 +45,6 @@ URGENT_IN_A_ROW = 4
 # How long a unit of work waits for its turn, as SQLAlchemy's pool waits for a connection.
 WAIT_SECONDS = 30.0
 
-# Kept connections plan their statements once (``_open``): every statement of a unit of work
-# finds its rows by key, where the generic plan is the plan a custom one would be, and PostgreSQL
-# otherwise plans some of them again at every execution (about a tenth of its CPU in a flash
-# sale, docs/scaling.md section 9, twentieth round). Reset before a connection goes back to the
-# pool, whose other users (reads, projectors) keep PostgreSQL's own choice.
-GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
-POOL_PLANS = "RESET plan_cache_mode"
-
 # Whether the running task holds a kept connection (a context variable: per task).
 _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("holding_a_command_connection", default=False)
 
@@ -163,7 +155,7 @@ class CommandConnections:
             await discard(conn)
         elif self._closed:
             self._kept.discard(conn)
-            await _to_pool(conn)
+            await conn.close()
         else:
             self._hand_over(conn)
 
@@ -182,7 +174,7 @@ class CommandConnections:
                     waiter.set_result(None)
         try:
             for conn in self._forget_idle():
-                await _to_pool(conn)
+                await conn.close()
         finally:
             if self.announcer is not None:
                 await self.announcer.close()
@@ -200,13 +192,9 @@ class CommandConnections:
 
     async def _open(self) -> AsyncConnection:
         self._opening += 1
-        conn = None
         try:
             conn = await self.engine.connect()
-            await (await driver.asyncpg_of(conn)).execute(GENERIC_PLANS)
         except BaseException:
-            if conn is not None:
-                await discard(conn)
             self._hand_over(None)  # the slot is free again for the next waiter
             raise
         finally:
@@ -291,12 +279,3 @@ class CommandConnections:
         for _ in idle:
             self._hand_over(None)
         return idle
-
-
-async def _to_pool(conn: AsyncConnection) -> None:
-    try:
-        await (await driver.asyncpg_of(conn)).execute(POOL_PLANS)
-    except Exception:
-        await discard(conn)  # whatever its state, not back to the pool's other users
-        return
-    await conn.close()

@@ -424,7 +424,9 @@ class Pipeline:
         if failed_whole:
             actual = self.edge.rejected_cost if state is not None else 0
         else:
-            ran = checked.mutation_fields - refused_root_fields(result.errors)
+            # Only a mutation's root fields weigh anything: a query's refused field costs its objects (none).
+            refused = refused_root_fields(result.errors) if checked.mutation_fields else 0
+            ran = max(0, checked.mutation_fields - refused)
             actual = actual_cost(result.data, ran, self.cost_model, checked.introspection)
             if ran < checked.mutation_fields and state is not None:
                 # A mutation refused to its caller ran nothing: it costs what a refusal costs.

@@ -131,6 +131,8 @@ async def test_refusals_create_nothing_and_are_not_stored(shop: Shop) -> None:
     short = await shop.checkout(cart, "retry-me")
     assert [(e["code"], e["field"]) for e in short["userErrors"]] == [("OUT_OF_STOCK", ["input", "cartId"])]
     assert "TEE" in short["userErrors"][0]["message"] and "MUG" not in short["userErrors"][0]["message"]
+    # It says what is left, so the buyer can ask for that.
+    assert "TEE (1 available)" in short["userErrors"][0]["message"]
 
     stale = await shop.checkout(cart, "retry-me", expected_version=7)
     assert [(e["code"], e["field"]) for e in stale["userErrors"]] == [

@@ -223,3 +223,16 @@ async def test_a_mutation_refused_to_its_caller_costs_a_refusal_not_a_mutation(
         ran = (await post(http, {"query": mutation, "variables": variables}, headers=admin)).json()
         assert ran["data"]["productUpsert"]["userErrors"] == []
         assert cost_of(ran)["actualQueryCost"] > DEFAULTS.rejected_cost
+
+
+async def test_a_query_with_refused_fields_is_charged_what_it_returned(running: Container) -> None:
+    clock = FakeClock()
+    counting_budget(running, clock)
+    plain = {"query": "{ products(first: 1) { totalCount } }"}
+    refused = {"query": "{ products(first: 1) { totalCount } a: myCart { id } b: myCart { id } }"}
+    async with edge_http(running) as http:
+        alone = cost_of((await post(http, plain)).json())["actualQueryCost"]
+        body = (await post(http, refused)).json()
+        assert codes(body) == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
+        # Refused fields of a query return nothing and weigh nothing: no discount on the rest.
+        assert cost_of(body)["actualQueryCost"] == alone > 0

@@ -4,7 +4,6 @@ kept between units of work, never kept broken, and never more than asked for."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import Context
@@ -102,28 +101,18 @@ async def connections(container: Container) -> AsyncIterator[CommandConnections]
     assert container.engine.pool.checkedout() == 0
 
 
-async def test_kept_connections_plan_generically_and_go_back_to_the_pool_as_they_came(
-    container: Container,
+async def test_a_unit_of_works_transaction_plans_generically_and_only_it(
+    container: Container, connections: CommandConnections
 ) -> None:
-    connections = CommandConnections(container.engine, keep=1)
-    try:
-        async with UnitOfWork(connections, META) as uow:
-            raw = await asyncpg_of(uow.conn)
-            assert await raw.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-            kept_pid = await raw.fetchval("SELECT pg_backend_pid()")
-            await uow.commit()
-    finally:
-        await connections.close()
-    # Back in the pool, the session plans as PostgreSQL chooses again, for the pool's other users.
-    async with contextlib.AsyncExitStack() as held:
-        for _ in range(container.engine.pool.checkedin()):
-            conn = await held.enter_async_context(container.engine.connect())
-            raw = await asyncpg_of(conn)
-            if await raw.fetchval("SELECT pg_backend_pid()") == kept_pid:
-                assert await raw.fetchval("SHOW plan_cache_mode") == "auto"
-                break
-        else:
-            pytest.fail("the kept session did not go back to the pool")
+    async with container.engine.connect() as pooled:
+        pool_default = await (await asyncpg_of(pooled)).fetchval("SHOW plan_cache_mode")
+    assert pool_default != "force_generic_plan"
+    async with UnitOfWork(connections, META) as uow:
+        raw = await asyncpg_of(uow.conn)
+        assert await raw.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        await uow.commit()
+    # After the transaction the session plans as PostgreSQL chooses again, kept or not.
+    assert await raw.fetchval("SHOW plan_cache_mode") == pool_default
 
 
 async def test_a_failure_rolls_back_both_kinds_of_statement_and_keeps_the_connection(

@@ -24,7 +24,6 @@ from commands.errors import DomainError
 from commands.events.order import AddressData, OrderPlaced
 from commands.messages.cart import AddCartLines, CartActor, CreateCart, LineRequest
 from commands.messages.orders import CompleteCheckout
-from commands.store.connections import GENERIC_PLANS
 from commands.store.driver import asyncpg_of
 from commands.store.ledger.reader import load_stream
 from commands.store.unit_of_work import MessageMetadata
@@ -39,9 +38,8 @@ ADDRESS = AddressData(
 )
 
 
-# Once per connection: the driver's own per type (type introspection and its JIT switch), and a
-# kept connection's plan setting.
-DRIVER_SETUP = ("typeinfo_tree", "'jit'", GENERIC_PLANS)
+# The driver's own, once per connection and type (type introspection and its JIT switch).
+DRIVER_SETUP = ("typeinfo_tree", "'jit'")
 
 
 @contextmanager
@@ -58,7 +56,7 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
         return await extended(self, query, *args, **kwargs)
 
     async def counting_simple(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        if not args and asyncio.current_task() is task and query != GENERIC_PLANS:
+        if not args and asyncio.current_task() is task:
             counted[" ".join(str(query).split()[:3])] += 1
         return await simple(self, query, *args, **kwargs)
 

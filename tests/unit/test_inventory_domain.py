@@ -17,6 +17,7 @@ from commands.events.inventory import (
     StockReserved,
     StockSet,
 )
+from commands.inventory import reservations
 from commands.messages.inventory import AdjustStock, SetStock, StockResult
 
 LEVEL = StockLevel("SKU-1", on_hand=10, reserved=4)
@@ -78,6 +79,9 @@ def test_out_of_stock_names_every_sku_once() -> None:
     assert error.code == "OUT_OF_STOCK"
     assert error.skus == ["A", "B"]
     assert error.message == "not enough stock for: A, B"
+    # With what is left of each, when known.
+    told = OutOfStock(["B", "A"], ["cartId"], {"A": 2})
+    assert told.message == "not enough stock for: A (2 available), B" and told.available == {"A": 2}
 
 
 def test_events_round_trip_and_fold_takes_the_latest_numbers() -> None:
@@ -106,3 +110,22 @@ def test_request_hash_inputs_and_stored_responses() -> None:
     result = StockResult("S", 5, 2, 3, 42)
     replayed = StockResult.from_response(result.to_json())
     assert replayed.replayed and replayed == StockResult("S", 5, 2, 3, 42, replayed=True)
+
+
+def test_a_line_the_stock_read_found_short_is_refused_before_the_rows() -> None:
+    lease_end = datetime(2026, 1, 2, tzinfo=UTC)
+    lines = [ReservationLine("HOT", 2), ReservationLine("TEE", 1), ReservationLine("FREE", 5)]
+    # HOT in three buckets (1 + 0 + 0 free), TEE in one row with 4 free; FREE is not tracked.
+    pending = reservations.prepare_new(
+        "order-1",
+        lines,
+        lease_end=lease_end,
+        tracked=["HOT", "HOT", "HOT", "TEE"],
+        tracked_free=[1, 0, -1, 4],
+    )
+    assert pending.lines == (("HOT", 2), ("TEE", 1)) and pending.buckets == {"HOT": 3}
+    assert pending.free == {"HOT": 1, "TEE": 4}
+    assert reservations.short_when_read(pending) == {"HOT": 1}
+    # Without the free units read, the rows decide.
+    unread = reservations.prepare_new("order-2", lines, lease_end=lease_end, tracked=["HOT", "TEE"])
+    assert reservations.short_when_read(unread) == {}

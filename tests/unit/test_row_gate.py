@@ -43,7 +43,7 @@ async def test_admits_per_row_times_rows_and_queues_the_rest_in_arrival_order() 
     await asyncio.gather(*tasks, late)
     assert admitted == [0, 1, 2, 3, 4, 9]
     assert (gate.holding("HOT"), gate.waiting("HOT")) == (0, 0)
-    assert not gate._rows  # forgotten once idle
+    assert gate.tracked() == 0  # forgotten once idle
 
 
 async def test_a_sku_in_buckets_admits_per_row_for_each_bucket() -> None:
@@ -65,7 +65,7 @@ async def test_a_sku_in_buckets_admits_per_row_for_each_bucket() -> None:
     assert most == 16 and gate.waiting("HOT") == 24
     release.set()
     await asyncio.gather(*tasks)
-    assert most == 16 and not gate._rows
+    assert most == 16 and gate.tracked() == 0
 
 
 async def test_cancelled_while_waiting_leaves_the_queue() -> None:
@@ -90,7 +90,7 @@ async def test_cancelled_while_waiting_leaves_the_queue() -> None:
     release.set()
     await asyncio.gather(first, patient)
     assert order == ["first", "patient"]
-    assert not gate._rows
+    assert gate.tracked() == 0
 
 
 async def test_a_place_handed_to_a_cancelled_waiter_is_handed_on() -> None:
@@ -112,7 +112,7 @@ async def test_a_place_handed_to_a_cancelled_waiter_is_handed_on() -> None:
         await unlucky
     await asyncio.wait_for(patient, timeout=5)
     assert order == ["patient"]
-    assert not gate._rows
+    assert gate.tracked() == 0
 
 
 async def test_several_skus_are_entered_in_sku_order_so_two_carts_cannot_deadlock() -> None:
@@ -128,7 +128,7 @@ async def test_several_skus_are_entered_in_sku_order_so_two_carts_cannot_deadloc
     await asyncio.wait_for(
         asyncio.gather(*(checkout(("A", "B") if i % 2 else ("B", "A")) for i in range(20))), timeout=5
     )
-    assert len(entered) == 20 and not gate._rows
+    assert len(entered) == 20 and gate.tracked() == 0
 
 
 async def test_an_error_in_the_body_gives_the_places_back() -> None:
@@ -136,7 +136,7 @@ async def test_an_error_in_the_body_gives_the_places_back() -> None:
     with pytest.raises(RuntimeError):
         async with gate.admitted({"A": 1, "B": 1}):
             raise RuntimeError("out of stock")
-    assert not gate._rows
+    assert gate.tracked() == 0
     async with gate.admitted({"A": 1}):
         assert gate.holding("A") == 1
 
@@ -154,6 +154,93 @@ async def test_zero_admits_everyone() -> None:
             inside -= 1
 
     await asyncio.gather(*(checkout() for _ in range(10)))
-    assert most == 10 and not gate._rows
+    assert most == 10 and gate.tracked() == 0
     with pytest.raises(ValueError):
         StockRowGate(-1)
+
+
+async def test_a_waiter_cancelled_as_the_last_holder_leaves_corrupts_nothing() -> None:
+    """The cancelled waiter's task resumes after the SKU's entry was emptied and forgotten, and
+    after a newcomer made a new one: it must not remove the newcomer's, nor let anyone past."""
+    gate = StockRowGate(1)
+    inside: list[str] = []
+    release = asyncio.Event()
+
+    async def checkout(name: str) -> None:
+        async with gate.admitted({"HOT": 1}):
+            inside.append(name)
+            await release.wait()
+            inside.remove(name)
+
+    async with gate.admitted({"HOT": 1}):
+        quitter = asyncio.create_task(checkout("quitter"))
+        await _settle()
+        quitter.cancel()  # its future is cancelled now; its task runs later
+    # Left in the same turn: the entry is emptied and forgotten before the quitter resumes.
+    newcomer = asyncio.create_task(checkout("newcomer"))
+    second = asyncio.create_task(checkout("second"))
+    with contextlib.suppress(asyncio.CancelledError):
+        await quitter
+    await _settle()
+    assert quitter.cancelled()
+    assert inside == ["newcomer"], "one place, one checkout inside"
+    assert (gate.holding("HOT"), gate.waiting("HOT")) == (1, 1)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(newcomer, second), timeout=5)
+    assert gate.tracked() == 0
+
+
+async def test_places_follow_the_rows_a_sku_has_now() -> None:
+    """Spread over 8 buckets mid-sale, the SKU admits 8 times as many at once, queue or not;
+    gathered back to one row, it admits as few again as places are given back."""
+    gate = StockRowGate(2)
+    inside = most = 0
+    release = asyncio.Event()
+
+    async def checkout(rows: int) -> None:
+        nonlocal inside, most
+        async with gate.admitted({"HOT": rows}):
+            inside += 1
+            most = max(most, inside)
+            await release.wait()
+            inside -= 1
+
+    one_row = [asyncio.create_task(checkout(1)) for _ in range(10)]
+    await _settle()
+    assert (inside, gate.waiting("HOT")) == (2, 8)
+    spread = [asyncio.create_task(checkout(8)) for _ in range(20)]
+    await _settle()
+    assert inside == 16 and gate.waiting("HOT") == 14
+    gathered = asyncio.create_task(checkout(1))
+    await _settle()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*one_row, *spread, gathered), timeout=5)
+    assert most == 16 and gate.tracked() == 0
+
+
+async def test_gathered_back_to_one_row_no_place_is_given_on_past_the_new_limit() -> None:
+    gate = StockRowGate(1)
+    release_spread, release_gathered = asyncio.Event(), asyncio.Event()
+    inside = 0
+
+    async def checkout(rows: int, release: asyncio.Event) -> None:
+        nonlocal inside
+        async with gate.admitted({"HOT": rows}):
+            inside += 1
+            await release.wait()
+            inside -= 1
+
+    spread = [asyncio.create_task(checkout(4, release_spread)) for _ in range(4)]
+    await _settle()
+    assert inside == 4
+    gathered = [asyncio.create_task(checkout(1, release_gathered)) for _ in range(3)]
+    await _settle()
+    assert gate.waiting("HOT") == 3
+    release_spread.set()
+    await asyncio.gather(*spread)
+    await _settle()
+    # The four places of the spread SKU were given back; one row now has one place.
+    assert (inside, gate.holding("HOT"), gate.waiting("HOT")) == (1, 1, 2)
+    release_gathered.set()
+    await asyncio.wait_for(asyncio.gather(*gathered), timeout=5)
+    assert gate.tracked() == 0
