@@ -428,8 +428,9 @@ class Pipeline:
             refused = refused_root_fields(result.errors) if checked.mutation_fields else 0
             ran = max(0, checked.mutation_fields - refused)
             actual = actual_cost(result.data, ran, self.cost_model, checked.introspection)
-            if ran < checked.mutation_fields and state is not None:
-                # A mutation refused to its caller ran nothing: it costs what a refusal costs.
+            if state is not None and (ran < checked.mutation_fields or result.data is None):
+                # A mutation refused to its caller ran nothing, and an answer without data (a
+                # field refused, or its arguments) returned nothing: each costs what a refusal costs.
                 actual = max(actual, self.edge.rejected_cost)
         if state is not None:
             # Charged in full, the excess over the estimate included, with the owner's next charge.

@@ -236,3 +236,17 @@ async def test_a_query_with_refused_fields_is_charged_what_it_returned(running: 
         assert codes(body) == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
         # Refused fields of a query return nothing and weigh nothing: no discount on the rest.
         assert cost_of(body)["actualQueryCost"] == alone > 0
+
+
+async def test_an_answer_without_data_costs_a_refusal(running: Container) -> None:
+    clock = FakeClock()
+    counting_budget(running, clock)
+    async with edge_http(running) as http:
+        # Refused by a resolver for its arguments: nothing returned, the refusal's minimum charged.
+        body = (await post(http, {"query": "{ products(first: -1) { totalCount } }"})).json()
+        assert codes(body) == ["BAD_USER_INPUT"] and body["data"] is None
+        assert cost_of(body)["actualQueryCost"] == DEFAULTS.rejected_cost
+        assert (
+            cost_of(body)["throttleStatus"]["currentlyAvailable"]
+            == DEFAULTS.budget_capacity - DEFAULTS.rejected_cost
+        )
