@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 import traceback
@@ -125,6 +126,19 @@ async def _run_all(
     return failed
 
 
+async def _stopped_by_sigterm(run: Awaitable[list[str]]) -> list[str]:
+    """``run``, cancelled by SIGTERM as Ctrl-C cancels it: the stack then stops everything it
+    started (the embedded PostgreSQL would outlive a process killed outright)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.list:
@@ -138,10 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress()
     started = time.perf_counter()
     try:
-        failed = asyncio.run(_run_all(selected, args.quick, results_dir, progress))
+        # asyncio's own loop, as the baselines were measured on (not the gateway's uvloop).
+        failed = asyncio.run(_stopped_by_sigterm(_run_all(selected, args.quick, results_dir, progress)))
     except HarnessError as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
         return 2
+    except asyncio.CancelledError:
+        print("benchmarks: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("benchmarks: interrupted", file=sys.stderr)
         return 130
