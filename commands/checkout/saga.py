@@ -26,7 +26,6 @@ for it (CART_NOT_ACTIVE); a decline or cancellation frees the cart again.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -38,13 +37,13 @@ from commands.checkout import money as checkout_money
 from commands.checkout import payment_attempts as payment_ops
 from commands.checkout.payment_attempts import Attempt
 from commands.checkout.settle import Known, PaymentSettlement, Settled
+from commands.checkout.validation import validate
 from commands.domain import cart as cart_domain
 from commands.domain import order as order_domain
-from commands.domain.countries import NOT_A_COUNTRY, is_country
 from commands.domain.order import OrderStatus, PaymentStatus
 from commands.domain.order import stream_id as order_stream_id
 from commands.domain.pricing import price_cart
-from commands.errors import DomainError, InvalidInput, ValidationErrors, VersionConflict
+from commands.errors import DomainError, VersionConflict
 from commands.events.order import OrderEvent, OrderPlaced
 from commands.handlers import cart as cart_handlers
 from commands.inventory import reservations, stock_rows, stock_taking
@@ -53,7 +52,6 @@ from commands.inventory.row_gate import StockRowGate
 from commands.messages.orders import CompleteCheckout, ErrorInfo, OrderOutcome
 from commands.metrics import CHECKOUT_OUTCOMES, RESERVATION_CONFLICTS
 from commands.money import discount_uses
-from commands.store import idempotency
 from commands.store.driver import asyncpg_of
 from commands.store.idempotency import STARTED
 from commands.store.ledger import writer
@@ -61,8 +59,6 @@ from commands.store.phases import Phases
 from commands.store.unit_of_work import UnitOfWork
 
 PLACED = "order_placed"
-MAX_TEXT = 200
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
 class CheckoutSaga:
@@ -117,7 +113,8 @@ class CheckoutSaga:
     async def _place(self, command: CompleteCheckout, phases: Phases) -> tuple[Attempt, Known]:
         """Phase 1; returns the authorization attempt it recorded, and its order and cart as it
         left them (the settlement starts from them)."""
-        # The stock rows' gate is left after the unit of work ends (committed or rolled back).
+        # The stock rows' gate is left after the unit of work ends (committed or rolled back):
+        # the next checkout is let at a row only once this one no longer holds or waits for it.
         async with contextlib.AsyncExitStack() as gated, phases.unit_of_work() as uow:
             conn = await asyncpg_of(uow.conn)
             # The cart commands' lock (taken with the BEGIN): no line changes between this read
@@ -280,45 +277,3 @@ def _outcome(order_id: str, settled: Settled) -> OrderOutcome:
                 ErrorInfo("OUT_OF_STOCK", "stock ran out before the payment was confirmed", ("cartId",)),
             )
     return OrderOutcome(order_id, settled.position, errors)
-
-
-def validate(command: CompleteCheckout) -> None:
-    """Input shape, before anything is claimed or read."""
-    errors: list[DomainError] = []
-    try:
-        idempotency.validate_key(command.idempotency_key, ["idempotencyKey"])
-    except DomainError as exc:
-        errors.append(exc)
-    if len(command.email) > 254 or not _EMAIL.match(command.email):
-        errors.append(InvalidInput("email must be an address like name@example.com", ["email"]))
-    address = command.shipping_address
-    required = {
-        "name": address.name,
-        "line1": address.line1,
-        "city": address.city,
-        "postalCode": address.postal_code,
-    }
-    for name, value in required.items():
-        if not value.strip() or len(value) > MAX_TEXT:
-            errors.append(
-                InvalidInput(f"{name} must be 1 to {MAX_TEXT} characters", ["shippingAddress", name])
-            )
-    if address.line2 is not None and len(address.line2) > MAX_TEXT:
-        errors.append(
-            InvalidInput(f"line2 must be at most {MAX_TEXT} characters", ["shippingAddress", "line2"])
-        )
-    if not is_country(address.country_code):
-        errors.append(InvalidInput(NOT_A_COUNTRY, ["shippingAddress", "countryCode"]))
-    if address.region is not None and not 0 < len(address.region) <= cart_domain.MAX_CODE:
-        errors.append(
-            InvalidInput(
-                f"region must be 1 to {cart_domain.MAX_CODE} characters", ["shippingAddress", "region"]
-            )
-        )
-    for name, code in (("shippingMethod", command.shipping_method), ("discountCode", command.discount_code)):
-        if code is not None and not 0 < len(code) <= cart_domain.MAX_CODE:
-            errors.append(InvalidInput(f"{name} must be 1 to {cart_domain.MAX_CODE} characters", [name]))
-    if not command.payment_token or len(command.payment_token) > 255:
-        errors.append(InvalidInput("payment token must be 1 to 255 characters", ["payment", "token"]))
-    if errors:
-        raise ValidationErrors(errors)

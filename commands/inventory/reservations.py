@@ -17,8 +17,7 @@ SKUs without an ``inventory_items`` row are untracked: never reserved, never sho
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +41,7 @@ from commands.events.inventory import (
     StockReserved,
     StockShipped,
 )
+from commands.inventory.pending import PendingReservation, new_order_columns, prepare_new, short_when_read
 from commands.inventory.reservation_rows import (
     lock_reservations,
     order_uuid,
@@ -76,6 +76,7 @@ __all__ = [
     "rereserve",
     "reservation_status",
     "reserve",
+    "short_when_read",
     "take",
 ]
 
@@ -102,21 +103,6 @@ async def reserve(
     for an order that already holds stock returns the existing expiry.
     """
     return await take(uow, await prepare(uow, order_id, lines, lease=lease))
-
-
-@dataclass(frozen=True)
-class PendingReservation:
-    """What ``take`` will reserve for an order, decided before any stock row is touched."""
-
-    order_id: str
-    # The lease's end when a line is tracked (or the order's existing expiry); None otherwise.
-    expires_at: datetime | None
-    # Tracked SKUs and quantities, in lock (SKU) order; empty when the order holds stock already.
-    lines: tuple[tuple[str, int], ...]
-    # How many stock rows (buckets) each of them has; a SKU absent here has one.
-    buckets: Mapping[str, int] = field(default_factory=dict)
-    # Their free units when read (``prepare_new``), over all their rows; absent when not read.
-    free: Mapping[str, int] = field(default_factory=dict)
 
 
 async def prepare(
@@ -146,50 +132,6 @@ async def prepare(
         expiry = max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
         return PendingReservation(order_id, expiry, ())
     return prepare_new(order_id, lines, lease_end=found[0]["lease_end"], tracked=found[0]["tracked"])
-
-
-def new_order_columns(skus: str, lease: str) -> str:
-    """The columns ``prepare_new`` reads (``lease_end``, ``tracked``, ``tracked_free``), for a
-    caller's query with the order's SKUs (a ``text[]``) and the lease (an ``interval``) as the
-    parameters named. One snapshot: the rows and their free units agree."""
-    rows = f"FROM inventory_items WHERE sku = ANY({skus}::text[]) ORDER BY sku, bucket"
-    return (
-        f"now() + {lease}::interval AS lease_end, "
-        f"ARRAY(SELECT sku {rows}) AS tracked, ARRAY(SELECT on_hand - reserved {rows}) AS tracked_free"
-    )
-
-
-def prepare_new(
-    order_id: str,
-    lines: Sequence[ReservationLine],
-    *,
-    lease_end: datetime,
-    tracked: Sequence[str],
-    tracked_free: Sequence[int] = (),
-) -> PendingReservation:
-    """``prepare`` for an order that cannot hold stock yet (its id was just made), from the
-    columns of ``new_order_columns`` read with the caller's other reads."""
-    wanted = merge_lines(lines)
-    rows: dict[str, int] = {}
-    free: dict[str, int] = {}
-    for i, sku in enumerate(tracked):  # one entry per stock row: a hot SKU appears once per bucket
-        rows[sku] = rows.get(sku, 0) + 1
-        if i < len(tracked_free):
-            free[sku] = free.get(sku, 0) + max(0, tracked_free[i])
-    taking = tuple((sku, quantity) for sku, quantity in wanted if sku in rows)
-    buckets = {sku: count for sku, count in rows.items() if count > 1}
-    return PendingReservation(order_id, lease_end if taking else None, taking, buckets, free)
-
-
-def short_when_read(pending: PendingReservation) -> dict[str, int]:
-    """The lines the stock did not have when ``prepare_new``'s columns were read, and what it had
-    of them: refused at once, without queueing for the rows (after a sale's last unit, every
-    buyer but the lucky few). A line the read found enough for is decided by the rows."""
-    return {
-        sku: pending.free[sku]
-        for sku, quantity in pending.lines
-        if sku in pending.free and pending.free[sku] < quantity
-    }
 
 
 async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:
