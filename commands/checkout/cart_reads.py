@@ -18,7 +18,7 @@ from commands.domain import cart as cart_domain
 from commands.domain.cart import Cart
 from commands.domain.pricing import Variant, skus
 from commands.handlers import cart as cart_handlers
-from commands.inventory import reservations
+from commands.inventory import pending, reservations
 from commands.money import config as money_config
 from commands.store.driver import PgConnection
 from commands.store.ledger.reader import RECORDED_COLUMNS, recorded_event
@@ -99,7 +99,6 @@ def _reads_of(row: Any, number: int) -> CartReads:
         variants,
         money_config.config_of(row),
         row["lease_end"],
-        row["tracked"],
-        row["tracked_free"],
+        *pending.tracked_rows(row["tracked"]),
         number,
     )

@@ -31,14 +31,20 @@ class PendingReservation:
 
 
 def new_order_columns(skus: str, lease: str) -> str:
-    """The columns ``prepare_new`` reads (``lease_end``, ``tracked``, ``tracked_free``), for a
-    caller's query with the order's SKUs (a ``text[]``) and the lease (an ``interval``) as the
-    parameters named. One snapshot: the rows and their free units agree."""
-    rows = f"FROM inventory_items WHERE sku = ANY({skus}::text[]) ORDER BY sku, bucket"
+    """The columns ``prepare_new`` reads (``lease_end``; ``tracked``: each stock row's SKU and
+    free units, read by ``tracked_rows``), for a caller's query with the order's SKUs (a
+    ``text[]``) and the lease (an ``interval``) as the parameters named."""
     return (
         f"now() + {lease}::interval AS lease_end, "
-        f"ARRAY(SELECT sku {rows}) AS tracked, ARRAY(SELECT on_hand - reserved {rows}) AS tracked_free"
+        "ARRAY(SELECT ROW(sku, on_hand - reserved) FROM inventory_items "
+        f"WHERE sku = ANY({skus}::text[]) ORDER BY sku, bucket) AS tracked"
     )
+
+
+def tracked_rows(tracked: Sequence[tuple[str, int]]) -> tuple[list[str], list[int]]:
+    """``new_order_columns``' ``tracked`` as ``prepare_new`` takes it: the rows' SKUs, and their
+    free units in the same order."""
+    return [sku for sku, _ in tracked], [free for _, free in tracked]
 
 
 def prepare_new(

@@ -41,7 +41,13 @@ from commands.events.inventory import (
     StockReserved,
     StockShipped,
 )
-from commands.inventory.pending import PendingReservation, new_order_columns, prepare_new, short_when_read
+from commands.inventory.pending import (
+    PendingReservation,
+    new_order_columns,
+    prepare_new,
+    short_when_read,
+    tracked_rows,
+)
 from commands.inventory.reservation_rows import (
     lock_reservations,
     order_uuid,
@@ -131,7 +137,10 @@ async def prepare(
             raise InvalidStateTransition(f"order {order_id} already had its reservations; use rereserve")
         expiry = max((r["expires_at"] for r in existing if r["status"] == ACTIVE), default=None)
         return PendingReservation(order_id, expiry, ())
-    return prepare_new(order_id, lines, lease_end=found[0]["lease_end"], tracked=found[0]["tracked"])
+    tracked, tracked_free = tracked_rows(found[0]["tracked"])
+    return prepare_new(
+        order_id, lines, lease_end=found[0]["lease_end"], tracked=tracked, tracked_free=tracked_free
+    )
 
 
 async def take(uow: UnitOfWork, pending: PendingReservation) -> datetime | None:

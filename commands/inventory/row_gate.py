@@ -94,7 +94,6 @@ class StockRowGate:
             if waiter.cancelled():
                 if waiter in row.waiting:
                     row.waiting.remove(waiter)
-                _admit_waiters(row)
                 self._forget_if_idle(sku, row)
             else:  # given a place just as it was cancelled: give it on
                 self._leave(sku, row)
