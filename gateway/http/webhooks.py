@@ -14,6 +14,7 @@ import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from commands.checkout import webhooks as checkout_webhooks
 from commands.checkout.webhooks import InvalidWebhook
@@ -29,6 +30,18 @@ MAX_SIGNATURE_HEADER_CHARS = 1024
 
 def _refuse(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+async def serve_payment_webhook(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /webhooks/payments`` as an ASGI app of its own, called by ``GatewayApp`` without
+    Starlette's router and error middleware. A failure is logged here, inside the request (so
+    with its id), and answered with a masked 500: the provider sends the event again."""
+    try:
+        response = await payment_webhook(Request(scope, receive, send))
+    except Exception:
+        log.exception("payment webhook failed")
+        response = _refuse(500, "internal", "the event could not be handled; send it again")
+    await response(scope, receive, send)
 
 
 async def payment_webhook(request: Request) -> Response:

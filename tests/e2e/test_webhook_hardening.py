@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from commands.payments import SIGNATURE_HEADER
+from gateway.http import webhooks
 from gateway.http.webhooks import MAX_BODY_BYTES
 
 CHUNK = b"x" * (1024 * 1024)
@@ -67,3 +70,36 @@ async def test_malformed_signature_headers_are_400(client: httpx.AsyncClient) ->
         )
         assert response.status_code == 400, (header[:40], response.status_code)
         assert response.json()["error"]["type"] == "invalid_signature"
+
+
+async def test_a_failing_webhook_is_a_masked_500_logged_with_its_request_id(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The handler is sent the request without Starlette's error middleware: it answers its own
+    # failures. A broken signature check stands in for any fault past the HTTP layer.
+    def broken(*_args: object) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(webhooks, "verify", broken)
+    with caplog.at_level(logging.ERROR, logger="gateway.webhooks"):
+        response = await client.post(
+            "/webhooks/payments",
+            content=b"{}",
+            headers={
+                SIGNATURE_HEADER: "t=1,v1=00",
+                "content-type": "application/json",
+                "x-request-id": "wh-500",
+            },
+        )
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "wh-500"
+    assert response.json()["error"]["type"] == "internal"
+    assert "secret detail" not in response.text
+    failures = [r for r in caplog.records if r.getMessage() == "payment webhook failed"]
+    assert failures and failures[0].exc_info is not None
+    assert "secret detail" in str(failures[0].exc_info[1])
+
+
+async def test_other_methods_on_the_webhook_path_are_405(client: httpx.AsyncClient) -> None:
+    response = await client.get("/webhooks/payments")
+    assert response.status_code == 405
