@@ -15,7 +15,7 @@ from gateway.http.graphql_view import GatewaySchema, GraphQLView
 from gateway.http.health import healthz, readyz
 from gateway.http.metrics import metrics_endpoint
 from gateway.http.middleware import RequestIdMiddleware
-from gateway.http.webhooks import payment_webhook, serve_payment_webhook
+from gateway.http.webhooks import payment_webhook
 from gateway.schema.root import Mutation, Query, Subscription, extra_types
 from gateway.schema.scalars import SCALAR_MAP
 
@@ -30,9 +30,6 @@ def build_schema() -> GatewaySchema:
     )
 
 
-WEBHOOK_PATH = "/webhooks/payments"
-
-
 def _routes(view: GraphQLView) -> list[Route | WebSocketRoute]:
     return [
         Route("/graphql", view),
@@ -40,24 +37,20 @@ def _routes(view: GraphQLView) -> list[Route | WebSocketRoute]:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
-        # POST is dispatched before the router (GatewayApp._dispatch); the route answers the rest (405).
-        Route(WEBHOOK_PATH, payment_webhook, methods=["POST"]),
+        Route("/webhooks/payments", payment_webhook, methods=["POST"]),
         *ADMIN_ROUTES,
     ]
 
 
 class GatewayApp(Starlette):
-    """Starlette, with GraphQL over HTTP sent straight to its view, and the provider's webhooks
-    straight to their handler.
+    """Starlette, with GraphQL over HTTP sent straight to its view.
 
     ``POST /graphql`` is nearly every request, and Starlette's error and exception middleware,
     router and route wrappers cost it about 4 % of a purchase's CPU while doing nothing for it:
-    the view answers every failure itself (a masked 500 included). ``POST /webhooks/payments``
-    answers its failures itself too, and logs them with the request's id, which Starlette's
-    error middleware could not (it re-raised them to the server, past our middleware). The
-    middleware (ours, and any added with ``add_middleware``) is built once, around a dispatch
-    that sends exactly those two to their handlers and everything else (the websocket on
-    ``/graphql`` too) through Starlette's own stack and router, as before.
+    the view answers every failure itself (a masked 500 included). The middleware (ours, and any
+    added with ``add_middleware``) is built once, around a dispatch that sends exactly that path
+    to the view and everything else (the websocket on ``/graphql`` too) through Starlette's own
+    stack and router, as before.
     """
 
     def __init__(self, view: GraphQLView) -> None:
@@ -83,15 +76,10 @@ class GatewayApp(Starlette):
         await self._stack(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            path = scope["path"]
-            if path == "/graphql":
-                await self._view(scope, receive, send)
-                return
-            if path == WEBHOOK_PATH and scope["method"] == "POST":
-                await serve_payment_webhook(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] == "/graphql" and not scope.get("root_path"):
+            await self._view(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def build_app(container: Container) -> Starlette:

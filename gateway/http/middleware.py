@@ -60,6 +60,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette's error middleware answers a route's failure with a masked 500, then
+            # raises it to the server, whose log line would come after the ids were reset.
+            log.exception(
+                "request failed", extra={"request_id": request_id, "correlation_id": correlation_id}
+            )
+            raise
         finally:
             if scope["type"] == "http":
                 elapsed = time.perf_counter() - started

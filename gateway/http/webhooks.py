@@ -14,7 +14,6 @@ import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from commands.checkout import webhooks as checkout_webhooks
 from commands.checkout.webhooks import InvalidWebhook
@@ -32,19 +31,17 @@ def _refuse(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
-async def serve_payment_webhook(scope: Scope, receive: Receive, send: Send) -> None:
-    """``POST /webhooks/payments`` as an ASGI app of its own, called by ``GatewayApp`` without
-    Starlette's router and error middleware. A failure is logged here, inside the request (so
-    with its id), and answered with a masked 500: the provider sends the event again."""
+async def payment_webhook(request: Request) -> Response:
+    """A failure past the HTTP layer is logged here, inside the request (so with its id), and
+    answered with a masked 500: the provider sends the event again."""
     try:
-        response = await payment_webhook(Request(scope, receive, send))
+        return await _receive(request)
     except Exception:
         log.exception("payment webhook failed")
-        response = _refuse(500, "internal", "the event could not be handled; send it again")
-    await response(scope, receive, send)
+        return _refuse(500, "internal", "the event could not be handled; send it again")
 
 
-async def payment_webhook(request: Request) -> Response:
+async def _receive(request: Request) -> Response:
     container = request.app.state.container
     try:
         body = await read_body(request, MAX_BODY_BYTES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from commands.payments import SIGNATURE_HEADER
-from gateway.http import webhooks
+from gateway.http import metrics, webhooks
 from gateway.http.webhooks import MAX_BODY_BYTES
 
 CHUNK = b"x" * (1024 * 1024)
@@ -75,8 +76,8 @@ async def test_malformed_signature_headers_are_400(client: httpx.AsyncClient) ->
 async def test_a_failing_webhook_is_a_masked_500_logged_with_its_request_id(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The handler is sent the request without Starlette's error middleware: it answers its own
-    # failures. A broken signature check stands in for any fault past the HTTP layer.
+    # The handler answers its own failures (the provider gets JSON it can read). A broken
+    # signature check stands in for any fault past the HTTP layer.
     def broken(*_args: object) -> None:
         raise RuntimeError("secret detail")
 
@@ -103,3 +104,21 @@ async def test_a_failing_webhook_is_a_masked_500_logged_with_its_request_id(
 async def test_other_methods_on_the_webhook_path_are_405(client: httpx.AsyncClient) -> None:
     response = await client.get("/webhooks/payments")
     assert response.status_code == 405
+
+
+async def test_a_failing_route_is_logged_with_its_request_id(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Any route but GraphQL and the webhook: Starlette answers the masked 500 and raises the
+    # failure on, past the middleware that holds the request's id.
+    def broken() -> bytes:
+        raise RuntimeError("metrics detail")
+
+    monkeypatch.setattr(metrics, "generate_latest", broken)
+    with caplog.at_level(logging.ERROR, logger="gateway.access"), contextlib.suppress(RuntimeError):
+        response = await client.get("/metrics", headers={"x-request-id": "route-500"})
+        assert response.status_code == 500
+        assert "metrics detail" not in response.text
+    failures = [r for r in caplog.records if r.getMessage() == "request failed"]
+    assert failures and getattr(failures[0], "request_id", None) == "route-500"
+    assert failures[0].exc_info is not None and "metrics detail" in str(failures[0].exc_info[1])
