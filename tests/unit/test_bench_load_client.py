@@ -48,6 +48,8 @@ async def _answer(server: Server, reader: asyncio.StreamReader, writer: asyncio.
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n"
                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
                 )
+            elif path == "/unchanged":
+                writer.write(b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\n\r\n')
             elif path == "/close":
                 writer.write(b"HTTP/1.1 503 Busy\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy")
                 await writer.drain()
@@ -94,6 +96,15 @@ async def test_a_chunked_body_is_joined(server: Server) -> None:
     async with _client(server) as client:
         reply = await client.get("/chunked")
     assert reply.content == b"hello world" and reply.headers["x-a"] == "1"
+
+
+async def test_a_304_ends_without_a_body_and_its_socket_serves_the_next_request(server: Server) -> None:
+    async with _client(server) as client:
+        unchanged = await client.get("/unchanged", headers={"If-None-Match": '"v1"'})
+        after = await client.get("/next")
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == '"v1"'
+    assert after.status_code == 200 and server.connections == 1
+    assert server.requests[0][1]["if-none-match"] == '"v1"'
 
 
 async def test_a_connection_the_server_closes_is_not_reused(server: Server) -> None:
