@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from commands.domain.currencies import minor_units
-from commands.errors import DomainError, InvalidInput
+from commands.errors import DomainError, InvalidInput, NotFound
 
 STANDARD, REDUCED, ZERO = "standard", "reduced", "zero"
 TAX_CATEGORIES = (STANDARD, REDUCED, ZERO)
@@ -188,8 +188,10 @@ def choose_shipping(
     if code is None:
         raise ShippingMethodRequired("choose a shipping method", field)
     method = next((m for m in methods if m.code == code), None)
-    price = None if method is None else method.price_for(currency, destination, subtotal)
-    if method is None or price is None:
+    if method is None:
+        raise NotFound(f"there is no shipping method {code}", field)
+    price = method.price_for(currency, destination, subtotal)
+    if price is None:
         raise ShippingMethodIneligible(f"the shipping method {code} cannot ship this cart there", field)
     return method, price
 
@@ -206,7 +208,7 @@ def choose_named_shipping(
     ships without methods (a name then is a mistake to report, not a free delivery)."""
     chosen = choose_shipping(methods, code, currency, destination, subtotal, field)
     if chosen is None:
-        raise ShippingMethodIneligible(f"the shipping method {code} cannot ship this cart there", field)
+        raise NotFound(f"there is no shipping method {code}: this store ships without methods", field)
     return chosen
 
 

@@ -14,3 +14,10 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not at least 1")
     return value
+
+
+def subject(text: str) -> str:
+    """A token's subject: the gateway refuses a token whose ``sub`` is empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text

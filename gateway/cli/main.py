@@ -24,7 +24,7 @@ from gateway.cli import catalog as catalog_cli
 from gateway.cli import edge as edge_cli
 from gateway.cli import signals
 from gateway.cli import workers as workers_cli
-from gateway.cli.arguments import positive_int
+from gateway.cli.arguments import positive_int, subject
 from gateway.cli.outcome import PartlyRefused
 from gateway.cli.signals import Interrupted, StopSignals
 
@@ -276,7 +276,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(workers_cli.LISTEN_FD_OPTION, type=int, default=None, help=argparse.SUPPRESS)
     sub.add_parser("migrate", help="apply database migrations")
     token = sub.add_parser("token", help="print a development JWT")
-    token.add_argument("--sub", required=True)
+    token.add_argument("--sub", type=subject, required=True, help="the caller's id (customer id, agent name)")
     token.add_argument("--role", action="append", required=True, choices=["customer", "support", "admin"])
     token.add_argument("--ttl", type=positive_int, default=3600, help="seconds until expiry")
     sub.add_parser("project", help="run the projector workers alone")

@@ -303,7 +303,7 @@ class Pipeline:
             return None, decision
         state = await services.budget.charge_small(policy, NOT_MODIFIED_COST)
         if state is not None and not state.allowed:
-            error = _rate_limited(state)
+            error = _rate_limited(state, NOT_MODIFIED_COST)
             count_rejection(error)
             body = _error_body(error, request_id, _cost(0, NOT_MODIFIED_COST, state))
             refused = Outcome(body, error=error, operation_name=params.operation_name, codes=[error.code])
@@ -317,7 +317,7 @@ class Pipeline:
         charged = self.edge.rejected_cost
         state = await services.budget.charge(self.policy(caller, services), charged)
         if state is not None and not state.allowed:
-            exc = _rate_limited(state)
+            exc = _rate_limited(state, charged)
         return Outcome(_error_body(exc, request_id, _cost(0, charged, state)), error=exc, codes=[exc.code])
 
     async def admit_subscription(
@@ -371,7 +371,7 @@ class Pipeline:
         except _Invalid as invalid:
             charges.state = await services.budget.charge(policy, self.edge.rejected_cost)
             if charges.state is not None and not charges.state.allowed:
-                raise _rate_limited(charges.state) from None
+                raise _rate_limited(charges.state, self.edge.rejected_cost) from None
             return resolved.text, prepared, invalid.errors
         charges.requested = checked.requested
         refuse(checked.operation.operation)
@@ -381,7 +381,7 @@ class Pipeline:
         charges.registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
         charges.state = await services.budget.charge(policy, checked.requested + charges.registration)
         if charges.state is not None and not charges.state.allowed:
-            raise _rate_limited(charges.state)
+            raise _rate_limited(charges.state, checked.requested + charges.registration)
         if resolved.register_apq:
             await services.resolver.register_apq(resolved)
         return resolved.text, prepared, checked
@@ -395,7 +395,7 @@ class Pipeline:
         charged = self.edge.rejected_cost
         charges.state = await services.budget.charge(policy, charged)
         if charges.state is not None and not charges.state.allowed:
-            error = _rate_limited(charges.state)
+            error = _rate_limited(charges.state, charged)
         return error, charged
 
     async def _execute(
@@ -428,9 +428,13 @@ class Pipeline:
             refused = refused_root_fields(result.errors) if checked.mutation_fields else 0
             ran = max(0, checked.mutation_fields - refused)
             actual = actual_cost(result.data, ran, self.cost_model, checked.introspection)
-            if state is not None and (ran < checked.mutation_fields or result.data is None):
+            nothing_returned = result.data is None or (
+                bool(result.errors) and all(value is None for value in result.data.values())
+            )
+            if state is not None and (ran < checked.mutation_fields or nothing_returned):
                 # A mutation refused to its caller ran nothing, and an answer without data (a
-                # field refused, or its arguments) returned nothing: each costs what a refusal costs.
+                # field refused, or its arguments, or every field failed: a read that waited out
+                # its consistentWith bound) returned nothing: each costs what a refusal costs.
                 actual = max(actual, self.edge.rejected_cost)
         if state is not None:
             # Charged in full, the excess over the estimate included, with the owner's next charge.
@@ -478,11 +482,14 @@ def count_rejection(error: GatewayError | None) -> None:
     RATE_LIMIT_REJECTIONS.labels(reason).inc()
 
 
-def _rate_limited(state: BudgetState) -> GatewayError:
+def _rate_limited(state: BudgetState, needed: int) -> GatewayError:
+    retry = math.ceil(state.retry_after_seconds * 1000) / 1000
+    available, capacity = max(0, math.floor(state.available)), state.policy.capacity
     return GatewayError(
         "RATE_LIMITED",
-        "The cost budget is exhausted; retry later",
-        retryAfterSeconds=math.ceil(state.retry_after_seconds * 1000) / 1000,
+        f"The cost budget is short: this request costs {needed}, {available} of {capacity} are "
+        f"available now; retry in {retry:g} s",
+        retryAfterSeconds=retry,
     )
 
 

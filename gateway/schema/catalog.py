@@ -203,7 +203,7 @@ async def wait_for_search(info: Info, position: int | None) -> None:
 
 async def resolve_product(info: Info, id: strawberry.ID | None, handle: str | None) -> Product | None:
     if (id is None) == (handle is None):
-        raise bad_user_input("give exactly one of id and handle")
+        raise bad_user_input("give exactly one of id and handle", argument="id" if id is None else "handle")
     if id is not None:
         parsed = parse_global_id(str(id), "Product")
         view = None if parsed is None else await loaders.by_id(info).load(parsed[1])

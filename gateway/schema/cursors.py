@@ -17,14 +17,14 @@ def decode_cursor(tag: str, cursor: str) -> Any:
     try:
         decoded = codec.decode(cursor)
     except codec.MalformedCursor:
-        raise bad_user_input("`after` is not a cursor from this connection", argument="after") from None
+        raise bad_user_input("after is not a cursor from this connection", argument="after") from None
     if not isinstance(decoded, list) or len(decoded) != 2 or decoded[0] != tag:
-        raise bad_user_input("`after` is not a cursor from this connection", argument="after")
+        raise bad_user_input("after is not a cursor from this connection", argument="after")
     return decoded[1]
 
 
 def check_first(first: int | None, default: int, maximum: int) -> int:
     value = default if first is None else first
     if not 1 <= value <= maximum:
-        raise bad_user_input(f"`first` must be between 1 and {maximum}", argument="first")
+        raise bad_user_input(f"first must be between 1 and {maximum}", argument="first")
     return value

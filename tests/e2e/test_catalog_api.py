@@ -229,6 +229,17 @@ async def test_products_argument_errors_are_bad_user_input(client: httpx.AsyncCl
         assert error_codes(await gql(client, SEARCH, variables)) == ["BAD_USER_INPUT"], variables
 
 
+async def test_product_lookup_needs_exactly_one_of_id_and_handle(client: httpx.AsyncClient) -> None:
+    for query, argument in (
+        ("{ product { id } }", "id"),
+        ('{ product(id: "gid://commerce/Product/x", handle: "x") { id } }', "handle"),
+    ):
+        error = (await gql(client, query))["errors"][0]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", query
+        assert error["extensions"]["argument"] == argument, query
+        assert error["message"].endswith("give exactly one of id and handle"), error["message"]
+
+
 async def test_projection_rebuild(
     client: httpx.AsyncClient, tokens: JwtAuthenticator, running: Container
 ) -> None:

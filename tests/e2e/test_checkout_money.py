@@ -133,7 +133,11 @@ async def test_a_store_with_methods_needs_an_eligible_one(shop: Shop) -> None:
     ]
     abroad = await _checkout(shop, cart, "k-2", shippingMethod="fr-only")
     assert [e["code"] for e in abroad["userErrors"]] == ["SHIPPING_METHOD_INELIGIBLE"]
-    assert missing["order"] is None and abroad["order"] is None
+    unknown = await _checkout(shop, cart, "k-3", shippingMethod="teleport")
+    assert [(e["code"], e["field"]) for e in unknown["userErrors"]] == [
+        ("NOT_FOUND", ["input", "shippingMethod"])
+    ]
+    assert missing["order"] is None and abroad["order"] is None and unknown["order"] is None
     assert await shop.count_events("OrderPlaced") == 0
 
 
@@ -142,8 +146,9 @@ async def test_a_store_without_methods_refuses_a_method_named_at_checkout(shop: 
     cart = await shop.cart(("TEE", 1))
     typo = await _checkout(shop, cart, "k-1", shippingMethod="warp")
     assert [(e["code"], e["field"]) for e in typo["userErrors"]] == [
-        ("SHIPPING_METHOD_INELIGIBLE", ["input", "shippingMethod"])
+        ("NOT_FOUND", ["input", "shippingMethod"])
     ]
+    assert "no shipping method warp" in typo["userErrors"][0]["message"]
     assert typo["order"] is None and await shop.count_events("OrderPlaced") == 0
     # Without one it ships as the store does, by no method.
     shipped = await _checkout(shop, cart, "k-2")

@@ -107,6 +107,19 @@ def test_token_command_refuses_a_lifetime_that_is_not_a_positive_number(tmp_path
     assert result.returncode == 2 and "--ttl" in result.stderr and result.stdout == ""
 
 
+@pytest.mark.parametrize("sub", ["", "   "])
+def test_token_command_refuses_an_empty_subject(tmp_path: Path, sub: str) -> None:
+    # The gateway would answer every request with such a token 401 "invalid token: sub".
+    result = subprocess.run(
+        [*CLI, "token", "--sub", sub, "--role", "customer"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--sub" in result.stderr and result.stdout == ""
+
+
 def test_token_command_is_refused_in_production(tmp_path: Path) -> None:
     env = _env(tmp_path) | {
         "COMMERCE_ENV": "production",

@@ -250,3 +250,15 @@ async def test_an_answer_without_data_costs_a_refusal(running: Container) -> Non
             cost_of(body)["throttleStatus"]["currentlyAvailable"]
             == DEFAULTS.budget_capacity - DEFAULTS.rejected_cost
         )
+
+
+async def test_an_answer_whose_every_field_failed_costs_a_refusal(running: Container) -> None:
+    clock = FakeClock()
+    counting_budget(running, clock)
+    async with edge_http(running) as http:
+        # The fields are nullable, so the answer has data, all of it null (as a read that waited
+        # out its consistentWith bound): nothing returned, the refusal's minimum charged.
+        body = (await post(http, {"query": "{ a: myCart { id } b: myCart { id } }"})).json()
+        assert codes(body) == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
+        assert body["data"] == {"a": None, "b": None}
+        assert cost_of(body)["actualQueryCost"] == DEFAULTS.rejected_cost

@@ -187,6 +187,10 @@ async def test_budget_exhausts_and_restores_over_time(container: Container, toke
         error = limited.json()["errors"][0]
         assert error["extensions"]["code"] == "RATE_LIMITED"
         assert error["extensions"]["retryAfterSeconds"] == 1.0
+        # What the request needs against what is left: the budget need not be empty to refuse.
+        assert error["message"] == (
+            "The cost budget is short: this request costs 2, 1 of 5 are available now; retry in 1 s"
+        )
         assert limited.headers["retry-after"] == "1"
         # Another caller has a bucket of its own.
         assert "errors" not in (await post(http, query)).json()

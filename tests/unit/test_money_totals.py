@@ -29,11 +29,13 @@ from commands.domain.money import (
     TaxPolicy,
     TaxRate,
     check_discount,
+    choose_named_shipping,
     choose_shipping,
     compute_totals,
     eligible_methods,
     round_money,
 )
+from commands.errors import NotFound
 
 D = Decimal
 RATES = (
@@ -184,6 +186,12 @@ def test_choosing_shipping_needs_an_eligible_method_only_when_the_store_has_meth
         choose_shipping(methods, "standard", "EUR", Destination("US"), D("1"), field)
     chosen = choose_shipping(methods, "standard", "EUR", Destination("FR"), D("1"), field)
     assert chosen == (METHOD, D("6.90"))
+    # A name the store does not have is not found, not ineligible (nothing to choose instead).
+    with pytest.raises(NotFound, match="no shipping method warp") as unknown:
+        choose_shipping(methods, "warp", "EUR", Destination("FR"), D("1"), field)
+    assert unknown.value.field == field and unknown.value.code == "NOT_FOUND"
+    with pytest.raises(NotFound, match="ships without methods"):
+        choose_named_shipping((), "warp", "EUR", Destination("FR"), D("1"), field)
 
 
 def test_discount_checks_name_the_field() -> None:
