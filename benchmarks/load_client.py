@@ -4,7 +4,8 @@ The load generator shares the machine's two cores with the system it measures, s
 millisecond it spends is taken from the gateway and PostgreSQL. The benchmarks first sent
 their requests with httpx (about 2.1 ms of CPU per GraphQL request here), then with aiohttp
 (about 0.35 ms). This client does only what the benchmarks need (plain HTTP to loopback, one
-request at a time per socket, whole bodies) on ``httptools``, the parser uvicorn uses, and
+request at a time per socket, whole bodies delimited by a length or chunks, no HEAD; the
+timeout bounds the connect and the answer each) on ``httptools``, the parser uvicorn uses, and
 spends less still (``docs/scaling.md``, twenty-second round). Latencies are measured the same
 way (encode, round trip, decode); the gateway's own CPU figures do not depend on the client.
 """
@@ -95,11 +96,15 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        reply = Reply(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        status = self._parser.get_status_code()
+        reply = Reply(status, self._headers, b"".join(self._body))
         self._headers, self._body = {}, []
-        if not self._parser.should_keep_alive():
-            self.close()
+        if 100 <= status < 200:
+            return  # an interim answer (103 Early Hints): the real one follows on this socket
         waiter, self._waiter = self._waiter, None
+        if not self._parser.should_keep_alive() or waiter is None:
+            # An answer nobody asked for would be taken for the next request's: drop the socket.
+            self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(reply)
 
@@ -161,6 +166,9 @@ class LoadClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Reply:
+        if method == "HEAD":
+            # The parser cannot know a HEAD answer has no body, and would wait for it.
+            raise ValueError("the load client does not send HEAD")
         given = {name.lower(): value for name, value in (headers or {}).items()}
         if json is not None:
             content = msgspec.json.encode(json)

@@ -17,7 +17,10 @@ def positive_int(text: str) -> int:
 
 
 def subject(text: str) -> str:
-    """A token's subject: the gateway refuses a token whose ``sub`` is empty."""
+    """A token's subject: the gateway refuses a token whose ``sub`` is empty, and " cust-1" would
+    be another customer than "cust-1"."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
+    if text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} starts or ends with spaces")
     return text

@@ -375,10 +375,11 @@ class Pipeline:
             return resolved.text, prepared, invalid.errors
         charges.requested = checked.requested
         refuse(checked.operation.operation)
-        if checked.requested > policy.capacity:
-            raise cost_exceeded(checked.requested, policy.capacity)
         # An APQ registration stores the document for a day: charged, and only once admitted.
         charges.registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
+        if checked.requested + charges.registration > policy.capacity:
+            # More than the whole bucket: no wait would let it through, so no RATE_LIMITED.
+            raise cost_exceeded(checked.requested + charges.registration, policy.capacity)
         charges.state = await services.budget.charge(policy, checked.requested + charges.registration)
         if charges.state is not None and not charges.state.allowed:
             raise _rate_limited(charges.state, checked.requested + charges.registration)
@@ -483,14 +484,15 @@ def count_rejection(error: GatewayError | None) -> None:
 
 
 def _rate_limited(state: BudgetState, needed: int) -> GatewayError:
-    retry = math.ceil(state.retry_after_seconds * 1000) / 1000
     available, capacity = max(0, math.floor(state.available)), state.policy.capacity
-    return GatewayError(
-        "RATE_LIMITED",
-        f"The cost budget is short: this request costs {needed}, {available} of {capacity} are "
-        f"available now; retry in {retry:g} s",
-        retryAfterSeconds=retry,
+    short = (
+        f"The cost budget is short: this request costs {needed}, {available} of {capacity} are available now"
     )
+    if state.retry_after_seconds < 0:
+        # A restore rate of 0: nothing comes back, so there is no time to name.
+        return GatewayError("RATE_LIMITED", f"{short}; this budget does not refill")
+    retry = math.ceil(state.retry_after_seconds * 1000) / 1000
+    return GatewayError("RATE_LIMITED", f"{short}; retry in {retry:g} s", retryAfterSeconds=retry)
 
 
 def _cost(requested: int, actual: int, state: BudgetState | None) -> dict[str, Any]:

@@ -241,7 +241,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 status = 401
             elif error is not None and error.code == "RATE_LIMITED":
                 status = 429
-                headers["Retry-After"] = str(math.ceil(error.extensions.get("retryAfterSeconds", 1)))
+                retry = error.extensions.get("retryAfterSeconds")
+                if retry is not None:
+                    headers["Retry-After"] = str(math.ceil(retry))
             elif media == GRAPHQL_RESPONSE and "data" not in outcome.body:
                 status = 400
         body = [o.body for o in outcomes] if batch else outcomes[0].body

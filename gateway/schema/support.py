@@ -133,7 +133,7 @@ async def resolve_customer_timeline(
     limit = check_first(first, 50, TIMELINE_MAX_FIRST)
     before = None if after is None else decode_cursor("timeline", after)
     if before is not None and not isinstance(before, int):
-        raise bad_user_input("`after` is not a cursor from this connection", argument="after")
+        raise bad_user_input("after is not a cursor from this connection", argument="after")
     if consistent_with is not None:
         await ctx.container.freshness.wait_for(
             "timeline", consistent_with, ctx.container.settings.read_wait_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from gateway.bootstrap.container import Container
@@ -62,3 +63,32 @@ async def test_a_registration_is_charged(container: Container) -> None:
         assert abs(hit - plain) <= 1
         # The registration's points are named in the answer, apart from the operation's cost.
         assert shown == [None, APQ_REGISTRATION_COST, None]
+
+
+async def test_a_registration_past_the_whole_bucket_is_a_cost_refusal(container: Container) -> None:
+    # The operation fits the bucket; with the registration it never can, so no retry would help.
+    capacity = APQ_REGISTRATION_COST - 1
+    async with edge_http(container, budget_capacity=capacity, budget_restore_rate=100.0) as http:
+        document = "query Fits { __typename }"
+        refused = await post(http, {"query": document, "extensions": _apq(sha256(document))})
+        assert codes(refused.json()) == ["QUERY_COST_EXCEEDED"], refused.json()
+        assert refused.json()["errors"][0]["extensions"]["maximumCost"] == capacity
+        assert not await _stored(container, sha256(document))
+        await asyncio.sleep(0.2)  # the refusal's own cost restored (100 points a second)
+        assert "errors" not in (await post(http, {"query": document})).json()
+
+
+async def test_a_budget_that_does_not_refill_names_no_retry_time(container: Container) -> None:
+    async with edge_http(container, budget_capacity=20, budget_restore_rate=0.0) as http:
+        spend = "mutation Spend { cartCreate { cart { id } } }"
+        for _ in range(10):
+            refused = await post(http, {"query": spend})
+            if refused.status_code == 429:
+                break
+        else:
+            raise AssertionError("the budget never ran out")
+        error = refused.json()["errors"][0]
+        assert error["extensions"]["code"] == "RATE_LIMITED"
+        assert "retryAfterSeconds" not in error["extensions"]
+        assert error["message"].endswith("this budget does not refill")
+        assert "retry-after" not in refused.headers

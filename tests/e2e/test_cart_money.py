@@ -124,6 +124,8 @@ async def test_cart_choices_are_checked_and_codes_removed(shop: Shop) -> None:
     assert [(e["code"], e["field"]) for e in abroad["userErrors"]] == [
         ("SHIPPING_METHOD_INELIGIBLE", ["methodCode"])
     ]
+    no_such = await _run(shop, SHIP, id=cart_id, country="FR", method="teleport")
+    assert [(e["code"], e["field"]) for e in no_such["userErrors"]] == [("NOT_FOUND", ["methodCode"])]
     unknown = await _run(shop, APPLY, id=cart_id, code="NOPE")
     assert [(e["code"], e["field"]) for e in unknown["userErrors"]] == [("DISCOUNT_CODE_INVALID", ["code"])]
     # Only France: the French method is offered, at its price.

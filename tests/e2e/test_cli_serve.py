@@ -107,7 +107,7 @@ def test_token_command_refuses_a_lifetime_that_is_not_a_positive_number(tmp_path
     assert result.returncode == 2 and "--ttl" in result.stderr and result.stdout == ""
 
 
-@pytest.mark.parametrize("sub", ["", "   "])
+@pytest.mark.parametrize("sub", ["", "   ", " cust-1"])
 def test_token_command_refuses_an_empty_subject(tmp_path: Path, sub: str) -> None:
     # The gateway would answer every request with such a token 401 "invalid token: sub".
     result = subprocess.run(

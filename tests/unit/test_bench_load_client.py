@@ -48,6 +48,11 @@ async def _answer(server: Server, reader: asyncio.StreamReader, writer: asyncio.
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n"
                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
                 )
+            elif path == "/hints":
+                writer.write(
+                    b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                )
             elif path == "/unchanged":
                 writer.write(b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\n\r\n')
             elif path == "/close":
@@ -105,6 +110,21 @@ async def test_a_304_ends_without_a_body_and_its_socket_serves_the_next_request(
     assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == '"v1"'
     assert after.status_code == 200 and server.connections == 1
     assert server.requests[0][1]["if-none-match"] == '"v1"'
+
+
+async def test_an_interim_answer_is_skipped_for_the_real_one(server: Server) -> None:
+    async with _client(server) as client:
+        hinted = await client.get("/hints")
+        after = await client.get("/next")
+    assert (hinted.status_code, hinted.content) == (200, b"ok") and "link" not in hinted.headers
+    assert after.status_code == 200 and server.connections == 1
+
+
+async def test_head_is_refused_before_anything_is_sent(server: Server) -> None:
+    async with _client(server) as client:
+        with pytest.raises(ValueError, match="HEAD"):
+            await client.request("HEAD", "/next")
+    assert server.requests == []
 
 
 async def test_a_connection_the_server_closes_is_not_reused(server: Server) -> None:
