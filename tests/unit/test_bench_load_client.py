@@ -53,6 +53,11 @@ async def _answer(server: Server, reader: asyncio.StreamReader, writer: asyncio.
                     b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
                 )
+            elif path == "/cut":
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                await writer.drain()
+                writer.close()
+                return
             elif path == "/unchanged":
                 writer.write(b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\n\r\n')
             elif path == "/close":
@@ -118,6 +123,23 @@ async def test_an_interim_answer_is_skipped_for_the_real_one(server: Server) -> 
         after = await client.get("/next")
     assert (hinted.status_code, hinted.content) == (200, b"ok") and "link" not in hinted.headers
     assert after.status_code == 200 and server.connections == 1
+
+
+async def test_a_body_cut_short_fails_and_the_next_request_gets_a_new_socket(server: Server) -> None:
+    async with _client(server) as client:
+        with pytest.raises(ConnectionError):
+            await client.get("/cut")
+        assert (await client.get("/next")).status_code == 200
+    assert server.connections == 2
+
+
+async def test_a_socket_idle_past_the_keepalive_is_not_reused(server: Server) -> None:
+    client = LoadClient(f"http://127.0.0.1:{server.port}", 2, timeout=2.0, keepalive_seconds=0.05)
+    async with client:
+        await client.get("/first")
+        await asyncio.sleep(0.1)
+        await client.get("/second")
+    assert server.connections == 2
 
 
 async def test_head_is_refused_before_anything_is_sent(server: Server) -> None:
