@@ -48,7 +48,7 @@ def _check_port(host: str, port: int) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(
-                    f"port {port} on {host} is already in use; pass --port to pick another"
+                    f"port {port} on {host} is already in use; pass --port (make run: PORT=) to pick another"
                 ) from None
             raise
 

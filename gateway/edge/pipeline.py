@@ -484,7 +484,8 @@ def count_rejection(error: GatewayError | None) -> None:
 
 
 def _rate_limited(state: BudgetState, needed: int) -> GatewayError:
-    available, capacity = max(0, math.floor(state.available)), state.policy.capacity
+    # As throttleStatus shows it: below 0 when an answer cost more than its estimate.
+    available, capacity = math.floor(state.available), state.policy.capacity
     short = (
         f"The cost budget is short: this request costs {needed}, {available} of {capacity} are available now"
     )
