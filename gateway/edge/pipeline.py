@@ -377,12 +377,13 @@ class Pipeline:
         refuse(checked.operation.operation)
         # An APQ registration stores the document for a day: charged, and only once admitted.
         charges.registration = APQ_REGISTRATION_COST if resolved.register_apq else 0
-        if checked.requested + charges.registration > policy.capacity:
+        needed = checked.requested + charges.registration
+        if needed > policy.capacity:
             # More than the whole bucket: no wait would let it through, so no RATE_LIMITED.
-            raise cost_exceeded(checked.requested + charges.registration, policy.capacity)
-        charges.state = await services.budget.charge(policy, checked.requested + charges.registration)
+            raise cost_exceeded(needed, policy.capacity)
+        charges.state = await services.budget.charge(policy, needed)
         if charges.state is not None and not charges.state.allowed:
-            raise _rate_limited(charges.state, checked.requested + charges.registration)
+            raise _rate_limited(charges.state, needed)
         if resolved.register_apq:
             await services.resolver.register_apq(resolved)
         return resolved.text, prepared, checked
@@ -485,9 +486,10 @@ def count_rejection(error: GatewayError | None) -> None:
 
 def _rate_limited(state: BudgetState, needed: int) -> GatewayError:
     # As throttleStatus shows it: below 0 when an answer cost more than its estimate.
-    available, capacity = math.floor(state.available), state.policy.capacity
+    status = state.throttle_status()
     short = (
-        f"The cost budget is short: this request costs {needed}, {available} of {capacity} are available now"
+        f"The cost budget is short: this request costs {needed}, {status['currentlyAvailable']} of "
+        f"{status['maximumAvailable']} are available now"
     )
     if state.retry_after_seconds < 0:
         # A restore rate of 0: nothing comes back, so there is no time to name.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.edge.errors import bad_user_input
+from gateway.edge.errors import GatewayError, bad_user_input
 from queries import cursors as codec
 
 
@@ -17,10 +17,15 @@ def decode_cursor(tag: str, cursor: str) -> Any:
     try:
         decoded = codec.decode(cursor)
     except codec.MalformedCursor:
-        raise bad_user_input("after is not a cursor from this connection", argument="after") from None
+        raise not_a_cursor() from None
     if not isinstance(decoded, list) or len(decoded) != 2 or decoded[0] != tag:
-        raise bad_user_input("after is not a cursor from this connection", argument="after")
+        raise not_a_cursor()
     return decoded[1]
+
+
+def not_a_cursor() -> GatewayError:
+    """The refusal of an ``after`` this connection did not make."""
+    return bad_user_input("after is not a cursor from this connection", argument="after")
 
 
 def check_first(first: int | None, default: int, maximum: int) -> int:

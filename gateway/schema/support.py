@@ -10,9 +10,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.edge.context import Info
-from gateway.edge.errors import bad_user_input
 from gateway.schema.common import Freshness, PageInfo, UserError, UserErrorCode
-from gateway.schema.cursors import check_first, decode_cursor, encode_cursor
+from gateway.schema.cursors import check_first, decode_cursor, encode_cursor, not_a_cursor
 from gateway.schema.ids import global_id
 from gateway.schema.list_sizes import bounded
 from gateway.schema.scalars import Position
@@ -133,7 +132,7 @@ async def resolve_customer_timeline(
     limit = check_first(first, 50, TIMELINE_MAX_FIRST)
     before = None if after is None else decode_cursor("timeline", after)
     if before is not None and not isinstance(before, int):
-        raise bad_user_input("after is not a cursor from this connection", argument="after")
+        raise not_a_cursor()
     if consistent_with is not None:
         await ctx.container.freshness.wait_for(
             "timeline", consistent_with, ctx.container.settings.read_wait_seconds
